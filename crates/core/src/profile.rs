@@ -1,0 +1,1 @@
+//! Policy profiles (see profile docs).
