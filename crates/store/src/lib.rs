@@ -1,1 +1,202 @@
-//! placeholder
+//! Storage traits for chainbreak, the change feed, and the conformance suite every backend
+//! must pass ([`conformance`]).
+//!
+//! A store holds the durable truth; engines keep their own in-memory indexes, built from a
+//! [`Store::scan_visits`] on start and kept current by reading [`Store::changes_since`].
+//! All writes go through a [`Batch`]: nothing is visible until [`Batch::commit`], and a batch
+//! dropped without commit (an error, a crash, a kill) leaves the store as it was.
+
+pub mod conformance;
+
+use chainbreak_core::model::*;
+use chainbreak_core::{ErrorCode, model::VisitSource};
+use jiff::Timestamp;
+use serde::Serialize;
+
+/// The compact key a store gives each person, place, area...: dense, starting at 1.
+pub type Key = u32;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Row `index` of the slice handed to a `put_*` call names an id that is not registered.
+    #[error("{entity} `{value}` named in `{field}` is not registered")]
+    UnknownReference { index: usize, field: &'static str, entity: &'static str, value: String },
+    /// Row `index` breaks a rule of the model.
+    #[error("{message}")]
+    Invalid { index: usize, field: &'static str, message: String },
+    #[error("the store at {0} has not been initialised; run `chainbreak init` first")]
+    NotInitialized(String),
+    #[error("a store exists already at {0}")]
+    Exists(String),
+    #[error("the store has schema version {found}, newer than this chainbreak ({supported}); upgrade chainbreak")]
+    Version { found: u32, supported: u32 },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::UnknownReference { .. } => ErrorCode::InputUnknownReference,
+            StoreError::Invalid { .. } => ErrorCode::InputInconsistent,
+            StoreError::NotInitialized(_) => ErrorCode::StoreNotInitialized,
+            StoreError::Exists(_) => ErrorCode::StoreExists,
+            StoreError::Version { .. } => ErrorCode::StoreVersion,
+            StoreError::NotFound(_) => ErrorCode::NotFound,
+            StoreError::Backend(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Deployment settings fixed at `init`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Meta {
+    pub schema_version: u32,
+    /// IANA zone of the deployment's calendar.
+    pub time_zone: String,
+    /// The policy profile in force (a built-in name or a path).
+    pub profile: String,
+    /// Area levels, top first.
+    pub area_levels: Vec<String>,
+    pub created_at: Timestamp,
+}
+
+/// A visit as the store keeps it: keys instead of ids, instants as Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct KeyedVisit {
+    pub person: Key,
+    pub place: Key,
+    pub t_in: i64,
+    pub t_out: Option<i64>,
+    pub source: VisitSource,
+}
+
+/// What a change was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    /// Rows inserted or replaced.
+    Upsert,
+    /// Rows deleted.
+    Delete,
+    /// A person merged into another (`key_from` = duplicate, `key_to` = survivor).
+    Merge,
+    /// A merge undone (`key_from` = duplicate, `key_to` = survivor).
+    Unmerge,
+}
+
+/// One entry of the change feed. `seq` is strictly increasing across the store's life.
+/// For visits and pings, `key_from..=key_to` is a range of row ids; for other entities both
+/// are the entity's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub seq: u64,
+    pub entity: Entity,
+    pub op: ChangeOp,
+    pub key_from: i64,
+    pub key_to: i64,
+}
+
+chainbreak_core::vocabulary!(
+    /// The entities a store holds.
+    Entity {
+        Area = "area", Unit = "unit", Place = "place", Person = "person", Identifier = "identifier",
+        Staff = "staff", Group = "group", Membership = "membership", Visit = "visit", Trip = "trip",
+        Passenger = "passenger", Ping = "ping", Case = "case", LabTest = "lab_test", Arrival = "arrival",
+        GoodsBatch = "goods_batch", GoodsHop = "goods_hop", Sentinel = "sentinel"
+    }
+);
+
+/// A stored visit with its row id (the change feed's unit for visits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StoredVisit {
+    pub row: i64,
+    pub visit: KeyedVisit,
+}
+
+/// What a store can do. Reads see committed data only.
+pub trait Store: Send {
+    /// Deployment settings.
+    fn meta(&self) -> Result<Meta>;
+    /// Starts an all-or-nothing batch of writes made at `at` (the injected clock's now).
+    fn begin(&mut self, at: Timestamp) -> Result<Box<dyn Batch + '_>>;
+
+    /// Every person's id and key (merged duplicates included), for mapping ids at import.
+    fn person_keys(&self) -> Result<Vec<(String, Key)>>;
+    /// Every place's id and key.
+    fn place_keys(&self) -> Result<Vec<(String, Key)>>;
+    /// How many rows of an entity there are.
+    fn count(&self, entity: Entity) -> Result<u64>;
+
+    fn person(&self, id: &str) -> Result<Option<Person>>;
+    /// The person's personal data (identifiers).
+    fn identifiers(&self, person_id: &str) -> Result<Vec<Identifier>>;
+    /// The survivor a person was merged into, following chains; the person itself if not merged.
+    fn canonical_person(&self, id: &str) -> Result<Option<String>>;
+    /// A person's merge history (as survivor or as duplicate), oldest first.
+    fn merges(&self, person_id: &str) -> Result<Vec<PersonMerge>>;
+    fn place(&self, id: &str) -> Result<Option<Place>>;
+    fn area(&self, id: &str) -> Result<Option<Area>>;
+    fn case(&self, id: &str) -> Result<Option<Case>>;
+    /// A case's classification history, oldest first.
+    fn case_history(&self, id: &str) -> Result<Vec<ClassificationChange>>;
+    fn lab_test(&self, id: &str) -> Result<Option<LabTest>>;
+
+    /// A person's visits (and those of duplicates merged into them) with `t_in` in
+    /// `[from, to)`, by `t_in`.
+    fn visits_of_person(&self, person_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Visit>>;
+    /// Every visit with row id greater than `after_row`, in row order, handed over in batches
+    /// (persons resolved to their merge survivor). Returns the last row id seen.
+    fn scan_visits(&self, after_row: i64, f: &mut dyn FnMut(&[StoredVisit])) -> Result<i64>;
+
+    /// Changes with `seq > after`, oldest first, at most `limit`.
+    fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>>;
+    /// The newest change's `seq` (0 for an empty store).
+    fn last_seq(&self) -> Result<u64>;
+}
+
+/// An all-or-nothing batch of writes. Each `put_*` call is itself atomic: on error nothing of
+/// that call is written, and the batch can go on (the importer uses this to skip bad rows).
+pub trait Batch {
+    fn put_areas(&mut self, rows: &[Area]) -> Result<()>;
+    fn put_units(&mut self, rows: &[Unit]) -> Result<()>;
+    fn put_places(&mut self, rows: &[Place]) -> Result<()>;
+    fn put_persons(&mut self, rows: &[Person]) -> Result<()>;
+    fn put_identifiers(&mut self, rows: &[Identifier]) -> Result<()>;
+    fn put_staff(&mut self, rows: &[StaffMember]) -> Result<()>;
+    fn put_groups(&mut self, rows: &[Group]) -> Result<()>;
+    fn put_memberships(&mut self, rows: &[Membership]) -> Result<()>;
+    fn put_trips(&mut self, rows: &[Trip]) -> Result<()>;
+    fn put_passengers(&mut self, rows: &[TripPassenger]) -> Result<()>;
+    fn put_pings(&mut self, rows: &[LocationPing]) -> Result<()>;
+    fn put_cases(&mut self, rows: &[Case]) -> Result<()>;
+    fn put_lab_tests(&mut self, rows: &[LabTest]) -> Result<()>;
+    fn put_arrivals(&mut self, rows: &[Arrival]) -> Result<()>;
+    fn put_goods_batches(&mut self, rows: &[GoodsBatch]) -> Result<()>;
+    fn put_goods_hops(&mut self, rows: &[GoodsHop]) -> Result<()>;
+    fn put_sentinel(&mut self, rows: &[SentinelRecord]) -> Result<()>;
+
+    /// Registers persons by id alone (those already registered keep their key); returns keys.
+    fn register_persons(&mut self, ids: &[&str]) -> Result<Vec<Key>>;
+    /// Registers places by id alone (kind `other`); returns keys.
+    fn register_places(&mut self, ids: &[&str]) -> Result<Vec<Key>>;
+    /// Appends visits whose keys the caller has resolved.
+    fn insert_visits(&mut self, rows: &[KeyedVisit]) -> Result<()>;
+    /// Tells the store that `expected_rows` visits are coming in this batch, so that it can
+    /// choose a bulk strategy (e.g. build indexes after the load).
+    fn expect_visits(&mut self, expected_rows: u64) -> Result<()>;
+
+    /// Merges `duplicate` into `survivor`: reads resolve the duplicate's records to the survivor.
+    fn merge_persons(&mut self, survivor: &str, duplicate: &str, reason: &str, actor: &str, at: Timestamp)
+    -> Result<PersonMerge>;
+    /// Undoes a merge.
+    fn unmerge_persons(&mut self, merge_id: i64, at: Timestamp) -> Result<PersonMerge>;
+
+    /// Makes everything visible at once; returns the last change `seq`.
+    fn commit(self: Box<Self>) -> Result<u64>;
+}

@@ -1,0 +1,753 @@
+//! Writes: one SQLite transaction per batch, one savepoint per `put_*` call.
+
+use chainbreak_core::model::*;
+use chainbreak_store::{Batch, ChangeOp, Entity, Key, KeyedVisit, Result, StoreError};
+use jiff::Timestamp;
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::{VISIT_INDEXES, backend};
+
+/// Rows per multi-row visit insert (5 parameters each, under SQLite's 32,766 limit).
+const VISIT_CHUNK: usize = 256;
+
+/// A batch in progress; dropping it without `commit` rolls everything back.
+pub struct SqliteBatch<'a> {
+    tx: Transaction<'a>,
+    at: Timestamp,
+    /// Visit row ids written by this batch, logged as one change at commit.
+    visit_rows: Option<(i64, i64)>,
+    ping_rows: Option<(i64, i64)>,
+    /// Indexes dropped for a bulk load, rebuilt at commit.
+    dropped_indexes: bool,
+}
+
+impl<'a> SqliteBatch<'a> {
+    pub(crate) fn new(conn: &'a mut Connection, at: Timestamp) -> Result<Self> {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+        Ok(SqliteBatch { tx, at, visit_rows: None, ping_rows: None, dropped_indexes: false })
+    }
+
+    /// Runs `f` under a savepoint: on error nothing of it stays.
+    fn atomically<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let sp = self.tx.savepoint().map_err(backend)?;
+        let out = f(&sp)?;
+        sp.commit().map_err(backend)?;
+        Ok(out)
+    }
+}
+
+fn log(conn: &Connection, entity: Entity, op: ChangeOp, from: i64, to: i64) -> Result<u64> {
+    let op = match op {
+        ChangeOp::Upsert => "upsert",
+        ChangeOp::Delete => "delete",
+        ChangeOp::Merge => "merge",
+        ChangeOp::Unmerge => "unmerge",
+    };
+    conn.prepare_cached("INSERT INTO changes(entity, op, key_from, key_to) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(params![entity.as_str(), op, from, to]))
+        .map_err(backend)?;
+    Ok(conn.last_insert_rowid() as u64)
+}
+
+fn key_of(conn: &Connection, table: &str, id: &str) -> Result<Option<i64>> {
+    conn.prepare_cached(&format!("SELECT key FROM {table} WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .map_err(backend)
+}
+
+/// Resolves a required reference, or names what is missing.
+fn need(conn: &Connection, index: usize, field: &'static str, entity: &'static str, table: &str, id: &str) -> Result<i64> {
+    key_of(conn, table, id)?.ok_or_else(|| StoreError::UnknownReference { index, field, entity, value: id.to_string() })
+}
+
+/// Resolves an optional reference.
+fn maybe(
+    conn: &Connection,
+    index: usize,
+    field: &'static str,
+    entity: &'static str,
+    table: &str,
+    id: Option<&String>,
+) -> Result<Option<i64>> {
+    id.map(|id| need(conn, index, field, entity, table, id)).transpose()
+}
+
+fn upsert_returning_key(conn: &Connection, sql: &str, p: &[&dyn ToSql]) -> Result<i64> {
+    conn.prepare_cached(sql).and_then(|mut s| s.query_row(p, |r| r.get(0))).map_err(backend)
+}
+
+fn exec(conn: &Connection, sql: &str, p: &[&dyn ToSql]) -> Result<usize> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(backend)
+}
+
+fn secs(t: &Timestamp) -> i64 {
+    t.as_second()
+}
+
+fn opt_secs(t: &Option<Timestamp>) -> Option<i64> {
+    t.as_ref().map(secs)
+}
+
+fn date_text(d: &Option<jiff::civil::Date>) -> Option<String> {
+    d.map(|d| d.to_string())
+}
+
+impl Batch for SqliteBatch<'_> {
+    fn put_areas(&mut self, rows: &[Area]) -> Result<()> {
+        self.atomically(|c| {
+            // Parents may come later in the same call: insert every row first, then link.
+            for a in rows {
+                let geometry = a.geometry.as_ref().map(|g| g.to_string());
+                let key = upsert_returning_key(
+                    c,
+                    "INSERT INTO areas(id, name, level, geometry) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(id) DO UPDATE SET name = excluded.name, level = excluded.level,
+                       geometry = excluded.geometry RETURNING key",
+                    &[&a.id, &a.name, &a.level, &geometry],
+                )?;
+                log(c, Entity::Area, ChangeOp::Upsert, key, key)?;
+            }
+            for (i, a) in rows.iter().enumerate() {
+                let parent = maybe(c, i, "parent", "area", "areas", a.parent.as_ref())?;
+                if let Some(p) = parent {
+                    // Refuse cycles: walk up from the parent.
+                    let mut cur = Some(p);
+                    let me = key_of(c, "areas", &a.id)?.expect("just inserted");
+                    let mut steps = 0;
+                    while let Some(k) = cur {
+                        if k == me || steps > 64 {
+                            return Err(StoreError::Invalid {
+                                index: i,
+                                field: "parent",
+                                message: format!("area `{}` would be its own ancestor", a.id),
+                            });
+                        }
+                        cur = c
+                            .prepare_cached("SELECT parent FROM areas WHERE key = ?1")
+                            .and_then(|mut s| s.query_row([k], |r| r.get::<_, Option<i64>>(0)))
+                            .map_err(backend)?;
+                        steps += 1;
+                    }
+                }
+                exec(c, "UPDATE areas SET parent = ?2 WHERE id = ?1", &[&a.id, &parent])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_units(&mut self, rows: &[Unit]) -> Result<()> {
+        self.atomically(|c| {
+            for u in rows {
+                let key = upsert_returning_key(
+                    c,
+                    "INSERT INTO units(id, name) VALUES (?1, ?2)
+                     ON CONFLICT(id) DO UPDATE SET name = excluded.name RETURNING key",
+                    &[&u.id, &u.name],
+                )?;
+                log(c, Entity::Unit, ChangeOp::Upsert, key, key)?;
+            }
+            for (i, u) in rows.iter().enumerate() {
+                let parent = maybe(c, i, "parent", "unit", "units", u.parent.as_ref())?;
+                let area = maybe(c, i, "area", "area", "areas", u.area.as_ref())?;
+                exec(c, "UPDATE units SET parent = ?2, area = ?3 WHERE id = ?1", &[&u.id, &parent, &area])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_places(&mut self, rows: &[Place]) -> Result<()> {
+        self.atomically(|c| {
+            for (i, p) in rows.iter().enumerate() {
+                let area = maybe(c, i, "area", "area", "areas", p.area.as_ref())?;
+                let key = upsert_returning_key(
+                    c,
+                    "INSERT INTO places(id, name, kind, key_place, lat, lon, area) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+                       key_place = excluded.key_place, lat = excluded.lat, lon = excluded.lon, area = excluded.area
+                     RETURNING key",
+                    &[&p.id, &p.name, &p.kind.as_str(), &p.key_place, &p.lat, &p.lon, &area],
+                )?;
+                log(c, Entity::Place, ChangeOp::Upsert, key, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_persons(&mut self, rows: &[Person]) -> Result<()> {
+        self.atomically(|c| {
+            for (i, p) in rows.iter().enumerate() {
+                let residence = maybe(c, i, "residence", "place", "places", p.residence.as_ref())?;
+                let key = upsert_returning_key(
+                    c,
+                    "INSERT INTO persons(id, residence, birth_year, sex, occupation) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(id) DO UPDATE SET residence = excluded.residence, birth_year = excluded.birth_year,
+                       sex = excluded.sex, occupation = excluded.occupation
+                     RETURNING key",
+                    &[&p.id, &residence, &p.birth_year, &p.sex.map(Sex::as_str), &p.occupation],
+                )?;
+                log(c, Entity::Person, ChangeOp::Upsert, key, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_identifiers(&mut self, rows: &[Identifier]) -> Result<()> {
+        self.atomically(|c| {
+            for (i, r) in rows.iter().enumerate() {
+                let person = need(c, i, "person_id", "person", "persons", &r.person_id)?;
+                exec(
+                    c,
+                    "INSERT OR IGNORE INTO person_identifiers(person, kind, value) VALUES (?1, ?2, ?3)",
+                    &[&person, &r.kind.as_str(), &r.value],
+                )?;
+                log(c, Entity::Identifier, ChangeOp::Upsert, person, person)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_staff(&mut self, rows: &[StaffMember]) -> Result<()> {
+        self.atomically(|c| {
+            for (i, r) in rows.iter().enumerate() {
+                let place = need(c, i, "place_id", "place", "places", &r.place_id)?;
+                let person = need(c, i, "person_id", "person", "persons", &r.person_id)?;
+                exec(
+                    c,
+                    "INSERT INTO staff(place, person, role) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(place, person) DO UPDATE SET role = excluded.role",
+                    &[&place, &person, &r.role],
+                )?;
+                log(c, Entity::Staff, ChangeOp::Upsert, place, person)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_groups(&mut self, rows: &[Group]) -> Result<()> {
+        self.atomically(|c| {
+            for (i, g) in rows.iter().enumerate() {
+                let place = maybe(c, i, "place_id", "place", "places", g.place_id.as_ref())?;
+                if let (Some(s), Some(e)) = (g.start, g.end)
+                    && e < s
+                {
+                    return Err(StoreError::Invalid { index: i, field: "end", message: "end is before start".into() });
+                }
+                let key = upsert_returning_key(
+                    c,
+                    "INSERT INTO groups(id, kind, name, place, t_start, t_end) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, name = excluded.name, place = excluded.place,
+                       t_start = excluded.t_start, t_end = excluded.t_end
+                     RETURNING key",
+                    &[&g.id, &g.kind.as_str(), &g.name, &place, &opt_secs(&g.start), &opt_secs(&g.end)],
+                )?;
+                log(c, Entity::Group, ChangeOp::Upsert, key, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_memberships(&mut self, rows: &[Membership]) -> Result<()> {
+        self.atomically(|c| {
+            for (i, m) in rows.iter().enumerate() {
+                let grp = need(c, i, "group_id", "group", "groups", &m.group_id)?;
+                let person = need(c, i, "person_id", "person", "persons", &m.person_id)?;
+                exec(
+                    c,
+                    "INSERT INTO memberships(grp, person, role) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(grp, person) DO UPDATE SET role = excluded.role",
+                    &[&grp, &person, &m.role],
+                )?;
+                log(c, Entity::Membership, ChangeOp::Upsert, grp, person)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_trips(&mut self, rows: &[Trip]) -> Result<()> {
+        self.atomically(|c| {
+            for (i, t) in rows.iter().enumerate() {
+                if let Some(a) = t.arrival
+                    && a < t.departure
+                {
+                    return Err(StoreError::Invalid {
+                        index: i,
+                        field: "arrival",
+                        message: "arrival is before departure".into(),
+                    });
+                }
+                let key = upsert_returning_key(
+                    c,
+                    "INSERT INTO trips(id, mode, number, departure, arrival, origin, destination, sealed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT(id) DO UPDATE SET mode = excluded.mode, number = excluded.number,
+                       departure = excluded.departure, arrival = excluded.arrival, origin = excluded.origin,
+                       destination = excluded.destination, sealed = excluded.sealed
+                     RETURNING key",
+                    &[
+                        &t.id,
+                        &t.mode.as_str(),
+                        &t.number,
+                        &secs(&t.departure),
+                        &opt_secs(&t.arrival),
+                        &t.origin,
+                        &t.destination,
+                        &t.sealed,
+                    ],
+                )?;
+                log(c, Entity::Trip, ChangeOp::Upsert, key, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_passengers(&mut self, rows: &[TripPassenger]) -> Result<()> {
+        self.atomically(|c| {
+            for (i, p) in rows.iter().enumerate() {
+                let trip = need(c, i, "trip_id", "trip", "trips", &p.trip_id)?;
+                let person = need(c, i, "person_id", "person", "persons", &p.person_id)?;
+                exec(
+                    c,
+                    "INSERT INTO trip_passengers(trip, person, role, carriage, seat_row, seat) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(trip, person) DO UPDATE SET role = excluded.role, carriage = excluded.carriage,
+                       seat_row = excluded.seat_row, seat = excluded.seat",
+                    &[&trip, &person, &p.role.as_str(), &p.carriage, &p.seat_row, &p.seat],
+                )?;
+                log(c, Entity::Passenger, ChangeOp::Upsert, trip, person)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_pings(&mut self, rows: &[LocationPing]) -> Result<()> {
+        let range = self.atomically(|c| {
+            let mut range: Option<(i64, i64)> = None;
+            for (i, p) in rows.iter().enumerate() {
+                let person = need(c, i, "person_id", "person", "persons", &p.person_id)?;
+                if !(-90.0..=90.0).contains(&p.lat) || !(-180.0..=180.0).contains(&p.lon) {
+                    return Err(StoreError::Invalid {
+                        index: i,
+                        field: "lat",
+                        message: format!("({}, {}) is not a WGS 84 coordinate", p.lat, p.lon),
+                    });
+                }
+                exec(
+                    c,
+                    "INSERT INTO pings(person, t, lat, lon, accuracy_m) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    &[&person, &secs(&p.t), &p.lat, &p.lon, &p.accuracy_m],
+                )?;
+                let row = c.last_insert_rowid();
+                range = Some(range.map_or((row, row), |(a, _)| (a, row)));
+            }
+            Ok(range)
+        })?;
+        extend(&mut self.ping_rows, range);
+        Ok(())
+    }
+
+    fn put_cases(&mut self, rows: &[Case]) -> Result<()> {
+        let at = self.at.as_second();
+        self.atomically(|c| {
+            for (i, k) in rows.iter().enumerate() {
+                let person = need(c, i, "person_id", "person", "persons", &k.person_id)?;
+                let before: Option<String> = c
+                    .prepare_cached("SELECT classification FROM cases WHERE id = ?1")
+                    .and_then(|mut s| s.query_row([&k.id], |r| r.get(0)).optional())
+                    .map_err(backend)?;
+                let key = upsert_returning_key(
+                    c,
+                    "INSERT INTO cases(id, person, classification, onset, sampled_at, reported_at, imported, detection,
+                       severity, outcome, vaccine_doses, infector, cluster)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                     ON CONFLICT(id) DO UPDATE SET person = excluded.person, classification = excluded.classification,
+                       onset = excluded.onset, sampled_at = excluded.sampled_at, reported_at = excluded.reported_at,
+                       imported = excluded.imported, detection = excluded.detection, severity = excluded.severity,
+                       outcome = excluded.outcome, vaccine_doses = excluded.vaccine_doses, infector = excluded.infector,
+                       cluster = excluded.cluster
+                     RETURNING key",
+                    &[
+                        &k.id,
+                        &person,
+                        &k.classification.as_str(),
+                        &date_text(&k.onset),
+                        &opt_secs(&k.sampled_at),
+                        &secs(&k.reported_at),
+                        &k.imported,
+                        &k.detection.map(DetectionRoute::as_str),
+                        &k.severity.map(Severity::as_str),
+                        &k.outcome.map(Outcome::as_str),
+                        &k.vaccine_doses,
+                        &k.infector_case_id,
+                        &k.cluster,
+                    ],
+                )?;
+                let seq = log(c, Entity::Case, ChangeOp::Upsert, key, key)?;
+                if before.as_deref() != Some(k.classification.as_str()) {
+                    exec(
+                        c,
+                        "INSERT INTO case_classifications(case_key, from_class, to_class, at, seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        &[&key, &before, &k.classification.as_str(), &at, &(seq as i64)],
+                    )?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn put_lab_tests(&mut self, rows: &[LabTest]) -> Result<()> {
+        self.atomically(|c| {
+            for (i, t) in rows.iter().enumerate() {
+                let person = match t.subject_kind {
+                    SubjectKind::Person => Some(need(c, i, "subject_id", "person", "persons", &t.subject_id)?),
+                    _ => None,
+                };
+                let lab = maybe(c, i, "lab_id", "place", "places", t.lab_id.as_ref())?;
+                if let Some(r) = t.reported_at
+                    && r < t.sampled_at
+                {
+                    return Err(StoreError::Invalid {
+                        index: i,
+                        field: "reported_at",
+                        message: "reported_at is before sampled_at".into(),
+                    });
+                }
+                let key = upsert_returning_key(
+                    c,
+                    "INSERT INTO lab_tests(id, subject_kind, subject_id, person, pool_id, method, result, ct, sampled_at,
+                       reported_at, lab, variant)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT(id) DO UPDATE SET subject_kind = excluded.subject_kind, subject_id = excluded.subject_id,
+                       person = excluded.person, pool_id = excluded.pool_id, method = excluded.method,
+                       result = excluded.result, ct = excluded.ct, sampled_at = excluded.sampled_at,
+                       reported_at = excluded.reported_at, lab = excluded.lab, variant = excluded.variant
+                     RETURNING key",
+                    &[
+                        &t.id,
+                        &t.subject_kind.as_str(),
+                        &t.subject_id,
+                        &person,
+                        &t.pool_id,
+                        &t.method.as_str(),
+                        &t.result.as_str(),
+                        &t.ct,
+                        &secs(&t.sampled_at),
+                        &opt_secs(&t.reported_at),
+                        &lab,
+                        &t.variant,
+                    ],
+                )?;
+                log(c, Entity::LabTest, ChangeOp::Upsert, key, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_arrivals(&mut self, rows: &[Arrival]) -> Result<()> {
+        self.atomically(|c| {
+            for (i, a) in rows.iter().enumerate() {
+                let person = need(c, i, "person_id", "person", "persons", &a.person_id)?;
+                let trip = maybe(c, i, "trip_id", "trip", "trips", a.trip_id.as_ref())?;
+                let dest = maybe(c, i, "destination", "place", "places", a.destination.as_ref())?;
+                if a.arrived_at < a.left_origin_at {
+                    return Err(StoreError::Invalid {
+                        index: i,
+                        field: "arrived_at",
+                        message: "arrived_at is before left_origin_at".into(),
+                    });
+                }
+                let key = upsert_returning_key(
+                    c,
+                    "INSERT INTO arrivals(person, origin, origin_risk, left_origin_at, arrived_at, trip, destination)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(person, arrived_at) DO UPDATE SET origin = excluded.origin,
+                       origin_risk = excluded.origin_risk, left_origin_at = excluded.left_origin_at,
+                       trip = excluded.trip, destination = excluded.destination
+                     RETURNING key",
+                    &[
+                        &person,
+                        &a.origin,
+                        &a.origin_risk.as_str(),
+                        &secs(&a.left_origin_at),
+                        &secs(&a.arrived_at),
+                        &trip,
+                        &dest,
+                    ],
+                )?;
+                log(c, Entity::Arrival, ChangeOp::Upsert, key, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_goods_batches(&mut self, rows: &[GoodsBatch]) -> Result<()> {
+        self.atomically(|c| {
+            for b in rows {
+                let key = upsert_returning_key(
+                    c,
+                    "INSERT INTO goods_batches(id, product, origin_country, plant, port, entry_date, inspection_cert,
+                       test_cert, disinfection_cert, trace_code)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT(id) DO UPDATE SET product = excluded.product, origin_country = excluded.origin_country,
+                       plant = excluded.plant, port = excluded.port, entry_date = excluded.entry_date,
+                       inspection_cert = excluded.inspection_cert, test_cert = excluded.test_cert,
+                       disinfection_cert = excluded.disinfection_cert, trace_code = excluded.trace_code
+                     RETURNING key",
+                    &[
+                        &b.id,
+                        &b.product,
+                        &b.origin_country,
+                        &b.plant,
+                        &b.port,
+                        &date_text(&b.entry_date),
+                        &b.inspection_cert,
+                        &b.test_cert,
+                        &b.disinfection_cert,
+                        &b.trace_code,
+                    ],
+                )?;
+                log(c, Entity::GoodsBatch, ChangeOp::Upsert, key, key)?;
+            }
+            for (i, b) in rows.iter().enumerate() {
+                let parent = maybe(c, i, "parent_batch_id", "goods batch", "goods_batches", b.parent_batch_id.as_ref())?;
+                exec(c, "UPDATE goods_batches SET parent = ?2 WHERE id = ?1", &[&b.id, &parent])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_goods_hops(&mut self, rows: &[GoodsHop]) -> Result<()> {
+        self.atomically(|c| {
+            for (i, h) in rows.iter().enumerate() {
+                let batch = need(c, i, "batch_id", "goods batch", "goods_batches", &h.batch_id)?;
+                let from = maybe(c, i, "from_place", "place", "places", h.from_place.as_ref())?;
+                let to = maybe(c, i, "to_place", "place", "places", h.to_place.as_ref())?;
+                let to_batch = maybe(c, i, "to_batch_id", "goods batch", "goods_batches", h.to_batch_id.as_ref())?;
+                if h.kind == HopKind::Repack && to_batch.is_none() {
+                    return Err(StoreError::Invalid {
+                        index: i,
+                        field: "to_batch_id",
+                        message: "a repack names the derived batch in to_batch_id".into(),
+                    });
+                }
+                if h.kind == HopKind::Transfer && to.is_none() {
+                    return Err(StoreError::Invalid {
+                        index: i,
+                        field: "to_place",
+                        message: "a transfer names the receiving place in to_place".into(),
+                    });
+                }
+                exec(
+                    c,
+                    "INSERT INTO goods_hops(batch, kind, from_place, to_place, to_batch, date, quantity)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    &[&batch, &h.kind.as_str(), &from, &to, &to_batch, &h.date.to_string(), &h.quantity],
+                )?;
+                let key = c.last_insert_rowid();
+                log(c, Entity::GoodsHop, ChangeOp::Upsert, key, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_sentinel(&mut self, rows: &[SentinelRecord]) -> Result<()> {
+        self.atomically(|c| {
+            for (i, s) in rows.iter().enumerate() {
+                let place = need(c, i, "place_id", "place", "places", &s.place_id)?;
+                let area = maybe(c, i, "area_id", "area", "areas", s.area_id.as_ref())?;
+                if let Some(p) = s.positives
+                    && p > s.count
+                {
+                    return Err(StoreError::Invalid {
+                        index: i,
+                        field: "positives",
+                        message: format!("positives ({p}) exceed count ({})", s.count),
+                    });
+                }
+                exec(
+                    c,
+                    "INSERT INTO sentinel(place, feed, date, category, area, count, positives)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(place, feed, date, category) DO UPDATE SET area = excluded.area,
+                       count = excluded.count, positives = excluded.positives",
+                    &[
+                        &place,
+                        &s.feed.as_str(),
+                        &s.date.to_string(),
+                        &s.category.clone().unwrap_or_default(),
+                        &area,
+                        &s.count,
+                        &s.positives,
+                    ],
+                )?;
+                log(c, Entity::Sentinel, ChangeOp::Upsert, place, place)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn register_persons(&mut self, ids: &[&str]) -> Result<Vec<Key>> {
+        self.atomically(|c| register(c, "persons", Entity::Person, ids, "INSERT INTO persons(id) VALUES (?1)"))
+    }
+
+    fn register_places(&mut self, ids: &[&str]) -> Result<Vec<Key>> {
+        self.atomically(|c| register(c, "places", Entity::Place, ids, "INSERT INTO places(id, kind) VALUES (?1, 'other')"))
+    }
+
+    fn expect_visits(&mut self, expected_rows: u64) -> Result<()> {
+        let existing: i64 = self.tx.query_row("SELECT count(*) FROM visits", [], |r| r.get(0)).map_err(backend)?;
+        // Rebuilding an index costs about as much as sorting every row once; keeping it
+        // current costs a random B-tree insert per new row. Rebuild when the load is large.
+        if !self.dropped_indexes && expected_rows >= 100_000 && expected_rows as i64 >= existing / 4 {
+            for (name, _) in VISIT_INDEXES {
+                self.tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}")).map_err(backend)?;
+            }
+            self.dropped_indexes = true;
+            // A larger page cache keeps the table's growing edge in memory.
+            self.tx.execute_batch("PRAGMA cache_size = -1048576;").map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn insert_visits(&mut self, rows: &[KeyedVisit]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let c: &Connection = &self.tx;
+        let mut chunks = rows.chunks_exact(VISIT_CHUNK);
+        let mut many = c.prepare_cached(&multi_insert(VISIT_CHUNK)).map_err(backend)?;
+        let mut first_row = None;
+        for chunk in &mut chunks {
+            let mut p: Vec<&dyn ToSql> = Vec::with_capacity(VISIT_CHUNK * 5);
+            let vals: Vec<(i64, i64, i64, Option<i64>, i64)> = chunk
+                .iter()
+                .map(|v| (v.person as i64, v.place as i64, v.t_in, v.t_out, v.source.code() as i64))
+                .collect();
+            for v in &vals {
+                p.extend_from_slice(&[&v.0, &v.1, &v.2, &v.3, &v.4]);
+            }
+            many.execute(p.as_slice()).map_err(backend)?;
+            if first_row.is_none() {
+                first_row = Some(c.last_insert_rowid() - VISIT_CHUNK as i64 + 1);
+            }
+        }
+        let mut one = c.prepare_cached(&multi_insert(1)).map_err(backend)?;
+        for v in chunks.remainder() {
+            one.execute(params![v.person, v.place, v.t_in, v.t_out, v.source.code()]).map_err(backend)?;
+            if first_row.is_none() {
+                first_row = Some(c.last_insert_rowid());
+            }
+        }
+        let last = c.last_insert_rowid();
+        extend(&mut self.visit_rows, first_row.map(|f| (f, last)));
+        Ok(())
+    }
+
+    fn merge_persons(&mut self, survivor: &str, duplicate: &str, reason: &str, actor: &str, at: Timestamp) -> Result<PersonMerge> {
+        self.atomically(|c| {
+            let s = need(c, 0, "survivor", "person", "persons", survivor)?;
+            let d = need(c, 0, "duplicate", "person", "persons", duplicate)?;
+            let invalid = |message: String| StoreError::Invalid { index: 0, field: "duplicate", message };
+            if s == d {
+                return Err(invalid(format!("cannot merge `{survivor}` into itself")));
+            }
+            let merged_into = |k: i64| -> Result<Option<i64>> {
+                c.prepare_cached("SELECT merged_into FROM persons WHERE key = ?1")
+                    .and_then(|mut st| st.query_row([k], |r| r.get(0)))
+                    .map_err(backend)
+            };
+            if merged_into(d)?.is_some() {
+                return Err(invalid(format!("`{duplicate}` is already merged into another person")));
+            }
+            if merged_into(s)?.is_some() {
+                return Err(invalid(format!("`{survivor}` is itself merged; merge into the person it was merged into")));
+            }
+            exec(c, "UPDATE persons SET merged_into = ?1 WHERE key = ?2", &[&s, &d])?;
+            exec(
+                c,
+                "INSERT INTO person_merges(survivor, duplicate, reason, actor, merged_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                &[&s, &d, &reason, &actor, &at.as_second()],
+            )?;
+            let id = c.last_insert_rowid();
+            log(c, Entity::Person, ChangeOp::Merge, d, s)?;
+            Ok(PersonMerge {
+                id,
+                survivor: survivor.to_string(),
+                duplicate: duplicate.to_string(),
+                reason: reason.to_string(),
+                actor: actor.to_string(),
+                merged_at: Timestamp::from_second(at.as_second()).expect("in range"),
+                unmerged_at: None,
+            })
+        })
+    }
+
+    fn unmerge_persons(&mut self, merge_id: i64, at: Timestamp) -> Result<PersonMerge> {
+        self.atomically(|c| {
+            let row = crate::read::merge_by_id(c, merge_id)?.ok_or_else(|| StoreError::NotFound(format!("merge {merge_id}")))?;
+            if row.unmerged_at.is_some() {
+                return Err(StoreError::Invalid { index: 0, field: "merge_id", message: format!("merge {merge_id} was already undone") });
+            }
+            let d = key_of(c, "persons", &row.duplicate)?.expect("merged persons exist");
+            let s = key_of(c, "persons", &row.survivor)?.expect("merged persons exist");
+            exec(c, "UPDATE persons SET merged_into = NULL WHERE key = ?1", &[&d])?;
+            exec(c, "UPDATE person_merges SET unmerged_at = ?2 WHERE id = ?1", &[&merge_id, &at.as_second()])?;
+            log(c, Entity::Person, ChangeOp::Unmerge, d, s)?;
+            Ok(PersonMerge { unmerged_at: Some(Timestamp::from_second(at.as_second()).expect("in range")), ..row })
+        })
+    }
+
+    fn commit(self: Box<Self>) -> Result<u64> {
+        if self.dropped_indexes {
+            // Let SQLite's sorter use a second thread for the rebuild.
+            self.tx.execute_batch("PRAGMA threads = 2;").map_err(backend)?;
+            for (_, sql) in VISIT_INDEXES {
+                self.tx.execute_batch(sql).map_err(backend)?;
+            }
+        }
+        if let Some((a, b)) = self.visit_rows {
+            log(&self.tx, Entity::Visit, ChangeOp::Upsert, a, b)?;
+        }
+        if let Some((a, b)) = self.ping_rows {
+            log(&self.tx, Entity::Ping, ChangeOp::Upsert, a, b)?;
+        }
+        let seq: u64 = self.tx.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0)).map_err(backend)?;
+        let SqliteBatch { tx, .. } = *self;
+        tx.execute_batch("PRAGMA cache_size = -65536;").map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(seq)
+    }
+}
+
+fn extend(acc: &mut Option<(i64, i64)>, new: Option<(i64, i64)>) {
+    if let Some((a, b)) = new {
+        *acc = Some(acc.map_or((a, b), |(x, _)| (x, b)));
+    }
+}
+
+fn multi_insert(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO visits(person, place, t_in, t_out, source) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?)");
+    }
+    sql
+}
+
+fn register(c: &Connection, table: &str, entity: Entity, ids: &[&str], insert: &str) -> Result<Vec<Key>> {
+    let mut keys = Vec::with_capacity(ids.len());
+    for id in ids {
+        let key = match key_of(c, table, id)? {
+            Some(k) => k,
+            None => {
+                exec(c, insert, &[id])?;
+                let k = c.last_insert_rowid();
+                log(c, entity, ChangeOp::Upsert, k, k)?;
+                k
+            }
+        };
+        keys.push(key as Key);
+    }
+    Ok(keys)
+}

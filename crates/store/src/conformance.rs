@@ -1,0 +1,445 @@
+//! The conformance suite: what every backend must do, checked on a real instance.
+//!
+//! A backend's integration tests call [`conformance_tests!`] with an expression that makes a
+//! fresh, initialised store; each check becomes its own `#[test]`.
+//!
+//! ```ignore
+//! chainbreak_store::conformance_tests!(fresh_store());
+//! ```
+
+use chainbreak_core::model::*;
+use jiff::Timestamp;
+
+use crate::{ChangeOp, Entity, KeyedVisit, Store, StoreError};
+
+/// Generates one `#[test]` per conformance check.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            meta_is_kept, entities_round_trip, unknown_references_are_refused_and_nothing_is_written,
+            a_dropped_batch_leaves_the_store_unchanged, visits_scan_and_trail, bulk_visits_keep_every_index,
+            change_feed_is_monotone, merge_and_unmerge_with_history, registration_by_id_is_idempotent,
+            area_cycles_are_refused, case_classification_history);
+    };
+    (@each $make:expr; $($name:ident),+) => {
+        $(
+            #[test]
+            fn $name() {
+                let mut store = $make;
+                $crate::conformance::$name(&mut *store);
+            }
+        )+
+    };
+}
+
+fn t(s: i64) -> Timestamp {
+    Timestamp::from_second(1_646_092_800 + s).expect("in range") // 2022-03-01T00:00:00Z + s
+}
+
+fn place(id: &str, kind: PlaceKind, area: Option<&str>) -> Place {
+    Place { id: id.into(), name: Some(format!("{id} name")), kind, key_place: false, lat: Some(30.5), lon: Some(114.3), area: area.map(Into::into) }
+}
+
+fn person(id: &str, residence: Option<&str>) -> Person {
+    Person { id: id.into(), residence: residence.map(Into::into), birth_year: Some(1980), sex: Some(Sex::Female), occupation: Some("teacher".into()) }
+}
+
+fn area(id: &str, level: &str, parent: Option<&str>) -> Area {
+    Area { id: id.into(), name: format!("{id} name"), level: level.into(), parent: parent.map(Into::into), geometry: None }
+}
+
+/// A small world: two areas, three places, three persons.
+fn seed(store: &mut dyn Store) {
+    let mut b = store.begin(t(0)).expect("begin");
+    b.put_areas(&[area("D1", "district", None), area("B1", "building", Some("D1"))]).expect("areas");
+    b.put_places(&[
+        place("H1", PlaceKind::Residence, Some("B1")),
+        place("M1", PlaceKind::Mall, Some("D1")),
+        place("W1", PlaceKind::Workplace, None),
+    ])
+    .expect("places");
+    b.put_persons(&[person("P1", Some("H1")), person("P2", Some("H1")), person("P3", None)]).expect("persons");
+    b.commit().expect("commit");
+}
+
+fn key_of(store: &dyn Store, id: &str, persons: bool) -> u32 {
+    let keys = if persons { store.person_keys() } else { store.place_keys() }.expect("keys");
+    keys.into_iter().find(|(i, _)| i == id).map(|(_, k)| k).unwrap_or_else(|| panic!("{id} has a key"))
+}
+
+fn visit(store: &dyn Store, p: &str, l: &str, t_in: i64, t_out: Option<i64>) -> KeyedVisit {
+    KeyedVisit {
+        person: key_of(store, p, true),
+        place: key_of(store, l, false),
+        t_in: t(t_in).as_second(),
+        t_out: t_out.map(|x| t(x).as_second()),
+        source: VisitSource::VenueCode,
+    }
+}
+
+pub fn meta_is_kept(store: &mut dyn Store) {
+    let m = store.meta().expect("meta");
+    assert!(m.schema_version >= 1);
+    assert!(!m.time_zone.is_empty() && !m.profile.is_empty());
+    assert!(!m.area_levels.is_empty());
+    assert_eq!(store.last_seq().unwrap(), 0, "a fresh store has no changes");
+}
+
+pub fn entities_round_trip(store: &mut dyn Store) {
+    seed(store);
+    let geometry: geojson::Geometry =
+        r#"{"type":"Polygon","coordinates":[[[114.3,30.5],[114.31,30.5],[114.31,30.51],[114.3,30.5]]]}"#.parse().unwrap();
+    let mut b = store.begin(t(10)).unwrap();
+    let mut b1 = area("B1", "building", Some("D1"));
+    b1.geometry = Some(geometry.clone());
+    b.put_areas(&[b1.clone()]).unwrap();
+    b.put_identifiers(&[
+        Identifier { person_id: "P1".into(), kind: IdentifierKind::Phone, value: "13800000000".into() },
+        Identifier { person_id: "P1".into(), kind: IdentifierKind::IdDocument, value: "420000".into() },
+    ])
+    .unwrap();
+    let lab = LabTest {
+        id: "T1".into(),
+        subject_kind: SubjectKind::Person,
+        subject_id: "P1".into(),
+        pool_id: Some("POOL9".into()),
+        method: TestMethod::Pcr,
+        result: TestResult::Positive,
+        ct: Some(28.5),
+        sampled_at: t(3600),
+        reported_at: Some(t(7200)),
+        lab_id: Some("W1".into()),
+        variant: Some("BA.2".into()),
+    };
+    b.put_lab_tests(std::slice::from_ref(&lab)).unwrap();
+    b.put_staff(&[StaffMember { place_id: "W1".into(), person_id: "P3".into(), role: Some("clerk".into()) }]).unwrap();
+    b.put_groups(&[Group { id: "G1".into(), kind: GroupKind::Household, name: None, place_id: Some("H1".into()), start: None, end: None }])
+        .unwrap();
+    b.put_memberships(&[Membership { group_id: "G1".into(), person_id: "P1".into(), role: None }]).unwrap();
+    b.put_trips(&[Trip {
+        id: "F1".into(),
+        mode: TripMode::Flight,
+        number: "CZ3456".into(),
+        departure: t(0),
+        arrival: Some(t(7200)),
+        origin: Some("CAN".into()),
+        destination: Some("WUH".into()),
+        sealed: true,
+    }])
+    .unwrap();
+    b.put_passengers(&[TripPassenger {
+        trip_id: "F1".into(),
+        person_id: "P2".into(),
+        role: TripRole::Passenger,
+        carriage: None,
+        seat_row: Some(12),
+        seat: Some("12C".into()),
+    }])
+    .unwrap();
+    b.put_arrivals(&[Arrival {
+        person_id: "P2".into(),
+        origin: "HK".into(),
+        origin_risk: OriginRisk::Abroad,
+        left_origin_at: t(0),
+        arrived_at: t(7200),
+        trip_id: Some("F1".into()),
+        destination: Some("H1".into()),
+    }])
+    .unwrap();
+    b.put_goods_batches(&[GoodsBatch {
+        id: "GB1".into(),
+        product: "frozen shrimp".into(),
+        origin_country: "EC".into(),
+        plant: Some("EC-123".into()),
+        port: Some("Tianjin".into()),
+        entry_date: Some(jiff::civil::date(2022, 2, 20)),
+        inspection_cert: None,
+        test_cert: None,
+        disinfection_cert: None,
+        trace_code: Some("TC1".into()),
+        parent_batch_id: None,
+    }])
+    .unwrap();
+    b.put_goods_hops(&[GoodsHop {
+        batch_id: "GB1".into(),
+        kind: HopKind::Transfer,
+        from_place: Some("W1".into()),
+        to_place: Some("M1".into()),
+        to_batch_id: None,
+        date: jiff::civil::date(2022, 2, 22),
+        quantity: Some(40.0),
+    }])
+    .unwrap();
+    b.put_sentinel(&[SentinelRecord {
+        place_id: "M1".into(),
+        area_id: Some("D1".into()),
+        feed: SentinelFeed::Pharmacy,
+        date: jiff::civil::date(2022, 3, 1),
+        category: Some("antipyretic".into()),
+        count: 12,
+        positives: None,
+    }])
+    .unwrap();
+    b.put_pings(&[LocationPing { person_id: "P1".into(), t: t(60), lat: 30.5, lon: 114.3, accuracy_m: Some(50.0) }]).unwrap();
+    b.put_units(&[Unit { id: "U1".into(), name: "Community station".into(), parent: None, area: Some("D1".into()) }]).unwrap();
+    b.commit().unwrap();
+
+    assert_eq!(store.person("P1").unwrap(), Some(person("P1", Some("H1"))));
+    assert_eq!(store.person("nobody").unwrap(), None);
+    assert_eq!(store.place("H1").unwrap(), Some(place("H1", PlaceKind::Residence, Some("B1"))));
+    assert_eq!(store.area("B1").unwrap(), Some(b1));
+    assert_eq!(store.area("D1").unwrap().unwrap().parent, None);
+    assert_eq!(store.lab_test("T1").unwrap(), Some(lab));
+    let ids = store.identifiers("P1").unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.iter().any(|i| i.kind == IdentifierKind::Phone && i.value == "13800000000"));
+    for (entity, n) in [
+        (Entity::Area, 2),
+        (Entity::Place, 3),
+        (Entity::Person, 3),
+        (Entity::Identifier, 2),
+        (Entity::Staff, 1),
+        (Entity::Group, 1),
+        (Entity::Membership, 1),
+        (Entity::Trip, 1),
+        (Entity::Passenger, 1),
+        (Entity::Arrival, 1),
+        (Entity::GoodsBatch, 1),
+        (Entity::GoodsHop, 1),
+        (Entity::Sentinel, 1),
+        (Entity::Ping, 1),
+        (Entity::Unit, 1),
+        (Entity::LabTest, 1),
+    ] {
+        assert_eq!(store.count(entity).unwrap(), n, "{entity}");
+    }
+    // Upserts replace, they do not duplicate.
+    let mut b = store.begin(t(20)).unwrap();
+    let mut p1 = person("P1", None);
+    p1.occupation = Some("courier".into());
+    b.put_persons(&[p1.clone()]).unwrap();
+    b.commit().unwrap();
+    assert_eq!(store.person("P1").unwrap(), Some(p1));
+    assert_eq!(store.count(Entity::Person).unwrap(), 3);
+}
+
+pub fn unknown_references_are_refused_and_nothing_is_written(store: &mut dyn Store) {
+    seed(store);
+    let mut b = store.begin(t(10)).unwrap();
+    let err = b.put_persons(&[person("P9", Some("H1")), person("P10", Some("NOPE"))]).unwrap_err();
+    match err {
+        StoreError::UnknownReference { index, field, value, .. } => {
+            assert_eq!((index, field, value.as_str()), (1, "residence", "NOPE"));
+        }
+        other => panic!("expected UnknownReference, got {other:?}"),
+    }
+    assert_eq!(err_code_of_unknown(), chainbreak_core::ErrorCode::InputUnknownReference);
+    // The failed call wrote nothing, and the batch goes on.
+    b.put_persons(&[person("P11", None)]).unwrap();
+    b.commit().unwrap();
+    assert_eq!(store.person("P9").unwrap(), None, "nothing of the failed call was written");
+    assert!(store.person("P11").unwrap().is_some());
+    let mut b = store.begin(t(11)).unwrap();
+    let err = b.put_lab_tests(&[LabTest {
+        id: "T1".into(),
+        subject_kind: SubjectKind::Person,
+        subject_id: "P404".into(),
+        pool_id: None,
+        method: TestMethod::Antigen,
+        result: TestResult::Negative,
+        ct: None,
+        sampled_at: t(0),
+        reported_at: None,
+        lab_id: None,
+        variant: None,
+    }]);
+    assert!(matches!(err, Err(StoreError::UnknownReference { field: "subject_id", .. })));
+}
+
+fn err_code_of_unknown() -> chainbreak_core::ErrorCode {
+    StoreError::UnknownReference { index: 0, field: "x", entity: "person", value: String::new() }.code()
+}
+
+pub fn a_dropped_batch_leaves_the_store_unchanged(store: &mut dyn Store) {
+    seed(store);
+    let seq = store.last_seq().unwrap();
+    {
+        let mut b = store.begin(t(10)).unwrap();
+        b.put_persons(&[person("P7", None)]).unwrap();
+        b.expect_visits(200_000).unwrap();
+        let v = KeyedVisit { person: 1, place: 1, t_in: 0, t_out: None, source: VisitSource::VenueCode };
+        b.insert_visits(&vec![v; 1000]).unwrap();
+        // dropped here: an error, a crash or a kill before commit
+    }
+    assert_eq!(store.person("P7").unwrap(), None);
+    assert_eq!(store.count(Entity::Visit).unwrap(), 0);
+    assert_eq!(store.last_seq().unwrap(), seq);
+    // The indexes dropped for the bulk load are back: a trail query still works.
+    assert!(store.visits_of_person("P1", t(-10), t(10)).unwrap().is_empty());
+}
+
+pub fn visits_scan_and_trail(store: &mut dyn Store) {
+    seed(store);
+    let rows = vec![
+        visit(store, "P1", "M1", 100, Some(200)),
+        visit(store, "P2", "M1", 150, None),
+        visit(store, "P1", "W1", 50, Some(90)),
+        visit(store, "P1", "H1", 5000, None),
+    ];
+    let mut b = store.begin(t(10)).unwrap();
+    b.insert_visits(&rows).unwrap();
+    b.commit().unwrap();
+    let mut seen = Vec::new();
+    let last = store.scan_visits(0, &mut |batch| seen.extend_from_slice(batch)).unwrap();
+    assert_eq!(seen.iter().map(|s| s.visit).collect::<Vec<_>>(), rows, "scan returns rows in arrival order");
+    assert!(seen.windows(2).all(|w| w[0].row < w[1].row));
+    assert_eq!(last, seen.last().unwrap().row);
+    let mut tail = Vec::new();
+    store.scan_visits(seen[1].row, &mut |batch| tail.extend_from_slice(batch)).unwrap();
+    assert_eq!(tail.len(), 2, "a scan can resume after a row");
+    let trail = store.visits_of_person("P1", t(0), t(1000)).unwrap();
+    assert_eq!(trail.iter().map(|v| v.place_id.as_str()).collect::<Vec<_>>(), ["W1", "M1"], "by t_in, within range");
+    assert_eq!(trail[1].t_out, Some(t(200)));
+    assert!(store.visits_of_person("P404", t(0), t(1000)).unwrap().is_empty());
+}
+
+pub fn bulk_visits_keep_every_index(store: &mut dyn Store) {
+    seed(store);
+    let (p1, p2) = (key_of(store, "P1", true), key_of(store, "P2", true));
+    let m1 = key_of(store, "M1", false);
+    let n = 150_000u32;
+    let rows: Vec<KeyedVisit> = (0..n)
+        .map(|i| KeyedVisit {
+            person: if i % 2 == 0 { p1 } else { p2 },
+            place: m1,
+            t_in: t(i as i64 * 10).as_second(),
+            t_out: Some(t(i as i64 * 10 + 5).as_second()),
+            source: VisitSource::VenueCode,
+        })
+        .collect();
+    let mut b = store.begin(t(10)).unwrap();
+    b.expect_visits(n as u64).unwrap();
+    for chunk in rows.chunks(10_000) {
+        b.insert_visits(chunk).unwrap();
+    }
+    b.commit().unwrap();
+    assert_eq!(store.count(Entity::Visit).unwrap(), n as u64);
+    let trail = store.visits_of_person("P2", t(0), t(100)).unwrap();
+    assert_eq!(trail.len(), 5, "odd rows at t = 10, 30, 50, 70, 90");
+    let mut total = 0usize;
+    store.scan_visits(0, &mut |b| total += b.len()).unwrap();
+    assert_eq!(total, n as usize);
+}
+
+pub fn change_feed_is_monotone(store: &mut dyn Store) {
+    seed(store);
+    let after_seed = store.last_seq().unwrap();
+    assert!(after_seed >= 8, "every seeded row is a change");
+    let rows = vec![visit(store, "P1", "M1", 0, None), visit(store, "P2", "M1", 1, None)];
+    let mut b = store.begin(t(10)).unwrap();
+    b.insert_visits(&rows).unwrap();
+    b.put_persons(&[person("P4", None)]).unwrap();
+    let seq = b.commit().unwrap();
+    assert_eq!(seq, store.last_seq().unwrap());
+    let all = store.changes_since(0, 10_000).unwrap();
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(all.last().unwrap().seq, seq);
+    let new = store.changes_since(after_seed, 100).unwrap();
+    let v = new.iter().find(|c| c.entity == Entity::Visit).expect("a visit change");
+    assert_eq!((v.op, v.key_to - v.key_from + 1), (ChangeOp::Upsert, 2), "one change names the row range");
+    assert!(new.iter().any(|c| c.entity == Entity::Person && c.op == ChangeOp::Upsert));
+    let paged = store.changes_since(0, 3).unwrap();
+    assert_eq!(paged.len(), 3);
+    assert_eq!(paged, all[..3]);
+}
+
+pub fn merge_and_unmerge_with_history(store: &mut dyn Store) {
+    seed(store);
+    let rows = vec![visit(store, "P1", "M1", 10, None), visit(store, "P3", "W1", 20, None)];
+    let mut b = store.begin(t(10)).unwrap();
+    b.insert_visits(&rows).unwrap();
+    b.commit().unwrap();
+    let (p1, p3) = (key_of(store, "P1", true), key_of(store, "P3", true));
+
+    let mut b = store.begin(t(100)).unwrap();
+    let m = b.merge_persons("P1", "P3", "same ID document", "tracer-7", t(100)).unwrap();
+    assert!(b.merge_persons("P1", "P1", "x", "y", t(100)).is_err(), "no self-merge");
+    assert!(b.merge_persons("P2", "P3", "x", "y", t(100)).is_err(), "a duplicate merges once");
+    assert!(b.merge_persons("P3", "P2", "x", "y", t(100)).is_err(), "no merge into a merged person");
+    b.commit().unwrap();
+    assert_eq!(store.canonical_person("P3").unwrap().as_deref(), Some("P1"));
+    let trail = store.visits_of_person("P1", t(0), t(1000)).unwrap();
+    assert_eq!(trail.len(), 2, "the survivor's trail includes the duplicate's visits");
+    assert!(trail.iter().all(|v| v.person_id == "P1"));
+    let mut persons = Vec::new();
+    store.scan_visits(0, &mut |b| persons.extend(b.iter().map(|s| s.visit.person))).unwrap();
+    assert_eq!(persons, [p1, p1], "scans resolve duplicates to the survivor");
+    let changes = store.changes_since(0, 10_000).unwrap();
+    assert!(changes.iter().any(|c| c.op == ChangeOp::Merge && c.key_from == p3 as i64 && c.key_to == p1 as i64));
+
+    let mut b = store.begin(t(200)).unwrap();
+    let undone = b.unmerge_persons(m.id, t(200)).unwrap();
+    assert!(b.unmerge_persons(m.id, t(201)).is_err(), "a merge is undone once");
+    b.commit().unwrap();
+    assert_eq!(undone.unmerged_at, Some(t(200)));
+    assert_eq!(store.canonical_person("P3").unwrap().as_deref(), Some("P3"));
+    assert_eq!(store.visits_of_person("P1", t(0), t(1000)).unwrap().len(), 1);
+    let history = store.merges("P3").unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!((history[0].reason.as_str(), history[0].actor.as_str()), ("same ID document", "tracer-7"));
+    assert_eq!(history[0].merged_at, t(100));
+    assert_eq!(history[0].unmerged_at, Some(t(200)));
+}
+
+pub fn registration_by_id_is_idempotent(store: &mut dyn Store) {
+    seed(store);
+    let mut b = store.begin(t(10)).unwrap();
+    let k = b.register_persons(&["P1", "NEW1", "NEW1"]).unwrap();
+    assert_eq!(k[1], k[2]);
+    let l = b.register_places(&["M1", "NEWPLACE"]).unwrap();
+    b.commit().unwrap();
+    assert_eq!(k[0], key_of(store, "P1", true));
+    assert_eq!(l[0], key_of(store, "M1", false));
+    assert_eq!(store.place("NEWPLACE").unwrap().unwrap().kind, PlaceKind::Other);
+    assert_eq!(store.person("NEW1").unwrap().unwrap().residence, None);
+}
+
+pub fn area_cycles_are_refused(store: &mut dyn Store) {
+    seed(store);
+    let mut b = store.begin(t(10)).unwrap();
+    let err = b.put_areas(&[area("D1", "district", Some("B1"))]).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { field: "parent", .. }), "{err:?}");
+    b.commit().unwrap();
+    assert_eq!(store.area("D1").unwrap().unwrap().parent, None);
+}
+
+pub fn case_classification_history(store: &mut dyn Store) {
+    seed(store);
+    let mut case = Case {
+        id: "C1".into(),
+        person_id: "P1".into(),
+        classification: Classification::Suspected,
+        onset: Some(jiff::civil::date(2022, 3, 1)),
+        sampled_at: Some(t(0)),
+        reported_at: t(3600),
+        imported: false,
+        detection: Some(DetectionRoute::Community),
+        severity: Some(Severity::Mild),
+        outcome: Some(Outcome::Ongoing),
+        vaccine_doses: Some(2),
+        infector_case_id: None,
+        cluster: Some("K1".into()),
+    };
+    for (at, class) in [(10, Classification::Suspected), (20, Classification::Confirmed), (30, Classification::Confirmed)] {
+        case.classification = class;
+        let mut b = store.begin(t(at)).unwrap();
+        b.put_cases(std::slice::from_ref(&case)).unwrap();
+        b.commit().unwrap();
+    }
+    assert_eq!(store.case("C1").unwrap(), Some(case));
+    let h = store.case_history("C1").unwrap();
+    assert_eq!(h.len(), 2, "a change of classification is recorded once");
+    assert_eq!((h[0].from, h[0].to, h[0].at), (None, Classification::Suspected, t(10)));
+    assert_eq!((h[1].from, h[1].to, h[1].at), (Some(Classification::Suspected), Classification::Confirmed, t(20)));
+}
