@@ -1,1 +1,78 @@
-//! placeholder
+//! The application layer: owns the store (and, as they arrive, the engines), and carries out
+//! what the CLI and the server ask: initialise a deployment, import files, ingest batches.
+//! Knows neither HTTP nor terminals: progress is reported through [`Progress`].
+
+pub mod error;
+pub mod import;
+pub mod ingest;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chainbreak_core::profile::Profile;
+use chainbreak_core::time::{Calendar, Clock};
+use chainbreak_store::Store;
+use chainbreak_store_sqlite::{InitOptions, SqliteStore};
+
+pub use error::AppError;
+
+/// Receives progress of long operations (the CLI draws a bar; the server ignores it).
+pub trait Progress: Send {
+    /// The total amount of work, in `unit`s (e.g. bytes of the input file).
+    fn start(&mut self, total: u64, unit: &str);
+    /// Work done so far, in the same unit.
+    fn set(&mut self, done: u64);
+    /// The work is over.
+    fn finish(&mut self, message: &str);
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&mut self, _: u64, _: &str) {}
+    fn set(&mut self, _: u64) {}
+    fn finish(&mut self, _: &str) {}
+}
+
+/// Creates a new deployment store at `path`.
+pub fn init(path: &Path, time_zone: &str, profile: &str, clock: &dyn Clock) -> Result<SqliteStore, AppError> {
+    Calendar::new(time_zone).map_err(|e| AppError::InvalidArgument {
+        argument: "--tz",
+        message: format!("`{time_zone}` is not an IANA time zone: {e}"),
+    })?;
+    let loaded = Profile::load(profile)?;
+    let opts = InitOptions {
+        time_zone: time_zone.to_string(),
+        profile: if Profile::builtin(profile).is_some() { profile.to_string() } else { loaded.name.clone() },
+        area_levels: chainbreak_core::model::DEFAULT_AREA_LEVELS.iter().map(|s| s.to_string()).collect(),
+        created_at: clock.now(),
+    };
+    Ok(SqliteStore::create(path, &opts)?)
+}
+
+/// Opens an existing deployment store.
+pub fn open(path: &Path) -> Result<SqliteStore, AppError> {
+    Ok(SqliteStore::open(path)?)
+}
+
+/// A deployment: its store, clock, calendar and profile.
+pub struct Deployment {
+    pub store: Box<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub calendar: Calendar,
+    pub profile: Profile,
+}
+
+impl Deployment {
+    /// Opens the deployment kept in `store`, with the profile named in its settings.
+    pub fn new(store: Box<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        let meta = store.meta()?;
+        let calendar = Calendar::new(&meta.time_zone).map_err(|e| AppError::InvalidArgument {
+            argument: "time_zone",
+            message: format!("the store's zone `{}` is unknown: {e}", meta.time_zone),
+        })?;
+        let profile = Profile::load(&meta.profile)?;
+        Ok(Deployment { store, clock, calendar, profile })
+    }
+}

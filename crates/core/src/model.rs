@@ -171,6 +171,10 @@ vocabulary!(
     VisitSource { VenueCode = "venue_code", Ticket = "ticket", Interview = "interview", Ping = "ping" }
 );
 
+fn venue_code() -> VisitSource {
+    VisitSource::VenueCode
+}
+
 impl VisitSource {
     /// A compact code for storage.
     pub fn code(self) -> u8 {
@@ -182,11 +186,6 @@ impl VisitSource {
     }
 }
 
-impl Default for VisitSource {
-    fn default() -> Self {
-        VisitSource::VenueCode
-    }
-}
 
 /// A person at a place from `t_in` until `t_out` (unknown when the person did not check out).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,7 +197,7 @@ pub struct Visit {
     pub t_in: Timestamp,
     #[serde(default, with = "opt_ts")]
     pub t_out: Option<Timestamp>,
-    #[serde(default)]
+    #[serde(default = "venue_code")]
     pub source: VisitSource,
 }
 
@@ -633,7 +632,7 @@ mod tests {
     #[test]
     fn visit_accepts_unix_seconds_and_rfc3339() {
         let v: Visit = serde_json::from_str(
-            r#"{"person_id":"P1","place_id":"L1","t_in":1700000000,"t_out":"2023-11-14T23:13:20Z"}"#,
+            r#"{"person_id":"P1","place_id":"L1","t_in":1700000000,"t_out":"2023-11-14T22:13:20Z"}"#,
         )
         .unwrap();
         assert_eq!(v.t_in.as_second(), 1_700_000_000);

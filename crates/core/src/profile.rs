@@ -1,1 +1,1864 @@
-//! Policy profiles (see profile docs).
+//! Policy profiles: the rules of a public-health policy as data.
+//!
+//! A profile is a versioned TOML file (see `profiles/README.md` for every field, its unit and
+//! the source of its number). Every number the engines apply — look-back windows, contact
+//! settings, quarantine lengths and test days, zone lifting, screening rounds, response-clock
+//! limits, cold-chain suspensions, retention — is a field here, never a constant in code.
+//! Three profiles are built in ([`Profile::builtin_names`]); a deployment may load its own file
+//! ([`Profile::load`]).
+//!
+//! Loading is strict: unknown fields are refused, and every error names the dotted path of the
+//! offending field (`close_contact.flight.rows_either_side`) and its line. After parsing, a
+//! semantic validation ([`Profile::validate`]) checks what types cannot (test days inside the
+//! measure, consistent zone transitions, no duplicate place kinds...).
+//!
+//! A rule the data cannot decide (a distance, "frequent", "same room") is never a number the
+//! engine guesses with: it carries `needs_confirmation = true` and a `condition` text, and the
+//! engine proposes it for a person to confirm.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+use crate::model::{GroupKind, MeasureKind, OriginRisk, PlaceKind, ZoneLevel};
+use crate::vocabulary;
+
+/// The profile format this chainbreak reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+// ---------------------------------------------------------------- the profile
+
+/// A policy profile. Each section is a public struct the engines read directly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Must be [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Short stable name (`cn-2022-9th`): lowercase letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    /// Human title.
+    pub title: String,
+    /// The document the numbers come from.
+    pub source: Source,
+    /// How far back a case is considered infectious.
+    pub infectious_period: InfectiousPeriod,
+    /// Which co-presences make a close contact.
+    pub close_contact: CloseContact,
+    /// The measure a close contact is placed under.
+    pub close_contact_measure: MeasurePlan,
+    /// Persons who shared a public place with a case without meeting a close-contact rule.
+    pub co_exposed: CoExposed,
+    /// Grid co-location (时空伴随) from location data.
+    pub grid: Grid,
+    /// Contacts of close contacts (密接的密接).
+    pub secondary_contact: SecondaryContact,
+    /// Risk zones: levels, how they are drawn and lifted, widening for unknown sources.
+    pub zones: Zones,
+    /// Area-wide screening rounds.
+    pub screening: Screening,
+    /// Measures for arrivals, by risk of the origin.
+    pub arrivals: Arrivals,
+    /// The response clock: deadlines between events of a case or a contact.
+    pub response_clock: ResponseClock,
+    /// Suspension of imports from foreign plants with positive samples.
+    pub cold_chain: ColdChain,
+    /// Retention of personal location data.
+    pub retention: Retention,
+}
+
+/// The citation of a profile's numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Full citation: issuer, title, document number, date.
+    pub citation: String,
+    /// Document number (文号), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Date of issue, `YYYY-MM-DD` or `YYYY-MM`.
+    pub issued: String,
+    /// How the numbers were taken from the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+vocabulary!(
+    /// Until when a case counts as infectious.
+    InfectiousUntil { Isolation = "isolation" }
+);
+
+/// The infectious look-back window of a case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfectiousPeriod {
+    /// Days before symptom onset (symptomatic cases).
+    pub days_before_onset: u32,
+    /// Days before the first positive sample (asymptomatic cases).
+    pub days_before_sampling: u32,
+    /// The end of the window.
+    pub until: InfectiousUntil,
+}
+
+// ---------------------------------------------------------------- contacts
+
+/// A place kind that is a contact setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceSetting {
+    pub kind: PlaceKind,
+    /// Minimum overlap with the case, in minutes (0 = any overlap).
+    pub min_overlap_minutes: u32,
+    /// The data cannot decide the rule (same room, shared meal...): propose for a person to
+    /// confirm `condition`.
+    pub needs_confirmation: bool,
+    /// What a person confirms; required when `needs_confirmation`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub condition: String,
+}
+
+/// A group kind that is a contact setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSetting {
+    pub kind: GroupKind,
+    /// The data cannot decide the rule: propose for a person to confirm `condition`.
+    pub needs_confirmation: bool,
+    /// What a person confirms; required when `needs_confirmation`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub condition: String,
+}
+
+vocabulary!(
+    /// Unit of a distance.
+    DistanceUnit { Metre = "m", Foot = "ft" }
+);
+
+vocabulary!(
+    /// Where a proximity rule applies.
+    ProximityScope { Vehicles = "vehicles", Everywhere = "everywhere" }
+);
+
+/// "Within this distance of the case": never decidable from check-ins, seats or pings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proximity {
+    pub max_distance: f64,
+    pub unit: DistanceUnit,
+    pub scope: ProximityScope,
+    /// Must be `true`: a distance is a proposal for a person to confirm.
+    pub needs_confirmation: bool,
+}
+
+/// Plane seat rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlightRule {
+    /// The case's row plus this many rows in front and behind.
+    pub rows_either_side: u32,
+    /// The crew serving those rows are close contacts.
+    pub crew_serving_rows: bool,
+    /// The data does not show which rows a crew member served.
+    pub crew_needs_confirmation: bool,
+}
+
+/// Train seat rule (`seat_row` is the bay, `carriage` the car).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRule {
+    /// Sealed train: everyone in the case's carriage.
+    pub sealed_whole_carriage: bool,
+    /// Non-sealed train: the case's bay plus this many bays either side.
+    pub unsealed_bays_either_side: u32,
+}
+
+/// Bus rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusRule {
+    /// Sealed bus: everyone on board. (Unsealed buses: the proximity rule.)
+    pub sealed_everyone: bool,
+}
+
+/// Ship rule (`carriage` is the cabin).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipRule {
+    /// Everyone in the case's cabin.
+    pub same_cabin: bool,
+}
+
+/// Close-contact settings. A venue or group not listed is not a close-contact setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseContact {
+    /// Overlaps with the same case are summed over this many hours (absent: each overlap
+    /// counts alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cumulative_window_hours: Option<u32>,
+    #[serde(default)]
+    pub places: Vec<PlaceSetting>,
+    #[serde(default)]
+    pub groups: Vec<GroupSetting>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proximity: Option<Proximity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flight: Option<FlightRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<TrainRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus: Option<BusRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ship: Option<ShipRule>,
+}
+
+/// Co-exposed risk persons (其他风险人员 / 一般接触者).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoExposed {
+    pub enabled: bool,
+    /// Required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure: Option<MeasureKind>,
+    /// Co-exposure settings; required (non-empty) when enabled.
+    #[serde(default)]
+    pub places: Vec<PlaceSetting>,
+}
+
+/// Grid co-location (时空伴随): sharing a location cell with a case. Never a close contact
+/// by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    pub enabled: bool,
+    /// Side of a grid cell, in metres. The remaining fields are required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_size_m: Option<u32>,
+    /// Co-located for strictly more than this many minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more_than_minutes: Option<u32>,
+    /// Looking back this many days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_days: Option<u32>,
+    /// Whether grid co-location alone makes a close contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_contact_by_itself: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure: Option<MeasurePlan>,
+}
+
+vocabulary!(
+    /// An event in a close contact's exposure history.
+    LinkedEvent { FirstExposure = "first_exposure", Isolation = "isolation" }
+);
+
+/// Secondary contacts: persons exposed to a close contact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondaryContact {
+    pub enabled: bool,
+    /// Exposure to the close contact counts from this event of the close contact (the
+    /// remaining fields are required when enabled)...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_from: Option<LinkedEvent>,
+    /// ...until this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_until: Option<LinkedEvent>,
+    /// Released at the end of the measure only if the linked close contact's first this-many
+    /// tests were negative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_needs_linked_negative_tests: Option<u32>,
+    /// Becomes a close contact if one of those tests was positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_positive_makes_close_contact: Option<bool>,
+    #[serde(default)]
+    pub places: Vec<PlaceSetting>,
+    #[serde(default)]
+    pub groups: Vec<GroupSetting>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure: Option<MeasurePlan>,
+}
+
+// ---------------------------------------------------------------- measures
+
+vocabulary!(
+    /// What day 0 of a measure is (a local calendar date in the deployment's zone).
+    DayZero {
+        LastExposure = "last_exposure", LeftOrigin = "left_origin", Arrival = "arrival",
+        Notified = "notified"
+    }
+);
+
+/// A measure: consecutive phases from day 0, optionally with early release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasurePlan {
+    pub day_zero: DayZero,
+    /// At least one. The first phase runs days 1..=days after day 0, the next one follows.
+    pub phases: Vec<Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_release: Option<EarlyRelease>,
+}
+
+impl MeasurePlan {
+    /// Days from day 0 to the end of the last phase.
+    pub fn total_days(&self) -> u32 {
+        self.phases.iter().map(|p| p.days).sum()
+    }
+}
+
+/// One phase of a measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    pub kind: MeasureKind,
+    pub days: u32,
+    /// Test days, numbered 1..=days from the start of this phase, strictly increasing.
+    pub test_days: Vec<u32>,
+    /// Tests on free days within the phase ("2 tests in 3 days, 24 h apart").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<TestSeries>,
+}
+
+/// `count` tests anywhere within a phase, at least `min_gap_hours` apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSeries {
+    pub count: u32,
+    pub min_gap_hours: u32,
+}
+
+/// Release before the end of the measure ("7 days with a negative test on day 5 or later").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyRelease {
+    /// Released at the end of this day (counted from day 0)...
+    pub release_day: u32,
+    /// ...given a negative test taken on this day or later.
+    pub negative_test_from_day: u32,
+}
+
+/// Measures for arrivals by origin risk; an absent origin has no measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arrivals {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abroad: Option<MeasurePlan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high: Option<MeasurePlan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<MeasurePlan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low: Option<MeasurePlan>,
+}
+
+impl Arrivals {
+    /// The measure for an arrival from an origin of this risk, if any.
+    pub fn for_origin(&self, risk: OriginRisk) -> Option<&MeasurePlan> {
+        match risk {
+            OriginRisk::Abroad => self.abroad.as_ref(),
+            OriginRisk::High => self.high.as_ref(),
+            OriginRisk::Medium => self.medium.as_ref(),
+            OriginRisk::Low => self.low.as_ref(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- zones and screening
+
+/// How zones of one level are drawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneLevelRule {
+    pub level: ZoneLevel,
+    /// Area levels (`compound`, `building`, `district`...) or `place` (the venues themselves).
+    pub drawn_at: Vec<String>,
+    /// The data cannot decide the rule ("frequent"): propose for a person to confirm.
+    pub needs_confirmation: bool,
+    /// What the zone covers, in words.
+    pub condition: String,
+}
+
+vocabulary!(
+    /// How a zone reached the level a transition starts from.
+    ZoneEntry { Any = "any", Designated = "designated", Downgraded = "downgraded" }
+);
+
+/// A zone is lowered after clean days.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneTransition {
+    pub from: ZoneLevel,
+    pub to: ZoneLevel,
+    /// Applies to zones designated at `from`, downgraded to `from`, or any.
+    pub entered: ZoneEntry,
+    /// Consecutive days without a new infection.
+    pub clean_days: u32,
+    /// An all-negative screening round on this day (1..=clean_days) is also required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_round_on_day: Option<u32>,
+    /// A new case restarts the count.
+    pub restart_on_new_case: bool,
+}
+
+/// Automatic widening of zones around cases of unknown source (先严先扩).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Widening {
+    pub enabled: bool,
+    /// Widen at most to this area level. Required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_level: Option<String>,
+    /// The widening lapses once the source is found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lapse_when_source_found: Option<bool>,
+    /// The widening lapses after this many days (absent: no fixed period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lapse_days: Option<u32>,
+    /// Widened zones are proposals for a commander to confirm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_confirmation: Option<bool>,
+}
+
+/// Risk zones. Empty `levels`: the policy has no zones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zones {
+    /// Whether a person may enlarge a zone beyond what its rule draws.
+    pub manual_enlargement_allowed: bool,
+    /// The levels used, one entry each.
+    pub levels: Vec<ZoneLevelRule>,
+    pub transitions: Vec<ZoneTransition>,
+    pub widening: Widening,
+}
+
+/// Area-wide screening rounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Screening {
+    pub enabled: bool,
+    /// Days between rounds. The remaining fields are required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_days: Option<u32>,
+    /// Stop after this many consecutive rounds without a community case...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_after_clean_rounds: Option<u32>,
+    /// ...then one final round this many days later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_round_after_days: Option<u32>,
+    /// An area's round is completed within this many hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_completion_hours: Option<u32>,
+}
+
+// ---------------------------------------------------------------- response clock
+
+vocabulary!(
+    /// Whose clock an item is.
+    ClockSubject { Case = "case", Contact = "contact" }
+);
+
+vocabulary!(
+    /// An event the response clock measures between.
+    ClockEvent {
+        PositiveResult = "positive_result", CaseReported = "case_reported",
+        CaseTransferred = "case_transferred", TrailSignedOff = "trail_signed_off",
+        ContactsDetermined = "contacts_determined", ContactDetermined = "contact_determined",
+        ContactInMeasure = "contact_in_measure"
+    }
+);
+
+impl ClockEvent {
+    /// Whether the event belongs to one contact rather than to the case.
+    pub fn is_contact_event(self) -> bool {
+        matches!(
+            self,
+            ClockEvent::ContactDetermined | ClockEvent::ContactInMeasure
+        )
+    }
+}
+
+/// One deadline: `stop` within `limit_hours` of `start`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockItem {
+    pub name: String,
+    pub subject: ClockSubject,
+    pub start: ClockEvent,
+    pub stop: ClockEvent,
+    pub limit_hours: u32,
+}
+
+/// The response clock. Empty: the policy sets no deadlines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseClock {
+    pub items: Vec<ClockItem>,
+}
+
+// ---------------------------------------------------------------- goods and retention
+
+/// Suspension after the `positives`-th positive at the same foreign plant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlantSuspension {
+    pub positives: u32,
+    pub suspend_weeks: u32,
+}
+
+/// Cold-chain rules. Entries are for the 1st, 2nd... positive in order; the last entry
+/// applies to every later positive. Empty: no suspensions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColdChain {
+    pub plant_suspensions: Vec<PlantSuspension>,
+}
+
+impl ColdChain {
+    /// Weeks of suspension after the `nth` positive (1-based) at a plant.
+    pub fn suspension_weeks(&self, nth: u32) -> Option<u32> {
+        self.plant_suspensions
+            .iter()
+            .rev()
+            .find(|s| s.positives <= nth)
+            .map(|s| s.suspend_weeks)
+    }
+}
+
+/// Retention of personal data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Location data (pings, grid cells) is purged after this many days.
+    pub location_days: u32,
+}
+
+// ---------------------------------------------------------------- errors
+
+/// Why a profile could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("no built-in profile named `{name}` and no file at that path (built-in: {})", Profile::builtin_names().join(", "))]
+    NotFound { name: String },
+    #[error("cannot read profile {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `path` is the dotted field path (`close_contact.places[2].kind`), empty for the whole
+    /// document; `line` is 1-based.
+    #[error("profile {origin}: {}{}", describe(path, message), line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+    Invalid {
+        origin: String,
+        path: String,
+        line: Option<usize>,
+        message: String,
+    },
+}
+
+fn describe(path: &str, message: &str) -> String {
+    if path.is_empty() || message.starts_with("unknown field ") {
+        message.to_string()
+    } else {
+        format!("field {path}: {message}")
+    }
+}
+
+impl ProfileError {
+    /// The stable error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ProfileError::NotFound { .. } => ErrorCode::ProfileNotFound,
+            ProfileError::Io { .. } => ErrorCode::Io,
+            ProfileError::Invalid { .. } => ErrorCode::ProfileInvalid,
+        }
+    }
+}
+
+/// A semantic problem, before the origin and line are known.
+struct Issue {
+    path: String,
+    message: String,
+}
+
+fn issue<T>(path: impl Into<String>, message: impl Into<String>) -> Result<T, Issue> {
+    Err(Issue {
+        path: path.into(),
+        message: message.into(),
+    })
+}
+
+// ---------------------------------------------------------------- loading
+
+const BUILTINS: &[(&str, &str)] = &[
+    (
+        "cn-2022-9th",
+        include_str!("../../../profiles/cn-2022-9th.toml"),
+    ),
+    (
+        "cn-2022-20-measures",
+        include_str!("../../../profiles/cn-2022-20-measures.toml"),
+    ),
+    (
+        "cdc-2020-12",
+        include_str!("../../../profiles/cdc-2020-12.toml"),
+    ),
+];
+
+const BUILTIN_NAMES: &[&str] = &["cn-2022-9th", "cn-2022-20-measures", "cdc-2020-12"];
+
+impl Profile {
+    /// Parses and validates a profile. `origin` names the text in errors (a file name).
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Profile, ProfileError> {
+        let invalid = |path: String, span: Option<Range<usize>>, message: String| {
+            let line = span
+                .or_else(|| span_of(text, &path))
+                .map(|s| line_of(text, s.start));
+            ProfileError::Invalid {
+                origin: origin.to_string(),
+                path,
+                line,
+                message,
+            }
+        };
+        let de = toml::de::Deserializer::parse(text).map_err(|e| {
+            invalid(
+                String::new(),
+                e.span(),
+                format!("invalid TOML: {}", e.message().trim_end()),
+            )
+        })?;
+        let profile: Profile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let (path, message) = field_error(&e.path().to_string(), e.inner().message());
+            invalid(path, e.inner().span(), message)
+        })?;
+        profile
+            .check()
+            .map_err(|i| invalid(i.path, None, i.message))?;
+        Ok(profile)
+    }
+
+    /// A built-in profile by name (see [`Profile::builtin_names`]).
+    pub fn builtin(name: &str) -> Option<Profile> {
+        let (file, text) = BUILTINS.iter().find(|(n, _)| *n == name)?;
+        let origin = format!("{file}.toml");
+        Some(Profile::from_toml_str(text, &origin).expect("built-in profiles are valid"))
+    }
+
+    /// The names of the built-in profiles.
+    pub fn builtin_names() -> &'static [&'static str] {
+        BUILTIN_NAMES
+    }
+
+    /// A built-in profile by name, else a profile file at that path.
+    pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
+        if let Some(p) = Profile::builtin(name_or_path) {
+            return Ok(p);
+        }
+        let path = Path::new(name_or_path);
+        match std::fs::read_to_string(path) {
+            Ok(text) => Profile::from_toml_str(&text, name_or_path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ProfileError::NotFound {
+                name: name_or_path.to_string(),
+            }),
+            Err(source) => Err(ProfileError::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// The profile as TOML text that [`Profile::from_toml_str`] reads back to an equal profile
+    /// (keys sorted; comments of the original file are not kept).
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string_pretty(self).expect("a profile serialises to TOML")
+    }
+
+    /// Semantic validation (what types cannot check). `from_toml_str` runs it; call it again
+    /// after building or changing a profile in code.
+    pub fn validate(&self) -> Result<(), ProfileError> {
+        self.check().map_err(|i| ProfileError::Invalid {
+            origin: self.name.clone(),
+            path: i.path,
+            line: None,
+            message: i.message,
+        })
+    }
+
+    fn check(&self) -> Result<(), Issue> {
+        if self.format_version != FORMAT_VERSION {
+            return issue(
+                "format_version",
+                format!(
+                    "unsupported format_version {}; this chainbreak reads {FORMAT_VERSION}",
+                    self.format_version
+                ),
+            );
+        }
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+        {
+            return issue(
+                "name",
+                "must be non-empty: lowercase letters, digits, `-`, `_`, `.`",
+            );
+        }
+        non_empty("title", &self.title)?;
+        non_empty("source.citation", &self.source.citation)?;
+        check_issued(&self.source.issued)?;
+        self.check_close_contact()?;
+        check_plan("close_contact_measure", &self.close_contact_measure)?;
+        self.check_co_exposed()?;
+        self.check_grid()?;
+        self.check_secondary()?;
+        self.check_zones()?;
+        self.check_screening()?;
+        let a = &self.arrivals;
+        for (key, plan) in [
+            ("abroad", &a.abroad),
+            ("high", &a.high),
+            ("medium", &a.medium),
+            ("low", &a.low),
+        ] {
+            if let Some(plan) = plan {
+                check_plan(&format!("arrivals.{key}"), plan)?;
+            }
+        }
+        self.check_clock()?;
+        for (i, s) in self.cold_chain.plant_suspensions.iter().enumerate() {
+            let p = format!("cold_chain.plant_suspensions[{i}]");
+            if s.positives as usize != i + 1 {
+                return issue(
+                    format!("{p}.positives"),
+                    format!(
+                        "entry {} must be for positive number {} (entries are the 1st, 2nd... positive in order; the last applies to every later one)",
+                        i + 1,
+                        i + 1
+                    ),
+                );
+            }
+            positive(&format!("{p}.suspend_weeks"), s.suspend_weeks)?;
+        }
+        positive("retention.location_days", self.retention.location_days)
+    }
+
+    fn check_close_contact(&self) -> Result<(), Issue> {
+        let cc = &self.close_contact;
+        if let Some(h) = cc.cumulative_window_hours {
+            positive("close_contact.cumulative_window_hours", h)?;
+        }
+        if cc.places.is_empty() && cc.groups.is_empty() {
+            return issue("close_contact", "needs at least one place or group setting");
+        }
+        check_places("close_contact.places", &cc.places)?;
+        check_groups("close_contact.groups", &cc.groups)?;
+        if let Some(p) = &cc.proximity {
+            if !(p.max_distance.is_finite() && p.max_distance > 0.0) {
+                return issue(
+                    "close_contact.proximity.max_distance",
+                    "must be a positive number",
+                );
+            }
+            if !p.needs_confirmation {
+                return issue(
+                    "close_contact.proximity.needs_confirmation",
+                    "must be true: check-ins, seats and pings cannot show a distance, so a person confirms it",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn check_co_exposed(&self) -> Result<(), Issue> {
+        let c = &self.co_exposed;
+        if c.enabled {
+            required("co_exposed.measure", &c.measure)?;
+            if c.places.is_empty() {
+                return issue(
+                    "co_exposed.places",
+                    "needs at least one place kind when enabled",
+                );
+            }
+        }
+        check_places("co_exposed.places", &c.places)
+    }
+
+    fn check_grid(&self) -> Result<(), Issue> {
+        let g = &self.grid;
+        if !g.enabled {
+            return Ok(());
+        }
+        positive(
+            "grid.cell_size_m",
+            *required("grid.cell_size_m", &g.cell_size_m)?,
+        )?;
+        required("grid.more_than_minutes", &g.more_than_minutes)?;
+        positive(
+            "grid.within_days",
+            *required("grid.within_days", &g.within_days)?,
+        )?;
+        required("grid.close_contact_by_itself", &g.close_contact_by_itself)?;
+        check_plan("grid.measure", required("grid.measure", &g.measure)?)
+    }
+
+    fn check_secondary(&self) -> Result<(), Issue> {
+        let s = &self.secondary_contact;
+        check_places("secondary_contact.places", &s.places)?;
+        check_groups("secondary_contact.groups", &s.groups)?;
+        if !s.enabled {
+            return Ok(());
+        }
+        let from = required("secondary_contact.window_from", &s.window_from)?;
+        let until = required("secondary_contact.window_until", &s.window_until)?;
+        if from == until {
+            return issue(
+                "secondary_contact.window_until",
+                "must differ from window_from",
+            );
+        }
+        required(
+            "secondary_contact.release_needs_linked_negative_tests",
+            &s.release_needs_linked_negative_tests,
+        )?;
+        required(
+            "secondary_contact.linked_positive_makes_close_contact",
+            &s.linked_positive_makes_close_contact,
+        )?;
+        if s.places.is_empty() && s.groups.is_empty() {
+            return issue(
+                "secondary_contact",
+                "needs at least one place or group setting when enabled",
+            );
+        }
+        check_plan(
+            "secondary_contact.measure",
+            required("secondary_contact.measure", &s.measure)?,
+        )
+    }
+
+    fn check_zones(&self) -> Result<(), Issue> {
+        let z = &self.zones;
+        for (i, l) in z.levels.iter().enumerate() {
+            let p = format!("zones.levels[{i}]");
+            if let Some(j) = z.levels[..i].iter().position(|o| o.level == l.level) {
+                return issue(
+                    format!("{p}.level"),
+                    format!(
+                        "level `{}` is listed twice (first at zones.levels[{j}])",
+                        l.level
+                    ),
+                );
+            }
+            if l.drawn_at.is_empty() {
+                return issue(
+                    format!("{p}.drawn_at"),
+                    "needs at least one area level or `place`",
+                );
+            }
+            for (j, d) in l.drawn_at.iter().enumerate() {
+                non_empty(&format!("{p}.drawn_at[{j}]"), d)?;
+            }
+            non_empty(&format!("{p}.condition"), &l.condition)?;
+        }
+        let used = |level: ZoneLevel| z.levels.iter().any(|l| l.level == level);
+        for (i, t) in z.transitions.iter().enumerate() {
+            let p = format!("zones.transitions[{i}]");
+            for (key, level) in [("from", t.from), ("to", t.to)] {
+                if !used(level) {
+                    return issue(
+                        format!("{p}.{key}"),
+                        format!("level `{level}` is not in zones.levels"),
+                    );
+                }
+            }
+            if t.to <= t.from {
+                return issue(
+                    format!("{p}.to"),
+                    format!(
+                        "a transition lowers the level; `{}` is not lower than `{}`",
+                        t.to, t.from
+                    ),
+                );
+            }
+            positive(&format!("{p}.clean_days"), t.clean_days)?;
+            let outside = |d: &u32| !(1..=t.clean_days).contains(d);
+            if let Some(d) = t.negative_round_on_day.filter(outside) {
+                return issue(
+                    format!("{p}.negative_round_on_day"),
+                    format!("day {d} is outside the clean days 1..={}", t.clean_days),
+                );
+            }
+            if t.entered == ZoneEntry::Downgraded && !z.transitions.iter().any(|o| o.to == t.from) {
+                return issue(
+                    format!("{p}.entered"),
+                    format!(
+                        "no transition leads down to `{}`, so no zone is downgraded to it",
+                        t.from
+                    ),
+                );
+            }
+            if let Some(j) = z.transitions[..i].iter().position(|o| {
+                o.from == t.from
+                    && (o.entered == t.entered
+                        || o.entered == ZoneEntry::Any
+                        || t.entered == ZoneEntry::Any)
+            }) {
+                return issue(
+                    format!("{p}.entered"),
+                    format!(
+                        "overlaps zones.transitions[{j}]: two rules lift the same `{}` zones",
+                        t.from
+                    ),
+                );
+            }
+        }
+        // Every level but the lowest used must have a way down, for each way a zone enters it.
+        let lowest = z.levels.iter().map(|l| l.level).max();
+        for (i, l) in z.levels.iter().enumerate() {
+            if Some(l.level) == lowest {
+                continue;
+            }
+            let out = |e: ZoneEntry| {
+                z.transitions
+                    .iter()
+                    .any(|t| t.from == l.level && (t.entered == e || t.entered == ZoneEntry::Any))
+            };
+            let downgraded_into = z.transitions.iter().any(|t| t.to == l.level);
+            if !out(ZoneEntry::Designated) || (downgraded_into && !out(ZoneEntry::Downgraded)) {
+                return issue(
+                    format!("zones.levels[{i}].level"),
+                    format!(
+                        "no transition lifts every `{}` zone (designated and downgraded)",
+                        l.level
+                    ),
+                );
+            }
+        }
+        let w = &z.widening;
+        if w.enabled {
+            if z.levels.is_empty() {
+                return issue("zones.widening.enabled", "widening needs zone levels");
+            }
+            non_empty(
+                "zones.widening.cap_level",
+                required("zones.widening.cap_level", &w.cap_level)?,
+            )?;
+            let lapse = required(
+                "zones.widening.lapse_when_source_found",
+                &w.lapse_when_source_found,
+            )?;
+            if !lapse && w.lapse_days.is_none() {
+                return issue(
+                    "zones.widening.lapse_days",
+                    "a widening must lapse: set lapse_days or lapse_when_source_found = true",
+                );
+            }
+            required("zones.widening.needs_confirmation", &w.needs_confirmation)?;
+        }
+        if let Some(d) = w.lapse_days {
+            positive("zones.widening.lapse_days", d)?;
+        }
+        Ok(())
+    }
+
+    fn check_screening(&self) -> Result<(), Issue> {
+        let s = &self.screening;
+        if !s.enabled {
+            return Ok(());
+        }
+        for (key, value) in [
+            ("interval_days", s.interval_days),
+            ("stop_after_clean_rounds", s.stop_after_clean_rounds),
+            ("final_round_after_days", s.final_round_after_days),
+            ("round_completion_hours", s.round_completion_hours),
+        ] {
+            let p = format!("screening.{key}");
+            positive(&p, *required(&p, &value)?)?;
+        }
+        Ok(())
+    }
+
+    fn check_clock(&self) -> Result<(), Issue> {
+        let items = &self.response_clock.items;
+        for (i, c) in items.iter().enumerate() {
+            let p = format!("response_clock.items[{i}]");
+            non_empty(&format!("{p}.name"), &c.name)?;
+            if let Some(j) = items[..i].iter().position(|o| o.name == c.name) {
+                return issue(
+                    format!("{p}.name"),
+                    format!(
+                        "name `{}` is used twice (first at response_clock.items[{j}])",
+                        c.name
+                    ),
+                );
+            }
+            if c.start == c.stop {
+                return issue(format!("{p}.stop"), "must differ from start");
+            }
+            if c.subject == ClockSubject::Case {
+                for (key, e) in [("start", c.start), ("stop", c.stop)] {
+                    if e.is_contact_event() {
+                        return issue(
+                            format!("{p}.{key}"),
+                            format!("`{e}` is a contact's event; subject is `case`"),
+                        );
+                    }
+                }
+            } else if !c.stop.is_contact_event() {
+                return issue(
+                    format!("{p}.stop"),
+                    format!("`{}` is a case's event; subject is `contact`", c.stop),
+                );
+            }
+            positive(&format!("{p}.limit_hours"), c.limit_hours)?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- validation helpers
+
+fn non_empty(path: &str, value: &str) -> Result<(), Issue> {
+    if value.trim().is_empty() {
+        issue(path, "must not be empty")
+    } else {
+        Ok(())
+    }
+}
+
+fn positive(path: &str, value: u32) -> Result<(), Issue> {
+    if value == 0 {
+        issue(path, "must be greater than 0")
+    } else {
+        Ok(())
+    }
+}
+
+fn required<'a, T>(path: &str, value: &'a Option<T>) -> Result<&'a T, Issue> {
+    match value {
+        Some(v) => Ok(v),
+        None => issue(path, "required when the section is enabled"),
+    }
+}
+
+fn check_issued(issued: &str) -> Result<(), Issue> {
+    let full = if issued.len() == 7 {
+        format!("{issued}-01")
+    } else {
+        issued.to_string()
+    };
+    if full.len() != 10 || full.parse::<jiff::civil::Date>().is_err() {
+        return issue(
+            "source.issued",
+            format!("`{issued}` is not a date YYYY-MM-DD or YYYY-MM"),
+        );
+    }
+    Ok(())
+}
+
+fn check_places(path: &str, places: &[PlaceSetting]) -> Result<(), Issue> {
+    for (i, s) in places.iter().enumerate() {
+        if let Some(j) = places[..i].iter().position(|o| o.kind == s.kind) {
+            return issue(
+                format!("{path}[{i}].kind"),
+                format!(
+                    "place kind `{}` is listed twice (first at {path}[{j}])",
+                    s.kind
+                ),
+            );
+        }
+        if s.needs_confirmation {
+            non_empty(&format!("{path}[{i}].condition"), &s.condition)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_groups(path: &str, groups: &[GroupSetting]) -> Result<(), Issue> {
+    for (i, s) in groups.iter().enumerate() {
+        if let Some(j) = groups[..i].iter().position(|o| o.kind == s.kind) {
+            return issue(
+                format!("{path}[{i}].kind"),
+                format!(
+                    "group kind `{}` is listed twice (first at {path}[{j}])",
+                    s.kind
+                ),
+            );
+        }
+        if s.needs_confirmation {
+            non_empty(&format!("{path}[{i}].condition"), &s.condition)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_plan(path: &str, plan: &MeasurePlan) -> Result<(), Issue> {
+    if plan.phases.is_empty() {
+        return issue(format!("{path}.phases"), "needs at least one phase");
+    }
+    for (i, ph) in plan.phases.iter().enumerate() {
+        let p = format!("{path}.phases[{i}]");
+        positive(&format!("{p}.days"), ph.days)?;
+        let mut previous = 0;
+        for (j, &d) in ph.test_days.iter().enumerate() {
+            let pj = format!("{p}.test_days[{j}]");
+            if !(1..=ph.days).contains(&d) {
+                return issue(
+                    pj,
+                    format!(
+                        "test day {d} is outside the phase's days 1..={} ({} phase of {} days)",
+                        ph.days, ph.kind, ph.days
+                    ),
+                );
+            }
+            if d <= previous {
+                return issue(
+                    pj,
+                    format!("test days must be strictly increasing ({d} follows {previous})"),
+                );
+            }
+            previous = d;
+        }
+        if let Some(t) = &ph.tests {
+            positive(&format!("{p}.tests.count"), t.count)?;
+            let span = u64::from(t.count - 1) * u64::from(t.min_gap_hours);
+            if span > u64::from(ph.days) * 24 {
+                return issue(
+                    format!("{p}.tests"),
+                    format!(
+                        "{} tests {} h apart do not fit in {} days",
+                        t.count, t.min_gap_hours, ph.days
+                    ),
+                );
+            }
+        }
+        if ph.kind == MeasureKind::TestsOnly && ph.test_days.is_empty() && ph.tests.is_none() {
+            return issue(
+                format!("{p}.test_days"),
+                "a tests_only phase needs test_days or tests",
+            );
+        }
+    }
+    if let Some(er) = &plan.early_release {
+        let total = plan.total_days();
+        let p = format!("{path}.early_release");
+        if !(1..total).contains(&er.release_day) {
+            return issue(
+                format!("{p}.release_day"),
+                format!(
+                    "day {} is not before the end of the {total}-day measure",
+                    er.release_day
+                ),
+            );
+        }
+        if !(1..=er.release_day).contains(&er.negative_test_from_day) {
+            return issue(
+                format!("{p}.negative_test_from_day"),
+                format!(
+                    "day {} is outside days 1..={}",
+                    er.negative_test_from_day, er.release_day
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- error locations
+
+/// Turns a serde error at `path` into (dotted field path, message): an unknown or missing
+/// field gets its own name appended to the path of its table.
+fn field_error(path: &str, message: &str) -> (String, String) {
+    let path = if path == "." { "" } else { path };
+    // serde_path_to_error already ends the path with an unknown key, not with a missing one.
+    let join = |field: &str| match path.rsplit('.').next() {
+        _ if path.is_empty() => field.to_string(),
+        Some(last) if last == field => path.to_string(),
+        _ => format!("{path}.{field}"),
+    };
+    let quoted = |rest: &str| -> Option<(String, String)> {
+        let rest = rest.strip_prefix('`')?;
+        let end = rest.find('`')?;
+        Some((
+            rest[..end].to_string(),
+            rest[end + 1..].trim_start_matches(',').trim().to_string(),
+        ))
+    };
+    if let Some((field, tail)) = message.strip_prefix("unknown field ").and_then(quoted) {
+        let full = join(&field);
+        let message = if tail.is_empty() {
+            format!("unknown field {full}")
+        } else {
+            format!("unknown field {full}; {tail}")
+        };
+        return (full, message);
+    }
+    if let Some((field, _)) = message.strip_prefix("missing field ").and_then(quoted) {
+        return (join(&field), "missing required field".to_string());
+    }
+    (path.to_string(), message.to_string())
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The span of the deepest part of a dotted path (`a.b[2].c`) present in the document: the
+/// key of a table entry, or an array element.
+fn span_of(text: &str, path: &str) -> Option<Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeValue::Table(DeTable::parse(text).ok()?.into_inner());
+    let mut current = &root;
+    let mut found = None;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, indices) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        let DeValue::Table(table) = current else {
+            break;
+        };
+        let Some((k, v)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key) else {
+            break;
+        };
+        found = Some(k.span());
+        current = v.get_ref();
+        for index in indices.split(['[', ']']).filter(|s| !s.is_empty()) {
+            let (Ok(index), DeValue::Array(items)) = (index.parse::<usize>(), current) else {
+                return found;
+            };
+            let Some(item) = items.get(index) else {
+                return found;
+            };
+            found = Some(item.span());
+            current = item.get_ref();
+        }
+    }
+    found
+}
+
+// ---------------------------------------------------------------- TOML writing
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nine() -> Profile {
+        Profile::builtin("cn-2022-9th").unwrap()
+    }
+
+    fn builtin_text(name: &str) -> &'static str {
+        BUILTINS.iter().find(|(n, _)| *n == name).unwrap().1
+    }
+
+    /// The 9th-edition text with `from` replaced by `to` (exactly once).
+    fn edited(from: &str, to: &str) -> String {
+        let text = builtin_text("cn-2022-9th");
+        assert_eq!(text.matches(from).count(), 1, "`{from}` must occur once");
+        text.replacen(from, to, 1)
+    }
+
+    fn invalid(text: &str) -> (String, Option<usize>, String, String) {
+        let err = Profile::from_toml_str(text, "test.toml").unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ProfileInvalid);
+        let shown = err.to_string();
+        match err {
+            ProfileError::Invalid {
+                path,
+                line,
+                message,
+                origin,
+            } => {
+                assert_eq!(origin, "test.toml");
+                (path, line, message, shown)
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    fn line_containing(text: &str, needle: &str) -> usize {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .expect("needle in text")
+            + 1
+    }
+
+    #[test]
+    fn builtins_load_validate_and_carry_their_name() {
+        assert_eq!(Profile::builtin_names().len(), BUILTINS.len());
+        for name in Profile::builtin_names() {
+            let p = Profile::builtin(name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(p.name, *name);
+            assert_eq!(p.format_version, FORMAT_VERSION);
+            p.validate().unwrap();
+            assert_eq!(Profile::load(name).unwrap(), p);
+        }
+        assert!(Profile::builtin("cn-2022-10th").is_none());
+    }
+
+    #[test]
+    fn ninth_edition_numbers_match_the_design() {
+        let p = nine();
+        assert!(p.source.citation.contains("联防联控机制综发〔2022〕71号"));
+        assert_eq!(p.source.issued, "2022-06-28");
+        assert_eq!(p.infectious_period.days_before_onset, 4);
+        assert_eq!(p.infectious_period.days_before_sampling, 4);
+        assert_eq!(p.infectious_period.until, InfectiousUntil::Isolation);
+
+        let cc = &p.close_contact;
+        assert_eq!(cc.cumulative_window_hours, None);
+        assert_eq!(cc.flight.as_ref().unwrap().rows_either_side, 3);
+        assert!(cc.flight.as_ref().unwrap().crew_serving_rows);
+        assert!(cc.train.as_ref().unwrap().sealed_whole_carriage);
+        assert_eq!(cc.train.as_ref().unwrap().unsealed_bays_either_side, 1);
+        assert!(cc.bus.as_ref().unwrap().sealed_everyone);
+        assert!(cc.ship.as_ref().unwrap().same_cabin);
+        let prox = cc.proximity.as_ref().unwrap();
+        assert_eq!(
+            (prox.max_distance, prox.unit, prox.scope),
+            (1.0, DistanceUnit::Metre, ProximityScope::Vehicles)
+        );
+        assert!(prox.needs_confirmation);
+        let kinds: Vec<_> = cc.places.iter().map(|s| s.kind).collect();
+        for k in [
+            PlaceKind::Residence,
+            PlaceKind::Workplace,
+            PlaceKind::School,
+            PlaceKind::Restaurant,
+            PlaceKind::Hospital,
+        ] {
+            assert!(kinds.contains(&k), "{k}");
+        }
+        assert!(
+            cc.groups
+                .iter()
+                .any(|g| g.kind == GroupKind::Household && !g.needs_confirmation)
+        );
+
+        let m = &p.close_contact_measure;
+        assert_eq!(m.day_zero, DayZero::LastExposure);
+        assert_eq!(m.phases.len(), 2);
+        assert_eq!(
+            (m.phases[0].kind, m.phases[0].days),
+            (MeasureKind::CentralQuarantine, 7)
+        );
+        assert_eq!(m.phases[0].test_days, [1, 2, 3, 5, 7]);
+        assert_eq!(
+            (m.phases[1].kind, m.phases[1].days),
+            (MeasureKind::HomeMonitoring, 3)
+        );
+        assert_eq!(m.phases[1].test_days, [3]);
+        assert_eq!(m.total_days(), 10);
+
+        assert!(p.co_exposed.enabled);
+        assert_eq!(p.co_exposed.measure, Some(MeasureKind::TestsOnly));
+        assert!(
+            p.co_exposed
+                .places
+                .iter()
+                .any(|s| s.kind == PlaceKind::Mall)
+        );
+        assert!(
+            p.co_exposed
+                .places
+                .iter()
+                .any(|s| s.kind == PlaceKind::Market)
+        );
+
+        let g = &p.grid;
+        assert!(g.enabled);
+        assert_eq!(
+            (g.cell_size_m, g.more_than_minutes, g.within_days),
+            (Some(800), Some(10), Some(14))
+        );
+        assert_eq!(g.close_contact_by_itself, Some(false));
+        let gm = &g.measure.as_ref().unwrap().phases[0];
+        assert_eq!((gm.kind, gm.days), (MeasureKind::TestsOnly, 3));
+        assert_eq!(
+            gm.tests,
+            Some(TestSeries {
+                count: 2,
+                min_gap_hours: 24
+            })
+        );
+
+        let s = &p.secondary_contact;
+        assert!(s.enabled);
+        assert_eq!(
+            (s.window_from, s.window_until),
+            (
+                Some(LinkedEvent::FirstExposure),
+                Some(LinkedEvent::Isolation)
+            )
+        );
+        assert_eq!(s.release_needs_linked_negative_tests, Some(2));
+        assert_eq!(s.linked_positive_makes_close_contact, Some(true));
+        let sm = &s.measure.as_ref().unwrap().phases[0];
+        assert_eq!((sm.kind, sm.days), (MeasureKind::HomeQuarantine, 7));
+        assert_eq!(sm.test_days, [1, 4, 7]);
+
+        let z = &p.zones;
+        let levels: Vec<_> = z.levels.iter().map(|l| l.level).collect();
+        assert_eq!(levels, [ZoneLevel::High, ZoneLevel::Medium, ZoneLevel::Low]);
+        assert!(
+            z.levels[0].needs_confirmation,
+            "\"frequent\" high-risk places are confirmed by a person"
+        );
+        let t = |from, entered| {
+            z.transitions
+                .iter()
+                .find(|t| t.from == from && t.entered == entered)
+                .unwrap()
+        };
+        let hm = t(ZoneLevel::High, ZoneEntry::Any);
+        assert_eq!(
+            (hm.to, hm.clean_days, hm.negative_round_on_day),
+            (ZoneLevel::Medium, 7, Some(7))
+        );
+        assert!(hm.restart_on_new_case);
+        assert_eq!(t(ZoneLevel::Medium, ZoneEntry::Downgraded).clean_days, 3);
+        assert_eq!(t(ZoneLevel::Medium, ZoneEntry::Designated).clean_days, 7);
+        assert!(z.widening.enabled);
+        assert_eq!(z.widening.cap_level.as_deref(), Some("community"));
+
+        let sc = &p.screening;
+        assert!(sc.enabled);
+        assert_eq!(
+            (
+                sc.interval_days,
+                sc.stop_after_clean_rounds,
+                sc.final_round_after_days,
+                sc.round_completion_hours
+            ),
+            (Some(1), Some(3), Some(3), Some(24))
+        );
+
+        let a = &p.arrivals;
+        let abroad = a.for_origin(OriginRisk::Abroad).unwrap();
+        assert_eq!(
+            abroad.phases.iter().map(|p| p.days).collect::<Vec<_>>(),
+            [7, 3]
+        );
+        assert_eq!(abroad.day_zero, DayZero::LeftOrigin);
+        assert_eq!(
+            a.high.as_ref().unwrap().phases[0].test_days,
+            [1, 2, 3, 5, 7]
+        );
+        assert_eq!(
+            a.high.as_ref().unwrap().phases[0].kind,
+            MeasureKind::CentralQuarantine
+        );
+        assert_eq!(a.medium.as_ref().unwrap().phases[0].test_days, [1, 4, 7]);
+        assert_eq!(
+            a.medium.as_ref().unwrap().phases[0].kind,
+            MeasureKind::HomeQuarantine
+        );
+        assert_eq!(
+            a.low.as_ref().unwrap().phases[0].tests,
+            Some(TestSeries {
+                count: 2,
+                min_gap_hours: 24
+            })
+        );
+
+        let clock: Vec<_> = p
+            .response_clock
+            .items
+            .iter()
+            .map(|c| (c.start, c.stop, c.limit_hours))
+            .collect();
+        assert_eq!(
+            clock,
+            [
+                (ClockEvent::PositiveResult, ClockEvent::CaseReported, 2),
+                (ClockEvent::CaseReported, ClockEvent::CaseTransferred, 2),
+                (ClockEvent::CaseReported, ClockEvent::TrailSignedOff, 4),
+                (ClockEvent::CaseReported, ClockEvent::ContactsDetermined, 24),
+                (
+                    ClockEvent::ContactDetermined,
+                    ClockEvent::ContactInMeasure,
+                    12
+                ),
+            ]
+        );
+
+        let cold = &p.cold_chain;
+        assert_eq!(
+            [1, 2, 3, 4, 9].map(|n| cold.suspension_weeks(n)),
+            [Some(1), Some(1), Some(4), Some(4), Some(4)]
+        );
+        assert_eq!(cold.suspension_weeks(0), None);
+        assert_eq!(p.retention.location_days, 28);
+    }
+
+    #[test]
+    fn twenty_measures_numbers_match_the_design() {
+        let p = Profile::builtin("cn-2022-20-measures").unwrap();
+        assert_eq!(p.source.issued, "2022-11-11");
+        assert_eq!(p.infectious_period.days_before_onset, 4);
+        let m = &p.close_contact_measure;
+        assert_eq!(m.phases.iter().map(|p| p.days).collect::<Vec<_>>(), [5, 3]);
+        assert_eq!(m.phases[0].test_days, [1, 2, 3, 5]);
+        assert_eq!(m.phases[1].test_days, [1, 3]);
+        assert!(!p.secondary_contact.enabled);
+        assert!(!p.grid.enabled);
+        assert!(p.co_exposed.enabled);
+        let levels: Vec<_> = p.zones.levels.iter().map(|l| l.level).collect();
+        assert_eq!(levels, [ZoneLevel::High, ZoneLevel::Low]);
+        assert!(p.zones.levels[0].drawn_at.contains(&"building".to_string()));
+        let t = &p.zones.transitions;
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            (
+                t[0].from,
+                t[0].to,
+                t[0].clean_days,
+                t[0].negative_round_on_day
+            ),
+            (ZoneLevel::High, ZoneLevel::Low, 5, Some(5))
+        );
+        assert!(!p.zones.widening.enabled);
+        assert!(!p.zones.manual_enlargement_allowed);
+        let abroad = p.arrivals.abroad.as_ref().unwrap();
+        assert_eq!(
+            abroad.phases.iter().map(|p| p.days).collect::<Vec<_>>(),
+            [5, 3]
+        );
+        let high = &p.arrivals.high.as_ref().unwrap().phases[0];
+        assert_eq!((high.kind, high.days), (MeasureKind::HomeQuarantine, 7));
+        assert_eq!(high.test_days, [1, 3, 5, 7]);
+        assert!(p.arrivals.medium.is_none());
+        assert_eq!(p.response_clock, nine().response_clock);
+        assert_eq!(p.cold_chain, nine().cold_chain);
+        assert_eq!(p.screening, nine().screening);
+        assert_eq!(p.close_contact, nine().close_contact);
+    }
+
+    #[test]
+    fn cdc_numbers_match_the_design_and_none_is_representable() {
+        let p = Profile::builtin("cdc-2020-12").unwrap();
+        assert_eq!(p.infectious_period.days_before_onset, 2);
+        assert_eq!(p.infectious_period.days_before_sampling, 2);
+        let cc = &p.close_contact;
+        assert_eq!(cc.cumulative_window_hours, Some(24));
+        assert!(
+            cc.places
+                .iter()
+                .all(|s| s.min_overlap_minutes == 15 && s.needs_confirmation)
+        );
+        let prox = cc.proximity.as_ref().unwrap();
+        assert_eq!(
+            (prox.max_distance, prox.unit, prox.scope),
+            (6.0, DistanceUnit::Foot, ProximityScope::Everywhere)
+        );
+        assert!(cc.flight.is_none() && cc.train.is_none());
+        let m = &p.close_contact_measure;
+        assert_eq!(m.total_days(), 10);
+        assert_eq!(
+            m.early_release,
+            Some(EarlyRelease {
+                release_day: 7,
+                negative_test_from_day: 5
+            })
+        );
+        assert!(!p.co_exposed.enabled && !p.grid.enabled && !p.secondary_contact.enabled);
+        assert!(
+            p.zones.levels.is_empty()
+                && p.zones.transitions.is_empty()
+                && !p.zones.widening.enabled
+        );
+        assert!(!p.screening.enabled);
+        assert!(
+            OriginRisk::ALL
+                .iter()
+                .all(|r| p.arrivals.for_origin(*r).is_none())
+        );
+        assert!(p.response_clock.items.is_empty());
+        assert!(p.cold_chain.plant_suspensions.is_empty());
+        assert_eq!(p.cold_chain.suspension_weeks(1), None);
+        assert_eq!(p.retention.location_days, 28);
+    }
+
+    #[test]
+    fn misspelled_field_is_refused_with_its_dotted_path_and_line() {
+        let text = edited("rows_either_side = 3", "plain_rows = 3");
+        let (path, line, message, shown) = invalid(&text);
+        assert_eq!(path, "close_contact.flight.plain_rows");
+        assert!(
+            message.starts_with("unknown field close_contact.flight.plain_rows"),
+            "{message}"
+        );
+        assert!(
+            message.contains("rows_either_side"),
+            "the message lists the expected fields: {message}"
+        );
+        assert_eq!(line, Some(line_containing(&text, "plain_rows")));
+        assert!(
+            shown.starts_with("profile test.toml: unknown field close_contact.flight.plain_rows"),
+            "{shown}"
+        );
+
+        let text = edited("[retention]", "[retentoin]");
+        let (path, _, message, _) = invalid(&text);
+        assert_eq!(path, "retentoin", "{message}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field_and_line() {
+        let text = edited("rows_either_side = 3", "rows_either_side = \"three\"");
+        let (path, line, message, shown) = invalid(&text);
+        assert_eq!(path, "close_contact.flight.rows_either_side");
+        assert_eq!(line, Some(line_containing(&text, "\"three\"")));
+        assert!(
+            message.contains("three") && message.contains("u32"),
+            "{message}"
+        );
+        assert!(
+            shown.starts_with(
+                "profile test.toml: field close_contact.flight.rows_either_side: invalid type"
+            ) && shown.ends_with(&format!("(line {})", line.unwrap())),
+            "{shown}"
+        );
+
+        // An element of an array of tables, and a vocabulary value.
+        let text = edited("kind = \"cold_chain_warehouse\"", "kind = \"hotel\"");
+        let (path, line, message, _) = invalid(&text);
+        assert_eq!(path, "close_contact.places[2].kind");
+        assert_eq!(line, Some(line_containing(&text, "hotel")));
+        assert!(
+            message.contains("hotel") && message.contains("residence"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn missing_field_and_syntax_errors_are_located() {
+        let text = edited("days_before_sampling = 4\n", "");
+        let (path, line, message, _) = invalid(&text);
+        assert_eq!(path, "infectious_period.days_before_sampling");
+        assert_eq!(message, "missing required field");
+        assert!(line.is_some());
+
+        let text = edited("[retention]", "[retention");
+        let (path, line, message, _) = invalid(&text);
+        assert_eq!(path, "");
+        assert!(message.starts_with("invalid TOML"), "{message}");
+        assert_eq!(line, Some(line_containing(&text, "[retention")));
+    }
+
+    #[test]
+    fn semantic_errors_name_the_field_and_line() {
+        let text = edited(
+            "test_days = [1, 2, 3, 5, 7]\n\n[[close_contact_measure",
+            "test_days = [1, 2, 3, 5, 9]\n\n[[close_contact_measure",
+        );
+        let (path, line, message, shown) = invalid(&text);
+        assert_eq!(path, "close_contact_measure.phases[0].test_days[4]");
+        assert!(
+            message.contains("test day 9") && message.contains("1..=7"),
+            "{message}"
+        );
+        assert_eq!(line, Some(line_containing(&text, "[1, 2, 3, 5, 9]")));
+        assert!(
+            shown.contains("field close_contact_measure.phases[0].test_days[4]: test day 9"),
+            "{shown}"
+        );
+
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "kind = \"school\"",
+                "kind = \"workplace\"",
+                "close_contact.places[3].kind",
+            ),
+            (
+                "test_days = [1, 4, 7]\n\n# Low",
+                "test_days = [1, 7, 4]\n\n# Low",
+                "arrivals.medium.phases[0].test_days[2]",
+            ),
+            (
+                "test_days = [1, 4, 7]\n\n# ---",
+                "test_days = [0, 4, 7]\n\n# ---",
+                "secondary_contact.measure.phases[0].test_days[0]",
+            ),
+            (
+                "clean_days = 3",
+                "clean_days = 0",
+                "zones.transitions[1].clean_days",
+            ),
+            (
+                "negative_round_on_day = 7",
+                "negative_round_on_day = 8",
+                "zones.transitions[0].negative_round_on_day",
+            ),
+            (
+                "entered = \"designated\"",
+                "entered = \"downgraded\"",
+                "zones.transitions[2].entered",
+            ),
+            (
+                "from = \"high\"",
+                "from = \"low\"",
+                "zones.transitions[0].to",
+            ),
+            ("cell_size_m = 800\n", "", "grid.cell_size_m"),
+            (
+                "unit = \"m\"\nscope = \"vehicles\"\nneeds_confirmation = true",
+                "unit = \"m\"\nscope = \"vehicles\"\nneeds_confirmation = false",
+                "close_contact.proximity.needs_confirmation",
+            ),
+            (
+                "positives = 2",
+                "positives = 3",
+                "cold_chain.plant_suspensions[1].positives",
+            ),
+            (
+                "limit_hours = 12",
+                "limit_hours = 0",
+                "response_clock.items[4].limit_hours",
+            ),
+            (
+                "stop = \"contact_in_measure\"",
+                "stop = \"contact_determined\"",
+                "response_clock.items[4].stop",
+            ),
+            ("format_version = 1", "format_version = 2", "format_version"),
+            (
+                "issued = \"2022-06-28\"",
+                "issued = \"June 2022\"",
+                "source.issued",
+            ),
+            (
+                "location_days = 28",
+                "location_days = 0",
+                "retention.location_days",
+            ),
+            (
+                "tests = { count = 2, min_gap_hours = 24 }\n\n# ---------------------------------------------------------------- secondary",
+                "tests = { count = 5, min_gap_hours = 24 }\n\n# ---------------------------------------------------------------- secondary",
+                "grid.measure.phases[0].tests",
+            ),
+            (
+                "tests = { count = 2, min_gap_hours = 24 }\n\n# ---------------------------------------------------------------- response",
+                "tests = { count = 0, min_gap_hours = 24 }\n\n# ---------------------------------------------------------------- response",
+                "arrivals.low.phases[0].tests.count",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let text = edited(from, to);
+            let (path, line, message, _) = invalid(&text);
+            assert_eq!(&path, expected, "{from} -> {to}: {message}");
+            assert!(line.is_some(), "{expected}: no line");
+        }
+    }
+
+    #[test]
+    fn validate_reports_problems_of_profiles_built_in_code() {
+        let mut p = nine();
+        p.close_contact_measure.phases[0].days = 0;
+        let err = p.validate().unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ProfileInvalid);
+        assert!(
+            err.to_string()
+                .contains("close_contact_measure.phases[0].days"),
+            "{err}"
+        );
+
+        let mut p = Profile::builtin("cdc-2020-12").unwrap();
+        p.close_contact_measure.early_release = Some(EarlyRelease {
+            release_day: 10,
+            negative_test_from_day: 5,
+        });
+        assert!(
+            p.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("early_release.release_day")
+        );
+    }
+
+    #[test]
+    fn round_trip_through_toml_text() {
+        for name in Profile::builtin_names() {
+            let p = Profile::builtin(name).unwrap();
+            let text = p.to_toml_string();
+            let back = Profile::from_toml_str(&text, "round-trip.toml")
+                .unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+            assert_eq!(back, p, "{name}");
+            assert_eq!(back.to_toml_string(), text, "{name}: writing is stable");
+        }
+    }
+
+    #[test]
+    fn load_reads_files_and_reports_missing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mine.toml");
+        let text =
+            builtin_text("cn-2022-9th").replacen("name = \"cn-2022-9th\"", "name = \"mine\"", 1);
+        std::fs::write(&path, text).unwrap();
+        let p = Profile::load(path.to_str().unwrap()).unwrap();
+        assert_eq!(p.name, "mine");
+
+        std::fs::write(&path, "format_version = \"one\"\n").unwrap();
+        let err = Profile::load(path.to_str().unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("field format_version")
+                && err.to_string().contains("(line 1)"),
+            "{err}"
+        );
+
+        let missing = dir.path().join("absent.toml");
+        let err = Profile::load(missing.to_str().unwrap()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ProfileNotFound);
+        assert!(
+            err.to_string().contains("cn-2022-9th"),
+            "lists the built-ins: {err}"
+        );
+        let err = Profile::load("nonesuch").unwrap_err();
+        assert!(matches!(err, ProfileError::NotFound { ref name } if name == "nonesuch"));
+
+        let err = Profile::load(dir.path().to_str().unwrap()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Io, "{err}");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// A central phase of any length is accepted exactly when its test days fit, and
+            /// whatever is accepted survives the round trip.
+            #[test]
+            fn test_days_must_fit_the_phase(days in 0u32..12, last in 1u32..12) {
+                let text = edited(
+                    "days = 7\ntest_days = [1, 2, 3, 5, 7]\n\n[[close_contact_measure",
+                    &format!("days = {days}\ntest_days = [1, 2, 3, 5, {}]\n\n[[close_contact_measure", last.max(6)),
+                );
+                match Profile::from_toml_str(&text, "prop.toml") {
+                    Ok(p) => {
+                        prop_assert!(days >= last.max(6));
+                        prop_assert_eq!(Profile::from_toml_str(&p.to_toml_string(), "again").unwrap(), p);
+                    }
+                    Err(ProfileError::Invalid { path, line, .. }) => {
+                        prop_assert!(days < last.max(6));
+                        prop_assert!(path.starts_with("close_contact_measure.phases[0]"), "{}", path);
+                        prop_assert!(line.is_some());
+                    }
+                    Err(other) => prop_assert!(false, "{}", other),
+                }
+            }
+        }
+    }
+}

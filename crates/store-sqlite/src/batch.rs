@@ -94,6 +94,22 @@ fn date_text(d: &Option<jiff::civil::Date>) -> Option<String> {
 }
 
 impl Batch for SqliteBatch<'_> {
+    fn person_keys(&self) -> Result<Vec<(String, Key)>> {
+        crate::read::keys(&self.tx, "SELECT id, key FROM persons")
+    }
+
+    fn place_keys(&self) -> Result<Vec<(String, Key)>> {
+        crate::read::keys(&self.tx, "SELECT id, key FROM places")
+    }
+
+    fn lookup_persons(&self, ids: &[&str]) -> Result<Vec<Option<Key>>> {
+        ids.iter().map(|id| Ok(key_of(&self.tx, "persons", id)?.map(|k| k as Key))).collect()
+    }
+
+    fn lookup_places(&self, ids: &[&str]) -> Result<Vec<Option<Key>>> {
+        ids.iter().map(|id| Ok(key_of(&self.tx, "places", id)?.map(|k| k as Key))).collect()
+    }
+
     fn put_areas(&mut self, rows: &[Area]) -> Result<()> {
         self.atomically(|c| {
             // Parents may come later in the same call: insert every row first, then link.

@@ -159,11 +159,11 @@ impl Store for SqliteStore {
     }
 
     fn person_keys(&self) -> Result<Vec<(String, Key)>> {
-        self.keys("SELECT id, key FROM persons")
+        read::keys(&self.conn, "SELECT id, key FROM persons")
     }
 
     fn place_keys(&self) -> Result<Vec<(String, Key)>> {
-        self.keys("SELECT id, key FROM places")
+        read::keys(&self.conn, "SELECT id, key FROM places")
     }
 
     fn count(&self, entity: Entity) -> Result<u64> {
@@ -224,10 +224,3 @@ impl Store for SqliteStore {
     }
 }
 
-impl SqliteStore {
-    fn keys(&self, sql: &str) -> Result<Vec<(String, Key)>> {
-        let mut stmt = self.conn.prepare(sql).map_err(backend)?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Key>(1)?))).map_err(backend)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
-    }
-}

@@ -60,6 +60,12 @@ fn date(row: &Row, i: usize) -> rusqlite::Result<Option<jiff::civil::Date>> {
         .transpose()
 }
 
+pub(crate) fn keys(c: &Connection, sql: &str) -> Result<Vec<(String, Key)>> {
+    let mut stmt = c.prepare(sql).map_err(backend)?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Key>(1)?))).map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
 pub(crate) fn person(c: &Connection, id: &str) -> Result<Option<Person>> {
     c.prepare_cached(
         "SELECT p.id, r.id, p.birth_year, p.sex, p.occupation FROM persons p
@@ -285,7 +291,7 @@ pub(crate) fn visits_of_person(c: &Connection, person_id: &str, from: Timestamp,
                     place_id: r.get(0)?,
                     t_in: ts(r.get(1)?)?,
                     t_out: opt_ts(r.get(2)?)?,
-                    source: VisitSource::from_code(code).unwrap_or_default(),
+                    source: VisitSource::from_code(code).unwrap_or(VisitSource::VenueCode),
                 })
             })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
@@ -338,7 +344,7 @@ pub(crate) fn scan_visits(c: &Connection, after_row: i64, f: &mut dyn FnMut(&[St
                 place: r.get(2).map_err(backend)?,
                 t_in: r.get(3).map_err(backend)?,
                 t_out: r.get(4).map_err(backend)?,
-                source: VisitSource::from_code(code).unwrap_or_default(),
+                source: VisitSource::from_code(code).unwrap_or(VisitSource::VenueCode),
             },
         });
         last = row;

@@ -163,6 +163,15 @@ pub trait Store: Send {
 /// An all-or-nothing batch of writes. Each `put_*` call is itself atomic: on error nothing of
 /// that call is written, and the batch can go on (the importer uses this to skip bad rows).
 pub trait Batch {
+    /// Every person's id and key as seen inside this batch.
+    fn person_keys(&self) -> Result<Vec<(String, Key)>>;
+    /// Every place's id and key as seen inside this batch.
+    fn place_keys(&self) -> Result<Vec<(String, Key)>>;
+    /// The keys of the given person ids (`None` where not registered).
+    fn lookup_persons(&self, ids: &[&str]) -> Result<Vec<Option<Key>>>;
+    /// The keys of the given place ids (`None` where not registered).
+    fn lookup_places(&self, ids: &[&str]) -> Result<Vec<Option<Key>>>;
+
     fn put_areas(&mut self, rows: &[Area]) -> Result<()>;
     fn put_units(&mut self, rows: &[Unit]) -> Result<()>;
     fn put_places(&mut self, rows: &[Place]) -> Result<()>;

@@ -1,0 +1,45 @@
+//! Application errors, each with a stable code (see ARCHITECTURE.md).
+
+use chainbreak_core::profile::ProfileError;
+use chainbreak_core::{ErrorCode, Location};
+use chainbreak_formats::FormatError;
+use chainbreak_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad input, located.
+    #[error("{0}")]
+    Input(#[from] FormatError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("{argument}: {message}")]
+    InvalidArgument { argument: &'static str, message: String },
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+impl AppError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AppError::Input(e) => e.code,
+            AppError::Store(e) => e.code(),
+            AppError::Profile(e) => e.code(),
+            AppError::InvalidArgument { .. } => ErrorCode::InputUnsupported,
+            AppError::Io { .. } => ErrorCode::Io,
+        }
+    }
+
+    /// Where in the input the error is, when it is about input.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            AppError::Input(e) => Some(&e.location),
+            _ => None,
+        }
+    }
+
+    pub fn io(path: &std::path::Path, e: std::io::Error) -> Self {
+        AppError::Io { path: path.display().to_string(), message: e.to_string() }
+    }
+}

@@ -1,0 +1,287 @@
+//! The visits fast path.
+//!
+//! One thread parses the CSV and maps string ids to keys through in-memory hash maps; the
+//! calling thread writes chunks of keyed visits into the store batch. With 2 cores this keeps
+//! SQLite, the bottleneck, busy all the time.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use chainbreak_core::model::Visit;
+use chainbreak_core::{ErrorCode, Location};
+use chainbreak_formats::visits::{RawVisit, VisitReader};
+use chainbreak_formats::{Format, FormatError, RecordReader};
+use chainbreak_store::{Batch, Key, KeyedVisit};
+use rustc_hash::FxHashMap;
+
+use super::{CountingReader, ImportOptions, ImportReport, Rejects, reject_or_fail};
+use crate::{AppError, Progress};
+
+/// External id (bytes) → store key.
+pub(crate) type KeyMap = FxHashMap<Box<[u8]>, Key>;
+
+/// Rows per chunk handed from the parser to the writer.
+const CHUNK_ROWS: usize = 64 * 1024;
+
+/// A parsed, keyed chunk.
+struct Chunk {
+    rows: Vec<KeyedVisit>,
+    /// Ids to register by id alone, with the keys the parser gave them (consecutive).
+    new_persons: Vec<(String, Key)>,
+    new_places: Vec<(String, Key)>,
+    rejects: Vec<(FormatError, String)>,
+    /// Bytes of input consumed so far.
+    position: u64,
+}
+
+impl Chunk {
+    fn new() -> Self {
+        Chunk { rows: Vec::with_capacity(CHUNK_ROWS), new_persons: Vec::new(), new_places: Vec::new(), rejects: Vec::new(), position: 0 }
+    }
+}
+
+/// Resolves ids to keys, registering unknown ones when asked.
+struct Resolver {
+    persons: KeyMap,
+    places: KeyMap,
+    next_person: Key,
+    next_place: Key,
+    register_unknown: bool,
+}
+
+impl Resolver {
+    fn new(persons: KeyMap, places: KeyMap, register_unknown: bool) -> Self {
+        let next_person = persons.values().copied().max().unwrap_or(0) + 1;
+        let next_place = places.values().copied().max().unwrap_or(0) + 1;
+        Resolver { persons, places, next_person, next_place, register_unknown }
+    }
+
+    fn resolve(&mut self, v: &RawVisit<'_>, file: &str, chunk: &mut Chunk) -> Result<KeyedVisit, FormatError> {
+        let person = match self.persons.get(v.person_id) {
+            Some(k) => *k,
+            None => self.unknown(v.person_id, true, v.line, file, chunk)?,
+        };
+        let place = match self.places.get(v.place_id) {
+            Some(k) => *k,
+            None => self.unknown(v.place_id, false, v.line, file, chunk)?,
+        };
+        Ok(KeyedVisit { person, place, t_in: v.t_in, t_out: v.t_out, source: v.source })
+    }
+
+    fn unknown(&mut self, id: &[u8], person: bool, line: u64, file: &str, chunk: &mut Chunk) -> Result<Key, FormatError> {
+        let (field, what) = if person { ("person_id", "person") } else { ("place_id", "place") };
+        let text = String::from_utf8_lossy(id).into_owned();
+        if !self.register_unknown {
+            return Err(FormatError::new(
+                ErrorCode::InputUnknownReference,
+                Location::file(file).with_line(line).with_field(field),
+                format!("{what} `{text}` is not registered; import {what}s first, or give --register-unknown"),
+            ));
+        }
+        let (map, next, list) = if person {
+            (&mut self.persons, &mut self.next_person, &mut chunk.new_persons)
+        } else {
+            (&mut self.places, &mut self.next_place, &mut chunk.new_places)
+        };
+        let key = *next;
+        *next += 1;
+        map.insert(id.into(), key);
+        list.push((text, key));
+        Ok(key)
+    }
+}
+
+fn raw_text(v: &RawVisit<'_>) -> String {
+    format!(
+        "{},{},{},{}",
+        String::from_utf8_lossy(v.person_id),
+        String::from_utf8_lossy(v.place_id),
+        v.t_in,
+        v.t_out.map(|t| t.to_string()).unwrap_or_default()
+    )
+}
+
+/// Estimates the rows of a CSV file from its first megabyte.
+fn estimate_rows(file: &mut File, size: u64) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0;
+    while n < buf.len() {
+        let r = file.read(&mut buf[n..])?;
+        if r == 0 {
+            break;
+        }
+        n += r;
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let lines = buf[..n].iter().filter(|b| **b == b'\n').count().max(1) as u64;
+    Ok(size.saturating_mul(lines) / n.max(1) as u64)
+}
+
+/// The parser thread's loop: read, resolve, send chunks; stop at the first fatal error.
+fn parse_loop(
+    mut reader: VisitReader<File>,
+    mut resolver: Resolver,
+    skip_invalid: bool,
+    tx: SyncSender<Result<Chunk, AppError>>,
+) {
+    let file = reader.file().to_string();
+    let mut chunk = Chunk::new();
+    loop {
+        let next = reader.next();
+        let done = next.is_none();
+        match next {
+            None => {}
+            Some(Ok(v)) => match resolver.resolve(&v, &file, &mut chunk) {
+                Ok(k) => chunk.rows.push(k),
+                Err(e) if skip_invalid => {
+                    let raw = raw_text(&v);
+                    chunk.rejects.push((e, raw));
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.into()));
+                    return;
+                }
+            },
+            Some(Err(e)) if skip_invalid && !e.fatal => chunk.rejects.push((e.error, e.raw)),
+            Some(Err(e)) => {
+                let _ = tx.send(Err(e.error.into()));
+                return;
+            }
+        }
+        if done || chunk.rows.len() >= CHUNK_ROWS || chunk.rejects.len() >= CHUNK_ROWS {
+            chunk.position = reader.position_bytes();
+            if tx.send(Ok(std::mem::replace(&mut chunk, Chunk::new()))).is_err() {
+                return; // the writer gave up
+            }
+        }
+        if done {
+            return;
+        }
+    }
+}
+
+/// Writes one chunk into the batch.
+fn write_chunk(batch: &mut dyn Batch, chunk: Chunk, rejects: &mut Rejects, report: &mut ImportReport) -> Result<(), AppError> {
+    register(batch, &chunk.new_persons, true)?;
+    register(batch, &chunk.new_places, false)?;
+    report.registered_persons += chunk.new_persons.len() as u64;
+    report.registered_places += chunk.new_places.len() as u64;
+    batch.insert_visits(&chunk.rows)?;
+    report.imported += chunk.rows.len() as u64;
+    for (e, raw) in &chunk.rejects {
+        rejects.add(e, raw)?;
+    }
+    Ok(())
+}
+
+fn register(batch: &mut dyn Batch, new: &[(String, Key)], persons: bool) -> Result<(), AppError> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = new.iter().map(|(id, _)| id.as_str()).collect();
+    let keys = if persons { batch.register_persons(&ids)? } else { batch.register_places(&ids)? };
+    for ((id, expected), got) in new.iter().zip(keys) {
+        if *expected != got {
+            return Err(chainbreak_store::StoreError::Backend(format!(
+                "registering `{id}` gave key {got}, expected {expected}: another writer changed the store"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn import_csv(
+    batch: &mut dyn Batch,
+    mut file: File,
+    size: u64,
+    name: &str,
+    persons: KeyMap,
+    places: KeyMap,
+    opts: &ImportOptions,
+    rejects: &mut Rejects,
+    report: &mut ImportReport,
+    progress: &mut dyn Progress,
+) -> Result<(), AppError> {
+    let estimate = estimate_rows(&mut file, size).map_err(|e| AppError::Io { path: name.into(), message: e.to_string() })?;
+    batch.expect_visits(estimate)?;
+    let reader = VisitReader::new(file, name)?;
+    let resolver = Resolver::new(persons, places, opts.register_unknown);
+    let skip = opts.skip_invalid;
+    std::thread::scope(|s| {
+        let (tx, rx): (SyncSender<Result<Chunk, AppError>>, Receiver<_>) = sync_channel(6);
+        let parser = s.spawn(move || parse_loop(reader, resolver, skip, tx));
+        let result = (|| {
+            for msg in rx.iter() {
+                let chunk = msg?;
+                let position = chunk.position;
+                write_chunk(batch, chunk, rejects, report)?;
+                progress.set(position);
+            }
+            Ok(())
+        })();
+        drop(rx);
+        parser.join().expect("the visit parser does not panic");
+        result
+    })
+}
+
+/// Visits in JSON Lines: the generic reader, the same id mapping.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn import_visit_records<R: Read>(
+    batch: &mut dyn Batch,
+    format: Format,
+    input: CountingReader<R>,
+    name: &str,
+    opts: &ImportOptions,
+    rejects: &mut Rejects,
+    report: &mut ImportReport,
+    progress: &mut dyn Progress,
+) -> Result<(), AppError> {
+    let to_map = |pairs: Vec<(String, Key)>| pairs.into_iter().map(|(id, k)| (id.into_bytes().into_boxed_slice(), k)).collect();
+    let mut resolver = Resolver::new(to_map(batch.person_keys()?), to_map(batch.place_keys()?), opts.register_unknown);
+    let read = input.count.clone();
+    let mut reader = RecordReader::<Visit, _>::new(input, format, name)?;
+    let mut chunk = Chunk::new();
+    while let Some(next) = reader.next_record() {
+        match next {
+            Ok((line, v)) => {
+                let raw = RawVisit {
+                    line,
+                    person_id: v.person_id.as_bytes(),
+                    place_id: v.place_id.as_bytes(),
+                    t_in: v.t_in.as_second(),
+                    t_out: v.t_out.map(|t| t.as_second()),
+                    source: v.source,
+                };
+                let mut err = None;
+                if let Some(t_out) = raw.t_out
+                    && t_out < raw.t_in
+                {
+                    err = Some(FormatError::new(
+                        ErrorCode::InputInconsistent,
+                        Location::file(name).with_line(line).with_json_path("$.t_out"),
+                        format!("t_out {} is before t_in {}", v.t_out.expect("some"), v.t_in),
+                    ));
+                }
+                let resolved = match err {
+                    Some(e) => Err(e),
+                    None => resolver.resolve(&raw, name, &mut chunk),
+                };
+                match resolved {
+                    Ok(k) => chunk.rows.push(k),
+                    Err(e) if opts.skip_invalid => rejects.add(&e, &serde_json::to_string(&v).unwrap_or_default())?,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => reject_or_fail(e, opts, rejects)?,
+        }
+        if chunk.rows.len() >= CHUNK_ROWS {
+            write_chunk(batch, std::mem::replace(&mut chunk, Chunk::new()), rejects, report)?;
+            progress.set(read.load(std::sync::atomic::Ordering::Relaxed));
+        }
+    }
+    write_chunk(batch, chunk, rejects, report)
+}
