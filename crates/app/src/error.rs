@@ -15,7 +15,10 @@ pub enum AppError {
     #[error(transparent)]
     Profile(#[from] ProfileError),
     #[error("{argument}: {message}")]
-    InvalidArgument { argument: &'static str, message: String },
+    InvalidArgument {
+        argument: &'static str,
+        message: String,
+    },
     #[error("{path}: {message}")]
     Io { path: String, message: String },
 }
@@ -40,6 +43,9 @@ impl AppError {
     }
 
     pub fn io(path: &std::path::Path, e: std::io::Error) -> Self {
-        AppError::Io { path: path.display().to_string(), message: e.to_string() }
+        AppError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! Visits take a fast path ([`visits`]): parsing and id mapping on one thread, SQLite on
 //! another, keys looked up in memory, indexes rebuilt once at the end.
 
+mod idmap;
 mod visits;
 
 use std::fs::File;
@@ -64,27 +65,53 @@ pub(crate) struct Rejects {
 
 impl Rejects {
     fn new(path: PathBuf) -> Self {
-        Rejects { path, writer: None, count: 0 }
+        Rejects {
+            path,
+            writer: None,
+            count: 0,
+        }
     }
 
     pub(crate) fn add(&mut self, error: &FormatError, raw: &str) -> Result<(), AppError> {
         if self.writer.is_none() {
             let f = File::create(&self.path).map_err(|e| AppError::io(&self.path, e))?;
             let mut w = csv::Writer::from_writer(BufWriter::new(f));
-            w.write_record(["line", "code", "field", "message", "record"]).map_err(|e| self.csv_err(e))?;
+            w.write_record(["line", "code", "field", "message", "record"])
+                .map_err(|e| self.csv_err(e))?;
             self.writer = Some(w);
         }
-        let field = error.location.field.clone().or_else(|| error.location.json_path.clone()).unwrap_or_default();
-        let line = error.location.line.map(|l| l.to_string()).unwrap_or_default();
+        let field = error
+            .location
+            .field
+            .clone()
+            .or_else(|| error.location.json_path.clone())
+            .unwrap_or_default();
+        let line = error
+            .location
+            .line
+            .map(|l| l.to_string())
+            .unwrap_or_default();
         let w = self.writer.as_mut().expect("opened above");
-        let res = w.write_record([line.as_str(), error.code.as_str(), field.as_str(), error.message.as_str(), raw]);
-        res.map_err(|e| AppError::Io { path: self.path.display().to_string(), message: e.to_string() })?;
+        let res = w.write_record([
+            line.as_str(),
+            error.code.as_str(),
+            field.as_str(),
+            error.message.as_str(),
+            raw,
+        ]);
+        res.map_err(|e| AppError::Io {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        })?;
         self.count += 1;
         Ok(())
     }
 
     fn csv_err(&self, e: csv::Error) -> AppError {
-        AppError::Io { path: self.path.display().to_string(), message: e.to_string() }
+        AppError::Io {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
     }
 
     fn finish(self) -> Result<Option<String>, AppError> {
@@ -138,14 +165,42 @@ pub fn import_file(
     let mut rejects = Rejects::new(rejects_path);
     progress.start(size, "bytes");
 
-    let mut report = ImportReport { kind: kind.to_string(), file: name.clone(), ..Default::default() };
+    let mut report = ImportReport {
+        kind: kind.to_string(),
+        file: name.clone(),
+        ..Default::default()
+    };
     let mut batch = store.begin(at)?;
     if kind == Kind::Visits && format == Format::Csv {
         let (persons, places) = (batch_keys(&*batch, true)?, batch_keys(&*batch, false)?);
-        visits::import_csv(&mut *batch, file, size, &name, persons, places, opts, &mut rejects, &mut report, progress)?;
+        visits::import_csv(
+            &mut *batch,
+            file,
+            size,
+            &name,
+            persons,
+            places,
+            opts,
+            &mut rejects,
+            &mut report,
+            progress,
+        )?;
     } else {
-        let counting = CountingReader { inner: file, count: Arc::new(AtomicU64::new(0)) };
-        import_generic(&mut *batch, kind, format, counting, &name, opts, &mut rejects, &mut report, progress)?;
+        let counting = CountingReader {
+            inner: file,
+            count: Arc::new(AtomicU64::new(0)),
+        };
+        import_generic(
+            &mut *batch,
+            kind,
+            format,
+            counting,
+            &name,
+            opts,
+            &mut rejects,
+            &mut report,
+            progress,
+        )?;
     }
     report.last_seq = batch.commit()?;
     report.rejected = rejects.count;
@@ -156,14 +211,12 @@ pub fn import_file(
 }
 
 /// The id → key maps for persons or places, read through the batch's store.
-fn batch_keys(batch: &dyn Batch, persons: bool) -> Result<visits::KeyMap, AppError> {
-    let pairs = if persons { batch.person_keys()? } else { batch.place_keys()? };
-    let mut map = visits::KeyMap::default();
-    map.reserve(pairs.len());
-    for (id, key) in pairs {
-        map.insert(id.into_bytes().into_boxed_slice(), key);
-    }
-    Ok(map)
+fn batch_keys(batch: &dyn Batch, persons: bool) -> Result<idmap::IdMap, AppError> {
+    Ok(idmap::IdMap::from_pairs(if persons {
+        batch.person_keys()?
+    } else {
+        batch.place_keys()?
+    }))
 }
 
 /// Counts bytes read, for progress.
@@ -194,17 +247,41 @@ fn import_generic<R: Read>(
 ) -> Result<(), AppError> {
     macro_rules! go {
         ($t:ty, $put:ident) => {
-            import_records::<$t, R>(batch, format, input, name, opts, rejects, report, progress, &|b, rows| b.$put(rows))
+            import_records::<$t, R>(
+                batch,
+                format,
+                input,
+                name,
+                opts,
+                rejects,
+                report,
+                progress,
+                &|b, rows| b.$put(rows),
+            )
         };
     }
     match kind {
         Kind::Areas if format == Format::GeoJson => {
             let mut input = input;
             let mut text = String::new();
-            input.read_to_string(&mut text).map_err(|e| AppError::Io { path: name.into(), message: e.to_string() })?;
+            input.read_to_string(&mut text).map_err(|e| AppError::Io {
+                path: name.into(),
+                message: e.to_string(),
+            })?;
             let areas = geojson_areas::read_areas(&text, name)?;
-            let lines: Vec<(u64, String)> = (0..areas.len()).map(|i| (0, format!("$.features[{i}]"))).collect();
-            put_chunk(batch, areas, lines, name, opts, rejects, report, &|b, rows: &[Area]| b.put_areas(rows))
+            let lines: Vec<(u64, String)> = (0..areas.len())
+                .map(|i| (0, format!("$.features[{i}]")))
+                .collect();
+            put_chunk(
+                batch,
+                areas,
+                lines,
+                name,
+                opts,
+                rejects,
+                report,
+                &|b, rows: &[Area]| b.put_areas(rows),
+            )
         }
         Kind::Areas => go!(Area, put_areas),
         Kind::Units => go!(Unit, put_units),
@@ -214,7 +291,9 @@ fn import_generic<R: Read>(
         Kind::Staff => go!(StaffMember, put_staff),
         Kind::Groups => go!(Group, put_groups),
         Kind::Memberships => go!(Membership, put_memberships),
-        Kind::Visits => visits::import_visit_records(batch, format, input, name, opts, rejects, report, progress),
+        Kind::Visits => visits::import_visit_records(
+            batch, format, input, name, opts, rejects, report, progress,
+        ),
         Kind::Trips => go!(Trip, put_trips),
         Kind::Passengers => go!(TripPassenger, put_passengers),
         Kind::Pings => go!(LocationPing, put_pings),
@@ -230,7 +309,11 @@ fn import_generic<R: Read>(
 type PutFn<'f, T> = dyn Fn(&mut dyn Batch, &[T]) -> Result<(), StoreError> + 'f;
 
 /// Handles one unreadable record: reject it, or fail the whole import.
-pub(crate) fn reject_or_fail(e: RecordError, opts: &ImportOptions, rejects: &mut Rejects) -> Result<(), AppError> {
+pub(crate) fn reject_or_fail(
+    e: RecordError,
+    opts: &ImportOptions,
+    rejects: &mut Rejects,
+) -> Result<(), AppError> {
     if opts.skip_invalid && !e.fatal {
         rejects.add(&e.error, &e.raw)
     } else {
@@ -264,10 +347,19 @@ fn import_records<T: DeserializeOwned + serde::Serialize, R: Read>(
             Err(e) => reject_or_fail(e, opts, rejects)?,
         }
         if rows.len() == CHUNK {
-            put_chunk(batch, std::mem::take(&mut rows), std::mem::take(&mut lines), name, opts, rejects, report, put)?;
+            put_chunk(
+                batch,
+                std::mem::take(&mut rows),
+                std::mem::take(&mut lines),
+                name,
+                opts,
+                rejects,
+                report,
+                put,
+            )?;
         }
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             progress.set(read.load(Ordering::Relaxed));
         }
     }
@@ -295,9 +387,8 @@ fn put_chunk<T: serde::Serialize>(
             }
             Err(e) => {
                 let (index, field) = match &e {
-                    StoreError::UnknownReference { index, field, .. } | StoreError::Invalid { index, field, .. } => {
-                        (*index, *field)
-                    }
+                    StoreError::UnknownReference { index, field, .. }
+                    | StoreError::Invalid { index, field, .. } => (*index, *field),
                     _ => return Err(e.into()),
                 };
                 let (line, path) = &lines[index];

@@ -24,7 +24,12 @@ fn at_path(array: &str, index: usize, field: &str) -> Location {
 }
 
 /// Ingests visits; unknown persons or places are an error unless `register_unknown`.
-pub fn ingest_visits(store: &mut dyn Store, visits: &[Visit], register_unknown: bool, at: Timestamp) -> Result<IngestReport, AppError> {
+pub fn ingest_visits(
+    store: &mut dyn Store,
+    visits: &[Visit],
+    register_unknown: bool,
+    at: Timestamp,
+) -> Result<IngestReport, AppError> {
     for (i, v) in visits.iter().enumerate() {
         if let Some(t_out) = v.t_out
             && t_out < v.t_in
@@ -43,10 +48,16 @@ pub fn ingest_visits(store: &mut dyn Store, visits: &[Visit], register_unknown: 
     let place_ids: Vec<&str> = visits.iter().map(|v| v.place_id.as_str()).collect();
     let mut persons = batch.lookup_persons(&person_ids)?;
     let mut places = batch.lookup_places(&place_ids)?;
-    for (keys, ids, field, what, is_person) in
-        [(&mut persons, &person_ids, "person_id", "person", true), (&mut places, &place_ids, "place_id", "place", false)]
-    {
-        let missing: Vec<usize> = keys.iter().enumerate().filter(|(_, k)| k.is_none()).map(|(i, _)| i).collect();
+    for (keys, ids, field, what, is_person) in [
+        (&mut persons, &person_ids, "person_id", "person", true),
+        (&mut places, &place_ids, "place_id", "place", false),
+    ] {
+        let missing: Vec<usize> = keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.is_none())
+            .map(|(i, _)| i)
+            .collect();
         if missing.is_empty() {
             continue;
         }
@@ -60,7 +71,11 @@ pub fn ingest_visits(store: &mut dyn Store, visits: &[Visit], register_unknown: 
             .into());
         }
         let names: Vec<&str> = missing.iter().map(|i| ids[*i]).collect();
-        let new = if is_person { batch.register_persons(&names)? } else { batch.register_places(&names)? };
+        let new = if is_person {
+            batch.register_persons(&names)?
+        } else {
+            batch.register_places(&names)?
+        };
         let distinct = names.iter().collect::<std::collections::HashSet<_>>().len() as u64;
         if is_person {
             report.registered_persons = distinct;
@@ -89,19 +104,33 @@ pub fn ingest_visits(store: &mut dyn Store, visits: &[Visit], register_unknown: 
 }
 
 /// Ingests lab tests (upserted by id).
-pub fn ingest_lab_tests(store: &mut dyn Store, tests: &[LabTest], at: Timestamp) -> Result<IngestReport, AppError> {
+pub fn ingest_lab_tests(
+    store: &mut dyn Store,
+    tests: &[LabTest],
+    at: Timestamp,
+) -> Result<IngestReport, AppError> {
     let mut batch = store.begin(at)?;
     match batch.put_lab_tests(tests) {
         Ok(()) => {}
         Err(e @ (StoreError::UnknownReference { .. } | StoreError::Invalid { .. })) => {
             let (index, field) = match &e {
-                StoreError::UnknownReference { index, field, .. } | StoreError::Invalid { index, field, .. } => (*index, *field),
+                StoreError::UnknownReference { index, field, .. }
+                | StoreError::Invalid { index, field, .. } => (*index, *field),
                 _ => unreachable!("matched above"),
             };
-            return Err(FormatError::new(e.code(), at_path("lab_tests", index, field), e.to_string()).into());
+            return Err(FormatError::new(
+                e.code(),
+                at_path("lab_tests", index, field),
+                e.to_string(),
+            )
+            .into());
         }
         Err(e) => return Err(e.into()),
     }
     let last_seq = batch.commit()?;
-    Ok(IngestReport { accepted: tests.len() as u64, last_seq, ..Default::default() })
+    Ok(IngestReport {
+        accepted: tests.len() as u64,
+        last_seq,
+        ..Default::default()
+    })
 }

@@ -1,1 +1,333 @@
-fn main() {}
+//! `chainbreak`: the command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chainbreak_app::import::{ImportOptions, import_file};
+use chainbreak_app::{AppError, Progress};
+use chainbreak_core::profile::Profile;
+use chainbreak_core::time::{Clock, SystemClock};
+use chainbreak_formats::{Format, Kind};
+use chainbreak_store::Store;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "chainbreak", version = version(), about = "Outbreak surveillance and response engine")]
+struct Cli {
+    /// Log format for structured logs (to stderr).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new deployment store.
+    Init {
+        #[arg(long, env = "CHAINBREAK_DB")]
+        db: PathBuf,
+        /// The deployment's IANA time zone (calendar days are counted in it).
+        #[arg(long, default_value = "Asia/Shanghai")]
+        tz: String,
+        /// A built-in profile name or a path to a profile TOML file.
+        #[arg(long, default_value = "cn-2022-9th")]
+        profile: String,
+    },
+    /// Import a file (CSV, JSON Lines, or GeoJSON for areas) into the store, all or nothing.
+    Import {
+        /// What the file holds.
+        #[arg(value_parser = parse_kind)]
+        kind: Kind,
+        file: PathBuf,
+        #[arg(long, env = "CHAINBREAK_DB")]
+        db: PathBuf,
+        /// csv, jsonl or geojson (default: from the file's extension).
+        #[arg(long, value_parser = parse_format)]
+        format: Option<Format>,
+        /// Register persons and places that visits name but the store lacks, by id alone.
+        #[arg(long)]
+        register_unknown: bool,
+        /// Import the valid records and write the invalid ones, with reasons, to a rejects file.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// Where rejected records go (default: FILE.rejects.csv).
+        #[arg(long)]
+        rejects: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the API on 127.0.0.1.
+    Serve {
+        #[arg(long, env = "CHAINBREAK_DB")]
+        db: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+    },
+    /// Policy profiles.
+    Profile {
+        #[command(subcommand)]
+        command: ProfileCommand,
+    },
+    /// Duplicate persons: merge and unmerge, with history.
+    Person {
+        #[command(subcommand)]
+        command: PersonCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// List the built-in profiles.
+    List,
+    /// Validate a profile (a built-in name or a path).
+    Check { profile: String },
+    /// Print a profile as TOML.
+    Show { profile: String },
+}
+
+#[derive(Subcommand)]
+enum PersonCommand {
+    /// Merge a duplicate into a survivor.
+    Merge {
+        #[arg(long, env = "CHAINBREAK_DB")]
+        db: PathBuf,
+        #[arg(long)]
+        survivor: String,
+        #[arg(long)]
+        duplicate: String,
+        #[arg(long)]
+        reason: String,
+        /// Who decided the merge.
+        #[arg(long)]
+        actor: String,
+    },
+    /// Undo a merge.
+    Unmerge {
+        #[arg(long, env = "CHAINBREAK_DB")]
+        db: PathBuf,
+        #[arg(long)]
+        merge_id: i64,
+    },
+    /// Show a person's merge history.
+    History {
+        #[arg(long, env = "CHAINBREAK_DB")]
+        db: PathBuf,
+        person: String,
+    },
+}
+
+fn version() -> String {
+    format!(
+        "{} (SQLite {})",
+        env!("CARGO_PKG_VERSION"),
+        chainbreak_store_sqlite::SqliteStore::sqlite_version()
+    )
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    s.parse::<Kind>().map_err(|e| e.to_string())
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse::<Format>().map_err(|e| e.to_string())
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+struct Bar(indicatif::ProgressBar);
+
+impl Progress for Bar {
+    fn start(&mut self, total: u64, _unit: &str) {
+        self.0.set_length(total);
+        self.0.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})")
+                .expect("valid template"),
+        );
+    }
+    fn set(&mut self, done: u64) {
+        self.0.set_position(done);
+    }
+    fn finish(&mut self, message: &str) {
+        self.0.finish_and_clear();
+        tracing::debug!("{message}");
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match e.downcast_ref::<AppError>() {
+                Some(app) => eprintln!("error[{}]: {e:#}", app.code()),
+                None => eprintln!("error: {e:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHAINBREAK_LOG")
+        .unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match command {
+        Command::Init { db, tz, profile } => {
+            let store = chainbreak_app::init(&db, &tz, &profile, &*clock)?;
+            let meta = store.meta()?;
+            println!(
+                "initialised {} (zone {}, profile {}, schema {})",
+                db.display(),
+                meta.time_zone,
+                meta.profile,
+                meta.schema_version
+            );
+        }
+        Command::Import {
+            kind,
+            file,
+            db,
+            format,
+            register_unknown,
+            skip_invalid,
+            rejects,
+            json,
+        } => {
+            let mut store = chainbreak_app::open(&db)?;
+            let opts = ImportOptions {
+                register_unknown,
+                skip_invalid,
+                rejects,
+                format,
+            };
+            let mut bar = Bar(indicatif::ProgressBar::new(0));
+            let report = import_file(&mut store, kind, &file, &opts, clock.now(), &mut bar)?;
+            if kind == Kind::Visits || kind == Kind::Pings {
+                let started = std::time::Instant::now();
+                store.checkpoint()?;
+                tracing::debug!(seconds = started.elapsed().as_secs_f64(), "checkpointed");
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let rate = report.imported as f64 / report.seconds.max(1e-9);
+                println!(
+                    "imported {} {} from {} in {:.2} s ({:.0}/s); rejected {}{}; registered {} persons, {} places",
+                    report.imported,
+                    report.kind,
+                    report.file,
+                    report.seconds,
+                    rate,
+                    report.rejected,
+                    report
+                        .rejects_file
+                        .as_ref()
+                        .map(|f| format!(" (see {f})"))
+                        .unwrap_or_default(),
+                    report.registered_persons,
+                    report.registered_places
+                );
+            }
+        }
+        Command::Serve { db, addr } => {
+            let config = chainbreak_server::ServerConfig {
+                db,
+                ..Default::default()
+            };
+            let state = chainbreak_server::AppState::open(config, clock)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?;
+                tracing::info!(%addr, "chainbreak serving");
+                eprintln!("chainbreak serving on http://{addr}");
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                chainbreak_server::serve(listener, state, shutdown)
+                    .await
+                    .context("serving")
+            })?;
+        }
+        Command::Profile { command } => match command {
+            ProfileCommand::List => {
+                for name in Profile::builtin_names() {
+                    let p = Profile::builtin(name).expect("built-ins load");
+                    println!("{name}\t{}", p.title);
+                }
+            }
+            ProfileCommand::Check { profile } => {
+                let p = Profile::load(&profile).map_err(AppError::from)?;
+                println!("{}: valid (format_version {})", p.name, p.format_version);
+            }
+            ProfileCommand::Show { profile } => {
+                print!(
+                    "{}",
+                    Profile::load(&profile)
+                        .map_err(AppError::from)?
+                        .to_toml_string()
+                );
+            }
+        },
+        Command::Person { command } => match command {
+            PersonCommand::Merge {
+                db,
+                survivor,
+                duplicate,
+                reason,
+                actor,
+            } => {
+                let mut store = chainbreak_app::open(&db)?;
+                let mut batch = store.begin(clock.now())?;
+                let m = batch
+                    .merge_persons(&survivor, &duplicate, &reason, &actor, clock.now())
+                    .map_err(AppError::from)?;
+                batch.commit()?;
+                println!("merge {}: {} merged into {}", m.id, m.duplicate, m.survivor);
+            }
+            PersonCommand::Unmerge { db, merge_id } => {
+                let mut store = chainbreak_app::open(&db)?;
+                let mut batch = store.begin(clock.now())?;
+                let m = batch
+                    .unmerge_persons(merge_id, clock.now())
+                    .map_err(AppError::from)?;
+                batch.commit()?;
+                println!(
+                    "merge {} undone: {} is separate from {} again",
+                    m.id, m.duplicate, m.survivor
+                );
+            }
+            PersonCommand::History { db, person } => {
+                let store = chainbreak_app::open(&db)?;
+                for m in store.merges(&person)? {
+                    println!("{}", serde_json::to_string(&m)?);
+                }
+            }
+        },
+    }
+    Ok(())
+}

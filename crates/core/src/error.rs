@@ -126,7 +126,10 @@ pub struct Location {
 
 impl Location {
     pub fn file(file: impl Into<String>) -> Self {
-        Location { file: Some(file.into()), ..Default::default() }
+        Location {
+            file: Some(file.into()),
+            ..Default::default()
+        }
     }
     pub fn with_line(mut self, line: u64) -> Self {
         self.line = Some(line);
@@ -141,7 +144,10 @@ impl Location {
         self
     }
     pub fn is_empty(&self) -> bool {
-        self.file.is_none() && self.line.is_none() && self.field.is_none() && self.json_path.is_none()
+        self.file.is_none()
+            && self.line.is_none()
+            && self.field.is_none()
+            && self.json_path.is_none()
     }
 }
 
@@ -153,11 +159,19 @@ impl fmt::Display for Location {
             sep = ":";
         }
         if let Some(line) = self.line {
-            write!(f, "{sep}{}line {line}", if sep.is_empty() { "" } else { " " })?;
+            write!(
+                f,
+                "{sep}{}line {line}",
+                if sep.is_empty() { "" } else { " " }
+            )?;
             sep = ",";
         }
         if let Some(field) = &self.field {
-            write!(f, "{sep}{}field `{field}`", if sep.is_empty() { "" } else { " " })?;
+            write!(
+                f,
+                "{sep}{}field `{field}`",
+                if sep.is_empty() { "" } else { " " }
+            )?;
             sep = ",";
         }
         if let Some(path) = &self.json_path {
@@ -184,14 +198,22 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for c in ErrorCode::ALL {
             assert!(seen.insert(c.as_str()));
-            assert_eq!(serde_json::to_string(c).unwrap(), format!("\"{}\"", c.as_str()));
+            assert_eq!(
+                serde_json::to_string(c).unwrap(),
+                format!("\"{}\"", c.as_str())
+            );
         }
     }
 
     #[test]
     fn location_reads_naturally() {
-        let l = Location::file("visits.csv").with_line(12).with_field("t_in");
+        let l = Location::file("visits.csv")
+            .with_line(12)
+            .with_field("t_in");
         assert_eq!(l.to_string(), "visits.csv: line 12, field `t_in`");
-        assert_eq!(Location::default().with_json_path("$[3].t_in").to_string(), "at $[3].t_in");
+        assert_eq!(
+            Location::default().with_json_path("$[3].t_in").to_string(),
+            "at $[3].t_in"
+        );
     }
 }

@@ -10,7 +10,11 @@ use crate::reader::FormatError;
 /// Reads every area of a GeoJSON document (a FeatureCollection, or a single Feature).
 pub fn read_areas(text: &str, file: &str) -> Result<Vec<Area>, FormatError> {
     let gj: GeoJson = text.parse().map_err(|e: geojson::Error| {
-        FormatError::new(ErrorCode::InputMalformed, Location::file(file), format!("not GeoJSON: {e}"))
+        FormatError::new(
+            ErrorCode::InputMalformed,
+            Location::file(file),
+            format!("not GeoJSON: {e}"),
+        )
     })?;
     let features = match gj {
         GeoJson::FeatureCollection(fc) => fc.features,
@@ -23,20 +27,28 @@ pub fn read_areas(text: &str, file: &str) -> Result<Vec<Area>, FormatError> {
             ));
         }
     };
-    features.into_iter().enumerate().map(|(i, f)| area_of(f, i, file)).collect()
+    features
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| area_of(f, i, file))
+        .collect()
 }
 
 fn area_of(f: Feature, i: usize, file: &str) -> Result<Area, FormatError> {
-    let at = |field: &str| Location::file(file).with_json_path(format!("$.features[{i}].properties.{field}"));
+    let at = |field: &str| {
+        Location::file(file).with_json_path(format!("$.features[{i}].properties.{field}"))
+    };
     let props = f.properties.unwrap_or_default();
     let text = |field: &str, required: bool| -> Result<Option<String>, FormatError> {
         match props.get(field) {
             Some(JsonValue::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
             Some(JsonValue::Number(n)) => Ok(Some(n.to_string())),
             None | Some(JsonValue::Null) if !required => Ok(None),
-            None | Some(JsonValue::Null) => {
-                Err(FormatError::new(ErrorCode::InputMissingField, at(field), format!("missing field `{field}`")))
-            }
+            None | Some(JsonValue::Null) => Err(FormatError::new(
+                ErrorCode::InputMissingField,
+                at(field),
+                format!("missing field `{field}`"),
+            )),
             Some(other) => Err(FormatError::new(
                 ErrorCode::InputInvalidField,
                 at(field),
@@ -72,11 +84,28 @@ pub fn write_areas(areas: &[Area]) -> String {
             props.insert("id".into(), a.id.clone().into());
             props.insert("name".into(), a.name.clone().into());
             props.insert("level".into(), a.level.clone().into());
-            props.insert("parent".into(), a.parent.clone().map(JsonValue::String).unwrap_or(JsonValue::Null));
-            Feature { bbox: None, geometry: a.geometry.clone(), id: None, properties: Some(props), foreign_members: None }
+            props.insert(
+                "parent".into(),
+                a.parent
+                    .clone()
+                    .map(JsonValue::String)
+                    .unwrap_or(JsonValue::Null),
+            );
+            Feature {
+                bbox: None,
+                geometry: a.geometry.clone(),
+                id: None,
+                properties: Some(props),
+                foreign_members: None,
+            }
         })
         .collect();
-    GeoJson::FeatureCollection(FeatureCollection { bbox: None, features, foreign_members: None }).to_string()
+    GeoJson::FeatureCollection(FeatureCollection {
+        bbox: None,
+        features,
+        foreign_members: None,
+    })
+    .to_string()
 }
 
 #[cfg(test)]
@@ -102,7 +131,10 @@ mod tests {
         let bad = DOC.replace(r#""level":"building","#, "");
         let e = read_areas(&bad, "a.geojson").unwrap_err();
         assert_eq!(e.code, ErrorCode::InputMissingField);
-        assert_eq!(e.location.json_path.as_deref(), Some("$.features[1].properties.level"));
+        assert_eq!(
+            e.location.json_path.as_deref(),
+            Some("$.features[1].properties.level")
+        );
         let e = read_areas("{", "a.geojson").unwrap_err();
         assert_eq!(e.code, ErrorCode::InputMalformed);
     }

@@ -7,6 +7,10 @@
 //!
 //! Errors name the file, the line and the field (CSV column or JSON path).
 
+// Errors carry their location (file, line, field, JSON path) by value: they are built only on
+// the cold path, so their size costs nothing where it matters.
+#![allow(clippy::result_large_err)]
+
 pub mod geojson_areas;
 pub mod kind;
 pub mod reader;

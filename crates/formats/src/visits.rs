@@ -45,15 +45,27 @@ impl<R: Read> VisitReader<R> {
     /// Reads and checks the header.
     pub fn new(input: R, file: impl Into<String>) -> Result<Self, FormatError> {
         let file = file.into();
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).buffer_capacity(1 << 20).from_reader(input);
-        let headers = reader.byte_headers().map_err(|e| header_error(&file, e))?.clone();
-        let names: Vec<String> = headers.iter().map(|h| String::from_utf8_lossy(h).trim().to_string()).collect();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .buffer_capacity(1 << 20)
+            .from_reader(input);
+        let headers = reader
+            .byte_headers()
+            .map_err(|e| header_error(&file, e))?
+            .clone();
+        let names: Vec<String> = headers
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).trim().to_string())
+            .collect();
         for n in &names {
             if !KNOWN.contains(&n.as_str()) {
                 return Err(FormatError::new(
                     ErrorCode::InputUnknownField,
                     Location::file(&file).with_line(1).with_field(n.clone()),
-                    format!("unknown column `{n}`; a visits file has columns {}", KNOWN.join(",")),
+                    format!(
+                        "unknown column `{n}`; a visits file has columns {}",
+                        KNOWN.join(",")
+                    ),
                 ));
             }
         }
@@ -96,7 +108,11 @@ impl<R: Read> VisitReader<R> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(false) => None,
             Ok(true) => {
-                self.line = self.record.position().map(|p| p.line()).unwrap_or(self.line + 1);
+                self.line = self
+                    .record
+                    .position()
+                    .map(|p| p.line())
+                    .unwrap_or(self.line + 1);
                 Some(self.parse_current())
             }
             Err(e) => {
@@ -104,12 +120,18 @@ impl<R: Read> VisitReader<R> {
                 let line = e.position().map(|p| p.line()).unwrap_or(self.line + 1);
                 self.line = line;
                 let msg = match e.kind() {
-                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => {
                         format!("record has {len} fields but the header has {expected_len}")
                     }
                     other => format!("{other:?}"),
                 };
-                let code = if fatal { ErrorCode::Io } else { ErrorCode::InputMalformed };
+                let code = if fatal {
+                    ErrorCode::Io
+                } else {
+                    ErrorCode::InputMalformed
+                };
                 Some(Err(RecordError {
                     raw: String::new(),
                     error: FormatError::new(code, Location::file(&self.file).with_line(line), msg),
@@ -124,28 +146,46 @@ impl<R: Read> VisitReader<R> {
         let line = self.line;
         let err = |field: &str, msg: String, code: ErrorCode| RecordError {
             raw: String::from_utf8_lossy(r.as_slice()).into_owned(),
-            error: FormatError::new(code, Location::file(&self.file).with_line(line).with_field(field), msg),
+            error: FormatError::new(
+                code,
+                Location::file(&self.file).with_line(line).with_field(field),
+                msg,
+            ),
             fatal: false,
         };
         let person_id = trim(&r[self.col_person]);
         if person_id.is_empty() {
-            return Err(err("person_id", "empty person_id".into(), ErrorCode::InputMissingField));
+            return Err(err(
+                "person_id",
+                "empty person_id".into(),
+                ErrorCode::InputMissingField,
+            ));
         }
         let place_id = trim(&r[self.col_place]);
         if place_id.is_empty() {
-            return Err(err("place_id", "empty place_id".into(), ErrorCode::InputMissingField));
+            return Err(err(
+                "place_id",
+                "empty place_id".into(),
+                ErrorCode::InputMissingField,
+            ));
         }
         let t_in = instant(&r[self.col_t_in])
             .ok_or_else(|| err("t_in", "empty t_in".into(), ErrorCode::InputMissingField))?
             .map_err(|m| err("t_in", m, ErrorCode::InputInvalidField))?;
         let t_out = match self.col_t_out {
-            Some(c) => instant(&r[c]).transpose().map_err(|m| err("t_out", m, ErrorCode::InputInvalidField))?,
+            Some(c) => instant(&r[c])
+                .transpose()
+                .map_err(|m| err("t_out", m, ErrorCode::InputInvalidField))?,
             None => None,
         };
         if let Some(t_out) = t_out
             && t_out < t_in
         {
-            return Err(err("t_out", format!("t_out {t_out} is before t_in {t_in}"), ErrorCode::InputInconsistent));
+            return Err(err(
+                "t_out",
+                format!("t_out {t_out} is before t_in {t_in}"),
+                ErrorCode::InputInconsistent,
+            ));
         }
         let source = match self.col_source.map(|c| trim(&r[c])) {
             None | Some(b"") => VisitSource::VenueCode,
@@ -154,18 +194,32 @@ impl<R: Read> VisitReader<R> {
                 VisitSource::parse(s).ok_or_else(|| {
                     err(
                         "source",
-                        format!("unknown value `{s}`; expected one of: {}", VisitSource::expected()),
+                        format!(
+                            "unknown value `{s}`; expected one of: {}",
+                            VisitSource::expected()
+                        ),
                         ErrorCode::InputInvalidField,
                     )
                 })?
             }
         };
-        Ok(RawVisit { line, person_id, place_id, t_in, t_out, source })
+        Ok(RawVisit {
+            line,
+            person_id,
+            place_id,
+            t_in,
+            t_out,
+            source,
+        })
     }
 }
 
 fn header_error(file: &str, e: csv::Error) -> FormatError {
-    FormatError::new(ErrorCode::InputMalformed, Location::file(file).with_line(1), format!("cannot read the header: {e}"))
+    FormatError::new(
+        ErrorCode::InputMalformed,
+        Location::file(file).with_line(1),
+        format!("cannot read the header: {e}"),
+    )
 }
 
 fn trim(b: &[u8]) -> &[u8] {
@@ -196,7 +250,9 @@ fn instant(b: &[u8]) -> Option<Result<i64, String>> {
 mod tests {
     use super::*;
 
-    fn all(text: &str) -> Vec<Result<(u64, String, String, i64, Option<i64>), FormatError>> {
+    type Row = (u64, String, String, i64, Option<i64>);
+
+    fn all(text: &str) -> Vec<Result<Row, FormatError>> {
         let mut r = VisitReader::new(text.as_bytes(), "v.csv").unwrap();
         let mut out = Vec::new();
         while let Some(x) = r.next() {
@@ -218,25 +274,51 @@ mod tests {
 
     #[test]
     fn reads_both_instant_spellings_and_empty_t_out() {
-        let rows = all("person_id,place_id,t_in,t_out\nP1,L1,100,200\nP2,L2,1970-01-01T00:01:40Z,\n");
-        assert_eq!(rows[0].as_ref().unwrap(), &(2, "P1".into(), "L1".into(), 100, Some(200)));
-        assert_eq!(rows[1].as_ref().unwrap(), &(3, "P2".into(), "L2".into(), 100, None));
+        let rows =
+            all("person_id,place_id,t_in,t_out\nP1,L1,100,200\nP2,L2,1970-01-01T00:01:40Z,\n");
+        assert_eq!(
+            rows[0].as_ref().unwrap(),
+            &(2, "P1".into(), "L1".into(), 100, Some(200))
+        );
+        assert_eq!(
+            rows[1].as_ref().unwrap(),
+            &(3, "P2".into(), "L2".into(), 100, None)
+        );
     }
 
     #[test]
     fn columns_in_any_order_and_optional() {
         let rows = all("t_in,place_id,person_id\n5,L,P\n");
-        assert_eq!(rows[0].as_ref().unwrap(), &(2, "P".into(), "L".into(), 5, None));
+        assert_eq!(
+            rows[0].as_ref().unwrap(),
+            &(2, "P".into(), "L".into(), 5, None)
+        );
     }
 
     #[test]
     fn errors_name_line_and_field() {
-        let rows = all("person_id,place_id,t_in,t_out\nP1,L1,100,50\nP1,,100,\nP1,L1,soon,\nP1,L1\n");
+        let rows =
+            all("person_id,place_id,t_in,t_out\nP1,L1,100,50\nP1,,100,\nP1,L1,soon,\nP1,L1\n");
         let e = rows[0].as_ref().unwrap_err();
-        assert_eq!((e.code, e.location.to_string()), (ErrorCode::InputInconsistent, "v.csv: line 2, field `t_out`".into()));
-        assert_eq!(rows[1].as_ref().unwrap_err().location.field.as_deref(), Some("place_id"));
-        assert_eq!(rows[2].as_ref().unwrap_err().location.to_string(), "v.csv: line 4, field `t_in`");
-        assert_eq!(rows[3].as_ref().unwrap_err().code, ErrorCode::InputMalformed);
+        assert_eq!(
+            (e.code, e.location.to_string()),
+            (
+                ErrorCode::InputInconsistent,
+                "v.csv: line 2, field `t_out`".into()
+            )
+        );
+        assert_eq!(
+            rows[1].as_ref().unwrap_err().location.field.as_deref(),
+            Some("place_id")
+        );
+        assert_eq!(
+            rows[2].as_ref().unwrap_err().location.to_string(),
+            "v.csv: line 4, field `t_in`"
+        );
+        assert_eq!(
+            rows[3].as_ref().unwrap_err().code,
+            ErrorCode::InputMalformed
+        );
         assert!(VisitReader::new("person_id,place\n".as_bytes(), "v.csv").is_err());
         assert!(VisitReader::new("person_id,t_in\n".as_bytes(), "v.csv").is_err());
     }

@@ -12,7 +12,7 @@ pub struct RecordWriter<W: Write> {
 }
 
 enum WInner<W: Write> {
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
     Json(W),
 }
 
@@ -33,7 +33,9 @@ impl<W: Write> RecordWriter<W> {
     pub fn new(out: W, format: Format) -> Result<Self, WriteError> {
         Ok(RecordWriter {
             inner: match format {
-                Format::Csv => WInner::Csv(csv::WriterBuilder::new().has_headers(true).from_writer(out)),
+                Format::Csv => WInner::Csv(Box::new(
+                    csv::WriterBuilder::new().has_headers(true).from_writer(out),
+                )),
                 Format::JsonLines => WInner::Json(out),
                 Format::GeoJson => return Err(WriteError::GeoJson),
             },
@@ -96,8 +98,10 @@ mod tests {
                 w.write(&v).unwrap();
             }
             let bytes = w.finish().unwrap();
-            let back: Vec<Visit> =
-                RecordReader::new(bytes.as_slice(), format, "x").unwrap().map(|r| r.unwrap().1).collect();
+            let back: Vec<Visit> = RecordReader::new(bytes.as_slice(), format, "x")
+                .unwrap()
+                .map(|r| r.unwrap().1)
+                .collect();
             assert_eq!(back, visits(), "{format}");
         }
     }
@@ -123,8 +127,10 @@ mod tests {
             let mut w = RecordWriter::new(Vec::new(), format).unwrap();
             w.write(&case).unwrap();
             let bytes = w.finish().unwrap();
-            let back: Vec<Case> =
-                RecordReader::new(bytes.as_slice(), format, "x").unwrap().map(|r| r.unwrap().1).collect();
+            let back: Vec<Case> = RecordReader::new(bytes.as_slice(), format, "x")
+                .unwrap()
+                .map(|r| r.unwrap().1)
+                .collect();
             assert_eq!(back, vec![case.clone()]);
         }
     }

@@ -1,1 +1,114 @@
-//! placeholder
+//! chainbreak's HTTP API (axum): health and readiness, batch ingest, the OpenAPI document and
+//! Prometheus metrics.
+//!
+//! This crate is the only one that knows HTTP: it turns requests into calls on the application
+//! layer ([`chainbreak_app`]) and [`chainbreak_core::ErrorCode`]s into statuses (one function,
+//! `error::status_for`, with the table). Store work is blocking (SQLite), so it runs in
+//! [`tokio::task::spawn_blocking`], holding the deployment's mutex there.
+//!
+//! Every error answers `{"error":{"code","message","location"}}`. Logs: one `http_request`
+//! span and one `request` event per request, with method, matched route (never the raw path,
+//! which could carry identifiers), status and latency; request bodies are never logged.
+
+mod body;
+mod error;
+mod handlers;
+mod metrics;
+mod openapi;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
+use chainbreak_app::{AppError, Deployment};
+use chainbreak_core::time::Clock;
+
+use crate::metrics::Metrics;
+
+/// How the server runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The deployment's store (created by `chainbreak init`).
+    pub db: PathBuf,
+    /// The largest request body accepted, in bytes (default 16 MiB); larger is 413.
+    pub max_body_bytes: usize,
+    /// The most records accepted in one batch (default 100 000); more is 413.
+    pub max_batch_records: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            db: PathBuf::from("chainbreak.db"),
+            max_body_bytes: 16 * 1024 * 1024,
+            max_batch_records: 100_000,
+        }
+    }
+}
+
+/// What every request handler shares: the deployment (behind a mutex: the store is `Send` but
+/// not `Sync`), the configuration and the metrics.
+#[derive(Clone)]
+pub struct AppState {
+    deployment: Arc<Mutex<Deployment>>,
+    config: Arc<ServerConfig>,
+    metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Opens the deployment's store at `config.db`.
+    pub fn open(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        let store = chainbreak_app::open(&config.db)?;
+        let deployment = Deployment::new(Box::new(store), clock)?;
+        let metrics = Metrics::new();
+        metrics.set_last_seq(deployment.store.last_seq()?);
+        Ok(AppState {
+            deployment: Arc::new(Mutex::new(deployment)),
+            config: Arc::new(config),
+            metrics: Arc::new(metrics),
+        })
+    }
+}
+
+/// The API's routes, with body limit, metrics and request logging.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .route("/openapi.json", get(handlers::openapi_json))
+        .route("/api/v1/visits:batch", post(handlers::visits_batch))
+        .route("/api/v1/lab-tests:batch", post(handlers::lab_tests_batch))
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .route_layer(from_fn(metrics::tag_route))
+        .fallback(handlers::not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(from_fn_with_state(state.clone(), metrics::observe))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight
+/// finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, db = %state.config.db.display(), "serving the chainbreak API");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    openapi::ApiDoc::openapi()
+}

@@ -1,7 +1,9 @@
 //! Reads.
 
 use chainbreak_core::model::*;
-use chainbreak_store::{Change, ChangeOp, Entity, Key, KeyedVisit, Result, StoreError, StoredVisit};
+use chainbreak_store::{
+    Change, ChangeOp, Entity, Key, KeyedVisit, Result, StoreError, StoredVisit,
+};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row};
 
@@ -34,7 +36,9 @@ pub(crate) fn table_of(entity: Entity) -> &'static str {
 }
 
 fn ts(s: i64) -> rusqlite::Result<Timestamp> {
-    Timestamp::from_second(s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e)))
+    Timestamp::from_second(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e))
+    })
 }
 
 fn opt_ts(s: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
@@ -43,26 +47,44 @@ fn opt_ts(s: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
 
 fn vocab<T>(row: &Row, i: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
     let s: String = row.get(i)?;
-    parse(&s).ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("unknown value `{s}`").into()))
+    parse(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown value `{s}`").into(),
+        )
+    })
 }
 
 fn opt_vocab<T>(row: &Row, i: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<Option<T>> {
     let s: Option<String> = row.get(i)?;
     s.map(|s| {
-        parse(&s).ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("unknown value `{s}`").into()))
+        parse(&s).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                i,
+                rusqlite::types::Type::Text,
+                format!("unknown value `{s}`").into(),
+            )
+        })
     })
     .transpose()
 }
 
 fn date(row: &Row, i: usize) -> rusqlite::Result<Option<jiff::civil::Date>> {
     let s: Option<String> = row.get(i)?;
-    s.map(|s| s.parse().map_err(|e: jiff::Error| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))))
-        .transpose()
+    s.map(|s| {
+        s.parse().map_err(|e: jiff::Error| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
 }
 
 pub(crate) fn keys(c: &Connection, sql: &str) -> Result<Vec<(String, Key)>> {
     let mut stmt = c.prepare(sql).map_err(backend)?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Key>(1)?))).map_err(backend)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Key>(1)?)))
+        .map_err(backend)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
 
@@ -93,23 +115,39 @@ pub(crate) fn identifiers(c: &Connection, person_id: &str) -> Result<Vec<Identif
              WHERE p.id = ?1 ORDER BY i.kind, i.value",
         )
         .map_err(backend)?;
-    s.query_map([person_id], |r| Ok(Identifier { person_id: r.get(0)?, kind: vocab(r, 1, IdentifierKind::parse)?, value: r.get(2)? }))
-        .and_then(|rows| rows.collect())
-        .map_err(backend)
+    s.query_map([person_id], |r| {
+        Ok(Identifier {
+            person_id: r.get(0)?,
+            kind: vocab(r, 1, IdentifierKind::parse)?,
+            value: r.get(2)?,
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(backend)
 }
 
 pub(crate) fn canonical_person(c: &Connection, id: &str) -> Result<Option<String>> {
     let mut cur: Option<(String, Option<i64>)> = c
-        .query_row("SELECT id, merged_into FROM persons WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT id, merged_into FROM persons WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()
         .map_err(backend)?;
     let mut steps = 0;
     while let Some((pid, Some(next))) = &cur {
         if steps > 64 {
-            return Err(StoreError::Backend(format!("merge chain of `{pid}` does not end")));
+            return Err(StoreError::Backend(format!(
+                "merge chain of `{pid}` does not end"
+            )));
         }
         cur = c
-            .query_row("SELECT id, merged_into FROM persons WHERE key = ?1", [next], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT id, merged_into FROM persons WHERE key = ?1",
+                [next],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(backend)?;
         steps += 1;
@@ -117,7 +155,8 @@ pub(crate) fn canonical_person(c: &Connection, id: &str) -> Result<Option<String
     Ok(cur.map(|(pid, _)| pid))
 }
 
-const MERGE_SELECT: &str = "SELECT m.id, s.id, d.id, m.reason, m.actor, m.merged_at, m.unmerged_at FROM person_merges m
+const MERGE_SELECT: &str =
+    "SELECT m.id, s.id, d.id, m.reason, m.actor, m.merged_at, m.unmerged_at FROM person_merges m
      JOIN persons s ON s.key = m.survivor JOIN persons d ON d.key = m.duplicate";
 
 fn merge_row(r: &Row) -> rusqlite::Result<PersonMerge> {
@@ -133,8 +172,14 @@ fn merge_row(r: &Row) -> rusqlite::Result<PersonMerge> {
 }
 
 pub(crate) fn merges(c: &Connection, person_id: &str) -> Result<Vec<PersonMerge>> {
-    let mut s = c.prepare_cached(&format!("{MERGE_SELECT} WHERE s.id = ?1 OR d.id = ?1 ORDER BY m.id")).map_err(backend)?;
-    s.query_map([person_id], merge_row).and_then(|rows| rows.collect()).map_err(backend)
+    let mut s = c
+        .prepare_cached(&format!(
+            "{MERGE_SELECT} WHERE s.id = ?1 OR d.id = ?1 ORDER BY m.id"
+        ))
+        .map_err(backend)?;
+    s.query_map([person_id], merge_row)
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
 }
 
 pub(crate) fn merge_by_id(c: &Connection, id: i64) -> Result<Option<PersonMerge>> {
@@ -166,7 +211,8 @@ pub(crate) fn place(c: &Connection, id: &str) -> Result<Option<Place>> {
 }
 
 pub(crate) fn area(c: &Connection, id: &str) -> Result<Option<Area>> {
-    let row: Option<(String, String, String, Option<String>, Option<String>)> = c
+    type AreaRow = (String, String, String, Option<String>, Option<String>);
+    let row: Option<AreaRow> = c
         .prepare_cached(
             "SELECT a.id, a.name, a.level, p.id, a.geometry FROM areas a LEFT JOIN areas p ON p.key = a.parent WHERE a.id = ?1",
         )
@@ -174,10 +220,16 @@ pub(crate) fn area(c: &Connection, id: &str) -> Result<Option<Area>> {
         .map_err(backend)?;
     row.map(|(id, name, level, parent, geometry)| {
         let geometry = geometry
-            .map(|g| g.parse::<geojson::Geometry>())
+            .map(|g| g.parse::<geojson::Geometry>().map_err(Box::new))
             .transpose()
             .map_err(|e| StoreError::Backend(format!("area {id} geometry: {e}")))?;
-        Ok(Area { id, name, level, parent, geometry })
+        Ok(Area {
+            id,
+            name,
+            level,
+            parent,
+            geometry,
+        })
     })
     .transpose()
 }
@@ -260,7 +312,9 @@ pub(crate) fn lab_test(c: &Connection, id: &str) -> Result<Option<LabTest>> {
 
 /// Keys of a person and of every person merged into them (transitively), with ids.
 fn merged_family(c: &Connection, id: &str) -> Result<Vec<(i64, String)>> {
-    let Some(canonical) = canonical_person(c, id)? else { return Ok(Vec::new()) };
+    let Some(canonical) = canonical_person(c, id)? else {
+        return Ok(Vec::new());
+    };
     let mut s = c
         .prepare_cached(
             "WITH RECURSIVE fam(key, id) AS (
@@ -269,12 +323,21 @@ fn merged_family(c: &Connection, id: &str) -> Result<Vec<(i64, String)>> {
              SELECT key, id FROM fam",
         )
         .map_err(backend)?;
-    s.query_map([canonical], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|rows| rows.collect()).map_err(backend)
+    s.query_map([canonical], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
 }
 
-pub(crate) fn visits_of_person(c: &Connection, person_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Visit>> {
+pub(crate) fn visits_of_person(
+    c: &Connection,
+    person_id: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<Visit>> {
     let family = merged_family(c, person_id)?;
-    let Some(canonical) = family.first().map(|(_, id)| id.clone()) else { return Ok(Vec::new()) };
+    let Some(canonical) = family.first().map(|(_, id)| id.clone()) else {
+        return Ok(Vec::new());
+    };
     let mut s = c
         .prepare_cached(
             "SELECT l.id, v.t_in, v.t_out, v.source FROM visits v JOIN places l ON l.key = v.place
@@ -284,16 +347,19 @@ pub(crate) fn visits_of_person(c: &Connection, person_id: &str, from: Timestamp,
     let mut out = Vec::new();
     for (key, _) in &family {
         let rows = s
-            .query_map(rusqlite::params![key, from.as_second(), to.as_second()], |r| {
-                let code: u8 = r.get(3)?;
-                Ok(Visit {
-                    person_id: canonical.clone(),
-                    place_id: r.get(0)?,
-                    t_in: ts(r.get(1)?)?,
-                    t_out: opt_ts(r.get(2)?)?,
-                    source: VisitSource::from_code(code).unwrap_or(VisitSource::VenueCode),
-                })
-            })
+            .query_map(
+                rusqlite::params![key, from.as_second(), to.as_second()],
+                |r| {
+                    let code: u8 = r.get(3)?;
+                    Ok(Visit {
+                        person_id: canonical.clone(),
+                        place_id: r.get(0)?,
+                        t_in: ts(r.get(1)?)?,
+                        t_out: opt_ts(r.get(2)?)?,
+                        source: VisitSource::from_code(code).unwrap_or(VisitSource::VenueCode),
+                    })
+                },
+            )
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(backend)?;
         out.extend(rows);
@@ -304,11 +370,19 @@ pub(crate) fn visits_of_person(c: &Connection, person_id: &str, from: Timestamp,
 
 /// The survivor key of every person key (index = key), for resolving merges in scans.
 fn canonical_keys(c: &Connection) -> Result<Vec<Key>> {
-    let max: i64 = c.query_row("SELECT coalesce(max(key), 0) FROM persons", [], |r| r.get(0)).map_err(backend)?;
+    let max: i64 = c
+        .query_row("SELECT coalesce(max(key), 0) FROM persons", [], |r| {
+            r.get(0)
+        })
+        .map_err(backend)?;
     let mut canon: Vec<Key> = (0..=max as Key).collect();
-    let mut s = c.prepare("SELECT key, merged_into FROM persons WHERE merged_into IS NOT NULL").map_err(backend)?;
-    let pairs: Vec<(Key, Key)> =
-        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|rows| rows.collect()).map_err(backend)?;
+    let mut s = c
+        .prepare("SELECT key, merged_into FROM persons WHERE merged_into IS NOT NULL")
+        .map_err(backend)?;
+    let pairs: Vec<(Key, Key)> = s
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(backend)?;
     for (k, into) in &pairs {
         canon[*k as usize] = *into;
     }
@@ -325,7 +399,11 @@ fn canonical_keys(c: &Connection) -> Result<Vec<Key>> {
     Ok(canon)
 }
 
-pub(crate) fn scan_visits(c: &Connection, after_row: i64, f: &mut dyn FnMut(&[StoredVisit])) -> Result<i64> {
+pub(crate) fn scan_visits(
+    c: &Connection,
+    after_row: i64,
+    f: &mut dyn FnMut(&[StoredVisit]),
+) -> Result<i64> {
     let canon = canonical_keys(c)?;
     let mut s = c
         .prepare("SELECT rowid, person, place, t_in, t_out, source FROM visits WHERE rowid > ?1 ORDER BY rowid")

@@ -21,15 +21,26 @@ pub type Key = u32;
 pub enum StoreError {
     /// Row `index` of the slice handed to a `put_*` call names an id that is not registered.
     #[error("{entity} `{value}` named in `{field}` is not registered")]
-    UnknownReference { index: usize, field: &'static str, entity: &'static str, value: String },
+    UnknownReference {
+        index: usize,
+        field: &'static str,
+        entity: &'static str,
+        value: String,
+    },
     /// Row `index` breaks a rule of the model.
     #[error("{message}")]
-    Invalid { index: usize, field: &'static str, message: String },
+    Invalid {
+        index: usize,
+        field: &'static str,
+        message: String,
+    },
     #[error("the store at {0} has not been initialised; run `chainbreak init` first")]
     NotInitialized(String),
     #[error("a store exists already at {0}")]
     Exists(String),
-    #[error("the store has schema version {found}, newer than this chainbreak ({supported}); upgrade chainbreak")]
+    #[error(
+        "the store has schema version {found}, newer than this chainbreak ({supported}); upgrade chainbreak"
+    )]
     Version { found: u32, supported: u32 },
     #[error("{0} not found")]
     NotFound(String),
@@ -149,7 +160,12 @@ pub trait Store: Send {
 
     /// A person's visits (and those of duplicates merged into them) with `t_in` in
     /// `[from, to)`, by `t_in`.
-    fn visits_of_person(&self, person_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Visit>>;
+    fn visits_of_person(
+        &self,
+        person_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Visit>>;
     /// Every visit with row id greater than `after_row`, in row order, handed over in batches
     /// (persons resolved to their merge survivor). Returns the last row id seen.
     fn scan_visits(&self, after_row: i64, f: &mut dyn FnMut(&[StoredVisit])) -> Result<i64>;
@@ -201,8 +217,14 @@ pub trait Batch {
     fn expect_visits(&mut self, expected_rows: u64) -> Result<()>;
 
     /// Merges `duplicate` into `survivor`: reads resolve the duplicate's records to the survivor.
-    fn merge_persons(&mut self, survivor: &str, duplicate: &str, reason: &str, actor: &str, at: Timestamp)
-    -> Result<PersonMerge>;
+    fn merge_persons(
+        &mut self,
+        survivor: &str,
+        duplicate: &str,
+        reason: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> Result<PersonMerge>;
     /// Undoes a merge.
     fn unmerge_persons(&mut self, merge_id: i64, at: Timestamp) -> Result<PersonMerge>;
 

@@ -1,28 +1,28 @@
 //! The visits fast path.
 //!
-//! One thread parses the CSV and maps string ids to keys through in-memory hash maps; the
-//! calling thread writes chunks of keyed visits into the store batch. With 2 cores this keeps
-//! SQLite, the bottleneck, busy all the time.
+//! One thread parses the CSV and maps string ids to keys through in-memory maps
+//! ([`IdMap`]); the calling thread writes chunks of keyed visits into the store batch.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use chainbreak_core::model::Visit;
+use chainbreak_core::model::VisitSource;
 use chainbreak_core::{ErrorCode, Location};
 use chainbreak_formats::visits::{RawVisit, VisitReader};
 use chainbreak_formats::{Format, FormatError, RecordReader};
 use chainbreak_store::{Batch, Key, KeyedVisit};
-use rustc_hash::FxHashMap;
 
+use super::idmap::{IdMap, Packed};
 use super::{CountingReader, ImportOptions, ImportReport, Rejects, reject_or_fail};
 use crate::{AppError, Progress};
 
-/// External id (bytes) → store key.
-pub(crate) type KeyMap = FxHashMap<Box<[u8]>, Key>;
-
 /// Rows per chunk handed from the parser to the writer.
 const CHUNK_ROWS: usize = 64 * 1024;
+
+/// Rows parsed before their ids are resolved together (see [`idmap`](super::idmap)).
+const BLOCK_ROWS: usize = 1024;
 
 /// A parsed, keyed chunk.
 struct Chunk {
@@ -37,68 +37,242 @@ struct Chunk {
 
 impl Chunk {
     fn new() -> Self {
-        Chunk { rows: Vec::with_capacity(CHUNK_ROWS), new_persons: Vec::new(), new_places: Vec::new(), rejects: Vec::new(), position: 0 }
+        Chunk {
+            rows: Vec::with_capacity(CHUNK_ROWS),
+            new_persons: Vec::new(),
+            new_places: Vec::new(),
+            rejects: Vec::new(),
+            position: 0,
+        }
+    }
+}
+
+/// An id held by a block: packed inline, or (rarely) an index into the block's long ids.
+#[derive(Clone, Copy)]
+enum BlockId {
+    Packed(Packed),
+    Long(usize),
+}
+
+/// A parsed row waiting for its ids to be resolved.
+struct Pending {
+    line: u64,
+    person: BlockId,
+    place: BlockId,
+    t_in: i64,
+    t_out: Option<i64>,
+    source: VisitSource,
+}
+
+/// Rows parsed together, their ids resolved in one tight loop.
+#[derive(Default)]
+struct Block {
+    rows: Vec<Pending>,
+    long: Vec<Box<[u8]>>,
+}
+
+impl Block {
+    fn id(&mut self, bytes: &[u8]) -> BlockId {
+        match Packed::new(bytes) {
+            Some(p) => BlockId::Packed(p),
+            None => {
+                self.long.push(bytes.into());
+                BlockId::Long(self.long.len() - 1)
+            }
+        }
+    }
+
+    fn push(&mut self, v: &RawVisit<'_>) {
+        let person = self.id(v.person_id);
+        let place = self.id(v.place_id);
+        self.rows.push(Pending {
+            line: v.line,
+            person,
+            place,
+            t_in: v.t_in,
+            t_out: v.t_out,
+            source: v.source,
+        });
+    }
+
+    fn bytes(&self, id: BlockId) -> Vec<u8> {
+        match id {
+            BlockId::Packed(p) => p.bytes(),
+            BlockId::Long(i) => self.long[i].to_vec(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.long.clear();
     }
 }
 
 /// Resolves ids to keys, registering unknown ones when asked.
 struct Resolver {
-    persons: KeyMap,
-    places: KeyMap,
+    persons: IdMap,
+    places: IdMap,
     next_person: Key,
     next_place: Key,
     register_unknown: bool,
 }
 
 impl Resolver {
-    fn new(persons: KeyMap, places: KeyMap, register_unknown: bool) -> Self {
-        let next_person = persons.values().copied().max().unwrap_or(0) + 1;
-        let next_place = places.values().copied().max().unwrap_or(0) + 1;
-        Resolver { persons, places, next_person, next_place, register_unknown }
+    fn new(persons: IdMap, places: IdMap, register_unknown: bool) -> Self {
+        let next_person = persons.max_key() + 1;
+        let next_place = places.max_key() + 1;
+        Resolver {
+            persons,
+            places,
+            next_person,
+            next_place,
+            register_unknown,
+        }
     }
 
-    fn resolve(&mut self, v: &RawVisit<'_>, file: &str, chunk: &mut Chunk) -> Result<KeyedVisit, FormatError> {
-        let person = match self.persons.get(v.person_id) {
-            Some(k) => *k,
-            None => self.unknown(v.person_id, true, v.line, file, chunk)?,
-        };
-        let place = match self.places.get(v.place_id) {
-            Some(k) => *k,
-            None => self.unknown(v.place_id, false, v.line, file, chunk)?,
-        };
-        Ok(KeyedVisit { person, place, t_in: v.t_in, t_out: v.t_out, source: v.source })
+    /// Resolves every row of a block into `chunk` (or its rejects).
+    fn resolve_block(
+        &mut self,
+        block: &Block,
+        file: &str,
+        chunk: &mut Chunk,
+    ) -> Result<(), FormatError> {
+        for row in &block.rows {
+            let person = match row.person {
+                BlockId::Packed(p) => self.persons.get_packed(p),
+                BlockId::Long(i) => self.persons.get(&block.long[i]),
+            };
+            let place = match row.place {
+                BlockId::Packed(p) => self.places.get_packed(p),
+                BlockId::Long(i) => self.places.get(&block.long[i]),
+            };
+            let keys = match (person, place) {
+                (Some(p), Some(l)) => Ok((p, l)),
+                _ => self.slow(
+                    person,
+                    place,
+                    &block.bytes(row.person),
+                    &block.bytes(row.place),
+                    row.line,
+                    file,
+                    chunk,
+                ),
+            };
+            match keys {
+                Ok((person, place)) => chunk.rows.push(KeyedVisit {
+                    person,
+                    place,
+                    t_in: row.t_in,
+                    t_out: row.t_out,
+                    source: row.source,
+                }),
+                Err(e) if self.register_unknown => return Err(e),
+                Err(e) => {
+                    let raw = raw_text(
+                        &block.bytes(row.person),
+                        &block.bytes(row.place),
+                        row.t_in,
+                        row.t_out,
+                    );
+                    chunk.rejects.push((e, raw));
+                }
+            }
+        }
+        Ok(())
     }
 
-    fn unknown(&mut self, id: &[u8], person: bool, line: u64, file: &str, chunk: &mut Chunk) -> Result<Key, FormatError> {
-        let (field, what) = if person { ("person_id", "person") } else { ("place_id", "place") };
+    /// A row with an unknown id: register it, or report it.
+    #[allow(clippy::too_many_arguments)]
+    fn slow(
+        &mut self,
+        person: Option<Key>,
+        place: Option<Key>,
+        person_id: &[u8],
+        place_id: &[u8],
+        line: u64,
+        file: &str,
+        chunk: &mut Chunk,
+    ) -> Result<(Key, Key), FormatError> {
+        // Registered earlier in this import?
+        let person = match person.or_else(|| self.persons.get(person_id)) {
+            Some(k) => k,
+            None => self.unknown(person_id, true, line, file, chunk)?,
+        };
+        let place = match place.or_else(|| self.places.get(place_id)) {
+            Some(k) => k,
+            None => self.unknown(place_id, false, line, file, chunk)?,
+        };
+        Ok((person, place))
+    }
+
+    fn resolve(
+        &mut self,
+        v: &RawVisit<'_>,
+        file: &str,
+        chunk: &mut Chunk,
+    ) -> Result<KeyedVisit, FormatError> {
+        let (person, place) =
+            self.slow(None, None, v.person_id, v.place_id, v.line, file, chunk)?;
+        Ok(KeyedVisit {
+            person,
+            place,
+            t_in: v.t_in,
+            t_out: v.t_out,
+            source: v.source,
+        })
+    }
+
+    fn unknown(
+        &mut self,
+        id: &[u8],
+        person: bool,
+        line: u64,
+        file: &str,
+        chunk: &mut Chunk,
+    ) -> Result<Key, FormatError> {
+        let (field, what) = if person {
+            ("person_id", "person")
+        } else {
+            ("place_id", "place")
+        };
         let text = String::from_utf8_lossy(id).into_owned();
         if !self.register_unknown {
             return Err(FormatError::new(
                 ErrorCode::InputUnknownReference,
                 Location::file(file).with_line(line).with_field(field),
-                format!("{what} `{text}` is not registered; import {what}s first, or give --register-unknown"),
+                format!(
+                    "{what} `{text}` is not registered; import {what}s first, or give --register-unknown"
+                ),
             ));
         }
         let (map, next, list) = if person {
-            (&mut self.persons, &mut self.next_person, &mut chunk.new_persons)
+            (
+                &mut self.persons,
+                &mut self.next_person,
+                &mut chunk.new_persons,
+            )
         } else {
-            (&mut self.places, &mut self.next_place, &mut chunk.new_places)
+            (
+                &mut self.places,
+                &mut self.next_place,
+                &mut chunk.new_places,
+            )
         };
         let key = *next;
         *next += 1;
-        map.insert(id.into(), key);
+        map.insert(id, key);
         list.push((text, key));
         Ok(key)
     }
 }
 
-fn raw_text(v: &RawVisit<'_>) -> String {
+fn raw_text(person: &[u8], place: &[u8], t_in: i64, t_out: Option<i64>) -> String {
     format!(
         "{},{},{},{}",
-        String::from_utf8_lossy(v.person_id),
-        String::from_utf8_lossy(v.place_id),
-        v.t_in,
-        v.t_out.map(|t| t.to_string()).unwrap_or_default()
+        String::from_utf8_lossy(person),
+        String::from_utf8_lossy(place),
+        t_in,
+        t_out.map(|t| t.to_string()).unwrap_or_default()
     )
 }
 
@@ -118,7 +292,8 @@ fn estimate_rows(file: &mut File, size: u64) -> std::io::Result<u64> {
     Ok(size.saturating_mul(lines) / n.max(1) as u64)
 }
 
-/// The parser thread's loop: read, resolve, send chunks; stop at the first fatal error.
+/// The parser thread's loop: read a block, resolve it, send full chunks; stop at the first
+/// fatal error.
 fn parse_loop(
     mut reader: VisitReader<File>,
     mut resolver: Resolver,
@@ -127,42 +302,63 @@ fn parse_loop(
 ) {
     let file = reader.file().to_string();
     let mut chunk = Chunk::new();
+    let mut block = Block::default();
+    let started = std::time::Instant::now();
+    let mut blocked = std::time::Duration::ZERO;
     loop {
-        let next = reader.next();
-        let done = next.is_none();
-        match next {
-            None => {}
-            Some(Ok(v)) => match resolver.resolve(&v, &file, &mut chunk) {
-                Ok(k) => chunk.rows.push(k),
-                Err(e) if skip_invalid => {
-                    let raw = raw_text(&v);
-                    chunk.rejects.push((e, raw));
+        let mut done = false;
+        while block.rows.len() < BLOCK_ROWS {
+            match reader.next() {
+                None => {
+                    done = true;
+                    break;
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(e.into()));
+                Some(Ok(v)) => block.push(&v),
+                Some(Err(e)) if skip_invalid && !e.fatal => chunk.rejects.push((e.error, e.raw)),
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(e.error.into()));
                     return;
                 }
-            },
-            Some(Err(e)) if skip_invalid && !e.fatal => chunk.rejects.push((e.error, e.raw)),
-            Some(Err(e)) => {
-                let _ = tx.send(Err(e.error.into()));
-                return;
             }
+        }
+        if let Err(e) = resolver.resolve_block(&block, &file, &mut chunk) {
+            let _ = tx.send(Err(e.into()));
+            return;
+        }
+        block.clear();
+        if !skip_invalid && let Some((e, _)) = chunk.rejects.first() {
+            let _ = tx.send(Err(e.clone().into()));
+            return;
         }
         if done || chunk.rows.len() >= CHUNK_ROWS || chunk.rejects.len() >= CHUNK_ROWS {
             chunk.position = reader.position_bytes();
-            if tx.send(Ok(std::mem::replace(&mut chunk, Chunk::new()))).is_err() {
+            let waiting = std::time::Instant::now();
+            if tx
+                .send(Ok(std::mem::replace(&mut chunk, Chunk::new())))
+                .is_err()
+            {
                 return; // the writer gave up
             }
+            blocked += waiting.elapsed();
         }
         if done {
+            tracing::debug!(
+                seconds = started.elapsed().as_secs_f64(),
+                waiting_for_writer = blocked.as_secs_f64(),
+                "visit parser finished"
+            );
             return;
         }
     }
 }
 
 /// Writes one chunk into the batch.
-fn write_chunk(batch: &mut dyn Batch, chunk: Chunk, rejects: &mut Rejects, report: &mut ImportReport) -> Result<(), AppError> {
+fn write_chunk(
+    batch: &mut dyn Batch,
+    chunk: Chunk,
+    rejects: &mut Rejects,
+    report: &mut ImportReport,
+) -> Result<(), AppError> {
     register(batch, &chunk.new_persons, true)?;
     register(batch, &chunk.new_places, false)?;
     report.registered_persons += chunk.new_persons.len() as u64;
@@ -180,7 +376,11 @@ fn register(batch: &mut dyn Batch, new: &[(String, Key)], persons: bool) -> Resu
         return Ok(());
     }
     let ids: Vec<&str> = new.iter().map(|(id, _)| id.as_str()).collect();
-    let keys = if persons { batch.register_persons(&ids)? } else { batch.register_places(&ids)? };
+    let keys = if persons {
+        batch.register_persons(&ids)?
+    } else {
+        batch.register_places(&ids)?
+    };
     for ((id, expected), got) in new.iter().zip(keys) {
         if *expected != got {
             return Err(chainbreak_store::StoreError::Backend(format!(
@@ -198,14 +398,17 @@ pub(crate) fn import_csv(
     mut file: File,
     size: u64,
     name: &str,
-    persons: KeyMap,
-    places: KeyMap,
+    persons: IdMap,
+    places: IdMap,
     opts: &ImportOptions,
     rejects: &mut Rejects,
     report: &mut ImportReport,
     progress: &mut dyn Progress,
 ) -> Result<(), AppError> {
-    let estimate = estimate_rows(&mut file, size).map_err(|e| AppError::Io { path: name.into(), message: e.to_string() })?;
+    let estimate = estimate_rows(&mut file, size).map_err(|e| AppError::Io {
+        path: name.into(),
+        message: e.to_string(),
+    })?;
     batch.expect_visits(estimate)?;
     let reader = VisitReader::new(file, name)?;
     let resolver = Resolver::new(persons, places, opts.register_unknown);
@@ -240,8 +443,11 @@ pub(crate) fn import_visit_records<R: Read>(
     report: &mut ImportReport,
     progress: &mut dyn Progress,
 ) -> Result<(), AppError> {
-    let to_map = |pairs: Vec<(String, Key)>| pairs.into_iter().map(|(id, k)| (id.into_bytes().into_boxed_slice(), k)).collect();
-    let mut resolver = Resolver::new(to_map(batch.person_keys()?), to_map(batch.place_keys()?), opts.register_unknown);
+    let mut resolver = Resolver::new(
+        IdMap::from_pairs(batch.person_keys()?),
+        IdMap::from_pairs(batch.place_keys()?),
+        opts.register_unknown,
+    );
     let read = input.count.clone();
     let mut reader = RecordReader::<Visit, _>::new(input, format, name)?;
     let mut chunk = Chunk::new();
@@ -262,7 +468,9 @@ pub(crate) fn import_visit_records<R: Read>(
                 {
                     err = Some(FormatError::new(
                         ErrorCode::InputInconsistent,
-                        Location::file(name).with_line(line).with_json_path("$.t_out"),
+                        Location::file(name)
+                            .with_line(line)
+                            .with_json_path("$.t_out"),
                         format!("t_out {} is before t_in {}", v.t_out.expect("some"), v.t_in),
                     ));
                 }
@@ -272,14 +480,21 @@ pub(crate) fn import_visit_records<R: Read>(
                 };
                 match resolved {
                     Ok(k) => chunk.rows.push(k),
-                    Err(e) if opts.skip_invalid => rejects.add(&e, &serde_json::to_string(&v).unwrap_or_default())?,
+                    Err(e) if opts.skip_invalid => {
+                        rejects.add(&e, &serde_json::to_string(&v).unwrap_or_default())?
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
             Err(e) => reject_or_fail(e, opts, rejects)?,
         }
         if chunk.rows.len() >= CHUNK_ROWS {
-            write_chunk(batch, std::mem::replace(&mut chunk, Chunk::new()), rejects, report)?;
+            write_chunk(
+                batch,
+                std::mem::replace(&mut chunk, Chunk::new()),
+                rejects,
+                report,
+            )?;
             progress.set(read.load(std::sync::atomic::Ordering::Relaxed));
         }
     }

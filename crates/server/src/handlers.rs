@@ -1,0 +1,325 @@
+//! The endpoints.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::{Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, extract::MatchedPath};
+use chainbreak_app::{AppError, Deployment, ingest};
+use chainbreak_core::ErrorCode;
+use chainbreak_core::model::{LabTest, Visit};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::body::read_json;
+use crate::error::{ApiError, ErrorBody, ErrorLocation};
+use crate::openapi::{LabTestSchema, VisitSchema};
+
+/// Runs `f` on the deployment in a blocking thread, holding the lock there (SQLite blocks).
+async fn with_deployment<T, F>(deployment: &Arc<Mutex<Deployment>>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Deployment) -> Result<T, AppError> + Send + 'static,
+{
+    let deployment = Arc::clone(deployment);
+    let joined = tokio::task::spawn_blocking(move || {
+        // A panic while the lock was held left no half-written batch (a batch dropped without
+        // commit rolls back), so the deployment is still usable.
+        let mut guard = deployment.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    })
+    .await;
+    match joined {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::internal(format_args!("store task failed: {e}"))),
+    }
+}
+
+// ---------------------------------------------------------------- operations
+
+/// Liveness.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// Liveness: answers while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is running", body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness, with the deployment's settings.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ready {
+    /// Always `ready`.
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// The store's schema version.
+    schema_version: u32,
+    /// The store's newest change sequence number (0 for an empty store).
+    last_seq: u64,
+    /// The policy profile in force.
+    #[schema(example = "cn-2022-9th")]
+    profile: String,
+    /// The IANA time zone of the deployment's calendar.
+    #[schema(example = "Asia/Shanghai")]
+    time_zone: String,
+}
+
+/// Readiness: the store answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "The store answers", body = Ready),
+        (status = 503, description = "The store does not answer; `code` says why \
+            (`store.not_initialized`, `store.version`, `internal`...)", body = ErrorBody),
+    ))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    let result = with_deployment(&state.deployment, |dep| {
+        let meta = dep.store.meta()?;
+        let last_seq = dep.store.last_seq()?;
+        Ok((meta, last_seq))
+    })
+    .await;
+    match result {
+        Ok((meta, last_seq)) => {
+            state.metrics.set_last_seq(last_seq);
+            Json(Ready {
+                status: "ready",
+                schema_version: meta.schema_version,
+                last_seq,
+                profile: meta.profile,
+                time_zone: meta.time_zone,
+            })
+            .into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = ?e, "not ready");
+            e.with_status(StatusCode::SERVICE_UNAVAILABLE)
+                .into_response()
+        }
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Metrics in the OpenMetrics text format: \
+            `chainbreak_http_requests_total{route,method,status}`, \
+            `chainbreak_http_request_duration_seconds{route}` (histogram), \
+            `chainbreak_ingested_records_total{kind}`, `chainbreak_store_last_seq`",
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 500, description = "The metrics could not be encoded", body = ErrorBody),
+    ))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    // Refresh the store gauge, unless an ingest holds the store (it updates the gauge itself).
+    let deployment = Arc::clone(&state.deployment);
+    let seq = tokio::task::spawn_blocking(move || match deployment.try_lock() {
+        Ok(dep) => dep.store.last_seq().ok(),
+        Err(_) => None,
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some(seq) = seq {
+        state.metrics.set_last_seq(seq);
+    }
+    match state.metrics.encode() {
+        Ok(text) => (
+            [(
+                CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(format_args!("cannot encode metrics: {e}")).into_response(),
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 description of this API", content_type = "application/json",
+        body = Object)))]
+pub(crate) async fn openapi_json() -> Response {
+    match crate::openapi().to_json() {
+        Ok(json) => ([(CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => ApiError::internal(format_args!("cannot serialise the OpenAPI document: {e}"))
+            .into_response(),
+    }
+}
+
+// ---------------------------------------------------------------- ingest
+
+/// A batch of visits, all-or-nothing.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VisitsBatch {
+    /// The visits, at most `max_batch_records` (default 100 000).
+    #[schema(value_type = Vec<VisitSchema>)]
+    visits: Vec<Visit>,
+    /// Register persons and places that are not yet known, by id alone, instead of rejecting
+    /// the batch.
+    #[serde(default)]
+    #[schema(default = false)]
+    register_unknown: bool,
+}
+
+/// A batch of lab tests (upserted by id), all-or-nothing.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LabTestsBatch {
+    /// The lab tests, at most `max_batch_records` (default 100 000).
+    #[schema(value_type = Vec<LabTestSchema>)]
+    lab_tests: Vec<LabTest>,
+}
+
+/// What an ingest did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IngestReport {
+    /// Records written.
+    accepted: u64,
+    /// Persons registered by id alone (`register_unknown`).
+    registered_persons: u64,
+    /// Places registered by id alone (`register_unknown`).
+    registered_places: u64,
+    /// The store's change sequence number after the ingest.
+    last_seq: u64,
+}
+
+impl From<ingest::IngestReport> for IngestReport {
+    fn from(r: ingest::IngestReport) -> Self {
+        // Destructured in full so that a field added to the app's report cannot be dropped.
+        let ingest::IngestReport {
+            accepted,
+            registered_persons,
+            registered_places,
+            last_seq,
+        } = r;
+        IngestReport {
+            accepted,
+            registered_persons,
+            registered_places,
+            last_seq,
+        }
+    }
+}
+
+fn check_batch_size(array: &str, n: usize, max: usize) -> Result<(), ApiError> {
+    if n > max {
+        return Err(ApiError::new(
+            ErrorCode::InputTooLarge,
+            format!("the batch has {n} records; at most {max} are accepted per request, split it"),
+        )
+        .with_location(ErrorLocation::json_path(format!("$.{array}"))));
+    }
+    Ok(())
+}
+
+/// Ingests visits.
+///
+/// All or nothing: on any error nothing is written. A person or place that is not registered
+/// is an error (`input.unknown_reference` at `$.visits[i].person_id` / `place_id`) unless
+/// `register_unknown` is set.
+#[utoipa::path(post, path = "/api/v1/visits:batch", tag = "ingest",
+    request_body(content = VisitsBatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The visits were written", body = IngestReport),
+        (status = 400, description = "`input.malformed`: the body is not JSON; `location` has the line, column \
+            and JSON path", body = ErrorBody),
+        (status = 413, description = "`input.too_large`: the body is over `max_body_bytes` or the batch over \
+            `max_batch_records`", body = ErrorBody),
+        (status = 415, description = "`input.unsupported`: the body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`input.invalid_field`, `input.missing_field`, `input.unknown_field`, \
+            `input.unknown_reference` or `input.inconsistent`, at a JSON path such as `$.visits[3].t_in`",
+            body = ErrorBody),
+        (status = 500, description = "`internal`: the store failed", body = ErrorBody),
+    ))]
+pub(crate) async fn visits_batch(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Json<IngestReport>, ApiError> {
+    let batch: VisitsBatch = read_json(req, state.config.max_body_bytes).await?;
+    check_batch_size("visits", batch.visits.len(), state.config.max_batch_records)?;
+    let VisitsBatch {
+        visits,
+        register_unknown,
+    } = batch;
+    let report = with_deployment(&state.deployment, move |dep| {
+        let now = dep.clock.now();
+        ingest::ingest_visits(&mut *dep.store, &visits, register_unknown, now)
+    })
+    .await?;
+    state.metrics.ingested("visit", report.accepted);
+    state.metrics.set_last_seq(report.last_seq);
+    Ok(Json(report.into()))
+}
+
+/// Ingests lab tests (upserted by id).
+///
+/// All or nothing. A test of a person names a registered person in `subject_id`
+/// (`input.unknown_reference` at `$.lab_tests[i].subject_id` otherwise); `lab_id`, when given,
+/// names a registered place.
+#[utoipa::path(post, path = "/api/v1/lab-tests:batch", tag = "ingest",
+    request_body(content = LabTestsBatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The lab tests were written", body = IngestReport),
+        (status = 400, description = "`input.malformed`: the body is not JSON; `location` has the line, column \
+            and JSON path", body = ErrorBody),
+        (status = 413, description = "`input.too_large`: the body is over `max_body_bytes` or the batch over \
+            `max_batch_records`", body = ErrorBody),
+        (status = 415, description = "`input.unsupported`: the body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`input.invalid_field`, `input.missing_field`, `input.unknown_field`, \
+            `input.unknown_reference` or `input.inconsistent`, at a JSON path such as `$.lab_tests[0].subject_id`",
+            body = ErrorBody),
+        (status = 500, description = "`internal`: the store failed", body = ErrorBody),
+    ))]
+pub(crate) async fn lab_tests_batch(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Json<IngestReport>, ApiError> {
+    let batch: LabTestsBatch = read_json(req, state.config.max_body_bytes).await?;
+    check_batch_size(
+        "lab_tests",
+        batch.lab_tests.len(),
+        state.config.max_batch_records,
+    )?;
+    let LabTestsBatch { lab_tests } = batch;
+    let report = with_deployment(&state.deployment, move |dep| {
+        let now = dep.clock.now();
+        ingest::ingest_lab_tests(&mut *dep.store, &lab_tests, now)
+    })
+    .await?;
+    state.metrics.ingested("lab_test", report.accepted);
+    state.metrics.set_last_seq(report.last_seq);
+    Ok(Json(report.into()))
+}
+
+// ---------------------------------------------------------------- fallbacks
+
+/// No route: 404 in the API's error shape.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        "no such route; GET /openapi.json lists them",
+    )
+}
+
+/// A route called with a method it does not serve: 405 (axum adds the `Allow` header).
+pub(crate) async fn method_not_allowed(method: Method, matched: Option<MatchedPath>) -> ApiError {
+    let route = matched
+        .as_ref()
+        .map(MatchedPath::as_str)
+        .unwrap_or("this route");
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("{route} does not serve {method}; the Allow header lists what it serves"),
+    )
+    .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}

@@ -1,0 +1,250 @@
+//! The OpenAPI 3.1 document, generated from the code.
+//!
+//! The request and response types of this crate derive their schemas. The core model's
+//! [`Visit`] and [`LabTest`] cannot (the core knows nothing of OpenAPI), so their schemas are
+//! written here, field for field, with the vocabularies taken from the core's own constants;
+//! a test deserialises the examples of the document to keep the two honest.
+//!
+//! [`Visit`]: chainbreak_core::model::Visit
+//! [`LabTest`]: chainbreak_core::model::LabTest
+
+use std::borrow::Cow;
+
+use chainbreak_core::model::{SubjectKind, TestMethod, TestResult, VisitSource};
+use serde_json::json;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
+use utoipa::{OpenApi, PartialSchema, ToSchema};
+
+use crate::error::{ErrorBody, ErrorDetail, ErrorLocation};
+use crate::handlers;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "chainbreak",
+        description = "chainbreak outbreak surveillance engine: health, batch ingest, metrics.\n\n\
+            Every error answers `{\"error\":{\"code\",\"message\",\"location\"}}` with a stable `code`.",
+    ),
+    paths(
+        handlers::healthz,
+        handlers::readyz,
+        handlers::metrics,
+        handlers::openapi_json,
+        handlers::visits_batch,
+        handlers::lab_tests_batch,
+    ),
+    components(schemas(ErrorBody, ErrorDetail, ErrorLocation)),
+    tags(
+        (name = "operations", description = "Liveness, readiness, metrics and this document"),
+        (name = "ingest", description = "Batch ingest, all-or-nothing per request"),
+    )
+)]
+pub(crate) struct ApiDoc;
+
+/// The schema of [`chainbreak_core::model::Visit`].
+pub(crate) struct VisitSchema;
+
+impl ToSchema for VisitSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Visit")
+    }
+}
+
+impl PartialSchema for VisitSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .description(Some(
+                "A person at a place from `t_in` until `t_out` (unknown when the person did not check out).",
+            ))
+            .property("person_id", string("The person's pseudonymous id."))
+            .required("person_id")
+            .property("place_id", string("The place's id."))
+            .required("place_id")
+            .property("t_in", instant("Arrival.", false))
+            .required("t_in")
+            .property("t_out", instant("Departure; absent, null or empty when unknown.", true))
+            .property(
+                "source",
+                vocabulary(VisitSource::ALL.iter().map(|v| v.as_str()), "Where the record came from.", false)
+                    .default(Some(json!(VisitSource::VenueCode.as_str()))),
+            )
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .examples([json!({
+                "person_id": "P000123",
+                "place_id": "L0042",
+                "t_in": "2022-03-02T08:00:00Z",
+                "t_out": 1646210400,
+                "source": "venue_code"
+            })])
+            .into()
+    }
+}
+
+/// The schema of [`chainbreak_core::model::LabTest`].
+pub(crate) struct LabTestSchema;
+
+impl ToSchema for LabTestSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("LabTest")
+    }
+}
+
+impl PartialSchema for LabTestSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .description(Some("A lab test of a person, a goods batch or an environment sample; single or pooled."))
+            .property("id", string("The test's id (a test with a known id is replaced)."))
+            .required("id")
+            .property(
+                "subject_kind",
+                vocabulary(SubjectKind::ALL.iter().map(|v| v.as_str()), "What the sample was taken from.", false),
+            )
+            .required("subject_kind")
+            .property(
+                "subject_id",
+                string("Person id (a registered person), goods batch id, or environment sample description / place id."),
+            )
+            .required("subject_id")
+            .property("pool_id", nullable_string("The pool this sample was tested in (pooled testing); absent for a single test."))
+            .property("method", vocabulary(TestMethod::ALL.iter().map(|v| v.as_str()), "Test method.", false))
+            .required("method")
+            .property("result", vocabulary(TestResult::ALL.iter().map(|v| v.as_str()), "Test result.", false))
+            .required("result")
+            .property(
+                "ct",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
+                    .description(Some("Cycle threshold (PCR).")),
+            )
+            .property("sampled_at", instant("When the sample was taken.", false))
+            .required("sampled_at")
+            .property("reported_at", instant("When the result was reported; not before `sampled_at`.", true))
+            .property("lab_id", nullable_string("The testing lab or sampling site (a registered place id)."))
+            .property("variant", nullable_string("Variant, when sequenced."))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .examples([json!({
+                "id": "T0001",
+                "subject_kind": "person",
+                "subject_id": "P000123",
+                "method": "pcr",
+                "result": "positive",
+                "ct": 28.5,
+                "sampled_at": "2022-03-02T08:00:00Z",
+                "reported_at": 1646240400
+            })])
+            .into()
+    }
+}
+
+fn string(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+}
+
+fn nullable_string(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some(description))
+}
+
+fn vocabulary<'a>(
+    values: impl Iterator<Item = &'a str>,
+    description: &str,
+    nullable: bool,
+) -> ObjectBuilder {
+    let ty = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::new(Type::String)
+    };
+    ObjectBuilder::new()
+        .schema_type(ty)
+        .enum_values(Some(values))
+        .description(Some(description))
+}
+
+/// An instant as the core reads it: integer Unix seconds or an RFC 3339 string.
+fn instant(description: &str, nullable: bool) -> Schema {
+    let mut one_of = OneOfBuilder::new()
+        .description(Some(format!(
+            "{description} Integer Unix seconds or an RFC 3339 instant."
+        )))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .description(Some("Unix seconds")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .description(Some("RFC 3339, e.g. 2022-03-02T08:00:00Z")),
+        );
+    if nullable {
+        one_of = one_of.item(ObjectBuilder::new().schema_type(Type::Null));
+    }
+    one_of.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use chainbreak_core::model::{LabTest, Visit};
+
+    use super::*;
+
+    fn example(schema: RefOr<Schema>) -> serde_json::Value {
+        let json = serde_json::to_value(schema).unwrap();
+        json["examples"][0].clone()
+    }
+
+    #[test]
+    fn examples_are_what_the_core_reads() {
+        let v: Visit = serde_json::from_value(example(VisitSchema::schema())).unwrap();
+        assert_eq!(v.t_out.unwrap().as_second(), 1_646_210_400);
+        let t: LabTest = serde_json::from_value(example(LabTestSchema::schema())).unwrap();
+        assert_eq!(t.ct, Some(28.5));
+    }
+
+    #[test]
+    fn schemas_name_every_field_the_core_knows() {
+        // Serialise a full record and compare its keys with the schema's properties.
+        let v = Visit {
+            person_id: "P".into(),
+            place_id: "L".into(),
+            t_in: jiff::Timestamp::UNIX_EPOCH,
+            t_out: Some(jiff::Timestamp::UNIX_EPOCH),
+            source: VisitSource::Ping,
+        };
+        let t = LabTest {
+            id: "T".into(),
+            subject_kind: SubjectKind::Person,
+            subject_id: "P".into(),
+            pool_id: Some("X".into()),
+            method: TestMethod::Pcr,
+            result: TestResult::Positive,
+            ct: Some(30.0),
+            sampled_at: jiff::Timestamp::UNIX_EPOCH,
+            reported_at: Some(jiff::Timestamp::UNIX_EPOCH),
+            lab_id: Some("L".into()),
+            variant: Some("BA.2".into()),
+        };
+        for (record, schema) in [
+            (serde_json::to_value(v).unwrap(), VisitSchema::schema()),
+            (serde_json::to_value(t).unwrap(), LabTestSchema::schema()),
+        ] {
+            let schema = serde_json::to_value(schema).unwrap();
+            let mut fields: Vec<&String> = record.as_object().unwrap().keys().collect();
+            let mut props: Vec<&String> =
+                schema["properties"].as_object().unwrap().keys().collect();
+            fields.sort();
+            props.sort();
+            assert_eq!(fields, props);
+        }
+    }
+}
