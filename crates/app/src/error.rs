@@ -8,17 +8,14 @@ use chainbreak_store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// Bad input, located.
-    #[error("{0}")]
+    #[error(transparent)]
     Input(#[from] FormatError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Profile(#[from] ProfileError),
     #[error("{argument}: {message}")]
-    InvalidArgument {
-        argument: &'static str,
-        message: String,
-    },
+    InvalidArgument { argument: &'static str, message: String },
     #[error("{path}: {message}")]
     Io { path: String, message: String },
 }
@@ -29,7 +26,7 @@ impl AppError {
             AppError::Input(e) => e.code,
             AppError::Store(e) => e.code(),
             AppError::Profile(e) => e.code(),
-            AppError::InvalidArgument { .. } => ErrorCode::InputUnsupported,
+            AppError::InvalidArgument { .. } => ErrorCode::InvalidArgument,
             AppError::Io { .. } => ErrorCode::Io,
         }
     }
@@ -43,9 +40,6 @@ impl AppError {
     }
 
     pub fn io(path: &std::path::Path, e: std::io::Error) -> Self {
-        AppError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        }
+        AppError::Io { path: path.display().to_string(), message: e.to_string() }
     }
 }

@@ -59,59 +59,36 @@ const CHUNK: usize = 2_000;
 /// Writes rejected records as CSV: `line,code,field,message,record`.
 pub(crate) struct Rejects {
     path: PathBuf,
+    /// Leave the record out (personal data: identifiers).
+    withhold_records: bool,
     writer: Option<csv::Writer<BufWriter<File>>>,
     pub(crate) count: u64,
 }
 
 impl Rejects {
-    fn new(path: PathBuf) -> Self {
-        Rejects {
-            path,
-            writer: None,
-            count: 0,
-        }
+    fn new(path: PathBuf, withhold_records: bool) -> Self {
+        Rejects { path, withhold_records, writer: None, count: 0 }
     }
 
     pub(crate) fn add(&mut self, error: &FormatError, raw: &str) -> Result<(), AppError> {
         if self.writer.is_none() {
             let f = File::create(&self.path).map_err(|e| AppError::io(&self.path, e))?;
             let mut w = csv::Writer::from_writer(BufWriter::new(f));
-            w.write_record(["line", "code", "field", "message", "record"])
-                .map_err(|e| self.csv_err(e))?;
+            w.write_record(["line", "code", "field", "message", "record"]).map_err(|e| self.csv_err(e))?;
             self.writer = Some(w);
         }
-        let field = error
-            .location
-            .field
-            .clone()
-            .or_else(|| error.location.json_path.clone())
-            .unwrap_or_default();
-        let line = error
-            .location
-            .line
-            .map(|l| l.to_string())
-            .unwrap_or_default();
+        let field = error.location.field.clone().or_else(|| error.location.json_path.clone()).unwrap_or_default();
+        let line = error.location.line.map(|l| l.to_string()).unwrap_or_default();
+        let raw = if self.withhold_records { "(withheld: personal data; see the line in the file)" } else { raw };
         let w = self.writer.as_mut().expect("opened above");
-        let res = w.write_record([
-            line.as_str(),
-            error.code.as_str(),
-            field.as_str(),
-            error.message.as_str(),
-            raw,
-        ]);
-        res.map_err(|e| AppError::Io {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let res = w.write_record([line.as_str(), error.code.as_str(), field.as_str(), error.message.as_str(), raw]);
+        res.map_err(|e| AppError::Io { path: self.path.display().to_string(), message: e.to_string() })?;
         self.count += 1;
         Ok(())
     }
 
     fn csv_err(&self, e: csv::Error) -> AppError {
-        AppError::Io {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        }
+        AppError::Io { path: self.path.display().to_string(), message: e.to_string() }
     }
 
     fn finish(self) -> Result<Option<String>, AppError> {
@@ -121,6 +98,33 @@ impl Rejects {
                 w.flush().map_err(|e| AppError::io(&self.path, e))?;
                 Ok(Some(self.path.display().to_string()))
             }
+        }
+    }
+}
+
+/// One file's import in progress: what it reads, where rejects and counts go.
+pub(crate) struct Run<'a> {
+    pub(crate) name: String,
+    pub(crate) format: Format,
+    pub(crate) opts: &'a ImportOptions,
+    pub(crate) rejects: Rejects,
+    pub(crate) report: ImportReport,
+    pub(crate) progress: &'a mut dyn Progress,
+}
+
+impl Run<'_> {
+    /// Handles one unreadable record: reject it, or fail the whole import.
+    pub(crate) fn reject_or_fail(&mut self, e: RecordError) -> Result<(), AppError> {
+        if self.opts.skip_invalid && !e.fatal { self.rejects.add(&e.error, &e.raw) } else { Err(e.error.into()) }
+    }
+
+    /// Where a field of the record on `line` is (line 0: the GeoJSON feature at `path`).
+    fn location(&self, line: u64, path: &str, field: &str) -> Location {
+        let loc = Location::file(&self.name);
+        match (line, self.format) {
+            (0, _) => loc.with_json_path(format!("{path}.properties.{field}")),
+            (_, Format::Csv) => loc.with_line(line).with_field(field),
+            _ => loc.with_line(line).with_json_path(format!("$.{field}")),
         }
     }
 }
@@ -162,46 +166,24 @@ pub fn import_file(
         p.push(".rejects.csv");
         PathBuf::from(p)
     });
-    let mut rejects = Rejects::new(rejects_path);
     progress.start(size, "bytes");
-
-    let mut report = ImportReport {
-        kind: kind.to_string(),
-        file: name.clone(),
-        ..Default::default()
+    let mut run = Run {
+        report: ImportReport { kind: kind.to_string(), file: name.clone(), ..Default::default() },
+        name,
+        format,
+        opts,
+        rejects: Rejects::new(rejects_path, kind == Kind::Identifiers),
+        progress,
     };
     let mut batch = store.begin(at)?;
     if kind == Kind::Visits && format == Format::Csv {
         let (persons, places) = (batch_keys(&*batch, true)?, batch_keys(&*batch, false)?);
-        visits::import_csv(
-            &mut *batch,
-            file,
-            size,
-            &name,
-            persons,
-            places,
-            opts,
-            &mut rejects,
-            &mut report,
-            progress,
-        )?;
+        visits::import_csv(&mut *batch, file, size, persons, places, &mut run)?;
     } else {
-        let counting = CountingReader {
-            inner: file,
-            count: Arc::new(AtomicU64::new(0)),
-        };
-        import_generic(
-            &mut *batch,
-            kind,
-            format,
-            counting,
-            &name,
-            opts,
-            &mut rejects,
-            &mut report,
-            progress,
-        )?;
+        let counting = CountingReader { inner: file, count: Arc::new(AtomicU64::new(0)) };
+        import_generic(&mut *batch, kind, counting, &mut run)?;
     }
+    let Run { mut report, rejects, progress, .. } = run;
     report.last_seq = batch.commit()?;
     report.rejected = rejects.count;
     report.rejects_file = rejects.finish()?;
@@ -212,11 +194,7 @@ pub fn import_file(
 
 /// The id → key maps for persons or places, read through the batch's store.
 fn batch_keys(batch: &dyn Batch, persons: bool) -> Result<idmap::IdMap, AppError> {
-    Ok(idmap::IdMap::from_pairs(if persons {
-        batch.person_keys()?
-    } else {
-        batch.place_keys()?
-    }))
+    Ok(idmap::IdMap::from_pairs(if persons { batch.person_keys()? } else { batch.place_keys()? }))
 }
 
 /// Counts bytes read, for progress.
@@ -233,55 +211,39 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn import_generic<R: Read>(
     batch: &mut dyn Batch,
     kind: Kind,
-    format: Format,
     input: CountingReader<R>,
-    name: &str,
-    opts: &ImportOptions,
-    rejects: &mut Rejects,
-    report: &mut ImportReport,
-    progress: &mut dyn Progress,
+    run: &mut Run<'_>,
 ) -> Result<(), AppError> {
     macro_rules! go {
         ($t:ty, $put:ident) => {
-            import_records::<$t, R>(
-                batch,
-                format,
-                input,
-                name,
-                opts,
-                rejects,
-                report,
-                progress,
-                &|b, rows| b.$put(rows),
-            )
+            import_records::<$t, R>(batch, input, run, &|b, rows| b.$put(rows))
         };
     }
     match kind {
-        Kind::Areas if format == Format::GeoJson => {
+        Kind::Areas if run.format == Format::GeoJson => {
             let mut input = input;
             let mut text = String::new();
-            input.read_to_string(&mut text).map_err(|e| AppError::Io {
-                path: name.into(),
-                message: e.to_string(),
-            })?;
-            let areas = geojson_areas::read_areas(&text, name)?;
-            let lines: Vec<(u64, String)> = (0..areas.len())
-                .map(|i| (0, format!("$.features[{i}]")))
-                .collect();
-            put_chunk(
-                batch,
-                areas,
-                lines,
-                name,
-                opts,
-                rejects,
-                report,
-                &|b, rows: &[Area]| b.put_areas(rows),
-            )
+            input
+                .read_to_string(&mut text)
+                .map_err(|e| AppError::Io { path: run.name.clone(), message: e.to_string() })?;
+            let mut areas = Vec::new();
+            let mut lines = Vec::new();
+            for (i, feature) in geojson_areas::read_area_features(&text, &run.name)?.into_iter().enumerate() {
+                match feature {
+                    Ok(area) => {
+                        areas.push(area);
+                        lines.push((0, format!("$.features[{i}]")));
+                    }
+                    Err(error) => {
+                        let raw = format!("$.features[{i}]");
+                        run.reject_or_fail(RecordError { raw, error, fatal: false })?
+                    }
+                }
+            }
+            put_chunk(batch, areas, lines, run, &|b, rows: &[Area]| b.put_areas(rows))
         }
         Kind::Areas => go!(Area, put_areas),
         Kind::Units => go!(Unit, put_units),
@@ -291,9 +253,7 @@ fn import_generic<R: Read>(
         Kind::Staff => go!(StaffMember, put_staff),
         Kind::Groups => go!(Group, put_groups),
         Kind::Memberships => go!(Membership, put_memberships),
-        Kind::Visits => visits::import_visit_records(
-            batch, format, input, name, opts, rejects, report, progress,
-        ),
+        Kind::Visits => visits::import_visit_records(batch, input, run),
         Kind::Trips => go!(Trip, put_trips),
         Kind::Passengers => go!(TripPassenger, put_passengers),
         Kind::Pings => go!(LocationPing, put_pings),
@@ -308,33 +268,14 @@ fn import_generic<R: Read>(
 
 type PutFn<'f, T> = dyn Fn(&mut dyn Batch, &[T]) -> Result<(), StoreError> + 'f;
 
-/// Handles one unreadable record: reject it, or fail the whole import.
-pub(crate) fn reject_or_fail(
-    e: RecordError,
-    opts: &ImportOptions,
-    rejects: &mut Rejects,
-) -> Result<(), AppError> {
-    if opts.skip_invalid && !e.fatal {
-        rejects.add(&e.error, &e.raw)
-    } else {
-        Err(e.error.into())
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
 fn import_records<T: DeserializeOwned + serde::Serialize, R: Read>(
     batch: &mut dyn Batch,
-    format: Format,
     input: CountingReader<R>,
-    name: &str,
-    opts: &ImportOptions,
-    rejects: &mut Rejects,
-    report: &mut ImportReport,
-    progress: &mut dyn Progress,
+    run: &mut Run<'_>,
     put: &PutFn<'_, T>,
 ) -> Result<(), AppError> {
     let read = input.count.clone();
-    let mut reader = RecordReader::<T, _>::new(input, format, name)?;
+    let mut reader = RecordReader::<T, _>::new(input, run.format, run.name.clone())?;
     let mut rows = Vec::with_capacity(CHUNK);
     let mut lines = Vec::with_capacity(CHUNK);
     let mut n = 0u64;
@@ -344,66 +285,48 @@ fn import_records<T: DeserializeOwned + serde::Serialize, R: Read>(
                 rows.push(t);
                 lines.push((line, String::new()));
             }
-            Err(e) => reject_or_fail(e, opts, rejects)?,
+            Err(e) => run.reject_or_fail(e)?,
         }
         if rows.len() == CHUNK {
-            put_chunk(
-                batch,
-                std::mem::take(&mut rows),
-                std::mem::take(&mut lines),
-                name,
-                opts,
-                rejects,
-                report,
-                put,
-            )?;
+            put_chunk(batch, std::mem::take(&mut rows), std::mem::take(&mut lines), run, put)?;
         }
         n += 1;
         if n.is_multiple_of(4096) {
-            progress.set(read.load(Ordering::Relaxed));
+            run.progress.set(read.load(Ordering::Relaxed));
         }
     }
-    put_chunk(batch, rows, lines, name, opts, rejects, report, put)
+    put_chunk(batch, rows, lines, run, put)
 }
 
 /// Writes a chunk; a row the store refuses is rejected (or fails the import) and the rest of
 /// the chunk is written again without it.
-#[allow(clippy::too_many_arguments)]
 fn put_chunk<T: serde::Serialize>(
     batch: &mut dyn Batch,
     mut rows: Vec<T>,
     mut lines: Vec<(u64, String)>,
-    name: &str,
-    opts: &ImportOptions,
-    rejects: &mut Rejects,
-    report: &mut ImportReport,
+    run: &mut Run<'_>,
     put: &PutFn<'_, T>,
 ) -> Result<(), AppError> {
     while !rows.is_empty() {
         match put(batch, &rows) {
             Ok(()) => {
-                report.imported += rows.len() as u64;
+                run.report.imported += rows.len() as u64;
                 return Ok(());
             }
             Err(e) => {
                 let (index, field) = match &e {
-                    StoreError::UnknownReference { index, field, .. }
-                    | StoreError::Invalid { index, field, .. } => (*index, *field),
+                    StoreError::UnknownReference { index, field, .. } | StoreError::Invalid { index, field, .. } => {
+                        (*index, *field)
+                    }
                     _ => return Err(e.into()),
                 };
                 let (line, path) = &lines[index];
-                let mut loc = Location::file(name);
-                if *line > 0 {
-                    loc = loc.with_line(*line).with_field(field);
-                } else {
-                    loc = loc.with_json_path(format!("{path}.properties.{field}"));
-                }
-                let err = FormatError::new(e.code(), loc, e.to_string());
-                if !opts.skip_invalid {
+                let err = FormatError::new(e.code(), run.location(*line, path, field), e.to_string());
+                if !run.opts.skip_invalid {
                     return Err(err.into());
                 }
                 let raw = serde_json::to_string(&rows[index]).unwrap_or_default();
-                rejects.add(&err, &raw)?;
+                run.rejects.add(&err, &raw)?;
                 rows.remove(index);
                 lines.remove(index);
             }

@@ -52,12 +52,7 @@ pub fn ingest_visits(
         (&mut persons, &person_ids, "person_id", "person", true),
         (&mut places, &place_ids, "place_id", "place", false),
     ] {
-        let missing: Vec<usize> = keys
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| k.is_none())
-            .map(|(i, _)| i)
-            .collect();
+        let missing: Vec<usize> = keys.iter().enumerate().filter(|(_, k)| k.is_none()).map(|(i, _)| i).collect();
         if missing.is_empty() {
             continue;
         }
@@ -71,11 +66,7 @@ pub fn ingest_visits(
             .into());
         }
         let names: Vec<&str> = missing.iter().map(|i| ids[*i]).collect();
-        let new = if is_person {
-            batch.register_persons(&names)?
-        } else {
-            batch.register_places(&names)?
-        };
+        let new = if is_person { batch.register_persons(&names)? } else { batch.register_places(&names)? };
         let distinct = names.iter().collect::<std::collections::HashSet<_>>().len() as u64;
         if is_person {
             report.registered_persons = distinct;
@@ -104,33 +95,21 @@ pub fn ingest_visits(
 }
 
 /// Ingests lab tests (upserted by id).
-pub fn ingest_lab_tests(
-    store: &mut dyn Store,
-    tests: &[LabTest],
-    at: Timestamp,
-) -> Result<IngestReport, AppError> {
+pub fn ingest_lab_tests(store: &mut dyn Store, tests: &[LabTest], at: Timestamp) -> Result<IngestReport, AppError> {
     let mut batch = store.begin(at)?;
     match batch.put_lab_tests(tests) {
         Ok(()) => {}
         Err(e @ (StoreError::UnknownReference { .. } | StoreError::Invalid { .. })) => {
             let (index, field) = match &e {
-                StoreError::UnknownReference { index, field, .. }
-                | StoreError::Invalid { index, field, .. } => (*index, *field),
+                StoreError::UnknownReference { index, field, .. } | StoreError::Invalid { index, field, .. } => {
+                    (*index, *field)
+                }
                 _ => unreachable!("matched above"),
             };
-            return Err(FormatError::new(
-                e.code(),
-                at_path("lab_tests", index, field),
-                e.to_string(),
-            )
-            .into());
+            return Err(FormatError::new(e.code(), at_path("lab_tests", index, field), e.to_string()).into());
         }
         Err(e) => return Err(e.into()),
     }
     let last_seq = batch.commit()?;
-    Ok(IngestReport {
-        accepted: tests.len() as u64,
-        last_seq,
-        ..Default::default()
-    })
+    Ok(IngestReport { accepted: tests.len() as u64, last_seq, ..Default::default() })
 }

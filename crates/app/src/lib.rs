@@ -36,12 +36,7 @@ impl Progress for NoProgress {
 }
 
 /// Creates a new deployment store at `path`.
-pub fn init(
-    path: &Path,
-    time_zone: &str,
-    profile: &str,
-    clock: &dyn Clock,
-) -> Result<SqliteStore, AppError> {
+pub fn init(path: &Path, time_zone: &str, profile: &str, clock: &dyn Clock) -> Result<SqliteStore, AppError> {
     Calendar::new(time_zone).map_err(|e| AppError::InvalidArgument {
         argument: "--tz",
         message: format!("`{time_zone}` is not an IANA time zone: {e}"),
@@ -49,15 +44,8 @@ pub fn init(
     let loaded = Profile::load(profile)?;
     let opts = InitOptions {
         time_zone: time_zone.to_string(),
-        profile: if Profile::builtin(profile).is_some() {
-            profile.to_string()
-        } else {
-            loaded.name.clone()
-        },
-        area_levels: chainbreak_core::model::DEFAULT_AREA_LEVELS
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        profile: if Profile::builtin(profile).is_some() { profile.to_string() } else { loaded.name.clone() },
+        area_levels: chainbreak_core::model::DEFAULT_AREA_LEVELS.iter().map(|s| s.to_string()).collect(),
         created_at: clock.now(),
     };
     Ok(SqliteStore::create(path, &opts)?)
@@ -85,11 +73,6 @@ impl Deployment {
             message: format!("the store's zone `{}` is unknown: {e}", meta.time_zone),
         })?;
         let profile = Profile::load(&meta.profile)?;
-        Ok(Deployment {
-            store,
-            clock,
-            calendar,
-            profile,
-        })
+        Ok(Deployment { store, clock, calendar, profile })
     }
 }

@@ -127,11 +127,7 @@ enum PersonCommand {
 }
 
 fn version() -> String {
-    format!(
-        "{} (SQLite {})",
-        env!("CARGO_PKG_VERSION"),
-        chainbreak_store_sqlite::SqliteStore::sqlite_version()
-    )
+    format!("{} (SQLite {})", env!("CARGO_PKG_VERSION"), chainbreak_store_sqlite::SqliteStore::sqlite_version())
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
@@ -149,8 +145,10 @@ impl Progress for Bar {
     fn start(&mut self, total: u64, _unit: &str) {
         self.0.set_length(total);
         self.0.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})")
-                .expect("valid template"),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+            )
+            .expect("valid template"),
         );
     }
     fn set(&mut self, done: u64) {
@@ -168,8 +166,12 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            match e.downcast_ref::<AppError>() {
-                Some(app) => eprintln!("error[{}]: {e:#}", app.code()),
+            let code = e
+                .downcast_ref::<AppError>()
+                .map(AppError::code)
+                .or_else(|| e.downcast_ref::<chainbreak_store::StoreError>().map(|s| s.code()));
+            match code {
+                Some(code) => eprintln!("error[{code}]: {e:#}"),
                 None => eprintln!("error: {e:#}"),
             }
             ExitCode::FAILURE
@@ -178,11 +180,8 @@ fn main() -> ExitCode {
 }
 
 fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CHAINBREAK_LOG")
-        .unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHAINBREAK_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -203,23 +202,9 @@ fn run(command: Command) -> anyhow::Result<()> {
                 meta.schema_version
             );
         }
-        Command::Import {
-            kind,
-            file,
-            db,
-            format,
-            register_unknown,
-            skip_invalid,
-            rejects,
-            json,
-        } => {
+        Command::Import { kind, file, db, format, register_unknown, skip_invalid, rejects, json } => {
             let mut store = chainbreak_app::open(&db)?;
-            let opts = ImportOptions {
-                register_unknown,
-                skip_invalid,
-                rejects,
-                format,
-            };
+            let opts = ImportOptions { register_unknown, skip_invalid, rejects, format };
             let mut bar = Bar(indicatif::ProgressBar::new(0));
             let report = import_file(&mut store, kind, &file, &opts, clock.now(), &mut bar)?;
             if kind == Kind::Visits || kind == Kind::Pings {
@@ -239,38 +224,26 @@ fn run(command: Command) -> anyhow::Result<()> {
                     report.seconds,
                     rate,
                     report.rejected,
-                    report
-                        .rejects_file
-                        .as_ref()
-                        .map(|f| format!(" (see {f})"))
-                        .unwrap_or_default(),
+                    report.rejects_file.as_ref().map(|f| format!(" (see {f})")).unwrap_or_default(),
                     report.registered_persons,
                     report.registered_places
                 );
             }
         }
         Command::Serve { db, addr } => {
-            let config = chainbreak_server::ServerConfig {
-                db,
-                ..Default::default()
-            };
+            let config = chainbreak_server::ServerConfig { db, ..Default::default() };
             let state = chainbreak_server::AppState::open(config, clock)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the runtime")?;
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding {addr}"))?;
+                let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+                let addr = listener.local_addr().context("reading the bound address")?;
                 tracing::info!(%addr, "chainbreak serving");
                 eprintln!("chainbreak serving on http://{addr}");
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };
-                chainbreak_server::serve(listener, state, shutdown)
-                    .await
-                    .context("serving")
+                chainbreak_server::serve(listener, state, shutdown).await.context("serving")
             })?;
         }
         Command::Profile { command } => match command {
@@ -285,41 +258,24 @@ fn run(command: Command) -> anyhow::Result<()> {
                 println!("{}: valid (format_version {})", p.name, p.format_version);
             }
             ProfileCommand::Show { profile } => {
-                print!(
-                    "{}",
-                    Profile::load(&profile)
-                        .map_err(AppError::from)?
-                        .to_toml_string()
-                );
+                print!("{}", Profile::load(&profile).map_err(AppError::from)?.to_toml_string());
             }
         },
         Command::Person { command } => match command {
-            PersonCommand::Merge {
-                db,
-                survivor,
-                duplicate,
-                reason,
-                actor,
-            } => {
+            PersonCommand::Merge { db, survivor, duplicate, reason, actor } => {
                 let mut store = chainbreak_app::open(&db)?;
                 let mut batch = store.begin(clock.now())?;
-                let m = batch
-                    .merge_persons(&survivor, &duplicate, &reason, &actor, clock.now())
-                    .map_err(AppError::from)?;
+                let m =
+                    batch.merge_persons(&survivor, &duplicate, &reason, &actor, clock.now()).map_err(AppError::from)?;
                 batch.commit()?;
                 println!("merge {}: {} merged into {}", m.id, m.duplicate, m.survivor);
             }
             PersonCommand::Unmerge { db, merge_id } => {
                 let mut store = chainbreak_app::open(&db)?;
                 let mut batch = store.begin(clock.now())?;
-                let m = batch
-                    .unmerge_persons(merge_id, clock.now())
-                    .map_err(AppError::from)?;
+                let m = batch.unmerge_persons(merge_id, clock.now()).map_err(AppError::from)?;
                 batch.commit()?;
-                println!(
-                    "merge {} undone: {} is separate from {} again",
-                    m.id, m.duplicate, m.survivor
-                );
+                println!("merge {} undone: {} is separate from {} again", m.id, m.duplicate, m.survivor);
             }
             PersonCommand::History { db, person } => {
                 let store = chainbreak_app::open(&db)?;

@@ -50,9 +50,15 @@ pub enum ErrorCode {
     /// The store exists already (init on an existing store).
     #[serde(rename = "store.exists")]
     StoreExists,
-    /// The record asked for does not exist.
+    /// A command-line argument or request parameter is not acceptable (a time zone...).
+    #[serde(rename = "invalid_argument")]
+    InvalidArgument,
+    /// The record or route asked for does not exist.
     #[serde(rename = "not_found")]
     NotFound,
+    /// The route exists but does not serve that method.
+    #[serde(rename = "method_not_allowed")]
+    MethodNotAllowed,
     /// A file could not be opened, read or written.
     #[serde(rename = "io")]
     Io,
@@ -77,7 +83,9 @@ impl ErrorCode {
         ErrorCode::StoreNotInitialized,
         ErrorCode::StoreVersion,
         ErrorCode::StoreExists,
+        ErrorCode::InvalidArgument,
         ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::Io,
         ErrorCode::Internal,
     ];
@@ -97,7 +105,9 @@ impl ErrorCode {
             ErrorCode::StoreNotInitialized => "store.not_initialized",
             ErrorCode::StoreVersion => "store.version",
             ErrorCode::StoreExists => "store.exists",
+            ErrorCode::InvalidArgument => "invalid_argument",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Io => "io",
             ErrorCode::Internal => "internal",
         }
@@ -126,10 +136,7 @@ pub struct Location {
 
 impl Location {
     pub fn file(file: impl Into<String>) -> Self {
-        Location {
-            file: Some(file.into()),
-            ..Default::default()
-        }
+        Location { file: Some(file.into()), ..Default::default() }
     }
     pub fn with_line(mut self, line: u64) -> Self {
         self.line = Some(line);
@@ -144,10 +151,7 @@ impl Location {
         self
     }
     pub fn is_empty(&self) -> bool {
-        self.file.is_none()
-            && self.line.is_none()
-            && self.field.is_none()
-            && self.json_path.is_none()
+        self.file.is_none() && self.line.is_none() && self.field.is_none() && self.json_path.is_none()
     }
 }
 
@@ -159,19 +163,11 @@ impl fmt::Display for Location {
             sep = ":";
         }
         if let Some(line) = self.line {
-            write!(
-                f,
-                "{sep}{}line {line}",
-                if sep.is_empty() { "" } else { " " }
-            )?;
+            write!(f, "{sep}{}line {line}", if sep.is_empty() { "" } else { " " })?;
             sep = ",";
         }
         if let Some(field) = &self.field {
-            write!(
-                f,
-                "{sep}{}field `{field}`",
-                if sep.is_empty() { "" } else { " " }
-            )?;
+            write!(f, "{sep}{}field `{field}`", if sep.is_empty() { "" } else { " " })?;
             sep = ",";
         }
         if let Some(path) = &self.json_path {
@@ -198,22 +194,14 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for c in ErrorCode::ALL {
             assert!(seen.insert(c.as_str()));
-            assert_eq!(
-                serde_json::to_string(c).unwrap(),
-                format!("\"{}\"", c.as_str())
-            );
+            assert_eq!(serde_json::to_string(c).unwrap(), format!("\"{}\"", c.as_str()));
         }
     }
 
     #[test]
     fn location_reads_naturally() {
-        let l = Location::file("visits.csv")
-            .with_line(12)
-            .with_field("t_in");
+        let l = Location::file("visits.csv").with_line(12).with_field("t_in");
         assert_eq!(l.to_string(), "visits.csv: line 12, field `t_in`");
-        assert_eq!(
-            Location::default().with_json_path("$[3].t_in").to_string(),
-            "at $[3].t_in"
-        );
+        assert_eq!(Location::default().with_json_path("$[3].t_in").to_string(), "at $[3].t_in");
     }
 }

@@ -119,15 +119,8 @@ pub struct Area {
 }
 
 /// The default area levels, top first.
-pub const DEFAULT_AREA_LEVELS: &[&str] = &[
-    "province",
-    "city",
-    "district",
-    "subdistrict",
-    "community",
-    "compound",
-    "building",
-];
+pub const DEFAULT_AREA_LEVELS: &[&str] =
+    &["province", "city", "district", "subdistrict", "community", "compound", "building"];
 
 vocabulary!(
     /// What a place is. Profiles decide which kinds are close-contact settings.
@@ -625,10 +618,7 @@ mod tests {
     fn vocabulary_round_trips_and_codes_are_dense() {
         for k in PlaceKind::ALL {
             assert_eq!(PlaceKind::parse(k.as_str()), Some(*k));
-            assert_eq!(
-                serde_json::to_string(k).unwrap(),
-                format!("\"{}\"", k.as_str())
-            );
+            assert_eq!(serde_json::to_string(k).unwrap(), format!("\"{}\"", k.as_str()));
         }
         for s in VisitSource::ALL {
             assert_eq!(VisitSource::from_code(s.code()), Some(*s));
@@ -646,10 +636,8 @@ mod tests {
         assert_eq!(v.t_in.as_second(), 1_700_000_000);
         assert_eq!(v.t_out.unwrap().as_second(), 1_700_000_000);
         assert_eq!(v.source, VisitSource::VenueCode);
-        let err = serde_json::from_str::<Visit>(
-            r#"{"person_id":"P1","place_id":"L1","t_in":"yesterday"}"#,
-        )
-        .unwrap_err();
+        let err =
+            serde_json::from_str::<Visit>(r#"{"person_id":"P1","place_id":"L1","t_in":"yesterday"}"#).unwrap_err();
         assert!(err.to_string().contains("yesterday"), "{err}");
     }
 }

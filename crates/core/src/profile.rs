@@ -472,10 +472,7 @@ vocabulary!(
 impl ClockEvent {
     /// Whether the event belongs to one contact rather than to the case.
     pub fn is_contact_event(self) -> bool {
-        matches!(
-            self,
-            ClockEvent::ContactDetermined | ClockEvent::ContactInMeasure
-        )
+        matches!(self, ClockEvent::ContactDetermined | ClockEvent::ContactInMeasure)
     }
 }
 
@@ -518,11 +515,7 @@ pub struct ColdChain {
 impl ColdChain {
     /// Weeks of suspension after the `nth` positive (1-based) at a plant.
     pub fn suspension_weeks(&self, nth: u32) -> Option<u32> {
-        self.plant_suspensions
-            .iter()
-            .rev()
-            .find(|s| s.positives <= nth)
-            .map(|s| s.suspend_weeks)
+        self.plant_suspensions.iter().rev().find(|s| s.positives <= nth).map(|s| s.suspend_weeks)
     }
 }
 
@@ -550,12 +543,7 @@ pub enum ProfileError {
     /// `path` is the dotted field path (`close_contact.places[2].kind`), empty for the whole
     /// document; `line` is 1-based.
     #[error("profile {origin}: {}{}", describe(path, message), line.map(|l| format!(" (line {l})")).unwrap_or_default())]
-    Invalid {
-        origin: String,
-        path: String,
-        line: Option<usize>,
-        message: String,
-    },
+    Invalid { origin: String, path: String, line: Option<usize>, message: String },
 }
 
 fn describe(path: &str, message: &str) -> String {
@@ -584,27 +572,15 @@ struct Issue {
 }
 
 fn issue<T>(path: impl Into<String>, message: impl Into<String>) -> Result<T, Issue> {
-    Err(Issue {
-        path: path.into(),
-        message: message.into(),
-    })
+    Err(Issue { path: path.into(), message: message.into() })
 }
 
 // ---------------------------------------------------------------- loading
 
 const BUILTINS: &[(&str, &str)] = &[
-    (
-        "cn-2022-9th",
-        include_str!("../../../profiles/cn-2022-9th.toml"),
-    ),
-    (
-        "cn-2022-20-measures",
-        include_str!("../../../profiles/cn-2022-20-measures.toml"),
-    ),
-    (
-        "cdc-2020-12",
-        include_str!("../../../profiles/cdc-2020-12.toml"),
-    ),
+    ("cn-2022-9th", include_str!("../../../profiles/cn-2022-9th.toml")),
+    ("cn-2022-20-measures", include_str!("../../../profiles/cn-2022-20-measures.toml")),
+    ("cdc-2020-12", include_str!("../../../profiles/cdc-2020-12.toml")),
 ];
 
 const BUILTIN_NAMES: &[&str] = &["cn-2022-9th", "cn-2022-20-measures", "cdc-2020-12"];
@@ -613,30 +589,16 @@ impl Profile {
     /// Parses and validates a profile. `origin` names the text in errors (a file name).
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Profile, ProfileError> {
         let invalid = |path: String, span: Option<Range<usize>>, message: String| {
-            let line = span
-                .or_else(|| span_of(text, &path))
-                .map(|s| line_of(text, s.start));
-            ProfileError::Invalid {
-                origin: origin.to_string(),
-                path,
-                line,
-                message,
-            }
+            let line = span.or_else(|| span_of(text, &path)).map(|s| line_of(text, s.start));
+            ProfileError::Invalid { origin: origin.to_string(), path, line, message }
         };
-        let de = toml::de::Deserializer::parse(text).map_err(|e| {
-            invalid(
-                String::new(),
-                e.span(),
-                format!("invalid TOML: {}", e.message().trim_end()),
-            )
-        })?;
+        let de = toml::de::Deserializer::parse(text)
+            .map_err(|e| invalid(String::new(), e.span(), format!("invalid TOML: {}", e.message().trim_end())))?;
         let profile: Profile = serde_path_to_error::deserialize(de).map_err(|e| {
             let (path, message) = field_error(&e.path().to_string(), e.inner().message());
             invalid(path, e.inner().span(), message)
         })?;
-        profile
-            .check()
-            .map_err(|i| invalid(i.path, None, i.message))?;
+        profile.check().map_err(|i| invalid(i.path, None, i.message))?;
         Ok(profile)
     }
 
@@ -660,13 +622,10 @@ impl Profile {
         let path = Path::new(name_or_path);
         match std::fs::read_to_string(path) {
             Ok(text) => Profile::from_toml_str(&text, name_or_path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ProfileError::NotFound {
-                name: name_or_path.to_string(),
-            }),
-            Err(source) => Err(ProfileError::Io {
-                path: path.to_path_buf(),
-                source,
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(ProfileError::NotFound { name: name_or_path.to_string() })
+            }
+            Err(source) => Err(ProfileError::Io { path: path.to_path_buf(), source }),
         }
     }
 
@@ -691,22 +650,13 @@ impl Profile {
         if self.format_version != FORMAT_VERSION {
             return issue(
                 "format_version",
-                format!(
-                    "unsupported format_version {}; this chainbreak reads {FORMAT_VERSION}",
-                    self.format_version
-                ),
+                format!("unsupported format_version {}; this chainbreak reads {FORMAT_VERSION}", self.format_version),
             );
         }
         if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+            || !self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
         {
-            return issue(
-                "name",
-                "must be non-empty: lowercase letters, digits, `-`, `_`, `.`",
-            );
+            return issue("name", "must be non-empty: lowercase letters, digits, `-`, `_`, `.`");
         }
         non_empty("title", &self.title)?;
         non_empty("source.citation", &self.source.citation)?;
@@ -719,12 +669,7 @@ impl Profile {
         self.check_zones()?;
         self.check_screening()?;
         let a = &self.arrivals;
-        for (key, plan) in [
-            ("abroad", &a.abroad),
-            ("high", &a.high),
-            ("medium", &a.medium),
-            ("low", &a.low),
-        ] {
+        for (key, plan) in [("abroad", &a.abroad), ("high", &a.high), ("medium", &a.medium), ("low", &a.low)] {
             if let Some(plan) = plan {
                 check_plan(&format!("arrivals.{key}"), plan)?;
             }
@@ -759,10 +704,7 @@ impl Profile {
         check_groups("close_contact.groups", &cc.groups)?;
         if let Some(p) = &cc.proximity {
             if !(p.max_distance.is_finite() && p.max_distance > 0.0) {
-                return issue(
-                    "close_contact.proximity.max_distance",
-                    "must be a positive number",
-                );
+                return issue("close_contact.proximity.max_distance", "must be a positive number");
             }
             if !p.needs_confirmation {
                 return issue(
@@ -779,10 +721,7 @@ impl Profile {
         if c.enabled {
             required("co_exposed.measure", &c.measure)?;
             if c.places.is_empty() {
-                return issue(
-                    "co_exposed.places",
-                    "needs at least one place kind when enabled",
-                );
+                return issue("co_exposed.places", "needs at least one place kind when enabled");
             }
         }
         check_places("co_exposed.places", &c.places)
@@ -793,15 +732,9 @@ impl Profile {
         if !g.enabled {
             return Ok(());
         }
-        positive(
-            "grid.cell_size_m",
-            *required("grid.cell_size_m", &g.cell_size_m)?,
-        )?;
+        positive("grid.cell_size_m", *required("grid.cell_size_m", &g.cell_size_m)?)?;
         required("grid.more_than_minutes", &g.more_than_minutes)?;
-        positive(
-            "grid.within_days",
-            *required("grid.within_days", &g.within_days)?,
-        )?;
+        positive("grid.within_days", *required("grid.within_days", &g.within_days)?)?;
         required("grid.close_contact_by_itself", &g.close_contact_by_itself)?;
         check_plan("grid.measure", required("grid.measure", &g.measure)?)
     }
@@ -816,29 +749,14 @@ impl Profile {
         let from = required("secondary_contact.window_from", &s.window_from)?;
         let until = required("secondary_contact.window_until", &s.window_until)?;
         if from == until {
-            return issue(
-                "secondary_contact.window_until",
-                "must differ from window_from",
-            );
+            return issue("secondary_contact.window_until", "must differ from window_from");
         }
-        required(
-            "secondary_contact.release_needs_linked_negative_tests",
-            &s.release_needs_linked_negative_tests,
-        )?;
-        required(
-            "secondary_contact.linked_positive_makes_close_contact",
-            &s.linked_positive_makes_close_contact,
-        )?;
+        required("secondary_contact.release_needs_linked_negative_tests", &s.release_needs_linked_negative_tests)?;
+        required("secondary_contact.linked_positive_makes_close_contact", &s.linked_positive_makes_close_contact)?;
         if s.places.is_empty() && s.groups.is_empty() {
-            return issue(
-                "secondary_contact",
-                "needs at least one place or group setting when enabled",
-            );
+            return issue("secondary_contact", "needs at least one place or group setting when enabled");
         }
-        check_plan(
-            "secondary_contact.measure",
-            required("secondary_contact.measure", &s.measure)?,
-        )
+        check_plan("secondary_contact.measure", required("secondary_contact.measure", &s.measure)?)
     }
 
     fn check_zones(&self) -> Result<(), Issue> {
@@ -848,17 +766,11 @@ impl Profile {
             if let Some(j) = z.levels[..i].iter().position(|o| o.level == l.level) {
                 return issue(
                     format!("{p}.level"),
-                    format!(
-                        "level `{}` is listed twice (first at zones.levels[{j}])",
-                        l.level
-                    ),
+                    format!("level `{}` is listed twice (first at zones.levels[{j}])", l.level),
                 );
             }
             if l.drawn_at.is_empty() {
-                return issue(
-                    format!("{p}.drawn_at"),
-                    "needs at least one area level or `place`",
-                );
+                return issue(format!("{p}.drawn_at"), "needs at least one area level or `place`");
             }
             for (j, d) in l.drawn_at.iter().enumerate() {
                 non_empty(&format!("{p}.drawn_at[{j}]"), d)?;
@@ -870,19 +782,13 @@ impl Profile {
             let p = format!("zones.transitions[{i}]");
             for (key, level) in [("from", t.from), ("to", t.to)] {
                 if !used(level) {
-                    return issue(
-                        format!("{p}.{key}"),
-                        format!("level `{level}` is not in zones.levels"),
-                    );
+                    return issue(format!("{p}.{key}"), format!("level `{level}` is not in zones.levels"));
                 }
             }
             if t.to <= t.from {
                 return issue(
                     format!("{p}.to"),
-                    format!(
-                        "a transition lowers the level; `{}` is not lower than `{}`",
-                        t.to, t.from
-                    ),
+                    format!("a transition lowers the level; `{}` is not lower than `{}`", t.to, t.from),
                 );
             }
             positive(&format!("{p}.clean_days"), t.clean_days)?;
@@ -896,24 +802,16 @@ impl Profile {
             if t.entered == ZoneEntry::Downgraded && !z.transitions.iter().any(|o| o.to == t.from) {
                 return issue(
                     format!("{p}.entered"),
-                    format!(
-                        "no transition leads down to `{}`, so no zone is downgraded to it",
-                        t.from
-                    ),
+                    format!("no transition leads down to `{}`, so no zone is downgraded to it", t.from),
                 );
             }
             if let Some(j) = z.transitions[..i].iter().position(|o| {
                 o.from == t.from
-                    && (o.entered == t.entered
-                        || o.entered == ZoneEntry::Any
-                        || t.entered == ZoneEntry::Any)
+                    && (o.entered == t.entered || o.entered == ZoneEntry::Any || t.entered == ZoneEntry::Any)
             }) {
                 return issue(
                     format!("{p}.entered"),
-                    format!(
-                        "overlaps zones.transitions[{j}]: two rules lift the same `{}` zones",
-                        t.from
-                    ),
+                    format!("overlaps zones.transitions[{j}]: two rules lift the same `{}` zones", t.from),
                 );
             }
         }
@@ -924,18 +822,13 @@ impl Profile {
                 continue;
             }
             let out = |e: ZoneEntry| {
-                z.transitions
-                    .iter()
-                    .any(|t| t.from == l.level && (t.entered == e || t.entered == ZoneEntry::Any))
+                z.transitions.iter().any(|t| t.from == l.level && (t.entered == e || t.entered == ZoneEntry::Any))
             };
             let downgraded_into = z.transitions.iter().any(|t| t.to == l.level);
             if !out(ZoneEntry::Designated) || (downgraded_into && !out(ZoneEntry::Downgraded)) {
                 return issue(
                     format!("zones.levels[{i}].level"),
-                    format!(
-                        "no transition lifts every `{}` zone (designated and downgraded)",
-                        l.level
-                    ),
+                    format!("no transition lifts every `{}` zone (designated and downgraded)", l.level),
                 );
             }
         }
@@ -944,14 +837,8 @@ impl Profile {
             if z.levels.is_empty() {
                 return issue("zones.widening.enabled", "widening needs zone levels");
             }
-            non_empty(
-                "zones.widening.cap_level",
-                required("zones.widening.cap_level", &w.cap_level)?,
-            )?;
-            let lapse = required(
-                "zones.widening.lapse_when_source_found",
-                &w.lapse_when_source_found,
-            )?;
+            non_empty("zones.widening.cap_level", required("zones.widening.cap_level", &w.cap_level)?)?;
+            let lapse = required("zones.widening.lapse_when_source_found", &w.lapse_when_source_found)?;
             if !lapse && w.lapse_days.is_none() {
                 return issue(
                     "zones.widening.lapse_days",
@@ -991,10 +878,7 @@ impl Profile {
             if let Some(j) = items[..i].iter().position(|o| o.name == c.name) {
                 return issue(
                     format!("{p}.name"),
-                    format!(
-                        "name `{}` is used twice (first at response_clock.items[{j}])",
-                        c.name
-                    ),
+                    format!("name `{}` is used twice (first at response_clock.items[{j}])", c.name),
                 );
             }
             if c.start == c.stop {
@@ -1003,17 +887,11 @@ impl Profile {
             if c.subject == ClockSubject::Case {
                 for (key, e) in [("start", c.start), ("stop", c.stop)] {
                     if e.is_contact_event() {
-                        return issue(
-                            format!("{p}.{key}"),
-                            format!("`{e}` is a contact's event; subject is `case`"),
-                        );
+                        return issue(format!("{p}.{key}"), format!("`{e}` is a contact's event; subject is `case`"));
                     }
                 }
             } else if !c.stop.is_contact_event() {
-                return issue(
-                    format!("{p}.stop"),
-                    format!("`{}` is a case's event; subject is `contact`", c.stop),
-                );
+                return issue(format!("{p}.stop"), format!("`{}` is a case's event; subject is `contact`", c.stop));
             }
             positive(&format!("{p}.limit_hours"), c.limit_hours)?;
         }
@@ -1024,19 +902,11 @@ impl Profile {
 // ---------------------------------------------------------------- validation helpers
 
 fn non_empty(path: &str, value: &str) -> Result<(), Issue> {
-    if value.trim().is_empty() {
-        issue(path, "must not be empty")
-    } else {
-        Ok(())
-    }
+    if value.trim().is_empty() { issue(path, "must not be empty") } else { Ok(()) }
 }
 
 fn positive(path: &str, value: u32) -> Result<(), Issue> {
-    if value == 0 {
-        issue(path, "must be greater than 0")
-    } else {
-        Ok(())
-    }
+    if value == 0 { issue(path, "must be greater than 0") } else { Ok(()) }
 }
 
 fn required<'a, T>(path: &str, value: &'a Option<T>) -> Result<&'a T, Issue> {
@@ -1047,16 +917,9 @@ fn required<'a, T>(path: &str, value: &'a Option<T>) -> Result<&'a T, Issue> {
 }
 
 fn check_issued(issued: &str) -> Result<(), Issue> {
-    let full = if issued.len() == 7 {
-        format!("{issued}-01")
-    } else {
-        issued.to_string()
-    };
+    let full = if issued.len() == 7 { format!("{issued}-01") } else { issued.to_string() };
     if full.len() != 10 || full.parse::<jiff::civil::Date>().is_err() {
-        return issue(
-            "source.issued",
-            format!("`{issued}` is not a date YYYY-MM-DD or YYYY-MM"),
-        );
+        return issue("source.issued", format!("`{issued}` is not a date YYYY-MM-DD or YYYY-MM"));
     }
     Ok(())
 }
@@ -1066,10 +929,7 @@ fn check_places(path: &str, places: &[PlaceSetting]) -> Result<(), Issue> {
         if let Some(j) = places[..i].iter().position(|o| o.kind == s.kind) {
             return issue(
                 format!("{path}[{i}].kind"),
-                format!(
-                    "place kind `{}` is listed twice (first at {path}[{j}])",
-                    s.kind
-                ),
+                format!("place kind `{}` is listed twice (first at {path}[{j}])", s.kind),
             );
         }
         if s.needs_confirmation {
@@ -1084,10 +944,7 @@ fn check_groups(path: &str, groups: &[GroupSetting]) -> Result<(), Issue> {
         if let Some(j) = groups[..i].iter().position(|o| o.kind == s.kind) {
             return issue(
                 format!("{path}[{i}].kind"),
-                format!(
-                    "group kind `{}` is listed twice (first at {path}[{j}])",
-                    s.kind
-                ),
+                format!("group kind `{}` is listed twice (first at {path}[{j}])", s.kind),
             );
         }
         if s.needs_confirmation {
@@ -1117,10 +974,7 @@ fn check_plan(path: &str, plan: &MeasurePlan) -> Result<(), Issue> {
                 );
             }
             if d <= previous {
-                return issue(
-                    pj,
-                    format!("test days must be strictly increasing ({d} follows {previous})"),
-                );
+                return issue(pj, format!("test days must be strictly increasing ({d} follows {previous})"));
             }
             previous = d;
         }
@@ -1130,18 +984,12 @@ fn check_plan(path: &str, plan: &MeasurePlan) -> Result<(), Issue> {
             if span > u64::from(ph.days) * 24 {
                 return issue(
                     format!("{p}.tests"),
-                    format!(
-                        "{} tests {} h apart do not fit in {} days",
-                        t.count, t.min_gap_hours, ph.days
-                    ),
+                    format!("{} tests {} h apart do not fit in {} days", t.count, t.min_gap_hours, ph.days),
                 );
             }
         }
         if ph.kind == MeasureKind::TestsOnly && ph.test_days.is_empty() && ph.tests.is_none() {
-            return issue(
-                format!("{p}.test_days"),
-                "a tests_only phase needs test_days or tests",
-            );
+            return issue(format!("{p}.test_days"), "a tests_only phase needs test_days or tests");
         }
     }
     if let Some(er) = &plan.early_release {
@@ -1150,19 +998,13 @@ fn check_plan(path: &str, plan: &MeasurePlan) -> Result<(), Issue> {
         if !(1..total).contains(&er.release_day) {
             return issue(
                 format!("{p}.release_day"),
-                format!(
-                    "day {} is not before the end of the {total}-day measure",
-                    er.release_day
-                ),
+                format!("day {} is not before the end of the {total}-day measure", er.release_day),
             );
         }
         if !(1..=er.release_day).contains(&er.negative_test_from_day) {
             return issue(
                 format!("{p}.negative_test_from_day"),
-                format!(
-                    "day {} is outside days 1..={}",
-                    er.negative_test_from_day, er.release_day
-                ),
+                format!("day {} is outside days 1..={}", er.negative_test_from_day, er.release_day),
             );
         }
     }
@@ -1184,18 +1026,12 @@ fn field_error(path: &str, message: &str) -> (String, String) {
     let quoted = |rest: &str| -> Option<(String, String)> {
         let rest = rest.strip_prefix('`')?;
         let end = rest.find('`')?;
-        Some((
-            rest[..end].to_string(),
-            rest[end + 1..].trim_start_matches(',').trim().to_string(),
-        ))
+        Some((rest[..end].to_string(), rest[end + 1..].trim_start_matches(',').trim().to_string()))
     };
     if let Some((field, tail)) = message.strip_prefix("unknown field ").and_then(quoted) {
         let full = join(&field);
-        let message = if tail.is_empty() {
-            format!("unknown field {full}")
-        } else {
-            format!("unknown field {full}; {tail}")
-        };
+        let message =
+            if tail.is_empty() { format!("unknown field {full}") } else { format!("unknown field {full}; {tail}") };
         return (full, message);
     }
     if let Some((field, _)) = message.strip_prefix("missing field ").and_then(quoted) {
@@ -1207,11 +1043,7 @@ fn field_error(path: &str, message: &str) -> (String, String) {
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
-    text.as_bytes()[..offset]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// The span of the deepest part of a dotted path (`a.b[2].c`) present in the document: the
@@ -1274,12 +1106,7 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::ProfileInvalid);
         let shown = err.to_string();
         match err {
-            ProfileError::Invalid {
-                path,
-                line,
-                message,
-                origin,
-            } => {
+            ProfileError::Invalid { path, line, message, origin } => {
                 assert_eq!(origin, "test.toml");
                 (path, line, message, shown)
             }
@@ -1288,10 +1115,7 @@ mod tests {
     }
 
     fn line_containing(text: &str, needle: &str) -> usize {
-        text.lines()
-            .position(|l| l.contains(needle))
-            .expect("needle in text")
-            + 1
+        text.lines().position(|l| l.contains(needle)).expect("needle in text") + 1
     }
 
     #[test]
@@ -1325,83 +1149,41 @@ mod tests {
         assert!(cc.bus.as_ref().unwrap().sealed_everyone);
         assert!(cc.ship.as_ref().unwrap().same_cabin);
         let prox = cc.proximity.as_ref().unwrap();
-        assert_eq!(
-            (prox.max_distance, prox.unit, prox.scope),
-            (1.0, DistanceUnit::Metre, ProximityScope::Vehicles)
-        );
+        assert_eq!((prox.max_distance, prox.unit, prox.scope), (1.0, DistanceUnit::Metre, ProximityScope::Vehicles));
         assert!(prox.needs_confirmation);
         let kinds: Vec<_> = cc.places.iter().map(|s| s.kind).collect();
-        for k in [
-            PlaceKind::Residence,
-            PlaceKind::Workplace,
-            PlaceKind::School,
-            PlaceKind::Restaurant,
-            PlaceKind::Hospital,
-        ] {
+        for k in
+            [PlaceKind::Residence, PlaceKind::Workplace, PlaceKind::School, PlaceKind::Restaurant, PlaceKind::Hospital]
+        {
             assert!(kinds.contains(&k), "{k}");
         }
-        assert!(
-            cc.groups
-                .iter()
-                .any(|g| g.kind == GroupKind::Household && !g.needs_confirmation)
-        );
+        assert!(cc.groups.iter().any(|g| g.kind == GroupKind::Household && !g.needs_confirmation));
 
         let m = &p.close_contact_measure;
         assert_eq!(m.day_zero, DayZero::LastExposure);
         assert_eq!(m.phases.len(), 2);
-        assert_eq!(
-            (m.phases[0].kind, m.phases[0].days),
-            (MeasureKind::CentralQuarantine, 7)
-        );
+        assert_eq!((m.phases[0].kind, m.phases[0].days), (MeasureKind::CentralQuarantine, 7));
         assert_eq!(m.phases[0].test_days, [1, 2, 3, 5, 7]);
-        assert_eq!(
-            (m.phases[1].kind, m.phases[1].days),
-            (MeasureKind::HomeMonitoring, 3)
-        );
+        assert_eq!((m.phases[1].kind, m.phases[1].days), (MeasureKind::HomeMonitoring, 3));
         assert_eq!(m.phases[1].test_days, [3]);
         assert_eq!(m.total_days(), 10);
 
         assert!(p.co_exposed.enabled);
         assert_eq!(p.co_exposed.measure, Some(MeasureKind::TestsOnly));
-        assert!(
-            p.co_exposed
-                .places
-                .iter()
-                .any(|s| s.kind == PlaceKind::Mall)
-        );
-        assert!(
-            p.co_exposed
-                .places
-                .iter()
-                .any(|s| s.kind == PlaceKind::Market)
-        );
+        assert!(p.co_exposed.places.iter().any(|s| s.kind == PlaceKind::Mall));
+        assert!(p.co_exposed.places.iter().any(|s| s.kind == PlaceKind::Market));
 
         let g = &p.grid;
         assert!(g.enabled);
-        assert_eq!(
-            (g.cell_size_m, g.more_than_minutes, g.within_days),
-            (Some(800), Some(10), Some(14))
-        );
+        assert_eq!((g.cell_size_m, g.more_than_minutes, g.within_days), (Some(800), Some(10), Some(14)));
         assert_eq!(g.close_contact_by_itself, Some(false));
         let gm = &g.measure.as_ref().unwrap().phases[0];
         assert_eq!((gm.kind, gm.days), (MeasureKind::TestsOnly, 3));
-        assert_eq!(
-            gm.tests,
-            Some(TestSeries {
-                count: 2,
-                min_gap_hours: 24
-            })
-        );
+        assert_eq!(gm.tests, Some(TestSeries { count: 2, min_gap_hours: 24 }));
 
         let s = &p.secondary_contact;
         assert!(s.enabled);
-        assert_eq!(
-            (s.window_from, s.window_until),
-            (
-                Some(LinkedEvent::FirstExposure),
-                Some(LinkedEvent::Isolation)
-            )
-        );
+        assert_eq!((s.window_from, s.window_until), (Some(LinkedEvent::FirstExposure), Some(LinkedEvent::Isolation)));
         assert_eq!(s.release_needs_linked_negative_tests, Some(2));
         assert_eq!(s.linked_positive_makes_close_contact, Some(true));
         let sm = &s.measure.as_ref().unwrap().phases[0];
@@ -1411,21 +1193,10 @@ mod tests {
         let z = &p.zones;
         let levels: Vec<_> = z.levels.iter().map(|l| l.level).collect();
         assert_eq!(levels, [ZoneLevel::High, ZoneLevel::Medium, ZoneLevel::Low]);
-        assert!(
-            z.levels[0].needs_confirmation,
-            "\"frequent\" high-risk places are confirmed by a person"
-        );
-        let t = |from, entered| {
-            z.transitions
-                .iter()
-                .find(|t| t.from == from && t.entered == entered)
-                .unwrap()
-        };
+        assert!(z.levels[0].needs_confirmation, "\"frequent\" high-risk places are confirmed by a person");
+        let t = |from, entered| z.transitions.iter().find(|t| t.from == from && t.entered == entered).unwrap();
         let hm = t(ZoneLevel::High, ZoneEntry::Any);
-        assert_eq!(
-            (hm.to, hm.clean_days, hm.negative_round_on_day),
-            (ZoneLevel::Medium, 7, Some(7))
-        );
+        assert_eq!((hm.to, hm.clean_days, hm.negative_round_on_day), (ZoneLevel::Medium, 7, Some(7)));
         assert!(hm.restart_on_new_case);
         assert_eq!(t(ZoneLevel::Medium, ZoneEntry::Downgraded).clean_days, 3);
         assert_eq!(t(ZoneLevel::Medium, ZoneEntry::Designated).clean_days, 7);
@@ -1435,49 +1206,21 @@ mod tests {
         let sc = &p.screening;
         assert!(sc.enabled);
         assert_eq!(
-            (
-                sc.interval_days,
-                sc.stop_after_clean_rounds,
-                sc.final_round_after_days,
-                sc.round_completion_hours
-            ),
+            (sc.interval_days, sc.stop_after_clean_rounds, sc.final_round_after_days, sc.round_completion_hours),
             (Some(1), Some(3), Some(3), Some(24))
         );
 
         let a = &p.arrivals;
         let abroad = a.for_origin(OriginRisk::Abroad).unwrap();
-        assert_eq!(
-            abroad.phases.iter().map(|p| p.days).collect::<Vec<_>>(),
-            [7, 3]
-        );
+        assert_eq!(abroad.phases.iter().map(|p| p.days).collect::<Vec<_>>(), [7, 3]);
         assert_eq!(abroad.day_zero, DayZero::LeftOrigin);
-        assert_eq!(
-            a.high.as_ref().unwrap().phases[0].test_days,
-            [1, 2, 3, 5, 7]
-        );
-        assert_eq!(
-            a.high.as_ref().unwrap().phases[0].kind,
-            MeasureKind::CentralQuarantine
-        );
+        assert_eq!(a.high.as_ref().unwrap().phases[0].test_days, [1, 2, 3, 5, 7]);
+        assert_eq!(a.high.as_ref().unwrap().phases[0].kind, MeasureKind::CentralQuarantine);
         assert_eq!(a.medium.as_ref().unwrap().phases[0].test_days, [1, 4, 7]);
-        assert_eq!(
-            a.medium.as_ref().unwrap().phases[0].kind,
-            MeasureKind::HomeQuarantine
-        );
-        assert_eq!(
-            a.low.as_ref().unwrap().phases[0].tests,
-            Some(TestSeries {
-                count: 2,
-                min_gap_hours: 24
-            })
-        );
+        assert_eq!(a.medium.as_ref().unwrap().phases[0].kind, MeasureKind::HomeQuarantine);
+        assert_eq!(a.low.as_ref().unwrap().phases[0].tests, Some(TestSeries { count: 2, min_gap_hours: 24 }));
 
-        let clock: Vec<_> = p
-            .response_clock
-            .items
-            .iter()
-            .map(|c| (c.start, c.stop, c.limit_hours))
-            .collect();
+        let clock: Vec<_> = p.response_clock.items.iter().map(|c| (c.start, c.stop, c.limit_hours)).collect();
         assert_eq!(
             clock,
             [
@@ -1485,19 +1228,12 @@ mod tests {
                 (ClockEvent::CaseReported, ClockEvent::CaseTransferred, 2),
                 (ClockEvent::CaseReported, ClockEvent::TrailSignedOff, 4),
                 (ClockEvent::CaseReported, ClockEvent::ContactsDetermined, 24),
-                (
-                    ClockEvent::ContactDetermined,
-                    ClockEvent::ContactInMeasure,
-                    12
-                ),
+                (ClockEvent::ContactDetermined, ClockEvent::ContactInMeasure, 12),
             ]
         );
 
         let cold = &p.cold_chain;
-        assert_eq!(
-            [1, 2, 3, 4, 9].map(|n| cold.suspension_weeks(n)),
-            [Some(1), Some(1), Some(4), Some(4), Some(4)]
-        );
+        assert_eq!([1, 2, 3, 4, 9].map(|n| cold.suspension_weeks(n)), [Some(1), Some(1), Some(4), Some(4), Some(4)]);
         assert_eq!(cold.suspension_weeks(0), None);
         assert_eq!(p.retention.location_days, 28);
     }
@@ -1520,21 +1256,13 @@ mod tests {
         let t = &p.zones.transitions;
         assert_eq!(t.len(), 1);
         assert_eq!(
-            (
-                t[0].from,
-                t[0].to,
-                t[0].clean_days,
-                t[0].negative_round_on_day
-            ),
+            (t[0].from, t[0].to, t[0].clean_days, t[0].negative_round_on_day),
             (ZoneLevel::High, ZoneLevel::Low, 5, Some(5))
         );
         assert!(!p.zones.widening.enabled);
         assert!(!p.zones.manual_enlargement_allowed);
         let abroad = p.arrivals.abroad.as_ref().unwrap();
-        assert_eq!(
-            abroad.phases.iter().map(|p| p.days).collect::<Vec<_>>(),
-            [5, 3]
-        );
+        assert_eq!(abroad.phases.iter().map(|p| p.days).collect::<Vec<_>>(), [5, 3]);
         let high = &p.arrivals.high.as_ref().unwrap().phases[0];
         assert_eq!((high.kind, high.days), (MeasureKind::HomeQuarantine, 7));
         assert_eq!(high.test_days, [1, 3, 5, 7]);
@@ -1552,38 +1280,17 @@ mod tests {
         assert_eq!(p.infectious_period.days_before_sampling, 2);
         let cc = &p.close_contact;
         assert_eq!(cc.cumulative_window_hours, Some(24));
-        assert!(
-            cc.places
-                .iter()
-                .all(|s| s.min_overlap_minutes == 15 && s.needs_confirmation)
-        );
+        assert!(cc.places.iter().all(|s| s.min_overlap_minutes == 15 && s.needs_confirmation));
         let prox = cc.proximity.as_ref().unwrap();
-        assert_eq!(
-            (prox.max_distance, prox.unit, prox.scope),
-            (6.0, DistanceUnit::Foot, ProximityScope::Everywhere)
-        );
+        assert_eq!((prox.max_distance, prox.unit, prox.scope), (6.0, DistanceUnit::Foot, ProximityScope::Everywhere));
         assert!(cc.flight.is_none() && cc.train.is_none());
         let m = &p.close_contact_measure;
         assert_eq!(m.total_days(), 10);
-        assert_eq!(
-            m.early_release,
-            Some(EarlyRelease {
-                release_day: 7,
-                negative_test_from_day: 5
-            })
-        );
+        assert_eq!(m.early_release, Some(EarlyRelease { release_day: 7, negative_test_from_day: 5 }));
         assert!(!p.co_exposed.enabled && !p.grid.enabled && !p.secondary_contact.enabled);
-        assert!(
-            p.zones.levels.is_empty()
-                && p.zones.transitions.is_empty()
-                && !p.zones.widening.enabled
-        );
+        assert!(p.zones.levels.is_empty() && p.zones.transitions.is_empty() && !p.zones.widening.enabled);
         assert!(!p.screening.enabled);
-        assert!(
-            OriginRisk::ALL
-                .iter()
-                .all(|r| p.arrivals.for_origin(*r).is_none())
-        );
+        assert!(OriginRisk::ALL.iter().all(|r| p.arrivals.for_origin(*r).is_none()));
         assert!(p.response_clock.items.is_empty());
         assert!(p.cold_chain.plant_suspensions.is_empty());
         assert_eq!(p.cold_chain.suspension_weeks(1), None);
@@ -1595,19 +1302,10 @@ mod tests {
         let text = edited("rows_either_side = 3", "plain_rows = 3");
         let (path, line, message, shown) = invalid(&text);
         assert_eq!(path, "close_contact.flight.plain_rows");
-        assert!(
-            message.starts_with("unknown field close_contact.flight.plain_rows"),
-            "{message}"
-        );
-        assert!(
-            message.contains("rows_either_side"),
-            "the message lists the expected fields: {message}"
-        );
+        assert!(message.starts_with("unknown field close_contact.flight.plain_rows"), "{message}");
+        assert!(message.contains("rows_either_side"), "the message lists the expected fields: {message}");
         assert_eq!(line, Some(line_containing(&text, "plain_rows")));
-        assert!(
-            shown.starts_with("profile test.toml: unknown field close_contact.flight.plain_rows"),
-            "{shown}"
-        );
+        assert!(shown.starts_with("profile test.toml: unknown field close_contact.flight.plain_rows"), "{shown}");
 
         let text = edited("[retention]", "[retentoin]");
         let (path, _, message, _) = invalid(&text);
@@ -1620,14 +1318,10 @@ mod tests {
         let (path, line, message, shown) = invalid(&text);
         assert_eq!(path, "close_contact.flight.rows_either_side");
         assert_eq!(line, Some(line_containing(&text, "\"three\"")));
+        assert!(message.contains("three") && message.contains("u32"), "{message}");
         assert!(
-            message.contains("three") && message.contains("u32"),
-            "{message}"
-        );
-        assert!(
-            shown.starts_with(
-                "profile test.toml: field close_contact.flight.rows_either_side: invalid type"
-            ) && shown.ends_with(&format!("(line {})", line.unwrap())),
+            shown.starts_with("profile test.toml: field close_contact.flight.rows_either_side: invalid type")
+                && shown.ends_with(&format!("(line {})", line.unwrap())),
             "{shown}"
         );
 
@@ -1636,10 +1330,7 @@ mod tests {
         let (path, line, message, _) = invalid(&text);
         assert_eq!(path, "close_contact.places[2].kind");
         assert_eq!(line, Some(line_containing(&text, "hotel")));
-        assert!(
-            message.contains("hotel") && message.contains("residence"),
-            "{message}"
-        );
+        assert!(message.contains("hotel") && message.contains("residence"), "{message}");
     }
 
     #[test]
@@ -1665,22 +1356,12 @@ mod tests {
         );
         let (path, line, message, shown) = invalid(&text);
         assert_eq!(path, "close_contact_measure.phases[0].test_days[4]");
-        assert!(
-            message.contains("test day 9") && message.contains("1..=7"),
-            "{message}"
-        );
+        assert!(message.contains("test day 9") && message.contains("1..=7"), "{message}");
         assert_eq!(line, Some(line_containing(&text, "[1, 2, 3, 5, 9]")));
-        assert!(
-            shown.contains("field close_contact_measure.phases[0].test_days[4]: test day 9"),
-            "{shown}"
-        );
+        assert!(shown.contains("field close_contact_measure.phases[0].test_days[4]: test day 9"), "{shown}");
 
         let cases: &[(&str, &str, &str)] = &[
-            (
-                "kind = \"school\"",
-                "kind = \"workplace\"",
-                "close_contact.places[3].kind",
-            ),
+            ("kind = \"school\"", "kind = \"workplace\"", "close_contact.places[3].kind"),
             (
                 "test_days = [1, 4, 7]\n\n# Low",
                 "test_days = [1, 7, 4]\n\n# Low",
@@ -1691,58 +1372,22 @@ mod tests {
                 "test_days = [0, 4, 7]\n\n# ---",
                 "secondary_contact.measure.phases[0].test_days[0]",
             ),
-            (
-                "clean_days = 3",
-                "clean_days = 0",
-                "zones.transitions[1].clean_days",
-            ),
-            (
-                "negative_round_on_day = 7",
-                "negative_round_on_day = 8",
-                "zones.transitions[0].negative_round_on_day",
-            ),
-            (
-                "entered = \"designated\"",
-                "entered = \"downgraded\"",
-                "zones.transitions[2].entered",
-            ),
-            (
-                "from = \"high\"",
-                "from = \"low\"",
-                "zones.transitions[0].to",
-            ),
+            ("clean_days = 3", "clean_days = 0", "zones.transitions[1].clean_days"),
+            ("negative_round_on_day = 7", "negative_round_on_day = 8", "zones.transitions[0].negative_round_on_day"),
+            ("entered = \"designated\"", "entered = \"downgraded\"", "zones.transitions[2].entered"),
+            ("from = \"high\"", "from = \"low\"", "zones.transitions[0].to"),
             ("cell_size_m = 800\n", "", "grid.cell_size_m"),
             (
                 "unit = \"m\"\nscope = \"vehicles\"\nneeds_confirmation = true",
                 "unit = \"m\"\nscope = \"vehicles\"\nneeds_confirmation = false",
                 "close_contact.proximity.needs_confirmation",
             ),
-            (
-                "positives = 2",
-                "positives = 3",
-                "cold_chain.plant_suspensions[1].positives",
-            ),
-            (
-                "limit_hours = 12",
-                "limit_hours = 0",
-                "response_clock.items[4].limit_hours",
-            ),
-            (
-                "stop = \"contact_in_measure\"",
-                "stop = \"contact_determined\"",
-                "response_clock.items[4].stop",
-            ),
+            ("positives = 2", "positives = 3", "cold_chain.plant_suspensions[1].positives"),
+            ("limit_hours = 12", "limit_hours = 0", "response_clock.items[4].limit_hours"),
+            ("stop = \"contact_in_measure\"", "stop = \"contact_determined\"", "response_clock.items[4].stop"),
             ("format_version = 1", "format_version = 2", "format_version"),
-            (
-                "issued = \"2022-06-28\"",
-                "issued = \"June 2022\"",
-                "source.issued",
-            ),
-            (
-                "location_days = 28",
-                "location_days = 0",
-                "retention.location_days",
-            ),
+            ("issued = \"2022-06-28\"", "issued = \"June 2022\"", "source.issued"),
+            ("location_days = 28", "location_days = 0", "retention.location_days"),
             (
                 "tests = { count = 2, min_gap_hours = 24 }\n\n# ---------------------------------------------------------------- secondary",
                 "tests = { count = 5, min_gap_hours = 24 }\n\n# ---------------------------------------------------------------- secondary",
@@ -1768,23 +1413,11 @@ mod tests {
         p.close_contact_measure.phases[0].days = 0;
         let err = p.validate().unwrap_err();
         assert_eq!(err.code(), ErrorCode::ProfileInvalid);
-        assert!(
-            err.to_string()
-                .contains("close_contact_measure.phases[0].days"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("close_contact_measure.phases[0].days"), "{err}");
 
         let mut p = Profile::builtin("cdc-2020-12").unwrap();
-        p.close_contact_measure.early_release = Some(EarlyRelease {
-            release_day: 10,
-            negative_test_from_day: 5,
-        });
-        assert!(
-            p.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("early_release.release_day")
-        );
+        p.close_contact_measure.early_release = Some(EarlyRelease { release_day: 10, negative_test_from_day: 5 });
+        assert!(p.validate().unwrap_err().to_string().contains("early_release.release_day"));
     }
 
     #[test]
@@ -1792,8 +1425,8 @@ mod tests {
         for name in Profile::builtin_names() {
             let p = Profile::builtin(name).unwrap();
             let text = p.to_toml_string();
-            let back = Profile::from_toml_str(&text, "round-trip.toml")
-                .unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+            let back =
+                Profile::from_toml_str(&text, "round-trip.toml").unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
             assert_eq!(back, p, "{name}");
             assert_eq!(back.to_toml_string(), text, "{name}: writing is stable");
         }
@@ -1803,27 +1436,19 @@ mod tests {
     fn load_reads_files_and_reports_missing_ones() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mine.toml");
-        let text =
-            builtin_text("cn-2022-9th").replacen("name = \"cn-2022-9th\"", "name = \"mine\"", 1);
+        let text = builtin_text("cn-2022-9th").replacen("name = \"cn-2022-9th\"", "name = \"mine\"", 1);
         std::fs::write(&path, text).unwrap();
         let p = Profile::load(path.to_str().unwrap()).unwrap();
         assert_eq!(p.name, "mine");
 
         std::fs::write(&path, "format_version = \"one\"\n").unwrap();
         let err = Profile::load(path.to_str().unwrap()).unwrap_err();
-        assert!(
-            err.to_string().contains("field format_version")
-                && err.to_string().contains("(line 1)"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("field format_version") && err.to_string().contains("(line 1)"), "{err}");
 
         let missing = dir.path().join("absent.toml");
         let err = Profile::load(missing.to_str().unwrap()).unwrap_err();
         assert_eq!(err.code(), ErrorCode::ProfileNotFound);
-        assert!(
-            err.to_string().contains("cn-2022-9th"),
-            "lists the built-ins: {err}"
-        );
+        assert!(err.to_string().contains("cn-2022-9th"), "lists the built-ins: {err}");
         let err = Profile::load("nonesuch").unwrap_err();
         assert!(matches!(err, ProfileError::NotFound { ref name } if name == "nonesuch"));
 
@@ -1836,7 +1461,11 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(64))]
+            #![proptest_config(ProptestConfig {
+                cases: 64,
+                rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_9f11),
+                ..ProptestConfig::default()
+            })]
 
             /// A central phase of any length is accepted exactly when its test days fit, and
             /// whatever is accepted survives the round trip.

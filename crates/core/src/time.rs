@@ -34,13 +34,10 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(at: Timestamp) -> Self {
-        ManualClock {
-            nanos: AtomicI64::new(at.as_nanosecond() as i64),
-        }
+        ManualClock { nanos: AtomicI64::new(at.as_nanosecond() as i64) }
     }
     pub fn set(&self, at: Timestamp) {
-        self.nanos
-            .store(at.as_nanosecond() as i64, Ordering::SeqCst);
+        self.nanos.store(at.as_nanosecond() as i64, Ordering::SeqCst);
     }
     pub fn advance(&self, by: SignedDuration) {
         self.nanos.fetch_add(by.as_nanos() as i64, Ordering::SeqCst);
@@ -63,22 +60,15 @@ pub struct AcceleratedClock {
 
 impl AcceleratedClock {
     pub fn new(start_virtual: Timestamp, factor: f64) -> Self {
-        AcceleratedClock {
-            start_virtual,
-            start_real: Mutex::new(std::time::Instant::now()),
-            factor,
-        }
+        AcceleratedClock { start_virtual, start_real: Mutex::new(std::time::Instant::now()), factor }
     }
 }
 
 impl Clock for AcceleratedClock {
     fn now(&self) -> Timestamp {
         let real = self.start_real.lock().expect("clock lock").elapsed();
-        let virt =
-            SignedDuration::try_from(real.mul_f64(self.factor)).unwrap_or(SignedDuration::MAX);
-        self.start_virtual
-            .saturating_add(virt)
-            .expect("no calendar units")
+        let virt = SignedDuration::try_from(real.mul_f64(self.factor)).unwrap_or(SignedDuration::MAX);
+        self.start_virtual.saturating_add(virt).expect("no calendar units")
     }
 }
 
@@ -92,16 +82,10 @@ pub struct Calendar {
 impl Calendar {
     /// A calendar in the named IANA zone (e.g. `Asia/Shanghai`).
     pub fn new(zone: &str) -> Result<Self, jiff::Error> {
-        Ok(Calendar {
-            name: zone.to_string(),
-            tz: TimeZone::get(zone)?,
-        })
+        Ok(Calendar { name: zone.to_string(), tz: TimeZone::get(zone)? })
     }
     pub fn utc() -> Self {
-        Calendar {
-            name: "UTC".into(),
-            tz: TimeZone::UTC,
-        }
+        Calendar { name: "UTC".into(), tz: TimeZone::UTC }
     }
     /// The zone's IANA name.
     pub fn zone_name(&self) -> &str {
@@ -116,11 +100,7 @@ impl Calendar {
     }
     /// The first instant of a local day (handles days that do not start at midnight).
     pub fn start_of(&self, day: Date) -> Timestamp {
-        day.to_zoned(self.tz.clone())
-            .expect("date in range")
-            .start_of_day()
-            .expect("in range")
-            .timestamp()
+        day.to_zoned(self.tz.clone()).expect("date in range").start_of_day().expect("in range").timestamp()
     }
     /// Whole local days from `from`'s day to `to`'s day (day 0 = same local day).
     pub fn day_number(&self, from: Timestamp, to: Timestamp) -> i32 {
@@ -135,18 +115,14 @@ pub fn parse_instant(s: &str) -> Result<Timestamp, String> {
     let s = s.trim();
     let bytes = s.as_bytes();
     let numeric = !bytes.is_empty()
-        && bytes
-            .iter()
-            .enumerate()
-            .all(|(i, b)| b.is_ascii_digit() || (i == 0 && *b == b'-' && bytes.len() > 1));
+        && bytes.iter().enumerate().all(|(i, b)| b.is_ascii_digit() || (i == 0 && *b == b'-' && bytes.len() > 1));
     if numeric {
-        let secs: i64 = s
-            .parse()
-            .map_err(|_| format!("`{s}` is not a valid Unix time"))?;
+        let secs: i64 = s.parse().map_err(|_| format!("`{s}` is not a valid Unix time"))?;
         return Timestamp::from_second(secs).map_err(|e| format!("`{s}` is out of range: {e}"));
     }
-    s.parse::<Timestamp>()
-        .map_err(|_| format!("`{s}` is neither integer Unix seconds nor an RFC 3339 instant (e.g. 2022-03-02T08:00:00Z)"))
+    s.parse::<Timestamp>().map_err(|_| {
+        format!("`{s}` is neither integer Unix seconds nor an RFC 3339 instant (e.g. 2022-03-02T08:00:00Z)")
+    })
 }
 
 /// Serde for instants: reads integer Unix seconds or RFC 3339, writes RFC 3339.
@@ -230,11 +206,7 @@ pub mod opt_ts {
             super::ts::TsVisitor.visit_u64(v).map(Some)
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            if v.trim().is_empty() {
-                Ok(None)
-            } else {
-                super::ts::TsVisitor.visit_str(v).map(Some)
-            }
+            if v.trim().is_empty() { Ok(None) } else { super::ts::TsVisitor.visit_str(v).map(Some) }
         }
     }
 }
@@ -252,10 +224,7 @@ mod tests {
         assert_eq!(Calendar::utc().day_of(t), jiff::civil::date(2022, 3, 1));
         let later: Timestamp = "2022-03-08T15:00:00Z".parse().unwrap(); // 23:00 on 8 March local
         assert_eq!(cal.day_number(t, later), 6);
-        assert_eq!(
-            cal.start_of(jiff::civil::date(2022, 3, 2)),
-            "2022-03-01T16:00:00Z".parse().unwrap()
-        );
+        assert_eq!(cal.start_of(jiff::civil::date(2022, 3, 2)), "2022-03-01T16:00:00Z".parse().unwrap());
     }
 
     #[test]
@@ -279,17 +248,8 @@ mod tests {
     fn instants_parse_both_ways() {
         assert_eq!(parse_instant("0").unwrap(), Timestamp::UNIX_EPOCH);
         assert_eq!(parse_instant("-60").unwrap().as_second(), -60);
-        assert_eq!(
-            parse_instant("1970-01-01T00:01:00+00:00")
-                .unwrap()
-                .as_second(),
-            60
-        );
-        assert!(
-            parse_instant("2022-13-01T00:00:00Z")
-                .unwrap_err()
-                .contains("RFC 3339")
-        );
+        assert_eq!(parse_instant("1970-01-01T00:01:00+00:00").unwrap().as_second(), 60);
+        assert!(parse_instant("2022-13-01T00:00:00Z").unwrap_err().contains("RFC 3339"));
         assert!(parse_instant("").is_err());
     }
 }

@@ -7,14 +7,17 @@ use geojson::{Feature, FeatureCollection, GeoJson, JsonObject, JsonValue};
 
 use crate::reader::FormatError;
 
-/// Reads every area of a GeoJSON document (a FeatureCollection, or a single Feature).
+/// Reads every area of a GeoJSON document (a FeatureCollection, or a single Feature); the
+/// first bad feature is an error.
 pub fn read_areas(text: &str, file: &str) -> Result<Vec<Area>, FormatError> {
+    read_area_features(text, file)?.into_iter().collect()
+}
+
+/// Reads a GeoJSON document of areas feature by feature: an error for the document as a whole
+/// (not GeoJSON), else one result per feature, so that bad features can be skipped.
+pub fn read_area_features(text: &str, file: &str) -> Result<Vec<Result<Area, FormatError>>, FormatError> {
     let gj: GeoJson = text.parse().map_err(|e: geojson::Error| {
-        FormatError::new(
-            ErrorCode::InputMalformed,
-            Location::file(file),
-            format!("not GeoJSON: {e}"),
-        )
+        FormatError::new(ErrorCode::InputMalformed, Location::file(file), format!("not GeoJSON: {e}"))
     })?;
     let features = match gj {
         GeoJson::FeatureCollection(fc) => fc.features,
@@ -27,28 +30,20 @@ pub fn read_areas(text: &str, file: &str) -> Result<Vec<Area>, FormatError> {
             ));
         }
     };
-    features
-        .into_iter()
-        .enumerate()
-        .map(|(i, f)| area_of(f, i, file))
-        .collect()
+    Ok(features.into_iter().enumerate().map(|(i, f)| area_of(f, i, file)).collect())
 }
 
 fn area_of(f: Feature, i: usize, file: &str) -> Result<Area, FormatError> {
-    let at = |field: &str| {
-        Location::file(file).with_json_path(format!("$.features[{i}].properties.{field}"))
-    };
+    let at = |field: &str| Location::file(file).with_json_path(format!("$.features[{i}].properties.{field}"));
     let props = f.properties.unwrap_or_default();
     let text = |field: &str, required: bool| -> Result<Option<String>, FormatError> {
         match props.get(field) {
             Some(JsonValue::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
             Some(JsonValue::Number(n)) => Ok(Some(n.to_string())),
             None | Some(JsonValue::Null) if !required => Ok(None),
-            None | Some(JsonValue::Null) => Err(FormatError::new(
-                ErrorCode::InputMissingField,
-                at(field),
-                format!("missing field `{field}`"),
-            )),
+            None | Some(JsonValue::Null) => {
+                Err(FormatError::new(ErrorCode::InputMissingField, at(field), format!("missing field `{field}`")))
+            }
             Some(other) => Err(FormatError::new(
                 ErrorCode::InputInvalidField,
                 at(field),
@@ -84,13 +79,7 @@ pub fn write_areas(areas: &[Area]) -> String {
             props.insert("id".into(), a.id.clone().into());
             props.insert("name".into(), a.name.clone().into());
             props.insert("level".into(), a.level.clone().into());
-            props.insert(
-                "parent".into(),
-                a.parent
-                    .clone()
-                    .map(JsonValue::String)
-                    .unwrap_or(JsonValue::Null),
-            );
+            props.insert("parent".into(), a.parent.clone().map(JsonValue::String).unwrap_or(JsonValue::Null));
             Feature {
                 bbox: None,
                 geometry: a.geometry.clone(),
@@ -100,12 +89,7 @@ pub fn write_areas(areas: &[Area]) -> String {
             }
         })
         .collect();
-    GeoJson::FeatureCollection(FeatureCollection {
-        bbox: None,
-        features,
-        foreign_members: None,
-    })
-    .to_string()
+    GeoJson::FeatureCollection(FeatureCollection { bbox: None, features, foreign_members: None }).to_string()
 }
 
 #[cfg(test)]
@@ -131,10 +115,7 @@ mod tests {
         let bad = DOC.replace(r#""level":"building","#, "");
         let e = read_areas(&bad, "a.geojson").unwrap_err();
         assert_eq!(e.code, ErrorCode::InputMissingField);
-        assert_eq!(
-            e.location.json_path.as_deref(),
-            Some("$.features[1].properties.level")
-        );
+        assert_eq!(e.location.json_path.as_deref(), Some("$.features[1].properties.level"));
         let e = read_areas("{", "a.geojson").unwrap_err();
         assert_eq!(e.code, ErrorCode::InputMalformed);
     }

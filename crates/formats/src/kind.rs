@@ -54,18 +54,9 @@ mod tests {
 
     #[test]
     fn formats_follow_extensions() {
-        assert_eq!(
-            Format::from_path(Path::new("a/visits.CSV")),
-            Some(Format::Csv)
-        );
-        assert_eq!(
-            Format::from_path(Path::new("v.ndjson")),
-            Some(Format::JsonLines)
-        );
-        assert_eq!(
-            Format::from_path(Path::new("areas.geojson")),
-            Some(Format::GeoJson)
-        );
+        assert_eq!(Format::from_path(Path::new("a/visits.CSV")), Some(Format::Csv));
+        assert_eq!(Format::from_path(Path::new("v.ndjson")), Some(Format::JsonLines));
+        assert_eq!(Format::from_path(Path::new("areas.geojson")), Some(Format::GeoJson));
         assert_eq!(Format::from_path(Path::new("visits.txt")), None);
         assert!(Kind::Areas.accepts(Format::GeoJson) && !Kind::Visits.accepts(Format::GeoJson));
     }

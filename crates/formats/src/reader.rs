@@ -19,11 +19,7 @@ pub struct FormatError {
 
 impl FormatError {
     pub fn new(code: ErrorCode, location: Location, message: impl Into<String>) -> Self {
-        FormatError {
-            code,
-            location,
-            message: message.into(),
-        }
+        FormatError { code, location, message: message.into() }
     }
 }
 
@@ -40,9 +36,7 @@ pub(crate) fn classify(message: &str) -> ErrorCode {
 
 /// Extracts the field name from serde's "missing field `x`" / "unknown field `x`" messages.
 pub(crate) fn quoted_field(message: &str) -> Option<String> {
-    let rest = message
-        .strip_prefix("missing field `")
-        .or_else(|| message.strip_prefix("unknown field `"))?;
+    let rest = message.strip_prefix("missing field `").or_else(|| message.strip_prefix("unknown field `"))?;
     Some(rest.split('`').next()?.to_string())
 }
 
@@ -54,16 +48,8 @@ pub struct RecordReader<T, R: Read> {
 }
 
 enum Inner<R: Read> {
-    Csv {
-        reader: csv::Reader<R>,
-        headers: csv::StringRecord,
-        record: csv::StringRecord,
-    },
-    Json {
-        reader: BufReader<R>,
-        line: u64,
-        buf: String,
-    },
+    Csv { reader: csv::Reader<R>, headers: csv::StringRecord, record: csv::StringRecord },
+    Json { reader: BufReader<R>, line: u64, buf: Vec<u8> },
 }
 
 impl<T: DeserializeOwned, R: Read> RecordReader<T, R> {
@@ -72,23 +58,12 @@ impl<T: DeserializeOwned, R: Read> RecordReader<T, R> {
         let file = file.into();
         let inner = match format {
             Format::Csv => {
-                let mut reader = csv::ReaderBuilder::new()
-                    .has_headers(true)
-                    .from_reader(input);
+                let mut reader = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::All).from_reader(input);
                 let headers = reader.headers().map_err(|e| csv_error(&file, e))?.clone();
-                let headers =
-                    csv::StringRecord::from(headers.iter().map(|h| h.trim()).collect::<Vec<_>>());
-                Inner::Csv {
-                    reader,
-                    headers,
-                    record: csv::StringRecord::new(),
-                }
+                let headers = csv::StringRecord::from(headers.iter().map(|h| h.trim()).collect::<Vec<_>>());
+                Inner::Csv { reader, headers, record: csv::StringRecord::new() }
             }
-            Format::JsonLines => Inner::Json {
-                reader: BufReader::new(input),
-                line: 0,
-                buf: String::new(),
-            },
+            Format::JsonLines => Inner::Json { reader: BufReader::new(input), line: 0, buf: Vec::new() },
             Format::GeoJson => {
                 return Err(FormatError::new(
                     ErrorCode::InputUnsupported,
@@ -97,11 +72,7 @@ impl<T: DeserializeOwned, R: Read> RecordReader<T, R> {
                 ));
             }
         };
-        Ok(RecordReader {
-            file,
-            inner,
-            _t: PhantomData,
-        })
+        Ok(RecordReader { file, inner, _t: PhantomData })
     }
 
     /// The CSV header (empty for JSON Lines).
@@ -117,39 +88,26 @@ impl<T: DeserializeOwned, R: Read> RecordReader<T, R> {
     /// An error for one record does not end the stream: the caller may skip it and go on.
     pub fn next_record(&mut self) -> Option<Result<(u64, T), RecordError>> {
         match &mut self.inner {
-            Inner::Csv {
-                reader,
-                headers,
-                record,
-            } => match reader.read_record(record) {
+            Inner::Csv { reader, headers, record } => match reader.read_record(record) {
                 Ok(false) => None,
                 Ok(true) => {
                     let line = record.position().map(|p| p.line()).unwrap_or(0);
-                    Some(
-                        record
-                            .deserialize::<T>(Some(headers))
-                            .map(|t| (line, t))
-                            .map_err(|e| RecordError {
-                                raw: record.iter().collect::<Vec<_>>().join(","),
-                                error: csv_record_error(&self.file, line, headers, record, e),
-                                fatal: false,
-                            }),
-                    )
+                    Some(record.deserialize::<T>(Some(headers)).map(|t| (line, t)).map_err(|e| RecordError {
+                        raw: record.iter().collect::<Vec<_>>().join(","),
+                        error: csv_record_error(&self.file, line, headers, record, e),
+                        fatal: false,
+                    }))
                 }
                 Err(e) => {
                     let error = csv_error(&self.file, e);
                     let fatal = error.code == ErrorCode::Io;
-                    Some(Err(RecordError {
-                        raw: String::new(),
-                        error,
-                        fatal,
-                    }))
+                    Some(Err(RecordError { raw: String::new(), error, fatal }))
                 }
             },
             Inner::Json { reader, line, buf } => loop {
                 buf.clear();
                 *line += 1;
-                match reader.read_line(buf) {
+                match reader.read_until(b'\n', buf) {
                     Ok(0) => return None,
                     Ok(_) => {}
                     Err(e) => {
@@ -164,7 +122,18 @@ impl<T: DeserializeOwned, R: Read> RecordReader<T, R> {
                         }));
                     }
                 }
-                let text = buf.trim();
+                let Ok(text) = std::str::from_utf8(buf) else {
+                    return Some(Err(RecordError {
+                        raw: String::from_utf8_lossy(buf).trim().to_string(),
+                        error: FormatError::new(
+                            ErrorCode::InputMalformed,
+                            Location::file(&self.file).with_line(*line),
+                            "the line is not valid UTF-8",
+                        ),
+                        fatal: false,
+                    }));
+                };
+                let text = text.trim();
                 if text.is_empty() {
                     continue;
                 }
@@ -222,17 +191,11 @@ fn csv_error(file: &str, e: csv::Error) -> FormatError {
         loc = loc.with_line(l);
     }
     match e.into_kind() {
-        csv::ErrorKind::Io(io) => {
-            FormatError::new(ErrorCode::Io, loc, format!("cannot read: {io}"))
+        csv::ErrorKind::Io(io) => FormatError::new(ErrorCode::Io, loc, format!("cannot read: {io}")),
+        csv::ErrorKind::Utf8 { err, .. } => {
+            FormatError::new(ErrorCode::InputMalformed, loc, format!("invalid UTF-8 in field {}", err.field() + 1))
         }
-        csv::ErrorKind::Utf8 { err, .. } => FormatError::new(
-            ErrorCode::InputMalformed,
-            loc,
-            format!("invalid UTF-8 in field {}", err.field() + 1),
-        ),
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => FormatError::new(
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => FormatError::new(
             ErrorCode::InputMalformed,
             loc,
             format!("record has {len} fields but the header has {expected_len}"),
@@ -270,14 +233,13 @@ fn csv_record_error(
 
 /// serde does not say which field an enum error came from; the message quotes the bad value
 /// (`unknown variant `x``), so name the column that holds it.
-fn column_holding_quoted_value(
-    msg: &str,
-    headers: &csv::StringRecord,
-    record: &csv::StringRecord,
-) -> Option<String> {
+fn column_holding_quoted_value(msg: &str, headers: &csv::StringRecord, record: &csv::StringRecord) -> Option<String> {
     let value = msg.split('`').nth(1)?;
-    let i = record.iter().position(|v| v.trim() == value)?;
-    headers.get(i).map(str::to_string)
+    let mut holding = record.iter().enumerate().filter(|(_, v)| *v == value);
+    match (holding.next(), holding.next()) {
+        (Some((i, _)), None) => headers.get(i).map(str::to_string),
+        _ => None, // none or several: do not guess
+    }
 }
 
 #[cfg(test)]
@@ -285,21 +247,13 @@ mod tests {
     use super::*;
     use chainbreak_core::model::{Person, Place, PlaceKind, Visit};
 
-    fn read_all<T: DeserializeOwned>(
-        text: &str,
-        format: Format,
-    ) -> Vec<Result<(u64, T), RecordError>> {
-        RecordReader::<T, _>::new(text.as_bytes(), format, "f")
-            .unwrap()
-            .collect()
+    fn read_all<T: DeserializeOwned>(text: &str, format: Format) -> Vec<Result<(u64, T), RecordError>> {
+        RecordReader::<T, _>::new(text.as_bytes(), format, "f").unwrap().collect()
     }
 
     #[test]
     fn csv_records_with_optional_columns() {
-        let rows = read_all::<Place>(
-            "id,kind,key_place\nL1,mall,true\nL2,pharmacy,false\n",
-            Format::Csv,
-        );
+        let rows = read_all::<Place>("id,kind,key_place\nL1,mall,true\nL2,pharmacy,false\n", Format::Csv);
         let (line, p) = rows[1].as_ref().unwrap();
         assert_eq!(*line, 3);
         assert_eq!(p.kind, PlaceKind::Pharmacy);
@@ -314,10 +268,7 @@ mod tests {
         assert_eq!(e.location.line, Some(3));
         assert_eq!(e.location.field.as_deref(), Some("kind"));
         assert!(e.message.contains("spaceport"), "{}", e.message);
-        let v = read_all::<Visit>(
-            "person_id,place_id,t_in,t_out\nP1,L1,100,\nP1,L1,abc,\n",
-            Format::Csv,
-        );
+        let v = read_all::<Visit>("person_id,place_id,t_in,t_out\nP1,L1,100,\nP1,L1,abc,\n", Format::Csv);
         assert!(v[0].is_ok());
         let e = &v[1].as_ref().unwrap_err().error;
         assert_eq!(e.location.to_string(), "f: line 3, field `t_in`");
@@ -334,10 +285,7 @@ mod tests {
         assert_eq!(e.code, ErrorCode::InputMissingField);
         assert_eq!(e.location.field.as_deref(), Some("kind"));
         let rows = read_all::<Place>("id,kind\nL1,mall,extra\n", Format::Csv);
-        assert_eq!(
-            rows[0].as_ref().unwrap_err().error.code,
-            ErrorCode::InputMalformed
-        );
+        assert_eq!(rows[0].as_ref().unwrap_err().error.code, ErrorCode::InputMalformed);
     }
 
     #[test]
@@ -347,18 +295,9 @@ mod tests {
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0].as_ref().unwrap().0, 1);
         let e = &rows[1].as_ref().unwrap_err().error;
-        assert_eq!(
-            (e.location.line, e.location.json_path.as_deref()),
-            (Some(3), Some("$.lat"))
-        );
+        assert_eq!((e.location.line, e.location.json_path.as_deref()), (Some(3), Some("$.lat")));
         let e = &rows[2].as_ref().unwrap_err().error;
-        assert_eq!(
-            (e.code, e.location.json_path.as_deref()),
-            (ErrorCode::InputMissingField, Some("$.kind"))
-        );
-        assert_eq!(
-            rows[3].as_ref().unwrap_err().error.code,
-            ErrorCode::InputMalformed
-        );
+        assert_eq!((e.code, e.location.json_path.as_deref()), (ErrorCode::InputMissingField, Some("$.kind")));
+        assert_eq!(rows[3].as_ref().unwrap_err().error.code, ErrorCode::InputMalformed);
     }
 }

@@ -45,27 +45,29 @@ impl<R: Read> VisitReader<R> {
     /// Reads and checks the header.
     pub fn new(input: R, file: impl Into<String>) -> Result<Self, FormatError> {
         let file = file.into();
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .buffer_capacity(1 << 20)
-            .from_reader(input);
-        let headers = reader
-            .byte_headers()
-            .map_err(|e| header_error(&file, e))?
-            .clone();
-        let names: Vec<String> = headers
-            .iter()
-            .map(|h| String::from_utf8_lossy(h).trim().to_string())
-            .collect();
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).buffer_capacity(1 << 20).from_reader(input);
+        let headers = reader.byte_headers().map_err(|e| header_error(&file, e))?.clone();
+        let names: Vec<String> = headers.iter().map(|h| String::from_utf8_lossy(h).trim().to_string()).collect();
+        if names.is_empty() {
+            // An empty file: no header, no visits.
+            return Ok(VisitReader {
+                col_person: 0,
+                col_place: 0,
+                col_t_in: 0,
+                col_t_out: None,
+                col_source: None,
+                file,
+                reader,
+                record: csv::ByteRecord::new(),
+                line: 1,
+            });
+        }
         for n in &names {
             if !KNOWN.contains(&n.as_str()) {
                 return Err(FormatError::new(
                     ErrorCode::InputUnknownField,
                     Location::file(&file).with_line(1).with_field(n.clone()),
-                    format!(
-                        "unknown column `{n}`; a visits file has columns {}",
-                        KNOWN.join(",")
-                    ),
+                    format!("unknown column `{n}`; a visits file has columns {}", KNOWN.join(",")),
                 ));
             }
         }
@@ -108,11 +110,7 @@ impl<R: Read> VisitReader<R> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(false) => None,
             Ok(true) => {
-                self.line = self
-                    .record
-                    .position()
-                    .map(|p| p.line())
-                    .unwrap_or(self.line + 1);
+                self.line = self.record.position().map(|p| p.line()).unwrap_or(self.line + 1);
                 Some(self.parse_current())
             }
             Err(e) => {
@@ -120,18 +118,12 @@ impl<R: Read> VisitReader<R> {
                 let line = e.position().map(|p| p.line()).unwrap_or(self.line + 1);
                 self.line = line;
                 let msg = match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => {
+                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
                         format!("record has {len} fields but the header has {expected_len}")
                     }
                     other => format!("{other:?}"),
                 };
-                let code = if fatal {
-                    ErrorCode::Io
-                } else {
-                    ErrorCode::InputMalformed
-                };
+                let code = if fatal { ErrorCode::Io } else { ErrorCode::InputMalformed };
                 Some(Err(RecordError {
                     raw: String::new(),
                     error: FormatError::new(code, Location::file(&self.file).with_line(line), msg),
@@ -146,46 +138,32 @@ impl<R: Read> VisitReader<R> {
         let line = self.line;
         let err = |field: &str, msg: String, code: ErrorCode| RecordError {
             raw: String::from_utf8_lossy(r.as_slice()).into_owned(),
-            error: FormatError::new(
-                code,
-                Location::file(&self.file).with_line(line).with_field(field),
-                msg,
-            ),
+            error: FormatError::new(code, Location::file(&self.file).with_line(line).with_field(field), msg),
             fatal: false,
         };
-        let person_id = trim(&r[self.col_person]);
-        if person_id.is_empty() {
-            return Err(err(
-                "person_id",
-                "empty person_id".into(),
-                ErrorCode::InputMissingField,
-            ));
-        }
-        let place_id = trim(&r[self.col_place]);
-        if place_id.is_empty() {
-            return Err(err(
-                "place_id",
-                "empty place_id".into(),
-                ErrorCode::InputMissingField,
-            ));
-        }
+        let id = |col: usize, field: &str| {
+            let v = trim(&r[col]);
+            if v.is_empty() {
+                Err(err(field, format!("empty {field}"), ErrorCode::InputMissingField))
+            } else if std::str::from_utf8(v).is_err() {
+                Err(err(field, format!("{field} is not valid UTF-8"), ErrorCode::InputMalformed))
+            } else {
+                Ok(v)
+            }
+        };
+        let person_id = id(self.col_person, "person_id")?;
+        let place_id = id(self.col_place, "place_id")?;
         let t_in = instant(&r[self.col_t_in])
             .ok_or_else(|| err("t_in", "empty t_in".into(), ErrorCode::InputMissingField))?
             .map_err(|m| err("t_in", m, ErrorCode::InputInvalidField))?;
         let t_out = match self.col_t_out {
-            Some(c) => instant(&r[c])
-                .transpose()
-                .map_err(|m| err("t_out", m, ErrorCode::InputInvalidField))?,
+            Some(c) => instant(&r[c]).transpose().map_err(|m| err("t_out", m, ErrorCode::InputInvalidField))?,
             None => None,
         };
         if let Some(t_out) = t_out
             && t_out < t_in
         {
-            return Err(err(
-                "t_out",
-                format!("t_out {t_out} is before t_in {t_in}"),
-                ErrorCode::InputInconsistent,
-            ));
+            return Err(err("t_out", format!("t_out {t_out} is before t_in {t_in}"), ErrorCode::InputInconsistent));
         }
         let source = match self.col_source.map(|c| trim(&r[c])) {
             None | Some(b"") => VisitSource::VenueCode,
@@ -194,23 +172,13 @@ impl<R: Read> VisitReader<R> {
                 VisitSource::parse(s).ok_or_else(|| {
                     err(
                         "source",
-                        format!(
-                            "unknown value `{s}`; expected one of: {}",
-                            VisitSource::expected()
-                        ),
+                        format!("unknown value `{s}`; expected one of: {}", VisitSource::expected()),
                         ErrorCode::InputInvalidField,
                     )
                 })?
             }
         };
-        Ok(RawVisit {
-            line,
-            person_id,
-            place_id,
-            t_in,
-            t_out,
-            source,
-        })
+        Ok(RawVisit { line, person_id, place_id, t_in, t_out, source })
     }
 }
 
@@ -236,6 +204,9 @@ fn instant(b: &[u8]) -> Option<Result<i64, String>> {
         let mut v: i64 = 0;
         for d in b {
             v = v * 10 + (d - b'0') as i64;
+        }
+        if let Err(e) = jiff::Timestamp::from_second(v) {
+            return Some(Err(format!("{v} is out of range: {e}")));
         }
         return Some(Ok(v));
     }
@@ -274,52 +245,36 @@ mod tests {
 
     #[test]
     fn reads_both_instant_spellings_and_empty_t_out() {
-        let rows =
-            all("person_id,place_id,t_in,t_out\nP1,L1,100,200\nP2,L2,1970-01-01T00:01:40Z,\n");
-        assert_eq!(
-            rows[0].as_ref().unwrap(),
-            &(2, "P1".into(), "L1".into(), 100, Some(200))
-        );
-        assert_eq!(
-            rows[1].as_ref().unwrap(),
-            &(3, "P2".into(), "L2".into(), 100, None)
-        );
+        let rows = all("person_id,place_id,t_in,t_out\nP1,L1,100,200\nP2,L2,1970-01-01T00:01:40Z,\n");
+        assert_eq!(rows[0].as_ref().unwrap(), &(2, "P1".into(), "L1".into(), 100, Some(200)));
+        assert_eq!(rows[1].as_ref().unwrap(), &(3, "P2".into(), "L2".into(), 100, None));
     }
 
     #[test]
     fn columns_in_any_order_and_optional() {
         let rows = all("t_in,place_id,person_id\n5,L,P\n");
-        assert_eq!(
-            rows[0].as_ref().unwrap(),
-            &(2, "P".into(), "L".into(), 5, None)
-        );
+        assert_eq!(rows[0].as_ref().unwrap(), &(2, "P".into(), "L".into(), 5, None));
     }
 
     #[test]
     fn errors_name_line_and_field() {
-        let rows =
-            all("person_id,place_id,t_in,t_out\nP1,L1,100,50\nP1,,100,\nP1,L1,soon,\nP1,L1\n");
+        let rows = all("person_id,place_id,t_in,t_out\nP1,L1,100,50\nP1,,100,\nP1,L1,soon,\nP1,L1\n");
         let e = rows[0].as_ref().unwrap_err();
         assert_eq!(
             (e.code, e.location.to_string()),
-            (
-                ErrorCode::InputInconsistent,
-                "v.csv: line 2, field `t_out`".into()
-            )
+            (ErrorCode::InputInconsistent, "v.csv: line 2, field `t_out`".into())
         );
-        assert_eq!(
-            rows[1].as_ref().unwrap_err().location.field.as_deref(),
-            Some("place_id")
-        );
-        assert_eq!(
-            rows[2].as_ref().unwrap_err().location.to_string(),
-            "v.csv: line 4, field `t_in`"
-        );
-        assert_eq!(
-            rows[3].as_ref().unwrap_err().code,
-            ErrorCode::InputMalformed
-        );
+        assert_eq!(rows[1].as_ref().unwrap_err().location.field.as_deref(), Some("place_id"));
+        assert_eq!(rows[2].as_ref().unwrap_err().location.to_string(), "v.csv: line 4, field `t_in`");
+        assert_eq!(rows[3].as_ref().unwrap_err().code, ErrorCode::InputMalformed);
         assert!(VisitReader::new("person_id,place\n".as_bytes(), "v.csv").is_err());
+        let far = all("person_id,place_id,t_in\nP1,L1,999999999999\n");
+        assert_eq!(far[0].as_ref().unwrap_err().location.field.as_deref(), Some("t_in"));
+        let mut bad_utf8 = b"person_id,place_id,t_in\nP\xff,L1,5\n".to_vec();
+        let mut r = VisitReader::new(bad_utf8.as_slice(), "v.csv").unwrap();
+        let e = r.next().unwrap().unwrap_err().error;
+        assert_eq!((e.code, e.location.field.as_deref()), (ErrorCode::InputMalformed, Some("person_id")));
+        bad_utf8.clear();
         assert!(VisitReader::new("person_id,t_in\n".as_bytes(), "v.csv").is_err());
     }
 }

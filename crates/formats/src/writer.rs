@@ -33,9 +33,7 @@ impl<W: Write> RecordWriter<W> {
     pub fn new(out: W, format: Format) -> Result<Self, WriteError> {
         Ok(RecordWriter {
             inner: match format {
-                Format::Csv => WInner::Csv(Box::new(
-                    csv::WriterBuilder::new().has_headers(true).from_writer(out),
-                )),
+                Format::Csv => WInner::Csv(Box::new(csv::WriterBuilder::new().has_headers(true).from_writer(out))),
                 Format::JsonLines => WInner::Json(out),
                 Format::GeoJson => return Err(WriteError::GeoJson),
             },
@@ -98,10 +96,8 @@ mod tests {
                 w.write(&v).unwrap();
             }
             let bytes = w.finish().unwrap();
-            let back: Vec<Visit> = RecordReader::new(bytes.as_slice(), format, "x")
-                .unwrap()
-                .map(|r| r.unwrap().1)
-                .collect();
+            let back: Vec<Visit> =
+                RecordReader::new(bytes.as_slice(), format, "x").unwrap().map(|r| r.unwrap().1).collect();
             assert_eq!(back, visits(), "{format}");
         }
     }
@@ -127,10 +123,8 @@ mod tests {
             let mut w = RecordWriter::new(Vec::new(), format).unwrap();
             w.write(&case).unwrap();
             let bytes = w.finish().unwrap();
-            let back: Vec<Case> = RecordReader::new(bytes.as_slice(), format, "x")
-                .unwrap()
-                .map(|r| r.unwrap().1)
-                .collect();
+            let back: Vec<Case> =
+                RecordReader::new(bytes.as_slice(), format, "x").unwrap().map(|r| r.unwrap().1).collect();
             assert_eq!(back, vec![case.clone()]);
         }
     }

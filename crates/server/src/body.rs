@@ -13,16 +13,10 @@ use crate::error::{ApiError, ErrorLocation};
 
 /// Reads a JSON body of at most `max_bytes` (the [`axum::extract::DefaultBodyLimit`] in force
 /// is the same number) and parses it into `T`.
-pub(crate) async fn read_json<T: DeserializeOwned>(
-    req: Request,
-    max_bytes: usize,
-) -> Result<T, ApiError> {
+pub(crate) async fn read_json<T: DeserializeOwned>(req: Request, max_bytes: usize) -> Result<T, ApiError> {
     require_json(req.headers())?;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared =
+        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(n) = declared
         && n > max_bytes as u64
     {
@@ -32,10 +26,7 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large(max_bytes)
         } else {
-            ApiError::new(
-                ErrorCode::InputMalformed,
-                format!("cannot read the request body: {rejection}"),
-            )
+            ApiError::new(ErrorCode::InputMalformed, format!("cannot read the request body: {rejection}"))
         }
     })?;
     parse_json(&bytes)
@@ -50,20 +41,13 @@ fn too_large(max_bytes: usize) -> ApiError {
 
 /// Accepts `application/json`, with or without parameters (`; charset=utf-8`).
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let value = headers
-        .get(CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let essence = value
-        .as_deref()
-        .map(|v| v.split(';').next().unwrap_or_default().trim());
+    let value = headers.get(CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = value.as_deref().map(|v| v.split(';').next().unwrap_or_default().trim());
     match essence {
         Some(e) if e.eq_ignore_ascii_case("application/json") => Ok(()),
         Some(_) => Err(ApiError::new(
             ErrorCode::InputUnsupported,
-            format!(
-                "the request body must be application/json, not `{}`",
-                value.unwrap_or_default()
-            ),
+            format!("the request body must be application/json, not `{}`", value.unwrap_or_default()),
         )),
         None => Err(ApiError::new(
             ErrorCode::InputUnsupported,
@@ -98,9 +82,9 @@ fn json_error(e: serde_json::Error, mut json_path: String) -> ApiError {
                 ErrorCode::InputInvalidField
             }
         }
-        serde_json::error::Category::Syntax
-        | serde_json::error::Category::Eof
-        | serde_json::error::Category::Io => ErrorCode::InputMalformed,
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
+            ErrorCode::InputMalformed
+        }
     };
     // serde reports a missing field at the object that lacks it: point at the field itself.
     if code == ErrorCode::InputMissingField
@@ -177,9 +161,7 @@ mod tests {
     #[test]
     fn paths_are_exact() {
         let ok = r#"{"person_id":"P1","place_id":"L1","t_in":0}"#;
-        let (code, loc) = err(&format!(
-            r#"{{"visits":[{ok},{{"person_id":"P1","place_id":"L1","t_in":true}}]}}"#
-        ));
+        let (code, loc) = err(&format!(r#"{{"visits":[{ok},{{"person_id":"P1","place_id":"L1","t_in":true}}]}}"#));
         assert_eq!(code, ErrorCode::InputInvalidField);
         assert_eq!(loc.json_path.as_deref(), Some("$.visits[1].t_in"));
         assert_eq!(loc.line, Some(1));
@@ -188,8 +170,7 @@ mod tests {
         assert_eq!(code, ErrorCode::InputMissingField);
         assert_eq!(loc.json_path.as_deref(), Some("$.visits[0].t_in"));
 
-        let (code, loc) =
-            err(r#"{"visits":[{"person_id":"P1","place_id":"L1","t_in":0,"colour":1}]}"#);
+        let (code, loc) = err(r#"{"visits":[{"person_id":"P1","place_id":"L1","t_in":0,"colour":1}]}"#);
         assert_eq!(code, ErrorCode::InputUnknownField);
         assert_eq!(loc.json_path.as_deref(), Some("$.visits[0].colour"));
 
@@ -197,8 +178,7 @@ mod tests {
         assert_eq!(code, ErrorCode::InputUnknownField);
         assert_eq!(loc.json_path.as_deref(), Some("$['odd key']"));
 
-        let (code, loc) =
-            err(r#"{"visits":[{"person_id":"P1","place_id":"L1","t_in":0,"source":"fax"}]}"#);
+        let (code, loc) = err(r#"{"visits":[{"person_id":"P1","place_id":"L1","t_in":0,"source":"fax"}]}"#);
         assert_eq!(code, ErrorCode::InputInvalidField);
         assert_eq!(loc.json_path.as_deref(), Some("$.visits[0].source"));
     }
@@ -217,17 +197,11 @@ mod tests {
     fn content_type_must_be_json() {
         let mut h = HeaderMap::new();
         assert!(require_json(&h).is_err());
-        h.insert(
-            CONTENT_TYPE,
-            "application/json; charset=utf-8".parse().unwrap(),
-        );
+        h.insert(CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
         assert!(require_json(&h).is_ok());
         h.insert(CONTENT_TYPE, "Application/JSON".parse().unwrap());
         assert!(require_json(&h).is_ok());
         h.insert(CONTENT_TYPE, "text/plain".parse().unwrap());
-        assert_eq!(
-            require_json(&h).unwrap_err().code(),
-            ErrorCode::InputUnsupported
-        );
+        assert_eq!(require_json(&h).unwrap_err().code(), ErrorCode::InputUnsupported);
     }
 }

@@ -29,16 +29,18 @@ use utoipa::ToSchema;
 /// | `store.not_initialized`   | 503 Service Unavailable    | the store has not been initialised                     |
 /// | `store.version`           | 503 Service Unavailable    | the store was written by a newer chainbreak            |
 /// | `store.exists`            | 409 Conflict               | a store exists already                                 |
+/// | `invalid_argument`        | 400 Bad Request            | a parameter is not acceptable                          |
 /// | `not_found`               | 404 Not Found              | no such route or record                                |
+/// | `method_not_allowed`      | 405 Method Not Allowed     | the route does not serve that method (`Allow` header)  |
 /// | `io`                      | 500 Internal Server Error  | a file could not be read or written                    |
 /// | `internal`                | 500 Internal Server Error  | a bug or a storage failure (logged; details withheld)  |
 ///
-/// Two responses set their status apart from this table, for HTTP's sake: a known route called
-/// with a method it does not serve answers 405 (code `not_found`, with an `Allow` header), and
-/// `GET /readyz` answers 503 whatever the code of the store's failure.
+/// One response sets its status apart from this table: `GET /readyz` answers 503 whatever the
+/// code of the store's failure.
 pub fn status_for(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::InputMalformed => StatusCode::BAD_REQUEST,
+        ErrorCode::InputMalformed | ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::InputInvalidField
         | ErrorCode::InputMissingField
         | ErrorCode::InputUnknownField
@@ -66,29 +68,17 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status: status_for(code),
-            code,
-            message: message.into(),
-            location: None,
-        }
+        ApiError { status: status_for(code), code, message: message.into(), location: None }
     }
 
     /// An internal failure: logged with its details, answered without them.
     pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        ApiError::new(
-            ErrorCode::Internal,
-            "internal error; the server log has the details",
-        )
+        ApiError::new(ErrorCode::Internal, "internal error; the server log has the details")
     }
 
     pub(crate) fn with_location(mut self, location: ErrorLocation) -> Self {
-        self.location = if location.is_empty() {
-            None
-        } else {
-            Some(Box::new(location))
-        };
+        self.location = if location.is_empty() { None } else { Some(Box::new(location)) };
         self
     }
 
@@ -115,11 +105,7 @@ impl From<AppError> for ApiError {
         if matches!(code, ErrorCode::Internal | ErrorCode::Io) {
             return ApiError::internal(&e);
         }
-        let location = e
-            .location()
-            .cloned()
-            .map(ErrorLocation::from)
-            .unwrap_or_default();
+        let location = e.location().cloned().map(ErrorLocation::from).unwrap_or_default();
         // The location travels apart from the message, so the message does not repeat it.
         let message = match &e {
             AppError::Input(f) => f.message.clone(),
@@ -132,11 +118,7 @@ impl From<AppError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.as_str(),
-                message: self.message,
-                location: self.location.map(|l| *l),
-            },
+            error: ErrorDetail { code: self.code.as_str(), message: self.message, location: self.location.map(|l| *l) },
         };
         (self.status, axum::Json(body)).into_response()
     }
@@ -200,10 +182,7 @@ pub(crate) struct ErrorLocation {
 
 impl ErrorLocation {
     pub(crate) fn json_path(path: impl Into<String>) -> Self {
-        ErrorLocation {
-            json_path: Some(path.into()),
-            ..Default::default()
-        }
+        ErrorLocation { json_path: Some(path.into()), ..Default::default() }
     }
 
     fn is_empty(&self) -> bool {
@@ -214,19 +193,8 @@ impl ErrorLocation {
 impl From<Location> for ErrorLocation {
     fn from(l: Location) -> Self {
         // Destructured in full so that a field added to Location cannot be silently dropped.
-        let Location {
-            file,
-            line,
-            field,
-            json_path,
-        } = l;
-        ErrorLocation {
-            file,
-            line,
-            column: None,
-            field,
-            json_path,
-        }
+        let Location { file, line, field, json_path } = l;
+        ErrorLocation { file, line, column: None, field, json_path }
     }
 }
 
@@ -242,10 +210,7 @@ mod tests {
                 assert!(status.is_client_error(), "{code} -> {status}");
             }
         }
-        assert_eq!(
-            status_for(ErrorCode::Internal),
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
+        assert_eq!(status_for(ErrorCode::Internal), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]
@@ -257,19 +222,10 @@ mod tests {
         ));
         let api = ApiError::from(e);
         assert_eq!(api.code(), ErrorCode::InputUnknownReference);
-        assert_eq!(
-            api.location().and_then(|l| l.json_path.as_deref()),
-            Some("$.visits[0].person_id")
-        );
-        let store = AppError::Store(chainbreak_store::StoreError::Backend(
-            "disk I/O error".into(),
-        ));
+        assert_eq!(api.location().and_then(|l| l.json_path.as_deref()), Some("$.visits[0].person_id"));
+        let store = AppError::Store(chainbreak_store::StoreError::Backend("disk I/O error".into()));
         let api = ApiError::from(store);
         assert_eq!(api.code(), ErrorCode::Internal);
-        assert!(
-            !api.message.contains("disk"),
-            "internal details are withheld: {}",
-            api.message
-        );
+        assert!(!api.message.contains("disk"), "internal details are withheld: {}", api.message);
     }
 }

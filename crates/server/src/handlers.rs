@@ -101,8 +101,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         }
         Err(e) => {
             tracing::warn!(error = ?e, "not ready");
-            e.with_status(StatusCode::SERVICE_UNAVAILABLE)
-                .into_response()
+            e.with_status(StatusCode::SERVICE_UNAVAILABLE).into_response()
         }
     }
 }
@@ -131,14 +130,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.set_last_seq(seq);
     }
     match state.metrics.encode() {
-        Ok(text) => (
-            [(
-                CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+        Ok(text) => {
+            ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+        }
         Err(e) => ApiError::internal(format_args!("cannot encode metrics: {e}")).into_response(),
     }
 }
@@ -150,8 +144,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
 pub(crate) async fn openapi_json() -> Response {
     match crate::openapi().to_json() {
         Ok(json) => ([(CONTENT_TYPE, "application/json")], json).into_response(),
-        Err(e) => ApiError::internal(format_args!("cannot serialise the OpenAPI document: {e}"))
-            .into_response(),
+        Err(e) => ApiError::internal(format_args!("cannot serialise the OpenAPI document: {e}")).into_response(),
     }
 }
 
@@ -196,18 +189,8 @@ pub(crate) struct IngestReport {
 impl From<ingest::IngestReport> for IngestReport {
     fn from(r: ingest::IngestReport) -> Self {
         // Destructured in full so that a field added to the app's report cannot be dropped.
-        let ingest::IngestReport {
-            accepted,
-            registered_persons,
-            registered_places,
-            last_seq,
-        } = r;
-        IngestReport {
-            accepted,
-            registered_persons,
-            registered_places,
-            last_seq,
-        }
+        let ingest::IngestReport { accepted, registered_persons, registered_places, last_seq } = r;
+        IngestReport { accepted, registered_persons, registered_places, last_seq }
     }
 }
 
@@ -241,16 +224,10 @@ fn check_batch_size(array: &str, n: usize, max: usize) -> Result<(), ApiError> {
             body = ErrorBody),
         (status = 500, description = "`internal`: the store failed", body = ErrorBody),
     ))]
-pub(crate) async fn visits_batch(
-    State(state): State<AppState>,
-    req: Request,
-) -> Result<Json<IngestReport>, ApiError> {
+pub(crate) async fn visits_batch(State(state): State<AppState>, req: Request) -> Result<Json<IngestReport>, ApiError> {
     let batch: VisitsBatch = read_json(req, state.config.max_body_bytes).await?;
     check_batch_size("visits", batch.visits.len(), state.config.max_batch_records)?;
-    let VisitsBatch {
-        visits,
-        register_unknown,
-    } = batch;
+    let VisitsBatch { visits, register_unknown } = batch;
     let report = with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
         ingest::ingest_visits(&mut *dep.store, &visits, register_unknown, now)
@@ -285,11 +262,7 @@ pub(crate) async fn lab_tests_batch(
     req: Request,
 ) -> Result<Json<IngestReport>, ApiError> {
     let batch: LabTestsBatch = read_json(req, state.config.max_body_bytes).await?;
-    check_batch_size(
-        "lab_tests",
-        batch.lab_tests.len(),
-        state.config.max_batch_records,
-    )?;
+    check_batch_size("lab_tests", batch.lab_tests.len(), state.config.max_batch_records)?;
     let LabTestsBatch { lab_tests } = batch;
     let report = with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
@@ -305,21 +278,14 @@ pub(crate) async fn lab_tests_batch(
 
 /// No route: 404 in the API's error shape.
 pub(crate) async fn not_found() -> ApiError {
-    ApiError::new(
-        ErrorCode::NotFound,
-        "no such route; GET /openapi.json lists them",
-    )
+    ApiError::new(ErrorCode::NotFound, "no such route; GET /openapi.json lists them")
 }
 
 /// A route called with a method it does not serve: 405 (axum adds the `Allow` header).
 pub(crate) async fn method_not_allowed(method: Method, matched: Option<MatchedPath>) -> ApiError {
-    let route = matched
-        .as_ref()
-        .map(MatchedPath::as_str)
-        .unwrap_or("this route");
+    let route = matched.as_ref().map(MatchedPath::as_str).unwrap_or("this route");
     ApiError::new(
-        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
         format!("{route} does not serve {method}; the Allow header lists what it serves"),
     )
-    .with_status(StatusCode::METHOD_NOT_ALLOWED)
 }

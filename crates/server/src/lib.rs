@@ -100,9 +100,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, db = %state.config.db.display(), "serving the chainbreak API");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
     tracing::info!("server stopped");
     Ok(())
 }

@@ -58,14 +58,8 @@ impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("chainbreak");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by route, method and status",
-            requests.clone(),
-        );
-        let duration = Family::<RouteLabels, Histogram>::new_with_constructor(
-            duration_histogram as fn() -> Histogram,
-        );
+        registry.register("http_requests", "HTTP requests answered, by route, method and status", requests.clone());
+        let duration = Family::<RouteLabels, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
         registry.register_with_unit(
             "http_request_duration",
             "Time from receiving a request to its response, by route",
@@ -73,24 +67,10 @@ impl Metrics {
             duration.clone(),
         );
         let ingested = Family::<KindLabels, Counter>::default();
-        registry.register(
-            "ingested_records",
-            "Records accepted by the ingest API, by kind",
-            ingested.clone(),
-        );
+        registry.register("ingested_records", "Records accepted by the ingest API, by kind", ingested.clone());
         let last_seq = Gauge::default();
-        registry.register(
-            "store_last_seq",
-            "The store's newest change sequence number",
-            last_seq.clone(),
-        );
-        Metrics {
-            registry,
-            requests,
-            duration,
-            ingested,
-            last_seq,
-        }
+        registry.register("store_last_seq", "The store's newest change sequence number", last_seq.clone());
+        Metrics { registry, requests, duration, ingested, last_seq }
     }
 
     /// Counts records accepted by an ingest (`kind` is `visit` or `lab_test`).
@@ -133,28 +113,15 @@ pub(crate) async fn observe(State(state): State<AppState>, req: Request, next: N
     );
     let response = next.run(req).instrument(span.clone()).await;
     let elapsed = start.elapsed();
-    let route = response
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str())
-        .unwrap_or(UNMATCHED)
-        .to_string();
+    let route = response.extensions().get::<MatchedPath>().map(|m| m.as_str()).unwrap_or(UNMATCHED).to_string();
     let status = response.status().as_u16();
     span.record("route", route.as_str());
     span.record("status", status);
     let m = &state.metrics;
     m.requests
-        .get_or_create(&RequestLabels {
-            route: route.clone(),
-            method: method.to_string(),
-            status: status.to_string(),
-        })
+        .get_or_create(&RequestLabels { route: route.clone(), method: method.to_string(), status: status.to_string() })
         .inc();
-    m.duration
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-        })
-        .observe(elapsed.as_secs_f64());
+    m.duration.get_or_create(&RouteLabels { route: route.clone() }).observe(elapsed.as_secs_f64());
     tracing::info!(
         target: LOG_TARGET,
         parent: &span,

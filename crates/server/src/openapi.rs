@@ -12,9 +12,7 @@ use std::borrow::Cow;
 
 use chainbreak_core::model::{SubjectKind, TestMethod, TestResult, VisitSource};
 use serde_json::json;
-use utoipa::openapi::schema::{
-    AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
-};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
@@ -105,10 +103,15 @@ impl PartialSchema for LabTestSchema {
             .required("subject_kind")
             .property(
                 "subject_id",
-                string("Person id (a registered person), goods batch id, or environment sample description / place id."),
+                string(
+                    "Person id (a registered person), goods batch id, or environment sample description / place id.",
+                ),
             )
             .required("subject_id")
-            .property("pool_id", nullable_string("The pool this sample was tested in (pooled testing); absent for a single test."))
+            .property(
+                "pool_id",
+                nullable_string("The pool this sample was tested in (pooled testing); absent for a single test."),
+            )
             .property("method", vocabulary(TestMethod::ALL.iter().map(|v| v.as_str()), "Test method.", false))
             .required("method")
             .property("result", vocabulary(TestResult::ALL.iter().map(|v| v.as_str()), "Test result.", false))
@@ -141,39 +144,22 @@ impl PartialSchema for LabTestSchema {
 }
 
 fn string(description: &str) -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some(description))
+    ObjectBuilder::new().schema_type(Type::String).description(Some(description))
 }
 
 fn nullable_string(description: &str) -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .description(Some(description))
+    ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])).description(Some(description))
 }
 
-fn vocabulary<'a>(
-    values: impl Iterator<Item = &'a str>,
-    description: &str,
-    nullable: bool,
-) -> ObjectBuilder {
-    let ty = if nullable {
-        SchemaType::from_iter([Type::String, Type::Null])
-    } else {
-        SchemaType::new(Type::String)
-    };
-    ObjectBuilder::new()
-        .schema_type(ty)
-        .enum_values(Some(values))
-        .description(Some(description))
+fn vocabulary<'a>(values: impl Iterator<Item = &'a str>, description: &str, nullable: bool) -> ObjectBuilder {
+    let ty = if nullable { SchemaType::from_iter([Type::String, Type::Null]) } else { SchemaType::new(Type::String) };
+    ObjectBuilder::new().schema_type(ty).enum_values(Some(values)).description(Some(description))
 }
 
 /// An instant as the core reads it: integer Unix seconds or an RFC 3339 string.
 fn instant(description: &str, nullable: bool) -> Schema {
     let mut one_of = OneOfBuilder::new()
-        .description(Some(format!(
-            "{description} Integer Unix seconds or an RFC 3339 instant."
-        )))
+        .description(Some(format!("{description} Integer Unix seconds or an RFC 3339 instant.")))
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
@@ -240,8 +226,7 @@ mod tests {
         ] {
             let schema = serde_json::to_value(schema).unwrap();
             let mut fields: Vec<&String> = record.as_object().unwrap().keys().collect();
-            let mut props: Vec<&String> =
-                schema["properties"].as_object().unwrap().keys().collect();
+            let mut props: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
             fields.sort();
             props.sort();
             assert_eq!(fields, props);

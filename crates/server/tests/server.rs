@@ -28,25 +28,11 @@ fn now() -> Timestamp {
 }
 
 fn place(id: &str) -> Place {
-    Place {
-        id: id.into(),
-        name: None,
-        kind: PlaceKind::Restaurant,
-        key_place: false,
-        lat: None,
-        lon: None,
-        area: None,
-    }
+    Place { id: id.into(), name: None, kind: PlaceKind::Restaurant, key_place: false, lat: None, lon: None, area: None }
 }
 
 fn person(id: &str) -> Person {
-    Person {
-        id: id.into(),
-        residence: None,
-        birth_year: Some(1980),
-        sex: None,
-        occupation: None,
-    }
+    Person { id: id.into(), residence: None, birth_year: Some(1980), sex: None, occupation: None }
 }
 
 impl TestServer {
@@ -57,27 +43,20 @@ impl TestServer {
     fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("chainbreak.db");
-        let mut store =
-            chainbreak_app::init(&db, "Asia/Shanghai", "cn-2022-9th", &SystemClock).unwrap();
+        let mut store = chainbreak_app::init(&db, "Asia/Shanghai", "cn-2022-9th", &SystemClock).unwrap();
         let mut batch = store.begin(now()).unwrap();
         batch.put_places(&[place("L1"), place("L2")]).unwrap();
         batch.put_persons(&[person("P1"), person("P2")]).unwrap();
         batch.commit().unwrap();
         drop(store);
 
-        let mut config = ServerConfig {
-            db: db.clone(),
-            ..Default::default()
-        };
+        let mut config = ServerConfig { db: db.clone(), ..Default::default() };
         configure(&mut config);
         let state = AppState::open(config, Arc::new(ManualClock::new(now()))).unwrap();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 addr_tx.send(listener.local_addr()?).unwrap();
@@ -110,18 +89,8 @@ impl TestServer {
         self.client.post(self.url(path)).json(body).send().unwrap()
     }
 
-    fn post_raw(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: impl Into<reqwest::blocking::Body>,
-    ) -> Response {
-        self.client
-            .post(self.url(path))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .unwrap()
+    fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::blocking::Body>) -> Response {
+        self.client.post(self.url(path)).header("content-type", content_type).body(body).send().unwrap()
     }
 
     /// A second connection to the store, to see what the server wrote.
@@ -149,15 +118,8 @@ impl Drop for TestServer {
 /// Status and JSON body, checking the content type is JSON.
 fn json_of(r: Response) -> (StatusCode, Value) {
     let status = r.status();
-    let ct = r
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    assert!(
-        ct.starts_with("application/json"),
-        "{status}: content-type {ct:?}"
-    );
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert!(ct.starts_with("application/json"), "{status}: content-type {ct:?}");
     (status, r.json().unwrap())
 }
 
@@ -169,24 +131,13 @@ fn visit(person: &str, place: &str, t_in: Value) -> Value {
 fn error_of(r: Response, expected: StatusCode) -> (String, Value) {
     let (status, body) = json_of(r);
     assert_eq!(status, expected, "{body}");
-    let error = body["error"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no error object: {body}"));
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    (
-        error["code"].as_str().unwrap().to_string(),
-        error.get("location").cloned().unwrap_or(Value::Null),
-    )
+    let error = body["error"].as_object().unwrap_or_else(|| panic!("no error object: {body}"));
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    (error["code"].as_str().unwrap().to_string(), error.get("location").cloned().unwrap_or(Value::Null))
 }
 
 fn window() -> (Timestamp, Timestamp) {
-    (
-        "2022-01-01T00:00:00Z".parse().unwrap(),
-        "2023-01-01T00:00:00Z".parse().unwrap(),
-    )
+    ("2022-01-01T00:00:00Z".parse().unwrap(), "2023-01-01T00:00:00Z".parse().unwrap())
 }
 
 // ---------------------------------------------------------------- operations
@@ -204,18 +155,14 @@ fn healthz_and_readyz() {
     assert_eq!(body["profile"], "cn-2022-9th");
     assert_eq!(body["time_zone"], "Asia/Shanghai");
     assert!(body["schema_version"].as_u64().unwrap() >= 1);
-    assert_eq!(
-        body["last_seq"].as_u64().unwrap(),
-        server.store().last_seq().unwrap()
-    );
+    assert_eq!(body["last_seq"].as_u64().unwrap(), server.store().last_seq().unwrap());
 }
 
 #[test]
 fn readyz_is_503_when_the_store_does_not_answer() {
     let server = TestServer::start();
     let conn = rusqlite::Connection::open(&server.db).unwrap();
-    conn.execute("DELETE FROM meta WHERE key = 'profile'", [])
-        .unwrap();
+    conn.execute("DELETE FROM meta WHERE key = 'profile'", []).unwrap();
     let (code, _) = error_of(server.get("/readyz"), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(code, "store.not_initialized");
     // Liveness does not depend on the store.
@@ -227,10 +174,7 @@ fn shutdown_is_graceful() {
     let mut server = TestServer::start();
     assert_eq!(server.get("/healthz").status(), StatusCode::OK);
     server.stop().expect("serve returns Ok after shutdown");
-    assert!(
-        server.client.get(server.url("/healthz")).send().is_err(),
-        "nothing listens any more"
-    );
+    assert!(server.client.get(server.url("/healthz")).send().is_err(), "nothing listens any more");
 }
 
 // ---------------------------------------------------------------- visits
@@ -258,14 +202,8 @@ fn visits_batch_is_written_and_visible() {
     assert_eq!(visits[0].place_id, "L1");
     assert_eq!(visits[0].t_in, "2022-03-02T08:00:00Z".parse().unwrap());
     assert_eq!(visits[1].place_id, "L2");
-    assert_eq!(
-        visits[1].t_out,
-        Some("2022-03-02T11:00:00Z".parse().unwrap())
-    );
-    assert_eq!(
-        report["last_seq"].as_u64().unwrap(),
-        store.last_seq().unwrap()
-    );
+    assert_eq!(visits[1].t_out, Some("2022-03-02T11:00:00Z".parse().unwrap()));
+    assert_eq!(report["last_seq"].as_u64().unwrap(), store.last_seq().unwrap());
 }
 
 #[test]
@@ -277,10 +215,7 @@ fn unknown_person_is_422_and_nothing_is_written() {
     let (status, body) = json_of(r);
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "input.unknown_reference");
-    assert_eq!(
-        body["error"]["location"]["json_path"],
-        "$.visits[0].person_id"
-    );
+    assert_eq!(body["error"]["location"]["json_path"], "$.visits[0].person_id");
     insta::assert_json_snapshot!("error_unknown_person", body);
 
     let store = server.store();
@@ -293,10 +228,7 @@ fn unknown_person_is_422_and_nothing_is_written() {
 fn unknown_place_is_located_too() {
     let server = TestServer::start();
     let body = json!({"visits": [visit("P1", "L1", json!(0)), visit("P1", "L7", json!(0))]});
-    let (code, loc) = error_of(
-        server.post_json("/api/v1/visits:batch", &body),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    );
+    let (code, loc) = error_of(server.post_json("/api/v1/visits:batch", &body), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code, "input.unknown_reference");
     assert_eq!(loc["json_path"], "$.visits[1].place_id");
 }
@@ -322,10 +254,7 @@ fn register_unknown_registers() {
 fn inconsistent_visit_is_422() {
     let server = TestServer::start();
     let body = json!({"visits": [{"person_id": "P1", "place_id": "L1", "t_in": 1646208000, "t_out": 1646200000}]});
-    let (code, loc) = error_of(
-        server.post_json("/api/v1/visits:batch", &body),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    );
+    let (code, loc) = error_of(server.post_json("/api/v1/visits:batch", &body), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code, "input.inconsistent");
     assert_eq!(loc["json_path"], "$.visits[0].t_out");
 }
@@ -333,27 +262,19 @@ fn inconsistent_visit_is_422() {
 #[test]
 fn malformed_json_is_400_with_line_and_column() {
     let server = TestServer::start();
-    let body = "{\"visits\": [\n  {\"person_id\": \"P1\", \"place_id\": \"L1\", \"t_in\": 0},\n  {\"person_id\": \"P1\",,\n]}";
-    let (code, loc) = error_of(
-        server.post_raw("/api/v1/visits:batch", "application/json", body),
-        StatusCode::BAD_REQUEST,
-    );
+    let body =
+        "{\"visits\": [\n  {\"person_id\": \"P1\", \"place_id\": \"L1\", \"t_in\": 0},\n  {\"person_id\": \"P1\",,\n]}";
+    let (code, loc) =
+        error_of(server.post_raw("/api/v1/visits:batch", "application/json", body), StatusCode::BAD_REQUEST);
     assert_eq!(code, "input.malformed");
     assert_eq!(loc["line"], 3);
     assert_eq!(loc["column"], 22);
     assert_eq!(loc["json_path"], "$.visits[1]");
 
-    let (code, _) = error_of(
-        server.post_raw("/api/v1/visits:batch", "application/json", ""),
-        StatusCode::BAD_REQUEST,
-    );
+    let (code, _) = error_of(server.post_raw("/api/v1/visits:batch", "application/json", ""), StatusCode::BAD_REQUEST);
     assert_eq!(code, "input.malformed");
     let (code, _) = error_of(
-        server.post_raw(
-            "/api/v1/visits:batch",
-            "application/json",
-            b"\xff\xfe".to_vec(),
-        ),
+        server.post_raw("/api/v1/visits:batch", "application/json", b"\xff\xfe".to_vec()),
         StatusCode::BAD_REQUEST,
     );
     assert_eq!(code, "input.malformed");
@@ -370,34 +291,21 @@ fn wrong_type_is_422_with_exact_path() {
     assert_eq!(loc["line"], 1);
 
     let body = json!({"visits": [visit("P1", "L1", json!("yesterday"))]});
-    let (code, loc) = error_of(
-        server.post_json("/api/v1/visits:batch", &body),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    );
+    let (code, loc) = error_of(server.post_json("/api/v1/visits:batch", &body), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code, "input.invalid_field");
     assert_eq!(loc["json_path"], "$.visits[0].t_in");
 
-    let body =
-        json!({"visits": [{"person_id": "P1", "place_id": "L1", "t_in": 0, "colour": "red"}]});
-    let (code, loc) = error_of(
-        server.post_json("/api/v1/visits:batch", &body),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    );
+    let body = json!({"visits": [{"person_id": "P1", "place_id": "L1", "t_in": 0, "colour": "red"}]});
+    let (code, loc) = error_of(server.post_json("/api/v1/visits:batch", &body), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code, "input.unknown_field");
     assert_eq!(loc["json_path"], "$.visits[0].colour");
 
     let body = json!({"visits": [{"person_id": "P1", "t_in": 0}]});
-    let (code, loc) = error_of(
-        server.post_json("/api/v1/visits:batch", &body),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    );
+    let (code, loc) = error_of(server.post_json("/api/v1/visits:batch", &body), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code, "input.missing_field");
     assert_eq!(loc["json_path"], "$.visits[0].place_id");
 
-    let (code, loc) = error_of(
-        server.post_json("/api/v1/visits:batch", &json!({})),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    );
+    let (code, loc) = error_of(server.post_json("/api/v1/visits:batch", &json!({})), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code, "input.missing_field");
     assert_eq!(loc["json_path"], "$.visits");
 
@@ -407,9 +315,7 @@ fn wrong_type_is_422_with_exact_path() {
 #[test]
 fn oversized_body_is_413() {
     let server = TestServer::start_with(|c| c.max_body_bytes = 1024);
-    let visits: Vec<Value> = (0..40)
-        .map(|i| visit("P1", "L1", json!(1646208000 + i)))
-        .collect();
+    let visits: Vec<Value> = (0..40).map(|i| visit("P1", "L1", json!(1646208000 + i))).collect();
     let body = serde_json::to_string(&json!({"visits": visits})).unwrap();
     assert!(body.len() > 1024);
     // With a Content-Length: refused before reading.
@@ -420,30 +326,21 @@ fn oversized_body_is_413() {
     assert_eq!(code, "input.too_large");
     // Chunked, without a Content-Length: refused by the body limit while reading.
     let chunked = reqwest::blocking::Body::new(std::io::Cursor::new(body.into_bytes()));
-    let (code, _) = error_of(
-        server.post_raw("/api/v1/visits:batch", "application/json", chunked),
-        StatusCode::PAYLOAD_TOO_LARGE,
-    );
+    let (code, _) =
+        error_of(server.post_raw("/api/v1/visits:batch", "application/json", chunked), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(code, "input.too_large");
     assert_eq!(server.store().count(Entity::Visit).unwrap(), 0);
     // A body under the limit goes through.
     let body = json!({"visits": [visit("P1", "L1", json!(1646208000))]});
-    assert_eq!(
-        server.post_json("/api/v1/visits:batch", &body).status(),
-        StatusCode::OK
-    );
+    assert_eq!(server.post_json("/api/v1/visits:batch", &body).status(), StatusCode::OK);
 }
 
 #[test]
 fn too_many_records_is_413() {
     let server = TestServer::start_with(|c| c.max_batch_records = 3);
-    let visits: Vec<Value> = (0..4)
-        .map(|i| visit("P1", "L1", json!(1646208000 + i)))
-        .collect();
-    let (code, loc) = error_of(
-        server.post_json("/api/v1/visits:batch", &json!({"visits": visits})),
-        StatusCode::PAYLOAD_TOO_LARGE,
-    );
+    let visits: Vec<Value> = (0..4).map(|i| visit("P1", "L1", json!(1646208000 + i))).collect();
+    let (code, loc) =
+        error_of(server.post_json("/api/v1/visits:batch", &json!({"visits": visits})), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(code, "input.too_large");
     assert_eq!(loc["json_path"], "$.visits");
     let tests: Vec<Value> = (0..4).map(|i| lab_test(&format!("T{i}"), "P1")).collect();
@@ -466,19 +363,10 @@ fn wrong_content_type_is_415() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
     );
     assert_eq!(code, "input.unsupported");
-    let r = server
-        .client
-        .post(server.url("/api/v1/visits:batch"))
-        .body(body.clone())
-        .send()
-        .unwrap();
+    let r = server.client.post(server.url("/api/v1/visits:batch")).body(body.clone()).send().unwrap();
     let (code, _) = error_of(r, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(code, "input.unsupported");
-    let r = server.post_raw(
-        "/api/v1/visits:batch",
-        "application/json; charset=utf-8",
-        body,
-    );
+    let r = server.post_raw("/api/v1/visits:batch", "application/json; charset=utf-8", body);
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -488,11 +376,8 @@ fn unknown_route_is_404_json_and_wrong_method_405() {
     let (code, loc) = error_of(server.get("/api/v1/nothing"), StatusCode::NOT_FOUND);
     assert_eq!(code, "not_found");
     assert!(loc.is_null());
-    let (code, _) = error_of(
-        server.get("/api/v1/visits:batch"),
-        StatusCode::METHOD_NOT_ALLOWED,
-    );
-    assert_eq!(code, "not_found");
+    let (code, _) = error_of(server.get("/api/v1/visits:batch"), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(code, "method_not_allowed");
     let r = server.post_json("/healthz", &json!({}));
     assert_eq!(r.headers().get("allow").unwrap(), "GET,HEAD");
     error_of(r, StatusCode::METHOD_NOT_ALLOWED);
@@ -518,22 +403,13 @@ fn lab_tests_batch() {
     let t1 = store.lab_test("T1").unwrap().expect("T1 is stored");
     assert_eq!(t1.subject_id, "P1");
     assert_eq!(t1.ct, Some(28.5));
-    assert_eq!(
-        store.lab_test("T2").unwrap().unwrap().pool_id.as_deref(),
-        Some("POOL-7")
-    );
+    assert_eq!(store.lab_test("T2").unwrap().unwrap().pool_id.as_deref(), Some("POOL-7"));
 
     let body = json!({"lab_tests": [lab_test("T3", "P1"), lab_test("T4", "P9")]});
-    let (code, loc) = error_of(
-        server.post_json("/api/v1/lab-tests:batch", &body),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    );
+    let (code, loc) = error_of(server.post_json("/api/v1/lab-tests:batch", &body), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code, "input.unknown_reference");
     assert_eq!(loc["json_path"], "$.lab_tests[1].subject_id");
-    assert!(
-        server.store().lab_test("T3").unwrap().is_none(),
-        "all or nothing"
-    );
+    assert!(server.store().lab_test("T3").unwrap().is_none(), "all or nothing");
 
     let mut bad = lab_test("T5", "P1");
     bad["result"] = json!("maybe");
@@ -555,20 +431,12 @@ fn metrics_count_requests_and_records() {
     server.get("/no/such/route");
     let body = json!({"visits": [visit("P1", "L1", json!(0)), visit("P2", "L2", json!(0))]});
     let (_, report) = json_of(server.post_json("/api/v1/visits:batch", &body));
-    server.post_json(
-        "/api/v1/lab-tests:batch",
-        &json!({"lab_tests": [lab_test("T1", "P1")]}),
-    );
+    server.post_json("/api/v1/lab-tests:batch", &json!({"lab_tests": [lab_test("T1", "P1")]}));
     server.post_raw("/api/v1/visits:batch", "application/json", "{");
 
     let r = server.get("/metrics");
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/openmetrics-text")
-    );
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
     let text = r.text().unwrap();
     let last_seq = server.store().last_seq().unwrap();
     assert!(last_seq >= report["last_seq"].as_u64().unwrap());
@@ -584,10 +452,7 @@ fn metrics_count_requests_and_records() {
         "# TYPE chainbreak_http_request_duration_seconds histogram",
         r#"chainbreak_http_request_duration_seconds_count{route="/healthz"} 2"#,
     ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "missing `{line}` in:\n{text}"
-        );
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }
 }
 
@@ -596,39 +461,17 @@ fn openapi_document() {
     let server = TestServer::start();
     let (status, mut doc) = json_of(server.get("/openapi.json"));
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        doc,
-        serde_json::to_value(chainbreak_server::openapi()).unwrap()
-    );
+    assert_eq!(doc, serde_json::to_value(chainbreak_server::openapi()).unwrap());
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in [
-        "/api/v1/visits:batch",
-        "/api/v1/lab-tests:batch",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/openapi.json",
-    ] {
+    for path in ["/api/v1/visits:batch", "/api/v1/lab-tests:batch", "/healthz", "/readyz", "/metrics", "/openapi.json"]
+    {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
     for status in ["200", "400", "413", "415", "422", "500"] {
-        assert!(
-            doc["paths"]["/api/v1/visits:batch"]["post"]["responses"][status].is_object(),
-            "{status}"
-        );
+        assert!(doc["paths"]["/api/v1/visits:batch"]["post"]["responses"][status].is_object(), "{status}");
     }
-    for schema in [
-        "Visit",
-        "LabTest",
-        "ErrorBody",
-        "VisitsBatch",
-        "LabTestsBatch",
-        "IngestReport",
-    ] {
-        assert!(
-            doc["components"]["schemas"][schema].is_object(),
-            "{schema} is a component"
-        );
+    for schema in ["Visit", "LabTest", "ErrorBody", "VisitsBatch", "LabTestsBatch", "IngestReport"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema} is a component");
     }
     // The version changes with every release; the API does not.
     doc["info"]["version"] = json!("[version]");
@@ -640,8 +483,7 @@ fn openapi_document() {
 /// Everything logged by this test binary (the subscriber is global: the server logs from its
 /// own threads), as JSON lines.
 fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
-    static LOGS: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> =
-        std::sync::OnceLock::new();
+    static LOGS: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
         let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
         let subscriber = tracing_subscriber::fmt()

@@ -24,16 +24,8 @@ pub struct SqliteBatch<'a> {
 
 impl<'a> SqliteBatch<'a> {
     pub(crate) fn new(conn: &'a mut Connection, at: Timestamp) -> Result<Self> {
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        Ok(SqliteBatch {
-            tx,
-            at,
-            visit_rows: None,
-            ping_rows: None,
-            dropped_indexes: false,
-        })
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+        Ok(SqliteBatch { tx, at, visit_rows: None, ping_rows: None, dropped_indexes: false })
     }
 
     /// Runs `f` under a savepoint: on error nothing of it stays.
@@ -45,6 +37,28 @@ impl<'a> SqliteBatch<'a> {
     }
 }
 
+/// Whether making `parent` the parent of `me` would close a loop: walks up from `parent`.
+fn would_cycle(c: &Connection, table: &str, column: &str, me: i64, parent: i64) -> Result<bool> {
+    let sql = format!("SELECT {column} FROM {table} WHERE key = ?1");
+    let mut cur = Some(parent);
+    let mut steps = 0;
+    while let Some(k) = cur {
+        if k == me || steps > 100_000 {
+            return Ok(true);
+        }
+        cur = c.prepare_cached(&sql).and_then(|mut s| s.query_row([k], |r| r.get(0))).map_err(backend)?;
+        steps += 1;
+    }
+    Ok(false)
+}
+
+/// The deployment's area levels, top first.
+fn area_levels(c: &Connection) -> Result<Vec<String>> {
+    let text: String =
+        c.query_row("SELECT value FROM meta WHERE key = 'area_levels'", [], |r| r.get(0)).map_err(backend)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Backend(format!("meta.area_levels: {e}")))
+}
+
 fn log(conn: &Connection, entity: Entity, op: ChangeOp, from: i64, to: i64) -> Result<u64> {
     let op = match op {
         ChangeOp::Upsert => "upsert",
@@ -52,11 +66,9 @@ fn log(conn: &Connection, entity: Entity, op: ChangeOp, from: i64, to: i64) -> R
         ChangeOp::Merge => "merge",
         ChangeOp::Unmerge => "unmerge",
     };
-    conn.prepare_cached(
-        "INSERT INTO changes(entity, op, key_from, key_to) VALUES (?1, ?2, ?3, ?4)",
-    )
-    .and_then(|mut s| s.execute(params![entity.as_str(), op, from, to]))
-    .map_err(backend)?;
+    conn.prepare_cached("INSERT INTO changes(entity, op, key_from, key_to) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(params![entity.as_str(), op, from, to]))
+        .map_err(backend)?;
     Ok(conn.last_insert_rowid() as u64)
 }
 
@@ -75,12 +87,7 @@ fn need(
     table: &str,
     id: &str,
 ) -> Result<i64> {
-    key_of(conn, table, id)?.ok_or_else(|| StoreError::UnknownReference {
-        index,
-        field,
-        entity,
-        value: id.to_string(),
-    })
+    key_of(conn, table, id)?.ok_or_else(|| StoreError::UnknownReference { index, field, entity, value: id.to_string() })
 }
 
 /// Resolves an optional reference.
@@ -92,20 +99,15 @@ fn maybe(
     table: &str,
     id: Option<&String>,
 ) -> Result<Option<i64>> {
-    id.map(|id| need(conn, index, field, entity, table, id))
-        .transpose()
+    id.map(|id| need(conn, index, field, entity, table, id)).transpose()
 }
 
 fn upsert_returning_key(conn: &Connection, sql: &str, p: &[&dyn ToSql]) -> Result<i64> {
-    conn.prepare_cached(sql)
-        .and_then(|mut s| s.query_row(p, |r| r.get(0)))
-        .map_err(backend)
+    conn.prepare_cached(sql).and_then(|mut s| s.query_row(p, |r| r.get(0))).map_err(backend)
 }
 
 fn exec(conn: &Connection, sql: &str, p: &[&dyn ToSql]) -> Result<usize> {
-    conn.prepare_cached(sql)
-        .and_then(|mut s| s.execute(p))
-        .map_err(backend)
+    conn.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(backend)
 }
 
 fn secs(t: &Timestamp) -> i64 {
@@ -130,21 +132,30 @@ impl Batch for SqliteBatch<'_> {
     }
 
     fn lookup_persons(&self, ids: &[&str]) -> Result<Vec<Option<Key>>> {
-        ids.iter()
-            .map(|id| Ok(key_of(&self.tx, "persons", id)?.map(|k| k as Key)))
-            .collect()
+        ids.iter().map(|id| Ok(key_of(&self.tx, "persons", id)?.map(|k| k as Key))).collect()
     }
 
     fn lookup_places(&self, ids: &[&str]) -> Result<Vec<Option<Key>>> {
-        ids.iter()
-            .map(|id| Ok(key_of(&self.tx, "places", id)?.map(|k| k as Key)))
-            .collect()
+        ids.iter().map(|id| Ok(key_of(&self.tx, "places", id)?.map(|k| k as Key))).collect()
     }
 
     fn put_areas(&mut self, rows: &[Area]) -> Result<()> {
         self.atomically(|c| {
+            let levels = area_levels(c)?;
+            let rank = |level: &str| levels.iter().position(|l| l == level);
             // Parents may come later in the same call: insert every row first, then link.
-            for a in rows {
+            for (i, a) in rows.iter().enumerate() {
+                if rank(&a.level).is_none() {
+                    return Err(StoreError::Invalid {
+                        index: i,
+                        field: "level",
+                        message: format!(
+                            "unknown area level `{}`; the deployment's levels are {}",
+                            a.level,
+                            levels.join(", ")
+                        ),
+                    });
+                }
                 let geometry = a.geometry.as_ref().map(|g| g.to_string());
                 let key = upsert_returning_key(
                     c,
@@ -154,34 +165,45 @@ impl Batch for SqliteBatch<'_> {
                     &[&a.id, &a.name, &a.level, &geometry],
                 )?;
                 log(c, Entity::Area, ChangeOp::Upsert, key, key)?;
+                // A changed level must stay above the area's existing children.
+                let children: Vec<(String, String)> = c
+                    .prepare_cached("SELECT id, level FROM areas WHERE parent = ?1")
+                    .and_then(|mut st| st.query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+                    .map_err(backend)?;
+                if let Some((child, child_level)) = children.iter().find(|(_, l)| rank(l) <= rank(&a.level)) {
+                    return Err(StoreError::Invalid {
+                        index: i,
+                        field: "level",
+                        message: format!(
+                            "area `{}` cannot become a {} while `{child}` ({child_level}) lies in it",
+                            a.id, a.level
+                        ),
+                    });
+                }
             }
+            // A parent is always of a higher level than its child, so the hierarchy has no cycle.
             for (i, a) in rows.iter().enumerate() {
                 let parent = maybe(c, i, "parent", "area", "areas", a.parent.as_ref())?;
                 if let Some(p) = parent {
-                    // Refuse cycles: walk up from the parent.
-                    let mut cur = Some(p);
-                    let me = key_of(c, "areas", &a.id)?.expect("just inserted");
-                    let mut steps = 0;
-                    while let Some(k) = cur {
-                        if k == me || steps > 64 {
-                            return Err(StoreError::Invalid {
-                                index: i,
-                                field: "parent",
-                                message: format!("area `{}` would be its own ancestor", a.id),
-                            });
-                        }
-                        cur = c
-                            .prepare_cached("SELECT parent FROM areas WHERE key = ?1")
-                            .and_then(|mut s| s.query_row([k], |r| r.get::<_, Option<i64>>(0)))
-                            .map_err(backend)?;
-                        steps += 1;
+                    let parent_level: String = c
+                        .prepare_cached("SELECT level FROM areas WHERE key = ?1")
+                        .and_then(|mut s| s.query_row([p], |r| r.get(0)))
+                        .map_err(backend)?;
+                    if rank(&parent_level) >= rank(&a.level) {
+                        return Err(StoreError::Invalid {
+                            index: i,
+                            field: "parent",
+                            message: format!(
+                                "area `{}` ({}) cannot lie in `{}` ({}): a parent is of a higher level",
+                                a.id,
+                                a.level,
+                                a.parent.as_deref().unwrap_or_default(),
+                                parent_level
+                            ),
+                        });
                     }
                 }
-                exec(
-                    c,
-                    "UPDATE areas SET parent = ?2 WHERE id = ?1",
-                    &[&a.id, &parent],
-                )?;
+                exec(c, "UPDATE areas SET parent = ?2 WHERE id = ?1", &[&a.id, &parent])?;
             }
             Ok(())
         })
@@ -200,12 +222,18 @@ impl Batch for SqliteBatch<'_> {
             }
             for (i, u) in rows.iter().enumerate() {
                 let parent = maybe(c, i, "parent", "unit", "units", u.parent.as_ref())?;
+                let me = key_of(c, "units", &u.id)?.expect("inserted above");
+                if let Some(p) = parent
+                    && would_cycle(c, "units", "parent", me, p)?
+                {
+                    return Err(StoreError::Invalid {
+                        index: i,
+                        field: "parent",
+                        message: format!("unit `{}` would be above itself", u.id),
+                    });
+                }
                 let area = maybe(c, i, "area", "area", "areas", u.area.as_ref())?;
-                exec(
-                    c,
-                    "UPDATE units SET parent = ?2, area = ?3 WHERE id = ?1",
-                    &[&u.id, &parent, &area],
-                )?;
+                exec(c, "UPDATE units SET parent = ?2, area = ?3 WHERE id = ?1", &[&u.id, &parent, &area])?;
             }
             Ok(())
         })
@@ -563,7 +591,18 @@ impl Batch for SqliteBatch<'_> {
                 log(c, Entity::GoodsBatch, ChangeOp::Upsert, key, key)?;
             }
             for (i, b) in rows.iter().enumerate() {
-                let parent = maybe(c, i, "parent_batch_id", "goods batch", "goods_batches", b.parent_batch_id.as_ref())?;
+                let parent =
+                    maybe(c, i, "parent_batch_id", "goods batch", "goods_batches", b.parent_batch_id.as_ref())?;
+                let me = key_of(c, "goods_batches", &b.id)?.expect("inserted above");
+                if let Some(p) = parent
+                    && would_cycle(c, "goods_batches", "parent", me, p)?
+                {
+                    return Err(StoreError::Invalid {
+                        index: i,
+                        field: "parent_batch_id",
+                        message: format!("batch `{}` would be derived from itself", b.id),
+                    });
+                }
                 exec(c, "UPDATE goods_batches SET parent = ?2 WHERE id = ?1", &[&b.id, &parent])?;
             }
             Ok(())
@@ -641,42 +680,22 @@ impl Batch for SqliteBatch<'_> {
     }
 
     fn register_persons(&mut self, ids: &[&str]) -> Result<Vec<Key>> {
-        self.atomically(|c| {
-            register(
-                c,
-                "persons",
-                Entity::Person,
-                ids,
-                "INSERT INTO persons(id) VALUES (?1)",
-            )
-        })
+        self.atomically(|c| register(c, "persons", Entity::Person, ids, "INSERT INTO persons(id) VALUES (?1)"))
     }
 
     fn register_places(&mut self, ids: &[&str]) -> Result<Vec<Key>> {
         self.atomically(|c| {
-            register(
-                c,
-                "places",
-                Entity::Place,
-                ids,
-                "INSERT INTO places(id, kind) VALUES (?1, 'other')",
-            )
+            register(c, "places", Entity::Place, ids, "INSERT INTO places(id, kind) VALUES (?1, 'other')")
         })
     }
 
     fn expect_visits(&mut self, expected_rows: u64) -> Result<()> {
-        let existing: i64 = self
-            .tx
-            .query_row("SELECT count(*) FROM visits", [], |r| r.get(0))
-            .map_err(backend)?;
+        let existing: i64 = self.tx.query_row("SELECT count(*) FROM visits", [], |r| r.get(0)).map_err(backend)?;
         // Rebuilding an index costs about as much as sorting every row once; keeping it
         // current costs a random B-tree insert per new row. Rebuild when the load is large.
-        if !self.dropped_indexes && expected_rows >= 100_000 && expected_rows as i64 >= existing / 4
-        {
+        if !self.dropped_indexes && expected_rows >= 100_000 && expected_rows as i64 >= existing / 4 {
             for (name, _) in VISIT_INDEXES {
-                self.tx
-                    .execute_batch(&format!("DROP INDEX IF EXISTS {name}"))
-                    .map_err(backend)?;
+                self.tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}")).map_err(backend)?;
             }
             self.dropped_indexes = true;
         }
@@ -687,44 +706,32 @@ impl Batch for SqliteBatch<'_> {
         if rows.is_empty() {
             return Ok(());
         }
-        let c: &Connection = &self.tx;
-        let mut chunks = rows.chunks_exact(VISIT_CHUNK);
-        let mut many = c
-            .prepare_cached(&multi_insert(VISIT_CHUNK))
-            .map_err(backend)?;
-        let mut first_row = None;
-        for chunk in &mut chunks {
-            let mut p: Vec<&dyn ToSql> = Vec::with_capacity(VISIT_CHUNK * 5);
-            let vals: Vec<(i64, i64, i64, Option<i64>, i64)> = chunk
-                .iter()
-                .map(|v| {
-                    (
-                        v.person as i64,
-                        v.place as i64,
-                        v.t_in,
-                        v.t_out,
-                        v.source.code() as i64,
-                    )
-                })
-                .collect();
-            for v in &vals {
-                p.extend_from_slice(&[&v.0, &v.1, &v.2, &v.3, &v.4]);
+        let range = self.atomically(|c| {
+            let mut chunks = rows.chunks_exact(VISIT_CHUNK);
+            let mut many = c.prepare_cached(&multi_insert(VISIT_CHUNK)).map_err(backend)?;
+            let mut first_row = None;
+            let mut vals: Vec<(i64, i64, i64, Option<i64>, i64)> = Vec::with_capacity(VISIT_CHUNK);
+            for chunk in &mut chunks {
+                vals.clear();
+                vals.extend(
+                    chunk.iter().map(|v| (v.person as i64, v.place as i64, v.t_in, v.t_out, v.source.code() as i64)),
+                );
+                let mut p: Vec<&dyn ToSql> = Vec::with_capacity(VISIT_CHUNK * 5);
+                for v in &vals {
+                    p.extend_from_slice(&[&v.0, &v.1, &v.2, &v.3, &v.4]);
+                }
+                many.execute(p.as_slice()).map_err(backend)?;
+                // A multi-row insert takes consecutive ids: the last is last_insert_rowid.
+                first_row.get_or_insert(c.last_insert_rowid() - VISIT_CHUNK as i64 + 1);
             }
-            many.execute(p.as_slice()).map_err(backend)?;
-            if first_row.is_none() {
-                first_row = Some(c.last_insert_rowid() - VISIT_CHUNK as i64 + 1);
+            let mut one = c.prepare_cached(&multi_insert(1)).map_err(backend)?;
+            for v in chunks.remainder() {
+                one.execute(params![v.person, v.place, v.t_in, v.t_out, v.source.code()]).map_err(backend)?;
+                first_row.get_or_insert(c.last_insert_rowid());
             }
-        }
-        let mut one = c.prepare_cached(&multi_insert(1)).map_err(backend)?;
-        for v in chunks.remainder() {
-            one.execute(params![v.person, v.place, v.t_in, v.t_out, v.source.code()])
-                .map_err(backend)?;
-            if first_row.is_none() {
-                first_row = Some(c.last_insert_rowid());
-            }
-        }
-        let last = c.last_insert_rowid();
-        extend(&mut self.visit_rows, first_row.map(|f| (f, last)));
+            Ok(first_row.map(|f| (f, c.last_insert_rowid())))
+        })?;
+        extend(&mut self.visit_rows, range);
         Ok(())
     }
 
@@ -739,9 +746,9 @@ impl Batch for SqliteBatch<'_> {
         self.atomically(|c| {
             let s = need(c, 0, "survivor", "person", "persons", survivor)?;
             let d = need(c, 0, "duplicate", "person", "persons", duplicate)?;
-            let invalid = |message: String| StoreError::Invalid { index: 0, field: "duplicate", message };
+            let invalid = |field: &'static str, message: String| StoreError::Invalid { index: 0, field, message };
             if s == d {
-                return Err(invalid(format!("cannot merge `{survivor}` into itself")));
+                return Err(invalid("survivor", format!("cannot merge `{survivor}` into itself")));
             }
             let merged_into = |k: i64| -> Result<Option<i64>> {
                 c.prepare_cached("SELECT merged_into FROM persons WHERE key = ?1")
@@ -749,10 +756,13 @@ impl Batch for SqliteBatch<'_> {
                     .map_err(backend)
             };
             if merged_into(d)?.is_some() {
-                return Err(invalid(format!("`{duplicate}` is already merged into another person")));
+                return Err(invalid("duplicate", format!("`{duplicate}` is already merged into another person")));
             }
             if merged_into(s)?.is_some() {
-                return Err(invalid(format!("`{survivor}` is itself merged; merge into the person it was merged into")));
+                return Err(invalid(
+                    "survivor",
+                    format!("`{survivor}` is itself merged; merge into the person it was merged into"),
+                ));
             }
             exec(c, "UPDATE persons SET merged_into = ?1 WHERE key = ?2", &[&s, &d])?;
             exec(
@@ -787,21 +797,10 @@ impl Batch for SqliteBatch<'_> {
             }
             let d = key_of(c, "persons", &row.duplicate)?.expect("merged persons exist");
             let s = key_of(c, "persons", &row.survivor)?.expect("merged persons exist");
-            exec(
-                c,
-                "UPDATE persons SET merged_into = NULL WHERE key = ?1",
-                &[&d],
-            )?;
-            exec(
-                c,
-                "UPDATE person_merges SET unmerged_at = ?2 WHERE id = ?1",
-                &[&merge_id, &at.as_second()],
-            )?;
+            exec(c, "UPDATE persons SET merged_into = NULL WHERE key = ?1", &[&d])?;
+            exec(c, "UPDATE person_merges SET unmerged_at = ?2 WHERE id = ?1", &[&merge_id, &at.as_second()])?;
             log(c, Entity::Person, ChangeOp::Unmerge, d, s)?;
-            Ok(PersonMerge {
-                unmerged_at: Some(Timestamp::from_second(at.as_second()).expect("in range")),
-                ..row
-            })
+            Ok(PersonMerge { unmerged_at: Some(Timestamp::from_second(at.as_second()).expect("in range")), ..row })
         })
     }
 
@@ -810,18 +809,16 @@ impl Batch for SqliteBatch<'_> {
             tracing::debug!(rows = ?self.visit_rows, "visits written; rebuilding indexes");
             // SQLite's sorter sizes its in-memory runs from the page cache: small runs merged
             // are measured 2-4x faster here than one large in-memory sort (bench/README.md).
-            self.tx
-                .execute_batch("PRAGMA cache_size = -8192; PRAGMA threads = 2;")
-                .map_err(backend)?;
-            for (name, sql) in VISIT_INDEXES {
+            self.tx.execute_batch("PRAGMA cache_size = -8192; PRAGMA threads = 2;").map_err(backend)?;
+            let rebuilt = VISIT_INDEXES.iter().try_for_each(|(name, sql)| {
                 let started = std::time::Instant::now();
                 self.tx.execute_batch(sql).map_err(backend)?;
-                tracing::debug!(
-                    index = name,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "visit index rebuilt"
-                );
-            }
+                tracing::debug!(index = name, seconds = started.elapsed().as_secs_f64(), "visit index rebuilt");
+                Ok(())
+            });
+            // Connection settings, not part of the transaction: put them back whatever happened.
+            self.tx.execute_batch(crate::CONNECTION_CACHE).map_err(backend)?;
+            rebuilt?;
         }
         if let Some((a, b)) = self.visit_rows {
             log(&self.tx, Entity::Visit, ChangeOp::Upsert, a, b)?;
@@ -829,15 +826,9 @@ impl Batch for SqliteBatch<'_> {
         if let Some((a, b)) = self.ping_rows {
             log(&self.tx, Entity::Ping, ChangeOp::Upsert, a, b)?;
         }
-        let seq: u64 = self
-            .tx
-            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
-                r.get(0)
-            })
-            .map_err(backend)?;
+        let seq: u64 =
+            self.tx.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0)).map_err(backend)?;
         let SqliteBatch { tx, .. } = *self;
-        tx.execute_batch("PRAGMA cache_size = -65536;")
-            .map_err(backend)?;
         let started = std::time::Instant::now();
         tx.commit().map_err(backend)?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "committed");
@@ -862,13 +853,7 @@ fn multi_insert(rows: usize) -> String {
     sql
 }
 
-fn register(
-    c: &Connection,
-    table: &str,
-    entity: Entity,
-    ids: &[&str],
-    insert: &str,
-) -> Result<Vec<Key>> {
+fn register(c: &Connection, table: &str, entity: Entity, ids: &[&str], insert: &str) -> Result<Vec<Key>> {
     let mut keys = Vec::with_capacity(ids.len());
     for id in ids {
         let key = match key_of(c, table, id)? {

@@ -11,9 +11,9 @@ mod read;
 use std::path::{Path, PathBuf};
 
 use chainbreak_core::model::*;
-use chainbreak_store::{Batch, Change, Entity, Key, Meta, Result, Store, StoreError, StoredVisit};
+use chainbreak_store::{Batch, Change, Entity, Key, Meta, Result, ScanEnd, Store, StoreError, StoredVisit};
 use jiff::Timestamp;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 pub use batch::SqliteBatch;
 
@@ -23,22 +23,26 @@ const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
+/// The connection's page cache and sorter settings (a bulk load changes them for its index
+/// rebuild and puts them back).
+pub(crate) const CONNECTION_CACHE: &str = "PRAGMA cache_size = -65536; PRAGMA threads = 0;";
+
 /// The visit indexes a bulk load rebuilds: (name, definition).
 pub(crate) const VISIT_INDEXES: &[(&str, &str)] = &[
-    (
-        "visits_person",
-        "CREATE INDEX visits_person ON visits(person, t_in)",
-    ),
-    (
-        "visits_place",
-        "CREATE INDEX visits_place ON visits(place, t_in)",
-    ),
+    ("visits_person", "CREATE INDEX visits_person ON visits(person, t_in)"),
+    ("visits_place", "CREATE INDEX visits_place ON visits(place, t_in)"),
 ];
 
 /// A chainbreak store in one SQLite file.
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
 }
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -57,38 +61,15 @@ pub struct InitOptions {
 impl SqliteStore {
     /// Creates a new store at `path`; fails if one exists there.
     pub fn create(path: &Path, opts: &InitOptions) -> Result<Self> {
-        if path.exists()
-            && std::fs::metadata(path)
-                .map(|m| m.len() > 0)
-                .unwrap_or(false)
-        {
+        if path.exists() && std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false) {
             return Err(StoreError::Exists(path.display().to_string()));
         }
         let conn = Connection::open(path).map_err(backend)?;
         // Page size must be set before the first table and before WAL.
-        conn.execute_batch("PRAGMA page_size = 16384;")
-            .map_err(backend)?;
+        conn.execute_batch("PRAGMA page_size = 16384;").map_err(backend)?;
         let mut store = Self::configure(conn, path)?;
-        store.migrate()?;
-        let tx = store.conn.transaction().map_err(backend)?;
-        {
-            let mut put = tx
-                .prepare("INSERT INTO meta(key, value) VALUES (?1, ?2)")
-                .map_err(backend)?;
-            put.execute(params!["time_zone", opts.time_zone])
-                .map_err(backend)?;
-            put.execute(params!["profile", opts.profile])
-                .map_err(backend)?;
-            let levels = serde_json::to_string(&opts.area_levels).expect("strings serialise");
-            put.execute(params!["area_levels", levels])
-                .map_err(backend)?;
-            put.execute(params![
-                "created_at",
-                opts.created_at.as_second().to_string()
-            ])
-            .map_err(backend)?;
-        }
-        tx.commit().map_err(backend)?;
+        // Schema and settings in one transaction: a store is either whole or not there.
+        store.migrate(Some(opts))?;
         Ok(store)
     }
 
@@ -97,20 +78,15 @@ impl SqliteStore {
         if !path.exists() {
             return Err(StoreError::NotInitialized(path.display().to_string()));
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(backend)?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(backend)?;
         let mut store = Self::configure(conn, path)?;
-        let version: u32 = store
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(backend)?;
+        let version: u32 = store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
         if version == 0 {
             return Err(StoreError::NotInitialized(path.display().to_string()));
         }
-        store.migrate()?;
+        store.migrate(None)?;
         Ok(store)
     }
 
@@ -119,35 +95,34 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = OFF;
-             PRAGMA cache_size = -65536;
              PRAGMA busy_timeout = 5000;",
         )
         .map_err(backend)?;
-        Ok(SqliteStore {
-            conn,
-            path: path.to_path_buf(),
-        })
+        conn.execute_batch(CONNECTION_CACHE).map_err(backend)?;
+        Ok(SqliteStore { conn, path: path.to_path_buf() })
     }
 
-    fn migrate(&mut self) -> Result<()> {
-        let version: u32 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(backend)?;
+    /// Applies pending migrations (and, for a new store, writes its settings) in one
+    /// IMMEDIATE transaction, so that two processes opening at once do not both migrate.
+    fn migrate(&mut self, init: Option<&InitOptions>) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        let version: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::Version {
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
+            return Err(StoreError::Version { found: version, supported: SCHEMA_VERSION });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction().map_err(backend)?;
+        for sql in MIGRATIONS.iter().skip(version as usize) {
             tx.execute_batch(sql).map_err(backend)?;
-            tx.pragma_update(None, "user_version", (i + 1) as u32)
-                .map_err(backend)?;
-            tx.commit().map_err(backend)?;
         }
-        Ok(())
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
+        if let Some(opts) = init {
+            let mut put = tx.prepare("INSERT INTO meta(key, value) VALUES (?1, ?2)").map_err(backend)?;
+            put.execute(params!["time_zone", opts.time_zone]).map_err(backend)?;
+            put.execute(params!["profile", opts.profile]).map_err(backend)?;
+            let levels = serde_json::to_string(&opts.area_levels).expect("strings serialise");
+            put.execute(params!["area_levels", levels]).map_err(backend)?;
+            put.execute(params!["created_at", opts.created_at.as_second().to_string()]).map_err(backend)?;
+        }
+        tx.commit().map_err(backend)
     }
 
     /// The file this store lives in.
@@ -157,9 +132,7 @@ impl SqliteStore {
 
     /// Copies the WAL into the main file and truncates it.
     pub fn checkpoint(&self) -> Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .map_err(backend)
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(backend)
     }
 
     /// SQLite's version, for `--version` and benchmarks.
@@ -177,10 +150,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?
                 .ok_or_else(|| StoreError::NotInitialized(self.path.display().to_string()))
         };
-        let version: u32 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(backend)?;
+        let version: u32 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
         Ok(Meta {
             schema_version: version,
             time_zone: get("time_zone")?,
@@ -188,9 +158,7 @@ impl Store for SqliteStore {
             area_levels: serde_json::from_str(&get("area_levels")?)
                 .map_err(|e| StoreError::Backend(format!("meta.area_levels: {e}")))?,
             created_at: Timestamp::from_second(
-                get("created_at")?
-                    .parse()
-                    .map_err(|e| StoreError::Backend(format!("meta.created_at: {e}")))?,
+                get("created_at")?.parse().map_err(|e| StoreError::Backend(format!("meta.created_at: {e}")))?,
             )
             .map_err(|e| StoreError::Backend(format!("meta.created_at: {e}")))?,
         })
@@ -210,9 +178,7 @@ impl Store for SqliteStore {
 
     fn count(&self, entity: Entity) -> Result<u64> {
         let table = read::table_of(entity);
-        self.conn
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-            .map_err(backend)
+        self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).map_err(backend)
     }
 
     fn person(&self, id: &str) -> Result<Option<Person>> {
@@ -251,17 +217,16 @@ impl Store for SqliteStore {
         read::lab_test(&self.conn, id)
     }
 
-    fn visits_of_person(
-        &self,
-        person_id: &str,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<Visit>> {
+    fn visits_of_person(&self, person_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Visit>> {
         read::visits_of_person(&self.conn, person_id, from, to)
     }
 
-    fn scan_visits(&self, after_row: i64, f: &mut dyn FnMut(&[StoredVisit])) -> Result<i64> {
+    fn scan_visits(&self, after_row: i64, f: &mut dyn FnMut(&[StoredVisit])) -> Result<ScanEnd> {
         read::scan_visits(&self.conn, after_row, f)
+    }
+
+    fn person_survivors(&self) -> Result<Vec<Key>> {
+        read::person_survivors(&self.conn)
     }
 
     fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
@@ -269,10 +234,6 @@ impl Store for SqliteStore {
     }
 
     fn last_seq(&self) -> Result<u64> {
-        self.conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
-                r.get(0)
-            })
-            .map_err(backend)
+        self.conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0)).map_err(backend)
     }
 }

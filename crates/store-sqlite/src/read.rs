@@ -1,9 +1,7 @@
 //! Reads.
 
 use chainbreak_core::model::*;
-use chainbreak_store::{
-    Change, ChangeOp, Entity, Key, KeyedVisit, Result, StoreError, StoredVisit,
-};
+use chainbreak_store::{Change, ChangeOp, Entity, Key, KeyedVisit, Result, ScanEnd, StoreError, StoredVisit};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row};
 
@@ -36,9 +34,8 @@ pub(crate) fn table_of(entity: Entity) -> &'static str {
 }
 
 fn ts(s: i64) -> rusqlite::Result<Timestamp> {
-    Timestamp::from_second(s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e))
-    })
+    Timestamp::from_second(s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e)))
 }
 
 fn opt_ts(s: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
@@ -48,11 +45,7 @@ fn opt_ts(s: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
 fn vocab<T>(row: &Row, i: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
     let s: String = row.get(i)?;
     parse(&s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("unknown value `{s}`").into(),
-        )
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("unknown value `{s}`").into())
     })
 }
 
@@ -82,9 +75,7 @@ fn date(row: &Row, i: usize) -> rusqlite::Result<Option<jiff::civil::Date>> {
 
 pub(crate) fn keys(c: &Connection, sql: &str) -> Result<Vec<(String, Key)>> {
     let mut stmt = c.prepare(sql).map_err(backend)?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Key>(1)?)))
-        .map_err(backend)?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Key>(1)?))).map_err(backend)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
 
@@ -116,11 +107,7 @@ pub(crate) fn identifiers(c: &Connection, person_id: &str) -> Result<Vec<Identif
         )
         .map_err(backend)?;
     s.query_map([person_id], |r| {
-        Ok(Identifier {
-            person_id: r.get(0)?,
-            kind: vocab(r, 1, IdentifierKind::parse)?,
-            value: r.get(2)?,
-        })
+        Ok(Identifier { person_id: r.get(0)?, kind: vocab(r, 1, IdentifierKind::parse)?, value: r.get(2)? })
     })
     .and_then(|rows| rows.collect())
     .map_err(backend)
@@ -128,26 +115,16 @@ pub(crate) fn identifiers(c: &Connection, person_id: &str) -> Result<Vec<Identif
 
 pub(crate) fn canonical_person(c: &Connection, id: &str) -> Result<Option<String>> {
     let mut cur: Option<(String, Option<i64>)> = c
-        .query_row(
-            "SELECT id, merged_into FROM persons WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT id, merged_into FROM persons WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(backend)?;
     let mut steps = 0;
     while let Some((pid, Some(next))) = &cur {
         if steps > 64 {
-            return Err(StoreError::Backend(format!(
-                "merge chain of `{pid}` does not end"
-            )));
+            return Err(StoreError::Backend(format!("merge chain of `{pid}` does not end")));
         }
         cur = c
-            .query_row(
-                "SELECT id, merged_into FROM persons WHERE key = ?1",
-                [next],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT id, merged_into FROM persons WHERE key = ?1", [next], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(backend)?;
         steps += 1;
@@ -155,8 +132,7 @@ pub(crate) fn canonical_person(c: &Connection, id: &str) -> Result<Option<String
     Ok(cur.map(|(pid, _)| pid))
 }
 
-const MERGE_SELECT: &str =
-    "SELECT m.id, s.id, d.id, m.reason, m.actor, m.merged_at, m.unmerged_at FROM person_merges m
+const MERGE_SELECT: &str = "SELECT m.id, s.id, d.id, m.reason, m.actor, m.merged_at, m.unmerged_at FROM person_merges m
      JOIN persons s ON s.key = m.survivor JOIN persons d ON d.key = m.duplicate";
 
 fn merge_row(r: &Row) -> rusqlite::Result<PersonMerge> {
@@ -172,14 +148,9 @@ fn merge_row(r: &Row) -> rusqlite::Result<PersonMerge> {
 }
 
 pub(crate) fn merges(c: &Connection, person_id: &str) -> Result<Vec<PersonMerge>> {
-    let mut s = c
-        .prepare_cached(&format!(
-            "{MERGE_SELECT} WHERE s.id = ?1 OR d.id = ?1 ORDER BY m.id"
-        ))
-        .map_err(backend)?;
-    s.query_map([person_id], merge_row)
-        .and_then(|rows| rows.collect())
-        .map_err(backend)
+    let mut s =
+        c.prepare_cached(&format!("{MERGE_SELECT} WHERE s.id = ?1 OR d.id = ?1 ORDER BY m.id")).map_err(backend)?;
+    s.query_map([person_id], merge_row).and_then(|rows| rows.collect()).map_err(backend)
 }
 
 pub(crate) fn merge_by_id(c: &Connection, id: i64) -> Result<Option<PersonMerge>> {
@@ -223,13 +194,7 @@ pub(crate) fn area(c: &Connection, id: &str) -> Result<Option<Area>> {
             .map(|g| g.parse::<geojson::Geometry>().map_err(Box::new))
             .transpose()
             .map_err(|e| StoreError::Backend(format!("area {id} geometry: {e}")))?;
-        Ok(Area {
-            id,
-            name,
-            level,
-            parent,
-            geometry,
-        })
+        Ok(Area { id, name, level, parent, geometry })
     })
     .transpose()
 }
@@ -311,33 +276,24 @@ pub(crate) fn lab_test(c: &Connection, id: &str) -> Result<Option<LabTest>> {
 }
 
 /// Keys of a person and of every person merged into them (transitively), with ids.
-fn merged_family(c: &Connection, id: &str) -> Result<Vec<(i64, String)>> {
-    let Some(canonical) = canonical_person(c, id)? else {
-        return Ok(Vec::new());
-    };
+/// The keys of a survivor and of every person merged into it (transitively).
+fn merged_family(c: &Connection, canonical: &str) -> Result<Vec<i64>> {
     let mut s = c
         .prepare_cached(
             "WITH RECURSIVE fam(key, id) AS (
                SELECT key, id FROM persons WHERE id = ?1
                UNION SELECT p.key, p.id FROM persons p JOIN fam ON p.merged_into = fam.key)
-             SELECT key, id FROM fam",
+             SELECT key FROM fam",
         )
         .map_err(backend)?;
-    s.query_map([canonical], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(backend)
+    s.query_map([canonical], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(backend)
 }
 
-pub(crate) fn visits_of_person(
-    c: &Connection,
-    person_id: &str,
-    from: Timestamp,
-    to: Timestamp,
-) -> Result<Vec<Visit>> {
-    let family = merged_family(c, person_id)?;
-    let Some(canonical) = family.first().map(|(_, id)| id.clone()) else {
+pub(crate) fn visits_of_person(c: &Connection, person_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Visit>> {
+    let Some(canonical) = canonical_person(c, person_id)? else {
         return Ok(Vec::new());
     };
+    let family = merged_family(c, &canonical)?;
     let mut s = c
         .prepare_cached(
             "SELECT l.id, v.t_in, v.t_out, v.source FROM visits v JOIN places l ON l.key = v.place
@@ -345,21 +301,18 @@ pub(crate) fn visits_of_person(
         )
         .map_err(backend)?;
     let mut out = Vec::new();
-    for (key, _) in &family {
+    for key in &family {
         let rows = s
-            .query_map(
-                rusqlite::params![key, from.as_second(), to.as_second()],
-                |r| {
-                    let code: u8 = r.get(3)?;
-                    Ok(Visit {
-                        person_id: canonical.clone(),
-                        place_id: r.get(0)?,
-                        t_in: ts(r.get(1)?)?,
-                        t_out: opt_ts(r.get(2)?)?,
-                        source: VisitSource::from_code(code).unwrap_or(VisitSource::VenueCode),
-                    })
-                },
-            )
+            .query_map(rusqlite::params![key, from.as_second(), to.as_second()], |r| {
+                let code: u8 = r.get(3)?;
+                Ok(Visit {
+                    person_id: canonical.clone(),
+                    place_id: r.get(0)?,
+                    t_in: ts(r.get(1)?)?,
+                    t_out: opt_ts(r.get(2)?)?,
+                    source: VisitSource::from_code(code).unwrap_or(VisitSource::VenueCode),
+                })
+            })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(backend)?;
         out.extend(rows);
@@ -368,25 +321,21 @@ pub(crate) fn visits_of_person(
     Ok(out)
 }
 
-/// The survivor key of every person key (index = key), for resolving merges in scans.
-fn canonical_keys(c: &Connection) -> Result<Vec<Key>> {
-    let max: i64 = c
-        .query_row("SELECT coalesce(max(key), 0) FROM persons", [], |r| {
-            r.get(0)
-        })
-        .map_err(backend)?;
+/// The survivor key of every person key (index = key), following merge chains.
+pub(crate) fn person_survivors(c: &Connection) -> Result<Vec<Key>> {
+    let max: i64 = c.query_row("SELECT coalesce(max(key), 0) FROM persons", [], |r| r.get(0)).map_err(backend)?;
     let mut canon: Vec<Key> = (0..=max as Key).collect();
     let mut s = c
-        .prepare("SELECT key, merged_into FROM persons WHERE merged_into IS NOT NULL")
+        .prepare(
+            "SELECT key, merged_into FROM persons WHERE merged_into IS NOT NULL AND key <= ?1 AND merged_into <= ?1",
+        )
         .map_err(backend)?;
-    let pairs: Vec<(Key, Key)> = s
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(backend)?;
+    let pairs: Vec<(Key, Key)> =
+        s.query_map([max], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|rows| rows.collect()).map_err(backend)?;
     for (k, into) in &pairs {
         canon[*k as usize] = *into;
     }
-    // Follow chains (a merged into b merged into c).
+    // Follow chains (a merged into b merged into c); merges never form a cycle.
     for (k, _) in &pairs {
         let mut cur = canon[*k as usize];
         let mut steps = 0;
@@ -399,26 +348,23 @@ fn canonical_keys(c: &Connection) -> Result<Vec<Key>> {
     Ok(canon)
 }
 
-pub(crate) fn scan_visits(
-    c: &Connection,
-    after_row: i64,
-    f: &mut dyn FnMut(&[StoredVisit]),
-) -> Result<i64> {
-    let canon = canonical_keys(c)?;
-    let mut s = c
-        .prepare("SELECT rowid, person, place, t_in, t_out, source FROM visits WHERE rowid > ?1 ORDER BY rowid")
+pub(crate) fn scan_visits(c: &Connection, after_row: i64, f: &mut dyn FnMut(&[StoredVisit])) -> Result<ScanEnd> {
+    // One read transaction: the rows and the seq are of the same snapshot.
+    let tx = c.unchecked_transaction().map_err(backend)?;
+    let seq: u64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0)).map_err(backend)?;
+    let mut s = tx
+        .prepare("SELECT id, person, place, t_in, t_out, source FROM visits WHERE id > ?1 ORDER BY id")
         .map_err(backend)?;
     let mut rows = s.query([after_row]).map_err(backend)?;
     let mut buf = Vec::with_capacity(SCAN_BATCH);
     let mut last = after_row;
     while let Some(r) = rows.next().map_err(backend)? {
         let row: i64 = r.get(0).map_err(backend)?;
-        let person: Key = r.get(1).map_err(backend)?;
         let code: u8 = r.get(5).map_err(backend)?;
         buf.push(StoredVisit {
             row,
             visit: KeyedVisit {
-                person: canon.get(person as usize).copied().unwrap_or(person),
+                person: r.get(1).map_err(backend)?,
                 place: r.get(2).map_err(backend)?,
                 t_in: r.get(3).map_err(backend)?,
                 t_out: r.get(4).map_err(backend)?,
@@ -434,7 +380,7 @@ pub(crate) fn scan_visits(
     if !buf.is_empty() {
         f(&buf);
     }
-    Ok(last)
+    Ok(ScanEnd { last_row: last, seq })
 }
 
 pub(crate) fn changes_since(c: &Connection, after: u64, limit: usize) -> Result<Vec<Change>> {

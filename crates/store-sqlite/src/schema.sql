@@ -101,8 +101,9 @@ CREATE TABLE memberships (
 ) WITHOUT ROWID;
 CREATE INDEX memberships_person ON memberships(person);
 
--- Venue check-ins: append-only, row id = arrival order (the change feed's unit).
+-- Venue check-ins: append-only; id = arrival order, never reused (the change feed's unit).
 CREATE TABLE visits (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   person INTEGER NOT NULL,
   place INTEGER NOT NULL,
   t_in INTEGER NOT NULL,
@@ -136,6 +137,7 @@ CREATE TABLE trip_passengers (
 CREATE INDEX trip_passengers_person ON trip_passengers(person);
 
 CREATE TABLE pings (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   person INTEGER NOT NULL REFERENCES persons(key),
   t INTEGER NOT NULL,
   lat REAL NOT NULL,

@@ -7,10 +7,7 @@ fn opts() -> InitOptions {
     InitOptions {
         time_zone: "Asia/Shanghai".into(),
         profile: "cn-2022-9th".into(),
-        area_levels: chainbreak_core::model::DEFAULT_AREA_LEVELS
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        area_levels: chainbreak_core::model::DEFAULT_AREA_LEVELS.iter().map(|s| s.to_string()).collect(),
         created_at: "2022-03-01T00:00:00Z".parse().unwrap(),
     }
 }
@@ -31,10 +28,7 @@ fn create_refuses_an_existing_store_and_open_refuses_a_missing_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     drop(SqliteStore::create(&path, &opts()).unwrap());
-    assert!(matches!(
-        SqliteStore::create(&path, &opts()),
-        Err(chainbreak_store::StoreError::Exists(_))
-    ));
+    assert!(matches!(SqliteStore::create(&path, &opts()), Err(chainbreak_store::StoreError::Exists(_))));
     let reopened = SqliteStore::open(&path).unwrap();
     assert_eq!(reopened.meta().unwrap().time_zone, "Asia/Shanghai");
     assert!(matches!(
@@ -51,10 +45,7 @@ fn a_newer_schema_is_refused() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
-    assert!(matches!(
-        SqliteStore::open(&path),
-        Err(chainbreak_store::StoreError::Version { found: 99, .. })
-    ));
+    assert!(matches!(SqliteStore::open(&path), Err(chainbreak_store::StoreError::Version { found: 99, .. })));
 }
 
 #[test]
@@ -63,16 +54,10 @@ fn the_store_is_in_wal_mode_with_every_visit_index() {
     let path = dir.path().join("s.db");
     drop(SqliteStore::create(&path, &opts()).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let n: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'visits'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'visits'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 2);
 }

@@ -20,7 +20,7 @@ macro_rules! conformance_tests {
             meta_is_kept, entities_round_trip, unknown_references_are_refused_and_nothing_is_written,
             a_dropped_batch_leaves_the_store_unchanged, visits_scan_and_trail, bulk_visits_keep_every_index,
             change_feed_is_monotone, merge_and_unmerge_with_history, registration_by_id_is_idempotent,
-            area_cycles_are_refused, case_classification_history);
+            area_levels_are_data_and_order_the_hierarchy, case_classification_history);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -72,37 +72,20 @@ fn area(id: &str, level: &str, parent: Option<&str>) -> Area {
 /// A small world: two areas, three places, three persons.
 fn seed(store: &mut dyn Store) {
     let mut b = store.begin(t(0)).expect("begin");
-    b.put_areas(&[
-        area("D1", "district", None),
-        area("B1", "building", Some("D1")),
-    ])
-    .expect("areas");
+    b.put_areas(&[area("D1", "district", None), area("B1", "building", Some("D1"))]).expect("areas");
     b.put_places(&[
         place("H1", PlaceKind::Residence, Some("B1")),
         place("M1", PlaceKind::Mall, Some("D1")),
         place("W1", PlaceKind::Workplace, None),
     ])
     .expect("places");
-    b.put_persons(&[
-        person("P1", Some("H1")),
-        person("P2", Some("H1")),
-        person("P3", None),
-    ])
-    .expect("persons");
+    b.put_persons(&[person("P1", Some("H1")), person("P2", Some("H1")), person("P3", None)]).expect("persons");
     b.commit().expect("commit");
 }
 
 fn key_of(store: &dyn Store, id: &str, persons: bool) -> u32 {
-    let keys = if persons {
-        store.person_keys()
-    } else {
-        store.place_keys()
-    }
-    .expect("keys");
-    keys.into_iter()
-        .find(|(i, _)| i == id)
-        .map(|(_, k)| k)
-        .unwrap_or_else(|| panic!("{id} has a key"))
+    let keys = if persons { store.person_keys() } else { store.place_keys() }.expect("keys");
+    keys.into_iter().find(|(i, _)| i == id).map(|(_, k)| k).unwrap_or_else(|| panic!("{id} has a key"))
 }
 
 fn visit(store: &dyn Store, p: &str, l: &str, t_in: i64, t_out: Option<i64>) -> KeyedVisit {
@@ -132,16 +115,8 @@ pub fn entities_round_trip(store: &mut dyn Store) {
     b1.geometry = Some(geometry.clone());
     b.put_areas(&[b1.clone()]).unwrap();
     b.put_identifiers(&[
-        Identifier {
-            person_id: "P1".into(),
-            kind: IdentifierKind::Phone,
-            value: "13800000000".into(),
-        },
-        Identifier {
-            person_id: "P1".into(),
-            kind: IdentifierKind::IdDocument,
-            value: "420000".into(),
-        },
+        Identifier { person_id: "P1".into(), kind: IdentifierKind::Phone, value: "13800000000".into() },
+        Identifier { person_id: "P1".into(), kind: IdentifierKind::IdDocument, value: "420000".into() },
     ])
     .unwrap();
     let lab = LabTest {
@@ -158,12 +133,7 @@ pub fn entities_round_trip(store: &mut dyn Store) {
         variant: Some("BA.2".into()),
     };
     b.put_lab_tests(std::slice::from_ref(&lab)).unwrap();
-    b.put_staff(&[StaffMember {
-        place_id: "W1".into(),
-        person_id: "P3".into(),
-        role: Some("clerk".into()),
-    }])
-    .unwrap();
+    b.put_staff(&[StaffMember { place_id: "W1".into(), person_id: "P3".into(), role: Some("clerk".into()) }]).unwrap();
     b.put_groups(&[Group {
         id: "G1".into(),
         kind: GroupKind::Household,
@@ -173,12 +143,7 @@ pub fn entities_round_trip(store: &mut dyn Store) {
         end: None,
     }])
     .unwrap();
-    b.put_memberships(&[Membership {
-        group_id: "G1".into(),
-        person_id: "P1".into(),
-        role: None,
-    }])
-    .unwrap();
+    b.put_memberships(&[Membership { group_id: "G1".into(), person_id: "P1".into(), role: None }]).unwrap();
     b.put_trips(&[Trip {
         id: "F1".into(),
         mode: TripMode::Flight,
@@ -243,38 +208,21 @@ pub fn entities_round_trip(store: &mut dyn Store) {
         positives: None,
     }])
     .unwrap();
-    b.put_pings(&[LocationPing {
-        person_id: "P1".into(),
-        t: t(60),
-        lat: 30.5,
-        lon: 114.3,
-        accuracy_m: Some(50.0),
-    }])
-    .unwrap();
-    b.put_units(&[Unit {
-        id: "U1".into(),
-        name: "Community station".into(),
-        parent: None,
-        area: Some("D1".into()),
-    }])
-    .unwrap();
+    b.put_pings(&[LocationPing { person_id: "P1".into(), t: t(60), lat: 30.5, lon: 114.3, accuracy_m: Some(50.0) }])
+        .unwrap();
+    b.put_units(&[Unit { id: "U1".into(), name: "Community station".into(), parent: None, area: Some("D1".into()) }])
+        .unwrap();
     b.commit().unwrap();
 
     assert_eq!(store.person("P1").unwrap(), Some(person("P1", Some("H1"))));
     assert_eq!(store.person("nobody").unwrap(), None);
-    assert_eq!(
-        store.place("H1").unwrap(),
-        Some(place("H1", PlaceKind::Residence, Some("B1")))
-    );
+    assert_eq!(store.place("H1").unwrap(), Some(place("H1", PlaceKind::Residence, Some("B1"))));
     assert_eq!(store.area("B1").unwrap(), Some(b1));
     assert_eq!(store.area("D1").unwrap().unwrap().parent, None);
     assert_eq!(store.lab_test("T1").unwrap(), Some(lab));
     let ids = store.identifiers("P1").unwrap();
     assert_eq!(ids.len(), 2);
-    assert!(
-        ids.iter()
-            .any(|i| i.kind == IdentifierKind::Phone && i.value == "13800000000")
-    );
+    assert!(ids.iter().any(|i| i.kind == IdentifierKind::Phone && i.value == "13800000000"));
     for (entity, n) in [
         (Entity::Area, 2),
         (Entity::Place, 3),
@@ -308,32 +256,18 @@ pub fn entities_round_trip(store: &mut dyn Store) {
 pub fn unknown_references_are_refused_and_nothing_is_written(store: &mut dyn Store) {
     seed(store);
     let mut b = store.begin(t(10)).unwrap();
-    let err = b
-        .put_persons(&[person("P9", Some("H1")), person("P10", Some("NOPE"))])
-        .unwrap_err();
+    let err = b.put_persons(&[person("P9", Some("H1")), person("P10", Some("NOPE"))]).unwrap_err();
     match err {
-        StoreError::UnknownReference {
-            index,
-            field,
-            value,
-            ..
-        } => {
+        StoreError::UnknownReference { index, field, value, .. } => {
             assert_eq!((index, field, value.as_str()), (1, "residence", "NOPE"));
         }
         other => panic!("expected UnknownReference, got {other:?}"),
     }
-    assert_eq!(
-        err_code_of_unknown(),
-        chainbreak_core::ErrorCode::InputUnknownReference
-    );
+    assert_eq!(err_code_of_unknown(), chainbreak_core::ErrorCode::InputUnknownReference);
     // The failed call wrote nothing, and the batch goes on.
     b.put_persons(&[person("P11", None)]).unwrap();
     b.commit().unwrap();
-    assert_eq!(
-        store.person("P9").unwrap(),
-        None,
-        "nothing of the failed call was written"
-    );
+    assert_eq!(store.person("P9").unwrap(), None, "nothing of the failed call was written");
     assert!(store.person("P11").unwrap().is_some());
     let mut b = store.begin(t(11)).unwrap();
     let err = b.put_lab_tests(&[LabTest {
@@ -349,23 +283,11 @@ pub fn unknown_references_are_refused_and_nothing_is_written(store: &mut dyn Sto
         lab_id: None,
         variant: None,
     }]);
-    assert!(matches!(
-        err,
-        Err(StoreError::UnknownReference {
-            field: "subject_id",
-            ..
-        })
-    ));
+    assert!(matches!(err, Err(StoreError::UnknownReference { field: "subject_id", .. })));
 }
 
 fn err_code_of_unknown() -> chainbreak_core::ErrorCode {
-    StoreError::UnknownReference {
-        index: 0,
-        field: "x",
-        entity: "person",
-        value: String::new(),
-    }
-    .code()
+    StoreError::UnknownReference { index: 0, field: "x", entity: "person", value: String::new() }.code()
 }
 
 pub fn a_dropped_batch_leaves_the_store_unchanged(store: &mut dyn Store) {
@@ -375,13 +297,7 @@ pub fn a_dropped_batch_leaves_the_store_unchanged(store: &mut dyn Store) {
         let mut b = store.begin(t(10)).unwrap();
         b.put_persons(&[person("P7", None)]).unwrap();
         b.expect_visits(200_000).unwrap();
-        let v = KeyedVisit {
-            person: 1,
-            place: 1,
-            t_in: 0,
-            t_out: None,
-            source: VisitSource::VenueCode,
-        };
+        let v = KeyedVisit { person: 1, place: 1, t_in: 0, t_out: None, source: VisitSource::VenueCode };
         b.insert_visits(&vec![v; 1000]).unwrap();
         // dropped here: an error, a crash or a kill before commit
     }
@@ -389,12 +305,7 @@ pub fn a_dropped_batch_leaves_the_store_unchanged(store: &mut dyn Store) {
     assert_eq!(store.count(Entity::Visit).unwrap(), 0);
     assert_eq!(store.last_seq().unwrap(), seq);
     // The indexes dropped for the bulk load are back: a trail query still works.
-    assert!(
-        store
-            .visits_of_person("P1", t(-10), t(10))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.visits_of_person("P1", t(-10), t(10)).unwrap().is_empty());
 }
 
 pub fn visits_scan_and_trail(store: &mut dyn Store) {
@@ -409,37 +320,18 @@ pub fn visits_scan_and_trail(store: &mut dyn Store) {
     b.insert_visits(&rows).unwrap();
     b.commit().unwrap();
     let mut seen = Vec::new();
-    let last = store
-        .scan_visits(0, &mut |batch| seen.extend_from_slice(batch))
-        .unwrap();
-    assert_eq!(
-        seen.iter().map(|s| s.visit).collect::<Vec<_>>(),
-        rows,
-        "scan returns rows in arrival order"
-    );
+    let end = store.scan_visits(0, &mut |batch| seen.extend_from_slice(batch)).unwrap();
+    assert_eq!(seen.iter().map(|s| s.visit).collect::<Vec<_>>(), rows, "scan returns rows in arrival order");
     assert!(seen.windows(2).all(|w| w[0].row < w[1].row));
-    assert_eq!(last, seen.last().unwrap().row);
+    assert_eq!(end.last_row, seen.last().unwrap().row);
+    assert_eq!(end.seq, store.last_seq().unwrap(), "the scan says which change it is current to");
     let mut tail = Vec::new();
-    store
-        .scan_visits(seen[1].row, &mut |batch| tail.extend_from_slice(batch))
-        .unwrap();
+    store.scan_visits(seen[1].row, &mut |batch| tail.extend_from_slice(batch)).unwrap();
     assert_eq!(tail.len(), 2, "a scan can resume after a row");
     let trail = store.visits_of_person("P1", t(0), t(1000)).unwrap();
-    assert_eq!(
-        trail
-            .iter()
-            .map(|v| v.place_id.as_str())
-            .collect::<Vec<_>>(),
-        ["W1", "M1"],
-        "by t_in, within range"
-    );
+    assert_eq!(trail.iter().map(|v| v.place_id.as_str()).collect::<Vec<_>>(), ["W1", "M1"], "by t_in, within range");
     assert_eq!(trail[1].t_out, Some(t(200)));
-    assert!(
-        store
-            .visits_of_person("P404", t(0), t(1000))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.visits_of_person("P404", t(0), t(1000)).unwrap().is_empty());
 }
 
 pub fn bulk_visits_keep_every_index(store: &mut dyn Store) {
@@ -474,10 +366,7 @@ pub fn change_feed_is_monotone(store: &mut dyn Store) {
     seed(store);
     let after_seed = store.last_seq().unwrap();
     assert!(after_seed >= 8, "every seeded row is a change");
-    let rows = vec![
-        visit(store, "P1", "M1", 0, None),
-        visit(store, "P2", "M1", 1, None),
-    ];
+    let rows = vec![visit(store, "P1", "M1", 0, None), visit(store, "P2", "M1", 1, None)];
     let mut b = store.begin(t(10)).unwrap();
     b.insert_visits(&rows).unwrap();
     b.put_persons(&[person("P4", None)]).unwrap();
@@ -487,19 +376,9 @@ pub fn change_feed_is_monotone(store: &mut dyn Store) {
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(all.last().unwrap().seq, seq);
     let new = store.changes_since(after_seed, 100).unwrap();
-    let v = new
-        .iter()
-        .find(|c| c.entity == Entity::Visit)
-        .expect("a visit change");
-    assert_eq!(
-        (v.op, v.key_to - v.key_from + 1),
-        (ChangeOp::Upsert, 2),
-        "one change names the row range"
-    );
-    assert!(
-        new.iter()
-            .any(|c| c.entity == Entity::Person && c.op == ChangeOp::Upsert)
-    );
+    let v = new.iter().find(|c| c.entity == Entity::Visit).expect("a visit change");
+    assert_eq!((v.op, v.key_to - v.key_from + 1), (ChangeOp::Upsert, 2), "one change names the row range");
+    assert!(new.iter().any(|c| c.entity == Entity::Person && c.op == ChangeOp::Upsert));
     let paged = store.changes_since(0, 3).unwrap();
     assert_eq!(paged.len(), 3);
     assert_eq!(paged, all[..3]);
@@ -507,75 +386,41 @@ pub fn change_feed_is_monotone(store: &mut dyn Store) {
 
 pub fn merge_and_unmerge_with_history(store: &mut dyn Store) {
     seed(store);
-    let rows = vec![
-        visit(store, "P1", "M1", 10, None),
-        visit(store, "P3", "W1", 20, None),
-    ];
+    let rows = vec![visit(store, "P1", "M1", 10, None), visit(store, "P3", "W1", 20, None)];
     let mut b = store.begin(t(10)).unwrap();
     b.insert_visits(&rows).unwrap();
     b.commit().unwrap();
     let (p1, p3) = (key_of(store, "P1", true), key_of(store, "P3", true));
 
     let mut b = store.begin(t(100)).unwrap();
-    let m = b
-        .merge_persons("P1", "P3", "same ID document", "tracer-7", t(100))
-        .unwrap();
-    assert!(
-        b.merge_persons("P1", "P1", "x", "y", t(100)).is_err(),
-        "no self-merge"
-    );
-    assert!(
-        b.merge_persons("P2", "P3", "x", "y", t(100)).is_err(),
-        "a duplicate merges once"
-    );
-    assert!(
-        b.merge_persons("P3", "P2", "x", "y", t(100)).is_err(),
-        "no merge into a merged person"
-    );
+    let m = b.merge_persons("P1", "P3", "same ID document", "tracer-7", t(100)).unwrap();
+    assert!(b.merge_persons("P1", "P1", "x", "y", t(100)).is_err(), "no self-merge");
+    assert!(b.merge_persons("P2", "P3", "x", "y", t(100)).is_err(), "a duplicate merges once");
+    assert!(b.merge_persons("P3", "P2", "x", "y", t(100)).is_err(), "no merge into a merged person");
     b.commit().unwrap();
     assert_eq!(store.canonical_person("P3").unwrap().as_deref(), Some("P1"));
     let trail = store.visits_of_person("P1", t(0), t(1000)).unwrap();
-    assert_eq!(
-        trail.len(),
-        2,
-        "the survivor's trail includes the duplicate's visits"
-    );
+    assert_eq!(trail.len(), 2, "the survivor's trail includes the duplicate's visits");
     assert!(trail.iter().all(|v| v.person_id == "P1"));
     let mut persons = Vec::new();
-    store
-        .scan_visits(0, &mut |b| persons.extend(b.iter().map(|s| s.visit.person)))
-        .unwrap();
-    assert_eq!(
-        persons,
-        [p1, p1],
-        "scans resolve duplicates to the survivor"
-    );
+    store.scan_visits(0, &mut |b| persons.extend(b.iter().map(|s| s.visit.person))).unwrap();
+    assert_eq!(persons, [p1, p3], "scans give persons as recorded");
+    let survivors = store.person_survivors().unwrap();
+    assert_eq!((survivors[p1 as usize], survivors[p3 as usize]), (p1, p1), "the survivor map resolves them");
     let changes = store.changes_since(0, 10_000).unwrap();
-    assert!(
-        changes
-            .iter()
-            .any(|c| c.op == ChangeOp::Merge && c.key_from == p3 as i64 && c.key_to == p1 as i64)
-    );
+    assert!(changes.iter().any(|c| c.op == ChangeOp::Merge && c.key_from == p3 as i64 && c.key_to == p1 as i64));
 
     let mut b = store.begin(t(200)).unwrap();
     let undone = b.unmerge_persons(m.id, t(200)).unwrap();
-    assert!(
-        b.unmerge_persons(m.id, t(201)).is_err(),
-        "a merge is undone once"
-    );
+    assert!(b.unmerge_persons(m.id, t(201)).is_err(), "a merge is undone once");
     b.commit().unwrap();
     assert_eq!(undone.unmerged_at, Some(t(200)));
     assert_eq!(store.canonical_person("P3").unwrap().as_deref(), Some("P3"));
-    assert_eq!(
-        store.visits_of_person("P1", t(0), t(1000)).unwrap().len(),
-        1
-    );
+    assert_eq!(store.person_survivors().unwrap()[p3 as usize], p3);
+    assert_eq!(store.visits_of_person("P1", t(0), t(1000)).unwrap().len(), 1);
     let history = store.merges("P3").unwrap();
     assert_eq!(history.len(), 1);
-    assert_eq!(
-        (history[0].reason.as_str(), history[0].actor.as_str()),
-        ("same ID document", "tracer-7")
-    );
+    assert_eq!((history[0].reason.as_str(), history[0].actor.as_str()), ("same ID document", "tracer-7"));
     assert_eq!(history[0].merged_at, t(100));
     assert_eq!(history[0].unmerged_at, Some(t(200)));
 }
@@ -589,31 +434,28 @@ pub fn registration_by_id_is_idempotent(store: &mut dyn Store) {
     b.commit().unwrap();
     assert_eq!(k[0], key_of(store, "P1", true));
     assert_eq!(l[0], key_of(store, "M1", false));
-    assert_eq!(
-        store.place("NEWPLACE").unwrap().unwrap().kind,
-        PlaceKind::Other
-    );
+    assert_eq!(store.place("NEWPLACE").unwrap().unwrap().kind, PlaceKind::Other);
     assert_eq!(store.person("NEW1").unwrap().unwrap().residence, None);
 }
 
-pub fn area_cycles_are_refused(store: &mut dyn Store) {
+pub fn area_levels_are_data_and_order_the_hierarchy(store: &mut dyn Store) {
     seed(store);
     let mut b = store.begin(t(10)).unwrap();
-    let err = b
-        .put_areas(&[area("D1", "district", Some("B1"))])
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Invalid {
-                field: "parent",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = b.put_areas(&[area("D1", "district", Some("B1"))]).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { index: 0, field: "parent", .. }), "a cycle is refused: {err:?}");
+    let err = b.put_areas(&[area("X1", "galaxy", None)]).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { field: "level", .. }), "{err:?}");
+    let err = b.put_areas(&[area("C1", "community", Some("B1"))]).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { field: "parent", .. }), "a community is not inside a building");
+    // Changing a level may not put an area below its own children (that would allow a cycle).
+    let err = b.put_areas(&[area("D1", "building", None)]).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { field: "level", .. }), "{err:?}");
+    // A parent may come after its child in the same call.
+    b.put_areas(&[area("K1", "compound", Some("S1")), area("S1", "subdistrict", Some("D1"))]).unwrap();
     b.commit().unwrap();
     assert_eq!(store.area("D1").unwrap().unwrap().parent, None);
+    assert_eq!(store.area("D1").unwrap().unwrap().level, "district");
+    assert_eq!(store.area("K1").unwrap().unwrap().parent.as_deref(), Some("S1"));
 }
 
 pub fn case_classification_history(store: &mut dyn Store) {
@@ -633,11 +475,9 @@ pub fn case_classification_history(store: &mut dyn Store) {
         infector_case_id: None,
         cluster: Some("K1".into()),
     };
-    for (at, class) in [
-        (10, Classification::Suspected),
-        (20, Classification::Confirmed),
-        (30, Classification::Confirmed),
-    ] {
+    for (at, class) in
+        [(10, Classification::Suspected), (20, Classification::Confirmed), (30, Classification::Confirmed)]
+    {
         case.classification = class;
         let mut b = store.begin(t(at)).unwrap();
         b.put_cases(std::slice::from_ref(&case)).unwrap();
@@ -646,16 +486,6 @@ pub fn case_classification_history(store: &mut dyn Store) {
     assert_eq!(store.case("C1").unwrap(), Some(case));
     let h = store.case_history("C1").unwrap();
     assert_eq!(h.len(), 2, "a change of classification is recorded once");
-    assert_eq!(
-        (h[0].from, h[0].to, h[0].at),
-        (None, Classification::Suspected, t(10))
-    );
-    assert_eq!(
-        (h[1].from, h[1].to, h[1].at),
-        (
-            Some(Classification::Suspected),
-            Classification::Confirmed,
-            t(20)
-        )
-    );
+    assert_eq!((h[0].from, h[0].to, h[0].at), (None, Classification::Suspected, t(10)));
+    assert_eq!((h[1].from, h[1].to, h[1].at), (Some(Classification::Suspected), Classification::Confirmed, t(20)));
 }

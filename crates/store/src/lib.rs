@@ -21,26 +21,15 @@ pub type Key = u32;
 pub enum StoreError {
     /// Row `index` of the slice handed to a `put_*` call names an id that is not registered.
     #[error("{entity} `{value}` named in `{field}` is not registered")]
-    UnknownReference {
-        index: usize,
-        field: &'static str,
-        entity: &'static str,
-        value: String,
-    },
+    UnknownReference { index: usize, field: &'static str, entity: &'static str, value: String },
     /// Row `index` breaks a rule of the model.
     #[error("{message}")]
-    Invalid {
-        index: usize,
-        field: &'static str,
-        message: String,
-    },
+    Invalid { index: usize, field: &'static str, message: String },
     #[error("the store at {0} has not been initialised; run `chainbreak init` first")]
     NotInitialized(String),
     #[error("a store exists already at {0}")]
     Exists(String),
-    #[error(
-        "the store has schema version {found}, newer than this chainbreak ({supported}); upgrade chainbreak"
-    )]
+    #[error("the store has schema version {found}, newer than this chainbreak ({supported}); upgrade chainbreak")]
     Version { found: u32, supported: u32 },
     #[error("{0} not found")]
     NotFound(String),
@@ -102,8 +91,10 @@ pub enum ChangeOp {
 }
 
 /// One entry of the change feed. `seq` is strictly increasing across the store's life.
-/// For visits and pings, `key_from..=key_to` is a range of row ids; for other entities both
-/// are the entity's key.
+/// For visits and pings, `key_from..=key_to` is a range of row ids (never reused); for links
+/// (staff, membership, passenger) the two keys linked (place or group or trip, then person);
+/// for sentinel records the place's key; for merges the duplicate and the survivor; for other
+/// entities both are the entity's key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
     pub seq: u64,
@@ -128,6 +119,15 @@ chainbreak_core::vocabulary!(
 pub struct StoredVisit {
     pub row: i64,
     pub visit: KeyedVisit,
+}
+
+/// Where a bulk scan ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ScanEnd {
+    /// The last row id handed over (`after_row` when there was none).
+    pub last_row: i64,
+    /// The newest change `seq` the scanned snapshot includes.
+    pub seq: u64,
 }
 
 /// What a store can do. Reads see committed data only.
@@ -160,15 +160,15 @@ pub trait Store: Send {
 
     /// A person's visits (and those of duplicates merged into them) with `t_in` in
     /// `[from, to)`, by `t_in`.
-    fn visits_of_person(
-        &self,
-        person_id: &str,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<Visit>>;
-    /// Every visit with row id greater than `after_row`, in row order, handed over in batches
-    /// (persons resolved to their merge survivor). Returns the last row id seen.
-    fn scan_visits(&self, after_row: i64, f: &mut dyn FnMut(&[StoredVisit])) -> Result<i64>;
+    fn visits_of_person(&self, person_id: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Visit>>;
+    /// Every visit with row id greater than `after_row`, in row order, handed over in batches,
+    /// from one consistent snapshot. Persons are as recorded (resolve merges with
+    /// [`Store::person_survivors`]). Returns the last row id seen and the change `seq` the
+    /// snapshot includes, from which to follow [`Store::changes_since`].
+    fn scan_visits(&self, after_row: i64, f: &mut dyn FnMut(&[StoredVisit])) -> Result<ScanEnd>;
+    /// For every person key (the index), the key of the survivor it is merged into (itself
+    /// when not merged), following chains.
+    fn person_survivors(&self) -> Result<Vec<Key>>;
 
     /// Changes with `seq > after`, oldest first, at most `limit`.
     fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>>;

@@ -87,17 +87,10 @@ mod tests {
         assert_eq!(m.get(b"P1"), Some(1));
         assert_eq!(m.get(long.as_bytes()), Some(7));
         assert_eq!(m.get(b""), Some(3));
-        assert_eq!(
-            m.get(b"P1\0"),
-            None,
-            "padding does not collide with a real NUL byte"
-        );
+        assert_eq!(m.get(b"P1\0"), None, "padding does not collide with a real NUL byte");
         assert_eq!(m.max_key(), 7);
         m.insert(b"123456789012345", 9);
-        assert_eq!(
-            m.get_packed(Packed::new(b"123456789012345").unwrap()),
-            Some(9)
-        );
+        assert_eq!(m.get_packed(Packed::new(b"123456789012345").unwrap()), Some(9));
         assert_eq!(Packed::new(b"abc").unwrap().bytes(), b"abc");
         assert!(Packed::new(b"1234567890123456").is_none());
     }

@@ -11,12 +11,12 @@ use chainbreak_core::model::Visit;
 use chainbreak_core::model::VisitSource;
 use chainbreak_core::{ErrorCode, Location};
 use chainbreak_formats::visits::{RawVisit, VisitReader};
-use chainbreak_formats::{Format, FormatError, RecordReader};
+use chainbreak_formats::{FormatError, RecordReader};
 use chainbreak_store::{Batch, Key, KeyedVisit};
 
 use super::idmap::{IdMap, Packed};
-use super::{CountingReader, ImportOptions, ImportReport, Rejects, reject_or_fail};
-use crate::{AppError, Progress};
+use super::{CountingReader, Run};
+use crate::AppError;
 
 /// Rows per chunk handed from the parser to the writer.
 const CHUNK_ROWS: usize = 64 * 1024;
@@ -64,10 +64,17 @@ struct Pending {
     source: VisitSource,
 }
 
+/// A row of a block: parsed, or refused by the reader (kept in place so that errors are
+/// reported in line order).
+enum Entry {
+    Row(Pending),
+    Bad(Box<(FormatError, String)>),
+}
+
 /// Rows parsed together, their ids resolved in one tight loop.
 #[derive(Default)]
 struct Block {
-    rows: Vec<Pending>,
+    rows: Vec<Entry>,
     long: Vec<Box<[u8]>>,
 }
 
@@ -85,14 +92,18 @@ impl Block {
     fn push(&mut self, v: &RawVisit<'_>) {
         let person = self.id(v.person_id);
         let place = self.id(v.place_id);
-        self.rows.push(Pending {
+        self.rows.push(Entry::Row(Pending {
             line: v.line,
             person,
             place,
             t_in: v.t_in,
             t_out: v.t_out,
             source: v.source,
-        });
+        }));
+    }
+
+    fn push_bad(&mut self, error: FormatError, raw: String) {
+        self.rows.push(Entry::Bad(Box::new((error, raw))));
     }
 
     fn bytes(&self, id: BlockId) -> Vec<u8> {
@@ -121,23 +132,19 @@ impl Resolver {
     fn new(persons: IdMap, places: IdMap, register_unknown: bool) -> Self {
         let next_person = persons.max_key() + 1;
         let next_place = places.max_key() + 1;
-        Resolver {
-            persons,
-            places,
-            next_person,
-            next_place,
-            register_unknown,
-        }
+        Resolver { persons, places, next_person, next_place, register_unknown }
     }
 
-    /// Resolves every row of a block into `chunk` (or its rejects).
-    fn resolve_block(
-        &mut self,
-        block: &Block,
-        file: &str,
-        chunk: &mut Chunk,
-    ) -> Result<(), FormatError> {
-        for row in &block.rows {
+    /// Resolves every row of a block into `chunk`, or into its rejects in line order.
+    fn resolve_block(&mut self, block: &Block, file: &str, chunk: &mut Chunk) {
+        for entry in &block.rows {
+            let row = match entry {
+                Entry::Row(row) => row,
+                Entry::Bad(bad) => {
+                    chunk.rejects.push((bad.0.clone(), bad.1.clone()));
+                    continue;
+                }
+            };
             let person = match row.person {
                 BlockId::Packed(p) => self.persons.get_packed(p),
                 BlockId::Long(i) => self.persons.get(&block.long[i]),
@@ -148,37 +155,18 @@ impl Resolver {
             };
             let keys = match (person, place) {
                 (Some(p), Some(l)) => Ok((p, l)),
-                _ => self.slow(
-                    person,
-                    place,
-                    &block.bytes(row.person),
-                    &block.bytes(row.place),
-                    row.line,
-                    file,
-                    chunk,
-                ),
+                _ => self.slow(person, place, &block.bytes(row.person), &block.bytes(row.place), row.line, file, chunk),
             };
             match keys {
-                Ok((person, place)) => chunk.rows.push(KeyedVisit {
-                    person,
-                    place,
-                    t_in: row.t_in,
-                    t_out: row.t_out,
-                    source: row.source,
-                }),
-                Err(e) if self.register_unknown => return Err(e),
+                Ok((person, place)) => {
+                    chunk.rows.push(KeyedVisit { person, place, t_in: row.t_in, t_out: row.t_out, source: row.source })
+                }
                 Err(e) => {
-                    let raw = raw_text(
-                        &block.bytes(row.person),
-                        &block.bytes(row.place),
-                        row.t_in,
-                        row.t_out,
-                    );
+                    let raw = raw_text(&block.bytes(row.person), &block.bytes(row.place), row.t_in, row.t_out);
                     chunk.rejects.push((e, raw));
                 }
             }
         }
-        Ok(())
     }
 
     /// A row with an unknown id: register it, or report it.
@@ -205,21 +193,9 @@ impl Resolver {
         Ok((person, place))
     }
 
-    fn resolve(
-        &mut self,
-        v: &RawVisit<'_>,
-        file: &str,
-        chunk: &mut Chunk,
-    ) -> Result<KeyedVisit, FormatError> {
-        let (person, place) =
-            self.slow(None, None, v.person_id, v.place_id, v.line, file, chunk)?;
-        Ok(KeyedVisit {
-            person,
-            place,
-            t_in: v.t_in,
-            t_out: v.t_out,
-            source: v.source,
-        })
+    fn resolve(&mut self, v: &RawVisit<'_>, file: &str, chunk: &mut Chunk) -> Result<KeyedVisit, FormatError> {
+        let (person, place) = self.slow(None, None, v.person_id, v.place_id, v.line, file, chunk)?;
+        Ok(KeyedVisit { person, place, t_in: v.t_in, t_out: v.t_out, source: v.source })
     }
 
     fn unknown(
@@ -230,33 +206,19 @@ impl Resolver {
         file: &str,
         chunk: &mut Chunk,
     ) -> Result<Key, FormatError> {
-        let (field, what) = if person {
-            ("person_id", "person")
-        } else {
-            ("place_id", "place")
-        };
+        let (field, what) = if person { ("person_id", "person") } else { ("place_id", "place") };
         let text = String::from_utf8_lossy(id).into_owned();
         if !self.register_unknown {
             return Err(FormatError::new(
                 ErrorCode::InputUnknownReference,
                 Location::file(file).with_line(line).with_field(field),
-                format!(
-                    "{what} `{text}` is not registered; import {what}s first, or give --register-unknown"
-                ),
+                format!("{what} `{text}` is not registered; import {what}s first, or give --register-unknown"),
             ));
         }
         let (map, next, list) = if person {
-            (
-                &mut self.persons,
-                &mut self.next_person,
-                &mut chunk.new_persons,
-            )
+            (&mut self.persons, &mut self.next_person, &mut chunk.new_persons)
         } else {
-            (
-                &mut self.places,
-                &mut self.next_place,
-                &mut chunk.new_places,
-            )
+            (&mut self.places, &mut self.next_place, &mut chunk.new_places)
         };
         let key = *next;
         *next += 1;
@@ -314,17 +276,19 @@ fn parse_loop(
                     break;
                 }
                 Some(Ok(v)) => block.push(&v),
-                Some(Err(e)) if skip_invalid && !e.fatal => chunk.rejects.push((e.error, e.raw)),
+                Some(Err(e)) if !e.fatal => {
+                    block.push_bad(e.error, e.raw);
+                    if !skip_invalid {
+                        break; // the rows before it may hold an earlier error
+                    }
+                }
                 Some(Err(e)) => {
                     let _ = tx.send(Err(e.error.into()));
                     return;
                 }
             }
         }
-        if let Err(e) = resolver.resolve_block(&block, &file, &mut chunk) {
-            let _ = tx.send(Err(e.into()));
-            return;
-        }
+        resolver.resolve_block(&block, &file, &mut chunk);
         block.clear();
         if !skip_invalid && let Some((e, _)) = chunk.rejects.first() {
             let _ = tx.send(Err(e.clone().into()));
@@ -333,10 +297,7 @@ fn parse_loop(
         if done || chunk.rows.len() >= CHUNK_ROWS || chunk.rejects.len() >= CHUNK_ROWS {
             chunk.position = reader.position_bytes();
             let waiting = std::time::Instant::now();
-            if tx
-                .send(Ok(std::mem::replace(&mut chunk, Chunk::new())))
-                .is_err()
-            {
+            if tx.send(Ok(std::mem::replace(&mut chunk, Chunk::new()))).is_err() {
                 return; // the writer gave up
             }
             blocked += waiting.elapsed();
@@ -353,20 +314,15 @@ fn parse_loop(
 }
 
 /// Writes one chunk into the batch.
-fn write_chunk(
-    batch: &mut dyn Batch,
-    chunk: Chunk,
-    rejects: &mut Rejects,
-    report: &mut ImportReport,
-) -> Result<(), AppError> {
+fn write_chunk(batch: &mut dyn Batch, chunk: Chunk, run: &mut Run<'_>) -> Result<(), AppError> {
     register(batch, &chunk.new_persons, true)?;
     register(batch, &chunk.new_places, false)?;
-    report.registered_persons += chunk.new_persons.len() as u64;
-    report.registered_places += chunk.new_places.len() as u64;
+    run.report.registered_persons += chunk.new_persons.len() as u64;
+    run.report.registered_places += chunk.new_places.len() as u64;
     batch.insert_visits(&chunk.rows)?;
-    report.imported += chunk.rows.len() as u64;
+    run.report.imported += chunk.rows.len() as u64;
     for (e, raw) in &chunk.rejects {
-        rejects.add(e, raw)?;
+        run.rejects.add(e, raw)?;
     }
     Ok(())
 }
@@ -376,11 +332,7 @@ fn register(batch: &mut dyn Batch, new: &[(String, Key)], persons: bool) -> Resu
         return Ok(());
     }
     let ids: Vec<&str> = new.iter().map(|(id, _)| id.as_str()).collect();
-    let keys = if persons {
-        batch.register_persons(&ids)?
-    } else {
-        batch.register_places(&ids)?
-    };
+    let keys = if persons { batch.register_persons(&ids)? } else { batch.register_places(&ids)? };
     for ((id, expected), got) in new.iter().zip(keys) {
         if *expected != got {
             return Err(chainbreak_store::StoreError::Backend(format!(
@@ -392,27 +344,20 @@ fn register(batch: &mut dyn Batch, new: &[(String, Key)], persons: bool) -> Resu
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn import_csv(
     batch: &mut dyn Batch,
     mut file: File,
     size: u64,
-    name: &str,
     persons: IdMap,
     places: IdMap,
-    opts: &ImportOptions,
-    rejects: &mut Rejects,
-    report: &mut ImportReport,
-    progress: &mut dyn Progress,
+    run: &mut Run<'_>,
 ) -> Result<(), AppError> {
-    let estimate = estimate_rows(&mut file, size).map_err(|e| AppError::Io {
-        path: name.into(),
-        message: e.to_string(),
-    })?;
+    let estimate =
+        estimate_rows(&mut file, size).map_err(|e| AppError::Io { path: run.name.clone(), message: e.to_string() })?;
     batch.expect_visits(estimate)?;
-    let reader = VisitReader::new(file, name)?;
-    let resolver = Resolver::new(persons, places, opts.register_unknown);
-    let skip = opts.skip_invalid;
+    let reader = VisitReader::new(file, run.name.clone())?;
+    let resolver = Resolver::new(persons, places, run.opts.register_unknown);
+    let skip = run.opts.skip_invalid;
     std::thread::scope(|s| {
         let (tx, rx): (SyncSender<Result<Chunk, AppError>>, Receiver<_>) = sync_channel(6);
         let parser = s.spawn(move || parse_loop(reader, resolver, skip, tx));
@@ -420,8 +365,8 @@ pub(crate) fn import_csv(
             for msg in rx.iter() {
                 let chunk = msg?;
                 let position = chunk.position;
-                write_chunk(batch, chunk, rejects, report)?;
-                progress.set(position);
+                write_chunk(batch, chunk, run)?;
+                run.progress.set(position);
             }
             Ok(())
         })();
@@ -432,24 +377,18 @@ pub(crate) fn import_csv(
 }
 
 /// Visits in JSON Lines: the generic reader, the same id mapping.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn import_visit_records<R: Read>(
     batch: &mut dyn Batch,
-    format: Format,
     input: CountingReader<R>,
-    name: &str,
-    opts: &ImportOptions,
-    rejects: &mut Rejects,
-    report: &mut ImportReport,
-    progress: &mut dyn Progress,
+    run: &mut Run<'_>,
 ) -> Result<(), AppError> {
     let mut resolver = Resolver::new(
         IdMap::from_pairs(batch.person_keys()?),
         IdMap::from_pairs(batch.place_keys()?),
-        opts.register_unknown,
+        run.opts.register_unknown,
     );
     let read = input.count.clone();
-    let mut reader = RecordReader::<Visit, _>::new(input, format, name)?;
+    let mut reader = RecordReader::<Visit, _>::new(input, run.format, run.name.clone())?;
     let mut chunk = Chunk::new();
     while let Some(next) = reader.next_record() {
         match next {
@@ -462,41 +401,37 @@ pub(crate) fn import_visit_records<R: Read>(
                     t_out: v.t_out.map(|t| t.as_second()),
                     source: v.source,
                 };
-                let mut err = None;
-                if let Some(t_out) = raw.t_out
-                    && t_out < raw.t_in
-                {
-                    err = Some(FormatError::new(
+                let resolved = if raw.t_out.is_some_and(|t_out| t_out < raw.t_in) {
+                    Err(FormatError::new(
                         ErrorCode::InputInconsistent,
-                        Location::file(name)
-                            .with_line(line)
-                            .with_json_path("$.t_out"),
+                        Location::file(&run.name).with_line(line).with_field("t_out"),
                         format!("t_out {} is before t_in {}", v.t_out.expect("some"), v.t_in),
-                    ));
-                }
-                let resolved = match err {
-                    Some(e) => Err(e),
-                    None => resolver.resolve(&raw, name, &mut chunk),
+                    ))
+                } else {
+                    resolver.resolve(&raw, &run.name, &mut chunk)
                 };
-                match resolved {
+                match resolved.map_err(as_json_path) {
                     Ok(k) => chunk.rows.push(k),
-                    Err(e) if opts.skip_invalid => {
-                        rejects.add(&e, &serde_json::to_string(&v).unwrap_or_default())?
+                    Err(e) if run.opts.skip_invalid => {
+                        run.rejects.add(&e, &serde_json::to_string(&v).unwrap_or_default())?
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
-            Err(e) => reject_or_fail(e, opts, rejects)?,
+            Err(e) => run.reject_or_fail(e)?,
         }
         if chunk.rows.len() >= CHUNK_ROWS {
-            write_chunk(
-                batch,
-                std::mem::replace(&mut chunk, Chunk::new()),
-                rejects,
-                report,
-            )?;
-            progress.set(read.load(std::sync::atomic::Ordering::Relaxed));
+            write_chunk(batch, std::mem::replace(&mut chunk, Chunk::new()), run)?;
+            run.progress.set(read.load(std::sync::atomic::Ordering::Relaxed));
         }
     }
-    write_chunk(batch, chunk, rejects, report)
+    write_chunk(batch, chunk, run)
+}
+
+/// In JSON Lines a field is named by its JSON path.
+fn as_json_path(mut e: FormatError) -> FormatError {
+    if let Some(field) = e.location.field.take() {
+        e.location.json_path = Some(format!("$.{field}"));
+    }
+    e
 }

@@ -1,0 +1,302 @@
+//! The application layer on real SQLite files: imports of every kind, atomicity, rejects,
+//! registration, and ingest.
+
+use std::path::{Path, PathBuf};
+
+use chainbreak_app::import::{ImportOptions, ImportReport, import_file};
+use chainbreak_app::{AppError, NoProgress};
+use chainbreak_core::ErrorCode;
+use chainbreak_core::model::{Visit, VisitSource};
+use chainbreak_core::time::{Clock, ManualClock};
+use chainbreak_formats::Kind;
+use chainbreak_store::{Entity, Store};
+use chainbreak_store_sqlite::SqliteStore;
+use jiff::Timestamp;
+
+fn t0() -> Timestamp {
+    "2022-03-15T00:00:00Z".parse().unwrap()
+}
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample")
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    store: SqliteStore,
+}
+
+fn fresh() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let store = chainbreak_app::init(&dir.path().join("s.db"), "Asia/Shanghai", "cn-2022-9th", &clock).unwrap();
+    Fixture { dir, store }
+}
+
+impl Fixture {
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn import(&mut self, kind: Kind, path: &Path, opts: &ImportOptions) -> Result<ImportReport, AppError> {
+        import_file(&mut self.store, kind, path, opts, t0(), &mut NoProgress)
+    }
+
+    fn places_and_persons(&mut self) {
+        let places = self.file("places.csv", "id,kind\nL1,mall\nL2,restaurant\n");
+        let persons = self.file("persons.csv", "id\nP1\nP2\nP3\n");
+        self.import(Kind::Places, &places, &ImportOptions::default()).unwrap();
+        self.import(Kind::Persons, &persons, &ImportOptions::default()).unwrap();
+    }
+}
+
+fn input_error(e: AppError) -> chainbreak_formats::FormatError {
+    match e {
+        AppError::Input(f) => f,
+        other => panic!("expected an input error, got {other:?}"),
+    }
+}
+
+fn rows_in(path: &Path) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap();
+    if path.extension().unwrap() == "geojson" {
+        return text.matches("\"Feature\"").count() as u64;
+    }
+    text.lines().count() as u64 - 1
+}
+
+#[test]
+fn the_sample_district_imports_kind_by_kind() {
+    let mut f = fresh();
+    let files = [
+        (Kind::Areas, "areas.geojson", Entity::Area),
+        (Kind::Units, "units.csv", Entity::Unit),
+        (Kind::Places, "places.csv", Entity::Place),
+        (Kind::Persons, "persons.csv", Entity::Person),
+        (Kind::Identifiers, "identifiers.csv", Entity::Identifier),
+        (Kind::Staff, "staff.csv", Entity::Staff),
+        (Kind::Groups, "groups.csv", Entity::Group),
+        (Kind::Memberships, "memberships.csv", Entity::Membership),
+        (Kind::Visits, "visits.csv", Entity::Visit),
+        (Kind::Trips, "trips.csv", Entity::Trip),
+        (Kind::Passengers, "passengers.csv", Entity::Passenger),
+        (Kind::Pings, "pings.csv", Entity::Ping),
+        (Kind::Cases, "cases.csv", Entity::Case),
+        (Kind::LabTests, "lab_tests.csv", Entity::LabTest),
+        (Kind::Arrivals, "arrivals.csv", Entity::Arrival),
+        (Kind::GoodsBatches, "goods_batches.csv", Entity::GoodsBatch),
+        (Kind::GoodsHops, "goods_hops.csv", Entity::GoodsHop),
+        (Kind::Sentinel, "sentinel.csv", Entity::Sentinel),
+    ];
+    assert_eq!(files.len(), Kind::ALL.len(), "the sample has a file of every kind");
+    let mut last_seq = 0;
+    for (kind, name, entity) in files {
+        let path = sample().join(name);
+        let report = f.import(kind, &path, &ImportOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let rows = rows_in(&path);
+        assert_eq!(report.imported, rows, "{name}");
+        assert_eq!(report.rejected, 0);
+        assert_eq!(f.store.count(entity).unwrap(), rows, "{name}: one stored row per record");
+        assert!(report.last_seq > last_seq, "{name}: the change feed moves on");
+        last_seq = report.last_seq;
+    }
+    let case = f.store.case("K2").unwrap().unwrap();
+    assert_eq!(case.infector_case_id.as_deref(), Some("K1"));
+    let area = f.store.area("HS-S1-C1-K1-B1").unwrap().unwrap();
+    assert_eq!(area.level, "building");
+    assert!(area.geometry.is_some());
+}
+
+#[test]
+fn the_same_file_in_json_lines_imports_the_same() {
+    let mut f = fresh();
+    f.places_and_persons();
+    let csv =
+        f.file("v.csv", "person_id,place_id,t_in,t_out\nP1,L1,1646092800,1646096400\nP2,L2,2022-03-01T01:00:00Z,\n");
+    let jsonl = f.file(
+        "v.jsonl",
+        "{\"person_id\":\"P1\",\"place_id\":\"L1\",\"t_in\":1646092800,\"t_out\":1646096400}\n\
+         {\"person_id\":\"P2\",\"place_id\":\"L2\",\"t_in\":\"2022-03-01T01:00:00Z\",\"t_out\":null}\n",
+    );
+    f.import(Kind::Visits, &csv, &ImportOptions::default()).unwrap();
+    let a = f.store.visits_of_person("P2", t0() - jiff::SignedDuration::from_hours(24 * 30), t0()).unwrap();
+    f.import(Kind::Visits, &jsonl, &ImportOptions::default()).unwrap();
+    let b = f.store.visits_of_person("P2", t0() - jiff::SignedDuration::from_hours(24 * 30), t0()).unwrap();
+    assert_eq!(b, [a.clone(), a].concat());
+    assert_eq!(b[0].t_out, None);
+    assert_eq!(b[0].source, VisitSource::VenueCode);
+}
+
+#[test]
+fn a_bad_csv_is_refused_with_its_line_and_field_and_the_store_is_unchanged() {
+    let mut f = fresh();
+    f.places_and_persons();
+    let seq = f.store.last_seq().unwrap();
+    let path = f.file("visits.csv", "person_id,place_id,t_in,t_out\nP1,L1,100,200\nP2,L1,150,\nP3,L2,2022-13-01,\n");
+    let e = input_error(f.import(Kind::Visits, &path, &ImportOptions::default()).unwrap_err());
+    assert_eq!(e.code, ErrorCode::InputInvalidField);
+    assert_eq!((e.location.line, e.location.field.as_deref()), (Some(4), Some("t_in")));
+    assert!(e.to_string().starts_with(&format!("{}: line 4, field `t_in`", path.display())), "{e}");
+    assert_eq!(f.store.count(Entity::Visit).unwrap(), 0, "the good rows before it were not kept");
+    assert_eq!(f.store.last_seq().unwrap(), seq);
+
+    let cases =
+        f.file("cases.csv", "id,person_id,classification,reported_at\nK1,P1,confirmed,100\nK2,P2,recovered,100\n");
+    let e = input_error(f.import(Kind::Cases, &cases, &ImportOptions::default()).unwrap_err());
+    assert_eq!((e.location.line, e.location.field.as_deref()), (Some(3), Some("classification")));
+    assert!(e.message.contains("recovered") && e.message.contains("confirmed"), "{}", e.message);
+    assert_eq!(f.store.count(Entity::Case).unwrap(), 0);
+}
+
+#[test]
+fn a_bad_json_line_is_refused_with_its_json_path() {
+    let mut f = fresh();
+    f.places_and_persons();
+    let path = f.file(
+        "places.jsonl",
+        "{\"id\":\"L9\",\"kind\":\"mall\"}\n{\"id\":\"L10\",\"kind\":\"mall\",\"key_place\":\"yes\"}\n",
+    );
+    let e = input_error(f.import(Kind::Places, &path, &ImportOptions::default()).unwrap_err());
+    assert_eq!((e.location.line, e.location.json_path.as_deref()), (Some(2), Some("$.key_place")));
+    assert!(f.store.place("L9").unwrap().is_none(), "nothing of the file was written");
+}
+
+#[test]
+fn references_are_checked_and_located() {
+    let mut f = fresh();
+    f.places_and_persons();
+    let visits = f.file("visits.csv", "person_id,place_id,t_in\nP1,L1,100\nP404,L1,100\n");
+    let e = input_error(f.import(Kind::Visits, &visits, &ImportOptions::default()).unwrap_err());
+    assert_eq!(e.code, ErrorCode::InputUnknownReference);
+    assert_eq!((e.location.line, e.location.field.as_deref()), (Some(3), Some("person_id")));
+    assert!(e.message.contains("P404"));
+
+    let places = f.file("more-places.csv", "id,kind,area\nL7,mall,\nL8,mall,NOWHERE\n");
+    let e = input_error(f.import(Kind::Places, &places, &ImportOptions::default()).unwrap_err());
+    assert_eq!(e.code, ErrorCode::InputUnknownReference);
+    assert_eq!((e.location.line, e.location.field.as_deref()), (Some(3), Some("area")));
+    assert!(f.store.place("L7").unwrap().is_none());
+}
+
+#[test]
+fn register_unknown_registers_persons_and_places_by_id() {
+    let mut f = fresh();
+    f.places_and_persons();
+    let visits = f.file("visits.csv", "person_id,place_id,t_in\nP1,L1,100\nP9,L1,100\nP9,L9,200\nP1,L9,300\n");
+    let opts = ImportOptions { register_unknown: true, ..Default::default() };
+    let r = f.import(Kind::Visits, &visits, &opts).unwrap();
+    assert_eq!((r.imported, r.registered_persons, r.registered_places), (4, 1, 1));
+    assert!(f.store.person("P9").unwrap().is_some());
+    assert_eq!(f.store.place("L9").unwrap().unwrap().kind, chainbreak_core::model::PlaceKind::Other);
+    let trail = f.store.visits_of_person("P9", Timestamp::UNIX_EPOCH, t0()).unwrap();
+    assert_eq!(trail.iter().map(|v| v.place_id.as_str()).collect::<Vec<_>>(), ["L1", "L9"]);
+}
+
+#[test]
+fn skip_invalid_imports_the_rest_and_writes_the_rejects() {
+    let mut f = fresh();
+    f.places_and_persons();
+    let visits = f.file(
+        "visits.csv",
+        "person_id,place_id,t_in,t_out\nP1,L1,100,200\nP1,L1,soon,\nP404,L1,100,\nP2,L2,300,250\nP2,L2,400,\nP3,L1\n",
+    );
+    let opts = ImportOptions { skip_invalid: true, ..Default::default() };
+    let r = f.import(Kind::Visits, &visits, &opts).unwrap();
+    assert_eq!((r.imported, r.rejected), (2, 4));
+    let rejects = std::fs::read_to_string(r.rejects_file.unwrap()).unwrap();
+    let lines: Vec<&str> = rejects.lines().collect();
+    assert_eq!(lines[0], "line,code,field,message,record");
+    assert!(lines[1].starts_with("3,input.invalid_field,t_in,"), "{}", lines[1]);
+    assert!(lines[2].starts_with("4,input.unknown_reference,person_id,"), "{}", lines[2]);
+    assert!(lines[3].starts_with("5,input.inconsistent,t_out,"), "{}", lines[3]);
+    assert!(lines[4].starts_with("7,input.malformed,"), "{}", lines[4]);
+    assert_eq!(f.store.count(Entity::Visit).unwrap(), 2);
+
+    // The generic path too: a store-side reference error is rejected, the rest kept.
+    let persons = f.file("persons2.csv", "id,residence\nP5,L1\nP6,NOPE\nP7,\n");
+    let r = f.import(Kind::Persons, &persons, &opts).unwrap();
+    assert_eq!((r.imported, r.rejected), (2, 1));
+    let rejects = std::fs::read_to_string(r.rejects_file.unwrap()).unwrap();
+    assert!(rejects.lines().nth(1).unwrap().starts_with("3,input.unknown_reference,residence,"), "{rejects}");
+    assert!(f.store.person("P6").unwrap().is_none() && f.store.person("P7").unwrap().is_some());
+}
+
+#[test]
+fn a_bulk_load_rebuilds_the_indexes_and_keeps_them_atomic() {
+    let mut f = fresh();
+    f.places_and_persons();
+    let mut text = String::from("person_id,place_id,t_in,t_out\n");
+    for i in 0..150_000u32 {
+        let t = 1_646_092_800 + i as i64;
+        text.push_str(&format!("P{},L{},{t},{}\n", 1 + i % 3, 1 + i % 2, t + 60));
+    }
+    let good = f.file("big.csv", &text);
+    text.push_str("P1,L1,oops,\n");
+    let bad = f.file("big-bad.csv", &text);
+    let e = input_error(f.import(Kind::Visits, &bad, &ImportOptions::default()).unwrap_err());
+    assert_eq!(e.location.line, Some(150_002));
+    assert_eq!(f.store.count(Entity::Visit).unwrap(), 0);
+    let r = f.import(Kind::Visits, &good, &ImportOptions::default()).unwrap();
+    assert_eq!(r.imported, 150_000);
+    let from = Timestamp::from_second(1_646_092_800).unwrap();
+    let trail = f.store.visits_of_person("P2", from, from + jiff::SignedDuration::from_secs(30)).unwrap();
+    assert_eq!(trail.len(), 10, "i = 1, 4, ..., 28");
+    let mut scanned = 0;
+    f.store.scan_visits(0, &mut |b| scanned += b.len()).unwrap();
+    assert_eq!(scanned, 150_000);
+}
+
+#[test]
+fn formats_and_kinds_are_checked_before_reading() {
+    let mut f = fresh();
+    let txt = f.file("visits.txt", "person_id,place_id,t_in\n");
+    let e = input_error(f.import(Kind::Visits, &txt, &ImportOptions::default()).unwrap_err());
+    assert_eq!(e.code, ErrorCode::InputUnsupported);
+    let gj = f.file("visits.geojson", "{}");
+    assert_eq!(
+        input_error(f.import(Kind::Visits, &gj, &ImportOptions::default()).unwrap_err()).code,
+        ErrorCode::InputUnsupported
+    );
+    let missing = f.dir.path().join("missing.csv");
+    assert_eq!(f.import(Kind::Visits, &missing, &ImportOptions::default()).unwrap_err().code(), ErrorCode::Io);
+}
+
+#[test]
+fn ingest_is_all_or_nothing_with_json_paths() {
+    let mut f = fresh();
+    f.places_and_persons();
+    let clock = ManualClock::new(t0());
+    let v = |p: &str, l: &str| Visit {
+        person_id: p.into(),
+        place_id: l.into(),
+        t_in: Timestamp::from_second(100).unwrap(),
+        t_out: None,
+        source: VisitSource::Ticket,
+    };
+    let e = chainbreak_app::ingest::ingest_visits(&mut f.store, &[v("P1", "L1"), v("P1", "L404")], false, clock.now())
+        .unwrap_err();
+    let e = input_error(e);
+    assert_eq!(e.location.json_path.as_deref(), Some("$.visits[1].place_id"));
+    assert_eq!(f.store.count(Entity::Visit).unwrap(), 0);
+    let r = chainbreak_app::ingest::ingest_visits(
+        &mut f.store,
+        &[v("P1", "L1"), v("P8", "L1"), v("P8", "L1")],
+        true,
+        clock.now(),
+    )
+    .unwrap();
+    assert_eq!((r.accepted, r.registered_persons), (3, 1));
+}
+
+#[test]
+fn init_refuses_a_bad_zone_or_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let e = chainbreak_app::init(&dir.path().join("a.db"), "Mars/Olympus", "cn-2022-9th", &clock).unwrap_err();
+    assert!(e.to_string().contains("Mars/Olympus"));
+    let e = chainbreak_app::init(&dir.path().join("b.db"), "UTC", "no-such-profile", &clock).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ProfileNotFound);
+    assert!(!dir.path().join("b.db").exists() || std::fs::metadata(dir.path().join("b.db")).unwrap().len() == 0);
+}
