@@ -2,6 +2,7 @@
 //! what the CLI and the server ask: initialise a deployment, import files, ingest batches.
 //! Knows neither HTTP nor terminals: progress is reported through [`Progress`].
 
+pub mod accounts;
 pub mod error;
 pub mod import;
 pub mod ingest;

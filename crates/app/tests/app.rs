@@ -300,3 +300,86 @@ fn init_refuses_a_bad_zone_or_profile() {
     assert_eq!(e.code(), ErrorCode::ProfileNotFound);
     assert!(!dir.path().join("b.db").exists() || std::fs::metadata(dir.path().join("b.db")).unwrap().len() == 0);
 }
+
+mod accounts {
+    use super::*;
+    use chainbreak_app::accounts::{self, Actor, AuthError};
+    use chainbreak_core::access::{Role, User};
+    use chainbreak_store::AuditFilter;
+
+    fn actor() -> Actor {
+        Actor { name: "admin1".into(), via: "test".into(), reason: None }
+    }
+
+    fn with_area() -> Fixture {
+        let mut f = fresh();
+        let areas = f.file("areas.csv", "id,name,level\nD1,District,district\n");
+        f.import(Kind::Areas, &areas, &ImportOptions::default()).unwrap();
+        f
+    }
+
+    fn user(name: &str) -> User {
+        User {
+            name: name.into(),
+            role: Role::Tracer,
+            unit: "CDC".into(),
+            jurisdiction: "D1".into(),
+            disabled: false,
+            created_at: t0(),
+        }
+    }
+
+    #[test]
+    fn passwords_are_hashed_checked_and_audited() {
+        let mut f = with_area();
+        let e = accounts::add_user(&mut f.store, &user("li"), "short", &actor()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidArgument);
+        accounts::add_user(&mut f.store, &user("li"), "correct horse battery", &actor()).unwrap();
+        let hash = f.store.password_hash("li").unwrap().unwrap();
+        assert!(hash.starts_with("$argon2id$") && !hash.contains("correct horse"), "{hash}");
+        assert_eq!(accounts::sign_in(&f.store, "li", "correct horse battery").unwrap(), Ok(user("li")));
+        assert_eq!(accounts::sign_in(&f.store, "li", "wrong horse battery").unwrap(), Err(AuthError::BadCredentials));
+        assert_eq!(
+            accounts::sign_in(&f.store, "nobody", "correct horse battery").unwrap(),
+            Err(AuthError::BadCredentials)
+        );
+        accounts::reset_password(&mut f.store, "li", "another long password", t0(), &actor()).unwrap();
+        assert!(accounts::sign_in(&f.store, "li", "another long password").unwrap().is_ok());
+        accounts::set_disabled(&mut f.store, "li", true, t0(), &actor()).unwrap();
+        assert_eq!(accounts::sign_in(&f.store, "li", "another long password").unwrap(), Err(AuthError::Disabled));
+        let actions: Vec<String> = f
+            .store
+            .audit_records(0, 100, &AuditFilter { record: Some("li".into()), ..Default::default() })
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                assert_eq!((r.actor.as_str(), r.via.as_str()), ("admin1", "test"));
+                r.action
+            })
+            .collect();
+        assert_eq!(actions, ["user_add", "user_reset_password", "user_disable"]);
+    }
+
+    #[test]
+    fn tokens_are_shown_once_stored_hashed_and_expire() {
+        let mut f = with_area();
+        accounts::add_user(&mut f.store, &user("li"), "correct horse battery", &actor()).unwrap();
+        let (token, info) = accounts::issue_token(&mut f.store, "li", "laptop", Some(1), t0(), &actor()).unwrap();
+        assert!(token.starts_with(accounts::TOKEN_PREFIX) && token.len() > 40);
+        assert_eq!(info.expires_at, Some(t0() + jiff::SignedDuration::from_hours(24)));
+        let soon = t0() + jiff::SignedDuration::from_hours(1);
+        assert_eq!(accounts::authenticate_token(&f.store, &token, soon).unwrap().unwrap().name, "li");
+        let later = t0() + jiff::SignedDuration::from_hours(25);
+        assert_eq!(accounts::authenticate_token(&f.store, &token, later).unwrap(), Err(AuthError::BadToken));
+        assert_eq!(accounts::authenticate_token(&f.store, "cbt_guess", soon).unwrap(), Err(AuthError::BadToken));
+        assert_eq!(accounts::authenticate_token(&f.store, "not-a-token", soon).unwrap(), Err(AuthError::BadToken));
+        accounts::set_disabled(&mut f.store, "li", true, t0(), &actor()).unwrap();
+        assert_eq!(accounts::authenticate_token(&f.store, &token, soon).unwrap(), Err(AuthError::Disabled));
+        // The token itself is nowhere in the store file.
+        drop(f.store);
+        let bytes = std::fs::read(f.dir.path().join("s.db")).unwrap();
+        let wal = std::fs::read(f.dir.path().join("s.db-wal")).unwrap_or_default();
+        let needle = token.as_bytes();
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle));
+    }
+}

@@ -83,6 +83,75 @@ enum Command {
         #[command(subcommand)]
         command: PersonCommand,
     },
+    /// User accounts and API tokens (every change is audited).
+    User {
+        #[arg(long, env = "CHAINBREAK_DB", global = true)]
+        db: Option<PathBuf>,
+        /// Who is acting, for the audit trail (default: cli:$USER).
+        #[arg(long, global = true)]
+        actor: Option<String>,
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Read the audit trail (JSON Lines, oldest first).
+    Audit {
+        #[arg(long, env = "CHAINBREAK_DB")]
+        db: PathBuf,
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        entity: Option<String>,
+        #[arg(long)]
+        record: Option<String>,
+        /// Only records after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user. Without --password-stdin a random password is made and printed once.
+    Add {
+        name: String,
+        /// admin, commander, epidemiologist, tracer, community_worker, facility_manager, lab, viewer
+        #[arg(long)]
+        role: String,
+        /// The unit the user works for.
+        #[arg(long)]
+        unit: String,
+        /// The area (id) whose subtree the user may see and change.
+        #[arg(long)]
+        jurisdiction: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Disable a user (their tokens stop working too).
+    Disable { name: String },
+    /// Enable a disabled user.
+    Enable { name: String },
+    /// Set a new password (from stdin, or a random one printed once).
+    ResetPassword {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Issue an API token (printed once; only its hash is kept).
+    Token {
+        name: String,
+        #[arg(long)]
+        label: String,
+        /// Valid for this many days (default: until revoked).
+        #[arg(long)]
+        days: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -124,6 +193,21 @@ enum PersonCommand {
         db: PathBuf,
         person: String,
     },
+}
+
+fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+        Ok((line.trim_end_matches(['\r', '\n']).to_string(), false))
+    } else {
+        Ok((chainbreak_app::accounts::generate_password()?, true))
+    }
+}
+
+fn cli_actor(actor: Option<String>, via: &str) -> chainbreak_app::accounts::Actor {
+    let name = actor.unwrap_or_else(|| format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())));
+    chainbreak_app::accounts::Actor { name, via: format!("chainbreak {via}"), reason: None }
 }
 
 fn version() -> String {
@@ -261,6 +345,89 @@ fn run(command: Command) -> anyhow::Result<()> {
                 print!("{}", Profile::load(&profile).map_err(AppError::from)?.to_toml_string());
             }
         },
+        Command::User { db, actor, command } => {
+            let db = db.context("--db (or CHAINBREAK_DB) is required")?;
+            let mut store = chainbreak_app::open(&db)?;
+            match command {
+                UserCommand::Add { name, role, unit, jurisdiction, password_stdin } => {
+                    let user = chainbreak_core::access::User {
+                        name,
+                        role: chainbreak_app::accounts::parse_role(&role)?,
+                        unit,
+                        jurisdiction,
+                        disabled: false,
+                        created_at: clock.now(),
+                    };
+                    let (pw, generated) = password(password_stdin)?;
+                    chainbreak_app::accounts::add_user(&mut store, &user, &pw, &cli_actor(actor, "user add"))?;
+                    println!(
+                        "added {} ({}, unit {}, jurisdiction {})",
+                        user.name, user.role, user.unit, user.jurisdiction
+                    );
+                    if generated {
+                        println!("password (shown once): {pw}");
+                    }
+                }
+                UserCommand::List => {
+                    for u in store.users()? {
+                        println!("{}", serde_json::to_string(&u)?);
+                    }
+                }
+                UserCommand::Disable { name } => {
+                    chainbreak_app::accounts::set_disabled(
+                        &mut store,
+                        &name,
+                        true,
+                        clock.now(),
+                        &cli_actor(actor, "user disable"),
+                    )?;
+                    println!("disabled {name}");
+                }
+                UserCommand::Enable { name } => {
+                    chainbreak_app::accounts::set_disabled(
+                        &mut store,
+                        &name,
+                        false,
+                        clock.now(),
+                        &cli_actor(actor, "user enable"),
+                    )?;
+                    println!("enabled {name}");
+                }
+                UserCommand::ResetPassword { name, password_stdin } => {
+                    let (pw, generated) = password(password_stdin)?;
+                    chainbreak_app::accounts::reset_password(
+                        &mut store,
+                        &name,
+                        &pw,
+                        clock.now(),
+                        &cli_actor(actor, "user reset-password"),
+                    )?;
+                    println!("new password set for {name}");
+                    if generated {
+                        println!("password (shown once): {pw}");
+                    }
+                }
+                UserCommand::Token { name, label, days } => {
+                    let (token, info) = chainbreak_app::accounts::issue_token(
+                        &mut store,
+                        &name,
+                        &label,
+                        days,
+                        clock.now(),
+                        &cli_actor(actor, "user token"),
+                    )?;
+                    eprintln!("token {} for {} ({}); shown once:", info.id, info.user, info.label);
+                    println!("{token}");
+                }
+            }
+        }
+        Command::Audit { db, actor, action, entity, record, after, limit } => {
+            let store = chainbreak_app::open(&db)?;
+            let filter = chainbreak_store::AuditFilter { actor, action, entity, record };
+            for r in store.audit_records(after, limit, &filter)? {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+        }
         Command::Person { command } => match command {
             PersonCommand::Merge { db, survivor, duplicate, reason, actor } => {
                 let mut store = chainbreak_app::open(&db)?;

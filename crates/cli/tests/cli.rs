@@ -192,3 +192,40 @@ fn persons_merge_and_unmerge_from_the_command_line() {
     assert_eq!(entry["reason"], "same phone");
     assert!(entry["unmerged_at"].is_string());
 }
+
+#[test]
+fn users_tokens_and_the_audit_trail_from_the_command_line() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    ok(&["import", "areas", &s(&sample().join("areas.geojson")), "--db", &db]);
+    let mut child = bin()
+        .args(["user", "add", "li", "--db", &db, "--role", "tracer", "--unit", "CDC", "--jurisdiction", "HS"])
+        .args(["--password-stdin", "--actor", "admin1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"correct horse battery\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out =
+        ok(&["user", "add", "wang", "--db", &db, "--role", "viewer", "--unit", "CS11", "--jurisdiction", "HS-S1"]);
+    assert!(out.contains("password (shown once): "), "{out}");
+    let bad = run(&["user", "add", "zhao", "--db", &db, "--role", "boss", "--unit", "X", "--jurisdiction", "HS"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("error[invalid_argument]"));
+    let list = ok(&["user", "list", "--db", &db]);
+    assert_eq!(list.lines().count(), 2);
+    assert!(!list.contains("argon2"), "hashes never leave the store");
+    let token = ok(&["user", "token", "li", "--db", &db, "--label", "laptop", "--days", "30"]);
+    assert!(token.trim().starts_with("cbt_"));
+    ok(&["user", "disable", "wang", "--db", &db]);
+    let audit = ok(&["audit", "--db", &db, "--record", "li"]);
+    let actions: Vec<String> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(actions, ["user_add", "token_issue"]);
+    assert!(audit.contains("\"actor\":\"admin1\"") && audit.contains("chainbreak user add"));
+    assert!(!audit.contains(token.trim()), "tokens are not audited in clear");
+}

@@ -53,6 +53,9 @@ pub enum ErrorCode {
     /// A command-line argument or request parameter is not acceptable (a time zone...).
     #[serde(rename = "invalid_argument")]
     InvalidArgument,
+    /// No valid credentials (token, session or password) came with the request.
+    #[serde(rename = "unauthenticated")]
+    Unauthenticated,
     /// The record or route asked for does not exist.
     #[serde(rename = "not_found")]
     NotFound,
@@ -84,6 +87,7 @@ impl ErrorCode {
         ErrorCode::StoreVersion,
         ErrorCode::StoreExists,
         ErrorCode::InvalidArgument,
+        ErrorCode::Unauthenticated,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Io,
@@ -106,6 +110,7 @@ impl ErrorCode {
             ErrorCode::StoreVersion => "store.version",
             ErrorCode::StoreExists => "store.exists",
             ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::Unauthenticated => "unauthenticated",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Io => "io",

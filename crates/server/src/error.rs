@@ -30,6 +30,7 @@ use utoipa::ToSchema;
 /// | `store.version`           | 503 Service Unavailable    | the store was written by a newer chainbreak            |
 /// | `store.exists`            | 409 Conflict               | a store exists already                                 |
 /// | `invalid_argument`        | 400 Bad Request            | a parameter is not acceptable                          |
+/// | `unauthenticated`         | 401 Unauthorized           | no valid token, session or password                    |
 /// | `not_found`               | 404 Not Found              | no such route or record                                |
 /// | `method_not_allowed`      | 405 Method Not Allowed     | the route does not serve that method (`Allow` header)  |
 /// | `io`                      | 500 Internal Server Error  | a file could not be read or written                    |
@@ -41,6 +42,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InputMalformed | ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::InputInvalidField
         | ErrorCode::InputMissingField
         | ErrorCode::InputUnknownField

@@ -1,5 +1,6 @@
 //! Writes: one SQLite transaction per batch, one savepoint per `put_*` call.
 
+use chainbreak_core::access::{AuditRecord, TokenInfo, User};
 use chainbreak_core::model::*;
 use chainbreak_store::{Batch, ChangeOp, Entity, Key, KeyedVisit, Result, StoreError};
 use jiff::Timestamp;
@@ -802,6 +803,37 @@ impl Batch for SqliteBatch<'_> {
             log(c, Entity::Person, ChangeOp::Unmerge, d, s)?;
             Ok(PersonMerge { unmerged_at: Some(Timestamp::from_second(at.as_second()).expect("in range")), ..row })
         })
+    }
+
+    fn add_user(&mut self, user: &User, password_hash: &str) -> Result<()> {
+        self.atomically(|c| crate::access::add_user(c, user, password_hash))
+    }
+
+    fn set_user_disabled(&mut self, name: &str, disabled: bool) -> Result<()> {
+        self.atomically(|c| crate::access::set_user_disabled(c, name, disabled))
+    }
+
+    fn set_password_hash(&mut self, name: &str, password_hash: &str) -> Result<()> {
+        self.atomically(|c| crate::access::set_password_hash(c, name, password_hash))
+    }
+
+    fn add_token(
+        &mut self,
+        user: &str,
+        token_hash: &[u8],
+        label: &str,
+        created_at: Timestamp,
+        expires_at: Option<Timestamp>,
+    ) -> Result<TokenInfo> {
+        self.atomically(|c| crate::access::add_token(c, user, token_hash, label, created_at, expires_at))
+    }
+
+    fn revoke_token(&mut self, id: i64, at: Timestamp) -> Result<()> {
+        self.atomically(|c| crate::access::revoke_token(c, id, at))
+    }
+
+    fn append_audit(&mut self, record: &AuditRecord) -> Result<i64> {
+        self.atomically(|c| crate::access::append_audit(c, record))
     }
 
     fn commit(self: Box<Self>) -> Result<u64> {

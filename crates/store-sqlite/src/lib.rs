@@ -5,20 +5,24 @@
 //! transaction and rebuild them before commit, which is several times faster than keeping them
 //! up to date row by row, and just as atomic: DDL is transactional in SQLite.
 
+mod access;
 mod batch;
 mod read;
 
 use std::path::{Path, PathBuf};
 
+use chainbreak_core::access::{AuditRecord, TokenInfo, User};
 use chainbreak_core::model::*;
-use chainbreak_store::{Batch, Change, Entity, Key, Meta, Result, ScanEnd, Store, StoreError, StoredVisit};
+use chainbreak_store::{
+    AuditFilter, Batch, Change, Entity, Key, Meta, Result, ScanEnd, Store, StoreError, StoredVisit,
+};
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 pub use batch::SqliteBatch;
 
 /// Migrations, in order; `PRAGMA user_version` records how many have been applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_0002_access.sql")];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -227,6 +231,26 @@ impl Store for SqliteStore {
 
     fn person_survivors(&self) -> Result<Vec<Key>> {
         read::person_survivors(&self.conn)
+    }
+
+    fn user(&self, name: &str) -> Result<Option<User>> {
+        access::user(&self.conn, name)
+    }
+
+    fn users(&self) -> Result<Vec<User>> {
+        access::users(&self.conn)
+    }
+
+    fn password_hash(&self, name: &str) -> Result<Option<String>> {
+        access::password_hash(&self.conn, name)
+    }
+
+    fn token_user(&self, token_hash: &[u8], now: Timestamp) -> Result<Option<(User, TokenInfo)>> {
+        access::token_user(&self.conn, token_hash, now)
+    }
+
+    fn audit_records(&self, after: i64, limit: usize, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        access::audit_records(&self.conn, after, limit, filter)
     }
 
     fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {

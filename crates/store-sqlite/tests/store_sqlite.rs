@@ -61,3 +61,31 @@ fn the_store_is_in_wal_mode_with_every_visit_index() {
         .unwrap();
     assert_eq!(n, 2);
 }
+
+#[test]
+fn audit_records_cannot_be_changed_or_deleted_even_with_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let mut store = SqliteStore::create(&path, &opts()).unwrap();
+    let mut b = store.begin("2022-03-01T00:00:00Z".parse().unwrap()).unwrap();
+    b.append_audit(&chainbreak_core::access::AuditRecord {
+        seq: 0,
+        at: "2022-03-01T00:00:00Z".parse().unwrap(),
+        actor: "li".into(),
+        action: "read_personal_data".into(),
+        entity: "person".into(),
+        record: "P1".into(),
+        via: "test".into(),
+        reason: None,
+    })
+    .unwrap();
+    b.commit().unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let e = conn.execute("UPDATE audit SET actor = 'someone else'", []).unwrap_err();
+    assert!(e.to_string().contains("cannot be changed"), "{e}");
+    let e = conn.execute("DELETE FROM audit", []).unwrap_err();
+    assert!(e.to_string().contains("cannot be deleted"), "{e}");
+    let n: i64 = conn.query_row("SELECT count(*) FROM audit", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 1);
+}

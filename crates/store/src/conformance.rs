@@ -10,7 +10,9 @@
 use chainbreak_core::model::*;
 use jiff::Timestamp;
 
-use crate::{ChangeOp, Entity, KeyedVisit, Store, StoreError};
+use chainbreak_core::access::{AuditRecord, Role, User};
+
+use crate::{AuditFilter, ChangeOp, Entity, KeyedVisit, Store, StoreError};
 
 /// Generates one `#[test]` per conformance check.
 #[macro_export]
@@ -20,7 +22,8 @@ macro_rules! conformance_tests {
             meta_is_kept, entities_round_trip, unknown_references_are_refused_and_nothing_is_written,
             a_dropped_batch_leaves_the_store_unchanged, visits_scan_and_trail, bulk_visits_keep_every_index,
             change_feed_is_monotone, merge_and_unmerge_with_history, registration_by_id_is_idempotent,
-            area_levels_are_data_and_order_the_hierarchy, case_classification_history);
+            area_levels_are_data_and_order_the_hierarchy, case_classification_history,
+            accounts_and_tokens, audit_is_appended_and_filtered);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -488,4 +491,84 @@ pub fn case_classification_history(store: &mut dyn Store) {
     assert_eq!(h.len(), 2, "a change of classification is recorded once");
     assert_eq!((h[0].from, h[0].to, h[0].at), (None, Classification::Suspected, t(10)));
     assert_eq!((h[1].from, h[1].to, h[1].at), (Some(Classification::Suspected), Classification::Confirmed, t(20)));
+}
+
+fn user(name: &str, jurisdiction: &str) -> User {
+    User {
+        name: name.into(),
+        role: Role::Tracer,
+        unit: "CDC".into(),
+        jurisdiction: jurisdiction.into(),
+        disabled: false,
+        created_at: t(0),
+    }
+}
+
+pub fn accounts_and_tokens(store: &mut dyn Store) {
+    seed(store);
+    let mut b = store.begin(t(0)).unwrap();
+    b.add_user(&user("li", "D1"), "$argon2id$fake").unwrap();
+    let err = b.add_user(&user("li", "D1"), "x").unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { field: "name", .. }), "{err:?}");
+    let err = b.add_user(&user("wang", "NOWHERE"), "x").unwrap_err();
+    assert!(matches!(err, StoreError::UnknownReference { field: "jurisdiction", .. }), "{err:?}");
+    b.add_user(&user("zhao", "B1"), "$argon2id$other").unwrap();
+    let live = b.add_token("li", &[7u8; 32], "laptop", t(0), None).unwrap();
+    let expiring = b.add_token("li", &[8u8; 32], "phone", t(0), Some(t(100))).unwrap();
+    let revoked = b.add_token("zhao", &[9u8; 32], "old", t(0), None).unwrap();
+    b.revoke_token(revoked.id, t(5)).unwrap();
+    assert!(b.revoke_token(revoked.id, t(6)).is_err(), "a token is revoked once");
+    assert!(matches!(b.add_token("nobody", &[1u8; 32], "x", t(0), None), Err(StoreError::NotFound(_))));
+    b.commit().unwrap();
+
+    assert_eq!(store.user("li").unwrap(), Some(user("li", "D1")));
+    assert_eq!(store.users().unwrap().iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["li", "zhao"]);
+    assert_eq!(store.password_hash("li").unwrap().as_deref(), Some("$argon2id$fake"));
+    let (u, tok) = store.token_user(&[7u8; 32], t(50)).unwrap().unwrap();
+    assert_eq!((u.name.as_str(), tok.id, tok.label.as_str()), ("li", live.id, "laptop"));
+    assert!(store.token_user(&[8u8; 32], t(50)).unwrap().is_some());
+    assert!(store.token_user(&[8u8; 32], t(100)).unwrap().is_none(), "expired at expires_at");
+    assert_eq!(expiring.expires_at, Some(t(100)));
+    assert!(store.token_user(&[9u8; 32], t(50)).unwrap().is_none(), "revoked");
+    assert!(store.token_user(&[1u8; 32], t(50)).unwrap().is_none(), "unknown");
+
+    let mut b = store.begin(t(10)).unwrap();
+    b.set_user_disabled("li", true).unwrap();
+    b.set_password_hash("zhao", "$argon2id$new").unwrap();
+    assert!(matches!(b.set_user_disabled("nobody", true), Err(StoreError::NotFound(_))));
+    b.commit().unwrap();
+    assert!(store.user("li").unwrap().unwrap().disabled);
+    assert!(store.token_user(&[7u8; 32], t(50)).unwrap().unwrap().0.disabled, "the token says whose it is");
+    assert_eq!(store.password_hash("zhao").unwrap().as_deref(), Some("$argon2id$new"));
+}
+
+pub fn audit_is_appended_and_filtered(store: &mut dyn Store) {
+    let rec = |actor: &str, action: &str, record: &str| AuditRecord {
+        seq: 0,
+        at: t(1),
+        actor: actor.into(),
+        action: action.into(),
+        entity: "person".into(),
+        record: record.into(),
+        via: "GET /api/v1/persons".into(),
+        reason: Some("case C1".into()),
+    };
+    let mut b = store.begin(t(1)).unwrap();
+    let s1 = b.append_audit(&rec("li", "read_personal_data", "P1")).unwrap();
+    let s2 = b.append_audit(&rec("zhao", "read_personal_data", "P2")).unwrap();
+    b.commit().unwrap();
+    {
+        let mut b = store.begin(t(2)).unwrap();
+        b.append_audit(&rec("li", "dropped", "P3")).unwrap();
+        // dropped: the audit record goes with the batch it belongs to
+    }
+    assert!(s2 > s1);
+    let all = store.audit_records(0, 100, &AuditFilter::default()).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0], AuditRecord { seq: s1, ..rec("li", "read_personal_data", "P1") });
+    let li = store.audit_records(0, 100, &AuditFilter { actor: Some("li".into()), ..Default::default() }).unwrap();
+    assert_eq!(li.len(), 1);
+    let p2 = store.audit_records(0, 100, &AuditFilter { record: Some("P2".into()), ..Default::default() }).unwrap();
+    assert_eq!(p2[0].actor, "zhao");
+    assert_eq!(store.audit_records(s1, 100, &AuditFilter::default()).unwrap().len(), 1, "paged by seq");
 }

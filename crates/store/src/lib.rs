@@ -8,6 +8,7 @@
 
 pub mod conformance;
 
+use chainbreak_core::access::{AuditRecord, TokenInfo, User};
 use chainbreak_core::model::*;
 use chainbreak_core::{ErrorCode, model::VisitSource};
 use jiff::Timestamp;
@@ -121,6 +122,15 @@ pub struct StoredVisit {
     pub visit: KeyedVisit,
 }
 
+/// Which audit records to read (every given field must match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub entity: Option<String>,
+    pub record: Option<String>,
+}
+
 /// Where a bulk scan ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ScanEnd {
@@ -169,6 +179,17 @@ pub trait Store: Send {
     /// For every person key (the index), the key of the survivor it is merged into (itself
     /// when not merged), following chains.
     fn person_survivors(&self) -> Result<Vec<Key>>;
+
+    /// A user account.
+    fn user(&self, name: &str) -> Result<Option<User>>;
+    /// Every user account, by name.
+    fn users(&self) -> Result<Vec<User>>;
+    /// A user's argon2 password hash.
+    fn password_hash(&self, name: &str) -> Result<Option<String>>;
+    /// The user a live (unrevoked, unexpired at `now`) token belongs to, with the token.
+    fn token_user(&self, token_hash: &[u8], now: Timestamp) -> Result<Option<(User, TokenInfo)>>;
+    /// Audit records with `seq > after`, oldest first, at most `limit`, matching the filter.
+    fn audit_records(&self, after: i64, limit: usize, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
 
     /// Changes with `seq > after`, oldest first, at most `limit`.
     fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>>;
@@ -227,6 +248,26 @@ pub trait Batch {
     ) -> Result<PersonMerge>;
     /// Undoes a merge.
     fn unmerge_persons(&mut self, merge_id: i64, at: Timestamp) -> Result<PersonMerge>;
+
+    /// Adds a user account with its argon2 password hash (the jurisdiction must be an area).
+    fn add_user(&mut self, user: &User, password_hash: &str) -> Result<()>;
+    /// Disables or enables a user; their tokens stop or start working with them.
+    fn set_user_disabled(&mut self, name: &str, disabled: bool) -> Result<()>;
+    /// Replaces a user's password hash.
+    fn set_password_hash(&mut self, name: &str, password_hash: &str) -> Result<()>;
+    /// Stores an API token by its hash.
+    fn add_token(
+        &mut self,
+        user: &str,
+        token_hash: &[u8],
+        label: &str,
+        created_at: Timestamp,
+        expires_at: Option<Timestamp>,
+    ) -> Result<TokenInfo>;
+    /// Revokes a token.
+    fn revoke_token(&mut self, id: i64, at: Timestamp) -> Result<()>;
+    /// Appends an audit record (its `seq` is assigned); audit records are never changed.
+    fn append_audit(&mut self, record: &AuditRecord) -> Result<i64>;
 
     /// Makes everything visible at once; returns the last change `seq`.
     fn commit(self: Box<Self>) -> Result<u64>;
