@@ -37,6 +37,17 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// A server process that is killed however the test ends (a leftover would hold the test's
+/// output pipe open and hang the run).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn version_names_the_embedded_sqlite() {
     assert!(ok(&["--version"]).contains("SQLite 3."));
@@ -52,8 +63,11 @@ fn the_sample_serves_over_http() {
         let out = ok(&["import", kind, &s(&sample().join(file)), "--db", &db]);
         assert!(out.starts_with("imported "), "{out}");
     }
-    let mut child = bin().args(["serve", "--db", &db, "--addr", "127.0.0.1:0"]).stderr(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    ok(&["user", "add", "li", "--db", &db, "--role", "tracer", "--unit", "CDC", "--jurisdiction", "HS"]);
+    let token = ok(&["user", "token", "li", "--db", &db, "--label", "test"]).trim().to_string();
+    let child = bin().args(["serve", "--db", &db, "--addr", "127.0.0.1:0"]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut server = Server(child);
+    let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("the server says where it listens").unwrap();
         if let Some(rest) = line.split("serving on http://").nth(1) {
@@ -63,15 +77,15 @@ fn the_sample_serves_over_http() {
     let ready: serde_json::Value = reqwest::blocking::get(format!("http://{addr}/readyz")).unwrap().json().unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["profile"], "cn-2022-9th");
-    let res = reqwest::blocking::Client::new()
-        .post(format!("http://{addr}/api/v1/visits:batch"))
-        .header("content-type", "application/json")
-        .body(r#"{"visits":[{"person_id":"P001","place_id":"V01","t_in":"2022-03-15T08:00:00Z"}]}"#)
-        .send()
-        .unwrap();
+    let batch = r#"{"visits":[{"person_id":"P001","place_id":"V01","t_in":"2022-03-15T08:00:00Z"}]}"#;
+    let client = reqwest::blocking::Client::new();
+    let url = format!("http://{addr}/api/v1/visits:batch");
+    let refused = client.post(&url).header("content-type", "application/json").body(batch).send().unwrap();
+    assert_eq!(refused.status(), 401, "no token, no ingest");
+    let res =
+        client.post(&url).header("content-type", "application/json").bearer_auth(&token).body(batch).send().unwrap();
     assert_eq!(res.status(), 200);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
     let store = chainbreak_store_sqlite::SqliteStore::open(Path::new(&db)).unwrap();
     assert_eq!(store.count(Entity::Visit).unwrap(), 5301);
 }

@@ -56,6 +56,9 @@ pub enum ErrorCode {
     /// No valid credentials (token, session or password) came with the request.
     #[serde(rename = "unauthenticated")]
     Unauthenticated,
+    /// Signed in, but the user's role may not do this.
+    #[serde(rename = "forbidden")]
+    Forbidden,
     /// The record or route asked for does not exist.
     #[serde(rename = "not_found")]
     NotFound,
@@ -88,6 +91,7 @@ impl ErrorCode {
         ErrorCode::StoreExists,
         ErrorCode::InvalidArgument,
         ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Io,
@@ -111,6 +115,7 @@ impl ErrorCode {
             ErrorCode::StoreExists => "store.exists",
             ErrorCode::InvalidArgument => "invalid_argument",
             ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Io => "io",

@@ -5,7 +5,8 @@
 //! [`ErrorCode::as_str`] and `location` (absent when the error is not about input) is the
 //! [`Location`] of the offending value, plus the column for errors found while parsing JSON.
 
-use axum::http::StatusCode;
+use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chainbreak_app::AppError;
 use chainbreak_core::{ErrorCode, Location};
@@ -30,7 +31,8 @@ use utoipa::ToSchema;
 /// | `store.version`           | 503 Service Unavailable    | the store was written by a newer chainbreak            |
 /// | `store.exists`            | 409 Conflict               | a store exists already                                 |
 /// | `invalid_argument`        | 400 Bad Request            | a parameter is not acceptable                          |
-/// | `unauthenticated`         | 401 Unauthorized           | no valid token, session or password                    |
+/// | `unauthenticated`         | 401 Unauthorized           | no valid token, session or password (`WWW-Authenticate`)|
+/// | `forbidden`               | 403 Forbidden              | signed in, but the role may not do this                |
 /// | `not_found`               | 404 Not Found              | no such route or record                                |
 /// | `method_not_allowed`      | 405 Method Not Allowed     | the route does not serve that method (`Allow` header)  |
 /// | `io`                      | 500 Internal Server Error  | a file could not be read or written                    |
@@ -43,6 +45,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::InputMalformed | ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::InputInvalidField
         | ErrorCode::InputMissingField
         | ErrorCode::InputUnknownField
@@ -122,7 +125,12 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail { code: self.code.as_str(), message: self.message, location: self.location.map(|l| *l) },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.code == ErrorCode::Unauthenticated {
+            // RFC 6750: a 401 names the scheme the client should use.
+            response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 

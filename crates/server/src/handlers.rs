@@ -9,17 +9,19 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, extract::MatchedPath};
 use chainbreak_app::{AppError, Deployment, ingest};
 use chainbreak_core::ErrorCode;
+use chainbreak_core::access::Permission;
 use chainbreak_core::model::{LabTest, Visit};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::auth::Authenticated;
 use crate::body::read_json;
 use crate::error::{ApiError, ErrorBody, ErrorLocation};
 use crate::openapi::{LabTestSchema, VisitSchema};
 
 /// Runs `f` on the deployment in a blocking thread, holding the lock there (SQLite blocks).
-async fn with_deployment<T, F>(deployment: &Arc<Mutex<Deployment>>, f: F) -> Result<T, ApiError>
+pub(crate) async fn with_deployment<T, F>(deployment: &Arc<Mutex<Deployment>>, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&mut Deployment) -> Result<T, AppError> + Send + 'static,
@@ -210,7 +212,7 @@ fn check_batch_size(array: &str, n: usize, max: usize) -> Result<(), ApiError> {
 /// All or nothing: on any error nothing is written. A person or place that is not registered
 /// is an error (`input.unknown_reference` at `$.visits[i].person_id` / `place_id`) unless
 /// `register_unknown` is set.
-#[utoipa::path(post, path = "/api/v1/visits:batch", tag = "ingest",
+#[utoipa::path(post, path = "/api/v1/visits:batch", tag = "ingest", security(("bearer" = [])),
     request_body(content = VisitsBatch, content_type = "application/json"),
     responses(
         (status = 200, description = "The visits were written", body = IngestReport),
@@ -218,13 +220,20 @@ fn check_batch_size(array: &str, n: usize, max: usize) -> Result<(), ApiError> {
             and JSON path", body = ErrorBody),
         (status = 413, description = "`input.too_large`: the body is over `max_body_bytes` or the batch over \
             `max_batch_records`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no live token of an enabled user", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not ingest data (`ingest_data`)", body = ErrorBody),
         (status = 415, description = "`input.unsupported`: the body is not `application/json`", body = ErrorBody),
         (status = 422, description = "`input.invalid_field`, `input.missing_field`, `input.unknown_field`, \
             `input.unknown_reference` or `input.inconsistent`, at a JSON path such as `$.visits[3].t_in`",
             body = ErrorBody),
         (status = 500, description = "`internal`: the store failed", body = ErrorBody),
     ))]
-pub(crate) async fn visits_batch(State(state): State<AppState>, req: Request) -> Result<Json<IngestReport>, ApiError> {
+pub(crate) async fn visits_batch(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    req: Request,
+) -> Result<Json<IngestReport>, ApiError> {
+    auth.require(Permission::IngestData)?;
     let batch: VisitsBatch = read_json(req, state.config.max_body_bytes).await?;
     check_batch_size("visits", batch.visits.len(), state.config.max_batch_records)?;
     let VisitsBatch { visits, register_unknown } = batch;
@@ -243,7 +252,7 @@ pub(crate) async fn visits_batch(State(state): State<AppState>, req: Request) ->
 /// All or nothing. A test of a person names a registered person in `subject_id`
 /// (`input.unknown_reference` at `$.lab_tests[i].subject_id` otherwise); `lab_id`, when given,
 /// names a registered place.
-#[utoipa::path(post, path = "/api/v1/lab-tests:batch", tag = "ingest",
+#[utoipa::path(post, path = "/api/v1/lab-tests:batch", tag = "ingest", security(("bearer" = [])),
     request_body(content = LabTestsBatch, content_type = "application/json"),
     responses(
         (status = 200, description = "The lab tests were written", body = IngestReport),
@@ -251,6 +260,8 @@ pub(crate) async fn visits_batch(State(state): State<AppState>, req: Request) ->
             and JSON path", body = ErrorBody),
         (status = 413, description = "`input.too_large`: the body is over `max_body_bytes` or the batch over \
             `max_batch_records`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no live token of an enabled user", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not ingest lab results (`ingest_lab_results`)", body = ErrorBody),
         (status = 415, description = "`input.unsupported`: the body is not `application/json`", body = ErrorBody),
         (status = 422, description = "`input.invalid_field`, `input.missing_field`, `input.unknown_field`, \
             `input.unknown_reference` or `input.inconsistent`, at a JSON path such as `$.lab_tests[0].subject_id`",
@@ -259,8 +270,10 @@ pub(crate) async fn visits_batch(State(state): State<AppState>, req: Request) ->
     ))]
 pub(crate) async fn lab_tests_batch(
     State(state): State<AppState>,
+    auth: Authenticated,
     req: Request,
 ) -> Result<Json<IngestReport>, ApiError> {
+    auth.require(Permission::IngestLabResults)?;
     let batch: LabTestsBatch = read_json(req, state.config.max_body_bytes).await?;
     check_batch_size("lab_tests", batch.lab_tests.len(), state.config.max_batch_records)?;
     let LabTestsBatch { lab_tests } = batch;

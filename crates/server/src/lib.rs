@@ -1,5 +1,8 @@
-//! chainbreak's HTTP API (axum): health and readiness, batch ingest, the OpenAPI document and
-//! Prometheus metrics.
+//! chainbreak's HTTP API (axum): health and readiness, batch ingest, user administration, the
+//! audit trail, the OpenAPI document and Prometheus metrics.
+//!
+//! Every endpoint but `/healthz`, `/readyz`, `/metrics` and `/openapi.json` needs a bearer
+//! token and a role with the endpoint's permission (`auth`).
 //!
 //! This crate is the only one that knows HTTP: it turns requests into calls on the application
 //! layer ([`chainbreak_app`]) and [`chainbreak_core::ErrorCode`]s into statuses (one function,
@@ -10,11 +13,13 @@
 //! span and one `request` event per request, with method, matched route (never the raw path,
 //! which could carry identifiers), status and latency; request bodies are never logged.
 
+mod auth;
 mod body;
 mod error;
 mod handlers;
 mod metrics;
 mod openapi;
+mod users;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -83,6 +88,11 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(handlers::openapi_json))
         .route("/api/v1/visits:batch", post(handlers::visits_batch))
         .route("/api/v1/lab-tests:batch", post(handlers::lab_tests_batch))
+        .route("/api/v1/users", get(users::list_users).post(users::create_user))
+        // `{name}:disable`, `{name}:enable`, `{name}:reset-password` (see `users::user_action`).
+        .route("/api/v1/users/{name_action}", post(users::user_action))
+        .route("/api/v1/users/{name}/tokens", post(users::issue_token))
+        .route("/api/v1/audit", get(users::audit))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .route_layer(from_fn(metrics::tag_route))
         .fallback(handlers::not_found)

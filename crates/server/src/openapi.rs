@@ -13,17 +13,19 @@ use std::borrow::Cow;
 use chainbreak_core::model::{SubjectKind, TestMethod, TestResult, VisitSource};
 use serde_json::json;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
-use utoipa::{OpenApi, PartialSchema, ToSchema};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{ErrorBody, ErrorDetail, ErrorLocation};
-use crate::handlers;
+use crate::{handlers, users};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "chainbreak",
-        description = "chainbreak outbreak surveillance engine: health, batch ingest, metrics.\n\n\
+        description = "chainbreak outbreak surveillance engine: health, batch ingest, users, audit, metrics.\n\n\
+            Every endpoint but the operational ones needs `Authorization: Bearer <token>`.\n\n\
             Every error answers `{\"error\":{\"code\",\"message\",\"location\"}}` with a stable `code`.",
     ),
     paths(
@@ -33,14 +35,41 @@ use crate::handlers;
         handlers::openapi_json,
         handlers::visits_batch,
         handlers::lab_tests_batch,
+        users::list_users,
+        users::create_user,
+        users::disable_user,
+        users::enable_user,
+        users::reset_user_password,
+        users::issue_token,
+        users::audit,
     ),
     components(schemas(ErrorBody, ErrorDetail, ErrorLocation)),
+    modifiers(&BearerAuth),
     tags(
-        (name = "operations", description = "Liveness, readiness, metrics and this document"),
+        (name = "operations", description = "Liveness, readiness, metrics and this document (no token needed)"),
         (name = "ingest", description = "Batch ingest, all-or-nothing per request"),
+        (name = "admin", description = "User accounts, API tokens and the audit trail"),
     )
 )]
 pub(crate) struct ApiDoc;
+
+/// The `bearer` security scheme: `Authorization: Bearer <token>`, with an API token issued by
+/// `POST /api/v1/users/{name}/tokens` or `chainbreak user token`.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "An API token (`cbt_...`). A missing, unknown, revoked or expired token, or a disabled user, \
+                 answers 401 `unauthenticated`; a role without the endpoint's permission answers 403 `forbidden`.",
+            ))
+            .build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
 
 /// The schema of [`chainbreak_core::model::Visit`].
 pub(crate) struct VisitSchema;

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use chainbreak_core::model::{Person, Place, PlaceKind};
+use chainbreak_app::accounts::{self, Actor};
+use chainbreak_core::access::{Permission, Role, User};
+use chainbreak_core::model::{Area, Person, Place, PlaceKind};
 use chainbreak_core::time::{ManualClock, SystemClock};
 use chainbreak_server::{AppState, ServerConfig, serve};
 use chainbreak_store::{Entity, Store};
@@ -13,9 +15,14 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 
-/// A server on 127.0.0.1:0 over a fresh store holding places L1, L2 and persons P1, P2.
+/// A server on 127.0.0.1:0 over a fresh store holding area D1, places L1, L2, persons P1, P2,
+/// and the users `admin`, `tracer` and `lab` (of those roles) with a token each.
 struct TestServer {
     base: String,
+    /// The tokens of `admin`, `tracer` and `lab`.
+    admin: String,
+    tracer: String,
+    lab: String,
     db: PathBuf,
     client: Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -29,6 +36,24 @@ fn now() -> Timestamp {
 
 fn place(id: &str) -> Place {
     Place { id: id.into(), name: None, kind: PlaceKind::Restaurant, key_place: false, lat: None, lon: None, area: None }
+}
+
+fn fixture_actor() -> Actor {
+    Actor { name: "system".into(), via: "test fixture".into(), reason: None }
+}
+
+/// Adds a user of `role` in D1 and returns a token of theirs.
+fn add_user_with_token(store: &mut dyn Store, name: &str, role: Role) -> String {
+    let user = User {
+        name: name.into(),
+        role,
+        unit: "U1".into(),
+        jurisdiction: "D1".into(),
+        disabled: false,
+        created_at: now(),
+    };
+    accounts::add_user(store, &user, "a long enough password", &fixture_actor()).unwrap();
+    accounts::issue_token(store, name, "test", None, now(), &fixture_actor()).unwrap().0
 }
 
 fn person(id: &str) -> Person {
@@ -47,7 +72,19 @@ impl TestServer {
         let mut batch = store.begin(now()).unwrap();
         batch.put_places(&[place("L1"), place("L2")]).unwrap();
         batch.put_persons(&[person("P1"), person("P2")]).unwrap();
+        batch
+            .put_areas(&[Area {
+                id: "D1".into(),
+                name: "District 1".into(),
+                level: "district".into(),
+                parent: None,
+                geometry: None,
+            }])
+            .unwrap();
         batch.commit().unwrap();
+        let admin = add_user_with_token(&mut store, "admin", Role::Admin);
+        let tracer = add_user_with_token(&mut store, "tracer", Role::Tracer);
+        let lab = add_user_with_token(&mut store, "lab", Role::Lab);
         drop(store);
 
         let mut config = ServerConfig { db: db.clone(), ..Default::default() };
@@ -69,6 +106,9 @@ impl TestServer {
         let addr = addr_rx.recv().expect("the server starts");
         TestServer {
             base: format!("http://{addr}"),
+            admin,
+            tracer,
+            lab,
             db,
             client: Client::new(),
             shutdown: Some(shutdown),
@@ -85,12 +125,39 @@ impl TestServer {
         self.client.get(self.url(path)).send().unwrap()
     }
 
+    /// The token of the fixture user whose role serves `path`: `lab` for lab tests, `tracer`
+    /// for visits, `admin` for the rest.
+    fn token_for(&self, path: &str) -> &str {
+        if path.starts_with("/api/v1/lab-tests") {
+            &self.lab
+        } else if path.starts_with("/api/v1/visits") {
+            &self.tracer
+        } else {
+            &self.admin
+        }
+    }
+
+    /// POSTs JSON with the token of [`Self::token_for`].
     fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().unwrap()
+        self.client.post(self.url(path)).bearer_auth(self.token_for(path)).json(body).send().unwrap()
     }
 
     fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::blocking::Body>) -> Response {
-        self.client.post(self.url(path)).header("content-type", content_type).body(body).send().unwrap()
+        let request = self.client.post(self.url(path)).bearer_auth(self.token_for(path));
+        request.header("content-type", content_type).body(body).send().unwrap()
+    }
+
+    /// A request with `token` (none: no Authorization header) and an optional JSON body.
+    fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Response {
+        let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().unwrap()
     }
 
     /// A second connection to the store, to see what the server wrote.
@@ -363,7 +430,13 @@ fn wrong_content_type_is_415() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
     );
     assert_eq!(code, "input.unsupported");
-    let r = server.client.post(server.url("/api/v1/visits:batch")).body(body.clone()).send().unwrap();
+    let r = server
+        .client
+        .post(server.url("/api/v1/visits:batch"))
+        .bearer_auth(&server.tracer)
+        .body(body.clone())
+        .send()
+        .unwrap();
     let (code, _) = error_of(r, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(code, "input.unsupported");
     let r = server.post_raw("/api/v1/visits:batch", "application/json; charset=utf-8", body);
@@ -527,4 +600,277 @@ fn one_log_event_per_request() {
     assert_eq!(e["fields"]["route"], "/readyz");
     assert_eq!(e["fields"]["status"], 405);
     assert!(e["fields"]["latency_ms"].as_f64().is_some(), "{e}");
+}
+
+// ---------------------------------------------------------------- authentication and authorisation
+
+/// Asserts a 401 in the error shape with the `WWW-Authenticate: Bearer` challenge, and returns
+/// the message.
+fn assert_unauthenticated(r: Response) -> String {
+    let challenge = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(challenge.as_deref(), Some("Bearer"));
+    let (status, body) = json_of(r);
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    body["error"]["message"].as_str().unwrap().to_string()
+}
+
+/// Every (method, route) the API serves, with the permission it needs (`None`: public) and a
+/// body to send. The matrix test fails when the OpenAPI document lists a route that is not here.
+const ROUTES: &[(&str, &str, Option<Permission>)] = &[
+    ("get", "/healthz", None),
+    ("get", "/readyz", None),
+    ("get", "/metrics", None),
+    ("get", "/openapi.json", None),
+    ("post", "/api/v1/visits:batch", Some(Permission::IngestData)),
+    ("post", "/api/v1/lab-tests:batch", Some(Permission::IngestLabResults)),
+    ("get", "/api/v1/users", Some(Permission::ManageUsers)),
+    ("post", "/api/v1/users", Some(Permission::ManageUsers)),
+    ("post", "/api/v1/users/{name}:disable", Some(Permission::ManageUsers)),
+    ("post", "/api/v1/users/{name}:enable", Some(Permission::ManageUsers)),
+    ("post", "/api/v1/users/{name}:reset-password", Some(Permission::ManageUsers)),
+    ("post", "/api/v1/users/{name}/tokens", Some(Permission::ManageUsers)),
+    ("get", "/api/v1/audit", Some(Permission::ReadAudit)),
+];
+
+fn matrix_body(path: &str) -> Option<Value> {
+    match path {
+        "/api/v1/visits:batch" => Some(json!({"visits": []})),
+        "/api/v1/lab-tests:batch" => Some(json!({"lab_tests": []})),
+        "/api/v1/users" => Some(json!({"name": "matrix-new", "role": "viewer", "unit": "U1", "jurisdiction": "D1",
+            "password": "a long enough password"})),
+        "/api/v1/users/{name}:reset-password" => Some(json!({"password": "another long password"})),
+        "/api/v1/users/{name}/tokens" => Some(json!({"label": "matrix"})),
+        _ => None,
+    }
+}
+
+/// The (method, path) of every operation in the OpenAPI document.
+fn documented_operations(doc: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "put", "post", "delete", "options", "head", "patch", "trace"] {
+            if item.get(method).is_some() {
+                out.push((method.to_string(), path.clone()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn authorisation_matrix() {
+    let server = TestServer::start();
+    let doc = serde_json::to_value(chainbreak_server::openapi()).unwrap();
+    let mut listed: Vec<(String, String)> = ROUTES.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    listed.sort();
+    assert_eq!(documented_operations(&doc), listed, "every documented route has a row in ROUTES, and no other");
+
+    // One user of each role, and a user for the routes about a user to act on.
+    let mut store = server.store();
+    let tokens: Vec<(Role, String)> =
+        Role::ALL.iter().map(|r| (*r, add_user_with_token(&mut *store, &format!("m-{r}"), *r))).collect();
+    add_user_with_token(&mut *store, "target", Role::Viewer);
+    drop(store);
+
+    for (method, route, permission) in ROUTES {
+        let path = route.replace("{name}", "target");
+        let body = matrix_body(route);
+        let what = format!("{} {route}", method.to_uppercase());
+        // The document says which routes need a token.
+        let security = &doc["paths"][route][method]["security"];
+        match permission {
+            None => assert!(security.is_null(), "{what} is public: {security}"),
+            Some(_) => assert_eq!(security, &json!([{"bearer": []}]), "{what}"),
+        }
+
+        let r = server.call(method, &path, None, body.as_ref());
+        match permission {
+            None => assert!(r.status().is_success(), "{what} without a token: {}", r.status()),
+            Some(_) => {
+                assert_unauthenticated(r);
+            }
+        }
+        if permission.is_some() {
+            assert_unauthenticated(server.call(method, &path, Some("cbt_not-a-token"), body.as_ref()));
+        }
+
+        for (role, token) in &tokens {
+            let r = server.call(method, &path, Some(token), body.as_ref());
+            let status = r.status();
+            let allowed = permission.is_none_or(|p| role.may(p));
+            if allowed {
+                assert!(
+                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN && !status.is_server_error(),
+                    "{what} as {role}: {status} {}",
+                    r.text().unwrap()
+                );
+            } else {
+                let (code, _) = error_of(r, StatusCode::FORBIDDEN);
+                assert_eq!(code, "forbidden", "{what} as {role}");
+            }
+        }
+    }
+}
+
+#[test]
+fn revoked_expired_and_disabled_tokens_are_401_alike() {
+    let server = TestServer::start();
+    let body = json!({"visits": []});
+    let mut store = server.store();
+    let live = add_user_with_token(&mut *store, "li", Role::Tracer);
+    let actor = fixture_actor();
+    let long_ago = now() - jiff::SignedDuration::from_hours(24 * 3);
+    let (expired, _) = accounts::issue_token(&mut *store, "li", "old", Some(1), long_ago, &actor).unwrap();
+    let (revoked, info) = accounts::issue_token(&mut *store, "li", "lost", None, now(), &actor).unwrap();
+    let mut batch = store.begin(now()).unwrap();
+    batch.revoke_token(info.id, now()).unwrap();
+    batch.commit().unwrap();
+    let other = add_user_with_token(&mut *store, "zhang", Role::Tracer);
+    accounts::set_disabled(&mut *store, "zhang", true, now(), &actor).unwrap();
+    drop(store);
+
+    assert_eq!(server.call("post", "/api/v1/visits:batch", Some(&live), Some(&body)).status(), StatusCode::OK);
+    let messages: Vec<String> =
+        [None, Some("cbt_unknown"), Some("Basic"), Some(&*expired), Some(&*revoked), Some(&*other)]
+            .into_iter()
+            .map(|token| assert_unauthenticated(server.call("post", "/api/v1/visits:batch", token, Some(&body))))
+            .collect();
+    assert!(messages.iter().all(|m| *m == messages[0]), "the message does not say what was wrong: {messages:?}");
+    // A malformed Authorization header is refused the same way.
+    let r = server.client.get(server.url("/api/v1/users")).header("authorization", "Token abc").send().unwrap();
+    assert_unauthenticated(r);
+}
+
+#[test]
+fn users_are_managed_over_http() {
+    let server = TestServer::start();
+    let admin = Some(server.admin.as_str());
+    let new = json!({"name": "li.wei", "role": "tracer", "unit": "CDC", "jurisdiction": "D1",
+        "password": "a long enough password"});
+    let (status, user) = json_of(server.call("post", "/api/v1/users", admin, Some(&new)));
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    assert_eq!(user["name"], "li.wei");
+    assert_eq!(user["role"], "tracer");
+    assert_eq!(user["disabled"], false);
+
+    // Listed, without any password or hash.
+    let (status, users) = json_of(server.call("get", "/api/v1/users", admin, None));
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = users.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"li.wei") && names.contains(&"admin"), "{names:?}");
+    for u in users.as_array().unwrap() {
+        let mut keys: Vec<&String> = u.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["created_at", "disabled", "jurisdiction", "name", "role", "unit"]);
+    }
+    assert!(!users.to_string().contains("argon2"));
+
+    // A token, shown once, that works.
+    let (status, issued) = json_of(server.call(
+        "post",
+        "/api/v1/users/li.wei/tokens",
+        admin,
+        Some(&json!({"label": "phone", "days": 30})),
+    ));
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let token = issued["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("cbt_"));
+    assert_eq!(issued["info"]["user"], "li.wei");
+    assert_eq!(issued["info"]["label"], "phone");
+    assert!(issued["info"]["expires_at"].is_string());
+    let visits = json!({"visits": [visit("P1", "L1", json!(0))]});
+    assert_eq!(server.call("post", "/api/v1/visits:batch", Some(&token), Some(&visits)).status(), StatusCode::OK);
+    let (code, _) = error_of(server.call("get", "/api/v1/users", Some(&token), None), StatusCode::FORBIDDEN);
+    assert_eq!(code, "forbidden");
+
+    // Disabled: the token is refused; enabled again: accepted.
+    let (status, user) = json_of(server.call("post", "/api/v1/users/li.wei:disable", admin, None));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(user["disabled"], true);
+    assert_unauthenticated(server.call("post", "/api/v1/visits:batch", Some(&token), Some(&visits)));
+    let (_, user) = json_of(server.call("post", "/api/v1/users/li.wei:enable", admin, None));
+    assert_eq!(user["disabled"], false);
+    assert_eq!(server.call("post", "/api/v1/visits:batch", Some(&token), Some(&visits)).status(), StatusCode::OK);
+
+    // Passwords.
+    let r = server.call("post", "/api/v1/users/li.wei:reset-password", admin, Some(&json!({"password": "short"})));
+    assert_eq!(error_of(r, StatusCode::BAD_REQUEST).0, "invalid_argument");
+    let r = server.call(
+        "post",
+        "/api/v1/users/li.wei:reset-password",
+        admin,
+        Some(&json!({"password": "a new long password"})),
+    );
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let signed_in = accounts::sign_in(&*server.store(), "li.wei", "a new long password").unwrap();
+    assert_eq!(signed_in.unwrap().name, "li.wei");
+
+    // Errors.
+    let r = server.call("post", "/api/v1/users", admin, Some(&new));
+    assert_eq!(error_of(r, StatusCode::UNPROCESSABLE_ENTITY).0, "input.inconsistent", "the name is taken");
+    let mut elsewhere = new.clone();
+    elsewhere["name"] = json!("zhang");
+    elsewhere["jurisdiction"] = json!("D9");
+    let r = server.call("post", "/api/v1/users", admin, Some(&elsewhere));
+    assert_eq!(error_of(r, StatusCode::UNPROCESSABLE_ENTITY).0, "input.unknown_reference");
+    let mut short = new.clone();
+    short["name"] = json!("zhang");
+    short["password"] = json!("short");
+    let r = server.call("post", "/api/v1/users", admin, Some(&short));
+    assert_eq!(error_of(r, StatusCode::BAD_REQUEST).0, "invalid_argument");
+    let mut bad_role = short.clone();
+    bad_role["role"] = json!("emperor");
+    let (code, loc) =
+        error_of(server.call("post", "/api/v1/users", admin, Some(&bad_role)), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!((code.as_str(), &loc["json_path"]), ("input.invalid_field", &json!("$.role")));
+    assert!(server.store().user("zhang").unwrap().is_none());
+    for path in ["/api/v1/users/nobody:disable", "/api/v1/users/nobody:enable", "/api/v1/users/li.wei:promote"] {
+        assert_eq!(error_of(server.call("post", path, admin, None), StatusCode::NOT_FOUND).0, "not_found", "{path}");
+    }
+    let r = server.call("post", "/api/v1/users/nobody/tokens", admin, Some(&json!({"label": "x"})));
+    assert_eq!(error_of(r, StatusCode::NOT_FOUND).0, "not_found");
+    let r = server.call("post", "/api/v1/users/li.wei/tokens", admin, Some(&json!({"label": "x", "days": 0})));
+    assert_eq!(error_of(r, StatusCode::BAD_REQUEST).0, "invalid_argument");
+}
+
+#[test]
+fn audit_shows_who_changed_users() {
+    let server = TestServer::start();
+    let admin = Some(server.admin.as_str());
+    let new = json!({"name": "li.wei", "role": "viewer", "unit": "CDC", "jurisdiction": "D1",
+        "password": "a long enough password"});
+    assert_eq!(server.call("post", "/api/v1/users", admin, Some(&new)).status(), StatusCode::CREATED);
+    server.call("post", "/api/v1/users/li.wei/tokens", admin, Some(&json!({"label": "x"})));
+
+    let (status, records) = json_of(server.call("get", "/api/v1/audit?action=user_add&record=li.wei", admin, None));
+    assert_eq!(status, StatusCode::OK);
+    let records = records.as_array().unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r["actor"], "admin");
+    assert_eq!(r["action"], "user_add");
+    assert_eq!(r["entity"], "user");
+    assert_eq!(r["record"], "li.wei");
+    assert_eq!(r["via"], "POST /api/v1/users");
+    assert_eq!(r["at"], "2022-03-05T00:00:00Z");
+
+    // Filters, paging and limits.
+    let (_, by_admin) = json_of(server.call("get", "/api/v1/audit?actor=admin&action=&entity=user", admin, None));
+    let actions: Vec<&str> = by_admin.as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["user_add", "token_issue"]);
+    let (_, all) = json_of(server.call("get", "/api/v1/audit", admin, None));
+    let all = all.as_array().unwrap();
+    assert!(all.len() >= 8, "the fixture's users and tokens are audited too: {all:?}");
+    let second = all[1]["seq"].as_i64().unwrap();
+    let (_, page) = json_of(server.call("get", &format!("/api/v1/audit?after={second}&limit=2"), admin, None));
+    let seqs: Vec<i64> = page.as_array().unwrap().iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [all[2]["seq"].as_i64().unwrap(), all[3]["seq"].as_i64().unwrap()]);
+    for query in ["limit=0", "limit=1001", "after=soon"] {
+        let r = server.call("get", &format!("/api/v1/audit?{query}"), admin, None);
+        assert_eq!(error_of(r, StatusCode::BAD_REQUEST).0, "invalid_argument", "{query}");
+    }
+    let (code, _) = error_of(server.call("get", "/api/v1/audit", Some(&server.tracer), None), StatusCode::FORBIDDEN);
+    assert_eq!(code, "forbidden");
 }
