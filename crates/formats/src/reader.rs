@@ -23,8 +23,9 @@ impl FormatError {
     }
 }
 
-/// Classifies a serde message into a stable code.
-pub(crate) fn classify(message: &str) -> ErrorCode {
+/// The stable code of a serde data error, from its message (serde has no error kinds):
+/// missing field, unknown field, or any other invalid value.
+pub fn classify(message: &str) -> ErrorCode {
     if message.starts_with("missing field") {
         ErrorCode::InputMissingField
     } else if message.starts_with("unknown field") {

@@ -73,15 +73,7 @@ fn json_error(e: serde_json::Error, mut json_path: String) -> ApiError {
     let suffix = format!(" at line {line} column {column}");
     let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
     let code = match e.classify() {
-        serde_json::error::Category::Data => {
-            if message.starts_with("missing field") {
-                ErrorCode::InputMissingField
-            } else if message.starts_with("unknown field") {
-                ErrorCode::InputUnknownField
-            } else {
-                ErrorCode::InputInvalidField
-            }
-        }
+        serde_json::error::Category::Data => chainbreak_formats::reader::classify(&message),
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
             ErrorCode::InputMalformed
         }
