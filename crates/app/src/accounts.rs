@@ -152,6 +152,15 @@ pub fn issue_token(
     Ok((token, info))
 }
 
+/// Revokes an API token by its id (as listed when it was issued); it is refused from now on.
+pub fn revoke_token(store: &mut dyn Store, id: i64, at: Timestamp, actor: &Actor) -> Result<(), AppError> {
+    let mut batch = store.begin(at)?;
+    batch.revoke_token(id, at)?;
+    batch.append_audit(&actor.audit(at, "token_revoke", "token", &id.to_string()))?;
+    batch.commit()?;
+    Ok(())
+}
+
 /// Checks a user name and password.
 pub fn sign_in(store: &dyn Store, name: &str, password: &str) -> Result<Result<User, AuthError>, AppError> {
     let (Some(user), Some(hash)) = (store.user(name)?, store.password_hash(name)?) else {

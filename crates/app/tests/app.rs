@@ -373,6 +373,17 @@ mod accounts {
         assert_eq!(accounts::authenticate_token(&f.store, &token, later).unwrap(), Err(AuthError::BadToken));
         assert_eq!(accounts::authenticate_token(&f.store, "cbt_guess", soon).unwrap(), Err(AuthError::BadToken));
         assert_eq!(accounts::authenticate_token(&f.store, "not-a-token", soon).unwrap(), Err(AuthError::BadToken));
+        let (other, other_info) = accounts::issue_token(&mut f.store, "li", "phone", None, t0(), &actor()).unwrap();
+        assert!(accounts::authenticate_token(&f.store, &other, soon).unwrap().is_ok());
+        accounts::revoke_token(&mut f.store, other_info.id, soon, &actor()).unwrap();
+        assert_eq!(accounts::authenticate_token(&f.store, &other, soon).unwrap(), Err(AuthError::BadToken));
+        assert!(accounts::revoke_token(&mut f.store, other_info.id, soon, &actor()).is_err(), "revoked once");
+        let revocations = f
+            .store
+            .audit_records(0, 100, &AuditFilter { action: Some("token_revoke".into()), ..Default::default() })
+            .unwrap();
+        assert_eq!(revocations.len(), 1);
+        assert_eq!(revocations[0].record, other_info.id.to_string());
         accounts::set_disabled(&mut f.store, "li", true, t0(), &actor()).unwrap();
         assert_eq!(accounts::authenticate_token(&f.store, &token, soon).unwrap(), Err(AuthError::Disabled));
         // The token itself is nowhere in the store file.

@@ -143,6 +143,11 @@ enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Revoke an API token by its id (printed when it was issued).
+    RevokeToken {
+        #[arg(long)]
+        id: i64,
+    },
     /// Issue an API token (printed once; only its hash is kept).
     Token {
         name: String,
@@ -406,6 +411,15 @@ fn run(command: Command) -> anyhow::Result<()> {
                     if generated {
                         println!("password (shown once): {pw}");
                     }
+                }
+                UserCommand::RevokeToken { id } => {
+                    chainbreak_app::accounts::revoke_token(
+                        &mut store,
+                        id,
+                        clock.now(),
+                        &cli_actor(actor, "user revoke-token"),
+                    )?;
+                    println!("revoked token {id}");
                 }
                 UserCommand::Token { name, label, days } => {
                     let (token, info) = chainbreak_app::accounts::issue_token(
