@@ -34,7 +34,7 @@ pub struct Actor {
 }
 
 impl Actor {
-    fn audit(&self, at: Timestamp, action: &str, entity: &str, record: &str) -> AuditRecord {
+    pub(crate) fn audit(&self, at: Timestamp, action: &str, entity: &str, record: &str) -> AuditRecord {
         AuditRecord {
             seq: 0,
             at,

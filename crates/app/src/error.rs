@@ -18,6 +18,12 @@ pub enum AppError {
     InvalidArgument { argument: &'static str, message: String },
     #[error("{path}: {message}")]
     Io { path: String, message: String },
+    /// The user's role or jurisdiction does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such record (or none the user may see: outside a jurisdiction reads as absent).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl AppError {
@@ -28,6 +34,8 @@ impl AppError {
             AppError::Profile(e) => e.code(),
             AppError::InvalidArgument { .. } => ErrorCode::InvalidArgument,
             AppError::Io { .. } => ErrorCode::Io,
+            AppError::Forbidden(_) => ErrorCode::Forbidden,
+            AppError::NotFound(_) => ErrorCode::NotFound,
         }
     }
 

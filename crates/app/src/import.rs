@@ -36,6 +36,8 @@ pub struct ImportOptions {
     pub rejects: Option<PathBuf>,
     /// The format; by default from the file's extension.
     pub format: Option<Format>,
+    /// Who imports, through what (the audit record's actor); `system` when not given.
+    pub actor: Option<crate::accounts::Actor>,
 }
 
 /// What an import did.
@@ -175,6 +177,7 @@ pub fn import_file(
         rejects: Rejects::new(rejects_path, kind == Kind::Identifiers),
         progress,
     };
+    let after_seq = store.last_seq()?;
     let mut batch = store.begin(at)?;
     if kind == Kind::Visits && format == Format::Csv {
         let (persons, places) = (batch_keys(&*batch, true)?, batch_keys(&*batch, false)?);
@@ -184,6 +187,14 @@ pub fn import_file(
         import_generic(&mut *batch, kind, counting, &mut run)?;
     }
     let Run { mut report, rejects, progress, .. } = run;
+    // The audit record goes in the same batch: no import without its record.
+    let actor = opts.actor.clone().unwrap_or_else(|| crate::accounts::Actor {
+        name: "system".into(),
+        via: "import".into(),
+        reason: None,
+    });
+    let record = format!("{}: {} records, changes after seq {after_seq}", report.file, report.imported);
+    batch.append_audit(&actor.audit(at, "import", kind.as_str(), &record))?;
     report.last_seq = batch.commit()?;
     report.rejected = rejects.count;
     report.rejects_file = rejects.finish()?;

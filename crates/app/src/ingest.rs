@@ -1,13 +1,20 @@
 //! Batch ingest over the API: visits and lab tests as JSON, all-or-nothing per request.
 //! Errors carry the JSON path of the offending record (`$.visits[3].person_id`).
+//!
+//! A user writes only inside their jurisdiction: a visit lies in it by its place or by its
+//! person, a lab test by its person subject or by its lab (see [`Scope`]); a record outside is
+//! refused (`forbidden`, at its JSON path) and nothing of the batch is written. Every batch
+//! leaves one `ingest` audit record naming how many records it wrote and the change sequence
+//! it follows (the change feed lists the rows themselves).
 
-use chainbreak_core::model::{LabTest, Visit};
+use chainbreak_core::model::{LabTest, SubjectKind, Visit};
 use chainbreak_core::{ErrorCode, Location};
 use chainbreak_formats::FormatError;
-use chainbreak_store::{KeyedVisit, Store, StoreError};
+use chainbreak_store::{Entity, KeyedVisit, Scope, Store, StoreError};
 use jiff::Timestamp;
 
 use crate::AppError;
+use crate::accounts::Actor;
 
 /// What an ingest did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -23,9 +30,55 @@ fn at_path(array: &str, index: usize, field: &str) -> Location {
     Location::default().with_json_path(format!("$.{array}[{index}].{field}"))
 }
 
-/// Ingests visits; unknown persons or places are an error unless `register_unknown`.
+/// Fails at the first record for which neither of its two ways of lying in `scope` holds.
+fn check_scope(
+    store: &dyn Store,
+    scope: &Scope,
+    array: &str,
+    first: (Entity, &[Option<&str>]),
+    second: (Entity, &[Option<&str>]),
+) -> Result<(), AppError> {
+    if *scope == Scope::All {
+        return Ok(());
+    }
+    let inside = |(entity, ids): (Entity, &[Option<&str>])| -> Result<Vec<bool>, AppError> {
+        let given: Vec<&str> = ids.iter().map(|id| id.unwrap_or("")).collect();
+        let found = store.in_scope(scope, entity, &given)?;
+        Ok(found.into_iter().zip(ids).map(|(inside, id)| inside && id.is_some()).collect())
+    };
+    let (a, b) = (inside(first)?, inside(second)?);
+    if let Some(i) = a.iter().zip(&b).position(|(a, b)| !a && !b) {
+        let Scope::Within(area) = scope else { unreachable!("Scope::All returned above") };
+        return Err(FormatError::new(
+            ErrorCode::Forbidden,
+            Location::default().with_json_path(format!("$.{array}[{i}]")),
+            format!("the record lies outside your jurisdiction (area `{area}`); it was not written, nor was the rest of the batch"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The audit record of a batch written by `actor`.
+fn audit_batch(
+    batch: &mut dyn chainbreak_store::Batch,
+    actor: &Actor,
+    entity: &str,
+    count: usize,
+    after_seq: u64,
+    at: Timestamp,
+) -> Result<(), AppError> {
+    let record = format!("{count} records, changes after seq {after_seq}");
+    batch.append_audit(&actor.audit(at, "ingest", entity, &record))?;
+    Ok(())
+}
+
+/// Ingests visits for `actor`, inside `scope`; unknown persons or places are an error unless
+/// `register_unknown`.
 pub fn ingest_visits(
     store: &mut dyn Store,
+    scope: &Scope,
+    actor: &Actor,
     visits: &[Visit],
     register_unknown: bool,
     at: Timestamp,
@@ -42,10 +95,14 @@ pub fn ingest_visits(
             .into());
         }
     }
-    let mut report = IngestReport::default();
-    let mut batch = store.begin(at)?;
     let person_ids: Vec<&str> = visits.iter().map(|v| v.person_id.as_str()).collect();
     let place_ids: Vec<&str> = visits.iter().map(|v| v.place_id.as_str()).collect();
+    let (persons_given, places_given): (Vec<_>, Vec<_>) =
+        visits.iter().map(|v| (Some(v.person_id.as_str()), Some(v.place_id.as_str()))).unzip();
+    check_scope(&*store, scope, "visits", (Entity::Place, &places_given), (Entity::Person, &persons_given))?;
+    let mut report = IngestReport::default();
+    let after_seq = store.last_seq()?;
+    let mut batch = store.begin(at)?;
     let mut persons = batch.lookup_persons(&person_ids)?;
     let mut places = batch.lookup_places(&place_ids)?;
     for (keys, ids, field, what, is_person) in [
@@ -89,13 +146,26 @@ pub fn ingest_visits(
         })
         .collect();
     batch.insert_visits(&rows)?;
+    audit_batch(&mut *batch, actor, "visit", rows.len(), after_seq, at)?;
     report.accepted = rows.len() as u64;
     report.last_seq = batch.commit()?;
     Ok(report)
 }
 
-/// Ingests lab tests (upserted by id).
-pub fn ingest_lab_tests(store: &mut dyn Store, tests: &[LabTest], at: Timestamp) -> Result<IngestReport, AppError> {
+/// Ingests lab tests (upserted by id) for `actor`, inside `scope`.
+pub fn ingest_lab_tests(
+    store: &mut dyn Store,
+    scope: &Scope,
+    actor: &Actor,
+    tests: &[LabTest],
+    at: Timestamp,
+) -> Result<IngestReport, AppError> {
+    let (subjects, labs): (Vec<_>, Vec<_>) = tests
+        .iter()
+        .map(|t| ((t.subject_kind == SubjectKind::Person).then_some(t.subject_id.as_str()), t.lab_id.as_deref()))
+        .unzip();
+    check_scope(&*store, scope, "lab_tests", (Entity::Person, &subjects), (Entity::Place, &labs))?;
+    let after_seq = store.last_seq()?;
     let mut batch = store.begin(at)?;
     match batch.put_lab_tests(tests) {
         Ok(()) => {}
@@ -110,6 +180,7 @@ pub fn ingest_lab_tests(store: &mut dyn Store, tests: &[LabTest], at: Timestamp)
         }
         Err(e) => return Err(e.into()),
     }
+    audit_batch(&mut *batch, actor, "lab_test", tests.len(), after_seq, at)?;
     let last_seq = batch.commit()?;
     Ok(IngestReport { accepted: tests.len() as u64, last_seq, ..Default::default() })
 }

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod error;
 pub mod import;
 pub mod ingest;
+pub mod reads;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -9,7 +9,7 @@ use chainbreak_core::ErrorCode;
 use chainbreak_core::model::{Visit, VisitSource};
 use chainbreak_core::time::{Clock, ManualClock};
 use chainbreak_formats::Kind;
-use chainbreak_store::{Entity, Store};
+use chainbreak_store::{AuditFilter, Entity, Scope, Store};
 use chainbreak_store_sqlite::SqliteStore;
 use jiff::Timestamp;
 
@@ -275,19 +275,39 @@ fn ingest_is_all_or_nothing_with_json_paths() {
         t_out: None,
         source: VisitSource::Ticket,
     };
-    let e = chainbreak_app::ingest::ingest_visits(&mut f.store, &[v("P1", "L1"), v("P1", "L404")], false, clock.now())
-        .unwrap_err();
+    let (all, actor) = (Scope::All, test_actor());
+    let e = chainbreak_app::ingest::ingest_visits(
+        &mut f.store,
+        &all,
+        &actor,
+        &[v("P1", "L1"), v("P1", "L404")],
+        false,
+        clock.now(),
+    )
+    .unwrap_err();
     let e = input_error(e);
     assert_eq!(e.location.json_path.as_deref(), Some("$.visits[1].place_id"));
     assert_eq!(f.store.count(Entity::Visit).unwrap(), 0);
     let r = chainbreak_app::ingest::ingest_visits(
         &mut f.store,
+        &all,
+        &actor,
         &[v("P1", "L1"), v("P8", "L1"), v("P8", "L1")],
         true,
         clock.now(),
     )
     .unwrap();
     assert_eq!((r.accepted, r.registered_persons), (3, 1));
+    // One audit record for the batch that was written, none for the one refused.
+    let filter = AuditFilter { action: Some("ingest".into()), ..Default::default() };
+    let audit = f.store.audit_records(0, 10, &filter).unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!((audit[0].actor.as_str(), audit[0].entity.as_str()), ("tester", "visit"));
+    assert!(audit[0].record.starts_with("3 records"), "{}", audit[0].record);
+}
+
+fn test_actor() -> chainbreak_app::accounts::Actor {
+    chainbreak_app::accounts::Actor { name: "tester".into(), via: "app tests".into(), reason: None }
 }
 
 #[test]
@@ -393,4 +413,21 @@ mod accounts {
         let needle = token.as_bytes();
         assert!(!bytes.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle));
     }
+}
+
+#[test]
+fn every_import_leaves_an_audit_record_and_a_refused_one_none() {
+    let mut f = fresh();
+    f.places_and_persons();
+    let visits = f.file("v.csv", "person_id,place_id,t_in\nP1,L1,2022-03-01T08:00:00Z\nP2,L2,2022-03-01T09:00:00Z\n");
+    let opts = ImportOptions { actor: Some(test_actor()), ..Default::default() };
+    f.import(Kind::Visits, &visits, &opts).unwrap();
+    let bad = f.file("bad.csv", "person_id,place_id,t_in\nP1,L404,2022-03-01T08:00:00Z\n");
+    f.import(Kind::Visits, &bad, &opts).unwrap_err();
+    let audit = f.store.audit_records(0, 100, &AuditFilter { action: Some("import".into()), ..Default::default() });
+    let audit = audit.unwrap();
+    // places and persons (by `system`), then the visits by the tester; nothing for the refused file.
+    let seen: Vec<(&str, &str)> = audit.iter().map(|r| (r.actor.as_str(), r.entity.as_str())).collect();
+    assert_eq!(seen, [("system", "places"), ("system", "persons"), ("tester", "visits")]);
+    assert!(audit[2].record.contains("v.csv: 2 records"), "{}", audit[2].record);
 }

@@ -293,7 +293,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Import { kind, file, db, format, register_unknown, skip_invalid, rejects, json } => {
             let mut store = chainbreak_app::open(&db)?;
-            let opts = ImportOptions { register_unknown, skip_invalid, rejects, format };
+            let actor = Some(cli_actor(None, "import"));
+            let opts = ImportOptions { register_unknown, skip_invalid, rejects, format, actor };
             let mut bar = Bar(indicatif::ProgressBar::new(0));
             let report = import_file(&mut store, kind, &file, &opts, clock.now(), &mut bar)?;
             if kind == Kind::Visits || kind == Kind::Pings {

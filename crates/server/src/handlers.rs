@@ -7,7 +7,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, extract::MatchedPath};
-use chainbreak_app::{AppError, Deployment, ingest};
+use chainbreak_app::{AppError, Deployment, ingest, reads};
 use chainbreak_core::ErrorCode;
 use chainbreak_core::access::Permission;
 use chainbreak_core::model::{LabTest, Visit};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, actor};
 use crate::body::read_json;
 use crate::error::{ApiError, ErrorBody, ErrorLocation};
 use crate::openapi::{LabTestSchema, VisitSchema};
@@ -221,7 +221,8 @@ fn check_batch_size(array: &str, n: usize, max: usize) -> Result<(), ApiError> {
         (status = 413, description = "`input.too_large`: the body is over `max_body_bytes` or the batch over \
             `max_batch_records`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`: no live token of an enabled user", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the role may not ingest data (`ingest_data`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not ingest data (`ingest_data`), or a visit \
+            lies outside the user's jurisdiction (neither its place nor its person; at `$.visits[i]`)", body = ErrorBody),
         (status = 415, description = "`input.unsupported`: the body is not `application/json`", body = ErrorBody),
         (status = 422, description = "`input.invalid_field`, `input.missing_field`, `input.unknown_field`, \
             `input.unknown_reference` or `input.inconsistent`, at a JSON path such as `$.visits[3].t_in`",
@@ -233,13 +234,15 @@ pub(crate) async fn visits_batch(
     auth: Authenticated,
     req: Request,
 ) -> Result<Json<IngestReport>, ApiError> {
-    auth.require(Permission::IngestData)?;
+    let user = auth.require(Permission::IngestData)?;
     let batch: VisitsBatch = read_json(req, state.config.max_body_bytes).await?;
     check_batch_size("visits", batch.visits.len(), state.config.max_batch_records)?;
     let VisitsBatch { visits, register_unknown } = batch;
     let report = with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
-        ingest::ingest_visits(&mut *dep.store, &visits, register_unknown, now)
+        let scope = reads::scope_of(&*dep.store, &user)?;
+        let actor = actor(&user, "POST /api/v1/visits:batch");
+        ingest::ingest_visits(&mut *dep.store, &scope, &actor, &visits, register_unknown, now)
     })
     .await?;
     state.metrics.ingested("visit", report.accepted);
@@ -261,7 +264,9 @@ pub(crate) async fn visits_batch(
         (status = 413, description = "`input.too_large`: the body is over `max_body_bytes` or the batch over \
             `max_batch_records`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`: no live token of an enabled user", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the role may not ingest lab results (`ingest_lab_results`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not ingest lab results (`ingest_lab_results`), \
+            or a test lies outside the user's jurisdiction (neither its person nor its lab; at `$.lab_tests[i]`)",
+            body = ErrorBody),
         (status = 415, description = "`input.unsupported`: the body is not `application/json`", body = ErrorBody),
         (status = 422, description = "`input.invalid_field`, `input.missing_field`, `input.unknown_field`, \
             `input.unknown_reference` or `input.inconsistent`, at a JSON path such as `$.lab_tests[0].subject_id`",
@@ -273,13 +278,15 @@ pub(crate) async fn lab_tests_batch(
     auth: Authenticated,
     req: Request,
 ) -> Result<Json<IngestReport>, ApiError> {
-    auth.require(Permission::IngestLabResults)?;
+    let user = auth.require(Permission::IngestLabResults)?;
     let batch: LabTestsBatch = read_json(req, state.config.max_body_bytes).await?;
     check_batch_size("lab_tests", batch.lab_tests.len(), state.config.max_batch_records)?;
     let LabTestsBatch { lab_tests } = batch;
     let report = with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
-        ingest::ingest_lab_tests(&mut *dep.store, &lab_tests, now)
+        let scope = reads::scope_of(&*dep.store, &user)?;
+        let actor = actor(&user, "POST /api/v1/lab-tests:batch");
+        ingest::ingest_lab_tests(&mut *dep.store, &scope, &actor, &lab_tests, now)
     })
     .await?;
     state.metrics.ingested("lab_test", report.accepted);

@@ -1,5 +1,5 @@
-//! chainbreak's HTTP API (axum): health and readiness, batch ingest, user administration, the
-//! audit trail, the OpenAPI document and Prometheus metrics.
+//! chainbreak's HTTP API (axum): health and readiness, batch ingest, reads of records scoped by
+//! jurisdiction, user administration, the audit trail, the OpenAPI document and Prometheus metrics.
 //!
 //! Every endpoint but `/healthz`, `/readyz`, `/metrics` and `/openapi.json` needs a bearer
 //! token and a role with the endpoint's permission (`auth`).
@@ -19,6 +19,7 @@ mod error;
 mod handlers;
 mod metrics;
 mod openapi;
+mod records;
 mod users;
 
 use std::path::PathBuf;
@@ -88,6 +89,15 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(handlers::openapi_json))
         .route("/api/v1/visits:batch", post(handlers::visits_batch))
         .route("/api/v1/lab-tests:batch", post(handlers::lab_tests_batch))
+        .route("/api/v1/persons", get(records::list_persons))
+        .route("/api/v1/persons/{id}", get(records::get_person))
+        .route("/api/v1/places", get(records::list_places))
+        .route("/api/v1/places/{id}", get(records::get_place))
+        .route("/api/v1/cases", get(records::list_cases))
+        .route("/api/v1/cases/{id}", get(records::get_case))
+        .route("/api/v1/lab-tests", get(records::list_lab_tests))
+        .route("/api/v1/lab-tests/{id}", get(records::get_lab_test))
+        .route("/api/v1/visits", get(records::list_visits))
         .route("/api/v1/users", get(users::list_users).post(users::create_user))
         // `{name}:disable`, `{name}:enable`, `{name}:reset-password` (see `users::user_action`).
         .route("/api/v1/users/{name_action}", post(users::user_action))

@@ -18,13 +18,13 @@ use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{ErrorBody, ErrorDetail, ErrorLocation};
-use crate::{handlers, users};
+use crate::{handlers, records, users};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "chainbreak",
-        description = "chainbreak outbreak surveillance engine: health, batch ingest, users, audit, metrics.\n\n\
+        description = "chainbreak outbreak surveillance engine: health, batch ingest, records, users, audit, metrics.\n\n\
             Every endpoint but the operational ones needs `Authorization: Bearer <token>`.\n\n\
             Every error answers `{\"error\":{\"code\",\"message\",\"location\"}}` with a stable `code`.",
     ),
@@ -35,6 +35,15 @@ use crate::{handlers, users};
         handlers::openapi_json,
         handlers::visits_batch,
         handlers::lab_tests_batch,
+        records::list_persons,
+        records::get_person,
+        records::list_places,
+        records::get_place,
+        records::list_cases,
+        records::get_case,
+        records::list_lab_tests,
+        records::get_lab_test,
+        records::list_visits,
         users::list_users,
         users::create_user,
         users::disable_user,
@@ -47,7 +56,9 @@ use crate::{handlers, users};
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Liveness, readiness, metrics and this document (no token needed)"),
-        (name = "ingest", description = "Batch ingest, all-or-nothing per request"),
+        (name = "ingest", description = "Batch ingest, all-or-nothing per request, inside the user's jurisdiction"),
+        (name = "records", description = "Reads of persons, places, cases, lab tests and visits, scoped by the \
+            user's jurisdiction; personal data only on request, for roles that may, audited"),
         (name = "admin", description = "User accounts, API tokens and the audit trail"),
     )
 )]

@@ -6,7 +6,10 @@ use std::thread::JoinHandle;
 
 use chainbreak_app::accounts::{self, Actor};
 use chainbreak_core::access::{Permission, Role, User};
-use chainbreak_core::model::{Area, Person, Place, PlaceKind};
+use chainbreak_core::model::{
+    Area, Case, Classification, Identifier, IdentifierKind, LabTest, Person, Place, PlaceKind, SubjectKind, TestMethod,
+    TestResult,
+};
 use chainbreak_core::time::{ManualClock, SystemClock};
 use chainbreak_server::{AppState, ServerConfig, serve};
 use chainbreak_store::{Entity, Store};
@@ -15,8 +18,10 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 
-/// A server on 127.0.0.1:0 over a fresh store holding area D1, places L1, L2, persons P1, P2,
-/// and the users `admin`, `tracer` and `lab` (of those roles) with a token each.
+/// A server on 127.0.0.1:0 over a fresh store holding the city C1 with districts D1 and D2;
+/// in D1 the residence H1 (P1 lives there) and the place L1, in D2 the residence H2 (P2) and
+/// the place L2; cases K1 (P1) and K2 (P2); lab tests LT1 (P1) and LT2 (P2); and the users
+/// `admin`, `tracer` and `lab` (of those roles, jurisdiction C1: everything) with a token each.
 struct TestServer {
     base: String,
     /// The tokens of `admin`, `tracer` and `lab`.
@@ -42,13 +47,18 @@ fn fixture_actor() -> Actor {
     Actor { name: "system".into(), via: "test fixture".into(), reason: None }
 }
 
-/// Adds a user of `role` in D1 and returns a token of theirs.
+/// Adds a user of `role` with jurisdiction C1 (everything) and returns a token of theirs.
 fn add_user_with_token(store: &mut dyn Store, name: &str, role: Role) -> String {
+    add_user_in(store, name, role, "C1")
+}
+
+/// Adds a user of `role` with the jurisdiction `area` and returns a token of theirs.
+fn add_user_in(store: &mut dyn Store, name: &str, role: Role, area: &str) -> String {
     let user = User {
         name: name.into(),
         role,
         unit: "U1".into(),
-        jurisdiction: "D1".into(),
+        jurisdiction: area.into(),
         disabled: false,
         created_at: now(),
     };
@@ -56,8 +66,52 @@ fn add_user_with_token(store: &mut dyn Store, name: &str, role: Role) -> String 
     accounts::issue_token(store, name, "test", None, now(), &fixture_actor()).unwrap().0
 }
 
-fn person(id: &str) -> Person {
-    Person { id: id.into(), residence: None, birth_year: Some(1980), sex: None, occupation: None }
+fn person(id: &str, residence: &str) -> Person {
+    Person { id: id.into(), residence: Some(residence.into()), birth_year: Some(1980), sex: None, occupation: None }
+}
+
+fn area(id: &str, level: &str, parent: Option<&str>) -> Area {
+    Area {
+        id: id.into(),
+        name: format!("{id} name"),
+        level: level.into(),
+        parent: parent.map(Into::into),
+        geometry: None,
+    }
+}
+
+fn fixture_case(id: &str, person: &str) -> Case {
+    Case {
+        id: id.into(),
+        person_id: person.into(),
+        classification: Classification::Confirmed,
+        onset: None,
+        sampled_at: None,
+        reported_at: now(),
+        imported: false,
+        detection: None,
+        severity: None,
+        outcome: None,
+        vaccine_doses: None,
+        infector_case_id: None,
+        cluster: None,
+    }
+}
+
+fn fixture_lab_test(id: &str, person: &str) -> LabTest {
+    LabTest {
+        id: id.into(),
+        subject_kind: SubjectKind::Person,
+        subject_id: person.into(),
+        pool_id: None,
+        method: TestMethod::Pcr,
+        result: TestResult::Positive,
+        ct: None,
+        sampled_at: now(),
+        reported_at: None,
+        lab_id: None,
+        variant: None,
+    }
 }
 
 impl TestServer {
@@ -70,17 +124,31 @@ impl TestServer {
         let db = dir.path().join("chainbreak.db");
         let mut store = chainbreak_app::init(&db, "Asia/Shanghai", "cn-2022-9th", &SystemClock).unwrap();
         let mut batch = store.begin(now()).unwrap();
-        batch.put_places(&[place("L1"), place("L2")]).unwrap();
-        batch.put_persons(&[person("P1"), person("P2")]).unwrap();
         batch
-            .put_areas(&[Area {
-                id: "D1".into(),
-                name: "District 1".into(),
-                level: "district".into(),
-                parent: None,
-                geometry: None,
-            }])
+            .put_areas(&[
+                area("C1", "city", None),
+                area("D1", "district", Some("C1")),
+                area("D2", "district", Some("C1")),
+            ])
             .unwrap();
+        let located = |id: &str, kind: PlaceKind, area: &str| Place { kind, area: Some(area.into()), ..place(id) };
+        batch
+            .put_places(&[
+                located("H1", PlaceKind::Residence, "D1"),
+                located("L1", PlaceKind::Restaurant, "D1"),
+                located("H2", PlaceKind::Residence, "D2"),
+                located("L2", PlaceKind::Restaurant, "D2"),
+            ])
+            .unwrap();
+        batch.put_persons(&[person("P1", "H1"), person("P2", "H2")]).unwrap();
+        batch
+            .put_identifiers(&[
+                Identifier { person_id: "P1".into(), kind: IdentifierKind::Phone, value: "+86 138 0000 0001".into() },
+                Identifier { person_id: "P2".into(), kind: IdentifierKind::Phone, value: "+86 138 0000 0002".into() },
+            ])
+            .unwrap();
+        batch.put_cases(&[fixture_case("K1", "P1"), fixture_case("K2", "P2")]).unwrap();
+        batch.put_lab_tests(&[fixture_lab_test("LT1", "P1"), fixture_lab_test("LT2", "P2")]).unwrap();
         batch.commit().unwrap();
         let admin = add_user_with_token(&mut store, "admin", Role::Admin);
         let tracer = add_user_with_token(&mut store, "tracer", Role::Tracer);
@@ -418,7 +486,7 @@ fn too_many_records_is_413() {
     assert_eq!(code, "input.too_large");
     assert_eq!(loc["json_path"], "$.lab_tests");
     assert_eq!(server.store().count(Entity::Visit).unwrap(), 0);
-    assert_eq!(server.store().count(Entity::LabTest).unwrap(), 0);
+    assert_eq!(server.store().count(Entity::LabTest).unwrap(), 2, "the fixture's two, no more");
 }
 
 #[test]
@@ -615,28 +683,54 @@ fn assert_unauthenticated(r: Response) -> String {
     body["error"]["message"].as_str().unwrap().to_string()
 }
 
-/// Every (method, route) the API serves, with the permission it needs (`None`: public) and a
-/// body to send. The matrix test fails when the OpenAPI document lists a route that is not here.
-const ROUTES: &[(&str, &str, Option<Permission>)] = &[
-    ("get", "/healthz", None),
-    ("get", "/readyz", None),
-    ("get", "/metrics", None),
-    ("get", "/openapi.json", None),
-    ("post", "/api/v1/visits:batch", Some(Permission::IngestData)),
-    ("post", "/api/v1/lab-tests:batch", Some(Permission::IngestLabResults)),
-    ("get", "/api/v1/users", Some(Permission::ManageUsers)),
-    ("post", "/api/v1/users", Some(Permission::ManageUsers)),
-    ("post", "/api/v1/users/{name}:disable", Some(Permission::ManageUsers)),
-    ("post", "/api/v1/users/{name}:enable", Some(Permission::ManageUsers)),
-    ("post", "/api/v1/users/{name}:reset-password", Some(Permission::ManageUsers)),
-    ("post", "/api/v1/users/{name}/tokens", Some(Permission::ManageUsers)),
-    ("get", "/api/v1/audit", Some(Permission::ReadAudit)),
+/// How a route meets jurisdictions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scoped {
+    /// Not about records (operations, accounts, audit).
+    No,
+    /// One record: `{id}` is tried with a record inside (200) and outside (404) the user's
+    /// jurisdiction; the pair is (inside, outside).
+    Record(&'static str, &'static str),
+    /// A list: every item lies inside; the pair names an item inside and one outside.
+    List(&'static str, &'static str),
+    /// A write: a batch inside is accepted, the same batch outside is refused (403).
+    Write,
+}
+
+/// Every (method, route) the API serves, with the permission it needs (`None`: public) and how
+/// it meets jurisdictions. The matrix test fails when the OpenAPI document lists a route that is
+/// not here.
+const ROUTES: &[(&str, &str, Option<Permission>, Scoped)] = &[
+    ("get", "/healthz", None, Scoped::No),
+    ("get", "/readyz", None, Scoped::No),
+    ("get", "/metrics", None, Scoped::No),
+    ("get", "/openapi.json", None, Scoped::No),
+    ("post", "/api/v1/visits:batch", Some(Permission::IngestData), Scoped::Write),
+    ("post", "/api/v1/lab-tests:batch", Some(Permission::IngestLabResults), Scoped::Write),
+    ("get", "/api/v1/persons", Some(Permission::ReadRecords), Scoped::List("P1", "P2")),
+    ("get", "/api/v1/persons/{id}", Some(Permission::ReadRecords), Scoped::Record("P1", "P2")),
+    ("get", "/api/v1/places", Some(Permission::ReadRecords), Scoped::List("L1", "L2")),
+    ("get", "/api/v1/places/{id}", Some(Permission::ReadRecords), Scoped::Record("L1", "L2")),
+    ("get", "/api/v1/cases", Some(Permission::ReadRecords), Scoped::List("K1", "K2")),
+    ("get", "/api/v1/cases/{id}", Some(Permission::ReadRecords), Scoped::Record("K1", "K2")),
+    ("get", "/api/v1/lab-tests", Some(Permission::ReadRecords), Scoped::List("LT1", "LT2")),
+    ("get", "/api/v1/lab-tests/{id}", Some(Permission::ReadRecords), Scoped::Record("LT1", "LT2")),
+    ("get", "/api/v1/visits", Some(Permission::ReadRecords), Scoped::List("P1@L1", "P2@L2")),
+    ("get", "/api/v1/users", Some(Permission::ManageUsers), Scoped::No),
+    ("post", "/api/v1/users", Some(Permission::ManageUsers), Scoped::No),
+    ("post", "/api/v1/users/{name}:disable", Some(Permission::ManageUsers), Scoped::No),
+    ("post", "/api/v1/users/{name}:enable", Some(Permission::ManageUsers), Scoped::No),
+    ("post", "/api/v1/users/{name}:reset-password", Some(Permission::ManageUsers), Scoped::No),
+    ("post", "/api/v1/users/{name}/tokens", Some(Permission::ManageUsers), Scoped::No),
+    ("get", "/api/v1/audit", Some(Permission::ReadAudit), Scoped::No),
 ];
 
-fn matrix_body(path: &str) -> Option<Value> {
-    match path {
-        "/api/v1/visits:batch" => Some(json!({"visits": []})),
-        "/api/v1/lab-tests:batch" => Some(json!({"lab_tests": []})),
+/// The body of a request to `route`; for writes, a batch lying inside D1 (`inside`) or D2.
+fn matrix_body(route: &str, inside: bool) -> Option<Value> {
+    let (person, place) = if inside { ("P1", "L1") } else { ("P2", "L2") };
+    match route {
+        "/api/v1/visits:batch" => Some(json!({"visits": [visit(person, place, json!(1646208000))]})),
+        "/api/v1/lab-tests:batch" => Some(json!({"lab_tests": [lab_test("M1", person)]})),
         "/api/v1/users" => Some(json!({"name": "matrix-new", "role": "viewer", "unit": "U1", "jurisdiction": "D1",
             "password": "a long enough password"})),
         "/api/v1/users/{name}:reset-password" => Some(json!({"password": "another long password"})),
@@ -659,24 +753,53 @@ fn documented_operations(doc: &Value) -> Vec<(String, String)> {
     out
 }
 
+/// The ids of a page's items (`person@place` for visits).
+fn item_ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a page has items: {page}"))
+        .iter()
+        .map(|item| match item["id"].as_str() {
+            Some(id) => id.to_string(),
+            None => format!("{}@{}", item["person_id"].as_str().unwrap(), item["place_id"].as_str().unwrap()),
+        })
+        .collect()
+}
+
+fn assert_allowed(r: Response, what: &str) -> Response {
+    let status = r.status();
+    assert!(
+        status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN && !status.is_server_error(),
+        "{what}: {status} {}",
+        r.text().unwrap()
+    );
+    r
+}
+
 #[test]
 fn authorisation_matrix() {
     let server = TestServer::start();
     let doc = serde_json::to_value(chainbreak_server::openapi()).unwrap();
-    let mut listed: Vec<(String, String)> = ROUTES.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    let mut listed: Vec<(String, String)> = ROUTES.iter().map(|(m, p, ..)| (m.to_string(), p.to_string())).collect();
     listed.sort();
     assert_eq!(documented_operations(&doc), listed, "every documented route has a row in ROUTES, and no other");
 
-    // One user of each role, and a user for the routes about a user to act on.
+    // One user of each role in district D1, and a user for the routes about a user to act on.
+    // One visit inside D1 and one in D2 for the visit lists.
     let mut store = server.store();
     let tokens: Vec<(Role, String)> =
-        Role::ALL.iter().map(|r| (*r, add_user_with_token(&mut *store, &format!("m-{r}"), *r))).collect();
+        Role::ALL.iter().map(|r| (*r, add_user_in(&mut *store, &format!("m-{r}"), *r, "D1"))).collect();
     add_user_with_token(&mut *store, "target", Role::Viewer);
     drop(store);
+    let visits = json!({"visits": [visit("P1", "L1", json!(1646208000)), visit("P2", "L2", json!(1646208000))]});
+    assert_eq!(server.post_json("/api/v1/visits:batch", &visits).status(), StatusCode::OK);
 
-    for (method, route, permission) in ROUTES {
-        let path = route.replace("{name}", "target");
-        let body = matrix_body(route);
+    for (method, route, permission, scoped) in ROUTES {
+        let path = match scoped {
+            Scoped::Record(inside, _) => route.replace("{id}", inside),
+            _ => route.replace("{name}", "target"),
+        };
+        let body = matrix_body(route, true);
         let what = format!("{} {route}", method.to_uppercase());
         // The document says which routes need a token.
         let security = &doc["paths"][route][method]["security"];
@@ -697,18 +820,48 @@ fn authorisation_matrix() {
         }
 
         for (role, token) in &tokens {
-            let r = server.call(method, &path, Some(token), body.as_ref());
-            let status = r.status();
             let allowed = permission.is_none_or(|p| role.may(p));
-            if allowed {
-                assert!(
-                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN && !status.is_server_error(),
-                    "{what} as {role}: {status} {}",
-                    r.text().unwrap()
-                );
-            } else {
-                let (code, _) = error_of(r, StatusCode::FORBIDDEN);
-                assert_eq!(code, "forbidden", "{what} as {role}");
+            let what = format!("{what} as {role} of D1");
+            if !allowed {
+                let (code, _) = error_of(server.call(method, &path, Some(token), body.as_ref()), StatusCode::FORBIDDEN);
+                assert_eq!(code, "forbidden", "{what}");
+                continue;
+            }
+            let r = assert_allowed(server.call(method, &path, Some(token), body.as_ref()), &what);
+            match scoped {
+                Scoped::No => {}
+                Scoped::Record(_, outside) => {
+                    assert_eq!(r.status(), StatusCode::OK, "{what}, inside");
+                    let (code, _) = error_of(
+                        server.call(method, &route.replace("{id}", outside), Some(token), None),
+                        StatusCode::NOT_FOUND,
+                    );
+                    assert_eq!(code, "not_found", "{what}, outside reads as absent");
+                }
+                Scoped::List(inside, outside) => {
+                    let (status, page) = json_of(r);
+                    assert_eq!(status, StatusCode::OK, "{what}: {page}");
+                    let ids = item_ids(&page);
+                    assert!(ids.contains(&inside.to_string()), "{what} lists {inside}: {ids:?}");
+                    assert!(!ids.contains(&outside.to_string()), "{what} hides {outside}: {ids:?}");
+                    // The whole city's user sees both: the test is not passing on an empty list.
+                    let (_, all) = json_of(server.call(method, &path, Some(&server.tracer), None));
+                    assert!(item_ids(&all).contains(&outside.to_string()), "{what}: {all}");
+                }
+                Scoped::Write => {
+                    assert_eq!(r.status(), StatusCode::OK, "{what}, inside");
+                    let outside = matrix_body(route, false);
+                    let r = server.call(method, &path, Some(token), outside.as_ref());
+                    let (code, location) = error_of(r, StatusCode::FORBIDDEN);
+                    assert_eq!(
+                        (code.as_str(), &location["json_path"]),
+                        (
+                            "forbidden",
+                            &json!(format!("${}[0]", if route.contains("visits") { ".visits" } else { ".lab_tests" }))
+                        ),
+                        "{what}, outside"
+                    );
+                }
             }
         }
     }
@@ -873,4 +1026,104 @@ fn audit_shows_who_changed_users() {
     }
     let (code, _) = error_of(server.call("get", "/api/v1/audit", Some(&server.tracer), None), StatusCode::FORBIDDEN);
     assert_eq!(code, "forbidden");
+}
+
+// ---------------------------------------------------------------- reads and personal data
+
+/// The `read_personal_data` audit records, as (actor, record, via, reason).
+fn personal_reads(server: &TestServer) -> Vec<(String, String, String, Option<String>)> {
+    let filter = chainbreak_store::AuditFilter { action: Some("read_personal_data".into()), ..Default::default() };
+    let records = server.store().audit_records(0, 1000, &filter).unwrap();
+    records.into_iter().map(|r| (r.actor, r.record, r.via, r.reason)).collect()
+}
+
+#[test]
+fn personal_data_is_shown_on_request_only_and_every_read_is_audited() {
+    let server = TestServer::start();
+    let tracer = Some(server.tracer.as_str());
+
+    // Pseudonymous reads: no identifiers, no audit.
+    let (status, page) = json_of(server.call("get", "/api/v1/persons", tracer, None));
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page["items"].as_array().unwrap().iter().all(|p| p.get("identifiers").is_none()), "{page}");
+    let (_, one) = json_of(server.call("get", "/api/v1/persons/P1", tracer, None));
+    assert!(one.get("identifiers").is_none(), "{one}");
+    assert!(personal_reads(&server).is_empty());
+
+    // Personal data on request: one audit record per person, with the reason.
+    let (status, page) = json_of(server.call("get", "/api/v1/persons?personal=true&reason=case%20K1", tracer, None));
+    assert_eq!(status, StatusCode::OK, "{page}");
+    insta::assert_json_snapshot!("persons_page_with_personal_data", page);
+    let (_, one) = json_of(server.call("get", "/api/v1/persons/P2?personal=true", tracer, None));
+    assert_eq!(one["identifiers"][0]["value"], "+86 138 0000 0002");
+    let reason = Some("case K1".to_string());
+    assert_eq!(
+        personal_reads(&server),
+        [
+            ("tracer".into(), "P1".into(), "GET /api/v1/persons".into(), reason.clone()),
+            ("tracer".into(), "P2".into(), "GET /api/v1/persons".into(), reason),
+            ("tracer".into(), "P2".into(), "GET /api/v1/persons/{id}".into(), None),
+        ]
+    );
+
+    // A role without read_personal_data is refused, and nothing is read or recorded.
+    let mut store = server.store();
+    let viewer = add_user_with_token(&mut *store, "viewer", Role::Viewer);
+    drop(store);
+    for path in ["/api/v1/persons?personal=true", "/api/v1/persons/P1?personal=true"] {
+        let (code, _) = error_of(server.call("get", path, Some(&viewer), None), StatusCode::FORBIDDEN);
+        assert_eq!(code, "forbidden", "{path}");
+    }
+    assert_eq!(personal_reads(&server).len(), 3);
+    // The viewer still reads pseudonymous records.
+    assert_eq!(server.call("get", "/api/v1/persons/P1", Some(&viewer), None).status(), StatusCode::OK);
+}
+
+#[test]
+fn pages_follow_their_cursor_and_check_their_parameters() {
+    let server = TestServer::start();
+    let tracer = Some(server.tracer.as_str());
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/places?limit=3".to_string();
+    loop {
+        let (status, page) = json_of(server.call("get", &path, tracer, None));
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(item_ids(&page));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/v1/places?limit=3&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["H1", "H2", "L1", "L2"]);
+
+    let visits = json!({"visits": [visit("P1", "L1", json!(1646208000)), visit("P1", "L2", json!(1646211600)),
+        visit("P2", "L2", json!(1646215200))]});
+    assert_eq!(server.post_json("/api/v1/visits:batch", &visits).status(), StatusCode::OK);
+    let (_, page) = json_of(server.call("get", "/api/v1/visits?person=P1&limit=1", tracer, None));
+    assert_eq!(item_ids(&page), ["P1@L1"]);
+    let next = page["next"].as_str().unwrap().to_string();
+    let (_, page) = json_of(server.call("get", &format!("/api/v1/visits?person=P1&after={next}"), tracer, None));
+    assert_eq!(item_ids(&page), ["P1@L2"]);
+    assert_eq!(page["next"], Value::Null);
+    let (_, page) = json_of(server.call("get", "/api/v1/visits?place=L2&from=2022-03-02T09:30:00Z", tracer, None));
+    assert_eq!(item_ids(&page), ["P2@L2"]);
+    insta::assert_json_snapshot!("visits_page", page);
+
+    let (_, case) = json_of(server.call("get", "/api/v1/cases/K1", tracer, None));
+    assert_eq!(case["person_id"], "P1");
+    assert_eq!(case["history"][0]["to"], "confirmed", "{case}");
+
+    for bad in [
+        "/api/v1/places?limit=0",
+        "/api/v1/places?limit=5000",
+        "/api/v1/places?colour=red",
+        "/api/v1/visits?after=abc",
+        "/api/v1/visits?from=yesterday",
+        "/api/v1/persons?personal=maybe",
+    ] {
+        let (code, _) = error_of(server.call("get", bad, tracer, None), StatusCode::BAD_REQUEST);
+        assert_eq!(code, "invalid_argument", "{bad}");
+    }
+    let (code, _) = error_of(server.call("get", "/api/v1/places/NOPE", tracer, None), StatusCode::NOT_FOUND);
+    assert_eq!(code, "not_found");
 }

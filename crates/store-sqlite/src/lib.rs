@@ -8,13 +8,15 @@
 mod access;
 mod batch;
 mod read;
+mod scope;
 
 use std::path::{Path, PathBuf};
 
 use chainbreak_core::access::{AuditRecord, TokenInfo, User};
 use chainbreak_core::model::*;
 use chainbreak_store::{
-    AuditFilter, Batch, Change, Entity, Key, Meta, Result, ScanEnd, Store, StoreError, StoredVisit,
+    AuditFilter, Batch, Change, Entity, Key, Meta, Result, ScanEnd, Scope, Store, StoreError, StoredVisit, VisitQuery,
+    VisitRow,
 };
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -231,6 +233,30 @@ impl Store for SqliteStore {
 
     fn person_survivors(&self) -> Result<Vec<Key>> {
         read::person_survivors(&self.conn)
+    }
+
+    fn persons_page(&self, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<Person>> {
+        scope::persons_page(&self.conn, scope, after, limit)
+    }
+
+    fn places_page(&self, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<Place>> {
+        scope::places_page(&self.conn, scope, after, limit)
+    }
+
+    fn cases_page(&self, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<Case>> {
+        scope::cases_page(&self.conn, scope, after, limit)
+    }
+
+    fn lab_tests_page(&self, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<LabTest>> {
+        scope::lab_tests_page(&self.conn, scope, after, limit)
+    }
+
+    fn visits_page(&self, scope: &Scope, query: &VisitQuery, after_row: i64, limit: usize) -> Result<Vec<VisitRow>> {
+        scope::visits_page(&self.conn, scope, query, after_row, limit)
+    }
+
+    fn in_scope(&self, scope: &Scope, entity: Entity, ids: &[&str]) -> Result<Vec<bool>> {
+        scope::in_scope(&self.conn, scope, entity, ids)
     }
 
     fn user(&self, name: &str) -> Result<Option<User>> {

@@ -33,12 +33,12 @@ pub(crate) fn table_of(entity: Entity) -> &'static str {
     }
 }
 
-fn ts(s: i64) -> rusqlite::Result<Timestamp> {
+pub(crate) fn ts(s: i64) -> rusqlite::Result<Timestamp> {
     Timestamp::from_second(s)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e)))
 }
 
-fn opt_ts(s: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
+pub(crate) fn opt_ts(s: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
     s.map(ts).transpose()
 }
 
@@ -79,24 +79,23 @@ pub(crate) fn keys(c: &Connection, sql: &str) -> Result<Vec<(String, Key)>> {
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
 
-pub(crate) fn person(c: &Connection, id: &str) -> Result<Option<Person>> {
-    c.prepare_cached(
-        "SELECT p.id, r.id, p.birth_year, p.sex, p.occupation FROM persons p
-         LEFT JOIN places r ON r.key = p.residence WHERE p.id = ?1",
-    )
-    .and_then(|mut s| {
-        s.query_row([id], |r| {
-            Ok(Person {
-                id: r.get(0)?,
-                residence: r.get(1)?,
-                birth_year: r.get(2)?,
-                sex: opt_vocab(r, 3, Sex::parse)?,
-                occupation: r.get(4)?,
-            })
-        })
-        .optional()
+pub(crate) const PERSON_SELECT: &str = "SELECT p.id, r.id, p.birth_year, p.sex, p.occupation FROM persons p
+     LEFT JOIN places r ON r.key = p.residence";
+
+pub(crate) fn person_row(r: &Row) -> rusqlite::Result<Person> {
+    Ok(Person {
+        id: r.get(0)?,
+        residence: r.get(1)?,
+        birth_year: r.get(2)?,
+        sex: opt_vocab(r, 3, Sex::parse)?,
+        occupation: r.get(4)?,
     })
-    .map_err(backend)
+}
+
+pub(crate) fn person(c: &Connection, id: &str) -> Result<Option<Person>> {
+    c.prepare_cached(&format!("{PERSON_SELECT} WHERE p.id = ?1"))
+        .and_then(|mut s| s.query_row([id], person_row).optional())
+        .map_err(backend)
 }
 
 pub(crate) fn identifiers(c: &Connection, person_id: &str) -> Result<Vec<Identifier>> {
@@ -159,26 +158,25 @@ pub(crate) fn merge_by_id(c: &Connection, id: i64) -> Result<Option<PersonMerge>
         .map_err(backend)
 }
 
-pub(crate) fn place(c: &Connection, id: &str) -> Result<Option<Place>> {
-    c.prepare_cached(
-        "SELECT p.id, p.name, p.kind, p.key_place, p.lat, p.lon, a.id FROM places p
-         LEFT JOIN areas a ON a.key = p.area WHERE p.id = ?1",
-    )
-    .and_then(|mut s| {
-        s.query_row([id], |r| {
-            Ok(Place {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                kind: vocab(r, 2, PlaceKind::parse)?,
-                key_place: r.get(3)?,
-                lat: r.get(4)?,
-                lon: r.get(5)?,
-                area: r.get(6)?,
-            })
-        })
-        .optional()
+pub(crate) const PLACE_SELECT: &str = "SELECT p.id, p.name, p.kind, p.key_place, p.lat, p.lon, a.id FROM places p
+     LEFT JOIN areas a ON a.key = p.area";
+
+pub(crate) fn place_row(r: &Row) -> rusqlite::Result<Place> {
+    Ok(Place {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        kind: vocab(r, 2, PlaceKind::parse)?,
+        key_place: r.get(3)?,
+        lat: r.get(4)?,
+        lon: r.get(5)?,
+        area: r.get(6)?,
     })
-    .map_err(backend)
+}
+
+pub(crate) fn place(c: &Connection, id: &str) -> Result<Option<Place>> {
+    c.prepare_cached(&format!("{PLACE_SELECT} WHERE p.id = ?1"))
+        .and_then(|mut s| s.query_row([id], place_row).optional())
+        .map_err(backend)
 }
 
 pub(crate) fn area(c: &Connection, id: &str) -> Result<Option<Area>> {
@@ -199,33 +197,33 @@ pub(crate) fn area(c: &Connection, id: &str) -> Result<Option<Area>> {
     .transpose()
 }
 
-pub(crate) fn case(c: &Connection, id: &str) -> Result<Option<Case>> {
-    c.prepare_cached(
-        "SELECT k.id, p.id, k.classification, k.onset, k.sampled_at, k.reported_at, k.imported, k.detection, k.severity,
-           k.outcome, k.vaccine_doses, k.infector, k.cluster
-         FROM cases k JOIN persons p ON p.key = k.person WHERE k.id = ?1",
-    )
-    .and_then(|mut s| {
-        s.query_row([id], |r| {
-            Ok(Case {
-                id: r.get(0)?,
-                person_id: r.get(1)?,
-                classification: vocab(r, 2, Classification::parse)?,
-                onset: date(r, 3)?,
-                sampled_at: opt_ts(r.get(4)?)?,
-                reported_at: ts(r.get(5)?)?,
-                imported: r.get(6)?,
-                detection: opt_vocab(r, 7, DetectionRoute::parse)?,
-                severity: opt_vocab(r, 8, Severity::parse)?,
-                outcome: opt_vocab(r, 9, Outcome::parse)?,
-                vaccine_doses: r.get(10)?,
-                infector_case_id: r.get(11)?,
-                cluster: r.get(12)?,
-            })
-        })
-        .optional()
+pub(crate) const CASE_SELECT: &str =
+    "SELECT k.id, p.id, k.classification, k.onset, k.sampled_at, k.reported_at, k.imported, k.detection, k.severity,
+       k.outcome, k.vaccine_doses, k.infector, k.cluster
+     FROM cases k JOIN persons p ON p.key = k.person";
+
+pub(crate) fn case_row(r: &Row) -> rusqlite::Result<Case> {
+    Ok(Case {
+        id: r.get(0)?,
+        person_id: r.get(1)?,
+        classification: vocab(r, 2, Classification::parse)?,
+        onset: date(r, 3)?,
+        sampled_at: opt_ts(r.get(4)?)?,
+        reported_at: ts(r.get(5)?)?,
+        imported: r.get(6)?,
+        detection: opt_vocab(r, 7, DetectionRoute::parse)?,
+        severity: opt_vocab(r, 8, Severity::parse)?,
+        outcome: opt_vocab(r, 9, Outcome::parse)?,
+        vaccine_doses: r.get(10)?,
+        infector_case_id: r.get(11)?,
+        cluster: r.get(12)?,
     })
-    .map_err(backend)
+}
+
+pub(crate) fn case(c: &Connection, id: &str) -> Result<Option<Case>> {
+    c.prepare_cached(&format!("{CASE_SELECT} WHERE k.id = ?1"))
+        .and_then(|mut s| s.query_row([id], case_row).optional())
+        .map_err(backend)
 }
 
 pub(crate) fn case_history(c: &Connection, id: &str) -> Result<Vec<ClassificationChange>> {
@@ -248,36 +246,35 @@ pub(crate) fn case_history(c: &Connection, id: &str) -> Result<Vec<Classificatio
     .map_err(backend)
 }
 
-pub(crate) fn lab_test(c: &Connection, id: &str) -> Result<Option<LabTest>> {
-    c.prepare_cached(
-        "SELECT t.id, t.subject_kind, t.subject_id, t.pool_id, t.method, t.result, t.ct, t.sampled_at, t.reported_at,
-           l.id, t.variant
-         FROM lab_tests t LEFT JOIN places l ON l.key = t.lab WHERE t.id = ?1",
-    )
-    .and_then(|mut s| {
-        s.query_row([id], |r| {
-            Ok(LabTest {
-                id: r.get(0)?,
-                subject_kind: vocab(r, 1, SubjectKind::parse)?,
-                subject_id: r.get(2)?,
-                pool_id: r.get(3)?,
-                method: vocab(r, 4, TestMethod::parse)?,
-                result: vocab(r, 5, TestResult::parse)?,
-                ct: r.get(6)?,
-                sampled_at: ts(r.get(7)?)?,
-                reported_at: opt_ts(r.get(8)?)?,
-                lab_id: r.get(9)?,
-                variant: r.get(10)?,
-            })
-        })
-        .optional()
+pub(crate) const LAB_TEST_SELECT: &str =
+    "SELECT t.id, t.subject_kind, t.subject_id, t.pool_id, t.method, t.result, t.ct, t.sampled_at, t.reported_at,
+       l.id, t.variant
+     FROM lab_tests t LEFT JOIN places l ON l.key = t.lab";
+
+pub(crate) fn lab_test_row(r: &Row) -> rusqlite::Result<LabTest> {
+    Ok(LabTest {
+        id: r.get(0)?,
+        subject_kind: vocab(r, 1, SubjectKind::parse)?,
+        subject_id: r.get(2)?,
+        pool_id: r.get(3)?,
+        method: vocab(r, 4, TestMethod::parse)?,
+        result: vocab(r, 5, TestResult::parse)?,
+        ct: r.get(6)?,
+        sampled_at: ts(r.get(7)?)?,
+        reported_at: opt_ts(r.get(8)?)?,
+        lab_id: r.get(9)?,
+        variant: r.get(10)?,
     })
-    .map_err(backend)
 }
 
-/// Keys of a person and of every person merged into them (transitively), with ids.
+pub(crate) fn lab_test(c: &Connection, id: &str) -> Result<Option<LabTest>> {
+    c.prepare_cached(&format!("{LAB_TEST_SELECT} WHERE t.id = ?1"))
+        .and_then(|mut s| s.query_row([id], lab_test_row).optional())
+        .map_err(backend)
+}
+
 /// The keys of a survivor and of every person merged into it (transitively).
-fn merged_family(c: &Connection, canonical: &str) -> Result<Vec<i64>> {
+pub(crate) fn merged_family(c: &Connection, canonical: &str) -> Result<Vec<i64>> {
     let mut s = c
         .prepare_cached(
             "WITH RECURSIVE fam(key, id) AS (

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 
 use chainbreak_core::access::{AuditRecord, Role, User};
 
-use crate::{AuditFilter, ChangeOp, Entity, KeyedVisit, Store, StoreError};
+use crate::{AuditFilter, ChangeOp, Entity, KeyedVisit, Scope, Store, StoreError, VisitQuery};
 
 /// Generates one `#[test]` per conformance check.
 #[macro_export]
@@ -23,7 +23,7 @@ macro_rules! conformance_tests {
             a_dropped_batch_leaves_the_store_unchanged, visits_scan_and_trail, bulk_visits_keep_every_index,
             change_feed_is_monotone, merge_and_unmerge_with_history, registration_by_id_is_idempotent,
             area_levels_are_data_and_order_the_hierarchy, case_classification_history,
-            accounts_and_tokens, audit_is_appended_and_filtered);
+            accounts_and_tokens, audit_is_appended_and_filtered, scoped_reads_follow_the_area_tree);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -571,4 +571,122 @@ pub fn audit_is_appended_and_filtered(store: &mut dyn Store) {
     let p2 = store.audit_records(0, 100, &AuditFilter { record: Some("P2".into()), ..Default::default() }).unwrap();
     assert_eq!(p2[0].actor, "zhao");
     assert_eq!(store.audit_records(s1, 100, &AuditFilter::default()).unwrap().len(), 1, "paged by seq");
+}
+
+fn lab(id: &str, kind: SubjectKind, subject: &str, lab_id: Option<&str>) -> LabTest {
+    LabTest {
+        id: id.into(),
+        subject_kind: kind,
+        subject_id: subject.into(),
+        pool_id: None,
+        method: TestMethod::Pcr,
+        result: TestResult::Negative,
+        ct: None,
+        sampled_at: t(0),
+        reported_at: None,
+        lab_id: lab_id.map(Into::into),
+        variant: None,
+    }
+}
+
+fn simple_case(id: &str, person: &str) -> Case {
+    Case {
+        id: id.into(),
+        person_id: person.into(),
+        classification: Classification::Confirmed,
+        onset: None,
+        sampled_at: None,
+        reported_at: t(0),
+        imported: false,
+        detection: None,
+        severity: None,
+        outcome: None,
+        vaccine_doses: None,
+        infector_case_id: None,
+        cluster: None,
+    }
+}
+
+pub fn scoped_reads_follow_the_area_tree(store: &mut dyn Store) {
+    seed(store);
+    // A second district: P4 lives in D2 and visits the mall M1 in D1.
+    let mut b = store.begin(t(1)).unwrap();
+    b.put_areas(&[area("D2", "district", None), area("B2", "building", Some("D2"))]).unwrap();
+    b.put_places(&[place("H2", PlaceKind::Residence, Some("B2"))]).unwrap();
+    b.put_persons(&[person("P4", Some("H2"))]).unwrap();
+    b.put_cases(&[simple_case("C1", "P1"), simple_case("C4", "P4")]).unwrap();
+    b.put_lab_tests(&[
+        lab("T1", SubjectKind::Person, "P1", None),
+        lab("T4", SubjectKind::Person, "P4", Some("M1")),
+        lab("T5", SubjectKind::Environment, "a door handle", None),
+    ])
+    .unwrap();
+    b.commit().unwrap();
+    let visits = [
+        visit(store, "P1", "M1", 0, Some(600)),
+        visit(store, "P3", "W1", 10, None),
+        visit(store, "P4", "M1", 20, Some(900)),
+        visit(store, "P4", "H2", 3600, None),
+    ];
+    let mut b = store.begin(t(2)).unwrap();
+    b.insert_visits(&visits).unwrap();
+    b.commit().unwrap();
+
+    let within = |a: &str| Scope::Within(a.to_string());
+    let ids = |v: Vec<String>| v.join(",");
+    let persons = |s: &Scope| ids(store.persons_page(s, None, 100).unwrap().into_iter().map(|p| p.id).collect());
+    assert_eq!(persons(&Scope::All), "P1,P2,P3,P4", "everything, the person who lives nowhere included");
+    assert_eq!(persons(&within("D1")), "P1,P2", "by residence, through the subtree");
+    assert_eq!(persons(&within("B1")), "P1,P2");
+    assert_eq!(persons(&within("D2")), "P4");
+    assert_eq!(persons(&within("NOWHERE")), "", "an unknown area holds nothing");
+    // Keyset pagination by id.
+    let first = store.persons_page(&Scope::All, None, 2).unwrap();
+    assert_eq!(ids(first.iter().map(|p| p.id.clone()).collect()), "P1,P2");
+    let next = store.persons_page(&Scope::All, Some("P2"), 2).unwrap();
+    assert_eq!(ids(next.into_iter().map(|p| p.id).collect()), "P3,P4");
+
+    let places = |s: &Scope| ids(store.places_page(s, None, 100).unwrap().into_iter().map(|p| p.id).collect());
+    assert_eq!(places(&Scope::All), "H1,H2,M1,W1");
+    assert_eq!(places(&within("D1")), "H1,M1");
+    assert_eq!(places(&within("B1")), "H1");
+    assert_eq!(places(&within("D2")), "H2");
+    let cases = |s: &Scope| ids(store.cases_page(s, None, 100).unwrap().into_iter().map(|c| c.id).collect());
+    assert_eq!(cases(&within("D1")), "C1");
+    assert_eq!(cases(&within("D2")), "C4");
+    let tests = |s: &Scope| ids(store.lab_tests_page(s, None, 100).unwrap().into_iter().map(|c| c.id).collect());
+    assert_eq!(tests(&Scope::All), "T1,T4,T5");
+    assert_eq!(tests(&within("D1")), "T1,T4", "T4's lab is in D1");
+    assert_eq!(tests(&within("D2")), "T4", "T4's person lives in D2");
+    assert_eq!(store.lab_tests_page(&Scope::All, Some("T1"), 1).unwrap()[0].id, "T4");
+
+    let visits = |s: &Scope, q: &VisitQuery, after: i64| {
+        store
+            .visits_page(s, q, after, 100)
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{}@{}", r.visit.person_id, r.visit.place_id))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let all = VisitQuery::default();
+    assert_eq!(visits(&Scope::All, &all, 0), "P1@M1,P3@W1,P4@M1,P4@H2");
+    assert_eq!(visits(&within("D1"), &all, 0), "P1@M1,P4@M1", "by the place or by the person");
+    assert_eq!(visits(&within("D2"), &all, 0), "P4@M1,P4@H2");
+    assert_eq!(visits(&within("B1"), &all, 0), "P1@M1", "P1 lives in B1; M1 lies in D1 only");
+    let p4 = VisitQuery { person: Some("P4".into()), ..Default::default() };
+    assert_eq!(visits(&within("D1"), &p4, 0), "P4@M1");
+    let m1_late = VisitQuery { place: Some("M1".into()), from: Some(t(15)), to: Some(t(3600)), ..Default::default() };
+    assert_eq!(visits(&Scope::All, &m1_late, 0), "P4@M1");
+    let rows = store.visits_page(&Scope::All, &all, 0, 2).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(visits(&Scope::All, &all, rows[1].row), "P4@M1,P4@H2", "pages by row id");
+
+    let d1 = within("D1");
+    assert_eq!(store.in_scope(&d1, Entity::Person, &["P1", "P3", "P4", "NOPE"]).unwrap(), [true, false, false, false]);
+    assert_eq!(store.in_scope(&d1, Entity::Place, &["M1", "W1", "H2"]).unwrap(), [true, false, false]);
+    assert_eq!(store.in_scope(&d1, Entity::Area, &["B1", "D1", "D2"]).unwrap(), [true, true, false]);
+    assert_eq!(store.in_scope(&d1, Entity::Case, &["C1", "C4"]).unwrap(), [true, false]);
+    assert_eq!(store.in_scope(&d1, Entity::LabTest, &["T1", "T4", "T5"]).unwrap(), [true, true, false]);
+    assert_eq!(store.in_scope(&Scope::All, Entity::Person, &["P3", "NOPE"]).unwrap(), [true, true]);
 }

@@ -140,6 +140,41 @@ pub struct ScanEnd {
     pub seq: u64,
 }
 
+/// Which records a read may see: a user's jurisdiction.
+///
+/// Where a record lies: an area in its own subtree; a place by its `area`; a person by their
+/// residence's area; a case by its person; a lab test by its person subject or by its lab; a
+/// visit by its place or by its person (either inside is enough). A record that lies nowhere
+/// (no area, no residence) is seen only with [`Scope::All`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every record: a jurisdiction at the top of the area tree, or the operator at the console.
+    All,
+    /// Records lying inside this area's subtree (the area included).
+    Within(String),
+}
+
+/// Which visits a page of visits holds (every given field must match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VisitQuery {
+    /// Visits of this person and of the persons merged into them.
+    pub person: Option<String>,
+    /// Visits at this place.
+    pub place: Option<String>,
+    /// `t_in >= from`.
+    pub from: Option<Timestamp>,
+    /// `t_in < to`.
+    pub to: Option<Timestamp>,
+}
+
+/// A visit with its row id (the cursor of visit pages).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VisitRow {
+    pub row: i64,
+    #[serde(flatten)]
+    pub visit: Visit,
+}
+
 /// What a store can do. Reads see committed data only.
 pub trait Store: Send {
     /// Deployment settings.
@@ -179,6 +214,21 @@ pub trait Store: Send {
     /// For every person key (the index), the key of the survivor it is merged into (itself
     /// when not merged), following chains.
     fn person_survivors(&self) -> Result<Vec<Key>>;
+
+    /// Up to `limit` persons in `scope` with id greater than `after`, by id.
+    fn persons_page(&self, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<Person>>;
+    /// Up to `limit` places in `scope` with id greater than `after`, by id.
+    fn places_page(&self, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<Place>>;
+    /// Up to `limit` cases in `scope` with id greater than `after`, by id.
+    fn cases_page(&self, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<Case>>;
+    /// Up to `limit` lab tests in `scope` with id greater than `after`, by id.
+    fn lab_tests_page(&self, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<LabTest>>;
+    /// Up to `limit` visits in `scope` matching `query` with row id greater than `after_row`,
+    /// by row id. Persons are as recorded.
+    fn visits_page(&self, scope: &Scope, query: &VisitQuery, after_row: i64, limit: usize) -> Result<Vec<VisitRow>>;
+    /// Whether each record of `entity` (area, place, person, case or lab test) named by `ids`
+    /// lies in `scope`; an unknown id lies nowhere (but everything is in [`Scope::All`]).
+    fn in_scope(&self, scope: &Scope, entity: Entity, ids: &[&str]) -> Result<Vec<bool>>;
 
     /// A user account.
     fn user(&self, name: &str) -> Result<Option<User>>;

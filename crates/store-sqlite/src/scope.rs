@@ -1,0 +1,192 @@
+//! Reads scoped by jurisdiction: pages of records and "does this record lie in the scope".
+//!
+//! A scope is an area's subtree, computed by a recursive CTE over `areas.parent` (the
+//! hierarchy cannot cycle: `put_areas` refuses it). Where each kind of record lies is said on
+//! [`Scope`]; here it is one SQL predicate per kind, all built from two sets: `sub` (the
+//! subtree's area keys) and `subplaces` (the keys of the places in it).
+
+use std::collections::HashSet;
+
+use chainbreak_core::model::{Case, LabTest, Person, Place, Visit, VisitSource};
+use chainbreak_store::{Entity, Result, Scope, StoreError, VisitQuery, VisitRow};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use crate::backend;
+use crate::read::{
+    CASE_SELECT, LAB_TEST_SELECT, PERSON_SELECT, PLACE_SELECT, case_row, lab_test_row, opt_ts, person_row, place_row,
+    ts,
+};
+
+/// The subtree (`sub`) of the area `:area` and the places in it (`subplaces`); both empty when
+/// `:area` is NULL (the scope is everything, and predicates test `:area IS NULL` first).
+const SCOPE_CTE: &str = "WITH RECURSIVE
+  sub(k) AS (SELECT key FROM areas WHERE id = :area UNION SELECT a.key FROM areas a JOIN sub ON a.parent = sub.k),
+  subplaces(k) AS (SELECT key FROM places WHERE area IN sub)";
+
+/// A person (alias `x`) lies in the scope by their residence.
+fn person_inside(person_key: &str) -> String {
+    format!("EXISTS (SELECT 1 FROM persons x WHERE x.key = {person_key} AND x.residence IN subplaces)")
+}
+
+fn area_param(scope: &Scope) -> Value {
+    match scope {
+        Scope::All => Value::Null,
+        Scope::Within(area) => Value::Text(area.clone()),
+    }
+}
+
+/// How to list one kind of record: its SELECT, id column, scope predicate and row mapper.
+struct Listing<T> {
+    select: &'static str,
+    id_column: &'static str,
+    predicate: String,
+    map: fn(&Row) -> rusqlite::Result<T>,
+}
+
+impl<T> Listing<T> {
+    fn page(&self, c: &Connection, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<T>> {
+        let Listing { select, id_column, predicate, map } = self;
+        let sql = format!(
+            "{SCOPE_CTE} {select} WHERE (:area IS NULL OR {predicate}) AND {id_column} > :after
+             ORDER BY {id_column} LIMIT :limit"
+        );
+        let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+        let params: &[(&str, &dyn rusqlite::ToSql)] =
+            &[(":area", &area_param(scope)), (":after", &after.unwrap_or("")), (":limit", &(limit as i64))];
+        stmt.query_map(params, *map).and_then(|rows| rows.collect()).map_err(backend)
+    }
+}
+
+pub(crate) fn persons_page(c: &Connection, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<Person>> {
+    let predicate = "p.residence IN subplaces".into();
+    Listing { select: PERSON_SELECT, id_column: "p.id", predicate, map: person_row }.page(c, scope, after, limit)
+}
+
+pub(crate) fn places_page(c: &Connection, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<Place>> {
+    let predicate = "p.area IN sub".into();
+    Listing { select: PLACE_SELECT, id_column: "p.id", predicate, map: place_row }.page(c, scope, after, limit)
+}
+
+pub(crate) fn cases_page(c: &Connection, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<Case>> {
+    let predicate = person_inside("k.person");
+    Listing { select: CASE_SELECT, id_column: "k.id", predicate, map: case_row }.page(c, scope, after, limit)
+}
+
+pub(crate) fn lab_tests_page(c: &Connection, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<LabTest>> {
+    let predicate = format!("(t.lab IN subplaces OR {})", person_inside("t.person"));
+    Listing { select: LAB_TEST_SELECT, id_column: "t.id", predicate, map: lab_test_row }.page(c, scope, after, limit)
+}
+
+pub(crate) fn visits_page(
+    c: &Connection,
+    scope: &Scope,
+    query: &VisitQuery,
+    after_row: i64,
+    limit: usize,
+) -> Result<Vec<VisitRow>> {
+    // Only the conditions given go into the SQL, so that SQLite can use the person or place
+    // index instead of walking every visit.
+    let mut ctes = String::from(SCOPE_CTE);
+    let mut conditions = vec![
+        "v.id > :after".to_string(),
+        format!("(:area IS NULL OR v.place IN subplaces OR {})", person_inside("v.person")),
+    ];
+    let mut params: Vec<(&str, Value)> = vec![
+        (":area", area_param(scope)),
+        (":after", Value::Integer(after_row)),
+        (":limit", Value::Integer(limit as i64)),
+    ];
+    if let Some(person) = &query.person {
+        ctes.push_str(
+            ",\n  fam(k) AS (SELECT key FROM persons WHERE id = :person
+               UNION SELECT p.key FROM persons p JOIN fam ON p.merged_into = fam.k)",
+        );
+        conditions.push("v.person IN fam".into());
+        params.push((":person", Value::Text(person.clone())));
+    }
+    if let Some(place) = &query.place {
+        conditions.push("v.place = (SELECT key FROM places WHERE id = :place)".into());
+        params.push((":place", Value::Text(place.clone())));
+    }
+    if let Some(from) = query.from {
+        conditions.push("v.t_in >= :from".into());
+        params.push((":from", Value::Integer(from.as_second())));
+    }
+    if let Some(to) = query.to {
+        conditions.push("v.t_in < :to".into());
+        params.push((":to", Value::Integer(to.as_second())));
+    }
+    let sql = format!(
+        "{ctes} SELECT v.id, pe.id, pl.id, v.t_in, v.t_out, v.source FROM visits v
+           JOIN persons pe ON pe.key = v.person JOIN places pl ON pl.key = v.place
+         WHERE {} ORDER BY v.id LIMIT :limit",
+        conditions.join(" AND ")
+    );
+    let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+    let params: Vec<(&str, &dyn rusqlite::ToSql)> =
+        params.iter().map(|(name, value)| (*name, value as &dyn rusqlite::ToSql)).collect();
+    stmt.query_map(params.as_slice(), |r| {
+        let code: u8 = r.get(5)?;
+        Ok(VisitRow {
+            row: r.get(0)?,
+            visit: Visit {
+                person_id: r.get(1)?,
+                place_id: r.get(2)?,
+                t_in: ts(r.get(3)?)?,
+                t_out: opt_ts(r.get(4)?)?,
+                source: VisitSource::from_code(code).unwrap_or(VisitSource::VenueCode),
+            },
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(backend)
+}
+
+/// The keys of the areas in `area`'s subtree (empty when the area is unknown).
+fn subtree(c: &Connection, area: &str) -> Result<HashSet<i64>> {
+    let mut stmt = c
+        .prepare_cached(
+            "WITH RECURSIVE sub(k) AS (SELECT key FROM areas WHERE id = ?1
+               UNION SELECT a.key FROM areas a JOIN sub ON a.parent = sub.k)
+             SELECT k FROM sub",
+        )
+        .map_err(backend)?;
+    stmt.query_map([area], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(backend)
+}
+
+/// For each id, the areas the record lies in (any one inside the scope is enough).
+pub(crate) fn in_scope(c: &Connection, scope: &Scope, entity: Entity, ids: &[&str]) -> Result<Vec<bool>> {
+    let area = match scope {
+        Scope::All => return Ok(vec![true; ids.len()]),
+        Scope::Within(area) => area,
+    };
+    let sub = subtree(c, area)?;
+    // Each query returns the area keys (up to two) where the record lies.
+    let sql = match entity {
+        Entity::Area => "SELECT key, NULL FROM areas WHERE id = ?1",
+        Entity::Place => "SELECT area, NULL FROM places WHERE id = ?1",
+        Entity::Person => {
+            "SELECT r.area, NULL FROM persons p LEFT JOIN places r ON r.key = p.residence WHERE p.id = ?1"
+        }
+        Entity::Case => {
+            "SELECT r.area, NULL FROM cases k JOIN persons p ON p.key = k.person
+             LEFT JOIN places r ON r.key = p.residence WHERE k.id = ?1"
+        }
+        Entity::LabTest => {
+            "SELECT r.area, l.area FROM lab_tests t LEFT JOIN persons p ON p.key = t.person
+             LEFT JOIN places r ON r.key = p.residence LEFT JOIN places l ON l.key = t.lab WHERE t.id = ?1"
+        }
+        other => {
+            return Err(StoreError::Backend(format!("scope checks do not cover `{other}` records")));
+        }
+    };
+    let mut stmt = c.prepare_cached(sql).map_err(backend)?;
+    ids.iter()
+        .map(|id| {
+            let located: Option<(Option<i64>, Option<i64>)> =
+                stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(backend)?;
+            Ok(located.is_some_and(|(a, b)| [a, b].into_iter().flatten().any(|k| sub.contains(&k))))
+        })
+        .collect()
+}
