@@ -5,6 +5,10 @@
 //! record is written to a rejects file (line, code, field, message, the record) and the rest
 //! is imported. A crash or a kill drops the batch too.
 //!
+//! Person references (`phone:...`, `id_document:...`, `passport:...`) in person fields become
+//! pseudonymous ids as they are read ([`crate::pseudonym`]); the identifiers they carried go to
+//! the personal-data table, and rejects files never show them.
+//!
 //! Visits take a fast path ([`visits`]): parsing and id mapping on one thread, SQLite on
 //! another, keys looked up in memory, indexes rebuilt once at the end.
 
@@ -24,6 +28,7 @@ use chainbreak_formats::{Format, FormatError, Kind, RecordReader, geojson_areas}
 use chainbreak_store::{Batch, Store, StoreError};
 use serde::de::DeserializeOwned;
 
+use crate::pseudonym::{self, PersonRefs, PseudonymError, Pseudonymise, Pseudonymizer};
 use crate::{AppError, Progress};
 
 /// How to import.
@@ -38,6 +43,9 @@ pub struct ImportOptions {
     pub format: Option<Format>,
     /// Who imports, through what (the audit record's actor); `system` when not given.
     pub actor: Option<crate::accounts::Actor>,
+    /// The deployment's pseudonymisation key: person references (`phone:...`) become
+    /// pseudonymous ids (see [`crate::pseudonym`]); without it a file holding one is refused.
+    pub pseudonymizer: Option<Pseudonymizer>,
 }
 
 /// What an import did.
@@ -81,9 +89,16 @@ impl Rejects {
         }
         let field = error.location.field.clone().or_else(|| error.location.json_path.clone()).unwrap_or_default();
         let line = error.location.line.map(|l| l.to_string()).unwrap_or_default();
-        let raw = if self.withhold_records { "(withheld: personal data; see the line in the file)" } else { raw };
+        // Identifiers never reach a rejects file: the identifiers kind is withheld whole, and
+        // person references elsewhere are scrubbed from the record and the message.
+        let raw = if self.withhold_records {
+            "(withheld: personal data; see the line in the file)".to_string()
+        } else {
+            pseudonym::scrub(raw)
+        };
+        let message = pseudonym::scrub(&error.message);
         let w = self.writer.as_mut().expect("opened above");
-        let res = w.write_record([line.as_str(), error.code.as_str(), field.as_str(), error.message.as_str(), raw]);
+        let res = w.write_record([line.as_str(), error.code.as_str(), field.as_str(), message.as_str(), raw.as_str()]);
         res.map_err(|e| AppError::Io { path: self.path.display().to_string(), message: e.to_string() })?;
         self.count += 1;
         Ok(())
@@ -112,6 +127,8 @@ pub(crate) struct Run<'a> {
     pub(crate) rejects: Rejects,
     pub(crate) report: ImportReport,
     pub(crate) progress: &'a mut dyn Progress,
+    /// Person references met so far, and the identifiers to record.
+    pub(crate) pseudo: Pseudonymise,
 }
 
 impl Run<'_> {
@@ -176,6 +193,7 @@ pub fn import_file(
         opts,
         rejects: Rejects::new(rejects_path, kind == Kind::Identifiers),
         progress,
+        pseudo: Pseudonymise::new(opts.pseudonymizer.clone()),
     };
     let after_seq = store.last_seq()?;
     let mut batch = store.begin(at)?;
@@ -186,7 +204,8 @@ pub fn import_file(
         let counting = CountingReader { inner: file, count: Arc::new(AtomicU64::new(0)) };
         import_generic(&mut *batch, kind, counting, &mut run)?;
     }
-    let Run { mut report, rejects, progress, .. } = run;
+    let Run { mut report, rejects, progress, mut pseudo, .. } = run;
+    record_identifiers(&mut *batch, pseudo.take_identifiers())?;
     // The audit record goes in the same batch: no import without its record.
     let actor = opts.actor.clone().unwrap_or_else(|| crate::accounts::Actor {
         name: "system".into(),
@@ -201,6 +220,28 @@ pub fn import_file(
     report.seconds = started.elapsed().as_secs_f64();
     progress.finish(&format!("{} {} imported", report.imported, kind));
     Ok(report)
+}
+
+/// Writes the identifiers that person references carried, for the persons that exist (a
+/// reference on a rejected row may name nobody).
+pub(crate) fn record_identifiers(batch: &mut dyn Batch, identifiers: Vec<Identifier>) -> Result<(), AppError> {
+    if identifiers.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = identifiers.iter().map(|i| i.person_id.as_str()).collect();
+    let known = batch.lookup_persons(&ids)?;
+    let rows: Vec<Identifier> =
+        identifiers.iter().zip(known).filter(|(_, k)| k.is_some()).map(|(i, _)| i.clone()).collect();
+    batch.put_identifiers(&rows)?;
+    Ok(())
+}
+
+/// The located error of a person reference that cannot be pseudonymised; a missing key is
+/// fatal (every other reference would fail too).
+pub(crate) fn pseudonym_error(location: Location, error: PseudonymError, raw: String) -> RecordError {
+    let fatal = matches!(error, PseudonymError::NoKey(_));
+    let code = if fatal { ErrorCode::InvalidArgument } else { ErrorCode::InputInvalidField };
+    RecordError { raw: pseudonym::scrub(&raw), error: FormatError::new(code, location, error.to_string()), fatal }
 }
 
 /// The id → key maps for persons or places, read through the batch's store.
@@ -279,7 +320,7 @@ fn import_generic<R: Read>(
 
 type PutFn<'f, T> = dyn Fn(&mut dyn Batch, &[T]) -> Result<(), StoreError> + 'f;
 
-fn import_records<T: DeserializeOwned + serde::Serialize, R: Read>(
+fn import_records<T: DeserializeOwned + serde::Serialize + PersonRefs, R: Read>(
     batch: &mut dyn Batch,
     input: CountingReader<R>,
     run: &mut Run<'_>,
@@ -292,10 +333,16 @@ fn import_records<T: DeserializeOwned + serde::Serialize, R: Read>(
     let mut n = 0u64;
     while let Some(next) = reader.next_record() {
         match next {
-            Ok((line, t)) => {
-                rows.push(t);
-                lines.push((line, String::new()));
-            }
+            Ok((line, mut t)) => match run.pseudo.apply(&mut t) {
+                Ok(()) => {
+                    rows.push(t);
+                    lines.push((line, String::new()));
+                }
+                Err((field, e)) => {
+                    let raw = serde_json::to_string(&t).unwrap_or_default();
+                    run.reject_or_fail(pseudonym_error(run.location(line, "", field), e, raw))?
+                }
+            },
             Err(e) => run.reject_or_fail(e)?,
         }
         if rows.len() == CHUNK {

@@ -7,7 +7,7 @@
 //! leaves one `ingest` audit record naming how many records it wrote and the change sequence
 //! it follows (the change feed lists the rows themselves).
 
-use chainbreak_core::model::{LabTest, SubjectKind, Visit};
+use chainbreak_core::model::{Identifier, LabTest, SubjectKind, Visit};
 use chainbreak_core::{ErrorCode, Location};
 use chainbreak_formats::FormatError;
 use chainbreak_store::{Entity, KeyedVisit, Scope, Store, StoreError};
@@ -15,6 +15,8 @@ use jiff::Timestamp;
 
 use crate::AppError;
 use crate::accounts::Actor;
+use crate::import::record_identifiers;
+use crate::pseudonym::{PersonRefs, PseudonymError, Pseudonymise, Pseudonymizer};
 
 /// What an ingest did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -73,16 +75,48 @@ fn audit_batch(
     Ok(())
 }
 
-/// Ingests visits for `actor`, inside `scope`; unknown persons or places are an error unless
+/// Who writes a batch: their jurisdiction, the actor of the audit record, and the deployment's
+/// pseudonymisation key (person references in the batch become pseudonymous ids; without a key
+/// a batch holding one is refused).
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub scope: Scope,
+    pub actor: Actor,
+    pub pseudonymizer: Option<Pseudonymizer>,
+}
+
+/// Replaces the person references of `records` with pseudonymous ids, failing at the first one
+/// that cannot be; returns the identifiers they carried.
+fn pseudonymise<T: PersonRefs>(
+    records: &mut [T],
+    array: &str,
+    pseudonymizer: Option<&Pseudonymizer>,
+) -> Result<Vec<Identifier>, AppError> {
+    let mut pseudo = Pseudonymise::new(pseudonymizer.cloned());
+    for (i, record) in records.iter_mut().enumerate() {
+        if let Err((field, e)) = pseudo.apply(record) {
+            let code = if matches!(e, PseudonymError::NoKey(_)) {
+                ErrorCode::InvalidArgument
+            } else {
+                ErrorCode::InputInvalidField
+            };
+            return Err(FormatError::new(code, at_path(array, i, field), e.to_string()).into());
+        }
+    }
+    Ok(pseudo.take_identifiers())
+}
+
+/// Ingests visits for `writer`; unknown persons or places are an error unless
 /// `register_unknown`.
 pub fn ingest_visits(
     store: &mut dyn Store,
-    scope: &Scope,
-    actor: &Actor,
-    visits: &[Visit],
+    writer: &Writer,
+    visits: &mut [Visit],
     register_unknown: bool,
     at: Timestamp,
 ) -> Result<IngestReport, AppError> {
+    let Writer { scope, actor, pseudonymizer } = writer;
+    let identifiers = pseudonymise(visits, "visits", pseudonymizer.as_ref())?;
     for (i, v) in visits.iter().enumerate() {
         if let Some(t_out) = v.t_out
             && t_out < v.t_in
@@ -134,6 +168,7 @@ pub fn ingest_visits(
             keys[*i] = Some(k);
         }
     }
+    record_identifiers(&mut *batch, identifiers)?;
     let rows: Vec<KeyedVisit> = visits
         .iter()
         .zip(persons.iter().zip(&places))
@@ -152,14 +187,15 @@ pub fn ingest_visits(
     Ok(report)
 }
 
-/// Ingests lab tests (upserted by id) for `actor`, inside `scope`.
+/// Ingests lab tests (upserted by id) for `writer`.
 pub fn ingest_lab_tests(
     store: &mut dyn Store,
-    scope: &Scope,
-    actor: &Actor,
-    tests: &[LabTest],
+    writer: &Writer,
+    tests: &mut [LabTest],
     at: Timestamp,
 ) -> Result<IngestReport, AppError> {
+    let Writer { scope, actor, pseudonymizer } = writer;
+    let identifiers = pseudonymise(tests, "lab_tests", pseudonymizer.as_ref())?;
     let (subjects, labs): (Vec<_>, Vec<_>) = tests
         .iter()
         .map(|t| ((t.subject_kind == SubjectKind::Person).then_some(t.subject_id.as_str()), t.lab_id.as_deref()))
@@ -180,6 +216,7 @@ pub fn ingest_lab_tests(
         }
         Err(e) => return Err(e.into()),
     }
+    record_identifiers(&mut *batch, identifiers)?;
     audit_batch(&mut *batch, actor, "lab_test", tests.len(), after_seq, at)?;
     let last_seq = batch.commit()?;
     Ok(IngestReport { accepted: tests.len() as u64, last_seq, ..Default::default() })

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod error;
 pub mod import;
 pub mod ingest;
+pub mod pseudonym;
 pub mod reads;
 
 use std::path::Path;
@@ -58,12 +59,14 @@ pub fn open(path: &Path) -> Result<SqliteStore, AppError> {
     Ok(SqliteStore::open(path)?)
 }
 
-/// A deployment: its store, clock, calendar and profile.
+/// A deployment: its store, clock, calendar and profile, and its pseudonymisation key (from
+/// the deployment's configuration, never from the store).
 pub struct Deployment {
     pub store: Box<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub calendar: Calendar,
     pub profile: Profile,
+    pub pseudonymizer: Option<pseudonym::Pseudonymizer>,
 }
 
 impl Deployment {
@@ -75,6 +78,6 @@ impl Deployment {
             message: format!("the store's zone `{}` is unknown: {e}", meta.time_zone),
         })?;
         let profile = Profile::load(&meta.profile)?;
-        Ok(Deployment { store, clock, calendar, profile })
+        Ok(Deployment { store, clock, calendar, profile, pseudonymizer: None })
     }
 }

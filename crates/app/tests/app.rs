@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use chainbreak_app::import::{ImportOptions, ImportReport, import_file};
+use chainbreak_app::ingest::Writer;
 use chainbreak_app::{AppError, NoProgress};
 use chainbreak_core::ErrorCode;
 use chainbreak_core::model::{Visit, VisitSource};
@@ -275,12 +276,11 @@ fn ingest_is_all_or_nothing_with_json_paths() {
         t_out: None,
         source: VisitSource::Ticket,
     };
-    let (all, actor) = (Scope::All, test_actor());
+    let writer = Writer { scope: Scope::All, actor: test_actor(), pseudonymizer: None };
     let e = chainbreak_app::ingest::ingest_visits(
         &mut f.store,
-        &all,
-        &actor,
-        &[v("P1", "L1"), v("P1", "L404")],
+        &writer,
+        &mut [v("P1", "L1"), v("P1", "L404")],
         false,
         clock.now(),
     )
@@ -290,9 +290,8 @@ fn ingest_is_all_or_nothing_with_json_paths() {
     assert_eq!(f.store.count(Entity::Visit).unwrap(), 0);
     let r = chainbreak_app::ingest::ingest_visits(
         &mut f.store,
-        &all,
-        &actor,
-        &[v("P1", "L1"), v("P8", "L1"), v("P8", "L1")],
+        &writer,
+        &mut [v("P1", "L1"), v("P8", "L1"), v("P8", "L1")],
         true,
         clock.now(),
     )
@@ -430,4 +429,85 @@ fn every_import_leaves_an_audit_record_and_a_refused_one_none() {
     let seen: Vec<(&str, &str)> = audit.iter().map(|r| (r.actor.as_str(), r.entity.as_str())).collect();
     assert_eq!(seen, [("system", "places"), ("system", "persons"), ("tester", "visits")]);
     assert!(audit[2].record.contains("v.csv: 2 records"), "{}", audit[2].record);
+}
+
+// ---------------------------------------------------------------- pseudonymisation
+
+const PHONE: &str = "13800000001";
+
+#[test]
+fn person_references_become_pseudonyms_and_identifiers_go_only_to_personal_data() {
+    use chainbreak_app::pseudonym::{Pseudonymizer, generate_key_file};
+    use chainbreak_core::model::IdentifierKind;
+    let mut f = fresh();
+    f.places_and_persons();
+    let key_file = f.dir.path().join("pseudonym.key");
+    generate_key_file(&key_file).unwrap();
+    assert!(generate_key_file(&key_file).is_err(), "an existing key is never overwritten");
+    let key = Pseudonymizer::from_key_file(&key_file).unwrap();
+    let pseudonym = key.pseudonym(IdentifierKind::Phone, &format!("+86{PHONE}"));
+
+    let visits = f.file(
+        "v.csv",
+        &format!(
+            "person_id,place_id,t_in\nphone:+86 {PHONE},L1,2022-03-01T08:00:00Z\n\
+             phone:+86-{PHONE},L2,2022-03-01T09:00:00Z\nphone:+86 {PHONE},L2,yesterday\n\
+             phone:not a number,L1,2022-03-01T08:00:00Z\nP1,L1,2022-03-01T10:00:00Z\n"
+        ),
+    );
+    // Without the key the file is refused whole, and the message does not repeat the number.
+    let e = f.import(Kind::Visits, &visits, &ImportOptions { register_unknown: true, ..Default::default() });
+    let e = e.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert!(!e.to_string().contains(PHONE), "{e}");
+    assert_eq!(f.store.count(Entity::Visit).unwrap(), 0);
+
+    let opts = ImportOptions {
+        register_unknown: true,
+        skip_invalid: true,
+        pseudonymizer: Some(key.clone()),
+        ..Default::default()
+    };
+    let report = f.import(Kind::Visits, &visits, &opts).unwrap();
+    assert_eq!((report.imported, report.rejected, report.registered_persons), (3, 2, 1));
+    let rejects = std::fs::read_to_string(report.rejects_file.unwrap()).unwrap();
+    assert!(!rejects.contains(PHONE) && !rejects.contains("not a number"), "{rejects}");
+    assert!(rejects.contains("phone:(withheld)"), "{rejects}");
+
+    // The visits name the pseudonym; the phone is personal data of that pseudonym.
+    let rows = f.store.visits_page(&Scope::All, &Default::default(), 0, 100).unwrap();
+    let persons: Vec<&str> = rows.iter().map(|r| r.visit.person_id.as_str()).collect();
+    assert_eq!(persons, [pseudonym.as_str(), pseudonym.as_str(), "P1"]);
+    let ids = f.store.identifiers(&pseudonym).unwrap();
+    assert_eq!((ids[0].kind, ids[0].value.as_str()), (IdentifierKind::Phone, "+8613800000001"));
+    // Nowhere else: not in persons, the audit trail or the change feed.
+    let persons = f.store.persons_page(&Scope::All, None, 1000).unwrap();
+    assert!(persons.iter().all(|p| !p.id.contains(PHONE)));
+    let audit = f.store.audit_records(0, 1000, &AuditFilter::default()).unwrap();
+    assert!(!format!("{audit:?}").contains(PHONE));
+    // The key is not in the store.
+    let key_text = std::fs::read_to_string(&key_file).unwrap();
+    let db = std::fs::read(f.dir.path().join("s.db")).unwrap();
+    let key_bytes = base64_decode(key_text.trim());
+    assert!(!contains(&db, key_text.trim().as_bytes()) && !contains(&db, &key_bytes));
+
+    // The generic path (JSON Lines, cases) maps the same number to the same pseudonym.
+    let cases = f.file(
+        "c.jsonl",
+        &format!(
+            r#"{{"id":"K1","person_id":"phone:+86 {PHONE}","classification":"confirmed","reported_at":"2022-03-02T00:00:00Z"}}
+"#
+        ),
+    );
+    f.import(Kind::Cases, &cases, &ImportOptions { pseudonymizer: Some(key), ..Default::default() }).unwrap();
+    assert_eq!(f.store.case("K1").unwrap().unwrap().person_id, pseudonym);
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
 }

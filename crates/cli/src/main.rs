@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chainbreak_app::import::{ImportOptions, import_file};
+use chainbreak_app::pseudonym::Pseudonymizer;
 use chainbreak_app::{AppError, Progress};
 use chainbreak_core::profile::Profile;
 use chainbreak_core::time::{Clock, SystemClock};
@@ -65,6 +66,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// The deployment's pseudonymisation key (person references such as `phone:...` become
+        /// pseudonymous ids); never stored in the database.
+        #[arg(long, env = "CHAINBREAK_PSEUDONYM_KEY_FILE")]
+        pseudonym_key_file: Option<PathBuf>,
     },
     /// Serve the API on 127.0.0.1.
     Serve {
@@ -72,6 +77,14 @@ enum Command {
         db: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
+        /// The deployment's pseudonymisation key (see `import`).
+        #[arg(long, env = "CHAINBREAK_PSEUDONYM_KEY_FILE")]
+        pseudonym_key_file: Option<PathBuf>,
+    },
+    /// The deployment's pseudonymisation key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// Policy profiles.
     Profile {
@@ -157,6 +170,13 @@ enum UserCommand {
         #[arg(long)]
         days: Option<u32>,
     },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Write a new random key (256 bits, base64) to FILE, readable by its owner only. Keep it
+    /// with the deployment's configuration and back it up: a new key gives new pseudonyms.
+    Generate { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -291,10 +311,21 @@ fn run(command: Command) -> anyhow::Result<()> {
                 meta.schema_version
             );
         }
-        Command::Import { kind, file, db, format, register_unknown, skip_invalid, rejects, json } => {
+        Command::Import {
+            kind,
+            file,
+            db,
+            format,
+            register_unknown,
+            skip_invalid,
+            rejects,
+            json,
+            pseudonym_key_file,
+        } => {
+            let pseudonymizer = pseudonym_key_file.as_deref().map(Pseudonymizer::from_key_file).transpose()?;
             let mut store = chainbreak_app::open(&db)?;
             let actor = Some(cli_actor(None, "import"));
-            let opts = ImportOptions { register_unknown, skip_invalid, rejects, format, actor };
+            let opts = ImportOptions { register_unknown, skip_invalid, rejects, format, actor, pseudonymizer };
             let mut bar = Bar(indicatif::ProgressBar::new(0));
             let report = import_file(&mut store, kind, &file, &opts, clock.now(), &mut bar)?;
             if kind == Kind::Visits || kind == Kind::Pings {
@@ -320,8 +351,12 @@ fn run(command: Command) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Serve { db, addr } => {
-            let config = chainbreak_server::ServerConfig { db, ..Default::default() };
+        Command::Key { command: KeyCommand::Generate { file } } => {
+            chainbreak_app::pseudonym::generate_key_file(&file)?;
+            println!("wrote a new pseudonymisation key to {}", file.display());
+        }
+        Command::Serve { db, addr, pseudonym_key_file } => {
+            let config = chainbreak_server::ServerConfig { db, pseudonym_key_file, ..Default::default() };
             let state = chainbreak_server::AppState::open(config, clock)?;
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

@@ -243,3 +243,35 @@ fn users_tokens_and_the_audit_trail_from_the_command_line() {
     assert!(audit.contains("\"actor\":\"admin1\"") && audit.contains("chainbreak user add"));
     assert!(!audit.contains(token.trim()), "tokens are not audited in clear");
 }
+
+#[test]
+fn a_pseudonymisation_key_is_made_once_and_imports_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    let key = s(&dir.path().join("pseudonym.key"));
+    ok(&["key", "generate", &key]);
+    let again = run(&["key", "generate", &key]);
+    assert!(!again.status.success(), "an existing key is never overwritten");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let persons = dir.path().join("persons.csv");
+    std::fs::write(&persons, "id,birth_year\npassport:E 1234 5678,1990\n").unwrap();
+    let out = run(&["import", "persons", &s(&persons), "--db", &db]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error[invalid_argument]") && !stderr.contains("1234"), "{stderr}");
+    let out = bin()
+        .args(["import", "persons", &s(&persons), "--db", &db])
+        .env("CHAINBREAK_PSEUDONYM_KEY_FILE", &key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let store = chainbreak_app::open(Path::new(&db)).unwrap();
+    let persons = store.persons_page(&chainbreak_store::Scope::All, None, 10).unwrap();
+    assert_eq!(persons.len(), 1);
+    assert_eq!(persons[0].id.len(), 16);
+    assert_eq!(store.identifiers(&persons[0].id).unwrap()[0].value, "E12345678");
+}

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, extract::MatchedPath};
 use chainbreak_app::{AppError, Deployment, ingest, reads};
 use chainbreak_core::ErrorCode;
-use chainbreak_core::access::Permission;
+use chainbreak_core::access::{Permission, User};
 use chainbreak_core::model::{LabTest, Visit};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -196,6 +196,15 @@ impl From<ingest::IngestReport> for IngestReport {
     }
 }
 
+/// Who writes a batch through `via`: the user's jurisdiction and the deployment's key.
+fn writer(dep: &Deployment, user: &User, via: &str) -> Result<ingest::Writer, AppError> {
+    Ok(ingest::Writer {
+        scope: reads::scope_of(&*dep.store, user)?,
+        actor: actor(user, via),
+        pseudonymizer: dep.pseudonymizer.clone(),
+    })
+}
+
 fn check_batch_size(array: &str, n: usize, max: usize) -> Result<(), ApiError> {
     if n > max {
         return Err(ApiError::new(
@@ -237,12 +246,11 @@ pub(crate) async fn visits_batch(
     let user = auth.require(Permission::IngestData)?;
     let batch: VisitsBatch = read_json(req, state.config.max_body_bytes).await?;
     check_batch_size("visits", batch.visits.len(), state.config.max_batch_records)?;
-    let VisitsBatch { visits, register_unknown } = batch;
+    let VisitsBatch { mut visits, register_unknown } = batch;
     let report = with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
-        let scope = reads::scope_of(&*dep.store, &user)?;
-        let actor = actor(&user, "POST /api/v1/visits:batch");
-        ingest::ingest_visits(&mut *dep.store, &scope, &actor, &visits, register_unknown, now)
+        let writer = writer(dep, &user, "POST /api/v1/visits:batch")?;
+        ingest::ingest_visits(&mut *dep.store, &writer, &mut visits, register_unknown, now)
     })
     .await?;
     state.metrics.ingested("visit", report.accepted);
@@ -281,12 +289,11 @@ pub(crate) async fn lab_tests_batch(
     let user = auth.require(Permission::IngestLabResults)?;
     let batch: LabTestsBatch = read_json(req, state.config.max_body_bytes).await?;
     check_batch_size("lab_tests", batch.lab_tests.len(), state.config.max_batch_records)?;
-    let LabTestsBatch { lab_tests } = batch;
+    let LabTestsBatch { mut lab_tests } = batch;
     let report = with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
-        let scope = reads::scope_of(&*dep.store, &user)?;
-        let actor = actor(&user, "POST /api/v1/lab-tests:batch");
-        ingest::ingest_lab_tests(&mut *dep.store, &scope, &actor, &lab_tests, now)
+        let writer = writer(dep, &user, "POST /api/v1/lab-tests:batch")?;
+        ingest::ingest_lab_tests(&mut *dep.store, &writer, &mut lab_tests, now)
     })
     .await?;
     state.metrics.ingested("lab_test", report.accepted);

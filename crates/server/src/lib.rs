@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The most records accepted in one batch (default 100 000); more is 413.
     pub max_batch_records: usize,
+    /// The deployment's pseudonymisation key file (`chainbreak key generate`); without it,
+    /// batches naming persons by identifier (`phone:...`) are refused.
+    pub pseudonym_key_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             db: PathBuf::from("chainbreak.db"),
             max_body_bytes: 16 * 1024 * 1024,
             max_batch_records: 100_000,
+            pseudonym_key_file: None,
         }
     }
 }
@@ -68,7 +72,10 @@ impl AppState {
     /// Opens the deployment's store at `config.db`.
     pub fn open(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         let store = chainbreak_app::open(&config.db)?;
-        let deployment = Deployment::new(Box::new(store), clock)?;
+        let mut deployment = Deployment::new(Box::new(store), clock)?;
+        if let Some(path) = &config.pseudonym_key_file {
+            deployment.pseudonymizer = Some(chainbreak_app::pseudonym::Pseudonymizer::from_key_file(path)?);
+        }
         let metrics = Metrics::new();
         metrics.set_last_seq(deployment.store.last_seq()?);
         Ok(AppState {

@@ -629,7 +629,7 @@ fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
         let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
         let subscriber = tracing_subscriber::fmt()
             .json()
-            .with_max_level(tracing::Level::INFO)
+            .with_max_level(tracing::Level::DEBUG)
             .with_writer(move || LogWriter(logs))
             .finish();
         tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
@@ -1126,4 +1126,51 @@ fn pages_follow_their_cursor_and_check_their_parameters() {
     }
     let (code, _) = error_of(server.call("get", "/api/v1/places/NOPE", tracer, None), StatusCode::NOT_FOUND);
     assert_eq!(code, "not_found");
+}
+
+// ---------------------------------------------------------------- pseudonymisation
+
+#[test]
+fn identifiers_in_batches_become_pseudonyms_and_never_reach_the_logs() {
+    const NUMBER: &str = "13900000009";
+    let logs = captured_logs();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("pseudonym.key");
+    chainbreak_app::pseudonym::generate_key_file(&key).unwrap();
+    let server = TestServer::start_with(|c| c.pseudonym_key_file = Some(key.clone()));
+
+    let body = json!({"visits": [visit("phone:+86 139 0000 0009", "L1", json!(1646208000))], "register_unknown": true});
+    let (status, report) = json_of(server.post_json("/api/v1/visits:batch", &body));
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let tracer = Some(server.tracer.as_str());
+    let (_, page) = json_of(server.call("get", "/api/v1/visits?place=L1", tracer, None));
+    let pseudonym = page["items"][0]["person_id"].as_str().unwrap().to_string();
+    assert_eq!(pseudonym.len(), 16, "{page}");
+    assert!(!page.to_string().contains(NUMBER), "{page}");
+    // The number is personal data of the pseudonym, for those who may read it.
+    let (_, person) = json_of(server.call("get", &format!("/api/v1/persons/{pseudonym}?personal=true"), tracer, None));
+    assert_eq!(person["identifiers"][0]["value"], format!("+86{NUMBER}"), "{person}");
+
+    // A bad number is refused at its path, without repeating it.
+    let body = json!({"visits": [visit("phone:+86 139 CALL ME", "L1", json!(1646208000))]});
+    let r = server.post_json("/api/v1/visits:batch", &body);
+    let (status, error) = json_of(r);
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["location"]["json_path"], "$.visits[0].person_id");
+    assert!(!error.to_string().contains("CALL ME"), "{error}");
+    // Lab results too.
+    let body = json!({"lab_tests": [lab_test("PT1", "phone:+86 139 0000 0009")]});
+    assert_eq!(server.post_json("/api/v1/lab-tests:batch", &body).status(), StatusCode::OK);
+    assert_eq!(server.store().lab_test("PT1").unwrap().unwrap().subject_id, pseudonym);
+
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("/api/v1/visits:batch"), "the requests were logged");
+    assert!(!text.contains(NUMBER) && !text.contains("139 0000"), "an identifier reached the logs");
+
+    // Without a key, such a batch is refused whole.
+    let plain = TestServer::start();
+    let body = json!({"visits": [visit("phone:+86 139 0000 0009", "L1", json!(1646208000))], "register_unknown": true});
+    let (code, location) = error_of(plain.post_json("/api/v1/visits:batch", &body), StatusCode::BAD_REQUEST);
+    assert_eq!((code.as_str(), &location["json_path"]), ("invalid_argument", &json!("$.visits[0].person_id")));
+    assert_eq!(plain.store().count(Entity::Visit).unwrap(), 0);
 }
