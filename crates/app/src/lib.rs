@@ -8,6 +8,7 @@ pub mod import;
 pub mod ingest;
 pub mod pseudonym;
 pub mod reads;
+pub mod retention;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -511,3 +511,49 @@ fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(text).unwrap()
 }
+
+// ---------------------------------------------------------------- retention
+
+#[test]
+fn purge_deletes_what_the_profile_no_longer_allows_and_audits_it() {
+    use chainbreak_core::profile::Profile;
+    let mut f = fresh();
+    f.places_and_persons();
+    // t0 is 2022-03-15; with 28 days, visits that ended before 2022-02-15 go.
+    let visits = f.file(
+        "v.csv",
+        "person_id,place_id,t_in,t_out\nP1,L1,2022-02-01T08:00:00Z,2022-02-01T09:00:00Z\n\
+         P2,L1,2022-02-14T23:00:00Z,2022-02-15T01:00:00Z\nP3,L2,2022-02-10T08:00:00Z,\n\
+         P1,L2,2022-03-14T08:00:00Z,2022-03-14T09:00:00Z\n",
+    );
+    f.import(Kind::Visits, &visits, &ImportOptions::default()).unwrap();
+    let pings = f
+        .file("p.csv", "person_id,t,lat,lon\nP1,2022-01-01T00:00:00Z,30.5,114.3\nP1,2022-03-14T00:00:00Z,30.5,114.3\n");
+    f.import(Kind::Pings, &pings, &ImportOptions::default()).unwrap();
+
+    let profile = Profile::builtin("cn-2022-9th").unwrap();
+    assert_eq!((profile.retention.visit_days, profile.retention.location_days), (28, 28));
+    let report = chainbreak_app::retention::purge(&mut f.store, &profile.retention, &test_actor(), t0()).unwrap();
+    assert_eq!((report.visits, report.pings), (2, 1), "{report:?}");
+    assert_eq!(report.visits_before.to_string(), "2022-02-15T00:00:00Z");
+    let left: Vec<String> = f
+        .store
+        .visits_page(&Scope::All, &Default::default(), 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{}@{}", r.visit.person_id, r.visit.place_id))
+        .collect();
+    assert_eq!(left, ["P2@L1", "P1@L2"], "the visit that ended after the cutoff stays");
+    assert_eq!(f.store.count(Entity::Ping).unwrap(), 1);
+    let audit = f.store.audit_records(0, 10, &AuditFilter { action: Some("purge".into()), ..Default::default() });
+    let audit = audit.unwrap();
+    let seen: Vec<(&str, &str)> = audit.iter().map(|r| (r.entity.as_str(), r.actor.as_str())).collect();
+    assert_eq!(seen, [("visit", "tester"), ("ping", "tester")]);
+    assert!(audit[0].record.starts_with("2 rows older than 2022-02-15"), "{}", audit[0].record);
+
+    // Run again: nothing to delete, nothing audited.
+    let again = chainbreak_app::retention::purge(&mut f.store, &profile.retention, &test_actor(), t0()).unwrap();
+    assert_eq!((again.visits, again.pings), (0, 0));
+    let n = f.store.audit_records(0, 10, &AuditFilter { action: Some("purge".into()), ..Default::default() });
+    assert_eq!(n.unwrap().len(), 2);
+}

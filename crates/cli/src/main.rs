@@ -20,6 +20,13 @@ struct Cli {
     /// Log format for structured logs (to stderr).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Run on a demo clock that starts at this instant (RFC 3339 or Unix seconds) instead of
+    /// the system clock: for the sample, demos and replays of past data.
+    #[arg(long, global = true, value_parser = parse_instant)]
+    demo_clock: Option<jiff::Timestamp>,
+    /// How many times faster than real time the demo clock runs.
+    #[arg(long, global = true, default_value_t = 1.0, requires = "demo_clock")]
+    demo_speed: f64,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,6 +87,21 @@ enum Command {
         /// The deployment's pseudonymisation key (see `import`).
         #[arg(long, env = "CHAINBREAK_PSEUDONYM_KEY_FILE")]
         pseudonym_key_file: Option<PathBuf>,
+        /// Run the retention purge on start and then every this many minutes (0: never).
+        #[arg(long, default_value_t = 60)]
+        purge_every_minutes: u64,
+    },
+    /// Delete the location data older than the profile's retention allows (audited). `serve`
+    /// does this every hour; run this from a scheduler when no server runs.
+    Purge {
+        #[arg(long, env = "CHAINBREAK_DB")]
+        db: PathBuf,
+        /// Who runs it, for the audit trail (default: cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// The deployment's pseudonymisation key.
     Key {
@@ -235,6 +257,10 @@ fn cli_actor(actor: Option<String>, via: &str) -> chainbreak_app::accounts::Acto
     chainbreak_app::accounts::Actor { name, via: format!("chainbreak {via}"), reason: None }
 }
 
+fn parse_instant(s: &str) -> Result<jiff::Timestamp, String> {
+    chainbreak_core::time::parse_instant(s)
+}
+
 fn version() -> String {
     format!("{} (SQLite {})", env!("CARGO_PKG_VERSION"), chainbreak_store_sqlite::SqliteStore::sqlite_version())
 }
@@ -272,7 +298,7 @@ impl Progress for Bar {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
-    match run(cli.command) {
+    match run(cli.command, cli.demo_clock, cli.demo_speed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e
@@ -297,8 +323,14 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = match demo_clock {
+        Some(start) if demo_speed.is_finite() && demo_speed > 0.0 => {
+            Arc::new(chainbreak_core::time::AcceleratedClock::new(start, demo_speed))
+        }
+        Some(_) => anyhow::bail!("--demo-speed is a positive number"),
+        None => Arc::new(SystemClock),
+    };
     match command {
         Command::Init { db, tz, profile } => {
             let store = chainbreak_app::init(&db, &tz, &profile, &*clock)?;
@@ -351,12 +383,30 @@ fn run(command: Command) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Purge { db, actor, json } => {
+            let store = chainbreak_app::open(&db)?;
+            let mut deployment = chainbreak_app::Deployment::new(Box::new(store), clock)?;
+            let now = deployment.clock.now();
+            let retention = deployment.profile.retention.clone();
+            let report =
+                chainbreak_app::retention::purge(&mut *deployment.store, &retention, &cli_actor(actor, "purge"), now)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "purged {} visits that ended before {} and {} pings taken before {}",
+                    report.visits, report.visits_before, report.pings, report.pings_before
+                );
+            }
+        }
         Command::Key { command: KeyCommand::Generate { file } } => {
             chainbreak_app::pseudonym::generate_key_file(&file)?;
             println!("wrote a new pseudonymisation key to {}", file.display());
         }
-        Command::Serve { db, addr, pseudonym_key_file } => {
-            let config = chainbreak_server::ServerConfig { db, pseudonym_key_file, ..Default::default() };
+        Command::Serve { db, addr, pseudonym_key_file, purge_every_minutes } => {
+            let purge_every =
+                (purge_every_minutes > 0).then(|| std::time::Duration::from_secs(purge_every_minutes * 60));
+            let config = chainbreak_server::ServerConfig { db, pseudonym_key_file, purge_every, ..Default::default() };
             let state = chainbreak_server::AppState::open(config, clock)?;
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

@@ -65,7 +65,9 @@ fn the_sample_serves_over_http() {
     }
     ok(&["user", "add", "li", "--db", &db, "--role", "tracer", "--unit", "CDC", "--jurisdiction", "HS"]);
     let token = ok(&["user", "token", "li", "--db", &db, "--label", "test"]).trim().to_string();
-    let child = bin().args(["serve", "--db", &db, "--addr", "127.0.0.1:0"]).stderr(Stdio::piped()).spawn().unwrap();
+    // The sample is of March 2022: on the system clock the retention purge would empty it.
+    let args = ["--demo-clock", "2022-03-15T08:00:00+08:00", "serve", "--db", &db, "--addr", "127.0.0.1:0"];
+    let child = bin().args(args).stderr(Stdio::piped()).spawn().unwrap();
     let mut server = Server(child);
     let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
     let addr = loop {
@@ -274,4 +276,30 @@ fn a_pseudonymisation_key_is_made_once_and_imports_use_it() {
     assert_eq!(persons.len(), 1);
     assert_eq!(persons[0].id.len(), 16);
     assert_eq!(store.identifiers(&persons[0].id).unwrap()[0].value, "E12345678");
+}
+
+#[test]
+fn purge_deletes_expired_location_data_and_says_what() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    for (kind, file) in
+        [("areas", "areas.geojson"), ("places", "places.csv"), ("persons", "persons.csv"), ("visits", "visits.csv")]
+    {
+        ok(&["import", kind, &s(&sample().join(file)), "--db", &db]);
+    }
+    // On 2022-03-20 (28 days of retention) every sample visit is kept.
+    let kept = ok(&["--demo-clock", "2022-03-20T00:00:00Z", "purge", "--db", &db, "--json"]);
+    let kept: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    assert_eq!(kept["visits"], 0, "{kept}");
+    // On 2022-04-05, the visits that ended before 2022-03-08 go.
+    let out = ok(&["--demo-clock", "2022-04-05T00:00:00Z", "purge", "--db", &db, "--json", "--actor", "ops"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["visits_before"], "2022-03-08T00:00:00Z");
+    let purged = report["visits"].as_u64().unwrap();
+    let store = chainbreak_store_sqlite::SqliteStore::open(Path::new(&db)).unwrap();
+    let left = store.count(Entity::Visit).unwrap();
+    assert!(purged > 1000 && left > 1000, "purged {purged}, left {left}");
+    assert_eq!(purged + left, 5300);
+    let audit = ok(&["audit", "--db", &db, "--action", "purge"]);
+    assert!(audit.contains("\"actor\":\"ops\"") && audit.contains("chainbreak purge"), "{audit}");
 }

@@ -525,6 +525,8 @@ impl ColdChain {
 pub struct Retention {
     /// Location data (pings, grid cells) is purged after this many days.
     pub location_days: u32,
+    /// Venue check-ins (visits) are purged this many days after they ended.
+    pub visit_days: u32,
 }
 
 // ---------------------------------------------------------------- errors
@@ -689,7 +691,8 @@ impl Profile {
             }
             positive(&format!("{p}.suspend_weeks"), s.suspend_weeks)?;
         }
-        positive("retention.location_days", self.retention.location_days)
+        positive("retention.location_days", self.retention.location_days)?;
+        positive("retention.visit_days", self.retention.visit_days)
     }
 
     fn check_close_contact(&self) -> Result<(), Issue> {

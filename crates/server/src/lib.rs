@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The most records accepted in one batch (default 100 000); more is 413.
     pub max_batch_records: usize,
+    /// How often the retention purge runs (first on start); `None`: never (then run
+    /// `chainbreak purge` from a scheduler).
+    pub purge_every: Option<std::time::Duration>,
     /// The deployment's pseudonymisation key file (`chainbreak key generate`); without it,
     /// batches naming persons by identifier (`phone:...`) are refused.
     pub pseudonym_key_file: Option<PathBuf>,
@@ -55,6 +58,7 @@ impl Default for ServerConfig {
             max_body_bytes: 16 * 1024 * 1024,
             max_batch_records: 100_000,
             pseudonym_key_file: None,
+            purge_every: Some(std::time::Duration::from_secs(3600)),
         }
     }
 }
@@ -127,9 +131,36 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, db = %state.config.db.display(), "serving the chainbreak API");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    let purger = state.config.purge_every.map(|every| tokio::spawn(purge_every(state.clone(), every)));
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    if let Some(purger) = purger {
+        purger.abort();
+    }
+    served?;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Runs the retention purge now and then every `every`, as `system`. A failed purge is logged
+/// and tried again at the next tick.
+async fn purge_every(state: AppState, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let done = handlers::with_deployment(&state.deployment, |dep| {
+            let actor =
+                chainbreak_app::accounts::Actor { name: "system".into(), via: "scheduled purge".into(), reason: None };
+            let now = dep.clock.now();
+            let retention = dep.profile.retention.clone();
+            chainbreak_app::retention::purge(&mut *dep.store, &retention, &actor, now)
+        })
+        .await;
+        match done {
+            Ok(report) => state.metrics.set_last_seq(report.last_seq),
+            Err(e) => tracing::error!(error = ?e, "retention purge failed"),
+        }
+    }
 }
 
 /// The OpenAPI 3.1 document of the API.

@@ -1174,3 +1174,39 @@ fn identifiers_in_batches_become_pseudonyms_and_never_reach_the_logs() {
     assert_eq!((code.as_str(), &location["json_path"]), ("invalid_argument", &json!("$.visits[0].person_id")));
     assert_eq!(plain.store().count(Entity::Visit).unwrap(), 0);
 }
+
+// ---------------------------------------------------------------- retention
+
+#[test]
+fn the_server_purges_expired_location_data_on_schedule() {
+    let server = TestServer::start_with(|c| {
+        c.purge_every = Some(std::time::Duration::from_millis(50));
+        let mut store = chainbreak_app::open(&c.db).unwrap();
+        let old = |person: &str, t_in: &str| chainbreak_core::model::Visit {
+            person_id: person.into(),
+            place_id: "L1".into(),
+            t_in: t_in.parse().unwrap(),
+            t_out: None,
+            source: chainbreak_core::model::VisitSource::VenueCode,
+        };
+        let writer = chainbreak_app::ingest::Writer {
+            scope: chainbreak_store::Scope::All,
+            actor: fixture_actor(),
+            pseudonymizer: None,
+        };
+        // The clock says 2022-03-05: the first visit is 63 days old, the second 3.
+        let mut visits = [old("P1", "2022-01-01T08:00:00Z"), old("P2", "2022-03-02T08:00:00Z")];
+        chainbreak_app::ingest::ingest_visits(&mut store, &writer, &mut visits, false, now()).unwrap();
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.store().count(Entity::Visit).unwrap() != 1 {
+        assert!(std::time::Instant::now() < deadline, "the purge did not run");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (_, page) = json_of(server.call("get", "/api/v1/visits", Some(&server.tracer), None));
+    assert_eq!(item_ids(&page), ["P2@L1"]);
+    let filter = chainbreak_store::AuditFilter { action: Some("purge".into()), ..Default::default() };
+    let audit = server.store().audit_records(0, 10, &filter).unwrap();
+    assert_eq!(audit.len(), 1, "later runs find nothing to purge: {audit:?}");
+    assert_eq!((audit[0].actor.as_str(), audit[0].via.as_str()), ("system", "scheduled purge"));
+}

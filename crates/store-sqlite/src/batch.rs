@@ -736,6 +736,39 @@ impl Batch for SqliteBatch<'_> {
         Ok(())
     }
 
+    fn purge_before(&mut self, entity: Entity, before: Timestamp) -> Result<u64> {
+        let (select, delete) = match entity {
+            Entity::Visit => (
+                "SELECT id FROM visits WHERE coalesce(t_out, t_in) < ?1 ORDER BY id",
+                "DELETE FROM visits WHERE coalesce(t_out, t_in) < ?1",
+            ),
+            Entity::Ping => ("SELECT id FROM pings WHERE t < ?1 ORDER BY id", "DELETE FROM pings WHERE t < ?1"),
+            other => return Err(StoreError::Backend(format!("`{other}` records are not purged by age"))),
+        };
+        let cutoff = before.as_second();
+        self.atomically(|c| {
+            // Runs of consecutive ids, streamed (a purge may cover tens of millions of rows,
+            // usually in a few runs: rows arrive roughly in time order).
+            let mut runs: Vec<(i64, i64)> = Vec::new();
+            let mut stmt = c.prepare(select).map_err(backend)?;
+            let mut rows = stmt.query([cutoff]).map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                let id: i64 = row.get(0).map_err(backend)?;
+                match runs.last_mut() {
+                    Some((_, last)) if *last + 1 == id => *last = id,
+                    _ => runs.push((id, id)),
+                }
+            }
+            drop(rows);
+            drop(stmt);
+            let deleted = c.execute(delete, [cutoff]).map_err(backend)?;
+            for (from, to) in runs {
+                log(c, entity, ChangeOp::Delete, from, to)?;
+            }
+            Ok(deleted as u64)
+        })
+    }
+
     fn merge_persons(
         &mut self,
         survivor: &str,

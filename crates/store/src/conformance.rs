@@ -23,7 +23,8 @@ macro_rules! conformance_tests {
             a_dropped_batch_leaves_the_store_unchanged, visits_scan_and_trail, bulk_visits_keep_every_index,
             change_feed_is_monotone, merge_and_unmerge_with_history, registration_by_id_is_idempotent,
             area_levels_are_data_and_order_the_hierarchy, case_classification_history,
-            accounts_and_tokens, audit_is_appended_and_filtered, scoped_reads_follow_the_area_tree);
+            accounts_and_tokens, audit_is_appended_and_filtered, scoped_reads_follow_the_area_tree,
+            purge_deletes_old_location_data_and_logs_each_run);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -689,4 +690,48 @@ pub fn scoped_reads_follow_the_area_tree(store: &mut dyn Store) {
     assert_eq!(store.in_scope(&d1, Entity::Case, &["C1", "C4"]).unwrap(), [true, false]);
     assert_eq!(store.in_scope(&d1, Entity::LabTest, &["T1", "T4", "T5"]).unwrap(), [true, true, false]);
     assert_eq!(store.in_scope(&Scope::All, Entity::Person, &["P3", "NOPE"]).unwrap(), [true, true]);
+}
+
+pub fn purge_deletes_old_location_data_and_logs_each_run(store: &mut dyn Store) {
+    seed(store);
+    let visits = [
+        visit(store, "P1", "M1", 0, Some(600)),    // ended before the cutoff
+        visit(store, "P2", "M1", 100, None),       // open, began before it
+        visit(store, "P1", "H1", 500, Some(1500)), // ended after it
+        visit(store, "P3", "W1", 200, None),
+    ];
+    let ping = |at: i64| LocationPing { person_id: "P1".into(), t: t(at), lat: 30.5, lon: 114.3, accuracy_m: None };
+    let mut b = store.begin(t(1)).unwrap();
+    b.insert_visits(&visits).unwrap();
+    b.put_pings(&[ping(0), ping(999), ping(1000), ping(2000)]).unwrap();
+    b.commit().unwrap();
+    let before = store.last_seq().unwrap();
+
+    let mut b = store.begin(t(3000)).unwrap();
+    assert!(b.purge_before(Entity::Case, t(1000)).is_err(), "only location data is purged by age");
+    assert_eq!(b.purge_before(Entity::Visit, t(1000)).unwrap(), 3);
+    assert_eq!(b.purge_before(Entity::Ping, t(1000)).unwrap(), 2);
+    b.commit().unwrap();
+
+    let mut rows = Vec::new();
+    store.scan_visits(0, &mut |batch| rows.extend(batch.iter().map(|v| v.row))).unwrap();
+    assert_eq!(rows, [3], "only the visit that ended after the cutoff is left");
+    assert_eq!(store.count(Entity::Ping).unwrap(), 2);
+    let deletes: Vec<(Entity, i64, i64)> = store
+        .changes_since(before, 100)
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            assert_eq!(c.op, ChangeOp::Delete, "{c:?}");
+            (c.entity, c.key_from, c.key_to)
+        })
+        .collect();
+    assert_eq!(deletes, [(Entity::Visit, 1, 2), (Entity::Visit, 4, 4), (Entity::Ping, 1, 2)]);
+
+    // Nothing old is left: a second purge deletes nothing and logs nothing.
+    let seq = store.last_seq().unwrap();
+    let mut b = store.begin(t(3000)).unwrap();
+    assert_eq!(b.purge_before(Entity::Visit, t(1000)).unwrap(), 0);
+    b.commit().unwrap();
+    assert_eq!(store.last_seq().unwrap(), seq);
 }

@@ -316,6 +316,12 @@ pub trait Batch {
     ) -> Result<TokenInfo>;
     /// Revokes a token.
     fn revoke_token(&mut self, id: i64, at: Timestamp) -> Result<()>;
+    /// Deletes the location data of `entity` that is older than `before`: visits ([`Entity::Visit`])
+    /// that ended before it (`t_out`, or `t_in` when the visit has none) and pings
+    /// ([`Entity::Ping`]) taken before it. Each run of consecutive row ids deleted goes into the
+    /// change feed as one `Delete` change (`key_from..=key_to`), so that engines holding the rows
+    /// in memory drop them. Returns how many rows were deleted.
+    fn purge_before(&mut self, entity: Entity, before: Timestamp) -> Result<u64>;
     /// Appends an audit record (its `seq` is assigned); audit records are never changed.
     fn append_audit(&mut self, record: &AuditRecord) -> Result<i64>;
 
