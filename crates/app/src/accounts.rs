@@ -22,6 +22,12 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 /// The prefix of every API token (so that a leaked one is recognisable).
 pub const TOKEN_PREFIX: &str = "cbt_";
 
+/// The prefix of every browser-session token (kept in an HttpOnly cookie).
+pub const SESSION_PREFIX: &str = "cbs_";
+
+/// The label of the token rows that are browser sessions.
+pub const SESSION_LABEL: &str = "browser session";
+
 /// Who is acting, through what, and why: what every audit record says besides the action.
 #[derive(Debug, Clone)]
 pub struct Actor {
@@ -179,9 +185,55 @@ pub fn sign_in(store: &dyn Store, name: &str, password: &str) -> Result<Result<U
     Ok(Ok(user))
 }
 
-/// The user a bearer token belongs to, if the token is live and the user enabled.
+/// Signs `name` in with their password and opens a browser session for `hours`. Every
+/// attempt is audited: `sign_in` by the user, or `sign_in_refused` (by `anonymous`, naming
+/// the account tried) without saying why to the caller.
+pub fn start_session(
+    store: &mut dyn Store,
+    name: &str,
+    password: &str,
+    hours: u32,
+    at: Timestamp,
+    via: &str,
+) -> Result<Result<(String, TokenInfo, User), AuthError>, AppError> {
+    let checked = sign_in(&*store, name, password)?;
+    let mut batch = store.begin(at)?;
+    let user = match checked {
+        Ok(user) => user,
+        Err(refused) => {
+            let anonymous = Actor { name: "anonymous".into(), via: via.into(), reason: Some(refused.to_string()) };
+            batch.append_audit(&anonymous.audit(at, "sign_in_refused", "user", name))?;
+            batch.commit()?;
+            return Ok(Err(refused));
+        }
+    };
+    let token = format!("{SESSION_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()?));
+    let expires = at + SignedDuration::from_hours(i64::from(hours.max(1)));
+    let info = batch.add_token(&user.name, &token_hash(&token), SESSION_LABEL, at, Some(expires))?;
+    let actor = Actor { name: user.name.clone(), via: via.into(), reason: None };
+    batch.append_audit(&actor.audit(at, "sign_in", "user", &user.name))?;
+    batch.commit()?;
+    Ok(Ok((token, info, user)))
+}
+
+/// Ends the browser session (or revokes the API token) `token`; unknown or dead tokens are
+/// left as they are. Audited as `sign_out`.
+pub fn end_session(store: &mut dyn Store, token: &str, at: Timestamp, via: &str) -> Result<(), AppError> {
+    let Some((user, info)) = store.token_user(&token_hash(token), at)? else {
+        return Ok(());
+    };
+    let mut batch = store.begin(at)?;
+    batch.revoke_token(info.id, at)?;
+    let actor = Actor { name: user.name.clone(), via: via.into(), reason: None };
+    batch.append_audit(&actor.audit(at, "sign_out", "token", &info.id.to_string()))?;
+    batch.commit()?;
+    Ok(())
+}
+
+/// The user a bearer token or session token belongs to, if the token is live and the user
+/// enabled.
 pub fn authenticate_token(store: &dyn Store, token: &str, now: Timestamp) -> Result<Result<User, AuthError>, AppError> {
-    if !token.starts_with(TOKEN_PREFIX) {
+    if !token.starts_with(TOKEN_PREFIX) && !token.starts_with(SESSION_PREFIX) {
         return Ok(Err(AuthError::BadToken));
     }
     match store.token_user(&token_hash(token), now)? {

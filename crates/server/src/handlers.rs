@@ -221,7 +221,7 @@ fn check_batch_size(array: &str, n: usize, max: usize) -> Result<(), ApiError> {
 /// All or nothing: on any error nothing is written. A person or place that is not registered
 /// is an error (`input.unknown_reference` at `$.visits[i].person_id` / `place_id`) unless
 /// `register_unknown` is set.
-#[utoipa::path(post, path = "/api/v1/visits:batch", tag = "ingest", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/visits:batch", tag = "ingest", security(("bearer" = []), ("session" = [])),
     request_body(content = VisitsBatch, content_type = "application/json"),
     responses(
         (status = 200, description = "The visits were written", body = IngestReport),
@@ -263,7 +263,7 @@ pub(crate) async fn visits_batch(
 /// All or nothing. A test of a person names a registered person in `subject_id`
 /// (`input.unknown_reference` at `$.lab_tests[i].subject_id` otherwise); `lab_id`, when given,
 /// names a registered place.
-#[utoipa::path(post, path = "/api/v1/lab-tests:batch", tag = "ingest", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/lab-tests:batch", tag = "ingest", security(("bearer" = []), ("session" = [])),
     request_body(content = LabTestsBatch, content_type = "application/json"),
     responses(
         (status = 200, description = "The lab tests were written", body = IngestReport),

@@ -1,8 +1,9 @@
 //! chainbreak's HTTP API (axum): health and readiness, batch ingest, reads of records scoped by
 //! jurisdiction, user administration, the audit trail, the OpenAPI document and Prometheus metrics.
 //!
-//! Every endpoint but `/healthz`, `/readyz`, `/metrics` and `/openapi.json` needs a bearer
-//! token and a role with the endpoint's permission (`auth`).
+//! Every endpoint but `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and sign-in
+//! (`POST /api/v1/sessions`) needs a bearer token or a browser session, and a role with the
+//! endpoint's permission (`auth`).
 //!
 //! This crate is the only one that knows HTTP: it turns requests into calls on the application
 //! layer ([`chainbreak_app`]) and [`chainbreak_core::ErrorCode`]s into statuses (one function,
@@ -20,6 +21,7 @@ mod handlers;
 mod metrics;
 mod openapi;
 mod records;
+mod sessions;
 mod users;
 
 use std::path::PathBuf;
@@ -28,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use chainbreak_app::{AppError, Deployment};
 use chainbreak_core::time::Clock;
 
@@ -43,6 +45,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The most records accepted in one batch (default 100 000); more is 413.
     pub max_batch_records: usize,
+    /// How long a browser session lasts, in hours (default 12).
+    pub session_hours: u32,
+    /// Mark the session cookie `Secure` (set when the server is reached over HTTPS).
+    pub secure_cookies: bool,
     /// How often the retention purge runs (first on start); `None`: never (then run
     /// `chainbreak purge` from a scheduler).
     pub purge_every: Option<std::time::Duration>,
@@ -59,6 +65,8 @@ impl Default for ServerConfig {
             max_batch_records: 100_000,
             pseudonym_key_file: None,
             purge_every: Some(std::time::Duration::from_secs(3600)),
+            session_hours: 12,
+            secure_cookies: false,
         }
     }
 }
@@ -100,6 +108,8 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(handlers::openapi_json))
         .route("/api/v1/visits:batch", post(handlers::visits_batch))
         .route("/api/v1/lab-tests:batch", post(handlers::lab_tests_batch))
+        .route("/api/v1/sessions", post(sessions::create_session))
+        .route("/api/v1/sessions/current", delete(sessions::end_session))
         .route("/api/v1/persons", get(records::list_persons))
         .route("/api/v1/persons/{id}", get(records::get_person))
         .route("/api/v1/places", get(records::list_places))

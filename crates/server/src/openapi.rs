@@ -13,19 +13,19 @@ use std::borrow::Cow;
 use chainbreak_core::model::{SubjectKind, TestMethod, TestResult, VisitSource};
 use serde_json::json;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{ErrorBody, ErrorDetail, ErrorLocation};
-use crate::{handlers, records, users};
+use crate::{handlers, records, sessions, users};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "chainbreak",
         description = "chainbreak outbreak surveillance engine: health, batch ingest, records, users, audit, metrics.\n\n\
-            Every endpoint but the operational ones needs `Authorization: Bearer <token>`.\n\n\
+            Every endpoint but the operational ones and sign-in needs `Authorization: Bearer <token>` or a session cookie.\n\n\
             Every error answers `{\"error\":{\"code\",\"message\",\"location\"}}` with a stable `code`.",
     ),
     paths(
@@ -35,6 +35,8 @@ use crate::{handlers, records, users};
         handlers::openapi_json,
         handlers::visits_batch,
         handlers::lab_tests_batch,
+        sessions::create_session,
+        sessions::end_session,
         records::list_persons,
         records::get_person,
         records::list_places,
@@ -57,6 +59,7 @@ use crate::{handlers, records, users};
     tags(
         (name = "operations", description = "Liveness, readiness, metrics and this document (no token needed)"),
         (name = "ingest", description = "Batch ingest, all-or-nothing per request, inside the user's jurisdiction"),
+        (name = "sessions", description = "Browser sign-in and sign-out (an HttpOnly session cookie)"),
         (name = "records", description = "Reads of persons, places, cases, lab tests and visits, scoped by the \
             user's jurisdiction; personal data only on request, for roles that may, audited"),
         (name = "admin", description = "User accounts, API tokens and the audit trail"),
@@ -79,6 +82,12 @@ impl Modify for BearerAuth {
             ))
             .build();
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        let session = ApiKey::Cookie(ApiKeyValue::with_description(
+            "chainbreak_session",
+            "A browser session, set by `POST /api/v1/sessions` (HttpOnly, SameSite=Strict). Requests that change \
+             something must come from the same origin.",
+        ));
+        components.add_security_scheme("session", SecurityScheme::ApiKey(session));
     }
 }
 

@@ -104,7 +104,7 @@ fn actor(user: &chainbreak_core::access::User, via: &str, reason: Option<String>
 }
 
 /// Lists the persons of the user's jurisdiction.
-#[utoipa::path(get, path = "/api/v1/persons", tag = "records", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/persons", tag = "records", security(("bearer" = []), ("session" = [])),
     params(PersonsQuery),
     responses(
         (status = 200, description = "`{\"items\": [person...], \"next\": cursor|null}`, by id; a person has \
@@ -132,7 +132,7 @@ pub(crate) async fn list_persons(
 }
 
 /// One person of the user's jurisdiction.
-#[utoipa::path(get, path = "/api/v1/persons/{id}", tag = "records", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/persons/{id}", tag = "records", security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "The person's pseudonymous id"), PersonQuery),
     responses(
         (status = 200, description = "The person (`identifiers` with `personal=true`)", body = Object),
@@ -159,7 +159,7 @@ pub(crate) async fn get_person(
 }
 
 /// Lists the places of the user's jurisdiction.
-#[utoipa::path(get, path = "/api/v1/places", tag = "records", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/places", tag = "records", security(("bearer" = []), ("session" = [])),
     params(PageQuery),
     responses(
         (status = 200, description = "`{\"items\": [place...], \"next\": cursor|null}`, by id; fields as in the \
@@ -183,7 +183,7 @@ pub(crate) async fn list_places(
 }
 
 /// One place of the user's jurisdiction.
-#[utoipa::path(get, path = "/api/v1/places/{id}", tag = "records", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/places/{id}", tag = "records", security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "The place's id")),
     responses(
         (status = 200, description = "The place", body = Object),
@@ -203,7 +203,7 @@ pub(crate) async fn get_place(
 }
 
 /// Lists the cases of the user's jurisdiction.
-#[utoipa::path(get, path = "/api/v1/cases", tag = "records", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/cases", tag = "records", security(("bearer" = []), ("session" = [])),
     params(PageQuery),
     responses(
         (status = 200, description = "`{\"items\": [case...], \"next\": cursor|null}`, by id; fields as in the \
@@ -227,7 +227,7 @@ pub(crate) async fn list_cases(
 }
 
 /// One case of the user's jurisdiction, with its classification history.
-#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "records", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "records", security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "The case's id")),
     responses(
         (status = 200, description = "The case and its `history` of classifications", body = Object),
@@ -247,7 +247,7 @@ pub(crate) async fn get_case(
 }
 
 /// Lists the lab tests of the user's jurisdiction.
-#[utoipa::path(get, path = "/api/v1/lab-tests", tag = "records", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/lab-tests", tag = "records", security(("bearer" = []), ("session" = [])),
     params(PageQuery),
     responses(
         (status = 200, description = "`{\"items\": [lab test...], \"next\": cursor|null}`, by id; fields as in \
@@ -271,7 +271,7 @@ pub(crate) async fn list_lab_tests(
 }
 
 /// One lab test of the user's jurisdiction.
-#[utoipa::path(get, path = "/api/v1/lab-tests/{id}", tag = "records", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/lab-tests/{id}", tag = "records", security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "The lab test's id")),
     responses(
         (status = 200, description = "The lab test", body = Object),
@@ -291,7 +291,7 @@ pub(crate) async fn get_lab_test(
 }
 
 /// Lists visits of the user's jurisdiction (by their place or their person).
-#[utoipa::path(get, path = "/api/v1/visits", tag = "records", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/visits", tag = "records", security(("bearer" = []), ("session" = [])),
     params(VisitsQuery),
     responses(
         (status = 200, description = "`{\"items\": [visit...], \"next\": cursor|null}` in arrival order; a visit \

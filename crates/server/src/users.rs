@@ -191,7 +191,7 @@ fn path_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
 }
 
 /// Lists the user accounts.
-#[utoipa::path(get, path = "/api/v1/users", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users", tag = "admin", security(("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "Every user account, by name", body = Vec<UserView>),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
@@ -207,7 +207,7 @@ pub(crate) async fn list_users(
 }
 
 /// Adds a user account (audited as `user_add`).
-#[utoipa::path(post, path = "/api/v1/users", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users", tag = "admin", security(("bearer" = []), ("session" = [])),
     request_body(content = NewUser, content_type = "application/json"),
     responses(
         (status = 201, description = "The user was added", body = UserView),
@@ -271,7 +271,7 @@ async fn set_disabled(state: AppState, admin: User, name: String, disabled: bool
 }
 
 /// Disables a user (audited as `user_disable`): their tokens are refused from now on.
-#[utoipa::path(post, path = "/api/v1/users/{name}:disable", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{name}:disable", tag = "admin", security(("bearer" = []), ("session" = [])),
     params(("name" = String, Path, description = "The user name")),
     responses(
         (status = 200, description = "The user, disabled", body = UserView),
@@ -283,7 +283,7 @@ async fn set_disabled(state: AppState, admin: User, name: String, disabled: bool
 fn disable_user() {}
 
 /// Enables a disabled user again (audited as `user_enable`).
-#[utoipa::path(post, path = "/api/v1/users/{name}:enable", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{name}:enable", tag = "admin", security(("bearer" = []), ("session" = [])),
     params(("name" = String, Path, description = "The user name")),
     responses(
         (status = 200, description = "The user, enabled", body = UserView),
@@ -295,7 +295,7 @@ fn disable_user() {}
 fn enable_user() {}
 
 /// Replaces a user's password (audited as `user_reset_password`).
-#[utoipa::path(post, path = "/api/v1/users/{name}:reset-password", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{name}:reset-password", tag = "admin", security(("bearer" = []), ("session" = [])),
     params(("name" = String, Path, description = "The user name")),
     request_body(content = NewPassword, content_type = "application/json"),
     responses(
@@ -321,7 +321,7 @@ async fn reset_password(state: AppState, admin: User, name: String, req: Request
 }
 
 /// Issues an API token for a user (audited as `token_issue`); the token is shown once.
-#[utoipa::path(post, path = "/api/v1/users/{name}/tokens", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{name}/tokens", tag = "admin", security(("bearer" = []), ("session" = [])),
     params(("name" = String, Path, description = "The user name")),
     request_body(content = NewToken, content_type = "application/json"),
     responses(
@@ -355,7 +355,7 @@ pub(crate) async fn issue_token(
 }
 
 /// Reads the audit trail, oldest first.
-#[utoipa::path(get, path = "/api/v1/audit", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/audit", tag = "admin", security(("bearer" = []), ("session" = [])),
     params(AuditQuery),
     responses(
         (status = 200, description = "Audit records with `seq > after`, oldest first", body = Vec<AuditEntry>),

@@ -660,7 +660,11 @@ fn one_log_event_per_request() {
     let events: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| e["fields"]["message"] == "request" && e["fields"]["method"] == "DELETE")
+        .filter(|e| {
+            e["fields"]["message"] == "request"
+                && e["fields"]["method"] == "DELETE"
+                && e["fields"]["route"] == "/readyz"
+        })
         .collect();
     assert_eq!(events.len(), 1, "{text}");
     let e = &events[0];
@@ -697,32 +701,45 @@ enum Scoped {
     Write,
 }
 
-/// Every (method, route) the API serves, with the permission it needs (`None`: public) and how
-/// it meets jurisdictions. The matrix test fails when the OpenAPI document lists a route that is
-/// not here.
-const ROUTES: &[(&str, &str, Option<Permission>, Scoped)] = &[
-    ("get", "/healthz", None, Scoped::No),
-    ("get", "/readyz", None, Scoped::No),
-    ("get", "/metrics", None, Scoped::No),
-    ("get", "/openapi.json", None, Scoped::No),
-    ("post", "/api/v1/visits:batch", Some(Permission::IngestData), Scoped::Write),
-    ("post", "/api/v1/lab-tests:batch", Some(Permission::IngestLabResults), Scoped::Write),
-    ("get", "/api/v1/persons", Some(Permission::ReadRecords), Scoped::List("P1", "P2")),
-    ("get", "/api/v1/persons/{id}", Some(Permission::ReadRecords), Scoped::Record("P1", "P2")),
-    ("get", "/api/v1/places", Some(Permission::ReadRecords), Scoped::List("L1", "L2")),
-    ("get", "/api/v1/places/{id}", Some(Permission::ReadRecords), Scoped::Record("L1", "L2")),
-    ("get", "/api/v1/cases", Some(Permission::ReadRecords), Scoped::List("K1", "K2")),
-    ("get", "/api/v1/cases/{id}", Some(Permission::ReadRecords), Scoped::Record("K1", "K2")),
-    ("get", "/api/v1/lab-tests", Some(Permission::ReadRecords), Scoped::List("LT1", "LT2")),
-    ("get", "/api/v1/lab-tests/{id}", Some(Permission::ReadRecords), Scoped::Record("LT1", "LT2")),
-    ("get", "/api/v1/visits", Some(Permission::ReadRecords), Scoped::List("P1@L1", "P2@L2")),
-    ("get", "/api/v1/users", Some(Permission::ManageUsers), Scoped::No),
-    ("post", "/api/v1/users", Some(Permission::ManageUsers), Scoped::No),
-    ("post", "/api/v1/users/{name}:disable", Some(Permission::ManageUsers), Scoped::No),
-    ("post", "/api/v1/users/{name}:enable", Some(Permission::ManageUsers), Scoped::No),
-    ("post", "/api/v1/users/{name}:reset-password", Some(Permission::ManageUsers), Scoped::No),
-    ("post", "/api/v1/users/{name}/tokens", Some(Permission::ManageUsers), Scoped::No),
-    ("get", "/api/v1/audit", Some(Permission::ReadAudit), Scoped::No),
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Anyone (operations, sign-in).
+    Public,
+    /// Any signed-in user, whatever the role (sign-out).
+    SignedIn,
+    /// Signed-in users whose role has the permission.
+    Needs(Permission),
+}
+
+/// Every (method, route) the API serves, with who may call it and how it meets jurisdictions.
+/// The matrix test fails when the OpenAPI document lists a route that is not here. Sign-out
+/// comes last: it ends the credential it is called with.
+const ROUTES: &[(&str, &str, Access, Scoped)] = &[
+    ("get", "/healthz", Access::Public, Scoped::No),
+    ("get", "/readyz", Access::Public, Scoped::No),
+    ("get", "/metrics", Access::Public, Scoped::No),
+    ("get", "/openapi.json", Access::Public, Scoped::No),
+    ("post", "/api/v1/sessions", Access::Public, Scoped::No),
+    ("post", "/api/v1/visits:batch", Access::Needs(Permission::IngestData), Scoped::Write),
+    ("post", "/api/v1/lab-tests:batch", Access::Needs(Permission::IngestLabResults), Scoped::Write),
+    ("get", "/api/v1/persons", Access::Needs(Permission::ReadRecords), Scoped::List("P1", "P2")),
+    ("get", "/api/v1/persons/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("P1", "P2")),
+    ("get", "/api/v1/places", Access::Needs(Permission::ReadRecords), Scoped::List("L1", "L2")),
+    ("get", "/api/v1/places/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("L1", "L2")),
+    ("get", "/api/v1/cases", Access::Needs(Permission::ReadRecords), Scoped::List("K1", "K2")),
+    ("get", "/api/v1/cases/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("K1", "K2")),
+    ("get", "/api/v1/lab-tests", Access::Needs(Permission::ReadRecords), Scoped::List("LT1", "LT2")),
+    ("get", "/api/v1/lab-tests/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("LT1", "LT2")),
+    ("get", "/api/v1/visits", Access::Needs(Permission::ReadRecords), Scoped::List("P1@L1", "P2@L2")),
+    ("get", "/api/v1/users", Access::Needs(Permission::ManageUsers), Scoped::No),
+    ("post", "/api/v1/users", Access::Needs(Permission::ManageUsers), Scoped::No),
+    ("post", "/api/v1/users/{name}:disable", Access::Needs(Permission::ManageUsers), Scoped::No),
+    ("post", "/api/v1/users/{name}:enable", Access::Needs(Permission::ManageUsers), Scoped::No),
+    ("post", "/api/v1/users/{name}:reset-password", Access::Needs(Permission::ManageUsers), Scoped::No),
+    ("post", "/api/v1/users/{name}/tokens", Access::Needs(Permission::ManageUsers), Scoped::No),
+    ("get", "/api/v1/audit", Access::Needs(Permission::ReadAudit), Scoped::No),
+    ("delete", "/api/v1/sessions/current", Access::SignedIn, Scoped::No),
 ];
 
 /// The body of a request to `route`; for writes, a batch lying inside D1 (`inside`) or D2.
@@ -735,6 +752,7 @@ fn matrix_body(route: &str, inside: bool) -> Option<Value> {
             "password": "a long enough password"})),
         "/api/v1/users/{name}:reset-password" => Some(json!({"password": "another long password"})),
         "/api/v1/users/{name}/tokens" => Some(json!({"label": "matrix"})),
+        "/api/v1/sessions" => Some(json!({"name": "target", "password": "a long enough password"})),
         _ => None,
     }
 }
@@ -794,7 +812,7 @@ fn authorisation_matrix() {
     let visits = json!({"visits": [visit("P1", "L1", json!(1646208000)), visit("P2", "L2", json!(1646208000))]});
     assert_eq!(server.post_json("/api/v1/visits:batch", &visits).status(), StatusCode::OK);
 
-    for (method, route, permission, scoped) in ROUTES {
+    for (method, route, access, scoped) in ROUTES {
         let path = match scoped {
             Scoped::Record(inside, _) => route.replace("{id}", inside),
             _ => route.replace("{name}", "target"),
@@ -803,24 +821,26 @@ fn authorisation_matrix() {
         let what = format!("{} {route}", method.to_uppercase());
         // The document says which routes need a token.
         let security = &doc["paths"][route][method]["security"];
-        match permission {
-            None => assert!(security.is_null(), "{what} is public: {security}"),
-            Some(_) => assert_eq!(security, &json!([{"bearer": []}]), "{what}"),
+        let public = *access == Access::Public;
+        if public {
+            assert!(security.is_null(), "{what} is public: {security}");
+        } else {
+            assert_eq!(security, &json!([{"bearer": []}, {"session": []}]), "{what}: a token or a session");
         }
 
         let r = server.call(method, &path, None, body.as_ref());
-        match permission {
-            None => assert!(r.status().is_success(), "{what} without a token: {}", r.status()),
-            Some(_) => {
-                assert_unauthenticated(r);
-            }
-        }
-        if permission.is_some() {
+        if public {
+            assert!(r.status().is_success(), "{what} without a token: {}", r.status());
+        } else {
+            assert_unauthenticated(r);
             assert_unauthenticated(server.call(method, &path, Some("cbt_not-a-token"), body.as_ref()));
         }
 
         for (role, token) in &tokens {
-            let allowed = permission.is_none_or(|p| role.may(p));
+            let allowed = match access {
+                Access::Public | Access::SignedIn => true,
+                Access::Needs(p) => role.may(*p),
+            };
             let what = format!("{what} as {role} of D1");
             if !allowed {
                 let (code, _) = error_of(server.call(method, &path, Some(token), body.as_ref()), StatusCode::FORBIDDEN);
@@ -1209,4 +1229,82 @@ fn the_server_purges_expired_location_data_on_schedule() {
     let audit = server.store().audit_records(0, 10, &filter).unwrap();
     assert_eq!(audit.len(), 1, "later runs find nothing to purge: {audit:?}");
     assert_eq!((audit[0].actor.as_str(), audit[0].via.as_str()), ("system", "scheduled purge"));
+}
+
+// ---------------------------------------------------------------- browser sessions
+
+fn with_cookie(server: &TestServer, method: &str, path: &str, cookie: &str, origin: Option<&str>) -> Response {
+    let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+    let mut request = server.client.request(method, server.url(path)).header("cookie", cookie);
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    if let Some(body) = matrix_body(path, true) {
+        request = request.json(&body);
+    }
+    request.send().unwrap()
+}
+
+fn audit_actions(server: &TestServer) -> Vec<(String, String, String)> {
+    let records = server.store().audit_records(0, 1000, &Default::default()).unwrap();
+    records.into_iter().filter(|r| r.action.starts_with("sign_")).map(|r| (r.action, r.actor, r.record)).collect()
+}
+
+#[test]
+fn browser_sessions_sign_in_work_like_tokens_and_sign_out() {
+    let server = TestServer::start();
+    let sign_in = |password: &str| {
+        server
+            .client
+            .post(server.url("/api/v1/sessions"))
+            .json(&json!({"name": "tracer", "password": password}))
+            .send()
+            .unwrap()
+    };
+    let (code, _) = error_of(sign_in("not the password"), StatusCode::UNAUTHORIZED);
+    assert_eq!(code, "unauthenticated");
+
+    let r = sign_in("a long enough password");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let set_cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let session: Value = r.json().unwrap();
+    insta::assert_json_snapshot!("session", session);
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    assert!(cookie.starts_with("chainbreak_session=cbs_"), "{cookie}");
+
+    // Every route answers a session as it answers the same user's token.
+    for (method, route, access, _) in ROUTES {
+        if *access != Access::Needs(Permission::ReadRecords) && *access != Access::Needs(Permission::IngestData) {
+            continue;
+        }
+        let path = route.replace("{id}", "P1").replace("/places/P1", "/places/L1");
+        let path = path.replace("/cases/P1", "/cases/K1").replace("/lab-tests/P1", "/lab-tests/LT1");
+        let by_token = server.call(method, &path, Some(&server.tracer), matrix_body(route, true).as_ref()).status();
+        let by_cookie = with_cookie(&server, method, &path, &cookie, None).status();
+        assert_eq!(by_cookie, by_token, "{method} {path}");
+        assert!(by_cookie.is_success(), "{method} {path}: {by_cookie}");
+    }
+    // A change from another site is refused; from the same origin it goes through.
+    let origin = server.base.clone();
+    let (code, _) = error_of(
+        with_cookie(&server, "post", "/api/v1/visits:batch", &cookie, Some("https://elsewhere.example")),
+        StatusCode::FORBIDDEN,
+    );
+    assert_eq!(code, "forbidden");
+    assert_eq!(with_cookie(&server, "post", "/api/v1/visits:batch", &cookie, Some(&origin)).status(), StatusCode::OK);
+
+    // Signing out ends the session and clears the cookie.
+    let r = with_cookie(&server, "delete", "/api/v1/sessions/current", &cookie, Some(&origin));
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(r.headers().get("set-cookie").unwrap().to_str().unwrap().contains("Max-Age=0"));
+    assert_unauthenticated(with_cookie(&server, "get", "/api/v1/persons", &cookie, None));
+
+    let actions = audit_actions(&server);
+    let names: Vec<&str> = actions.iter().map(|(a, ..)| a.as_str()).collect();
+    assert_eq!(names, ["sign_in_refused", "sign_in", "sign_out"]);
+    assert_eq!((actions[0].1.as_str(), actions[0].2.as_str()), ("anonymous", "tracer"));
+    assert_eq!(actions[1].1, "tracer");
 }
