@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod error;
 pub mod import;
 pub mod ingest;
+pub mod persons;
 pub mod pseudonym;
 pub mod reads;
 pub mod retention;

@@ -233,6 +233,9 @@ enum PersonCommand {
         db: PathBuf,
         #[arg(long)]
         merge_id: i64,
+        /// Who undoes it, for the audit trail (default: cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
     },
     /// Show a person's merge history.
     History {
@@ -531,17 +534,15 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
         Command::Person { command } => match command {
             PersonCommand::Merge { db, survivor, duplicate, reason, actor } => {
                 let mut store = chainbreak_app::open(&db)?;
-                let mut batch = store.begin(clock.now())?;
+                let actor = cli_actor(Some(actor), "person merge");
                 let m =
-                    batch.merge_persons(&survivor, &duplicate, &reason, &actor, clock.now()).map_err(AppError::from)?;
-                batch.commit()?;
+                    chainbreak_app::persons::merge(&mut store, &survivor, &duplicate, &reason, &actor, clock.now())?;
                 println!("merge {}: {} merged into {}", m.id, m.duplicate, m.survivor);
             }
-            PersonCommand::Unmerge { db, merge_id } => {
+            PersonCommand::Unmerge { db, merge_id, actor } => {
                 let mut store = chainbreak_app::open(&db)?;
-                let mut batch = store.begin(clock.now())?;
-                let m = batch.unmerge_persons(merge_id, clock.now()).map_err(AppError::from)?;
-                batch.commit()?;
+                let actor = cli_actor(actor, "person unmerge");
+                let m = chainbreak_app::persons::unmerge(&mut store, merge_id, &actor, clock.now())?;
                 println!("merge {} undone: {} is separate from {} again", m.id, m.duplicate, m.survivor);
             }
             PersonCommand::History { db, person } => {

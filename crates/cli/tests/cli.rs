@@ -6,6 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use chainbreak_store::{Entity, Store};
+use serde_json::json;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_chainbreak"));
@@ -207,6 +208,12 @@ fn persons_merge_and_unmerge_from_the_command_line() {
     let entry: serde_json::Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
     assert_eq!(entry["reason"], "same phone");
     assert!(entry["unmerged_at"].is_string());
+    let audit = ok(&["audit", "--db", &db, "--entity", "person"]);
+    let actions: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(actions.len(), 2, "{audit}");
+    assert_eq!((&actions[0]["action"], &actions[0]["actor"]), (&json!("person_merge"), &json!("t1")));
+    assert_eq!(actions[0]["reason"], "same phone");
+    assert_eq!(actions[1]["action"], "person_unmerge");
 }
 
 #[test]

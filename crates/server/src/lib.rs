@@ -123,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         // `{name}:disable`, `{name}:enable`, `{name}:reset-password` (see `users::user_action`).
         .route("/api/v1/users/{name_action}", post(users::user_action))
         .route("/api/v1/users/{name}/tokens", post(users::issue_token))
+        .route("/api/v1/tokens/{id}", delete(users::revoke_token))
         .route("/api/v1/audit", get(users::audit))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .route_layer(from_fn(metrics::tag_route))

@@ -52,6 +52,7 @@ use crate::{handlers, records, sessions, users};
         users::enable_user,
         users::reset_user_password,
         users::issue_token,
+        users::revoke_token,
         users::audit,
     ),
     components(schemas(ErrorBody, ErrorDetail, ErrorLocation)),

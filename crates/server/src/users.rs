@@ -383,3 +383,29 @@ pub(crate) async fn audit(
         with_deployment(&state.deployment, move |dep| Ok(dep.store.audit_records(after, limit, &filter)?)).await?;
     Ok(Json(records.into_iter().map(AuditEntry::from).collect()))
 }
+
+/// Revokes an API token or browser session by its id (audited as `token_revoke`).
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "admin", security(("bearer" = []), ("session" = [])),
+    params(("id" = i64, Path, description = "The token's id (as shown when it was issued)")),
+    responses(
+        (status = 204, description = "Revoked: the token is refused from now on"),
+        (status = 400, description = "`invalid_argument`: the id is not a number", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not manage users", body = ErrorBody),
+        (status = 404, description = "`not_found`: no live token with this id", body = ErrorBody),
+    ))]
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    path: Result<Path<i64>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let admin = auth.require(Permission::ManageUsers)?;
+    let Path(id) = path.map_err(|e| ApiError::new(ErrorCode::InvalidArgument, e.body_text()))?;
+    let actor = actor(&admin, "DELETE /api/v1/tokens/{id}");
+    with_deployment(&state.deployment, move |dep| {
+        let now = dep.clock.now();
+        accounts::revoke_token(&mut *dep.store, id, now, &actor)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

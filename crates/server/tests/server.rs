@@ -738,6 +738,7 @@ const ROUTES: &[(&str, &str, Access, Scoped)] = &[
     ("post", "/api/v1/users/{name}:enable", Access::Needs(Permission::ManageUsers), Scoped::No),
     ("post", "/api/v1/users/{name}:reset-password", Access::Needs(Permission::ManageUsers), Scoped::No),
     ("post", "/api/v1/users/{name}/tokens", Access::Needs(Permission::ManageUsers), Scoped::No),
+    ("delete", "/api/v1/tokens/{id}", Access::Needs(Permission::ManageUsers), Scoped::No),
     ("get", "/api/v1/audit", Access::Needs(Permission::ReadAudit), Scoped::No),
     ("delete", "/api/v1/sessions/current", Access::SignedIn, Scoped::No),
 ];
@@ -815,7 +816,8 @@ fn authorisation_matrix() {
     for (method, route, access, scoped) in ROUTES {
         let path = match scoped {
             Scoped::Record(inside, _) => route.replace("{id}", inside),
-            _ => route.replace("{name}", "target"),
+            // No token has this id: allowed roles get 404, the rest 403.
+            _ => route.replace("{name}", "target").replace("{id}", "999999"),
         };
         let body = matrix_body(route, true);
         let what = format!("{} {route}", method.to_uppercase());
@@ -966,6 +968,16 @@ fn users_are_managed_over_http() {
     let (_, user) = json_of(server.call("post", "/api/v1/users/li.wei:enable", admin, None));
     assert_eq!(user["disabled"], false);
     assert_eq!(server.call("post", "/api/v1/visits:batch", Some(&token), Some(&visits)).status(), StatusCode::OK);
+
+    // Revoked by its id: refused from then on; revoking again is 404.
+    let revoke = format!("/api/v1/tokens/{}", issued["info"]["id"]);
+    assert_eq!(server.call("delete", &revoke, admin, None).status(), StatusCode::NO_CONTENT);
+    assert_unauthenticated(server.call("post", "/api/v1/visits:batch", Some(&token), Some(&visits)));
+    assert_eq!(error_of(server.call("delete", &revoke, admin, None), StatusCode::NOT_FOUND).0, "not_found");
+    assert_eq!(
+        error_of(server.call("delete", "/api/v1/tokens/x", admin, None), StatusCode::BAD_REQUEST).0,
+        "invalid_argument"
+    );
 
     // Passwords.
     let r = server.call("post", "/api/v1/users/li.wei:reset-password", admin, Some(&json!({"password": "short"})));

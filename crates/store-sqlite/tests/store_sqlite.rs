@@ -89,3 +89,225 @@ fn audit_records_cannot_be_changed_or_deleted_even_with_sql() {
     let n: i64 = conn.query_row("SELECT count(*) FROM audit", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 1);
 }
+
+// ---------------------------------------------------------------- scope against an oracle
+
+mod scope_oracle {
+    use std::collections::BTreeSet;
+
+    use chainbreak_core::model::*;
+    use chainbreak_store::{Entity, KeyedVisit, Scope, Store, VisitQuery};
+    use proptest::prelude::*;
+
+    /// A random small world: areas as a forest (each area's parent is an earlier area of a
+    /// higher level, or none), places in an area or none, persons with a residence or none,
+    /// visits and person lab tests with or without a lab.
+    #[derive(Debug, Clone)]
+    struct World {
+        areas: Vec<(usize, Option<usize>)>, // (level, parent)
+        places: Vec<Option<usize>>,         // area
+        persons: Vec<Option<usize>>,        // residence place
+        visits: Vec<(usize, usize)>,        // (person, place)
+        tests: Vec<(usize, Option<usize>)>, // (person, lab place)
+    }
+
+    fn world() -> impl Strategy<Value = World> {
+        (1usize..8, 1usize..8, 1usize..10).prop_flat_map(|(n_areas, n_places, n_persons)| {
+            (
+                prop::collection::vec((0usize..7, any::<prop::sample::Index>(), any::<bool>()), n_areas),
+                prop::collection::vec(prop::option::of(0..n_areas), n_places),
+                prop::collection::vec(prop::option::of(0..n_places), n_persons),
+                prop::collection::vec((0..n_persons, 0..n_places), 0..15),
+                prop::collection::vec((0..n_persons, prop::option::of(0..n_places)), 0..6),
+            )
+                .prop_map(|(raw_areas, places, persons, visits, tests)| {
+                    let mut areas: Vec<(usize, Option<usize>)> = Vec::new();
+                    for (level, pick, rooted) in raw_areas {
+                        let higher: Vec<usize> = (0..areas.len()).filter(|&j| areas[j].0 < level).collect();
+                        let parent =
+                            if rooted || higher.is_empty() { None } else { Some(higher[pick.index(higher.len())]) };
+                        areas.push((level, parent));
+                    }
+                    World { areas, places, persons, visits, tests }
+                })
+        })
+    }
+
+    fn t(s: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_646_092_800 + s).unwrap()
+    }
+
+    fn load(store: &mut dyn Store, w: &World) {
+        let mut b = store.begin(t(0)).unwrap();
+        let areas: Vec<Area> = w
+            .areas
+            .iter()
+            .enumerate()
+            .map(|(i, (level, parent))| Area {
+                id: format!("A{i}"),
+                name: format!("area {i}"),
+                level: DEFAULT_AREA_LEVELS[*level].to_string(),
+                parent: parent.map(|p| format!("A{p}")),
+                geometry: None,
+            })
+            .collect();
+        b.put_areas(&areas).unwrap();
+        let places: Vec<Place> = w
+            .places
+            .iter()
+            .enumerate()
+            .map(|(i, area)| Place {
+                id: format!("L{i}"),
+                name: None,
+                kind: PlaceKind::Residence,
+                key_place: false,
+                lat: None,
+                lon: None,
+                area: area.map(|a| format!("A{a}")),
+            })
+            .collect();
+        b.put_places(&places).unwrap();
+        let persons: Vec<Person> = w
+            .persons
+            .iter()
+            .enumerate()
+            .map(|(i, home)| Person {
+                id: format!("P{i}"),
+                residence: home.map(|h| format!("L{h}")),
+                birth_year: None,
+                sex: None,
+                occupation: None,
+            })
+            .collect();
+        b.put_persons(&persons).unwrap();
+        let tests: Vec<LabTest> = w
+            .tests
+            .iter()
+            .enumerate()
+            .map(|(i, (person, lab))| LabTest {
+                id: format!("T{i}"),
+                subject_kind: SubjectKind::Person,
+                subject_id: format!("P{person}"),
+                pool_id: None,
+                method: TestMethod::Pcr,
+                result: TestResult::Negative,
+                ct: None,
+                sampled_at: t(0),
+                reported_at: None,
+                lab_id: lab.map(|l| format!("L{l}")),
+                variant: None,
+            })
+            .collect();
+        b.put_lab_tests(&tests).unwrap();
+        let persons = b
+            .lookup_persons(
+                &(0..w.persons.len())
+                    .map(|i| format!("P{i}"))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        let places = b
+            .lookup_places(
+                &(0..w.places.len())
+                    .map(|i| format!("L{i}"))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        let visits: Vec<KeyedVisit> = w
+            .visits
+            .iter()
+            .enumerate()
+            .map(|(i, (p, l))| KeyedVisit {
+                person: persons[*p].unwrap(),
+                place: places[*l].unwrap(),
+                t_in: t(i as i64).as_second(),
+                t_out: None,
+                source: VisitSource::VenueCode,
+            })
+            .collect();
+        b.insert_visits(&visits).unwrap();
+        b.commit().unwrap();
+    }
+
+    /// The oracle: what lies in `root`'s subtree, by walking parents.
+    fn inside_area(w: &World, root: usize, mut a: usize) -> bool {
+        loop {
+            if a == root {
+                return true;
+            }
+            match w.areas[a].1 {
+                Some(p) => a = p,
+                None => return false,
+            }
+        }
+    }
+
+    fn place_inside(w: &World, root: usize, l: usize) -> bool {
+        w.places[l].is_some_and(|a| inside_area(w, root, a))
+    }
+
+    fn person_inside(w: &World, root: usize, p: usize) -> bool {
+        w.persons[p].is_some_and(|l| place_inside(w, root, l))
+    }
+
+    fn ids(prefix: &str, n: usize, keep: impl Fn(usize) -> bool) -> BTreeSet<String> {
+        (0..n).filter(|&i| keep(i)).map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, rng_seed: proptest::test_runner::RngSeed::Fixed(20261129), ..ProptestConfig::default() })]
+
+        #[test]
+        fn scoped_reads_match_the_oracle(w in world()) {
+            let mut store = super::fresh();
+            load(&mut *store, &w);
+            for root in 0..w.areas.len() {
+                let scope = Scope::Within(format!("A{root}"));
+                // Pages of 3, concatenated, are the whole set, in id order.
+                let mut persons = Vec::new();
+                let mut after: Option<String> = None;
+                loop {
+                    let page = store.persons_page(&scope, after.as_deref(), 3).unwrap();
+                    let done = page.len() < 3;
+                    after = page.last().map(|p| p.id.clone());
+                    persons.extend(page.into_iter().map(|p| p.id));
+                    if done { break; }
+                }
+                let mut sorted = persons.clone();
+                sorted.sort();
+                prop_assert_eq!(&persons, &sorted);
+                let persons: BTreeSet<String> = persons.into_iter().collect();
+                prop_assert_eq!(persons, ids("P", w.persons.len(), |p| person_inside(&w, root, p)));
+
+                let places: BTreeSet<String> = store.places_page(&scope, None, 1000).unwrap().into_iter().map(|p| p.id).collect();
+                prop_assert_eq!(places, ids("L", w.places.len(), |l| place_inside(&w, root, l)));
+
+                let tests: BTreeSet<String> = store.lab_tests_page(&scope, None, 1000).unwrap().into_iter().map(|t| t.id).collect();
+                let expected = ids("T", w.tests.len(), |i| {
+                    let (p, lab) = w.tests[i];
+                    person_inside(&w, root, p) || lab.is_some_and(|l| place_inside(&w, root, l))
+                });
+                prop_assert_eq!(tests, expected);
+
+                let visits: Vec<i64> = store.visits_page(&scope, &VisitQuery::default(), 0, 1000).unwrap().into_iter().map(|v| v.row).collect();
+                let expected: Vec<i64> = (0..w.visits.len())
+                    .filter(|&i| { let (p, l) = w.visits[i]; person_inside(&w, root, p) || place_inside(&w, root, l) })
+                    .map(|i| i as i64 + 1)
+                    .collect();
+                prop_assert_eq!(visits, expected);
+
+                let person_ids: Vec<String> = (0..w.persons.len()).map(|i| format!("P{i}")).collect();
+                let refs: Vec<&str> = person_ids.iter().map(String::as_str).collect();
+                let got = store.in_scope(&scope, Entity::Person, &refs).unwrap();
+                let want: Vec<bool> = (0..w.persons.len()).map(|p| person_inside(&w, root, p)).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+}
