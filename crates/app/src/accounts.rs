@@ -254,3 +254,30 @@ impl AuthError {
         ErrorCode::Unauthenticated
     }
 }
+
+/// Whether `admin` may manage an account whose jurisdiction is `area`: only inside their own
+/// jurisdiction, so that no administrator can make an account that sees more than they do.
+pub fn may_manage(store: &dyn Store, admin: &User, area: &str) -> Result<bool, AppError> {
+    let scope = crate::reads::scope_of(store, admin)?;
+    Ok(store.in_scope(&scope, chainbreak_store::Entity::Area, &[area])?.first() == Some(&true))
+}
+
+/// Fails unless `admin` may give an account the jurisdiction `area` (an unknown area is left
+/// for the store to refuse, with its own error).
+pub fn check_may_grant(store: &dyn Store, admin: &User, area: &str) -> Result<(), AppError> {
+    if store.area(area)?.is_some() && !may_manage(store, admin, area)? {
+        return Err(AppError::Forbidden(format!(
+            "the jurisdiction `{area}` lies outside yours (`{}`); an account may not see more than its administrator",
+            admin.jurisdiction
+        )));
+    }
+    Ok(())
+}
+
+/// The account `name`, if `admin` may manage it; `not_found` otherwise (as if it did not exist).
+pub fn managed_user(store: &dyn Store, admin: &User, name: &str) -> Result<User, AppError> {
+    match store.user(name)? {
+        Some(user) if may_manage(store, admin, &user.jurisdiction)? => Ok(user),
+        _ => Err(AppError::NotFound(format!("no user `{name}` in your jurisdiction"))),
+    }
+}

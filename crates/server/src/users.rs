@@ -193,7 +193,8 @@ fn path_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
 /// Lists the user accounts.
 #[utoipa::path(get, path = "/api/v1/users", tag = "admin", security(("bearer" = []), ("session" = [])),
     responses(
-        (status = 200, description = "Every user account, by name", body = Vec<UserView>),
+        (status = 200, description = "The user accounts within the administrator's jurisdiction, by name",
+            body = Vec<UserView>),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not manage users", body = ErrorBody),
     ))]
@@ -201,8 +202,17 @@ pub(crate) async fn list_users(
     State(state): State<AppState>,
     auth: Authenticated,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
-    auth.require(Permission::ManageUsers)?;
-    let users = with_deployment(&state.deployment, |dep| Ok(dep.store.users()?)).await?;
+    let admin = auth.require(Permission::ManageUsers)?;
+    let users = with_deployment(&state.deployment, move |dep| {
+        let mut mine = Vec::new();
+        for user in dep.store.users()? {
+            if accounts::may_manage(&*dep.store, &admin, &user.jurisdiction)? {
+                mine.push(user);
+            }
+        }
+        Ok(mine)
+    })
+    .await?;
     Ok(Json(users.into_iter().map(UserView::from).collect()))
 }
 
@@ -213,7 +223,8 @@ pub(crate) async fn list_users(
         (status = 201, description = "The user was added", body = UserView),
         (status = 400, description = "`invalid_argument`: the password is too short; `input.malformed`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the role may not manage users", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not manage users, or the jurisdiction lies \
+            outside the administrator's", body = ErrorBody),
         (status = 415, description = "`input.unsupported`: the body is not `application/json`", body = ErrorBody),
         (status = 422, description = "`input.unknown_reference`: no such jurisdiction; `input.inconsistent`: the \
             name is taken; `input.invalid_field`, `input.missing_field`, `input.unknown_field`", body = ErrorBody),
@@ -228,6 +239,7 @@ pub(crate) async fn create_user(
     check_name(&name)?;
     let actor = actor(&admin, "POST /api/v1/users");
     let user = with_deployment(&state.deployment, move |dep| {
+        accounts::check_may_grant(&*dep.store, &admin, &jurisdiction)?;
         let user = User { name, role, unit, jurisdiction, disabled: false, created_at: dep.clock.now() };
         accounts::add_user(&mut *dep.store, &user, &password, &actor)?;
         Ok(user)
@@ -262,6 +274,7 @@ async fn set_disabled(state: AppState, admin: User, name: String, disabled: bool
     let actor = actor(&admin, via);
     let user = with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
+        accounts::managed_user(&*dep.store, &admin, &name)?;
         accounts::set_disabled(&mut *dep.store, &name, disabled, now, &actor)?;
         Ok(dep.store.user(&name)?)
     })
@@ -277,7 +290,7 @@ async fn set_disabled(state: AppState, admin: User, name: String, disabled: bool
         (status = 200, description = "The user, disabled", body = UserView),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not manage users", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user in the administrator's jurisdiction", body = ErrorBody),
     ))]
 #[allow(dead_code)]
 fn disable_user() {}
@@ -289,7 +302,7 @@ fn disable_user() {}
         (status = 200, description = "The user, enabled", body = UserView),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not manage users", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user in the administrator's jurisdiction", body = ErrorBody),
     ))]
 #[allow(dead_code)]
 fn enable_user() {}
@@ -303,7 +316,7 @@ fn enable_user() {}
         (status = 400, description = "`invalid_argument`: the password is too short; `input.malformed`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not manage users", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user in the administrator's jurisdiction", body = ErrorBody),
         (status = 422, description = "`input.missing_field`, `input.unknown_field`...", body = ErrorBody),
     ))]
 #[allow(dead_code)]
@@ -314,6 +327,7 @@ async fn reset_password(state: AppState, admin: User, name: String, req: Request
     let actor = actor(&admin, "POST /api/v1/users/{name}:reset-password");
     with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
+        accounts::managed_user(&*dep.store, &admin, &name)?;
         accounts::reset_password(&mut *dep.store, &name, &password, now, &actor)
     })
     .await?;
@@ -329,7 +343,7 @@ async fn reset_password(state: AppState, admin: User, name: String, req: Request
         (status = 400, description = "`invalid_argument`: `days` is 0; `input.malformed`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not manage users", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user in the administrator's jurisdiction", body = ErrorBody),
         (status = 422, description = "`input.missing_field`, `input.unknown_field`...", body = ErrorBody),
     ))]
 pub(crate) async fn issue_token(
@@ -348,6 +362,7 @@ pub(crate) async fn issue_token(
     let actor = actor(&admin, "POST /api/v1/users/{name}/tokens");
     let (token, info) = with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
+        accounts::managed_user(&*dep.store, &admin, &name)?;
         accounts::issue_token(&mut *dep.store, &name, &label, days, now, &actor)
     })
     .await?;

@@ -808,7 +808,7 @@ fn authorisation_matrix() {
     let mut store = server.store();
     let tokens: Vec<(Role, String)> =
         Role::ALL.iter().map(|r| (*r, add_user_in(&mut *store, &format!("m-{r}"), *r, "D1"))).collect();
-    add_user_with_token(&mut *store, "target", Role::Viewer);
+    add_user_in(&mut *store, "target", Role::Viewer, "D1");
     drop(store);
     let visits = json!({"visits": [visit("P1", "L1", json!(1646208000)), visit("P2", "L2", json!(1646208000))]});
     assert_eq!(server.post_json("/api/v1/visits:batch", &visits).status(), StatusCode::OK);
@@ -1319,4 +1319,41 @@ fn browser_sessions_sign_in_work_like_tokens_and_sign_out() {
     assert_eq!(names, ["sign_in_refused", "sign_in", "sign_out"]);
     assert_eq!((actions[0].1.as_str(), actions[0].2.as_str()), ("anonymous", "tracer"));
     assert_eq!(actions[1].1, "tracer");
+}
+
+#[test]
+fn administrators_manage_only_accounts_within_their_jurisdiction() {
+    let server = TestServer::start();
+    let mut store = server.store();
+    let d1_admin = add_user_in(&mut *store, "d1-admin", Role::Admin, "D1");
+    add_user_in(&mut *store, "d1-viewer", Role::Viewer, "D1");
+    add_user_in(&mut *store, "d2-viewer", Role::Viewer, "D2");
+    drop(store);
+    let admin = Some(d1_admin.as_str());
+
+    let (_, users) = json_of(server.call("get", "/api/v1/users", admin, None));
+    let names: Vec<&str> = users.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["d1-admin", "d1-viewer"], "not the city's accounts, not D2's");
+
+    let new = |jurisdiction: &str| {
+        json!({"name": format!("new-{jurisdiction}"), "role": "viewer", "unit": "U1", "jurisdiction": jurisdiction,
+            "password": "a long enough password"})
+    };
+    assert_eq!(server.call("post", "/api/v1/users", admin, Some(&new("D1"))).status(), StatusCode::CREATED);
+    for wider in ["C1", "D2"] {
+        let (code, _) = error_of(server.call("post", "/api/v1/users", admin, Some(&new(wider))), StatusCode::FORBIDDEN);
+        assert_eq!(code, "forbidden", "{wider}");
+    }
+    // Accounts outside read as absent, whatever the action.
+    let outside = [
+        ("/api/v1/users/d2-viewer:disable", None),
+        ("/api/v1/users/tracer:reset-password", Some(json!({"password": "another long password"}))),
+        ("/api/v1/users/d2-viewer/tokens", Some(json!({"label": "x"}))),
+    ];
+    for (path, body) in outside {
+        let (code, _) = error_of(server.call("post", path, admin, body.as_ref()), StatusCode::NOT_FOUND);
+        assert_eq!(code, "not_found", "{path}");
+    }
+    assert_eq!(server.call("post", "/api/v1/users/d1-viewer:disable", admin, None).status(), StatusCode::OK);
+    assert!(server.store().user("d2-viewer").unwrap().is_some_and(|u| !u.disabled));
 }
