@@ -526,7 +526,7 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
         }
         Command::Audit { db, actor, action, entity, record, after, limit } => {
             let store = chainbreak_app::open(&db)?;
-            let filter = chainbreak_store::AuditFilter { actor, action, entity, record };
+            let filter = chainbreak_store::AuditFilter { actor, action, entity, record, actors_within: None };
             for r in store.audit_records(after, limit, &filter)? {
                 println!("{}", serde_json::to_string(&r)?);
             }

@@ -373,7 +373,9 @@ pub(crate) async fn issue_token(
 #[utoipa::path(get, path = "/api/v1/audit", tag = "admin", security(("bearer" = []), ("session" = [])),
     params(AuditQuery),
     responses(
-        (status = 200, description = "Audit records with `seq > after`, oldest first", body = Vec<AuditEntry>),
+        (status = 200, description = "Audit records with `seq > after`, oldest first; a reader whose \
+            jurisdiction is not at the top of the area tree sees only the records of users within it",
+            body = Vec<AuditEntry>),
         (status = 400, description = "`invalid_argument`: a parameter is not acceptable", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not read the audit trail", body = ErrorBody),
@@ -383,7 +385,7 @@ pub(crate) async fn audit(
     auth: Authenticated,
     uri: Uri,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    auth.require(Permission::ReadAudit)?;
+    let reader = auth.require(Permission::ReadAudit)?;
     let Query(q) = Query::<AuditQuery>::try_from_uri(&uri)
         .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, e.body_text()))?;
     let limit = q.limit.unwrap_or(DEFAULT_AUDIT_LIMIT);
@@ -391,11 +393,22 @@ pub(crate) async fn audit(
         return Err(ApiError::new(ErrorCode::InvalidArgument, format!("`limit` is 1 to {MAX_AUDIT_LIMIT}")));
     }
     let some = |v: Option<String>| v.filter(|s| !s.is_empty());
-    let filter =
-        AuditFilter { actor: some(q.actor), action: some(q.action), entity: some(q.entity), record: some(q.record) };
+    let mut filter = AuditFilter {
+        actor: some(q.actor),
+        action: some(q.action),
+        entity: some(q.entity),
+        record: some(q.record),
+        actors_within: None,
+    };
     let after = q.after.unwrap_or(0);
-    let records =
-        with_deployment(&state.deployment, move |dep| Ok(dep.store.audit_records(after, limit, &filter)?)).await?;
+    let records = with_deployment(&state.deployment, move |dep| {
+        // A reader below the top of the area tree sees what the users of their jurisdiction did.
+        if let chainbreak_store::Scope::Within(area) = chainbreak_app::reads::scope_of(&*dep.store, &reader)? {
+            filter.actors_within = Some(area);
+        }
+        Ok(dep.store.audit_records(after, limit, &filter)?)
+    })
+    .await?;
     Ok(Json(records.into_iter().map(AuditEntry::from).collect()))
 }
 

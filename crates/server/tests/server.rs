@@ -1356,4 +1356,15 @@ fn administrators_manage_only_accounts_within_their_jurisdiction() {
     }
     assert_eq!(server.call("post", "/api/v1/users/d1-viewer:disable", admin, None).status(), StatusCode::OK);
     assert!(server.store().user("d2-viewer").unwrap().is_some_and(|u| !u.disabled));
+
+    // The audit trail: what the users of D1 did, not what the city's users did.
+    let (_, persons) = json_of(server.call("get", "/api/v1/persons?personal=true", Some(&server.tracer), None));
+    assert!(!persons["items"].as_array().unwrap().is_empty());
+    let (_, trail) = json_of(server.call("get", "/api/v1/audit", admin, None));
+    let actors: std::collections::BTreeSet<&str> =
+        trail.as_array().unwrap().iter().map(|r| r["actor"].as_str().unwrap()).collect();
+    assert_eq!(actors.into_iter().collect::<Vec<_>>(), ["d1-admin"], "{trail}");
+    let (_, everything) =
+        json_of(server.call("get", "/api/v1/audit?action=read_personal_data", Some(&server.admin), None));
+    assert_eq!(everything.as_array().unwrap().len(), 2, "the city's admin sees the tracer's reads");
 }

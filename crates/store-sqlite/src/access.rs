@@ -180,13 +180,16 @@ pub(crate) fn append_audit(c: &Connection, r: &AuditRecord) -> Result<i64> {
 pub(crate) fn audit_records(c: &Connection, after: i64, limit: usize, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
     let mut s = c
         .prepare_cached(
-            "SELECT seq, at, actor, action, entity, record, via, reason FROM audit
+            "WITH RECURSIVE sub(k) AS (SELECT key FROM areas WHERE id = ?7
+               UNION SELECT a.key FROM areas a JOIN sub ON a.parent = sub.k)
+             SELECT seq, at, actor, action, entity, record, via, reason FROM audit
              WHERE seq > ?1 AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR action = ?4)
                AND (?5 IS NULL OR entity = ?5) AND (?6 IS NULL OR record = ?6)
+               AND (?7 IS NULL OR actor IN (SELECT name FROM users WHERE jurisdiction IN sub))
              ORDER BY seq LIMIT ?2",
         )
         .map_err(backend)?;
-    s.query_map(params![after, limit as i64, f.actor, f.action, f.entity, f.record], |r| {
+    s.query_map(params![after, limit as i64, f.actor, f.action, f.entity, f.record, f.actors_within], |r| {
         Ok(AuditRecord {
             seq: r.get(0)?,
             at: ts(r.get(1)?)?,

@@ -572,6 +572,22 @@ pub fn audit_is_appended_and_filtered(store: &mut dyn Store) {
     let p2 = store.audit_records(0, 100, &AuditFilter { record: Some("P2".into()), ..Default::default() }).unwrap();
     assert_eq!(p2[0].actor, "zhao");
     assert_eq!(store.audit_records(s1, 100, &AuditFilter::default()).unwrap().len(), 1, "paged by seq");
+
+    // By the jurisdiction of the acting users: li works in B1 (inside D1), zhao in D2.
+    seed(store);
+    let mut b = store.begin(t(3)).unwrap();
+    b.put_areas(&[area("D2", "district", None)]).unwrap();
+    b.add_user(&user("li", "B1"), "$argon2id$x").unwrap();
+    b.add_user(&user("zhao", "D2"), "$argon2id$x").unwrap();
+    b.commit().unwrap();
+    let within = |area: &str| {
+        let f = AuditFilter { actors_within: Some(area.into()), ..Default::default() };
+        store.audit_records(0, 100, &f).unwrap().into_iter().map(|r| r.actor).collect::<Vec<_>>()
+    };
+    assert_eq!(within("D1"), ["li"]);
+    assert_eq!(within("B1"), ["li"]);
+    assert_eq!(within("D2"), ["zhao"]);
+    assert!(within("NOWHERE").is_empty());
 }
 
 fn lab(id: &str, kind: SubjectKind, subject: &str, lab_id: Option<&str>) -> LabTest {

@@ -129,6 +129,9 @@ pub struct AuditFilter {
     pub action: Option<String>,
     pub entity: Option<String>,
     pub record: Option<String>,
+    /// Only records by users whose jurisdiction lies in this area's subtree (what a reader
+    /// scoped to that area may see of the trail).
+    pub actors_within: Option<String>,
 }
 
 /// Where a bulk scan ended.
