@@ -66,6 +66,8 @@ pub struct Profile {
     pub cold_chain: ColdChain,
     /// Retention of personal location data.
     pub retention: Retention,
+    /// How long a visit without a check-out is taken to have lasted.
+    pub open_visits: OpenVisits,
 }
 
 /// The citation of a profile's numbers.
@@ -519,6 +521,32 @@ impl ColdChain {
     }
 }
 
+/// How long a visit without a check-out is taken to have lasted, by place kind. Venue-code
+/// feeds often lack the check-out; the trace engine fills it in with these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenVisits {
+    /// For kinds not listed.
+    pub default_dwell_minutes: u32,
+    #[serde(default)]
+    pub places: Vec<PlaceDwell>,
+}
+
+/// The assumed stay at one kind of place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceDwell {
+    pub kind: PlaceKind,
+    pub dwell_minutes: u32,
+}
+
+impl OpenVisits {
+    /// The assumed stay at a place of `kind`, in minutes.
+    pub fn dwell_minutes(&self, kind: PlaceKind) -> u32 {
+        self.places.iter().find(|p| p.kind == kind).map_or(self.default_dwell_minutes, |p| p.dwell_minutes)
+    }
+}
+
 /// Retention of personal data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -677,6 +705,13 @@ impl Profile {
             }
         }
         self.check_clock()?;
+        positive("open_visits.default_dwell_minutes", self.open_visits.default_dwell_minutes)?;
+        for (i, d) in self.open_visits.places.iter().enumerate() {
+            positive(&format!("open_visits.places[{i}].dwell_minutes"), d.dwell_minutes)?;
+            if self.open_visits.places[..i].iter().any(|e| e.kind == d.kind) {
+                return issue(format!("open_visits.places[{i}].kind"), format!("`{}` is listed twice", d.kind));
+            }
+        }
         for (i, s) in self.cold_chain.plant_suspensions.iter().enumerate() {
             let p = format!("cold_chain.plant_suspensions[{i}]");
             if s.positives as usize != i + 1 {
@@ -1239,6 +1274,8 @@ mod tests {
         assert_eq!([1, 2, 3, 4, 9].map(|n| cold.suspension_weeks(n)), [Some(1), Some(1), Some(4), Some(4), Some(4)]);
         assert_eq!(cold.suspension_weeks(0), None);
         assert_eq!(p.retention.location_days, 28);
+        assert_eq!(p.open_visits.dwell_minutes(PlaceKind::Residence), 600);
+        assert_eq!(p.open_visits.dwell_minutes(PlaceKind::Other), 60, "not listed: the default");
     }
 
     #[test]
@@ -1329,7 +1366,7 @@ mod tests {
         );
 
         // An element of an array of tables, and a vocabulary value.
-        let text = edited("kind = \"cold_chain_warehouse\"", "kind = \"hotel\"");
+        let text = edited("kind = \"cold_chain_warehouse\"\nmin_overlap", "kind = \"hotel\"\nmin_overlap");
         let (path, line, message, _) = invalid(&text);
         assert_eq!(path, "close_contact.places[2].kind");
         assert_eq!(line, Some(line_containing(&text, "hotel")));
@@ -1364,7 +1401,7 @@ mod tests {
         assert!(shown.contains("field close_contact_measure.phases[0].test_days[4]: test day 9"), "{shown}");
 
         let cases: &[(&str, &str, &str)] = &[
-            ("kind = \"school\"", "kind = \"workplace\"", "close_contact.places[3].kind"),
+            ("kind = \"school\"\nmin_overlap", "kind = \"workplace\"\nmin_overlap", "close_contact.places[3].kind"),
             (
                 "test_days = [1, 4, 7]\n\n# Low",
                 "test_days = [1, 7, 4]\n\n# Low",
@@ -1391,6 +1428,9 @@ mod tests {
             ("format_version = 1", "format_version = 2", "format_version"),
             ("issued = \"2022-06-28\"", "issued = \"June 2022\"", "source.issued"),
             ("location_days = 28", "location_days = 0", "retention.location_days"),
+            ("default_dwell_minutes = 60", "default_dwell_minutes = 0", "open_visits.default_dwell_minutes"),
+            ("dwell_minutes = 600", "dwell_minutes = 0", "open_visits.places[0].dwell_minutes"),
+            ("kind = \"workplace\"\ndwell", "kind = \"residence\"\ndwell", "open_visits.places[1].kind"),
             (
                 "tests = { count = 2, min_gap_hours = 24 }\n\n# ---------------------------------------------------------------- secondary",
                 "tests = { count = 5, min_gap_hours = 24 }\n\n# ---------------------------------------------------------------- secondary",
