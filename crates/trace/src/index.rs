@@ -1,0 +1,216 @@
+//! The co-presence index: every stay at every place, sorted for range scans, and every
+//! person's stays, in 20 bytes a visit.
+//!
+//! A stay is 16 bytes: place, check-in, person (with the "no check-out" flag in its top bit)
+//! and check-out, instants in seconds since [`EPOCH`] as `u32` (good until 2136). Stays are
+//! sorted by (place, check-in), so the people at a place in a time interval are one binary
+//! search and a short scan away; a second array of `u32` positions lists each person's stays.
+//! A visit without a check-out is given the assumed stay of its place's kind (the profile's
+//! `[open_visits]`) when it enters the index, and keeps the flag so that evidence can say so.
+
+use rustc_hash::FxHashMap;
+
+/// The index's clock starts at 2000-01-01T00:00:00Z (Unix seconds).
+pub const EPOCH: i64 = 946_684_800;
+
+/// The top bit of [`Stay::person`]: the visit had no check-out.
+const OPEN: u32 = 1 << 31;
+
+/// The largest person key the index takes (the top bit is the open flag).
+pub const MAX_PERSON: u32 = OPEN - 1;
+
+/// One visit in the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Stay {
+    pub place: u32,
+    /// Check-in, seconds since [`EPOCH`].
+    pub t_in: u32,
+    /// The person's key, with [`OPEN`] set when the check-out was assumed.
+    person_and_flag: u32,
+    /// Check-out (or assumed check-out), seconds since [`EPOCH`].
+    pub t_out: u32,
+}
+
+impl Stay {
+    /// The person as recorded (see [`Index::survivor`] for merges).
+    pub fn person(&self) -> u32 {
+        self.person_and_flag & MAX_PERSON
+    }
+
+    /// Whether the check-out was assumed (the visit had none).
+    pub fn assumed_check_out(&self) -> bool {
+        self.person_and_flag & OPEN != 0
+    }
+}
+
+/// Converts Unix seconds to index time, if in range.
+pub fn to_index_time(unix: i64) -> Option<u32> {
+    u32::try_from(unix - EPOCH).ok()
+}
+
+/// Converts index time to Unix seconds.
+pub fn to_unix(t: u32) -> i64 {
+    i64::from(t) + EPOCH
+}
+
+/// Collects visits, then sorts them into an [`Index`].
+#[derive(Debug)]
+pub struct IndexBuilder {
+    /// Assumed stay (seconds) at each place key, for visits without a check-out.
+    dwell: Vec<u32>,
+    default_dwell: u32,
+    stays: Vec<Stay>,
+    dropped: u64,
+}
+
+impl IndexBuilder {
+    /// `dwell[place]` is the assumed stay in seconds at that place when a visit has no
+    /// check-out; places beyond the vector get `default_dwell`.
+    pub fn new(dwell: Vec<u32>, default_dwell: u32) -> Self {
+        IndexBuilder { dwell, default_dwell, stays: Vec::new(), dropped: 0 }
+    }
+
+    /// Room for `n` more visits.
+    pub fn reserve(&mut self, n: usize) {
+        self.stays.reserve(n);
+    }
+
+    /// Adds a visit (Unix seconds). Visits outside the index's time range (2000 to 2136) or
+    /// with a person key above [`MAX_PERSON`] are counted as dropped.
+    pub fn push(&mut self, person: u32, place: u32, t_in: i64, t_out: Option<i64>) {
+        let Some(start) = to_index_time(t_in) else {
+            self.dropped += 1;
+            return;
+        };
+        if person > MAX_PERSON {
+            self.dropped += 1;
+            return;
+        }
+        let (end, flag) = match t_out {
+            Some(t) => (to_index_time(t.max(t_in)).unwrap_or(u32::MAX), 0),
+            None => {
+                let dwell = self.dwell.get(place as usize).copied().unwrap_or(self.default_dwell);
+                (start.saturating_add(dwell), OPEN)
+            }
+        };
+        self.stays.push(Stay { place, t_in: start, person_and_flag: person | flag, t_out: end });
+    }
+
+    /// Sorts the stays and builds the lookups. `survivors[k]` is the person key `k` is merged
+    /// into (itself when not merged); keys beyond it are their own survivors.
+    pub fn build(self, survivors: Vec<u32>) -> Index {
+        let IndexBuilder { mut stays, dropped, .. } = self;
+        // A total order on every field: equal stays are identical, so the result does not
+        // depend on the sort's stability or on the order visits arrived in.
+        stays.sort_unstable();
+        let n_places = stays.last().map_or(0, |s| s.place as usize + 1);
+        let mut place_start = vec![0u32; n_places + 1];
+        let mut place_max_stay = vec![0u32; n_places];
+        for s in &stays {
+            place_start[s.place as usize + 1] += 1;
+            let len = s.t_out - s.t_in;
+            let max = &mut place_max_stay[s.place as usize];
+            *max = (*max).max(len);
+        }
+        for i in 0..n_places {
+            place_start[i + 1] += place_start[i];
+        }
+        let n_persons = stays.iter().map(|s| s.person() as usize + 1).max().unwrap_or(0).max(survivors.len());
+        let mut person_start = vec![0u32; n_persons + 1];
+        for s in &stays {
+            person_start[s.person() as usize + 1] += 1;
+        }
+        for i in 0..n_persons {
+            person_start[i + 1] += person_start[i];
+        }
+        let mut fill = person_start.clone();
+        let mut by_person = vec![0u32; stays.len()];
+        for (i, s) in stays.iter().enumerate() {
+            let slot = &mut fill[s.person() as usize];
+            by_person[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+        let mut survivor: Vec<u32> = (0..n_persons as u32).collect();
+        let mut family: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+        for (k, s) in survivors.iter().enumerate() {
+            if *s as usize != k && k < n_persons {
+                survivor[k] = *s;
+                family.entry(*s).or_default().push(k as u32);
+            }
+        }
+        Index { stays, place_start, place_max_stay, person_start, by_person, survivor, family, dropped }
+    }
+}
+
+/// The co-presence index (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct Index {
+    stays: Vec<Stay>,
+    place_start: Vec<u32>,
+    place_max_stay: Vec<u32>,
+    person_start: Vec<u32>,
+    by_person: Vec<u32>,
+    survivor: Vec<u32>,
+    family: FxHashMap<u32, Vec<u32>>,
+    dropped: u64,
+}
+
+impl Index {
+    /// How many visits the index holds.
+    pub fn len(&self) -> usize {
+        self.stays.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stays.is_empty()
+    }
+
+    /// Visits left out at build (out of the time range, person key too large).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The memory the index holds, in bytes.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.stays.capacity() * size_of::<Stay>()
+            + (self.place_start.capacity() + self.place_max_stay.capacity()) * 4
+            + (self.person_start.capacity() + self.by_person.capacity() + self.survivor.capacity()) * 4
+            + self.family.values().map(|v| v.capacity() * 4 + 32).sum::<usize>()
+    }
+
+    /// The person `key` is merged into (itself when not merged).
+    pub fn survivor(&self, key: u32) -> u32 {
+        self.survivor.get(key as usize).copied().unwrap_or(key)
+    }
+
+    /// The recorded person keys whose stays are `survivor`'s: itself and those merged into it.
+    pub fn family(&self, survivor: u32) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(survivor).chain(self.family.get(&survivor).into_iter().flatten().copied())
+    }
+
+    /// The stays of the recorded person `key`.
+    pub fn stays_of(&self, key: u32) -> impl Iterator<Item = &Stay> + '_ {
+        let range = match (self.person_start.get(key as usize), self.person_start.get(key as usize + 1)) {
+            (Some(a), Some(b)) => *a as usize..*b as usize,
+            _ => 0..0,
+        };
+        self.by_person[range].iter().map(|i| &self.stays[*i as usize])
+    }
+
+    /// The stays at `place` that can overlap `[from, to)` by at least `min` seconds: every stay
+    /// whose check-in lies in `[from + min - longest stay there, to - min]`, a superset that the
+    /// caller filters.
+    pub fn candidates(&self, place: u32, from: i64, to: i64, min: i64) -> &[Stay] {
+        let p = place as usize;
+        let (Some(&a), Some(&b)) = (self.place_start.get(p), self.place_start.get(p + 1)) else {
+            return &[];
+        };
+        let all = &self.stays[a as usize..b as usize];
+        let lowest = from + min - i64::from(self.place_max_stay[p]);
+        let highest = to - min;
+        let lo = all.partition_point(|s| i64::from(s.t_in) < lowest);
+        let hi = all.partition_point(|s| i64::from(s.t_in) <= highest);
+        if lo >= hi { &[] } else { &all[lo..hi] }
+    }
+}

@@ -1,0 +1,12 @@
+//! The trace engine: an in-memory co-presence index ([`index`]) and the contact rules that
+//! run on it ([`venue`]: the plain venue-overlap rule).
+//!
+//! Synchronous, deterministic and free of IO: the application layer feeds the index from the
+//! store's bulk scan and change feed, and turns keys back into ids. Results do not depend on
+//! the order visits arrived in.
+
+pub mod index;
+pub mod venue;
+
+pub use index::{EPOCH, Index, IndexBuilder, Stay};
+pub use venue::{Contact, Exposure, IndexPerson, Traced, VenueOverlap};

@@ -1,0 +1,231 @@
+//! The trace engine against brute-force oracles on small random cities.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chainbreak_trace::{Contact, Exposure, IndexBuilder, IndexPerson, Traced, VenueOverlap};
+use proptest::prelude::*;
+
+/// 2022-03-01T00:00:00Z.
+const BASE: i64 = 1_646_092_800;
+const MINUTE: i64 = 60;
+
+#[derive(Debug, Clone)]
+struct City {
+    /// (person, place, t_in, t_out) in Unix seconds.
+    visits: Vec<(u32, u32, i64, Option<i64>)>,
+    /// Assumed stay per place, seconds.
+    dwell: Vec<u32>,
+    /// Survivor of each person key.
+    survivors: Vec<u32>,
+    index: Vec<IndexPerson>,
+    query: VenueOverlap,
+}
+
+const PERSONS: u32 = 9;
+const PLACES: u32 = 4;
+
+fn city() -> impl Strategy<Value = City> {
+    let visit = (0..PERSONS, 0..PLACES, 0i64..40, prop::option::of(0i64..14));
+    (
+        prop::collection::vec(visit, 0..40),
+        prop::collection::vec(1u32..12, PLACES as usize),
+        prop::collection::vec(prop::option::of(0..PERSONS), PERSONS as usize),
+        prop::collection::vec((0..PERSONS, 0i64..30), 1..4),
+        (30i64..60, prop::sample::select(vec![0i64, 5, 15, 20]), 1u8..3),
+    )
+        .prop_map(|(raw, dwell, merges, index, (to, min, depth))| {
+            // Times on a 5-minute grid so that overlaps hit thresholds exactly.
+            let visits = raw
+                .into_iter()
+                .map(|(p, l, t, d)| (p, l, BASE + t * 5 * MINUTE, d.map(|d| BASE + (t + d) * 5 * MINUTE)))
+                .collect();
+            let dwell = dwell.into_iter().map(|d| d * 5 * MINUTE as u32).collect();
+            // A person may be merged into a person who is not merged themselves.
+            let mut survivors: Vec<u32> = (0..PERSONS).collect();
+            for (k, into) in merges.into_iter().enumerate() {
+                if let Some(into) = into
+                    && into as usize != k
+                    && survivors[into as usize] == into
+                    && !survivors.iter().enumerate().any(|(j, s)| *s == k as u32 && j != k)
+                {
+                    survivors[k] = into;
+                }
+            }
+            // Each index person has their own start; the end is common.
+            let index = index
+                .into_iter()
+                .map(|(person, from)| IndexPerson { person, from: BASE + from * 5 * MINUTE })
+                .collect();
+            let query = VenueOverlap { to: BASE + to * 5 * MINUTE, min_overlap: min * MINUTE, depth };
+            City { visits, dwell, survivors, index, query }
+        })
+}
+
+fn build(c: &City, reversed: bool) -> chainbreak_trace::Index {
+    let mut b = IndexBuilder::new(c.dwell.clone(), 3600);
+    let mut visits = c.visits.clone();
+    if reversed {
+        visits.reverse();
+    }
+    for (p, l, t_in, t_out) in visits {
+        b.push(p, l, t_in, t_out);
+    }
+    b.build(c.survivors.clone())
+}
+
+/// The rule, by nested loops over every pair of visits.
+fn oracle(c: &City) -> Traced {
+    let q = &c.query;
+    let eff: Vec<(u32, u32, i64, i64, bool)> = c
+        .visits
+        .iter()
+        .map(|&(p, l, t_in, t_out)| {
+            let out = t_out.map(|t| t.max(t_in)).unwrap_or(t_in + i64::from(c.dwell[l as usize]));
+            (c.survivors[p as usize], l, t_in, out, t_out.is_none())
+        })
+        .collect();
+    let mut starts: BTreeMap<u32, i64> = BTreeMap::new();
+    for ip in &c.index {
+        let from = starts.entry(c.survivors[ip.person as usize]).or_insert(ip.from);
+        *from = (*from).min(ip.from);
+    }
+    let index: BTreeSet<u32> = starts.keys().copied().collect();
+    let sweep = |sources: &BTreeMap<u32, i64>, excluded: &dyn Fn(u32) -> bool| {
+        let mut found: BTreeMap<u32, Vec<Exposure>> = BTreeMap::new();
+        for a in &eff {
+            let Some(&from) = sources.get(&a.0) else { continue };
+            let (a_in, a_out) = (a.2.max(from), a.3.min(q.to));
+            if a_out <= a_in {
+                continue;
+            }
+            for b in &eff {
+                if b.1 != a.1 || excluded(b.0) {
+                    continue;
+                }
+                let (start, end) = (a_in.max(b.2), a_out.min(b.3));
+                if end - start >= q.min_overlap {
+                    found.entry(b.0).or_default().push(Exposure {
+                        start,
+                        end,
+                        place: a.1,
+                        source: a.0,
+                        contact_check_out_assumed: b.4,
+                        source_check_out_assumed: a.4,
+                    });
+                }
+            }
+        }
+        found
+            .into_iter()
+            .map(|(person, mut exposures)| {
+                exposures.sort();
+                exposures.dedup();
+                Contact {
+                    person,
+                    first_exposure: exposures.iter().map(|e| e.start).min().unwrap(),
+                    last_exposure: exposures.iter().map(|e| e.end).max().unwrap(),
+                    exposures,
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let close = sweep(&starts, &|x| index.contains(&x));
+    let secondary = if q.depth >= 2 {
+        let close_set: BTreeSet<u32> = close.iter().map(|c| c.person).collect();
+        let sources: BTreeMap<u32, i64> = close.iter().map(|c| (c.person, c.first_exposure)).collect();
+        sweep(&sources, &|x| index.contains(&x) || close_set.contains(&x))
+    } else {
+        Vec::new()
+    };
+    Traced { index_persons: index.into_iter().collect(), close, secondary }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_2026),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn venue_overlap_matches_the_oracle(c in city()) {
+        let index = build(&c, false);
+        let got = index.venue_overlap(&c.index, &c.query);
+        prop_assert_eq!(&got, &oracle(&c));
+        // Arrival order does not matter.
+        prop_assert_eq!(&build(&c, true).venue_overlap(&c.index, &c.query), &got);
+    }
+}
+
+#[test]
+fn the_edges_of_the_rule() {
+    let m = |x: i64| BASE + x * MINUTE;
+    // Person 0 is the index case, at place 0 from 0 to 60 min; the window is [10, 50).
+    let visits = [
+        (0, 0, m(0), Some(m(60))),
+        (1, 0, m(35), Some(m(90))), // overlaps the clipped visit [35, 50): exactly 15 min
+        (2, 0, m(36), Some(m(90))), // 14 min: not an exposure
+        (3, 0, m(0), Some(m(10))),  // only before the window
+        (4, 0, m(45), None),        // open: assumed 30 min, overlaps [45, 50) = 5 min: no
+        (0, 1, m(20), Some(m(40))), // the index case again, at place 1
+        (5, 1, m(20), Some(m(35))), // 15 min at place 1: close contact, first exposure at 20
+        (5, 2, m(25), Some(m(45))), // the close contact at place 2 from 25...
+        (6, 2, m(10), Some(m(40))), // ...with 6 for 15 min: secondary contact
+        (7, 2, m(0), Some(m(24))),  // before the close contact arrived: no
+        (1, 1, m(50), Some(m(80))), // the index case is gone from place 1 by then
+    ];
+    let mut b = IndexBuilder::new(vec![1800, 1800, 1800], 1800);
+    for (p, l, t_in, t_out) in visits {
+        b.push(p, l, t_in, t_out);
+    }
+    let index = b.build(Vec::new());
+    let q = VenueOverlap { to: m(50), min_overlap: 15 * MINUTE, depth: 2 };
+    let from = |person| IndexPerson { person, from: m(10) };
+    let t = index.venue_overlap(&[from(0), IndexPerson { person: 0, from: m(30) }], &q);
+    assert_eq!(t.index_persons, [0]);
+    let close: Vec<(u32, i64)> = t.close.iter().map(|c| (c.person, c.first_exposure)).collect();
+    assert_eq!(close, [(1, m(35)), (5, m(20))]);
+    let secondary: Vec<u32> = t.secondary.iter().map(|c| c.person).collect();
+    assert_eq!(secondary, [6]);
+    assert_eq!(t.secondary[0].exposures[0].source, 5);
+    assert_eq!((t.secondary[0].exposures[0].start, t.secondary[0].exposures[0].end), (m(25), m(40)));
+
+    // Depth 1 stops at close contacts; a person both index and exposed is only an index person.
+    let t = index.venue_overlap(&[from(0), from(1)], &VenueOverlap { depth: 1, ..q });
+    assert_eq!(t.close.iter().map(|c| c.person).collect::<Vec<_>>(), [5]);
+    assert!(t.secondary.is_empty());
+}
+
+#[test]
+fn merged_persons_count_as_their_survivor() {
+    let m = |x: i64| BASE + x * MINUTE;
+    let mut b = IndexBuilder::new(vec![600], 600);
+    b.push(0, 0, m(0), Some(m(30)));
+    b.push(1, 0, m(0), Some(m(30))); // 1 is merged into 2
+    b.push(3, 0, m(0), Some(m(30)));
+    let index = b.build(vec![0, 2, 2, 3]);
+    let q = VenueOverlap { to: m(60), min_overlap: 0, depth: 1 };
+    let from = |person| IndexPerson { person, from: m(0) };
+    let t = index.venue_overlap(&[from(0)], &q);
+    assert_eq!(t.close.iter().map(|c| c.person).collect::<Vec<_>>(), [2, 3]);
+    // Tracing the duplicate traces the survivor, with the duplicate's visits.
+    let t = index.venue_overlap(&[from(1)], &q);
+    assert_eq!(t.index_persons, [2]);
+    assert_eq!(t.close.iter().map(|c| c.person).collect::<Vec<_>>(), [0, 3]);
+}
+
+/// The random cities are not vacuous: many have close contacts, some secondary ones.
+#[test]
+fn the_generator_exercises_every_tier() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut close, mut sec, mut n) = (0, 0, 0);
+    for _ in 0..2000 {
+        let c = city().new_tree(&mut runner).unwrap().current();
+        let t = oracle(&c);
+        n += 1;
+        close += (!t.close.is_empty()) as u32;
+        sec += (!t.secondary.is_empty()) as u32;
+    }
+    assert!(close * 4 > n && sec * 40 > n, "{n} cities: {close} with close contacts, {sec} with secondary");
+}
