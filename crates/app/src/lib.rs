@@ -10,6 +10,7 @@ pub mod persons;
 pub mod pseudonym;
 pub mod reads;
 pub mod retention;
+pub mod trace;
 
 use std::path::Path;
 use std::sync::Arc;

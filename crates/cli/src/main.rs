@@ -14,6 +14,8 @@ use chainbreak_formats::{Format, Kind};
 use chainbreak_store::Store;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod trace;
+
 #[derive(Parser)]
 #[command(name = "chainbreak", version = version(), about = "Outbreak surveillance and response engine")]
 struct Cli {
@@ -103,6 +105,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Find the contacts of index persons or cases, with the evidence for each.
+    Trace(TraceArgs),
     /// The deployment's pseudonymisation key.
     Key {
         #[command(subcommand)]
@@ -194,6 +198,60 @@ enum UserCommand {
     },
 }
 
+#[derive(clap::Args)]
+struct TraceArgs {
+    #[arg(long, env = "CHAINBREAK_DB")]
+    db: PathBuf,
+    /// A case to trace (repeatable): its person, from the start of its infectious period.
+    #[arg(long = "case")]
+    cases: Vec<String>,
+    /// A file of case ids, one per line.
+    #[arg(long)]
+    cases_file: Option<PathBuf>,
+    /// An index person (repeatable), traced from --from.
+    #[arg(long = "person")]
+    persons: Vec<String>,
+    /// A file of index person ids, one per line.
+    #[arg(long)]
+    persons_file: Option<PathBuf>,
+    /// The contact rule: `venue-overlap`, every place a close-contact setting.
+    #[arg(long, value_enum, default_value_t = TraceRule::VenueOverlap)]
+    rule: TraceRule,
+    /// The start of the window (required for --person; for cases it replaces the start of
+    /// their infectious period).
+    #[arg(long, value_parser = parse_instant)]
+    from: Option<jiff::Timestamp>,
+    /// The end of the window (isolation); default: the end of the data.
+    #[arg(long, value_parser = parse_instant)]
+    to: Option<jiff::Timestamp>,
+    /// The least overlap that is an exposure (`15m`, `1h`, `0s`).
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    min_overlap: jiff::SignedDuration,
+    /// 1: close contacts; 2: also secondary contacts.
+    #[arg(long, default_value_t = 2)]
+    depth: u8,
+    #[arg(long, value_enum, default_value_t = TraceFormat::Table)]
+    format: TraceFormat,
+    /// Print on stderr, as one JSON line, the load-and-index time and the query times apart.
+    #[arg(long)]
+    timings: bool,
+    /// Run the query this many times on the loaded index (warm timings); print the last.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TraceRule {
+    VenueOverlap,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TraceFormat {
+    Json,
+    Csv,
+    Table,
+}
+
 #[derive(Subcommand)]
 enum KeyCommand {
     /// Write a new random key (256 bits, base64) to FILE, readable by its owner only. Keep it
@@ -258,6 +316,10 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
 fn cli_actor(actor: Option<String>, via: &str) -> chainbreak_app::accounts::Actor {
     let name = actor.unwrap_or_else(|| format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())));
     chainbreak_app::accounts::Actor { name, via: format!("chainbreak {via}"), reason: None }
+}
+
+fn parse_duration(s: &str) -> Result<jiff::SignedDuration, String> {
+    s.parse::<jiff::SignedDuration>().map_err(|e| format!("`{s}` is not a duration like 15m, 1h or 90s: {e}"))
 }
 
 fn parse_instant(s: &str) -> Result<jiff::Timestamp, String> {
@@ -402,6 +464,7 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                 );
             }
         }
+        Command::Trace(args) => trace::run(args, clock)?,
         Command::Key { command: KeyCommand::Generate { file } } => {
             chainbreak_app::pseudonym::generate_key_file(&file)?;
             println!("wrote a new pseudonymisation key to {}", file.display());

@@ -310,3 +310,63 @@ fn purge_deletes_expired_location_data_and_says_what() {
     let audit = ok(&["audit", "--db", &db, "--action", "purge"]);
     assert!(audit.contains("\"actor\":\"ops\"") && audit.contains("chainbreak purge"), "{audit}");
 }
+
+#[test]
+fn trace_finds_the_contacts_of_a_sample_case_with_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    for (kind, file) in [
+        ("areas", "areas.geojson"),
+        ("places", "places.csv"),
+        ("persons", "persons.csv"),
+        ("visits", "visits.csv"),
+        ("cases", "cases.csv"),
+    ] {
+        ok(&["import", kind, &s(&sample().join(file)), "--db", &db]);
+    }
+    let out = bin().args(["trace", "--db", &db, "--case", "K1", "--format", "json", "--timings"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let timings: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(timings["visits"], 5300);
+    assert!(timings["query_median_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(report["rule"], "venue-overlap");
+    // K1's onset is 2022-03-08: infectious from 4 local days before (Asia/Shanghai midnight).
+    assert_eq!(report["index"][0]["from"], "2022-03-03T16:00:00Z");
+    assert_eq!(report["index"][0]["case_id"], "K1");
+    let tiers = report["tiers"].as_array().unwrap();
+    assert_eq!((tiers[0]["tier"].as_u64(), tiers[0]["category"].as_str()), (Some(1), Some("close")));
+    assert_eq!((tiers[1]["tier"].as_u64(), tiers[1]["category"].as_str()), (Some(2), Some("secondary")));
+    let close = tiers[0]["contacts"].as_array().unwrap();
+    assert!(!close.is_empty() && tiers[0]["count"] == close.len());
+    let first = &close[0];
+    let evidence = &first["evidence"][0];
+    assert_eq!(evidence["exposed_to"], "P071", "K1's person");
+    assert!(evidence["overlap_minutes"].as_f64().unwrap() >= 15.0);
+    assert_eq!(report["hash"].as_str().unwrap().len(), 64);
+
+    // The same through --person and --from, depth 1, as CSV.
+    let out = ok(&[
+        "trace",
+        "--db",
+        &db,
+        "--person",
+        "P071",
+        "--from",
+        "2022-03-03T16:00:00Z",
+        "--depth",
+        "1",
+        "--format",
+        "csv",
+    ]);
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().starts_with("tier,category,person_id,first_exposure"));
+    let persons: std::collections::BTreeSet<&str> = lines.map(|l| l.split(',').nth(2).unwrap()).collect();
+    let from_json: std::collections::BTreeSet<&str> = close.iter().map(|c| c["person_id"].as_str().unwrap()).collect();
+    assert_eq!(persons, from_json);
+
+    let refused = run(&["trace", "--db", &db, "--person", "P071"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("error[invalid_argument]"));
+    let unknown = run(&["trace", "--db", &db, "--case", "K404"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("error[not_found]"));
+}

@@ -182,6 +182,10 @@ impl Store for SqliteStore {
         read::keys(&self.conn, "SELECT id, key FROM places")
     }
 
+    fn place_kinds(&self) -> Result<Vec<(Key, PlaceKind)>> {
+        read::place_kinds(&self.conn)
+    }
+
     fn count(&self, entity: Entity) -> Result<u64> {
         let table = read::table_of(entity);
         self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).map_err(backend)

@@ -79,6 +79,13 @@ pub(crate) fn keys(c: &Connection, sql: &str) -> Result<Vec<(String, Key)>> {
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
 
+pub(crate) fn place_kinds(c: &Connection) -> Result<Vec<(Key, PlaceKind)>> {
+    let mut s = c.prepare("SELECT key, kind FROM places ORDER BY key").map_err(backend)?;
+    s.query_map([], |r| Ok((r.get(0)?, vocab(r, 1, PlaceKind::parse)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
+}
+
 pub(crate) const PERSON_SELECT: &str = "SELECT p.id, r.id, p.birth_year, p.sex, p.occupation FROM persons p
      LEFT JOIN places r ON r.key = p.residence";
 

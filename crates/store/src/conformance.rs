@@ -439,6 +439,10 @@ pub fn registration_by_id_is_idempotent(store: &mut dyn Store) {
     assert_eq!(k[0], key_of(store, "P1", true));
     assert_eq!(l[0], key_of(store, "M1", false));
     assert_eq!(store.place("NEWPLACE").unwrap().unwrap().kind, PlaceKind::Other);
+    let kinds = store.place_kinds().unwrap();
+    let newplace = key_of(store, "NEWPLACE", false);
+    assert!(kinds.contains(&(newplace, PlaceKind::Other)), "{kinds:?}");
+    assert_eq!(kinds.len() as u64, store.count(Entity::Place).unwrap());
     assert_eq!(store.person("NEW1").unwrap().unwrap().residence, None);
 }
 

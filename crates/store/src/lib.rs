@@ -189,6 +189,8 @@ pub trait Store: Send {
     fn person_keys(&self) -> Result<Vec<(String, Key)>>;
     /// Every place's id and key.
     fn place_keys(&self) -> Result<Vec<(String, Key)>>;
+    /// Every place's key and kind (for engines that treat kinds differently).
+    fn place_kinds(&self) -> Result<Vec<(Key, PlaceKind)>>;
     /// How many rows of an entity there are.
     fn count(&self, entity: Entity) -> Result<u64>;
 

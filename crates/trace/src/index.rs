@@ -138,7 +138,8 @@ impl IndexBuilder {
                 family.entry(*s).or_default().push(k as u32);
             }
         }
-        Index { stays, place_start, place_max_stay, person_start, by_person, survivor, family, dropped }
+        let end = stays.iter().map(|s| s.t_out).max();
+        Index { stays, place_start, place_max_stay, person_start, by_person, survivor, family, dropped, end }
     }
 }
 
@@ -153,9 +154,15 @@ pub struct Index {
     survivor: Vec<u32>,
     family: FxHashMap<u32, Vec<u32>>,
     dropped: u64,
+    end: Option<u32>,
 }
 
 impl Index {
+    /// The latest check-out in the index (Unix seconds): the end of the data.
+    pub fn end_of_data(&self) -> Option<i64> {
+        self.end.map(to_unix)
+    }
+
     /// How many visits the index holds.
     pub fn len(&self) -> usize {
         self.stays.len()

@@ -1,0 +1,307 @@
+//! Contact tracing: the trace engine ([`chainbreak_trace`]) built from the store and queried
+//! by id.
+//!
+//! [`Tracer::load`] builds the co-presence index from one consistent scan of the store's
+//! visits, with the profile's assumed stays for visits without a check-out and the store's
+//! merges; [`Tracer::trace`] runs a rule for index persons (or cases: [`case_index`]) and
+//! answers with ids, the evidence of every contact and a hash of the contact sets (SHA-256 of
+//! the lines `{tier}\t{person_id}\n` sorted by tier then id, the same as the benchmark's
+//! reference implementation computes).
+
+use std::time::Instant;
+
+use chainbreak_core::model::Classification;
+use chainbreak_core::profile::Profile;
+use chainbreak_core::time::Calendar;
+use chainbreak_store::Store;
+use chainbreak_trace::{Contact, Index, IndexBuilder, IndexPerson, VenueOverlap};
+use jiff::{SignedDuration, Timestamp};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::AppError;
+
+/// How long loading took and what it holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadStats {
+    pub load_seconds: f64,
+    pub visits: u64,
+    pub index_bytes: usize,
+    /// Visits left out (outside the index's time range).
+    pub dropped: u64,
+    /// The change `seq` the index is current to.
+    pub seq: u64,
+}
+
+/// The trace engine with the ids it answers in.
+pub struct Tracer {
+    index: Index,
+    person_ids: Vec<String>,
+    person_keys: FxHashMap<String, u32>,
+    place_ids: Vec<String>,
+    seq: u64,
+}
+
+/// An index person and the start of their infectious window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexEntry {
+    pub person_id: String,
+    pub from: Timestamp,
+    /// The case that made them an index person, when traced by case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
+}
+
+/// What to trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceRequest {
+    pub index: Vec<IndexEntry>,
+    /// The end of every window (isolation); the end of the data when absent.
+    pub to: Option<Timestamp>,
+    /// The least overlap that is an exposure.
+    pub min_overlap: SignedDuration,
+    /// 1: close contacts; 2: close and secondary contacts.
+    pub depth: u8,
+}
+
+/// One piece of evidence: the contact and `exposed_to` shared `place_id` from `from` to `to`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub place_id: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub overlap_minutes: f64,
+    /// The index person (close contacts) or close contact (secondary contacts).
+    pub exposed_to: String,
+    /// Either visit had no check-out, and the profile's assumed stay was used.
+    pub check_out_assumed: bool,
+}
+
+/// A contact with their evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContactView {
+    pub person_id: String,
+    pub first_exposure: Timestamp,
+    pub last_exposure: Timestamp,
+    pub evidence: Vec<Evidence>,
+}
+
+/// The contacts of one tier.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tier {
+    pub tier: u8,
+    pub category: &'static str,
+    pub count: usize,
+    pub contacts: Vec<ContactView>,
+}
+
+/// The answer of a trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceReport {
+    pub rule: &'static str,
+    pub index: Vec<IndexEntry>,
+    pub to: Timestamp,
+    pub min_overlap_minutes: f64,
+    pub depth: u8,
+    pub tiers: Vec<Tier>,
+    /// SHA-256 of `{tier}\t{person_id}\n` lines sorted by tier and id.
+    pub hash: String,
+}
+
+fn ts(unix: i64) -> Result<Timestamp, AppError> {
+    Timestamp::from_second(unix)
+        .map_err(|e| AppError::InvalidArgument { argument: "time", message: format!("{unix} is not an instant: {e}") })
+}
+
+impl Tracer {
+    /// Builds the index from the store: every visit (one consistent scan), the assumed stays
+    /// of `profile`, and the store's merges.
+    pub fn load(store: &dyn Store, profile: &Profile) -> Result<(Self, LoadStats), AppError> {
+        let started = Instant::now();
+        let kinds = store.place_kinds()?;
+        let n_places = kinds.iter().map(|(k, _)| *k as usize + 1).max().unwrap_or(0);
+        let default = profile.open_visits.default_dwell_minutes * 60;
+        let mut dwell = vec![default; n_places];
+        for (key, kind) in kinds {
+            dwell[key as usize] = profile.open_visits.dwell_minutes(kind) * 60;
+        }
+        let mut builder = IndexBuilder::new(dwell, default);
+        builder.reserve(store.count(chainbreak_store::Entity::Visit)? as usize);
+        let end = store.scan_visits(0, &mut |batch| {
+            for v in batch {
+                builder.push(v.visit.person, v.visit.place, v.visit.t_in, v.visit.t_out);
+            }
+        })?;
+        let index = builder.build(store.person_survivors()?);
+        let mut person_ids = Vec::new();
+        let mut person_keys = FxHashMap::default();
+        for (id, key) in store.person_keys()? {
+            if person_ids.len() <= key as usize {
+                person_ids.resize(key as usize + 1, String::new());
+            }
+            person_ids[key as usize] = id.clone();
+            person_keys.insert(id, key);
+        }
+        let mut place_ids = Vec::new();
+        for (id, key) in store.place_keys()? {
+            if place_ids.len() <= key as usize {
+                place_ids.resize(key as usize + 1, String::new());
+            }
+            place_ids[key as usize] = id;
+        }
+        let stats = LoadStats {
+            load_seconds: started.elapsed().as_secs_f64(),
+            visits: index.len() as u64,
+            index_bytes: index.heap_bytes(),
+            dropped: index.dropped(),
+            seq: end.seq,
+        };
+        Ok((Tracer { index, person_ids, person_keys, place_ids, seq: end.seq }, stats))
+    }
+
+    /// The change `seq` the index is current to.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn person_id(&self, key: u32) -> String {
+        self.person_ids.get(key as usize).cloned().unwrap_or_else(|| format!("#{key}"))
+    }
+
+    fn place_id(&self, key: u32) -> String {
+        self.place_ids.get(key as usize).cloned().unwrap_or_else(|| format!("#{key}"))
+    }
+
+    /// Runs the plain venue-overlap rule.
+    pub fn trace(&self, request: &TraceRequest) -> Result<TraceReport, AppError> {
+        if request.index.is_empty() {
+            return Err(AppError::InvalidArgument {
+                argument: "index",
+                message: "give at least one index person or case".into(),
+            });
+        }
+        if !(1..=2).contains(&request.depth) {
+            return Err(AppError::InvalidArgument { argument: "--depth", message: "the depth is 1 or 2".into() });
+        }
+        if request.min_overlap.is_negative() {
+            return Err(AppError::InvalidArgument {
+                argument: "--min-overlap",
+                message: "the minimum overlap is not negative".into(),
+            });
+        }
+        let mut index = Vec::with_capacity(request.index.len());
+        for entry in &request.index {
+            let Some(&person) = self.person_keys.get(&entry.person_id) else {
+                return Err(AppError::NotFound(format!("person `{}` is not registered", entry.person_id)));
+            };
+            index.push(IndexPerson { person, from: entry.from.as_second() });
+        }
+        let to = match request.to {
+            Some(t) => t.as_second(),
+            None => self.index.end_of_data().unwrap_or_else(|| Timestamp::now().as_second()),
+        };
+        let q = VenueOverlap { to, min_overlap: request.min_overlap.as_secs(), depth: request.depth };
+        let traced = self.index.venue_overlap(&index, &q);
+        let mut tiers = Vec::new();
+        for (tier, category, contacts) in [(1u8, "close", traced.close), (2, "secondary", traced.secondary)] {
+            if tier > request.depth {
+                break;
+            }
+            let mut contacts = contacts.iter().map(|c| self.view(c)).collect::<Result<Vec<_>, _>>()?;
+            contacts.sort_by(|a, b| a.person_id.cmp(&b.person_id));
+            tiers.push(Tier { tier, category, count: contacts.len(), contacts });
+        }
+        let hash = contact_hash(&tiers);
+        Ok(TraceReport {
+            rule: "venue-overlap",
+            index: request.index.clone(),
+            to: ts(to)?,
+            min_overlap_minutes: request.min_overlap.as_secs_f64() / 60.0,
+            depth: request.depth,
+            tiers,
+            hash,
+        })
+    }
+
+    fn view(&self, c: &Contact) -> Result<ContactView, AppError> {
+        let evidence = c
+            .exposures
+            .iter()
+            .map(|e| {
+                Ok(Evidence {
+                    place_id: self.place_id(e.place),
+                    from: ts(e.start)?,
+                    to: ts(e.end)?,
+                    overlap_minutes: (e.end - e.start) as f64 / 60.0,
+                    exposed_to: self.person_id(e.source),
+                    check_out_assumed: e.contact_check_out_assumed || e.source_check_out_assumed,
+                })
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        Ok(ContactView {
+            person_id: self.person_id(c.person),
+            first_exposure: ts(c.first_exposure)?,
+            last_exposure: ts(c.last_exposure)?,
+            evidence,
+        })
+    }
+}
+
+/// SHA-256 hex of `{tier}\t{person_id}\n` lines sorted by tier, then id (bytewise).
+pub fn contact_hash(tiers: &[Tier]) -> String {
+    let mut lines: Vec<(u8, &str)> =
+        tiers.iter().flat_map(|t| t.contacts.iter().map(move |c| (t.tier, c.person_id.as_str()))).collect();
+    lines.sort_unstable();
+    let mut h = Sha256::new();
+    for (tier, id) in lines {
+        h.update(format!("{tier}\t{id}\n").as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The index persons of cases, each from the start of their infectious period: the profile's
+/// days before symptom onset (a local calendar day), or before the first positive sample for
+/// a case without onset. Excluded cases are refused.
+pub fn case_index(
+    store: &dyn Store,
+    profile: &Profile,
+    calendar: &Calendar,
+    case_ids: &[String],
+) -> Result<Vec<IndexEntry>, AppError> {
+    let period = &profile.infectious_period;
+    case_ids
+        .iter()
+        .map(|id| {
+            let case = store.case(id)?.ok_or_else(|| AppError::NotFound(format!("case `{id}` not found")))?;
+            if case.classification == Classification::Excluded {
+                return Err(AppError::InvalidArgument {
+                    argument: "--case",
+                    message: format!("case `{id}` is excluded: there is nothing to trace"),
+                });
+            }
+            let from = match (case.onset, case.sampled_at) {
+                (Some(onset), _) => {
+                    // Calendar days in the deployment's zone: midnight, whatever the offset.
+                    let day = onset.checked_sub(jiff::Span::new().days(i64::from(period.days_before_onset))).map_err(
+                        |e| AppError::InvalidArgument { argument: "--case", message: format!("case `{id}`: {e}") },
+                    )?;
+                    calendar.start_of(day)
+                }
+                (None, Some(sampled)) => {
+                    sampled - SignedDuration::from_hours(24 * i64::from(period.days_before_sampling))
+                }
+                (None, None) => {
+                    return Err(AppError::InvalidArgument {
+                        argument: "--case",
+                        message: format!(
+                            "case `{id}` has neither an onset nor a sampling time: give --person with --from instead"
+                        ),
+                    });
+                }
+            };
+            let person_id = store.canonical_person(&case.person_id)?.unwrap_or(case.person_id);
+            Ok(IndexEntry { person_id, from, case_id: Some(case.id) })
+        })
+        .collect()
+}

@@ -1,0 +1,185 @@
+//! `chainbreak trace`.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use chainbreak_app::trace::{IndexEntry, TraceReport, TraceRequest, Tracer, case_index};
+use chainbreak_app::{AppError, Deployment};
+use chainbreak_core::time::Clock;
+
+use super::{TraceArgs, TraceFormat, TraceRule};
+
+/// Ids in a file, one per line; blank lines and `#` comments skipped.
+fn ids_in(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect())
+}
+
+pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    let TraceRule::VenueOverlap = args.rule;
+    let mut cases = args.cases.clone();
+    if let Some(f) = &args.cases_file {
+        cases.extend(ids_in(f)?);
+    }
+    let mut persons = args.persons.clone();
+    if let Some(f) = &args.persons_file {
+        persons.extend(ids_in(f)?);
+    }
+    if cases.is_empty() && persons.is_empty() {
+        anyhow::bail!(AppError::InvalidArgument {
+            argument: "--case/--person",
+            message: "give the cases (--case, --cases-file) or index persons (--person, --persons-file) to trace"
+                .into()
+        });
+    }
+    if !persons.is_empty() && args.from.is_none() {
+        anyhow::bail!(AppError::InvalidArgument {
+            argument: "--from",
+            message: "index persons are traced from --from (cases from their infectious period)".into()
+        });
+    }
+    let store = chainbreak_app::open(&args.db)?;
+    let deployment = Deployment::new(Box::new(store), clock)?;
+    let store = &*deployment.store;
+
+    let mut index = case_index(store, &deployment.profile, &deployment.calendar, &cases)?;
+    if let Some(from) = args.from {
+        for entry in &mut index {
+            entry.from = from;
+        }
+    }
+    for person_id in persons {
+        index.push(IndexEntry { person_id, from: args.from.expect("checked above"), case_id: None });
+    }
+
+    let (tracer, stats) = Tracer::load(store, &deployment.profile)?;
+    let request = TraceRequest { index, to: args.to, min_overlap: args.min_overlap, depth: args.depth };
+    let mut query_seconds = Vec::new();
+    let mut report = None;
+    for _ in 0..args.repeat.max(1) {
+        let started = Instant::now();
+        report = Some(tracer.trace(&request)?);
+        query_seconds.push(started.elapsed().as_secs_f64());
+    }
+    let report = report.expect("ran at least once");
+    if args.timings {
+        let mut sorted = query_seconds.clone();
+        sorted.sort_by(f64::total_cmp);
+        let timings = serde_json::json!({
+            "load_seconds": stats.load_seconds,
+            "index_bytes": stats.index_bytes,
+            "visits": stats.visits,
+            "dropped": stats.dropped,
+            "query_seconds": query_seconds,
+            "query_median_seconds": sorted[sorted.len() / 2],
+        });
+        eprintln!("{timings}");
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match args.format {
+        TraceFormat::Json => {
+            serde_json::to_writer(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        TraceFormat::Csv => write_csv(&mut out, &report)?,
+        TraceFormat::Table => write_table(&mut out, &report)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// One row per contact and piece of evidence.
+fn write_csv(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record([
+        "tier",
+        "category",
+        "person_id",
+        "first_exposure",
+        "last_exposure",
+        "place_id",
+        "from",
+        "to",
+        "overlap_minutes",
+        "exposed_to",
+        "check_out_assumed",
+    ])?;
+    for tier in &report.tiers {
+        for c in &tier.contacts {
+            for e in &c.evidence {
+                w.write_record([
+                    tier.tier.to_string(),
+                    tier.category.to_string(),
+                    c.person_id.clone(),
+                    c.first_exposure.to_string(),
+                    c.last_exposure.to_string(),
+                    e.place_id.clone(),
+                    e.from.to_string(),
+                    e.to.to_string(),
+                    format!("{:.1}", e.overlap_minutes),
+                    e.exposed_to.clone(),
+                    e.check_out_assumed.to_string(),
+                ])?;
+            }
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// A summary for people: counts, then each contact with their strongest evidence.
+fn write_table(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()> {
+    let index: Vec<String> = report
+        .index
+        .iter()
+        .map(|e| match &e.case_id {
+            Some(case) => format!("{} (case {case}) from {}", e.person_id, e.from),
+            None => format!("{} from {}", e.person_id, e.from),
+        })
+        .collect();
+    writeln!(
+        out,
+        "rule {}: index {}; until {}; overlap ≥ {} min",
+        report.rule,
+        index.join(", "),
+        report.to,
+        report.min_overlap_minutes
+    )?;
+    for tier in &report.tiers {
+        writeln!(out, "\ntier {} ({}): {} contacts", tier.tier, tier.category, tier.count)?;
+        if tier.contacts.is_empty() {
+            continue;
+        }
+        writeln!(
+            out,
+            "{:<20} {:<22} {:<22} {:>9}  strongest evidence",
+            "person", "first exposure", "last exposure", "exposures"
+        )?;
+        for c in &tier.contacts {
+            let best = c.evidence.iter().max_by(|a, b| a.overlap_minutes.total_cmp(&b.overlap_minutes));
+            let best = best.map_or(String::new(), |e| {
+                format!(
+                    "{:.0} min at {} with {}{}",
+                    e.overlap_minutes,
+                    e.place_id,
+                    e.exposed_to,
+                    if e.check_out_assumed { " (check-out assumed)" } else { "" }
+                )
+            });
+            writeln!(
+                out,
+                "{:<20} {:<22} {:<22} {:>9}  {best}",
+                c.person_id,
+                c.first_exposure.to_string(),
+                c.last_exposure.to_string(),
+                c.evidence.len()
+            )?;
+        }
+    }
+    writeln!(out, "\nhash {}", report.hash)?;
+    Ok(())
+}
