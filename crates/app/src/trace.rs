@@ -78,12 +78,14 @@ pub struct Evidence {
     pub check_out_assumed: bool,
 }
 
-/// A contact with their evidence.
+/// A contact with their evidence: the first exposure, and the longest when it is another.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContactView {
     pub person_id: String,
     pub first_exposure: Timestamp,
     pub last_exposure: Timestamp,
+    /// How many (source visit, contact visit) pairs are exposures.
+    pub exposures: u64,
     pub evidence: Vec<Evidence>,
 }
 
@@ -225,8 +227,11 @@ impl Tracer {
     }
 
     fn view(&self, c: &Contact) -> Result<ContactView, AppError> {
-        let evidence = c
-            .exposures
+        let mut shown = vec![c.first];
+        if c.longest != c.first {
+            shown.push(c.longest);
+        }
+        let evidence = shown
             .iter()
             .map(|e| {
                 Ok(Evidence {
@@ -241,8 +246,9 @@ impl Tracer {
             .collect::<Result<Vec<_>, AppError>>()?;
         Ok(ContactView {
             person_id: self.person_id(c.person),
-            first_exposure: ts(c.first_exposure)?,
+            first_exposure: ts(c.first.start)?,
             last_exposure: ts(c.last_exposure)?,
+            exposures: c.exposures,
             evidence,
         })
     }

@@ -176,7 +176,7 @@ fn write_table(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()>
                 c.person_id,
                 c.first_exposure.to_string(),
                 c.last_exposure.to_string(),
-                c.evidence.len()
+                c.exposures
             )?;
         }
     }

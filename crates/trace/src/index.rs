@@ -186,6 +186,11 @@ impl Index {
             + self.family.values().map(|v| v.capacity() * 4 + 32).sum::<usize>()
     }
 
+    /// How many person keys the index knows (every survivor is below it).
+    pub fn persons(&self) -> usize {
+        self.survivor.len()
+    }
+
     /// The person `key` is merged into (itself when not merged).
     pub fn survivor(&self, key: u32) -> u32 {
         self.survivor.get(key as usize).copied().unwrap_or(key)

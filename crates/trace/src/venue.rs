@@ -9,7 +9,8 @@
 //! to `[e, W1)`. Visits without a check-out have the assumed stay of their place's kind (see
 //! [`crate::index`]). Persons are counted as their merge survivors.
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::index::{EPOCH, Index, Stay};
@@ -47,17 +48,50 @@ pub struct Exposure {
     pub source_check_out_assumed: bool,
 }
 
-/// A contact with the evidence that makes them one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A contact with the evidence that makes them one: the first and the longest exposure, when
+/// the last one ended, and how many there were. (Every exposure is not kept: at a busy venue
+/// a contact has thousands, and the aggregate is what a tracer reads.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Contact {
     /// The person's survivor key.
     pub person: u32,
-    /// The earliest exposure start (Unix seconds).
-    pub first_exposure: i64,
-    /// The latest exposure end (Unix seconds).
+    /// The exposure that starts first (ties: the least by every field).
+    pub first: Exposure,
+    /// The longest exposure (ties: the least by every field).
+    pub longest: Exposure,
+    /// The latest end of an exposure (Unix seconds).
     pub last_exposure: i64,
-    /// Every exposure, by start, without repeats.
-    pub exposures: Vec<Exposure>,
+    /// How many (source visit, contact visit) pairs are exposures.
+    pub exposures: u64,
+}
+
+impl Contact {
+    fn new(person: u32, e: Exposure) -> Self {
+        Contact { person, first: e, longest: e, last_exposure: e.end, exposures: 1 }
+    }
+
+    fn add(&mut self, e: Exposure) {
+        self.merge(&Contact::new(self.person, e));
+    }
+
+    /// Folds in the aggregate of other exposures of the same person (commutative and
+    /// associative: the result does not depend on the order of the work).
+    fn merge(&mut self, other: &Contact) {
+        let e = other.longest;
+        self.first = self.first.min(other.first);
+        if (std::cmp::Reverse(e.end - e.start), e)
+            < (std::cmp::Reverse(self.longest.end - self.longest.start), self.longest)
+        {
+            self.longest = e;
+        }
+        self.last_exposure = self.last_exposure.max(other.last_exposure);
+        self.exposures += other.exposures;
+    }
+
+    /// The start of the first exposure (`e` of the rule).
+    pub fn first_exposure(&self) -> i64 {
+        self.first.start
+    }
 }
 
 /// The contacts found, each tier by person key.
@@ -69,33 +103,52 @@ pub struct Traced {
     pub secondary: Vec<Contact>,
 }
 
-/// Exposures gathered per person.
-#[derive(Default)]
-struct Found(FxHashMap<u32, Vec<Exposure>>);
+/// Contacts gathered so far: a dense slot per person key, so that the inner loop does not
+/// hash.
+struct Found {
+    slot: Vec<u32>,
+    contacts: Vec<Contact>,
+}
 
 impl Found {
+    fn new(persons: usize) -> Self {
+        Found { slot: vec![u32::MAX; persons], contacts: Vec::new() }
+    }
+
+    fn add(&mut self, person: u32, e: Exposure) {
+        let slot = &mut self.slot[person as usize];
+        if *slot == u32::MAX {
+            *slot = self.contacts.len() as u32;
+            self.contacts.push(Contact::new(person, e));
+        } else {
+            self.contacts[*slot as usize].add(e);
+        }
+    }
+
+    fn absorb(&mut self, other: Found) {
+        for c in other.contacts {
+            let slot = &mut self.slot[c.person as usize];
+            if *slot == u32::MAX {
+                *slot = self.contacts.len() as u32;
+                self.contacts.push(c);
+            } else {
+                self.contacts[*slot as usize].merge(&c);
+            }
+        }
+    }
+
     fn into_contacts(self) -> Vec<Contact> {
-        let mut out: Vec<Contact> = self
-            .0
-            .into_iter()
-            .map(|(person, mut exposures)| {
-                exposures.sort_unstable();
-                exposures.dedup();
-                let first_exposure = exposures.iter().map(|e| e.start).min().unwrap_or_default();
-                let last_exposure = exposures.iter().map(|e| e.end).max().unwrap_or_default();
-                Contact { person, first_exposure, last_exposure, exposures }
-            })
-            .collect();
+        let mut out = self.contacts;
         out.sort_unstable_by_key(|c| c.person);
         out
     }
 }
 
-/// One sweep of exposures to some sources, excluding some persons.
+/// One sweep of exposures to some sources, excluding some persons (`excluded[key]`).
 struct Scan<'a> {
     index: &'a Index,
     q: &'a VenueOverlap,
-    excluded: &'a dyn Fn(u32) -> bool,
+    excluded: &'a [bool],
     found: Found,
 }
 
@@ -124,22 +177,47 @@ impl Scan<'_> {
                 continue;
             }
             let person = self.index.survivor(b.person());
-            if (self.excluded)(person) {
+            if self.excluded[person as usize] {
                 continue;
             }
-            self.found.0.entry(person).or_default().push(Exposure {
-                start: start + EPOCH,
-                end: end + EPOCH,
-                place: a.place,
-                source,
-                contact_check_out_assumed: b.assumed_check_out(),
-                source_check_out_assumed: a.assumed_check_out(),
-            });
+            self.found.add(
+                person,
+                Exposure {
+                    start: start + EPOCH,
+                    end: end + EPOCH,
+                    place: a.place,
+                    source,
+                    contact_check_out_assumed: b.assumed_check_out(),
+                    source_check_out_assumed: a.assumed_check_out(),
+                },
+            );
         }
     }
 }
 
 impl Index {
+    /// Every exposure to the stays of `sources` (survivor, window start) up to `to`, of persons
+    /// not `excluded`, on all cores; the aggregates merge the same whatever the split.
+    fn sweep(&self, sources: &[(u32, i64)], q: &VenueOverlap, excluded: &[bool]) -> Vec<Contact> {
+        let persons = self.persons();
+        let parts = rayon::current_num_threads().max(1);
+        let chunk = sources.len().div_ceil(parts).max(1);
+        let found = sources
+            .par_chunks(chunk)
+            .map(|part| {
+                let mut scan = Scan { index: self, q, excluded, found: Found::new(persons) };
+                for &(p, from) in part {
+                    scan.person(p, from, q.to);
+                }
+                scan.found
+            })
+            .reduce_with(|mut a, b| {
+                a.absorb(b);
+                a
+            });
+        found.map(Found::into_contacts).unwrap_or_default()
+    }
+
     /// The plain venue rule for index persons (person keys; merged ones count as their
     /// survivors, a person given twice from the earlier start).
     pub fn venue_overlap(&self, index_persons: &[IndexPerson], q: &VenueOverlap) -> Traced {
@@ -151,25 +229,20 @@ impl Index {
         let mut sources: Vec<(u32, i64)> = starts.into_iter().collect();
         sources.sort_unstable();
         let index: Vec<u32> = sources.iter().map(|(p, _)| *p).collect();
-        let index_set: FxHashSet<u32> = index.iter().copied().collect();
 
-        let is_index = |x: u32| index_set.contains(&x);
-        let mut scan = Scan { index: self, q, excluded: &is_index, found: Found::default() };
-        for &(p, from) in &sources {
-            scan.person(p, from, q.to);
+        let mut excluded = vec![false; self.persons()];
+        for &p in &index {
+            excluded[p as usize] = true;
         }
-        let close = scan.found.into_contacts();
+        let close = self.sweep(&sources, q, &excluded);
         if q.depth < 2 {
             return Traced { index_persons: index, close, secondary: Vec::new() };
         }
-
-        let close_set: FxHashSet<u32> = close.iter().map(|c| c.person).collect();
-        let excluded = |x: u32| index_set.contains(&x) || close_set.contains(&x);
-        let mut scan = Scan { index: self, q, excluded: &excluded, found: Found::default() };
         for c in &close {
-            scan.person(c.person, c.first_exposure, q.to);
+            excluded[c.person as usize] = true;
         }
-        let secondary = scan.found.into_contacts();
+        let sources: Vec<(u32, i64)> = close.iter().map(|c| (c.person, c.first_exposure())).collect();
+        let secondary = self.sweep(&sources, q, &excluded);
         Traced { index_persons: index, close, secondary }
     }
 }
