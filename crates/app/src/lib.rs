@@ -70,6 +70,8 @@ pub struct Deployment {
     pub calendar: Calendar,
     pub profile: Profile,
     pub pseudonymizer: Option<pseudonym::Pseudonymizer>,
+    /// The trace engine, built on first use and rebuilt when the store has changed since.
+    tracer: Option<Arc<trace::Tracer>>,
 }
 
 impl Deployment {
@@ -81,6 +83,28 @@ impl Deployment {
             message: format!("the store's zone `{}` is unknown: {e}", meta.time_zone),
         })?;
         let profile = Profile::load(&meta.profile)?;
-        Ok(Deployment { store, clock, calendar, profile, pseudonymizer: None })
+        Ok(Deployment { store, clock, calendar, profile, pseudonymizer: None, tracer: None })
+    }
+
+    /// The trace engine, current with the store: built on first use, and rebuilt from the
+    /// store when its change feed has moved on (incremental updates from the feed are the next
+    /// step; until then a busy store pays a rebuild per trace after a change).
+    pub fn tracer(&mut self) -> Result<Arc<trace::Tracer>, AppError> {
+        let seq = self.store.last_seq()?;
+        if let Some(t) = &self.tracer
+            && t.seq() == seq
+        {
+            return Ok(Arc::clone(t));
+        }
+        let (tracer, stats) = trace::Tracer::load(&*self.store, &self.profile)?;
+        tracing::info!(
+            visits = stats.visits,
+            seconds = stats.load_seconds,
+            bytes = stats.index_bytes,
+            "trace index built"
+        );
+        let tracer = Arc::new(tracer);
+        self.tracer = Some(Arc::clone(&tracer));
+        Ok(tracer)
     }
 }

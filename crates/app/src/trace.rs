@@ -87,6 +87,10 @@ pub struct ContactView {
     /// How many (source visit, contact visit) pairs are exposures.
     pub exposures: u64,
     pub evidence: Vec<Evidence>,
+    /// The contact lives outside the requesting user's jurisdiction: a case for the
+    /// jurisdiction where they live (协查).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub outside_jurisdiction: bool,
 }
 
 /// The contacts of one tier.
@@ -250,6 +254,7 @@ impl Tracer {
             last_exposure: ts(c.last_exposure)?,
             exposures: c.exposures,
             evidence,
+            outside_jurisdiction: false,
         })
     }
 }
@@ -310,4 +315,41 @@ pub fn case_index(
             Ok(IndexEntry { person_id, from, case_id: Some(case.id) })
         })
         .collect()
+}
+
+/// A trace asked for by a user (over HTTP): cases and index persons must lie in the user's
+/// jurisdiction (others read as absent); contacts living outside it are marked.
+pub fn trace_for(
+    dep: &mut crate::Deployment,
+    user: &chainbreak_core::access::User,
+    case_ids: &[String],
+    mut request: TraceRequest,
+) -> Result<TraceReport, AppError> {
+    crate::reads::require(user, chainbreak_core::access::Permission::ConfirmContacts)?;
+    let scope = crate::reads::scope_of(&*dep.store, user)?;
+    let store = &*dep.store;
+    for (entity, id) in case_ids
+        .iter()
+        .map(|c| (chainbreak_store::Entity::Case, c))
+        .chain(request.index.iter().map(|e| (chainbreak_store::Entity::Person, &e.person_id)))
+    {
+        if store.in_scope(&scope, entity, &[id.as_str()])?.first() != Some(&true) {
+            return Err(AppError::NotFound(format!("{entity} `{id}` not found in your jurisdiction")));
+        }
+    }
+    let mut index = case_index(store, &dep.profile, &dep.calendar, case_ids)?;
+    index.append(&mut request.index);
+    request.index = index;
+    let tracer = dep.tracer()?;
+    let mut report = tracer.trace(&request)?;
+    if scope != chainbreak_store::Scope::All {
+        for tier in &mut report.tiers {
+            let ids: Vec<&str> = tier.contacts.iter().map(|c| c.person_id.as_str()).collect();
+            let inside = dep.store.in_scope(&scope, chainbreak_store::Entity::Person, &ids)?;
+            for (c, inside) in tier.contacts.iter_mut().zip(inside) {
+                c.outside_jurisdiction = !inside;
+            }
+        }
+    }
+    Ok(report)
 }

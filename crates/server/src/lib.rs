@@ -22,6 +22,7 @@ mod metrics;
 mod openapi;
 mod records;
 mod sessions;
+mod trace;
 mod users;
 
 use std::path::PathBuf;
@@ -110,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/lab-tests:batch", post(handlers::lab_tests_batch))
         .route("/api/v1/sessions", post(sessions::create_session))
         .route("/api/v1/sessions/current", delete(sessions::end_session))
+        .route("/api/v1/trace", post(trace::trace))
         .route("/api/v1/persons", get(records::list_persons))
         .route("/api/v1/persons/{id}", get(records::get_person))
         .route("/api/v1/places", get(records::list_places))

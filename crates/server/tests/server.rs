@@ -86,7 +86,7 @@ fn fixture_case(id: &str, person: &str) -> Case {
         person_id: person.into(),
         classification: Classification::Confirmed,
         onset: None,
-        sampled_at: None,
+        sampled_at: Some("2022-03-03T00:00:00Z".parse().unwrap()),
         reported_at: now(),
         imported: false,
         detection: None,
@@ -699,6 +699,8 @@ enum Scoped {
     List(&'static str, &'static str),
     /// A write: a batch inside is accepted, the same batch outside is refused (403).
     Write,
+    /// A query about a record: inside answers, outside reads as absent (404).
+    Query,
 }
 
 /// Who may call a route.
@@ -723,6 +725,7 @@ const ROUTES: &[(&str, &str, Access, Scoped)] = &[
     ("post", "/api/v1/sessions", Access::Public, Scoped::No),
     ("post", "/api/v1/visits:batch", Access::Needs(Permission::IngestData), Scoped::Write),
     ("post", "/api/v1/lab-tests:batch", Access::Needs(Permission::IngestLabResults), Scoped::Write),
+    ("post", "/api/v1/trace", Access::Needs(Permission::ConfirmContacts), Scoped::Query),
     ("get", "/api/v1/persons", Access::Needs(Permission::ReadRecords), Scoped::List("P1", "P2")),
     ("get", "/api/v1/persons/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("P1", "P2")),
     ("get", "/api/v1/places", Access::Needs(Permission::ReadRecords), Scoped::List("L1", "L2")),
@@ -754,6 +757,7 @@ fn matrix_body(route: &str, inside: bool) -> Option<Value> {
         "/api/v1/users/{name}:reset-password" => Some(json!({"password": "another long password"})),
         "/api/v1/users/{name}/tokens" => Some(json!({"label": "matrix"})),
         "/api/v1/sessions" => Some(json!({"name": "target", "password": "a long enough password"})),
+        "/api/v1/trace" => Some(json!({"cases": [if inside { "K1" } else { "K2" }]})),
         _ => None,
     }
 }
@@ -869,6 +873,12 @@ fn authorisation_matrix() {
                     // The whole city's user sees both: the test is not passing on an empty list.
                     let (_, all) = json_of(server.call(method, &path, Some(&server.tracer), None));
                     assert!(item_ids(&all).contains(&outside.to_string()), "{what}: {all}");
+                }
+                Scoped::Query => {
+                    assert_eq!(r.status(), StatusCode::OK, "{what}, inside");
+                    let outside = matrix_body(route, false);
+                    let r = server.call(method, &path, Some(token), outside.as_ref());
+                    assert_eq!(error_of(r, StatusCode::NOT_FOUND).0, "not_found", "{what}, outside");
                 }
                 Scoped::Write => {
                     assert_eq!(r.status(), StatusCode::OK, "{what}, inside");
@@ -1367,4 +1377,53 @@ fn administrators_manage_only_accounts_within_their_jurisdiction() {
     let (_, everything) =
         json_of(server.call("get", "/api/v1/audit?action=read_personal_data", Some(&server.admin), None));
     assert_eq!(everything.as_array().unwrap().len(), 2, "the city's admin sees the tracer's reads");
+}
+
+// ---------------------------------------------------------------- tracing
+
+#[test]
+fn tracing_over_http_finds_contacts_with_evidence_and_marks_other_jurisdictions() {
+    let server = TestServer::start();
+    // P1 (case K1, lives in D1) and P2 (lives in D2) at L1 together for an hour.
+    let visits = json!({"visits": [visit("P1", "L1", json!("2022-03-03T08:00:00Z")),
+        visit("P2", "L1", json!("2022-03-03T08:30:00Z"))]});
+    let mut visits = visits;
+    visits["visits"][0]["t_out"] = json!("2022-03-03T10:00:00Z");
+    visits["visits"][1]["t_out"] = json!("2022-03-03T09:30:00Z");
+    assert_eq!(server.post_json("/api/v1/visits:batch", &visits).status(), StatusCode::OK);
+
+    let body = json!({"cases": ["K1"], "to": "2022-03-05T00:00:00Z"});
+    let (status, report) = json_of(server.call("post", "/api/v1/trace", Some(&server.tracer), Some(&body)));
+    assert_eq!(status, StatusCode::OK, "{report}");
+    insta::assert_json_snapshot!("trace_report", report);
+    let close = &report["tiers"][0]["contacts"];
+    assert_eq!(close[0]["person_id"], "P2");
+    assert_eq!(close[0]["evidence"][0]["overlap_minutes"], 60.0);
+    assert!(close[0].get("outside_jurisdiction").is_none(), "the city's tracer sees every district");
+
+    // A tracer of D1 traces their case; P2 lives in D2: a contact to hand over.
+    let mut store = server.store();
+    let d1 = add_user_in(&mut *store, "d1-tracer", Role::Tracer, "D1");
+    drop(store);
+    let (_, report) = json_of(server.call("post", "/api/v1/trace", Some(&d1), Some(&body)));
+    assert_eq!(report["tiers"][0]["contacts"][0]["outside_jurisdiction"], true, "{report}");
+    let (code, _) = error_of(
+        server.call("post", "/api/v1/trace", Some(&d1), Some(&json!({"cases": ["K2"]}))),
+        StatusCode::NOT_FOUND,
+    );
+    assert_eq!(code, "not_found");
+
+    // New visits are seen by the next trace (the index follows the store).
+    let more = json!({"visits": [{"person_id": "P1", "place_id": "L2", "t_in": "2022-03-04T08:00:00Z",
+        "t_out": "2022-03-04T09:00:00Z"}, {"person_id": "P2", "place_id": "L2", "t_in": "2022-03-04T08:00:00Z",
+        "t_out": "2022-03-04T09:00:00Z"}]});
+    assert_eq!(server.post_json("/api/v1/visits:batch", &more).status(), StatusCode::OK);
+    let (_, report) = json_of(server.call("post", "/api/v1/trace", Some(&server.tracer), Some(&body)));
+    assert_eq!(report["tiers"][0]["contacts"][0]["exposures"], 2, "{report}");
+
+    let (code, _) = error_of(
+        server.call("post", "/api/v1/trace", Some(&server.tracer), Some(&json!({"cases": [], "depth": 3}))),
+        StatusCode::BAD_REQUEST,
+    );
+    assert_eq!(code, "invalid_argument");
 }
