@@ -70,8 +70,8 @@ pub struct Deployment {
     pub calendar: Calendar,
     pub profile: Profile,
     pub pseudonymizer: Option<pseudonym::Pseudonymizer>,
-    /// The trace engine, built on first use and rebuilt when the store has changed since.
-    tracer: Option<Arc<trace::Tracer>>,
+    /// The trace engine, built on first use and kept current with the change feed.
+    tracer: Option<trace::Tracer>,
 }
 
 impl Deployment {
@@ -86,25 +86,27 @@ impl Deployment {
         Ok(Deployment { store, clock, calendar, profile, pseudonymizer: None, tracer: None })
     }
 
-    /// The trace engine, current with the store: built on first use, and rebuilt from the
-    /// store when its change feed has moved on (incremental updates from the feed are the next
-    /// step; until then a busy store pays a rebuild per trace after a change).
-    pub fn tracer(&mut self) -> Result<Arc<trace::Tracer>, AppError> {
-        let seq = self.store.last_seq()?;
-        if let Some(t) = &self.tracer
-            && t.seq() == seq
-        {
-            return Ok(Arc::clone(t));
+    /// The trace engine, current with the store: built on first use, then brought up to the
+    /// change feed (new visits merged in; deletions and merges rebuild it).
+    pub fn tracer(&mut self) -> Result<&trace::Tracer, AppError> {
+        match &mut self.tracer {
+            Some(t) => {
+                let refreshed = t.refresh(&*self.store, &self.profile)?;
+                if refreshed != trace::Refresh::Current {
+                    tracing::info!(?refreshed, "trace index refreshed");
+                }
+            }
+            None => {
+                let (t, stats) = trace::Tracer::load(&*self.store, &self.profile)?;
+                tracing::info!(
+                    visits = stats.visits,
+                    seconds = stats.load_seconds,
+                    bytes = stats.index_bytes,
+                    "trace index built"
+                );
+                self.tracer = Some(t);
+            }
         }
-        let (tracer, stats) = trace::Tracer::load(&*self.store, &self.profile)?;
-        tracing::info!(
-            visits = stats.visits,
-            seconds = stats.load_seconds,
-            bytes = stats.index_bytes,
-            "trace index built"
-        );
-        let tracer = Arc::new(tracer);
-        self.tracer = Some(Arc::clone(&tracer));
-        Ok(tracer)
+        Ok(self.tracer.as_ref().expect("set above"))
     }
 }

@@ -40,7 +40,48 @@ pub struct Tracer {
     person_ids: Vec<String>,
     person_keys: FxHashMap<String, u32>,
     place_ids: Vec<String>,
+    /// Assumed stay (seconds) by place key, and for places beyond.
+    dwell: Vec<u32>,
+    default_dwell: u32,
+    /// The change `seq` read up to, and the last visit row in the index.
     seq: u64,
+    last_row: i64,
+}
+
+/// What [`Tracer::refresh`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// Nothing had changed.
+    Current,
+    /// New visits (this many) were merged into the index.
+    Extended(u64),
+    /// Something the index cannot take in place (deleted visits, merges, a place's kind) made
+    /// it rebuild from the store.
+    Rebuilt,
+}
+
+/// The assumed stay by place key from the profile.
+fn dwell_by_place(store: &dyn Store, profile: &Profile) -> Result<(Vec<u32>, u32), AppError> {
+    let kinds = store.place_kinds()?;
+    let n_places = kinds.iter().map(|(k, _)| *k as usize + 1).max().unwrap_or(0);
+    let default = profile.open_visits.default_dwell_minutes * 60;
+    let mut dwell = vec![default; n_places];
+    for (key, kind) in kinds {
+        dwell[key as usize] = profile.open_visits.dwell_minutes(kind) * 60;
+    }
+    Ok((dwell, default))
+}
+
+/// Ids by key.
+fn ids_by_key(pairs: Vec<(String, u32)>) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (id, key) in pairs {
+        if ids.len() <= key as usize {
+            ids.resize(key as usize + 1, String::new());
+        }
+        ids[key as usize] = id;
+    }
+    ids
 }
 
 /// An index person and the start of their infectious window.
@@ -125,14 +166,8 @@ impl Tracer {
     /// of `profile`, and the store's merges.
     pub fn load(store: &dyn Store, profile: &Profile) -> Result<(Self, LoadStats), AppError> {
         let started = Instant::now();
-        let kinds = store.place_kinds()?;
-        let n_places = kinds.iter().map(|(k, _)| *k as usize + 1).max().unwrap_or(0);
-        let default = profile.open_visits.default_dwell_minutes * 60;
-        let mut dwell = vec![default; n_places];
-        for (key, kind) in kinds {
-            dwell[key as usize] = profile.open_visits.dwell_minutes(kind) * 60;
-        }
-        let mut builder = IndexBuilder::new(dwell, default);
+        let (dwell, default_dwell) = dwell_by_place(store, profile)?;
+        let mut builder = IndexBuilder::new(dwell.clone(), default_dwell);
         builder.reserve(store.count(chainbreak_store::Entity::Visit)? as usize);
         let end = store.scan_visits(0, &mut |batch| {
             for v in batch {
@@ -140,22 +175,9 @@ impl Tracer {
             }
         })?;
         let index = builder.build(store.person_survivors()?);
-        let mut person_ids = Vec::new();
-        let mut person_keys = FxHashMap::default();
-        for (id, key) in store.person_keys()? {
-            if person_ids.len() <= key as usize {
-                person_ids.resize(key as usize + 1, String::new());
-            }
-            person_ids[key as usize] = id.clone();
-            person_keys.insert(id, key);
-        }
-        let mut place_ids = Vec::new();
-        for (id, key) in store.place_keys()? {
-            if place_ids.len() <= key as usize {
-                place_ids.resize(key as usize + 1, String::new());
-            }
-            place_ids[key as usize] = id;
-        }
+        let person_keys: FxHashMap<String, u32> = store.person_keys()?.into_iter().collect();
+        let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
+        let place_ids = ids_by_key(store.place_keys()?);
         let stats = LoadStats {
             load_seconds: started.elapsed().as_secs_f64(),
             visits: index.len() as u64,
@@ -163,7 +185,80 @@ impl Tracer {
             dropped: index.dropped(),
             seq: end.seq,
         };
-        Ok((Tracer { index, person_ids, person_keys, place_ids, seq: end.seq }, stats))
+        let tracer = Tracer {
+            index,
+            person_ids,
+            person_keys,
+            place_ids,
+            dwell,
+            default_dwell,
+            seq: end.seq,
+            last_row: end.last_row,
+        };
+        Ok((tracer, stats))
+    }
+
+    /// Brings the index up to the store's change feed: new visits are merged in; deleted
+    /// visits (the retention purge), merges and changed place kinds rebuild it.
+    pub fn refresh(&mut self, store: &dyn Store, profile: &Profile) -> Result<Refresh, AppError> {
+        use chainbreak_store::{ChangeOp, Entity};
+        let mut after = self.seq;
+        let (mut new_persons, mut new_places, mut new_visits) = (false, false, false);
+        loop {
+            let changes = store.changes_since(after, 10_000)?;
+            let Some(last) = changes.last() else { break };
+            after = last.seq;
+            for c in &changes {
+                let rebuild = match (c.entity, c.op) {
+                    (Entity::Visit, ChangeOp::Upsert) => {
+                        new_visits = true;
+                        false
+                    }
+                    (Entity::Visit, _) | (_, ChangeOp::Merge | ChangeOp::Unmerge) => true,
+                    (Entity::Place, _) if c.key_from < self.place_ids.len() as i64 => true,
+                    (Entity::Place, _) => {
+                        new_places = true;
+                        false
+                    }
+                    (Entity::Person, _) => {
+                        new_persons |= c.key_from >= self.person_ids.len() as i64;
+                        false
+                    }
+                    _ => false,
+                };
+                if rebuild {
+                    *self = Tracer::load(store, profile)?.0;
+                    return Ok(Refresh::Rebuilt);
+                }
+            }
+        }
+        if after == self.seq {
+            return Ok(Refresh::Current);
+        }
+        if new_places {
+            (self.dwell, self.default_dwell) = dwell_by_place(store, profile)?;
+            self.place_ids = ids_by_key(store.place_keys()?);
+        }
+        if new_persons {
+            self.person_keys = store.person_keys()?.into_iter().collect();
+            self.person_ids = ids_by_key(self.person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
+        }
+        let mut added = 0u64;
+        if new_visits {
+            let mut builder = IndexBuilder::new(self.dwell.clone(), self.default_dwell);
+            let end = store.scan_visits(self.last_row, &mut |batch| {
+                for v in batch {
+                    builder.push(v.visit.person, v.visit.place, v.visit.t_in, v.visit.t_out);
+                    added += 1;
+                }
+            })?;
+            self.index.extend(builder);
+            self.last_row = end.last_row;
+        }
+        // Changes after `after` are read next time; visits they add are already in (only
+        // rows past `last_row` are scanned).
+        self.seq = after;
+        Ok(Refresh::Extended(added))
     }
 
     /// The change `seq` the index is current to.
@@ -340,8 +435,7 @@ pub fn trace_for(
     let mut index = case_index(store, &dep.profile, &dep.calendar, case_ids)?;
     index.append(&mut request.index);
     request.index = index;
-    let tracer = dep.tracer()?;
-    let mut report = tracer.trace(&request)?;
+    let mut report = dep.tracer()?.trace(&request)?;
     if scope != chainbreak_store::Scope::All {
         for tier in &mut report.tiers {
             let ids: Vec<&str> = tier.contacts.iter().map(|c| c.person_id.as_str()).collect();

@@ -557,3 +557,59 @@ fn purge_deletes_what_the_profile_no_longer_allows_and_audits_it() {
     let n = f.store.audit_records(0, 10, &AuditFilter { action: Some("purge".into()), ..Default::default() });
     assert_eq!(n.unwrap().len(), 2);
 }
+
+// ---------------------------------------------------------------- tracing
+
+#[test]
+fn the_trace_index_follows_the_change_feed() {
+    use chainbreak_app::trace::{IndexEntry, Refresh, TraceRequest, Tracer};
+    use chainbreak_core::profile::Profile;
+    let mut f = fresh();
+    f.places_and_persons();
+    let profile = Profile::builtin("cn-2022-9th").unwrap();
+    let visits = f.file(
+        "v.csv",
+        "person_id,place_id,t_in,t_out\nP1,L1,2022-03-01T08:00:00Z,2022-03-01T09:00:00Z\n\
+         P2,L1,2022-03-01T08:30:00Z,2022-03-01T09:30:00Z\n",
+    );
+    f.import(Kind::Visits, &visits, &ImportOptions::default()).unwrap();
+    let (mut tracer, stats) = Tracer::load(&f.store, &profile).unwrap();
+    assert_eq!(stats.visits, 2);
+    let request = TraceRequest {
+        index: vec![IndexEntry {
+            person_id: "P1".into(),
+            from: "2022-03-01T00:00:00Z".parse().unwrap(),
+            case_id: None,
+        }],
+        to: Some("2022-03-03T00:00:00Z".parse().unwrap()),
+        min_overlap: jiff::SignedDuration::from_mins(15),
+        depth: 2,
+    };
+    let close = |t: &Tracer| -> Vec<String> {
+        t.trace(&request).unwrap().tiers[0].contacts.iter().map(|c| c.person_id.clone()).collect()
+    };
+    assert_eq!(close(&tracer), ["P2"]);
+    assert_eq!(tracer.refresh(&f.store, &profile).unwrap(), Refresh::Current);
+
+    // New visits, a new person registered with them: merged in.
+    let more = f.file(
+        "more.csv",
+        "person_id,place_id,t_in,t_out\nP3,L2,2022-03-02T08:00:00Z,2022-03-02T09:00:00Z\n\
+         P1,L2,2022-03-02T08:00:00Z,2022-03-02T09:00:00Z\nP9,L1,2022-03-01T08:00:00Z,\n",
+    );
+    f.import(Kind::Visits, &more, &ImportOptions { register_unknown: true, ..Default::default() }).unwrap();
+    assert_eq!(tracer.refresh(&f.store, &profile).unwrap(), Refresh::Extended(3));
+    assert_eq!(close(&tracer), ["P2", "P3", "P9"], "P9's open visit lasts the mall's assumed stay");
+
+    // The retention purge deletes visits: the index is rebuilt without them.
+    let report = chainbreak_app::retention::purge(
+        &mut f.store,
+        &profile.retention,
+        &test_actor(),
+        "2022-03-30T00:00:00Z".parse().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report.visits, 3, "those of 1 March");
+    assert_eq!(tracer.refresh(&f.store, &profile).unwrap(), Refresh::Rebuilt);
+    assert_eq!(close(&tracer), ["P3"]);
+}

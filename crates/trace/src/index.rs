@@ -103,43 +103,27 @@ impl IndexBuilder {
         // A total order on every field: equal stays are identical, so the result does not
         // depend on the sort's stability or on the order visits arrived in.
         stays.sort_unstable();
-        let n_places = stays.last().map_or(0, |s| s.place as usize + 1);
-        let mut place_start = vec![0u32; n_places + 1];
-        let mut place_max_stay = vec![0u32; n_places];
-        for s in &stays {
-            place_start[s.place as usize + 1] += 1;
-            let len = s.t_out - s.t_in;
-            let max = &mut place_max_stay[s.place as usize];
-            *max = (*max).max(len);
-        }
-        for i in 0..n_places {
-            place_start[i + 1] += place_start[i];
-        }
-        let n_persons = stays.iter().map(|s| s.person() as usize + 1).max().unwrap_or(0).max(survivors.len());
-        let mut person_start = vec![0u32; n_persons + 1];
-        for s in &stays {
-            person_start[s.person() as usize + 1] += 1;
-        }
-        for i in 0..n_persons {
-            person_start[i + 1] += person_start[i];
-        }
-        let mut fill = person_start.clone();
-        let mut by_person = vec![0u32; stays.len()];
-        for (i, s) in stays.iter().enumerate() {
-            let slot = &mut fill[s.person() as usize];
-            by_person[*slot as usize] = i as u32;
-            *slot += 1;
-        }
-        let mut survivor: Vec<u32> = (0..n_persons as u32).collect();
+        let mut survivor: Vec<u32> = (0..survivors.len() as u32).collect();
         let mut family: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
         for (k, s) in survivors.iter().enumerate() {
-            if *s as usize != k && k < n_persons {
+            if *s as usize != k {
                 survivor[k] = *s;
                 family.entry(*s).or_default().push(k as u32);
             }
         }
-        let end = stays.iter().map(|s| s.t_out).max();
-        Index { stays, place_start, place_max_stay, person_start, by_person, survivor, family, dropped, end }
+        let mut index = Index {
+            stays,
+            place_start: Vec::new(),
+            place_max_stay: Vec::new(),
+            person_start: Vec::new(),
+            by_person: Vec::new(),
+            survivor,
+            family,
+            dropped,
+            end: None,
+        };
+        index.derive();
+        index
     }
 }
 
@@ -158,6 +142,73 @@ pub struct Index {
 }
 
 impl Index {
+    /// Builds every lookup from the sorted stays.
+    fn derive(&mut self) {
+        let stays = &self.stays;
+        let n_places = stays.last().map_or(0, |s| s.place as usize + 1);
+        let mut place_start = vec![0u32; n_places + 1];
+        let mut place_max_stay = vec![0u32; n_places];
+        for s in stays {
+            place_start[s.place as usize + 1] += 1;
+            let max = &mut place_max_stay[s.place as usize];
+            *max = (*max).max(s.t_out - s.t_in);
+        }
+        for i in 0..n_places {
+            place_start[i + 1] += place_start[i];
+        }
+        let n_persons = stays.iter().map(|s| s.person() as usize + 1).max().unwrap_or(0).max(self.survivor.len());
+        let mut person_start = vec![0u32; n_persons + 1];
+        for s in stays {
+            person_start[s.person() as usize + 1] += 1;
+        }
+        for i in 0..n_persons {
+            person_start[i + 1] += person_start[i];
+        }
+        let mut fill = person_start.clone();
+        let mut by_person = vec![0u32; stays.len()];
+        for (i, s) in stays.iter().enumerate() {
+            let slot = &mut fill[s.person() as usize];
+            by_person[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+        // Persons first seen here are their own survivors.
+        let known = self.survivor.len() as u32;
+        self.survivor.extend(known..n_persons as u32);
+        self.end = stays.iter().map(|s| s.t_out).max();
+        self.place_start = place_start;
+        self.place_max_stay = place_max_stay;
+        self.person_start = person_start;
+        self.by_person = by_person;
+    }
+
+    /// Adds visits that arrived since the index was built (one sorted merge and the lookups
+    /// rebuilt: linear in the index, far cheaper than a new scan of the store). Merges are
+    /// not changed: rebuild after one.
+    pub fn extend(&mut self, more: IndexBuilder) {
+        let IndexBuilder { stays: mut new, dropped, .. } = more;
+        if new.is_empty() && dropped == 0 {
+            return;
+        }
+        new.sort_unstable();
+        let old = std::mem::take(&mut self.stays);
+        let mut merged = Vec::with_capacity(old.len() + new.len());
+        let (mut i, mut j) = (0, 0);
+        while i < old.len() && j < new.len() {
+            if old[i] <= new[j] {
+                merged.push(old[i]);
+                i += 1;
+            } else {
+                merged.push(new[j]);
+                j += 1;
+            }
+        }
+        merged.extend_from_slice(&old[i..]);
+        merged.extend_from_slice(&new[j..]);
+        self.stays = merged;
+        self.dropped += dropped;
+        self.derive();
+    }
+
     /// The latest check-out in the index (Unix seconds): the end of the data.
     pub fn end_of_data(&self) -> Option<i64> {
         self.end.map(to_unix)

@@ -151,6 +151,19 @@ proptest! {
         prop_assert_eq!(&got, &oracle(&c));
         // Arrival order does not matter, nor the number of threads.
         prop_assert_eq!(&build(&c, true).venue_overlap(&c.index, &c.query), &got);
+        // Built in two steps (visits arriving later) it answers the same.
+        let half = c.visits.len() / 2;
+        let mut first = IndexBuilder::new(c.dwell.clone(), 3600);
+        for &(p, l, t_in, t_out) in &c.visits[..half] {
+            first.push(p, l, t_in, t_out);
+        }
+        let mut later = IndexBuilder::new(c.dwell.clone(), 3600);
+        for &(p, l, t_in, t_out) in &c.visits[half..] {
+            later.push(p, l, t_in, t_out);
+        }
+        let mut grown = first.build(c.survivors.clone());
+        grown.extend(later);
+        prop_assert_eq!(&grown.venue_overlap(&c.index, &c.query), &got);
         let threads = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
         prop_assert_eq!(&threads(1).install(|| index.venue_overlap(&c.index, &c.query)), &got);
         prop_assert_eq!(&threads(3).install(|| index.venue_overlap(&c.index, &c.query)), &got);
