@@ -119,7 +119,7 @@ pub struct Evidence {
     pub check_out_assumed: bool,
 }
 
-/// A contact with their evidence: the first exposure, and the longest when it is another.
+/// A contact with their evidence: the first exposure, and the last when it is another.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContactView {
     pub person_id: String,
@@ -327,8 +327,8 @@ impl Tracer {
 
     fn view(&self, c: &Contact) -> Result<ContactView, AppError> {
         let mut shown = vec![c.first];
-        if c.longest != c.first {
-            shown.push(c.longest);
+        if c.last != c.first {
+            shown.push(c.last);
         }
         let evidence = shown
             .iter()
@@ -346,7 +346,7 @@ impl Tracer {
         Ok(ContactView {
             person_id: self.person_id(c.person),
             first_exposure: ts(c.first.start)?,
-            last_exposure: ts(c.last_exposure)?,
+            last_exposure: ts(c.last_exposure())?,
             exposures: c.exposures,
             evidence,
             outside_jurisdiction: false,

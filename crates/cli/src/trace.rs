@@ -131,7 +131,7 @@ fn write_csv(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A summary for people: counts, then each contact with their strongest evidence.
+/// A summary for people: counts, then each contact with their longest piece of evidence.
 fn write_table(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()> {
     let index: Vec<String> = report
         .index
@@ -156,7 +156,7 @@ fn write_table(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()>
         }
         writeln!(
             out,
-            "{:<20} {:<22} {:<22} {:>9}  strongest evidence",
+            "{:<20} {:<22} {:<22} {:>9}  longest evidence shown",
             "person", "first exposure", "last exposure", "exposures"
         )?;
         for c in &tier.contacts {

@@ -261,6 +261,11 @@ impl Index {
         self.by_person[range].iter().map(|i| &self.stays[*i as usize])
     }
 
+    /// The longest stay at `place` (seconds).
+    pub fn max_stay(&self, place: u32) -> u32 {
+        self.place_max_stay.get(place as usize).copied().unwrap_or(0)
+    }
+
     /// The stays at `place` that can overlap `[from, to)` by at least `min` seconds: every stay
     /// whose check-in lies in `[from + min - longest stay there, to - min]`, a superset that the
     /// caller filters.

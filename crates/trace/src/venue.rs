@@ -48,49 +48,51 @@ pub struct Exposure {
     pub source_check_out_assumed: bool,
 }
 
-/// A contact with the evidence that makes them one: the first and the longest exposure, when
-/// the last one ended, and how many there were. (Every exposure is not kept: at a busy venue
-/// a contact has thousands, and the aggregate is what a tracer reads.)
+/// A contact with the evidence that makes them one: their first and their last exposure and
+/// how many there were. (Every exposure is not kept: at a busy venue a contact has thousands,
+/// and the aggregate is what a tracer reads.)
+///
+/// For each visit of the contact, the exposures it has are summed up by two: the one to the
+/// source visit that began first (ties: ended first, then the least source key) and the one to
+/// the source visit that ended last (ties: began first, then the least source key). Over all
+/// the contact's visits, `first` is the least of the former by every field (so it starts
+/// first) and `last` the latest-ending of the latter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Contact {
     /// The person's survivor key.
     pub person: u32,
-    /// The exposure that starts first (ties: the least by every field).
+    /// The exposure that starts first; its start is the `e` of the rule.
     pub first: Exposure,
-    /// The longest exposure (ties: the least by every field).
-    pub longest: Exposure,
-    /// The latest end of an exposure (Unix seconds).
-    pub last_exposure: i64,
+    /// The exposure that ends last (ties: the least by every field).
+    pub last: Exposure,
     /// How many (source visit, contact visit) pairs are exposures.
     pub exposures: u64,
 }
 
+/// The order `last` is chosen by: the latest end first, then the least by every field.
+fn last_key(e: &Exposure) -> (std::cmp::Reverse<i64>, Exposure) {
+    (std::cmp::Reverse(e.end), *e)
+}
+
 impl Contact {
-    fn new(person: u32, e: Exposure) -> Self {
-        Contact { person, first: e, longest: e, last_exposure: e.end, exposures: 1 }
-    }
-
-    fn add(&mut self, e: Exposure) {
-        self.merge(&Contact::new(self.person, e));
-    }
-
     /// Folds in the aggregate of other exposures of the same person (commutative and
     /// associative: the result does not depend on the order of the work).
     fn merge(&mut self, other: &Contact) {
-        let e = other.longest;
         self.first = self.first.min(other.first);
-        if (std::cmp::Reverse(e.end - e.start), e)
-            < (std::cmp::Reverse(self.longest.end - self.longest.start), self.longest)
-        {
-            self.longest = e;
+        if last_key(&other.last) < last_key(&self.last) {
+            self.last = other.last;
         }
-        self.last_exposure = self.last_exposure.max(other.last_exposure);
         self.exposures += other.exposures;
     }
 
     /// The start of the first exposure (`e` of the rule).
     pub fn first_exposure(&self) -> i64 {
         self.first.start
+    }
+
+    /// The end of the last exposure.
+    pub fn last_exposure(&self) -> i64 {
+        self.last.end
     }
 }
 
@@ -115,13 +117,13 @@ impl Found {
         Found { slot: vec![u32::MAX; persons], contacts: Vec::new() }
     }
 
-    fn add(&mut self, person: u32, e: Exposure) {
-        let slot = &mut self.slot[person as usize];
+    fn add(&mut self, c: Contact) {
+        let slot = &mut self.slot[c.person as usize];
         if *slot == u32::MAX {
             *slot = self.contacts.len() as u32;
-            self.contacts.push(Contact::new(person, e));
+            self.contacts.push(c);
         } else {
-            self.contacts[*slot as usize].add(e);
+            self.contacts[*slot as usize].merge(&c);
         }
     }
 
@@ -144,72 +146,199 @@ impl Found {
     }
 }
 
-/// One sweep of exposures to some sources, excluding some persons (`excluded[key]`).
-struct Scan<'a> {
-    index: &'a Index,
-    q: &'a VenueOverlap,
-    excluded: &'a [bool],
-    found: Found,
+/// A source visit clipped to its window (index time): what contacts are exposed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Source {
+    place: u32,
+    from: i64,
+    to: i64,
+    person: u32,
+    open: bool,
 }
 
-impl Scan<'_> {
-    /// Exposures to the stays of the survivor `source`, clipped to `[from, to)` (Unix seconds).
-    fn person(&mut self, source: u32, from: i64, to: i64) {
-        let (from, to) = (from - EPOCH, to - EPOCH);
-        for key in self.index.family(source) {
-            for a in self.index.stays_of(key) {
-                let (a_from, a_to) = (from.max(i64::from(a.t_in)), to.min(i64::from(a.t_out)));
-                if a_to <= a_from {
-                    continue; // no time in the window
-                }
-                self.stay(a, a_from, a_to, source);
-            }
+impl Source {
+    /// The order the exposure "to the source that began first" is chosen by.
+    fn first_key(&self) -> (i64, i64, u32, bool) {
+        (self.from, self.to, self.person, self.open)
+    }
+
+    /// The order the exposure "to the source that ended last" is chosen by.
+    fn last_key(&self) -> (std::cmp::Reverse<i64>, i64, u32, bool) {
+        (std::cmp::Reverse(self.to), self.from, self.person, self.open)
+    }
+}
+
+/// A Fenwick tree counting values by rank.
+struct Counts(Vec<u32>);
+
+impl Counts {
+    fn add(&mut self, rank: usize) {
+        let mut i = rank + 1;
+        while i < self.0.len() {
+            self.0[i] += 1;
+            i += i & i.wrapping_neg();
         }
     }
 
-    /// Exposures to the stay `a` of `source`, clipped to `[from, to)` (index time).
-    fn stay(&mut self, a: &Stay, from: i64, to: i64, source: u32) {
-        let min = self.q.min_overlap;
-        for b in self.index.candidates(a.place, from, to, min) {
-            let start = from.max(i64::from(b.t_in));
-            let end = to.min(i64::from(b.t_out));
-            if end - start < min {
-                continue;
-            }
-            let person = self.index.survivor(b.person());
-            if self.excluded[person as usize] {
-                continue;
-            }
-            self.found.add(
-                person,
-                Exposure {
-                    start: start + EPOCH,
-                    end: end + EPOCH,
-                    place: a.place,
-                    source,
-                    contact_check_out_assumed: b.assumed_check_out(),
-                    source_check_out_assumed: a.assumed_check_out(),
-                },
-            );
+    /// How many values have a rank below `rank`.
+    fn below(&self, rank: usize) -> u32 {
+        let (mut i, mut n) = (rank, 0);
+        while i > 0 {
+            n += self.0[i];
+            i -= i & i.wrapping_neg();
         }
+        n
     }
 }
 
 impl Index {
-    /// Every exposure to the stays of `sources` (survivor, window start) up to `to`, of persons
-    /// not `excluded`, on all cores; the aggregates merge the same whatever the split.
+    /// The clipped visits of `sources` (survivor, window start) up to `to` (Unix seconds) that
+    /// can expose anyone: at least `min` long inside the window.
+    fn source_visits(&self, sources: &[(u32, i64)], to: i64, min: i64) -> Vec<Source> {
+        let mut out = Vec::new();
+        for &(person, from) in sources {
+            let (from, to) = (from - EPOCH, to - EPOCH);
+            for key in self.family(person) {
+                for a in self.stays_of(key) {
+                    let (a_from, a_to) = (from.max(i64::from(a.t_in)), to.min(i64::from(a.t_out)));
+                    if a_to > a_from && a_to - a_from >= min {
+                        out.push(Source {
+                            place: a.place,
+                            from: a_from,
+                            to: a_to,
+                            person,
+                            open: a.assumed_check_out(),
+                        });
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// The exposures to a group of sources at one place (sorted by `from`, their candidate
+    /// ranges overlapping), in three sweeps over the candidates instead of one scan per source:
+    /// a visit `b` is exposed to a source `a` exactly when `a.from ≤ b.t_out − min` and
+    /// `a.to ≥ b.t_in + min` (both visits being at least `min` long).
+    fn sweep_group(&self, group: &[Source], q: &VenueOverlap, excluded: &[bool], found: &mut Found) {
+        let min = q.min_overlap;
+        let place = group[0].place;
+        let from = group.iter().map(|a| a.from).min().expect("a group is not empty");
+        let to = group.iter().map(|a| a.to).max().expect("a group is not empty");
+        let candidates: Vec<&Stay> = self
+            .candidates(place, from, to, min)
+            .iter()
+            .filter(|b| i64::from(b.t_out) - i64::from(b.t_in) >= min && !excluded[self.survivor(b.person()) as usize])
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let n = candidates.len();
+
+        // 1. The first-beginning qualifying source: candidates by t_in descending, sources by
+        //    `to` descending; the least `first_key` among sources with to ≥ t_in + min
+        //    qualifies when its `from` ≤ t_out − min.
+        let mut by_to: Vec<&Source> = group.iter().collect();
+        by_to.sort_unstable_by_key(|a| std::cmp::Reverse(a.to));
+        let mut first: Vec<Option<&Source>> = vec![None; n];
+        let mut best: Option<&Source> = None;
+        let mut next = 0;
+        for i in (0..n).rev() {
+            let b = candidates[i];
+            let y = i64::from(b.t_in) + min;
+            while next < by_to.len() && by_to[next].to >= y {
+                let a = by_to[next];
+                if best.is_none_or(|x| a.first_key() < x.first_key()) {
+                    best = Some(a);
+                }
+                next += 1;
+            }
+            if let Some(a) = best
+                && a.from <= i64::from(b.t_out) - min
+            {
+                first[i] = Some(a);
+            }
+        }
+
+        // 2. and 3. By t_out ascending, sources by `from` ascending: the latest-ending source
+        //    with from ≤ t_out − min qualifies when its `to` ≥ t_in + min; the count of those
+        //    with to ≥ t_in + min comes from a Fenwick tree over the ranks of `to`.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_unstable_by_key(|&i| candidates[i].t_out);
+        let mut tos: Vec<i64> = group.iter().map(|a| a.to).collect();
+        tos.sort_unstable();
+        tos.dedup();
+        let mut counts = Counts(vec![0; tos.len() + 1]);
+        let mut latest: Option<&Source> = None;
+        let mut inserted = 0u32;
+        let mut next = 0;
+        for &i in &order {
+            let b = candidates[i];
+            let Some(first_a) = first[i] else { continue };
+            let x = i64::from(b.t_out) - min;
+            while next < group.len() && group[next].from <= x {
+                let a = &group[next];
+                if latest.is_none_or(|l| a.last_key() < l.last_key()) {
+                    latest = Some(a);
+                }
+                counts.add(tos.partition_point(|t| *t < a.to));
+                inserted += 1;
+                next += 1;
+            }
+            let y = i64::from(b.t_in) + min;
+            let last_a = latest.expect("the first qualifying source was inserted");
+            debug_assert!(last_a.to >= y, "the first qualifying source ends late enough, so does the latest");
+            let pairs = inserted - counts.below(tos.partition_point(|t| *t < y));
+            let exposure = |a: &Source| Exposure {
+                start: a.from.max(i64::from(b.t_in)) + EPOCH,
+                end: a.to.min(i64::from(b.t_out)) + EPOCH,
+                place,
+                source: a.person,
+                contact_check_out_assumed: b.assumed_check_out(),
+                source_check_out_assumed: a.open,
+            };
+            found.add(Contact {
+                person: self.survivor(b.person()),
+                first: exposure(first_a),
+                last: exposure(last_a),
+                exposures: u64::from(pairs),
+            });
+        }
+    }
+
+    /// Every exposure to the stays of `sources` (survivor, window start) up to `q.to`, of
+    /// persons not `excluded`: source visits grouped by place and nearby time, each group swept
+    /// once, groups spread over cores; the aggregates merge the same whatever the split.
     fn sweep(&self, sources: &[(u32, i64)], q: &VenueOverlap, excluded: &[bool]) -> Vec<Contact> {
+        let min = q.min_overlap;
+        let visits = self.source_visits(sources, q.to, min);
+        // Groups: consecutive sources at a place whose candidate ranges overlap.
+        let mut groups: Vec<&[Source]> = Vec::new();
+        let mut start = 0;
+        for i in 1..=visits.len() {
+            let split = i == visits.len() || {
+                let (prev_to, a) = (visits[start..i].iter().map(|s| s.to).max().unwrap_or(0), &visits[i]);
+                a.place != visits[start].place || a.from + min - i64::from(self.max_stay(a.place)) > prev_to - min
+            };
+            if split {
+                if start < i {
+                    groups.push(&visits[start..i]);
+                }
+                start = i;
+            }
+        }
         let persons = self.persons();
         let parts = rayon::current_num_threads().max(1);
-        let chunk = sources.len().div_ceil(parts).max(1);
-        let found = sources
+        let chunk = groups.len().div_ceil(parts).max(1);
+        let found = groups
             .par_chunks(chunk)
             .map(|part| {
-                let mut scan = Scan { index: self, q, excluded, found: Found::new(persons) };
-                for &(p, from) in part {
-                    scan.person(p, from, q.to);
+                let mut found = Found::new(persons);
+                for group in part {
+                    self.sweep_group(group, q, excluded, &mut found);
                 }
-                scan.found
+                found
             })
             .reduce_with(|mut a, b| {
                 a.absorb(b);

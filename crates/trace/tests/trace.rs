@@ -90,41 +90,59 @@ fn oracle(c: &City) -> Traced {
         *from = (*from).min(ip.from);
     }
     let index: BTreeSet<u32> = starts.keys().copied().collect();
+    // Per contact visit b: its exposures (pairs), summed up by the exposure to the source
+    // visit that began first (ties: ended first, least source) and the one to the source visit
+    // that ended last (ties: began first, least source); per person: the least first, the
+    // latest-ending last, the number of pairs.
     let sweep = |sources: &BTreeMap<u32, i64>, excluded: &dyn Fn(u32) -> bool| {
-        let mut found: BTreeMap<u32, Vec<Exposure>> = BTreeMap::new();
+        // (b index) -> (first key, first exposure), (last key, last exposure), pairs
+        type Key = (i64, i64, u32, bool);
+        type Chosen = (Key, Exposure);
+        let mut per_b: BTreeMap<usize, (Chosen, Chosen, u64)> = BTreeMap::new();
         for a in &eff {
             let Some(&from) = sources.get(&a.0) else { continue };
             let (a_in, a_out) = (a.2.max(from), a.3.min(q.to));
             if a_out <= a_in {
                 continue;
             }
-            for b in &eff {
+            for (bi, b) in eff.iter().enumerate() {
                 if b.1 != a.1 || excluded(b.0) {
                     continue;
                 }
                 let (start, end) = (a_in.max(b.2), a_out.min(b.3));
                 if end - start >= q.min_overlap {
-                    found.entry(b.0).or_default().push(Exposure {
+                    let e = Exposure {
                         start,
                         end,
                         place: a.1,
                         source: a.0,
                         contact_check_out_assumed: b.4,
                         source_check_out_assumed: a.4,
-                    });
+                    };
+                    let first_key = (a_in, a_out, a.0, a.4);
+                    let last_key = (-a_out, a_in, a.0, a.4);
+                    let entry = per_b.entry(bi).or_insert(((first_key, e), (last_key, e), 0));
+                    if first_key < entry.0.0 {
+                        entry.0 = (first_key, e);
+                    }
+                    if last_key < entry.1.0 {
+                        entry.1 = (last_key, e);
+                    }
+                    entry.2 += 1;
                 }
             }
         }
-        found
-            .into_iter()
-            .map(|(person, exposures)| Contact {
-                person,
-                first: *exposures.iter().min().unwrap(),
-                longest: *exposures.iter().min_by_key(|e| (std::cmp::Reverse(e.end - e.start), **e)).unwrap(),
-                last_exposure: exposures.iter().map(|e| e.end).max().unwrap(),
-                exposures: exposures.len() as u64,
-            })
-            .collect::<Vec<_>>()
+        let mut found: BTreeMap<u32, Contact> = BTreeMap::new();
+        for (bi, ((_, first), (_, last), pairs)) in per_b {
+            let person = eff[bi].0;
+            let c = found.entry(person).or_insert(Contact { person, first, last, exposures: 0 });
+            c.first = c.first.min(first);
+            if (std::cmp::Reverse(last.end), last) < (std::cmp::Reverse(c.last.end), c.last) {
+                c.last = last;
+            }
+            c.exposures += pairs;
+        }
+        found.into_values().collect::<Vec<_>>()
     };
     let close = sweep(&starts, &|x| index.contains(&x));
     let secondary = if q.depth >= 2 {
@@ -201,6 +219,7 @@ fn the_edges_of_the_rule() {
     let secondary: Vec<u32> = t.secondary.iter().map(|c| c.person).collect();
     assert_eq!(secondary, [6]);
     let e = t.secondary[0].first;
+    assert_eq!(t.secondary[0].last, e, "one exposure: the first is the last");
     assert_eq!((e.source, e.start, e.end, t.secondary[0].exposures), (5, m(25), m(40), 1));
 
     // Depth 1 stops at close contacts; a person both index and exposed is only an index person.
