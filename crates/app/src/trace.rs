@@ -8,6 +8,8 @@
 //! the lines `{tier}\t{person_id}\n` sorted by tier then id, the same as the benchmark's
 //! reference implementation computes).
 
+use std::io::{Read, Write};
+use std::path::Path;
 use std::time::Instant;
 
 use chainbreak_core::model::Classification;
@@ -25,6 +27,9 @@ use crate::AppError;
 /// How long loading took and what it holds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoadStats {
+    /// Where the index came from: `store` (a full scan) or `snapshot` (then caught up with the
+    /// change feed).
+    pub source: &'static str,
     pub load_seconds: f64,
     pub visits: u64,
     pub index_bytes: usize,
@@ -58,6 +63,45 @@ pub enum Refresh {
     /// Something the index cannot take in place (deleted visits, merges, a place's kind) made
     /// it rebuild from the store.
     Rebuilt,
+}
+
+/// The first bytes of a snapshot file.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"CBSNAP01";
+
+/// What a snapshot file says about itself.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SnapshotMeta {
+    fingerprint: String,
+    seq: u64,
+    last_row: i64,
+}
+
+/// The snapshot at `path`, if there is a readable one (anything else is a reason to rebuild,
+/// logged, never an error).
+fn read_snapshot(path: &Path) -> Option<(SnapshotMeta, Index)> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut read = || -> Result<(SnapshotMeta, Index), String> {
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic).map_err(|e| e.to_string())?;
+        if &magic != SNAPSHOT_MAGIC {
+            return Err("not a chainbreak snapshot".into());
+        }
+        let mut len = [0u8; 4];
+        r.read_exact(&mut len).map_err(|e| e.to_string())?;
+        let mut header = vec![0u8; u32::from_le_bytes(len) as usize];
+        r.read_exact(&mut header).map_err(|e| e.to_string())?;
+        let meta: SnapshotMeta = serde_json::from_slice(&header).map_err(|e| e.to_string())?;
+        let index = Index::read_snapshot(&mut r).map_err(|e| e.to_string())?;
+        Ok((meta, index))
+    };
+    match read() {
+        Ok(found) => Some(found),
+        Err(why) => {
+            tracing::warn!(path = %path.display(), %why, "trace snapshot not used; building from the store");
+            None
+        }
+    }
 }
 
 /// The assumed stay by place key from the profile.
@@ -179,6 +223,7 @@ impl Tracer {
         let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
         let place_ids = ids_by_key(store.place_keys()?);
         let stats = LoadStats {
+            source: "store",
             load_seconds: started.elapsed().as_secs_f64(),
             visits: index.len() as u64,
             index_bytes: index.heap_bytes(),
@@ -196,6 +241,83 @@ impl Tracer {
             last_row: end.last_row,
         };
         Ok((tracer, stats))
+    }
+
+    /// What a snapshot must match to be used: the store (by its creation instant) and the
+    /// profile's assumed stays.
+    fn snapshot_fingerprint(store: &dyn Store, profile: &Profile) -> Result<String, AppError> {
+        let meta = store.meta()?;
+        let stays = serde_json::to_string(&profile.open_visits).unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(meta.created_at.to_string().as_bytes());
+        h.update(b"\n");
+        h.update(stays.as_bytes());
+        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Writes the index to `path` (atomically: a temporary file renamed), to be loaded by
+    /// [`Tracer::load_or_snapshot`] instead of a full scan.
+    pub fn save_snapshot(&self, path: &Path, store: &dyn Store, profile: &Profile) -> Result<(), AppError> {
+        let meta = SnapshotMeta {
+            fingerprint: Self::snapshot_fingerprint(store, profile)?,
+            seq: self.seq,
+            last_row: self.last_row,
+        };
+        let tmp = path.with_extension("tmp");
+        let io = |e: std::io::Error| AppError::io(&tmp, e);
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let header = serde_json::to_vec(&meta).unwrap_or_default();
+        w.write_all(SNAPSHOT_MAGIC).map_err(io)?;
+        w.write_all(&(header.len() as u32).to_le_bytes()).map_err(io)?;
+        w.write_all(&header).map_err(io)?;
+        self.index.write_snapshot(&mut w).map_err(io)?;
+        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(|e| AppError::io(path, e))
+    }
+
+    /// Loads the index from the snapshot at `path` when it matches this store and profile,
+    /// and brings it up to the change feed; otherwise builds it from the store. Returns
+    /// whether the snapshot is stale (to be saved again).
+    pub fn load_or_snapshot(
+        store: &dyn Store,
+        profile: &Profile,
+        path: &Path,
+    ) -> Result<(Self, LoadStats, bool), AppError> {
+        let started = Instant::now();
+        let Some((meta, index)) = read_snapshot(path) else {
+            let (t, stats) = Self::load(store, profile)?;
+            return Ok((t, stats, true));
+        };
+        if meta.fingerprint != Self::snapshot_fingerprint(store, profile)? || meta.seq > store.last_seq()? {
+            let (t, stats) = Self::load(store, profile)?;
+            return Ok((t, stats, true));
+        }
+        let (dwell, default_dwell) = dwell_by_place(store, profile)?;
+        let person_keys: FxHashMap<String, u32> = store.person_keys()?.into_iter().collect();
+        let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
+        let place_ids = ids_by_key(store.place_keys()?);
+        let mut tracer = Tracer {
+            index,
+            person_ids,
+            person_keys,
+            place_ids,
+            dwell,
+            default_dwell,
+            seq: meta.seq,
+            last_row: meta.last_row,
+        };
+        let refreshed = tracer.refresh(store, profile)?;
+        let stats = LoadStats {
+            source: if refreshed == Refresh::Rebuilt { "store" } else { "snapshot" },
+            load_seconds: started.elapsed().as_secs_f64(),
+            visits: tracer.index.len() as u64,
+            index_bytes: tracer.index.heap_bytes(),
+            dropped: tracer.index.dropped(),
+            seq: tracer.seq,
+        };
+        Ok((tracer, stats, refreshed != Refresh::Current))
     }
 
     /// Brings the index up to the store's change feed: new visits are merged in; deleted

@@ -238,6 +238,10 @@ struct TraceArgs {
     /// Run the query this many times on the loaded index (warm timings); print the last.
     #[arg(long, default_value_t = 1)]
     repeat: u32,
+    /// Keep the index in this snapshot file: load it from there when it matches the store
+    /// and profile (then catch up with the change feed), and write it back when it was stale.
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

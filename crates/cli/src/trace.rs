@@ -55,7 +55,16 @@ pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
         index.push(IndexEntry { person_id, from: args.from.expect("checked above"), case_id: None });
     }
 
-    let (tracer, stats) = Tracer::load(store, &deployment.profile)?;
+    let (tracer, stats) = match &args.snapshot {
+        Some(path) => {
+            let (tracer, stats, stale) = Tracer::load_or_snapshot(store, &deployment.profile, path)?;
+            if stale {
+                tracer.save_snapshot(path, store, &deployment.profile)?;
+            }
+            (tracer, stats)
+        }
+        None => Tracer::load(store, &deployment.profile)?,
+    };
     let request = TraceRequest { index, to: args.to, min_overlap: args.min_overlap, depth: args.depth };
     let mut query_seconds = Vec::new();
     let mut report = None;
@@ -70,6 +79,7 @@ pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
         sorted.sort_by(f64::total_cmp);
         let timings = serde_json::json!({
             "load_seconds": stats.load_seconds,
+            "load_source": stats.source,
             "index_bytes": stats.index_bytes,
             "visits": stats.visits,
             "dropped": stats.dropped,

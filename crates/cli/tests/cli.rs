@@ -370,3 +370,56 @@ fn trace_finds_the_contacts_of_a_sample_case_with_evidence() {
     let unknown = run(&["trace", "--db", &db, "--case", "K404"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("error[not_found]"));
 }
+
+#[test]
+fn a_trace_snapshot_loads_instead_of_a_scan_and_catches_up_with_new_visits() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    for (kind, file) in
+        [("areas", "areas.geojson"), ("places", "places.csv"), ("persons", "persons.csv"), ("visits", "visits.csv")]
+    {
+        ok(&["import", kind, &s(&sample().join(file)), "--db", &db]);
+    }
+    let snapshot = s(&dir.path().join("trace.snapshot"));
+    let trace = || {
+        let args = [
+            "trace",
+            "--db",
+            &db,
+            "--person",
+            "P071",
+            "--from",
+            "2022-03-03T16:00:00Z",
+            "--format",
+            "json",
+            "--timings",
+            "--snapshot",
+            &snapshot,
+        ];
+        let out = bin().args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let timings: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+        (
+            report["hash"].as_str().unwrap().to_string(),
+            timings["load_source"].as_str().unwrap().to_string(),
+            timings["visits"].as_u64().unwrap(),
+        )
+    };
+    let (first, source, visits) = trace();
+    assert_eq!((source.as_str(), visits), ("store", 5300));
+    assert!(Path::new(&snapshot).exists());
+    let (again, source, _) = trace();
+    assert_eq!((again.as_str(), source.as_str()), (first.as_str(), "snapshot"));
+
+    // New visits: the snapshot is caught up from the change feed, and answers like a scan.
+    let more = dir.path().join("more.csv");
+    std::fs::write(&more, "person_id,place_id,t_in,t_out\nP001,V13,2022-03-09T05:00:00Z,2022-03-09T06:00:00Z\n")
+        .unwrap();
+    ok(&["import", "visits", &s(&more), "--db", &db]);
+    let (caught_up, source, visits) = trace();
+    assert_eq!((source.as_str(), visits), ("snapshot", 5301));
+    std::fs::remove_file(&snapshot).unwrap();
+    let (scanned, source, _) = trace();
+    assert_eq!((caught_up, source.as_str()), (scanned, "store"));
+}

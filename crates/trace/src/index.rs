@@ -282,3 +282,85 @@ impl Index {
         if lo >= hi { &[] } else { &all[lo..hi] }
     }
 }
+
+/// Why a snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("not a chainbreak trace snapshot (or one of another version)")]
+    Format,
+    #[error("the snapshot is cut short: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The first bytes of a snapshot.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"CBTRACE1";
+
+impl Index {
+    /// Writes the index in its snapshot form: the sorted stays and the merge survivors, little
+    /// endian; the lookups are derived again when it is read.
+    pub fn write_snapshot(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        w.write_all(SNAPSHOT_MAGIC)?;
+        for n in [self.stays.len() as u64, self.dropped, self.survivor.len() as u64] {
+            w.write_all(&n.to_le_bytes())?;
+        }
+        let mut buf = Vec::with_capacity(64 * 1024);
+        for chunk in self.stays.chunks(4096) {
+            buf.clear();
+            for s in chunk {
+                for v in [s.place, s.t_in, s.person_and_flag, s.t_out] {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            w.write_all(&buf)?;
+        }
+        for chunk in self.survivor.chunks(16 * 1024) {
+            buf.clear();
+            for v in chunk {
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
+            w.write_all(&buf)?;
+        }
+        Ok(())
+    }
+
+    /// Reads an index written by [`Index::write_snapshot`].
+    pub fn read_snapshot(r: &mut impl std::io::Read) -> Result<Index, SnapshotError> {
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic)?;
+        if &magic != SNAPSHOT_MAGIC {
+            return Err(SnapshotError::Format);
+        }
+        let mut word = [0u8; 8];
+        let mut next_u64 = |r: &mut dyn std::io::Read| -> Result<u64, SnapshotError> {
+            r.read_exact(&mut word)?;
+            Ok(u64::from_le_bytes(word))
+        };
+        let n_stays = usize::try_from(next_u64(r)?).map_err(|_| SnapshotError::Format)?;
+        let dropped = next_u64(r)?;
+        let n_survivors = usize::try_from(next_u64(r)?).map_err(|_| SnapshotError::Format)?;
+        let mut stays = Vec::with_capacity(n_stays);
+        let mut buf = vec![0u8; 16 * 4096];
+        let mut left = n_stays;
+        while left > 0 {
+            let take = left.min(4096);
+            r.read_exact(&mut buf[..take * 16])?;
+            for c in buf[..take * 16].chunks_exact(16) {
+                let v = |i: usize| u32::from_le_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
+                stays.push(Stay { place: v(0), t_in: v(4), person_and_flag: v(8), t_out: v(12) });
+            }
+            left -= take;
+        }
+        if !stays.is_sorted() {
+            return Err(SnapshotError::Format);
+        }
+        let mut survivors = vec![0u8; n_survivors * 4];
+        r.read_exact(&mut survivors)?;
+        let survivors: Vec<u32> =
+            survivors.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if survivors.iter().any(|s| *s as usize >= survivors.len()) {
+            return Err(SnapshotError::Format);
+        }
+        let builder = IndexBuilder { dwell: Vec::new(), default_dwell: 0, stays, dropped };
+        Ok(builder.build(survivors))
+    }
+}

@@ -261,3 +261,24 @@ fn the_generator_exercises_every_tier() {
     }
     assert!(close * 4 > n && sec * 40 > n, "{n} cities: {close} with close contacts, {sec} with secondary");
 }
+
+#[test]
+fn a_snapshot_reads_back_the_same_index() {
+    let m = |x: i64| BASE + x * MINUTE;
+    let mut b = IndexBuilder::new(vec![600, 1200], 600);
+    b.push(0, 0, m(0), Some(m(30)));
+    b.push(1, 0, m(10), None);
+    b.push(2, 1, m(0), Some(m(90)));
+    b.push(3, 1, m(20), Some(m(40)));
+    let index = b.build(vec![0, 1, 3, 3]);
+    let mut bytes = Vec::new();
+    index.write_snapshot(&mut bytes).unwrap();
+    let back = chainbreak_trace::Index::read_snapshot(&mut bytes.as_slice()).unwrap();
+    let q = VenueOverlap { to: m(120), min_overlap: 5 * MINUTE, depth: 2 };
+    let who = [IndexPerson { person: 0, from: m(0) }, IndexPerson { person: 2, from: m(0) }];
+    assert_eq!(back.venue_overlap(&who, &q), index.venue_overlap(&who, &q));
+    assert_eq!((back.len(), back.survivor(2)), (4, 3));
+    // Cut short or not a snapshot: an error, never a wrong index.
+    assert!(chainbreak_trace::Index::read_snapshot(&mut &bytes[..bytes.len() - 3]).is_err());
+    assert!(chainbreak_trace::Index::read_snapshot(&mut &b"CBTRACE0"[..]).is_err());
+}
