@@ -196,8 +196,28 @@ pub struct TraceReport {
     pub min_overlap_minutes: f64,
     pub depth: u8,
     pub tiers: Vec<Tier>,
+    /// Each index person's activity trail (流调轨迹) in their window: their visits, by
+    /// check-in, clipped to the window.
+    pub trails: Vec<Trail>,
     /// SHA-256 of `{tier}\t{person_id}\n` lines sorted by tier and id.
     pub hash: String,
+}
+
+/// Where an index person was while infectious.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trail {
+    pub person_id: String,
+    pub visits: Vec<TrailVisit>,
+}
+
+/// One stop of a trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrailVisit {
+    pub place_id: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// The visit had no check-out: its end is the profile's assumed stay.
+    pub check_out_assumed: bool,
 }
 
 fn ts(unix: i64) -> Result<Timestamp, AppError> {
@@ -436,6 +456,40 @@ impl Tracer {
             tiers.push(Tier { tier, category, count: contacts.len(), contacts });
         }
         let hash = contact_hash(&tiers);
+        // Each survivor from their earliest start, as the rule counts them.
+        let mut starts: std::collections::BTreeMap<u32, i64> = std::collections::BTreeMap::new();
+        for ip in &index {
+            let from = starts.entry(self.index.survivor(ip.person)).or_insert(ip.from);
+            *from = (*from).min(ip.from);
+        }
+        let mut trails = Vec::new();
+        for (&person, &start) in &starts {
+            let mut visits = Vec::new();
+            for key in self.index.family(person) {
+                for stay in self.index.stays_of(key) {
+                    let (from, until) = (
+                        start.max(chainbreak_trace::index::to_unix(stay.t_in)),
+                        to.min(chainbreak_trace::index::to_unix(stay.t_out)),
+                    );
+                    if until > from {
+                        visits.push((from, until, stay.place, stay.assumed_check_out()));
+                    }
+                }
+            }
+            visits.sort_unstable();
+            let visits = visits
+                .into_iter()
+                .map(|(from, until, place, assumed)| {
+                    Ok(TrailVisit {
+                        place_id: self.place_id(place),
+                        from: ts(from)?,
+                        to: ts(until)?,
+                        check_out_assumed: assumed,
+                    })
+                })
+                .collect::<Result<Vec<_>, AppError>>()?;
+            trails.push(Trail { person_id: self.person_id(person), visits });
+        }
         Ok(TraceReport {
             rule: "venue-overlap",
             index: request.index.clone(),
@@ -443,6 +497,7 @@ impl Tracer {
             min_overlap_minutes: request.min_overlap.as_secs_f64() / 60.0,
             depth: request.depth,
             tiers,
+            trails,
             hash,
         })
     }

@@ -344,6 +344,12 @@ fn trace_finds_the_contacts_of_a_sample_case_with_evidence() {
     assert_eq!(evidence["exposed_to"], "P071", "K1's person");
     assert!(evidence["overlap_minutes"].as_f64().unwrap() >= 15.0);
     assert_eq!(report["hash"].as_str().unwrap().len(), 64);
+    // K1's activity trail: where P071 was while infectious, by check-in.
+    let trail = report["trails"][0]["visits"].as_array().unwrap();
+    assert_eq!(report["trails"][0]["person_id"], "P071");
+    assert!(!trail.is_empty());
+    assert!(trail.windows(2).all(|w| w[0]["from"].as_str() <= w[1]["from"].as_str()));
+    assert!(trail.iter().any(|v| v["place_id"] == evidence["place_id"]), "the evidence is on the trail");
 
     // The same through --person and --from, depth 1, as CSV.
     let out = ok(&[
