@@ -196,11 +196,23 @@ pub struct TraceReport {
     pub min_overlap_minutes: f64,
     pub depth: u8,
     pub tiers: Vec<Tier>,
+    /// Links between index persons: who could have infected whom (for clusters and chains).
+    pub links: Vec<CaseLink>,
     /// Each index person's activity trail (流调轨迹) in their window: their visits, by
     /// check-in, clipped to the window.
     pub trails: Vec<Trail>,
     /// SHA-256 of `{tier}\t{person_id}\n` lines sorted by tier and id.
     pub hash: String,
+}
+
+/// `exposed` was exposed to `source` while `source` was infectious.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseLink {
+    pub source: String,
+    pub exposed: String,
+    /// The first exposure.
+    pub evidence: Evidence,
+    pub exposures: u64,
 }
 
 /// Where an index person was while infectious.
@@ -456,6 +468,19 @@ impl Tracer {
             tiers.push(Tier { tier, category, count: contacts.len(), contacts });
         }
         let hash = contact_hash(&tiers);
+        let links = self
+            .index
+            .links(&index, &q)
+            .iter()
+            .map(|l| {
+                Ok(CaseLink {
+                    source: self.person_id(l.source),
+                    exposed: self.person_id(l.exposed),
+                    evidence: self.evidence(&l.first)?,
+                    exposures: l.exposures,
+                })
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
         // Each survivor from their earliest start, as the rule counts them.
         let mut starts: std::collections::BTreeMap<u32, i64> = std::collections::BTreeMap::new();
         for ip in &index {
@@ -497,8 +522,20 @@ impl Tracer {
             min_overlap_minutes: request.min_overlap.as_secs_f64() / 60.0,
             depth: request.depth,
             tiers,
+            links,
             trails,
             hash,
+        })
+    }
+
+    fn evidence(&self, e: &chainbreak_trace::Exposure) -> Result<Evidence, AppError> {
+        Ok(Evidence {
+            place_id: self.place_id(e.place),
+            from: ts(e.start)?,
+            to: ts(e.end)?,
+            overlap_minutes: (e.end - e.start) as f64 / 60.0,
+            exposed_to: self.person_id(e.source),
+            check_out_assumed: e.contact_check_out_assumed || e.source_check_out_assumed,
         })
     }
 
@@ -507,19 +544,7 @@ impl Tracer {
         if c.last != c.first {
             shown.push(c.last);
         }
-        let evidence = shown
-            .iter()
-            .map(|e| {
-                Ok(Evidence {
-                    place_id: self.place_id(e.place),
-                    from: ts(e.start)?,
-                    to: ts(e.end)?,
-                    overlap_minutes: (e.end - e.start) as f64 / 60.0,
-                    exposed_to: self.person_id(e.source),
-                    check_out_assumed: e.contact_check_out_assumed || e.source_check_out_assumed,
-                })
-            })
-            .collect::<Result<Vec<_>, AppError>>()?;
+        let evidence = shown.iter().map(|e| self.evidence(e)).collect::<Result<Vec<_>, AppError>>()?;
         Ok(ContactView {
             person_id: self.person_id(c.person),
             first_exposure: ts(c.first.start)?,

@@ -351,6 +351,13 @@ fn trace_finds_the_contacts_of_a_sample_case_with_evidence() {
     assert!(trail.windows(2).all(|w| w[0]["from"].as_str() <= w[1]["from"].as_str()));
     assert!(trail.iter().any(|v| v["place_id"] == evidence["place_id"]), "the evidence is on the trail");
 
+    // K1 and K3 traced together: K3's person worked beside K1's (the sample's chain K1 → K3).
+    let both = ok(&["trace", "--db", &db, "--case", "K1", "--case", "K3", "--format", "json"]);
+    let both: serde_json::Value = serde_json::from_str(&both).unwrap();
+    let links = both["links"].as_array().unwrap();
+    assert!(links.iter().any(|l| l["source"] == "P071" && l["exposed"] == "P093"), "{links:?}");
+    assert!(links.iter().all(|l| l["evidence"]["overlap_minutes"].as_f64().unwrap() >= 15.0));
+
     // The same through --person and --from, depth 1, as CSV.
     let out = ok(&[
         "trace",

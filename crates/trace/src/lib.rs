@@ -9,4 +9,4 @@ pub mod index;
 pub mod venue;
 
 pub use index::{EPOCH, Index, IndexBuilder, Stay};
-pub use venue::{Contact, Exposure, IndexPerson, Traced, VenueOverlap};
+pub use venue::{Contact, Exposure, IndexPerson, Link, Traced, VenueOverlap};

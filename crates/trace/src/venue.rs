@@ -375,3 +375,69 @@ impl Index {
         Traced { index_persons: index, close, secondary }
     }
 }
+
+/// A link between two index persons: `exposed` was exposed (by the same rule) to `source`
+/// while `source` was infectious, so `source` could have infected `exposed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub source: u32,
+    pub exposed: u32,
+    /// The exposure that starts first (ties: the least by every field).
+    pub first: Exposure,
+    /// How many (source visit, exposed visit) pairs are exposures.
+    pub exposures: u64,
+}
+
+impl Index {
+    /// The links between index persons (who could have infected whom): each ordered pair with
+    /// an exposure of the second to a visit of the first inside the first's window. Only the
+    /// index persons' own visits are compared, place by place.
+    pub fn links(&self, index_persons: &[IndexPerson], q: &VenueOverlap) -> Vec<Link> {
+        let mut starts: FxHashMap<u32, i64> = FxHashMap::default();
+        for ip in index_persons {
+            let from = starts.entry(self.survivor(ip.person)).or_insert(ip.from);
+            *from = (*from).min(ip.from);
+        }
+        let mut sources: Vec<(u32, i64)> = starts.into_iter().collect();
+        sources.sort_unstable();
+        let clipped = self.source_visits(&sources, q.to, q.min_overlap);
+        // The index persons' own visits, unclipped, by place.
+        let mut own: Vec<(u32, &Stay, u32)> = Vec::new();
+        for &(person, _) in &sources {
+            for key in self.family(person) {
+                own.extend(self.stays_of(key).map(|s| (s.place, s, person)));
+            }
+        }
+        own.sort_unstable_by_key(|(place, s, person)| (*place, s.t_in, *person));
+        let mut found: std::collections::BTreeMap<(u32, u32), Link> = std::collections::BTreeMap::new();
+        let min = q.min_overlap;
+        for a in &clipped {
+            let lo = own.partition_point(|(place, ..)| *place < a.place);
+            for &(place, b, exposed) in own[lo..].iter().take_while(|(place, ..)| *place == a.place) {
+                if exposed == a.person {
+                    continue;
+                }
+                let (start, end) = (a.from.max(i64::from(b.t_in)), a.to.min(i64::from(b.t_out)));
+                if end - start < min {
+                    continue;
+                }
+                let e = Exposure {
+                    start: start + EPOCH,
+                    end: end + EPOCH,
+                    place,
+                    source: a.person,
+                    contact_check_out_assumed: b.assumed_check_out(),
+                    source_check_out_assumed: a.open,
+                };
+                found
+                    .entry((a.person, exposed))
+                    .and_modify(|l| {
+                        l.first = l.first.min(e);
+                        l.exposures += 1;
+                    })
+                    .or_insert(Link { source: a.person, exposed, first: e, exposures: 1 });
+            }
+        }
+        found.into_values().collect()
+    }
+}

@@ -155,6 +155,57 @@ fn oracle(c: &City) -> Traced {
     Traced { index_persons: index.into_iter().collect(), close, secondary }
 }
 
+/// Links between index persons, by every pair of their visits.
+fn oracle_links(c: &City) -> Vec<chainbreak_trace::Link> {
+    let q = &c.query;
+    let mut starts: BTreeMap<u32, i64> = BTreeMap::new();
+    for ip in &c.index {
+        let from = starts.entry(c.survivors[ip.person as usize]).or_insert(ip.from);
+        *from = (*from).min(ip.from);
+    }
+    let eff: Vec<(u32, u32, i64, i64, bool)> = c
+        .visits
+        .iter()
+        .map(|&(p, l, t_in, t_out)| {
+            let out = t_out.map(|t| t.max(t_in)).unwrap_or(t_in + i64::from(c.dwell[l as usize]));
+            (c.survivors[p as usize], l, t_in, out, t_out.is_none())
+        })
+        .collect();
+    let mut found: BTreeMap<(u32, u32), chainbreak_trace::Link> = BTreeMap::new();
+    for a in &eff {
+        let Some(&from) = starts.get(&a.0) else { continue };
+        let (a_in, a_out) = (a.2.max(from), a.3.min(q.to));
+        if a_out <= a_in || a_out - a_in < q.min_overlap {
+            continue;
+        }
+        for b in &eff {
+            if b.1 != a.1 || b.0 == a.0 || !starts.contains_key(&b.0) {
+                continue;
+            }
+            let (start, end) = (a_in.max(b.2), a_out.min(b.3));
+            if end - start >= q.min_overlap {
+                let e = Exposure {
+                    start,
+                    end,
+                    place: a.1,
+                    source: a.0,
+                    contact_check_out_assumed: b.4,
+                    source_check_out_assumed: a.4,
+                };
+                let l = found.entry((a.0, b.0)).or_insert(chainbreak_trace::Link {
+                    source: a.0,
+                    exposed: b.0,
+                    first: e,
+                    exposures: 0,
+                });
+                l.first = l.first.min(e);
+                l.exposures += 1;
+            }
+        }
+    }
+    found.into_values().collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 1000,
@@ -167,6 +218,7 @@ proptest! {
         let index = build(&c, false);
         let got = index.venue_overlap(&c.index, &c.query);
         prop_assert_eq!(&got, &oracle(&c));
+        prop_assert_eq!(index.links(&c.index, &c.query), oracle_links(&c));
         // Arrival order does not matter, nor the number of threads.
         prop_assert_eq!(&build(&c, true).venue_overlap(&c.index, &c.query), &got);
         // Built in two steps (visits arriving later) it answers the same.
@@ -251,14 +303,16 @@ fn merged_persons_count_as_their_survivor() {
 fn the_generator_exercises_every_tier() {
     use proptest::strategy::ValueTree;
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let (mut close, mut sec, mut n) = (0, 0, 0);
+    let (mut close, mut sec, mut links, mut n) = (0, 0, 0, 0);
     for _ in 0..2000 {
         let c = city().new_tree(&mut runner).unwrap().current();
         let t = oracle(&c);
         n += 1;
         close += (!t.close.is_empty()) as u32;
         sec += (!t.secondary.is_empty()) as u32;
+        links += (!oracle_links(&c).is_empty()) as u32;
     }
+    assert!(links * 20 > n, "{n} cities: {links} with links between index persons");
     assert!(close * 4 > n && sec * 40 > n, "{n} cities: {close} with close contacts, {sec} with secondary");
 }
 
