@@ -194,12 +194,18 @@ impl Counts {
 impl Index {
     /// The clipped visits of `sources` (survivor, window start) up to `to` (Unix seconds) that
     /// can expose anyone: at least `min` long inside the window.
-    fn source_visits(&self, sources: &[(u32, i64)], to: i64, min: i64) -> Vec<Source> {
+    fn source_visits(
+        &self,
+        sources: &[(u32, i64)],
+        to: i64,
+        min_at: &(impl Fn(u32) -> Option<i64> + Sync),
+    ) -> Vec<Source> {
         let mut out = Vec::new();
         for &(person, from) in sources {
             let (from, to) = (from - EPOCH, to - EPOCH);
             for key in self.family(person) {
                 for a in self.stays_of(key) {
+                    let Some(min) = min_at(a.place) else { continue };
                     let (a_from, a_to) = (from.max(i64::from(a.t_in)), to.min(i64::from(a.t_out)));
                     if a_to > a_from && a_to - a_from >= min {
                         out.push(Source {
@@ -221,8 +227,7 @@ impl Index {
     /// ranges overlapping), in three sweeps over the candidates instead of one scan per source:
     /// a visit `b` is exposed to a source `a` exactly when `a.from ≤ b.t_out − min` and
     /// `a.to ≥ b.t_in + min` (both visits being at least `min` long).
-    fn sweep_group(&self, group: &[Source], q: &VenueOverlap, excluded: &[bool], found: &mut Found) {
-        let min = q.min_overlap;
+    fn sweep_group(&self, group: &[Source], min: i64, excluded: &[bool], found: &mut Found) {
         let place = group[0].place;
         let from = group.iter().map(|a| a.from).min().expect("a group is not empty");
         let to = group.iter().map(|a| a.to).max().expect("a group is not empty");
@@ -307,26 +312,40 @@ impl Index {
         }
     }
 
-    /// Every exposure to the stays of `sources` (survivor, window start) up to `q.to`, of
-    /// persons not `excluded`: source visits grouped by place and nearby time, each group swept
-    /// once, groups spread over cores; the aggregates merge the same whatever the split.
-    fn sweep(&self, sources: &[(u32, i64)], q: &VenueOverlap, excluded: &[bool]) -> Vec<Contact> {
-        let min = q.min_overlap;
-        let visits = self.source_visits(sources, q.to, min);
-        // Groups: consecutive sources at a place whose candidate ranges overlap.
+    /// Every exposure to the stays of `sources` (survivor, window start) up to `to` (Unix
+    /// seconds), of persons not `excluded`, at the places where `min_at(place)` gives the least
+    /// overlap (`None`: the place is not a setting of this category). Source visits are grouped
+    /// by place and nearby time, each group swept once, groups spread over cores; the
+    /// aggregates merge the same whatever the split.
+    pub fn exposures(
+        &self,
+        sources: &[(u32, i64)],
+        to: i64,
+        min_at: impl Fn(u32) -> Option<i64> + Sync,
+        excluded: &[bool],
+    ) -> Vec<Contact> {
+        let visits = self.source_visits(sources, to, &min_at);
+        // Groups: consecutive sources at a place whose candidate ranges overlap (a source's
+        // candidates check in between `from + min − longest stay` and `to − min`).
         let mut groups: Vec<&[Source]> = Vec::new();
         let mut start = 0;
-        for i in 1..=visits.len() {
-            let split = i == visits.len() || {
-                let (prev_to, a) = (visits[start..i].iter().map(|s| s.to).max().unwrap_or(0), &visits[i]);
-                a.place != visits[start].place || a.from + min - i64::from(self.max_stay(a.place)) > prev_to - min
-            };
-            if split {
-                if start < i {
+        let mut reach = i64::MIN; // the latest `to` of the open group
+        for (i, a) in visits.iter().enumerate() {
+            let min = min_at(a.place).unwrap_or(0);
+            let joins = i > start
+                && a.place == visits[start].place
+                && a.from + min - i64::from(self.max_stay(a.place)) <= reach - min;
+            if !joins {
+                if i > start {
                     groups.push(&visits[start..i]);
                 }
                 start = i;
+                reach = i64::MIN;
             }
+            reach = reach.max(a.to);
+        }
+        if start < visits.len() {
+            groups.push(&visits[start..]);
         }
         let persons = self.persons();
         let parts = rayon::current_num_threads().max(1);
@@ -336,7 +355,8 @@ impl Index {
             .map(|part| {
                 let mut found = Found::new(persons);
                 for group in part {
-                    self.sweep_group(group, q, excluded, &mut found);
+                    let min = min_at(group[0].place).expect("only the visits at settings are sources");
+                    self.sweep_group(group, min, excluded, &mut found);
                 }
                 found
             })
@@ -363,7 +383,8 @@ impl Index {
         for &p in &index {
             excluded[p as usize] = true;
         }
-        let close = self.sweep(&sources, q, &excluded);
+        let min_at = |_| Some(q.min_overlap);
+        let close = self.exposures(&sources, q.to, min_at, &excluded);
         if q.depth < 2 {
             return Traced { index_persons: index, close, secondary: Vec::new() };
         }
@@ -371,7 +392,7 @@ impl Index {
             excluded[c.person as usize] = true;
         }
         let sources: Vec<(u32, i64)> = close.iter().map(|c| (c.person, c.first_exposure())).collect();
-        let secondary = self.sweep(&sources, q, &excluded);
+        let secondary = self.exposures(&sources, q.to, min_at, &excluded);
         Traced { index_persons: index, close, secondary }
     }
 }
@@ -400,7 +421,7 @@ impl Index {
         }
         let mut sources: Vec<(u32, i64)> = starts.into_iter().collect();
         sources.sort_unstable();
-        let clipped = self.source_visits(&sources, q.to, q.min_overlap);
+        let clipped = self.source_visits(&sources, q.to, &|_| Some(q.min_overlap));
         // The index persons' own visits, unclipped, by place.
         let mut own: Vec<(u32, &Stay, u32)> = Vec::new();
         for &(person, _) in &sources {
