@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use chainbreak_core::model::Classification;
+use chainbreak_core::model::{Classification, PlaceKind};
 use chainbreak_core::profile::Profile;
 use chainbreak_core::time::Calendar;
 use chainbreak_store::Store;
@@ -48,6 +48,10 @@ pub struct Tracer {
     /// Assumed stay (seconds) by place key, and for places beyond.
     dwell: Vec<u32>,
     default_dwell: u32,
+    /// Place kinds by key.
+    kinds: Vec<PlaceKind>,
+    /// The profile's contact settings.
+    settings: Settings,
     /// The change `seq` read up to, and the last visit row in the index.
     seq: u64,
     last_row: i64,
@@ -104,16 +108,59 @@ fn read_snapshot(path: &Path) -> Option<(SnapshotMeta, Index)> {
     }
 }
 
-/// The assumed stay by place key from the profile.
-fn dwell_by_place(store: &dyn Store, profile: &Profile) -> Result<(Vec<u32>, u32), AppError> {
+/// The assumed stay by place key from the profile, and the places' kinds.
+fn dwell_by_place(store: &dyn Store, profile: &Profile) -> Result<(Vec<u32>, u32, Vec<PlaceKind>), AppError> {
     let kinds = store.place_kinds()?;
     let n_places = kinds.iter().map(|(k, _)| *k as usize + 1).max().unwrap_or(0);
     let default = profile.open_visits.default_dwell_minutes * 60;
     let mut dwell = vec![default; n_places];
+    let mut by_key = vec![PlaceKind::Other; n_places];
     for (key, kind) in kinds {
         dwell[key as usize] = profile.open_visits.dwell_minutes(kind) * 60;
+        by_key[key as usize] = kind;
     }
-    Ok((dwell, default))
+    Ok((dwell, default, by_key))
+}
+
+/// One category's setting at a kind of place.
+#[derive(Debug, Clone, Default)]
+struct Setting {
+    min_overlap: i64,
+    needs_confirmation: bool,
+    condition: String,
+}
+
+/// The profile's place settings per category, by place kind (`None`: not a setting).
+#[derive(Debug, Clone, Default)]
+struct Settings {
+    close: Vec<Option<Setting>>,
+    co_exposed: Option<Vec<Option<Setting>>>,
+    secondary: Option<Vec<Option<Setting>>>,
+    /// The profile sums overlaps over a window (a rule the engine does not run yet).
+    cumulative_hours: Option<u32>,
+}
+
+fn by_kind(places: &[chainbreak_core::profile::PlaceSetting]) -> Vec<Option<Setting>> {
+    let mut out = vec![None; PlaceKind::ALL.len()];
+    for p in places {
+        out[p.kind as usize] = Some(Setting {
+            min_overlap: i64::from(p.min_overlap_minutes) * 60,
+            needs_confirmation: p.needs_confirmation,
+            condition: p.condition.clone(),
+        });
+    }
+    out
+}
+
+impl Settings {
+    fn of(profile: &Profile) -> Settings {
+        Settings {
+            close: by_kind(&profile.close_contact.places),
+            co_exposed: profile.co_exposed.enabled.then(|| by_kind(&profile.co_exposed.places)),
+            secondary: profile.secondary_contact.enabled.then(|| by_kind(&profile.secondary_contact.places)),
+            cumulative_hours: profile.close_contact.cumulative_window_hours,
+        }
+    }
 }
 
 /// Ids by key.
@@ -138,13 +185,36 @@ pub struct IndexEntry {
     pub case_id: Option<String>,
 }
 
+/// Which contact rule to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rule {
+    /// The profile's settings: close-contact places with their least overlap, co-exposed
+    /// places, secondary contacts at the profile's secondary places; evidence says which need
+    /// a person to confirm them, and what.
+    #[default]
+    Profile,
+    /// Every place is a close-contact setting, one least overlap for all (the benchmark's).
+    VenueOverlap,
+}
+
+impl Rule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Profile => "profile",
+            Rule::VenueOverlap => "venue-overlap",
+        }
+    }
+}
+
 /// What to trace.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceRequest {
+    pub rule: Rule,
     pub index: Vec<IndexEntry>,
     /// The end of every window (isolation); the end of the data when absent.
     pub to: Option<Timestamp>,
-    /// The least overlap that is an exposure.
+    /// The least overlap that is an exposure (the venue-overlap rule; the profile rule takes
+    /// it per place kind from the profile).
     pub min_overlap: SignedDuration,
     /// 1: close contacts; 2: close and secondary contacts.
     pub depth: u8,
@@ -161,6 +231,12 @@ pub struct Evidence {
     pub exposed_to: String,
     /// Either visit had no check-out, and the profile's assumed stay was used.
     pub check_out_assumed: bool,
+    /// The data cannot decide the profile's rule for this setting: a person confirms
+    /// `condition` (the profile rule only).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub needs_confirmation: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub condition: String,
 }
 
 /// A contact with their evidence: the first exposure, and the last when it is another.
@@ -193,7 +269,9 @@ pub struct TraceReport {
     pub rule: &'static str,
     pub index: Vec<IndexEntry>,
     pub to: Timestamp,
-    pub min_overlap_minutes: f64,
+    /// The least overlap of the venue-overlap rule (the profile rule takes it per place kind).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_overlap_minutes: Option<f64>,
     pub depth: u8,
     pub tiers: Vec<Tier>,
     /// Links between index persons: who could have infected whom (for clusters and chains).
@@ -242,7 +320,7 @@ impl Tracer {
     /// of `profile`, and the store's merges.
     pub fn load(store: &dyn Store, profile: &Profile) -> Result<(Self, LoadStats), AppError> {
         let started = Instant::now();
-        let (dwell, default_dwell) = dwell_by_place(store, profile)?;
+        let (dwell, default_dwell, kinds) = dwell_by_place(store, profile)?;
         let mut builder = IndexBuilder::new(dwell.clone(), default_dwell);
         builder.reserve(store.count(chainbreak_store::Entity::Visit)? as usize);
         let end = store.scan_visits(0, &mut |batch| {
@@ -269,6 +347,8 @@ impl Tracer {
             place_ids,
             dwell,
             default_dwell,
+            kinds,
+            settings: Settings::of(profile),
             seq: end.seq,
             last_row: end.last_row,
         };
@@ -326,7 +406,7 @@ impl Tracer {
             let (t, stats) = Self::load(store, profile)?;
             return Ok((t, stats, true));
         }
-        let (dwell, default_dwell) = dwell_by_place(store, profile)?;
+        let (dwell, default_dwell, kinds) = dwell_by_place(store, profile)?;
         let person_keys: FxHashMap<String, u32> = store.person_keys()?.into_iter().collect();
         let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
         let place_ids = ids_by_key(store.place_keys()?);
@@ -337,6 +417,8 @@ impl Tracer {
             place_ids,
             dwell,
             default_dwell,
+            kinds,
+            settings: Settings::of(profile),
             seq: meta.seq,
             last_row: meta.last_row,
         };
@@ -390,7 +472,7 @@ impl Tracer {
             return Ok(Refresh::Current);
         }
         if new_places {
-            (self.dwell, self.default_dwell) = dwell_by_place(store, profile)?;
+            (self.dwell, self.default_dwell, self.kinds) = dwell_by_place(store, profile)?;
             self.place_ids = ids_by_key(store.place_keys()?);
         }
         if new_persons {
@@ -457,13 +539,21 @@ impl Tracer {
             None => self.index.end_of_data().unwrap_or_else(|| Timestamp::now().as_second()),
         };
         let q = VenueOverlap { to, min_overlap: request.min_overlap.as_secs(), depth: request.depth };
-        let traced = self.index.venue_overlap(&index, &q);
-        let mut tiers = Vec::new();
-        for (tier, category, contacts) in [(1u8, "close", traced.close), (2, "secondary", traced.secondary)] {
-            if tier > request.depth {
-                break;
+        let found: Vec<(u8, &'static str, Vec<Contact>, Option<&Vec<Option<Setting>>>)> = match request.rule {
+            Rule::VenueOverlap => {
+                let traced = self.index.venue_overlap(&index, &q);
+                let mut found = vec![(1, "close", traced.close, None)];
+                if request.depth >= 2 {
+                    found.push((2, "secondary", traced.secondary, None));
+                }
+                found
             }
-            let mut contacts = contacts.iter().map(|c| self.view(c)).collect::<Result<Vec<_>, _>>()?;
+            Rule::Profile => self.profile_rule(&index, to, request.depth)?,
+        };
+        let mut tiers = Vec::new();
+        for (tier, category, contacts, settings) in found {
+            let mut contacts =
+                contacts.iter().map(|c| self.view(c, settings.map(Vec::as_slice))).collect::<Result<Vec<_>, _>>()?;
             contacts.sort_by(|a, b| a.person_id.cmp(&b.person_id));
             tiers.push(Tier { tier, category, count: contacts.len(), contacts });
         }
@@ -516,16 +606,74 @@ impl Tracer {
             trails.push(Trail { person_id: self.person_id(person), visits });
         }
         Ok(TraceReport {
-            rule: "venue-overlap",
+            rule: request.rule.as_str(),
             index: request.index.clone(),
             to: ts(to)?,
-            min_overlap_minutes: request.min_overlap.as_secs_f64() / 60.0,
+            min_overlap_minutes: (request.rule == Rule::VenueOverlap).then(|| request.min_overlap.as_secs_f64() / 60.0),
             depth: request.depth,
             tiers,
             links,
             trails,
             hash,
         })
+    }
+
+    fn kind(&self, place: u32) -> PlaceKind {
+        self.kinds.get(place as usize).copied().unwrap_or(PlaceKind::Other)
+    }
+
+    /// The profile rule: close contacts at the profile's close-contact places (each kind with
+    /// its least overlap), co-exposed persons at its co-exposure places (not close contacts),
+    /// and secondary contacts at its secondary places from each close contact's first exposure.
+    #[allow(clippy::type_complexity)]
+    fn profile_rule(
+        &self,
+        index: &[IndexPerson],
+        to: i64,
+        depth: u8,
+    ) -> Result<Vec<(u8, &'static str, Vec<Contact>, Option<&Vec<Option<Setting>>>)>, AppError> {
+        let settings = &self.settings;
+        if let Some(hours) = settings.cumulative_hours {
+            return Err(AppError::InvalidArgument {
+                argument: "--rule",
+                message: format!(
+                    "this profile sums overlaps over {hours} hours, which the trace engine does not do yet; \
+                     use --rule venue-overlap"
+                ),
+            });
+        }
+        let mut starts: FxHashMap<u32, i64> = FxHashMap::default();
+        for ip in index {
+            let from = starts.entry(self.index.survivor(ip.person)).or_insert(ip.from);
+            *from = (*from).min(ip.from);
+        }
+        let mut sources: Vec<(u32, i64)> = starts.into_iter().collect();
+        sources.sort_unstable();
+        let mut excluded = vec![false; self.index.persons()];
+        for (p, _) in &sources {
+            excluded[*p as usize] = true;
+        }
+        fn min_at<'a>(tracer: &'a Tracer, table: &'a [Option<Setting>]) -> impl Fn(u32) -> Option<i64> + Sync + 'a {
+            move |place| table.get(tracer.kind(place) as usize).and_then(|s| s.as_ref()).map(|s| s.min_overlap)
+        }
+        let close = self.index.exposures(&sources, to, min_at(self, &settings.close), &excluded);
+        for c in &close {
+            excluded[c.person as usize] = true;
+        }
+        let mut found = Vec::new();
+        if let Some(table) = &settings.co_exposed {
+            let co = self.index.exposures(&sources, to, min_at(self, table), &excluded);
+            found.push((1, "co_exposed", co, Some(table)));
+        }
+        if depth >= 2
+            && let Some(table) = &settings.secondary
+        {
+            let from_close: Vec<(u32, i64)> = close.iter().map(|c| (c.person, c.first_exposure())).collect();
+            let secondary = self.index.exposures(&from_close, to, min_at(self, table), &excluded);
+            found.push((2, "secondary", secondary, Some(table)));
+        }
+        found.insert(0, (1, "close", close, Some(&settings.close)));
+        Ok(found)
     }
 
     fn evidence(&self, e: &chainbreak_trace::Exposure) -> Result<Evidence, AppError> {
@@ -536,15 +684,25 @@ impl Tracer {
             overlap_minutes: (e.end - e.start) as f64 / 60.0,
             exposed_to: self.person_id(e.source),
             check_out_assumed: e.contact_check_out_assumed || e.source_check_out_assumed,
+            needs_confirmation: false,
+            condition: String::new(),
         })
     }
 
-    fn view(&self, c: &Contact) -> Result<ContactView, AppError> {
+    fn view(&self, c: &Contact, settings: Option<&[Option<Setting>]>) -> Result<ContactView, AppError> {
         let mut shown = vec![c.first];
         if c.last != c.first {
             shown.push(c.last);
         }
-        let evidence = shown.iter().map(|e| self.evidence(e)).collect::<Result<Vec<_>, AppError>>()?;
+        let mut evidence = shown.iter().map(|e| self.evidence(e)).collect::<Result<Vec<_>, AppError>>()?;
+        if let Some(settings) = settings {
+            for (ev, e) in evidence.iter_mut().zip(&shown) {
+                if let Some(Some(s)) = settings.get(self.kind(e.place) as usize) {
+                    ev.needs_confirmation = s.needs_confirmation;
+                    ev.condition = s.condition.clone();
+                }
+            }
+        }
         Ok(ContactView {
             person_id: self.person_id(c.person),
             first_exposure: ts(c.first.start)?,

@@ -576,6 +576,7 @@ fn the_trace_index_follows_the_change_feed() {
     let (mut tracer, stats) = Tracer::load(&f.store, &profile).unwrap();
     assert_eq!(stats.visits, 2);
     let request = TraceRequest {
+        rule: chainbreak_app::trace::Rule::VenueOverlap,
         index: vec![IndexEntry {
             person_id: "P1".into(),
             from: "2022-03-01T00:00:00Z".parse().unwrap(),

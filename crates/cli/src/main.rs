@@ -214,8 +214,10 @@ struct TraceArgs {
     /// A file of index person ids, one per line.
     #[arg(long)]
     persons_file: Option<PathBuf>,
-    /// The contact rule: `venue-overlap`, every place a close-contact setting.
-    #[arg(long, value_enum, default_value_t = TraceRule::VenueOverlap)]
+    /// The contact rule: `profile` (the policy profile's settings per place kind: close,
+    /// co-exposed and secondary contacts, with what a person must confirm) or `venue-overlap`
+    /// (every place a close-contact setting, one least overlap).
+    #[arg(long, value_enum, default_value_t = TraceRule::Profile)]
     rule: TraceRule,
     /// The start of the window (required for --person; for cases it replaces the start of
     /// their infectious period).
@@ -224,7 +226,7 @@ struct TraceArgs {
     /// The end of the window (isolation); default: the end of the data.
     #[arg(long, value_parser = parse_instant)]
     to: Option<jiff::Timestamp>,
-    /// The least overlap that is an exposure (`15m`, `1h`, `0s`).
+    /// The least overlap that is an exposure (`15m`, `1h`, `0s`; venue-overlap rule).
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     min_overlap: jiff::SignedDuration,
     /// 1: close contacts; 2: also secondary contacts.
@@ -246,6 +248,7 @@ struct TraceArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum TraceRule {
+    Profile,
     VenueOverlap,
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use chainbreak_app::trace::{IndexEntry, TraceReport, TraceRequest, Tracer, case_index};
+use chainbreak_app::trace::{IndexEntry, Rule, TraceReport, TraceRequest, Tracer, case_index};
 use chainbreak_app::{AppError, Deployment};
 use chainbreak_core::time::Clock;
 
@@ -19,7 +19,10 @@ fn ids_in(path: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
-    let TraceRule::VenueOverlap = args.rule;
+    let rule = match args.rule {
+        TraceRule::Profile => Rule::Profile,
+        TraceRule::VenueOverlap => Rule::VenueOverlap,
+    };
     let mut cases = args.cases.clone();
     if let Some(f) = &args.cases_file {
         cases.extend(ids_in(f)?);
@@ -65,7 +68,7 @@ pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
         }
         None => Tracer::load(store, &deployment.profile)?,
     };
-    let request = TraceRequest { index, to: args.to, min_overlap: args.min_overlap, depth: args.depth };
+    let request = TraceRequest { rule, index, to: args.to, min_overlap: args.min_overlap, depth: args.depth };
     let mut query_seconds = Vec::new();
     let mut report = None;
     for _ in 0..args.repeat.max(1) {
@@ -153,11 +156,11 @@ fn write_table(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()>
         .collect();
     writeln!(
         out,
-        "rule {}: index {}; until {}; overlap ≥ {} min",
+        "rule {}: index {}; until {}{}",
         report.rule,
         index.join(", "),
         report.to,
-        report.min_overlap_minutes
+        report.min_overlap_minutes.map(|m| format!("; overlap ≥ {m} min")).unwrap_or_default()
     )?;
     for tier in &report.tiers {
         writeln!(out, "\ntier {} ({}): {} contacts", tier.tier, tier.category, tier.count)?;
@@ -173,11 +176,12 @@ fn write_table(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()>
             let best = c.evidence.iter().max_by(|a, b| a.overlap_minutes.total_cmp(&b.overlap_minutes));
             let best = best.map_or(String::new(), |e| {
                 format!(
-                    "{:.0} min at {} with {}{}",
+                    "{:.0} min at {} with {}{}{}",
                     e.overlap_minutes,
                     e.place_id,
                     e.exposed_to,
-                    if e.check_out_assumed { " (check-out assumed)" } else { "" }
+                    if e.check_out_assumed { " (check-out assumed)" } else { "" },
+                    if e.needs_confirmation { format!("; to confirm: {}", e.condition) } else { String::new() }
                 )
             });
             writeln!(

@@ -324,7 +324,8 @@ fn trace_finds_the_contacts_of_a_sample_case_with_evidence() {
     ] {
         ok(&["import", kind, &s(&sample().join(file)), "--db", &db]);
     }
-    let out = bin().args(["trace", "--db", &db, "--case", "K1", "--format", "json", "--timings"]).output().unwrap();
+    let args = ["trace", "--db", &db, "--case", "K1", "--rule", "venue-overlap", "--format", "json", "--timings"];
+    let out = bin().args(args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let timings: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
@@ -352,7 +353,8 @@ fn trace_finds_the_contacts_of_a_sample_case_with_evidence() {
     assert!(trail.iter().any(|v| v["place_id"] == evidence["place_id"]), "the evidence is on the trail");
 
     // K1 and K3 traced together: K3's person worked beside K1's (the sample's chain K1 → K3).
-    let both = ok(&["trace", "--db", &db, "--case", "K1", "--case", "K3", "--format", "json"]);
+    let both =
+        ok(&["trace", "--db", &db, "--case", "K1", "--case", "K3", "--rule", "venue-overlap", "--format", "json"]);
     let both: serde_json::Value = serde_json::from_str(&both).unwrap();
     let links = both["links"].as_array().unwrap();
     assert!(links.iter().any(|l| l["source"] == "P071" && l["exposed"] == "P093"), "{links:?}");
@@ -367,6 +369,8 @@ fn trace_finds_the_contacts_of_a_sample_case_with_evidence() {
         "P071",
         "--from",
         "2022-03-03T16:00:00Z",
+        "--rule",
+        "venue-overlap",
         "--depth",
         "1",
         "--format",
@@ -435,4 +439,62 @@ fn a_trace_snapshot_loads_instead_of_a_scan_and_catches_up_with_new_visits() {
     std::fs::remove_file(&snapshot).unwrap();
     let (scanned, source, _) = trace();
     assert_eq!((caught_up, source.as_str()), (scanned, "store"));
+}
+
+#[test]
+fn the_profile_rule_sorts_contacts_by_setting_and_says_what_to_confirm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    for (kind, file) in [
+        ("areas", "areas.geojson"),
+        ("places", "places.csv"),
+        ("persons", "persons.csv"),
+        ("visits", "visits.csv"),
+        ("cases", "cases.csv"),
+    ] {
+        ok(&["import", kind, &s(&sample().join(file)), "--db", &db]);
+    }
+    let out = ok(&["trace", "--db", &db, "--case", "K1", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["rule"], "profile");
+    let categories: Vec<&str> =
+        report["tiers"].as_array().unwrap().iter().map(|t| t["category"].as_str().unwrap()).collect();
+    assert_eq!(categories, ["close", "co_exposed", "secondary"], "cn-2022-9th has all three");
+    let close = report["tiers"][0]["contacts"].as_array().unwrap();
+    assert!(!close.is_empty());
+    // Check-ins cannot show the room: close contacts at venues are proposals to confirm.
+    let e = &close[0]["evidence"][0];
+    assert_eq!(e["needs_confirmation"], true, "{e}");
+    assert!(!e["condition"].as_str().unwrap().is_empty());
+    // Nobody is in two of the first tier's categories.
+    let ids = |i: usize| -> std::collections::BTreeSet<String> {
+        report["tiers"][i]["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["person_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(ids(0).is_disjoint(&ids(1)) && ids(0).is_disjoint(&ids(2)));
+
+    // The 20-measures profile has no secondary contacts.
+    let p20 = init_with(dir.path(), "s20.db", "cn-2022-20-measures");
+    for (kind, file) in [
+        ("areas", "areas.geojson"),
+        ("places", "places.csv"),
+        ("persons", "persons.csv"),
+        ("visits", "visits.csv"),
+        ("cases", "cases.csv"),
+    ] {
+        ok(&["import", kind, &s(&sample().join(file)), "--db", &p20]);
+    }
+    let out = ok(&["trace", "--db", &p20, "--case", "K1", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(report["tiers"].as_array().unwrap().iter().all(|t| t["category"] != "secondary"), "{}", report["tiers"]);
+}
+
+fn init_with(dir: &Path, name: &str, profile: &str) -> String {
+    let db = dir.join(name).display().to_string();
+    ok(&["init", "--db", &db, "--tz", "Asia/Shanghai", "--profile", profile]);
+    db
 }

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use chainbreak_app::trace::{IndexEntry, TraceReport, TraceRequest, trace_for};
+use chainbreak_app::trace::{IndexEntry, Rule, TraceReport, TraceRequest, trace_for};
 use chainbreak_core::access::Permission;
 use chainbreak_core::time::ts;
 use jiff::{SignedDuration, Timestamp};
@@ -19,9 +19,12 @@ use crate::handlers::with_deployment;
 
 /// The contact rule.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub(crate) enum Rule {
-    /// Every place is a close-contact setting (the plain venue rule of the benchmark).
+pub(crate) enum RuleBody {
+    /// The policy profile's settings per place kind (close, co-exposed, secondary).
     #[default]
+    #[serde(rename = "profile")]
+    Profile,
+    /// Every place is a close-contact setting (the plain venue rule of the benchmark).
     #[serde(rename = "venue-overlap")]
     VenueOverlap,
 }
@@ -65,7 +68,7 @@ pub(crate) struct TraceBody {
     #[schema(default = 2)]
     depth: u8,
     #[serde(default)]
-    rule: Rule,
+    rule: RuleBody,
 }
 
 /// Traces cases or index persons.
@@ -89,11 +92,15 @@ pub(crate) async fn trace(
 ) -> Result<Json<TraceReport>, ApiError> {
     let user = auth.require(Permission::ConfirmContacts)?;
     let body: TraceBody = read_json(req, state.config.max_body_bytes).await?;
-    let TraceBody { cases, persons, to, min_overlap_minutes, depth, rule: Rule::VenueOverlap } = body;
+    let TraceBody { cases, persons, to, min_overlap_minutes, depth, rule } = body;
+    let rule = match rule {
+        RuleBody::Profile => Rule::Profile,
+        RuleBody::VenueOverlap => Rule::VenueOverlap,
+    };
     let index =
         persons.into_iter().map(|p| IndexEntry { person_id: p.person_id, from: p.from, case_id: None }).collect();
-    let request =
-        TraceRequest { index, to, min_overlap: SignedDuration::from_mins(i64::from(min_overlap_minutes)), depth };
+    let min_overlap = SignedDuration::from_mins(i64::from(min_overlap_minutes));
+    let request = TraceRequest { rule, index, to, min_overlap, depth };
     let report = with_deployment(&state.deployment, move |dep| trace_for(dep, &user, &cases, request)).await?;
     Ok(Json(report))
 }
