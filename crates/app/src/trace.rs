@@ -122,6 +122,10 @@ fn dwell_by_place(store: &dyn Store, profile: &Profile) -> Result<(Vec<u32>, u32
     Ok((dwell, default, by_key))
 }
 
+/// The contacts of one category: tier, name, contacts, and the settings they were found at
+/// (none for the venue-overlap rule).
+type Category<'a> = (u8, &'static str, Vec<Contact>, Option<&'a Vec<Option<Setting>>>);
+
 /// One category's setting at a kind of place.
 #[derive(Debug, Clone, Default)]
 struct Setting {
@@ -539,7 +543,7 @@ impl Tracer {
             None => self.index.end_of_data().unwrap_or_else(|| Timestamp::now().as_second()),
         };
         let q = VenueOverlap { to, min_overlap: request.min_overlap.as_secs(), depth: request.depth };
-        let found: Vec<(u8, &'static str, Vec<Contact>, Option<&Vec<Option<Setting>>>)> = match request.rule {
+        let found: Vec<Category<'_>> = match request.rule {
             Rule::VenueOverlap => {
                 let traced = self.index.venue_overlap(&index, &q);
                 let mut found = vec![(1, "close", traced.close, None)];
@@ -625,13 +629,7 @@ impl Tracer {
     /// The profile rule: close contacts at the profile's close-contact places (each kind with
     /// its least overlap), co-exposed persons at its co-exposure places (not close contacts),
     /// and secondary contacts at its secondary places from each close contact's first exposure.
-    #[allow(clippy::type_complexity)]
-    fn profile_rule(
-        &self,
-        index: &[IndexPerson],
-        to: i64,
-        depth: u8,
-    ) -> Result<Vec<(u8, &'static str, Vec<Contact>, Option<&Vec<Option<Setting>>>)>, AppError> {
+    fn profile_rule(&self, index: &[IndexPerson], to: i64, depth: u8) -> Result<Vec<Category<'_>>, AppError> {
         let settings = &self.settings;
         if let Some(hours) = settings.cumulative_hours {
             return Err(AppError::InvalidArgument {
