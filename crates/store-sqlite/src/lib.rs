@@ -186,6 +186,10 @@ impl Store for SqliteStore {
         read::place_kinds(&self.conn)
     }
 
+    fn group_members(&self) -> Result<Vec<chainbreak_store::GroupMember>> {
+        read::group_members(&self.conn)
+    }
+
     fn count(&self, entity: Entity) -> Result<u64> {
         let table = read::table_of(entity);
         self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).map_err(backend)

@@ -86,6 +86,27 @@ pub(crate) fn place_kinds(c: &Connection) -> Result<Vec<(Key, PlaceKind)>> {
         .map_err(backend)
 }
 
+pub(crate) fn group_members(c: &Connection) -> Result<Vec<chainbreak_store::GroupMember>> {
+    let mut s = c
+        .prepare(
+            "SELECT g.key, g.id, g.kind, g.t_start, g.t_end, m.person FROM memberships m JOIN groups g ON g.key = m.grp
+             ORDER BY g.key, m.person",
+        )
+        .map_err(backend)?;
+    s.query_map([], |r| {
+        Ok(chainbreak_store::GroupMember {
+            group: r.get(0)?,
+            group_id: r.get(1)?,
+            kind: vocab(r, 2, GroupKind::parse)?,
+            start: r.get(3)?,
+            end: r.get(4)?,
+            person: r.get(5)?,
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(backend)
+}
+
 pub(crate) const PERSON_SELECT: &str = "SELECT p.id, r.id, p.birth_year, p.sex, p.occupation FROM persons p
      LEFT JOIN places r ON r.key = p.residence";
 

@@ -220,6 +220,10 @@ pub fn entities_round_trip(store: &mut dyn Store) {
 
     assert_eq!(store.person("P1").unwrap(), Some(person("P1", Some("H1"))));
     assert_eq!(store.person("nobody").unwrap(), None);
+    let members = store.group_members().unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!((members[0].group_id.as_str(), members[0].kind), ("G1", GroupKind::Household));
+    assert_eq!(members[0].person, key_of(store, "P1", true));
     assert_eq!(store.place("H1").unwrap(), Some(place("H1", PlaceKind::Residence, Some("B1"))));
     assert_eq!(store.area("B1").unwrap(), Some(b1));
     assert_eq!(store.area("D1").unwrap().unwrap().parent, None);

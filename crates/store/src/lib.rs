@@ -134,6 +134,19 @@ pub struct AuditFilter {
     pub actors_within: Option<String>,
 }
 
+/// A person's membership of a group, with what an engine needs of the group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupMember {
+    pub group: Key,
+    pub group_id: String,
+    pub kind: GroupKind,
+    /// A gathering's start and end (Unix seconds), when known.
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    /// The person as recorded (resolve merges with [`Store::person_survivors`]).
+    pub person: Key,
+}
+
 /// Where a bulk scan ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ScanEnd {
@@ -191,6 +204,9 @@ pub trait Store: Send {
     fn place_keys(&self) -> Result<Vec<(String, Key)>>;
     /// Every place's key and kind (for engines that treat kinds differently).
     fn place_kinds(&self) -> Result<Vec<(Key, PlaceKind)>>;
+    /// Every membership with its group (for engines: households, classes, teams, gatherings),
+    /// by group then person.
+    fn group_members(&self) -> Result<Vec<GroupMember>>;
     /// How many rows of an entity there are.
     fn count(&self, entity: Entity) -> Result<u64>;
 
