@@ -47,10 +47,16 @@ pub fn init(path: &Path, time_zone: &str, profile: &str, clock: &dyn Clock) -> R
         argument: "--tz",
         message: format!("`{time_zone}` is not an IANA time zone: {e}"),
     })?;
-    let loaded = Profile::load(profile)?;
+    Profile::load(profile)?;
     let opts = InitOptions {
         time_zone: time_zone.to_string(),
-        profile: if Profile::builtin(profile).is_some() { profile.to_string() } else { loaded.name.clone() },
+        // A built-in by name; a file by its absolute path, so that the deployment keeps using
+        // that file (not a built-in that happens to share its name).
+        profile: if Profile::builtin(profile).is_some() {
+            profile.to_string()
+        } else {
+            std::fs::canonicalize(profile).map_err(|e| AppError::io(Path::new(profile), e))?.display().to_string()
+        },
         area_levels: chainbreak_core::model::DEFAULT_AREA_LEVELS.iter().map(|s| s.to_string()).collect(),
         created_at: clock.now(),
     };

@@ -320,6 +320,22 @@ fn init_refuses_a_bad_zone_or_profile() {
     assert!(!dir.path().join("b.db").exists() || std::fs::metadata(dir.path().join("b.db")).unwrap().len() == 0);
 }
 
+#[test]
+fn a_deployment_keeps_using_the_profile_file_it_was_made_with() {
+    use chainbreak_core::profile::Profile;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    // A file edited from a built-in, keeping its name: the file is what counts.
+    let mut edited = Profile::builtin("cn-2022-9th").unwrap();
+    edited.open_visits.default_dwell_minutes = 45;
+    let file = dir.path().join("local.toml");
+    std::fs::write(&file, edited.to_toml_string()).unwrap();
+    let store = chainbreak_app::init(&dir.path().join("s.db"), "UTC", file.to_str().unwrap(), &clock).unwrap();
+    let deployment = chainbreak_app::Deployment::new(Box::new(store), std::sync::Arc::new(clock)).unwrap();
+    assert_eq!(deployment.profile.open_visits.default_dwell_minutes, 45);
+    assert!(deployment.store.meta().unwrap().profile.ends_with("local.toml"));
+}
+
 mod accounts {
     use super::*;
     use chainbreak_app::accounts::{self, Actor, AuthError};

@@ -240,6 +240,9 @@ struct TraceArgs {
     /// Run the query this many times on the loaded index (warm timings); print the last.
     #[arg(long, default_value_t = 1)]
     repeat: u32,
+    /// Trace under this profile (a built-in name or a path) instead of the deployment's.
+    #[arg(long)]
+    profile: Option<String>,
     /// Keep the index in this snapshot file: load it from there when it matches the store
     /// and profile (then catch up with the change feed), and write it back when it was stale.
     #[arg(long)]
@@ -257,6 +260,8 @@ enum TraceFormat {
     Json,
     Csv,
     Table,
+    /// JSON with the counts and the hash of each tier, without the contacts (for large runs).
+    Summary,
 }
 
 #[derive(Subcommand)]

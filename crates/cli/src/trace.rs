@@ -45,7 +45,10 @@ pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
         });
     }
     let store = chainbreak_app::open(&args.db)?;
-    let deployment = Deployment::new(Box::new(store), clock)?;
+    let mut deployment = Deployment::new(Box::new(store), clock)?;
+    if let Some(profile) = &args.profile {
+        deployment.profile = chainbreak_core::profile::Profile::load(profile).map_err(AppError::from)?;
+    }
     let store = &*deployment.store;
 
     let mut index = case_index(store, &deployment.profile, &deployment.calendar, &cases)?;
@@ -100,6 +103,23 @@ pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
         }
         TraceFormat::Csv => write_csv(&mut out, &report)?,
         TraceFormat::Table => write_table(&mut out, &report)?,
+        TraceFormat::Summary => {
+            let tiers: Vec<serde_json::Value> = report
+                .tiers
+                .iter()
+                .map(|t| serde_json::json!({"tier": t.tier, "category": t.category, "count": t.count}))
+                .collect();
+            let summary = serde_json::json!({
+                "rule": report.rule,
+                "index": report.index.len(),
+                "to": report.to,
+                "tiers": tiers,
+                "links": report.links.len(),
+                "hash": report.hash,
+            });
+            serde_json::to_writer(&mut out, &summary)?;
+            writeln!(out)?;
+        }
     }
     out.flush()?;
     Ok(())

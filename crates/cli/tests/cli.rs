@@ -382,6 +382,16 @@ fn trace_finds_the_contacts_of_a_sample_case_with_evidence() {
     let from_json: std::collections::BTreeSet<&str> = close.iter().map(|c| c["person_id"].as_str().unwrap()).collect();
     assert_eq!(persons, from_json);
 
+    // The summary: counts and the same hash, no contacts.
+    let summary = ok(&["trace", "--db", &db, "--case", "K1", "--rule", "venue-overlap", "--format", "summary"]);
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["hash"], report["hash"]);
+    assert_eq!(summary["tiers"][0]["count"], report["tiers"][0]["count"]);
+    assert!(summary["tiers"][0].get("contacts").is_none());
+    // Another profile for this trace only: the 20 measures have no secondary contacts.
+    let other = ok(&["trace", "--db", &db, "--case", "K1", "--profile", "cn-2022-20-measures", "--format", "summary"]);
+    assert!(!other.contains("secondary"), "{other}");
+
     let refused = run(&["trace", "--db", &db, "--person", "P071"]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("error[invalid_argument]"));
     let unknown = run(&["trace", "--db", &db, "--case", "K404"]);
