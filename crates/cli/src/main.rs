@@ -13,6 +13,8 @@ use chainbreak_formats::{Format, Kind};
 use chainbreak_store::Store;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod simulate;
+
 #[derive(Parser)]
 #[command(name = "chainbreak", version = version(), about = "Outbreak surveillance and response engine")]
 struct Cli {
@@ -92,6 +94,11 @@ enum Command {
         actor: Option<String>,
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Generate a synthetic city (and outbreak) as import files.
+    Simulate {
+        #[command(subcommand)]
+        command: simulate::SimulateCommand,
     },
     /// Read the audit trail (JSON Lines, oldest first).
     Audit {
@@ -435,6 +442,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Simulate { command } => simulate::run(command)?,
         Command::Audit { db, actor, action, entity, record, after, limit } => {
             let store = chainbreak_app::open(&db)?;
             let filter = chainbreak_store::AuditFilter { actor, action, entity, record };

@@ -243,3 +243,21 @@ fn users_tokens_and_the_audit_trail_from_the_command_line() {
     assert!(audit.contains("\"actor\":\"admin1\"") && audit.contains("chainbreak user add"));
     assert!(!audit.contains(token.trim()), "tokens are not audited in clear");
 }
+
+#[test]
+fn simulate_city_writes_importable_files_and_rejects_bad_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("city");
+    let report = ok(&["simulate", "city", "--persons", "1500", "--days", "2", "--seed", "3", "--out", &s(&out)]);
+    assert!(report.contains("visits.csv") && report.contains("wrote"), "{report}");
+    let db = init(dir.path());
+    for (kind, file) in [("areas", "areas.geojson"), ("places", "places.csv"), ("persons", "persons.csv")] {
+        ok(&["import", kind, &s(&out.join(file)), "--db", &db]);
+    }
+    let imported = ok(&["import", "visits", &s(&out.join("visits.csv")), "--db", &db]);
+    assert!(imported.contains("rejected 0"), "{imported}");
+    let bad = run(&["simulate", "city", "--persons", "10", "--out", &s(&dir.path().join("bad"))]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("persons"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(!dir.path().join("bad").exists());
+}
