@@ -14,6 +14,22 @@ pub enum SimulateCommand {
     /// A synthetic city without an outbreak: areas, units, places, persons, staff, groups,
     /// memberships, visits, trips, passengers, arrivals (and pings with --ping-share).
     City(CityArgs),
+    /// A synthetic city with an outbreak and no response: the city's files (visits of the last
+    /// 14 days only, unless --all-visits), cases, lab tests, sentinel reports, goods batches
+    /// and hops, and ground_truth.csv (who infected whom; for evaluation only).
+    Outbreak(OutbreakArgs),
+}
+
+#[derive(Args)]
+pub struct OutbreakArgs {
+    #[command(flatten)]
+    city: CityArgs,
+    /// A built-in pathogen profile (omicron, ancestral) or a path to a pathogen TOML file.
+    #[arg(long, default_value = "omicron")]
+    pathogen: String,
+    /// Write every day's visits, not only the last 14 days'.
+    #[arg(long)]
+    all_visits: bool,
 }
 
 #[derive(Args)]
@@ -44,10 +60,7 @@ pub struct CityArgs {
 pub fn run(command: SimulateCommand) -> anyhow::Result<()> {
     match command {
         SimulateCommand::City(a) => {
-            let mut params = CityParams::new(a.persons, a.days, a.seed);
-            params.start = a.start;
-            params.ping_share = a.ping_share;
-            params.validate()?;
+            let params = city_params(&a)?;
             let started = Instant::now();
             let bar = day_bar(a.days);
             let stats =
@@ -56,8 +69,30 @@ pub fn run(command: SimulateCommand) -> anyhow::Result<()> {
             bar.finish_and_clear();
             report(&stats, started.elapsed().as_secs_f64(), a.json)?;
         }
+        SimulateCommand::Outbreak(o) => {
+            let params = city_params(&o.city)?;
+            let pathogen = chainbreak_sim::Pathogen::load(&o.pathogen)?;
+            let started = Instant::now();
+            let bar = day_bar(o.city.days);
+            let options = chainbreak_sim::write::OutbreakOptions { all_visits: o.all_visits };
+            let stats =
+                chainbreak_sim::write::simulate_outbreak(params, pathogen, options, &o.city.out, &mut |d, _| {
+                    bar.set_position(d as u64)
+                })
+                .with_context(|| format!("simulating into {}", o.city.out.display()))?;
+            bar.finish_and_clear();
+            report(&stats, started.elapsed().as_secs_f64(), o.city.json)?;
+        }
     }
     Ok(())
+}
+
+fn city_params(a: &CityArgs) -> anyhow::Result<CityParams> {
+    let mut params = CityParams::new(a.persons, a.days, a.seed);
+    params.start = a.start;
+    params.ping_share = a.ping_share;
+    params.validate()?;
+    Ok(params)
 }
 
 fn day_bar(days: u32) -> indicatif::ProgressBar {

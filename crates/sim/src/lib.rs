@@ -9,16 +9,23 @@
 //! - [`params`]: the structural knobs of the city ([`CityParams`]).
 //! - [`city`]: the city (areas, places, persons, households, workplaces, schools).
 //! - [`day`]: a person's day (stays at places, rides on trips), recorded as check-ins.
+//! - [`pathogen`]: pathogen profiles (TOML, two built in).
+//! - [`outbreak`]: transmission, observations (cases, lab tests, sentinels), ground truth,
+//!   stepping and interventions.
 //! - [`write`]: writing the city and its days as import files.
 
 pub mod city;
 pub mod day;
+pub mod outbreak;
 pub mod params;
+pub mod pathogen;
 pub(crate) mod rng;
 pub mod write;
 
 pub use city::City;
+pub use outbreak::Outbreak;
 pub use params::CityParams;
+pub use pathogen::Pathogen;
 
 /// Everything that can go wrong in the simulator.
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,11 @@ pub(crate) enum Stream {
     Head = 4,
     Plan = 5,
     Pings = 7,
+    History = 9,
+    Transmit = 10,
+    Observe = 11,
+    Goods = 12,
+    Seeding = 13,
 }
 
 /// SplitMix64's finaliser: a bijective mixer with good avalanche.

@@ -168,11 +168,14 @@ impl Output {
         Ok(())
     }
 
-    /// Formats and appends rows to `file` (a small file: on this thread).
+    /// Formats and appends rows to `file` (a small file: on this thread). No rows, no file.
     pub fn rows<T: Serialize>(&mut self, file: &str, rows: impl IntoIterator<Item = T>) -> Result<(), SimError> {
         let t = Instant::now();
         let (bytes, n) = format_rows(file, rows, !self.begun(file))?;
         self.stats.format += t.elapsed();
+        if n == 0 {
+            return Ok(());
+        }
         self.append(file, &bytes, n)
     }
 
@@ -192,6 +195,7 @@ impl Output {
     }
 
     /// Formats chunks in parallel: `each(chunk, emit)` calls `emit` for every row of the chunk.
+    /// The file's first non-empty chunk carries the CSV header; a file with no rows is not made.
     pub fn chunked_iter<C: Sync, T: Serialize>(
         &mut self,
         file: &str,
@@ -199,29 +203,28 @@ impl Output {
         each: impl Fn(&C, &mut dyn FnMut(T) -> Result<(), SimError>) -> Result<(), SimError> + Sync,
     ) -> Result<(), SimError> {
         let t = Instant::now();
-        let begun = self.begun(file);
-        let parts: Vec<Result<(Vec<u8>, u64), SimError>> = chunks
-            .par_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let mut w = if i == 0 && !begun {
-                    RecordWriter::new(Vec::with_capacity(1 << 20), Format::Csv)
-                } else {
-                    RecordWriter::continuation(Vec::with_capacity(1 << 20), Format::Csv)
-                }
-                .map_err(|e| werr(file, e))?;
-                let mut n = 0u64;
-                each(c, &mut |row| {
-                    n += 1;
-                    w.write(&row).map_err(|e| werr(file, e))
-                })?;
-                Ok((w.finish().map_err(|e| werr(file, e))?, n))
-            })
-            .collect();
+        let format = |c: &C, header: bool| -> Result<(Vec<u8>, u64), SimError> {
+            let out = Vec::with_capacity(1 << 20);
+            let mut w =
+                if header { RecordWriter::new(out, Format::Csv) } else { RecordWriter::continuation(out, Format::Csv) }
+                    .map_err(|e| werr(file, e))?;
+            let mut n = 0u64;
+            each(c, &mut |row| {
+                n += 1;
+                w.write(&row).map_err(|e| werr(file, e))
+            })?;
+            Ok((w.finish().map_err(|e| werr(file, e))?, n))
+        };
+        let mut parts: Vec<(Vec<u8>, u64)> =
+            chunks.par_iter().map(|c| format(c, false)).collect::<Result<Vec<_>, SimError>>()?;
+        if !self.begun(file)
+            && let Some(i) = parts.iter().position(|p| p.1 > 0)
+        {
+            parts[i] = format(&chunks[i], true)?;
+        }
         self.stats.format += t.elapsed();
-        for part in parts {
-            let (bytes, n) = part?;
-            if n > 0 || !self.begun(file) {
+        for (bytes, n) in parts {
+            if n > 0 {
                 self.append(file, &bytes, n)?;
             }
         }
@@ -697,6 +700,63 @@ pub fn simulate_city(
         out.stats.generate += t.elapsed();
         write_day(&city, &ids, &outs, what, &mut out)?;
         progress(day + 1, city.params.days);
+    }
+    Ok(out.finish())
+}
+
+/// What an outbreak run writes besides the city.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutbreakOptions {
+    /// Write every day's visits (default: only the last 14 days').
+    pub all_visits: bool,
+}
+
+/// Days of visits an outbreak run writes unless asked for all.
+pub const VISIT_DAYS: u32 = 14;
+
+/// Writes one closed outbreak day: the city's feeds (visits only when `visits`), then lab
+/// tests, cases, sentinel reports, goods and the ground truth.
+pub fn write_outbreak_day(
+    sim: &crate::Outbreak,
+    day: &crate::outbreak::DayResult,
+    visits: bool,
+    out: &mut Output,
+) -> Result<(), SimError> {
+    let what = DayFiles { visits, pings: sim.city.params.ping_share > 0.0 };
+    write_day(&sim.city, &sim.ids, &day.chunks, what, out)?;
+    out.rows("goods_batches.csv", &day.goods_batches)?;
+    out.rows("goods_hops.csv", &day.goods_hops)?;
+    out.rows("lab_tests.csv", &day.lab_tests)?;
+    out.rows("cases.csv", &day.cases)?;
+    out.rows("sentinel.csv", &day.sentinel)?;
+    out.rows("ground_truth.csv", day.infections.iter().map(|i| sim.truth_row(i)))?;
+    Ok(())
+}
+
+/// Runs an outbreak in a new city with no response, writing every file into `dir`.
+/// `progress(done, total)` is called after each day.
+pub fn simulate_outbreak(
+    params: crate::CityParams,
+    pathogen: crate::Pathogen,
+    options: OutbreakOptions,
+    dir: &Path,
+    progress: &mut dyn FnMut(u32, u32),
+) -> Result<Stats, SimError> {
+    params.validate()?;
+    pathogen.validate().map_err(|message| SimError::Profile { source_name: pathogen.name.clone(), message })?;
+    let t = Instant::now();
+    let days = params.days;
+    let mut sim = crate::Outbreak::new(params, pathogen)?;
+    let build = t.elapsed();
+    let mut out = Output::create(dir)?;
+    out.stats.generate += build;
+    write_city(&sim.city, &sim.ids, &mut out)?;
+    for d in 0..days {
+        let t = Instant::now();
+        let result = sim.step_day()?;
+        out.stats.generate += t.elapsed();
+        write_outbreak_day(&sim, &result, options.all_visits || d + VISIT_DAYS >= days, &mut out)?;
+        progress(d + 1, days);
     }
     Ok(out.finish())
 }
