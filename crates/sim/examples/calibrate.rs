@@ -30,6 +30,12 @@ fn main() {
                 e.1 += 1;
             }
         }
+        let mut daily = vec![0u32; 45];
+        for i in &sim.infections {
+            let d = ((i.t - sim.city.t0).div_euclid(86400)).clamp(0, 44) as usize;
+            daily[d] += 1;
+        }
+        println!("  daily: {daily:?}");
         for (route, (sum, n)) in by_route {
             println!("  {route}: {n} infections, mean generation {:.2} d", sum / n as f64);
         }

@@ -975,6 +975,10 @@ impl Outbreak {
         let index: HashMap<u32, usize> = sample.iter().enumerate().map(|(i, p)| (*p, i)).collect();
         // contacts[i][dow]: (contact, hazard per unit infectiousness and beta)
         let mut contacts: Vec<Vec<Vec<(u32, f64)>>> = vec![vec![Vec::new(); 7]; sample.len()];
+        // Contacts in crowds (places with more than CROWDED visitors that day) are each weak: only
+        // their sum is kept, where 1 - exp(-x) ≈ x.
+        const CROWDED: f64 = 100.0;
+        let mut crowd_sum: Vec<[f64; 7]> = vec![[0.0; 7]; sample.len()];
         let chunks = person_chunks(n);
         for dow in 0..7u32 {
             let outs: Vec<DayOut> = chunks
@@ -1026,10 +1030,16 @@ impl Outbreak {
                         continue;
                     }
                     let crowd = (tr.crowd_reference / visitors[&s.place].max(1.0)).powf(tr.crowd_exponent).min(1.0);
+                    let crowded = visitors[&s.place] > CROWDED;
                     for &(q, t_in, t_out) in &by_place[&s.place] {
                         let overlap = t_out.min(s.t_out) - t_in.max(s.t_in);
                         if q != s.person && overlap > 0 {
-                            contacts[i][dow as usize].push((q, kw * crowd * overlap as f64 / HOUR as f64));
+                            let h = kw * crowd * overlap as f64 / HOUR as f64;
+                            if crowded {
+                                crowd_sum[i][dow as usize] += h;
+                            } else {
+                                contacts[i][dow as usize].push((q, h));
+                            }
                         }
                     }
                 }
@@ -1051,17 +1061,19 @@ impl Outbreak {
         const KEEP: usize = 48;
         let split: Vec<Vec<Contacts>> = contacts
             .into_par_iter()
-            .map(|per_day| {
+            .zip(crowd_sum.into_par_iter())
+            .map(|(per_day, crowded)| {
                 per_day
                     .into_iter()
-                    .map(|list| {
+                    .zip(crowded)
+                    .map(|(list, crowded)| {
                         let mut sum: HashMap<u32, f64> = HashMap::default();
                         for (q, h) in list {
                             *sum.entry(q).or_default() += h;
                         }
                         let mut v: Vec<(u32, f64)> = sum.into_iter().collect();
                         v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                        let weak: f64 = v.iter().skip(KEEP).map(|c| c.1).sum();
+                        let weak: f64 = crowded + v.iter().skip(KEEP).map(|c| c.1).sum::<f64>();
                         v.truncate(KEEP);
                         (v, weak)
                     })
