@@ -67,14 +67,14 @@ def main():
     for path in sorted(glob.glob(os.path.join(a.raw, "compare-covasim-*.json"))):
         m = re.search(r"compare-covasim-(\d+)-(\d+)\.json", path)
         n, i = m.group(1), m.group(2)
-        cov = json.load(open(path))
+        cov = json.loads(open(path).read().strip().splitlines()[-1])  # Covasim prints a banner first
         cov_wall, cov_rss = time_v(path[:-5] + ".time")
         cb_wall, cb_rss = time_v(os.path.join(a.raw, f"compare-chainbreak-{n}-{i}.time"))
         compare.append({"agents": int(n), "run": int(i), "days": cov["days"], "covasim_wall": cov_wall,
                         "covasim_run": cov["run_seconds"], "covasim_rss": cov_rss, "chainbreak_wall": cb_wall,
                         "chainbreak_rss": cb_rss})
     if compare:
-        version = open(os.path.join(a.raw, "covasim.version")).read().strip()
+        version = open(os.path.join(a.raw, "covasim.version")).read().strip().splitlines()[-1]  # after its banner
         md += ["", f"Covasim {version} (default parameters) beside `chainbreak simulate outbreak` (all files written), "
                "wall clock of the whole process each:", "",
                "| agents × days | runs | chainbreak median s | Covasim median s | chainbreak µs/agent-day | Covasim µs/agent-day | speed-up |",
