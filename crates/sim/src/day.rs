@@ -147,7 +147,19 @@ pub fn long_trip_times(city: &City, key: TripKey) -> (i64, i64) {
     } else {
         HOUR + (hash % 600) as i64 * MIN
     };
-    (arrival - duration, arrival)
+    // Departs after 01:00 of its day, so that the traveller's last night at home ends first.
+    (arrival - duration.min(arrival - HOUR), arrival)
+}
+
+/// The train or flight a person returning from a journey on `day` arrives by.
+pub fn travel(city: &City, person: u32, day: u32) -> TripKey {
+    let mut r = rng(city.params.seed, Stream::Head, person as u64, day as u64 | 1 << 40);
+    let (mode, n) = if r.random_bool(city.params.flight_share) {
+        (TripMode::Flight, flights_per_day(city))
+    } else {
+        (TripMode::Train, trains_per_day(city))
+    };
+    TripKey::new(mode, day, r.random_range(0..n), 0)
 }
 
 /// Schedule of a bus trip: (departure, arrival) in seconds from the day's midnight.
@@ -168,7 +180,8 @@ pub fn head(city: &City, person: u32, day: u32) -> (DayKind, Option<i64>) {
     let weekend = city.weekend(day);
     let adult = city.age(person) >= 18;
     if adult && r.random_bool(prm.travel_return_rate) {
-        return (DayKind::TravelReturn, Some(5 * HOUR));
+        // Away until the trip back: "departure" is the trip's (the night at home ends then).
+        return (DayKind::TravelReturn, Some(long_trip_times(city, travel(city, person, day)).0));
     }
     let kind = match p.role {
         Role::Infant => DayKind::Home,
@@ -258,13 +271,9 @@ pub fn plan(city: &City, person: u32, day: u32, mods: DayMods, out: &mut DayOut)
                 }
             }
             (DayKind::TravelReturn, Some(_)) => {
-                let flight = pl.r.random_bool(prm.flight_share);
-                let (mode, n, kind) = if flight {
-                    (TripMode::Flight, flights_per_day(city), PlaceKind::Airport)
-                } else {
-                    (TripMode::Train, trains_per_day(city), PlaceKind::TrainStation)
-                };
-                let key = TripKey::new(mode, day, pl.r.random_range(0..n), 0);
+                let key = travel(city, person, day);
+                let flight = key.mode() == TripMode::Flight;
+                let kind = if flight { PlaceKind::Airport } else { PlaceKind::TrainStation };
                 let (dep, arr) = long_trip_times(city, key);
                 let (carriage, row, seat) = if flight {
                     (0, pl.r.random_range(1..=32), pl.r.random_range(0..6))

@@ -125,6 +125,18 @@ proptest! {
         let mean = persons as f64 / city.households.len() as f64;
         prop_assert!((2.2..3.0).contains(&mean), "mean household {}", mean);
         let all = all_days(&city);
+        // Across days too: the evening's residence stay ends before the next day's first stay.
+        let mut spans: Vec<(u32, i64, i64)> = all
+            .iter()
+            .flat_map(|d| d.stays.iter().map(|s| (s.person, s.t_in, if s.t_out == NO_END { s.t_in + 1 } else { s.t_out })))
+            .chain(all.iter().flat_map(|d| d.rides.iter().map(|r| (r.person, r.t_in, r.t_out))))
+            .collect();
+        spans.sort_unstable();
+        for w in spans.windows(2) {
+            if w[0].0 == w[1].0 {
+                prop_assert!(w[0].2 <= w[1].1, "overlap across days {:?} {:?}", w[0], w[1]);
+            }
+        }
         let mut recorded = 0u64;
         let mut no_checkout = 0u64;
         for day in &all {
