@@ -14,6 +14,7 @@ use chainbreak_formats::{Format, Kind};
 use chainbreak_store::Store;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod simulate;
 mod trace;
 
 #[derive(Parser)]
@@ -131,6 +132,11 @@ enum Command {
         actor: Option<String>,
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Generate a synthetic city (and outbreak) as import files.
+    Simulate {
+        #[command(subcommand)]
+        command: simulate::SimulateCommand,
     },
     /// Read the audit trail (JSON Lines, oldest first).
     Audit {
@@ -599,6 +605,7 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                 }
             }
         }
+        Command::Simulate { command } => simulate::run(command)?,
         Command::Audit { db, actor, action, entity, record, after, limit } => {
             let store = chainbreak_app::open(&db)?;
             let filter = chainbreak_store::AuditFilter { actor, action, entity, record, actors_within: None };

@@ -508,3 +508,63 @@ fn init_with(dir: &Path, name: &str, profile: &str) -> String {
     ok(&["init", "--db", &db, "--tz", "Asia/Shanghai", "--profile", profile]);
     db
 }
+
+#[test]
+fn simulate_city_writes_importable_files_and_rejects_bad_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("city");
+    let report = ok(&["simulate", "city", "--persons", "1500", "--days", "2", "--seed", "3", "--out", &s(&out)]);
+    assert!(report.contains("visits.csv") && report.contains("wrote"), "{report}");
+    let db = init(dir.path());
+    for (kind, file) in [("areas", "areas.geojson"), ("places", "places.csv"), ("persons", "persons.csv")] {
+        ok(&["import", kind, &s(&out.join(file)), "--db", &db]);
+    }
+    let imported = ok(&["import", "visits", &s(&out.join("visits.csv")), "--db", &db]);
+    assert!(imported.contains("rejected 0"), "{imported}");
+    let bad = run(&["simulate", "city", "--persons", "10", "--out", &s(&dir.path().join("bad"))]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("persons"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(!dir.path().join("bad").exists());
+}
+
+#[test]
+fn simulate_outbreak_writes_the_ground_truth_and_names_a_bad_pathogen() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("outbreak");
+    let report = ok(&[
+        "simulate",
+        "outbreak",
+        "--persons",
+        "3000",
+        "--days",
+        "5",
+        "--seed",
+        "2",
+        "--pathogen",
+        "ancestral",
+        "--out",
+        &s(&out),
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let files: Vec<&str> = report["files"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
+    assert!(files.contains(&"ground_truth.csv") && files.contains(&"lab_tests.csv"), "{files:?}");
+    let truth = std::fs::read_to_string(out.join("ground_truth.csv")).unwrap();
+    assert!(truth.starts_with("infectee_id,infector_id,t,route,"), "{truth}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "format_version = 1\nname = \"x\"\n").unwrap();
+    let failed = run(&[
+        "simulate",
+        "outbreak",
+        "--persons",
+        "3000",
+        "--pathogen",
+        &s(&bad),
+        "--out",
+        &s(&dir.path().join("no")),
+    ]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("missing field") && stderr.contains("title"), "{stderr}");
+    assert!(!dir.path().join("no").exists());
+}

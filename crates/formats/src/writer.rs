@@ -40,6 +40,19 @@ impl<W: Write> RecordWriter<W> {
         })
     }
 
+    /// A writer that continues a file already begun: CSV without a header row, for chunks
+    /// formatted apart (e.g. in parallel) and appended in order after a first chunk written by
+    /// [`RecordWriter::new`]. JSON Lines has no header, so this is the same as `new` there.
+    pub fn continuation(out: W, format: Format) -> Result<Self, WriteError> {
+        Ok(RecordWriter {
+            inner: match format {
+                Format::Csv => WInner::Csv(Box::new(csv::WriterBuilder::new().has_headers(false).from_writer(out))),
+                Format::JsonLines => WInner::Json(out),
+                Format::GeoJson => return Err(WriteError::GeoJson),
+            },
+        })
+    }
+
     pub fn write<T: Serialize>(&mut self, record: &T) -> Result<(), WriteError> {
         match &mut self.inner {
             WInner::Csv(w) => w.serialize(record)?,
@@ -100,6 +113,23 @@ mod tests {
                 RecordReader::new(bytes.as_slice(), format, "x").unwrap().map(|r| r.unwrap().1).collect();
             assert_eq!(back, visits(), "{format}");
         }
+    }
+
+    #[test]
+    fn a_continuation_appends_rows_without_a_header() {
+        let all = visits();
+        let mut whole = RecordWriter::new(Vec::new(), Format::Csv).unwrap();
+        for v in &all {
+            whole.write(v).unwrap();
+        }
+        let whole = whole.finish().unwrap();
+        let mut first = RecordWriter::new(Vec::new(), Format::Csv).unwrap();
+        first.write(&all[0]).unwrap();
+        let mut bytes = first.finish().unwrap();
+        let mut rest = RecordWriter::continuation(Vec::new(), Format::Csv).unwrap();
+        rest.write(&all[1]).unwrap();
+        bytes.extend(rest.finish().unwrap());
+        assert_eq!(bytes, whole);
     }
 
     #[test]

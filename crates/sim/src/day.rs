@@ -1,0 +1,572 @@
+//! A person's day: where they are from when to when (stays), the trips they ride, and how
+//! their check-ins are recorded. Each (person, day) draws from its own random streams, so a
+//! day is the same whichever thread plans it; the evening's residence stay ends at the next
+//! day's departure, drawn from that day's own "head" stream.
+
+use chainbreak_core::model::{PlaceKind, TripMode};
+use rand::RngExt;
+use rand_pcg::Pcg64Mcg;
+
+use crate::city::{City, Commute, NONE, Role};
+use crate::rng::{Stream, rng};
+
+/// The stay has no known end (a residence stay before a day at home).
+pub const NO_END: i64 = i64::MAX;
+
+/// How a stay shows in the venue-code feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rec {
+    /// Check-in and check-out recorded.
+    Full,
+    /// Checked in, no check-out.
+    NoCheckout,
+    /// Not scanned at all (the person was there, the feed does not show it).
+    Missing,
+}
+
+/// A person at a place (ground truth), and how the feed records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stay {
+    pub person: u32,
+    pub place: u32,
+    pub t_in: i64,
+    /// True end; [`NO_END`] when unknown.
+    pub t_out: i64,
+    pub rec: Rec,
+}
+
+/// A trip, identified by mode, day and line/service and slot: `mode << 56 | day << 32 | line << 8 | slot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TripKey(pub u64);
+
+impl TripKey {
+    pub fn new(mode: TripMode, day: u32, line: u32, slot: u32) -> TripKey {
+        TripKey((mode as u64) << 56 | (day as u64) << 32 | (line as u64) << 8 | slot as u64)
+    }
+    pub fn mode(self) -> TripMode {
+        TripMode::ALL[(self.0 >> 56) as usize]
+    }
+    pub fn day(self) -> u32 {
+        ((self.0 >> 32) & 0xFF_FFFF) as u32
+    }
+    pub fn line(self) -> u32 {
+        ((self.0 >> 8) & 0xFF_FFFF) as u32
+    }
+    pub fn slot(self) -> u32 {
+        (self.0 & 0xFF) as u32
+    }
+}
+
+/// A person on a trip (ground truth and the passengers feed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ride {
+    pub person: u32,
+    pub trip: TripKey,
+    pub t_in: i64,
+    pub t_out: i64,
+    /// Carriage (trains), 0 when none.
+    pub carriage: u8,
+    pub row: u8,
+    /// Seat letter index (A = 0), 255 when none.
+    pub seat: u8,
+}
+
+/// A location ping of an app user.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ping {
+    pub person: u32,
+    pub t: i64,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// What changes a person's day (the outbreak's doing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DayMods {
+    /// Stays home all day (quarantined, isolated, or too ill to go out).
+    pub home: bool,
+    /// Goes out only to seek care at a place of this kind near home.
+    pub care: Option<PlaceKind>,
+    /// Stops everything at this instant (quarantine or isolation from then on).
+    pub until: Option<i64>,
+}
+
+/// One person-day's output.
+#[derive(Debug, Default)]
+pub struct DayOut {
+    pub stays: Vec<Stay>,
+    pub rides: Vec<Ride>,
+    /// Travellers arriving by train or plane: (person, trip).
+    pub arrivals: Vec<(u32, TripKey)>,
+    pub pings: Vec<Ping>,
+}
+
+impl DayOut {
+    pub fn clear(&mut self) {
+        self.stays.clear();
+        self.rides.clear();
+        self.arrivals.clear();
+        self.pings.clear();
+    }
+}
+
+/// The kind of day a person has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayKind {
+    Home,
+    Work,
+    School,
+    Out,
+    TravelReturn,
+}
+
+const MIN: i64 = 60;
+const HOUR: i64 = 3600;
+/// Bus departures: every 15 minutes from 05:00, 72 a day.
+const BUS_FIRST: i64 = 5 * HOUR;
+const BUS_EVERY: i64 = 15 * MIN;
+const BUS_SLOTS: i64 = 72;
+
+/// Trains arriving per day.
+pub fn trains_per_day(city: &City) -> u32 {
+    (city.params.persons / 50_000).max(2)
+}
+
+/// Flights arriving per day.
+pub fn flights_per_day(city: &City) -> u32 {
+    (city.params.persons / 100_000).max(1)
+}
+
+/// Schedule of a train or flight: (departure, arrival) in seconds from the day's midnight.
+pub fn long_trip_times(city: &City, key: TripKey) -> (i64, i64) {
+    let per_day = if key.mode() == TripMode::Train { trains_per_day(city) } else { flights_per_day(city) } as i64;
+    let arrival = 8 * HOUR + key.line() as i64 * (13 * HOUR) / per_day.max(1) + (key.line() as i64 % 4) * 7 * MIN;
+    let hash = crate::rng::mix(city.params.seed ^ key.0);
+    let duration = if key.mode() == TripMode::Train {
+        2 * HOUR + (hash % 240) as i64 * MIN
+    } else {
+        HOUR + (hash % 600) as i64 * MIN
+    };
+    // Departs after 01:00 of its day, so that the traveller's last night at home ends first.
+    (arrival - duration.min(arrival - HOUR), arrival)
+}
+
+/// The train or flight a person returning from a journey on `day` arrives by.
+pub fn travel(city: &City, person: u32, day: u32) -> TripKey {
+    let mut r = rng(city.params.seed, Stream::Head, person as u64, day as u64 | 1 << 40);
+    let (mode, n) = if r.random_bool(city.params.flight_share) {
+        (TripMode::Flight, flights_per_day(city))
+    } else {
+        (TripMode::Train, trains_per_day(city))
+    };
+    TripKey::new(mode, day, r.random_range(0..n), 0)
+}
+
+/// Schedule of a bus trip: (departure, arrival) in seconds from the day's midnight.
+pub fn bus_times(key: TripKey) -> (i64, i64) {
+    let dep = BUS_FIRST + key.slot() as i64 * BUS_EVERY;
+    (dep, dep + bus_ride(key.line()))
+}
+
+fn bus_ride(line: u32) -> i64 {
+    (18 + (line % 5) as i64 * 5) * MIN
+}
+
+/// The kind of a person's day and when they leave home (seconds after midnight).
+pub fn head(city: &City, person: u32, day: u32) -> (DayKind, Option<i64>) {
+    let p = &city.persons[person as usize];
+    let prm = &city.params;
+    let mut r = rng(prm.seed, Stream::Head, person as u64, day as u64);
+    let weekend = city.weekend(day);
+    let adult = city.age(person) >= 18;
+    if adult && r.random_bool(prm.travel_return_rate) {
+        // Away until the trip back: "departure" is the trip's (the night at home ends then).
+        return (DayKind::TravelReturn, Some(long_trip_times(city, travel(city, person, day)).0));
+    }
+    let kind = match p.role {
+        Role::Infant => DayKind::Home,
+        Role::Student if !weekend && r.random_bool(prm.attendance) => DayKind::School,
+        Role::Worker => {
+            let occ = &prm.occupations[p.occupation as usize];
+            let works = if weekend { r.random_bool(occ.weekend_work) } else { r.random_bool(prm.attendance) };
+            if works {
+                DayKind::Work
+            } else if r.random_bool(prm.outing_share) {
+                DayKind::Out
+            } else {
+                DayKind::Home
+            }
+        }
+        _ if r.random_bool(prm.outing_share) => DayKind::Out,
+        _ => DayKind::Home,
+    };
+    let depart = match kind {
+        DayKind::Home => None,
+        DayKind::School => Some(7 * HOUR + r.random_range(0..40) * MIN),
+        DayKind::Work => Some(6 * HOUR + 30 * MIN + r.random_range(0..150) * MIN),
+        DayKind::Out => Some(8 * HOUR + r.random_range(0..180) * MIN),
+        DayKind::TravelReturn => unreachable!(),
+    };
+    (kind, depart)
+}
+
+/// Plans a person's day into `out` (appending). `mods` come from the outbreak.
+pub fn plan(city: &City, person: u32, day: u32, mods: DayMods, out: &mut DayOut) {
+    let prm = &city.params;
+    let mut r = rng(prm.seed, Stream::Plan, person as u64, day as u64);
+    let base = city.day_start(day);
+    let p = &city.persons[person as usize];
+    let home_b = p.building;
+    let stays_from = out.stays.len();
+    let rides_from = out.rides.len();
+    let mut pl = Planner { city, person, base, r: &mut r, out };
+    if mods.home {
+        return;
+    }
+    let (kind, depart) = head(city, person, day);
+    if let Some(care) = mods.care {
+        let t = 8 * HOUR + 30 * MIN + pl.r.random_range(0..90) * MIN;
+        let place = city.near(home_b, care).pick(pl.r);
+        let dwell = if care == PlaceKind::Pharmacy { pl.r.random_range(5..20) } else { pl.r.random_range(60..150) };
+        let t_in = t + pl.r.random_range(5..20) * MIN;
+        let end = pl.stay(place, t_in, dwell * MIN);
+        let back = end + pl.r.random_range(5..20) * MIN;
+        pl.go_home(back, day);
+    } else {
+        match (kind, depart) {
+            (DayKind::Home, _) | (_, None) => {}
+            (DayKind::Work, Some(t)) => pl.work_day(t, day),
+            (DayKind::School, Some(t)) => {
+                let school = p.anchor;
+                let t_in = t + pl.r.random_range(10..25) * MIN;
+                let t_out = 16 * HOUR + pl.r.random_range(0..90) * MIN;
+                let end = pl.stay(school, t_in, t_out - t_in);
+                let mut t = end + pl.r.random_range(5..20) * MIN;
+                if pl.r.random_bool(prm.evening_errand_share * 0.8) {
+                    t = pl.errand(home_b, t, false);
+                }
+                pl.go_home(t, day);
+            }
+            (DayKind::Out, Some(t)) => {
+                let mut t = t;
+                let n = pl.r.random_range(2..=4);
+                for _ in 0..n {
+                    t = pl.errand(home_b, t, city.weekend(day));
+                }
+                if pl.r.random_bool(prm.second_outing_share) {
+                    let back = 14 * HOUR + pl.r.random_range(0..120) * MIN;
+                    let t = t + pl.r.random_range(5..20) * MIN;
+                    if back > t + 30 * MIN {
+                        pl.stay(home_b, t, back - t);
+                        let mut t = back;
+                        for _ in 0..pl.r.random_range(1..=2) {
+                            t = pl.errand(home_b, t, city.weekend(day));
+                        }
+                        pl.go_home(t, day);
+                    } else {
+                        pl.go_home(t, day);
+                    }
+                } else {
+                    pl.go_home(t, day);
+                }
+            }
+            (DayKind::TravelReturn, Some(_)) => {
+                let key = travel(city, person, day);
+                let flight = key.mode() == TripMode::Flight;
+                let kind = if flight { PlaceKind::Airport } else { PlaceKind::TrainStation };
+                let (dep, arr) = long_trip_times(city, key);
+                let (carriage, row, seat) = if flight {
+                    (0, pl.r.random_range(1..=32), pl.r.random_range(0..6))
+                } else {
+                    (pl.r.random_range(1..=16), pl.r.random_range(1..=18), pl.r.random_range(0..5))
+                };
+                pl.out.rides.push(Ride { person, trip: key, t_in: base + dep, t_out: base + arr, carriage, row, seat });
+                pl.out.arrivals.push((person, key));
+                let station = city.by_kind[kind as usize].pick(pl.r);
+                let dwell = pl.r.random_range(10..40) * MIN;
+                let end = pl.stay(station, arr + 5 * MIN, dwell);
+                let back = end + pl.r.random_range(20..60) * MIN;
+                pl.go_home(back, day);
+            }
+        }
+    }
+    if let Some(until) = mods.until {
+        // Quarantined or isolated from `until`: nothing after it; a stay under way ends there.
+        out.stays.truncate(stays_from + out.stays[stays_from..].iter().take_while(|s| s.t_in < until).count());
+        for s in &mut out.stays[stays_from..] {
+            if s.t_out > until {
+                s.t_out = until;
+            }
+        }
+        out.rides.truncate(rides_from + out.rides[rides_from..].iter().take_while(|s| s.t_in < until).count());
+        for s in &mut out.rides[rides_from..] {
+            s.t_out = s.t_out.min(until);
+        }
+    }
+    if prm.ping_share > 0.0 && is_app_user(city, person) {
+        let every = prm.ping_interval_min as i64 * MIN;
+        let day_end = base + 86_400;
+        let mut pr = rng(prm.seed, Stream::Pings, person as u64, day as u64);
+        for i in stays_from..out.stays.len() {
+            let s = out.stays[i];
+            let place = &city.places[s.place as usize];
+            let mut t = s.t_in + pr.random_range(0..every.min(600));
+            while t < s.t_out.min(day_end) {
+                let j = prm.cell_deg * 0.3;
+                out.pings.push(Ping {
+                    person,
+                    t,
+                    lat: place.lat + pr.random_range(-j..j),
+                    lon: place.lon + pr.random_range(-j..j),
+                });
+                t += every;
+            }
+        }
+    }
+}
+
+/// Whether a person's phone app emits location pings.
+pub fn is_app_user(city: &City, person: u32) -> bool {
+    let h = crate::rng::mix(city.params.seed ^ crate::rng::mix(0xA99 ^ person as u64));
+    (h >> 11) as f64 / (1u64 << 53) as f64 <= city.params.ping_share
+}
+
+struct Planner<'a> {
+    city: &'a City,
+    person: u32,
+    base: i64,
+    r: &'a mut Pcg64Mcg,
+    out: &'a mut DayOut,
+}
+
+impl Planner<'_> {
+    /// Adds a stay from `t_in` for `dwell` seconds (from midnight); returns its end.
+    fn stay(&mut self, place: u32, t_in: i64, dwell: i64) -> i64 {
+        let prm = &self.city.params;
+        let x = self.r.random::<f64>();
+        let rec = if x < prm.missed_checkin_share {
+            Rec::Missing
+        } else if x < prm.missed_checkin_share + prm.no_checkout_share * (1.0 - prm.missed_checkin_share) {
+            Rec::NoCheckout
+        } else {
+            Rec::Full
+        };
+        let dwell = dwell.max(MIN);
+        self.out.stays.push(Stay {
+            person: self.person,
+            place,
+            t_in: self.base + t_in,
+            t_out: self.base + t_in + dwell,
+            rec,
+        });
+        t_in + dwell
+    }
+
+    /// Arrives home at `t` and stays until the next day's departure.
+    fn go_home(&mut self, t: i64, day: u32) {
+        let home = self.city.persons[self.person as usize].building;
+        let next = match head(self.city, self.person, day + 1) {
+            (_, Some(depart)) => self.base + 86_400 + depart,
+            (_, None) => NO_END,
+        };
+        let prm = &self.city.params;
+        let x = self.r.random::<f64>();
+        let rec = if x < prm.missed_checkin_share {
+            Rec::Missing
+        } else if x < prm.missed_checkin_share + prm.no_checkout_share || next == NO_END {
+            Rec::NoCheckout
+        } else {
+            Rec::Full
+        };
+        self.out.stays.push(Stay { person: self.person, place: home, t_in: self.base + t, t_out: next, rec });
+    }
+
+    /// Travels to an errand near building `b` from `t`; returns when the person leaves it.
+    fn errand(&mut self, b: u32, t: i64, weekend: bool) -> i64 {
+        let x = self.r.random::<f64>();
+        let kind = if weekend {
+            match x {
+                x if x < 0.30 => PlaceKind::Market,
+                x if x < 0.55 => PlaceKind::Restaurant,
+                x if x < 0.75 => PlaceKind::Mall,
+                x if x < 0.82 => PlaceKind::Pharmacy,
+                _ => PlaceKind::Other,
+            }
+        } else {
+            match x {
+                x if x < 0.40 => PlaceKind::Market,
+                x if x < 0.62 => PlaceKind::Restaurant,
+                x if x < 0.70 => PlaceKind::Mall,
+                x if x < 0.80 => PlaceKind::Pharmacy,
+                _ => PlaceKind::Other,
+            }
+        };
+        let dwell = match kind {
+            PlaceKind::Market => self.r.random_range(10..50),
+            PlaceKind::Restaurant => self.r.random_range(30..90),
+            PlaceKind::Mall => self.r.random_range(40..150),
+            PlaceKind::Pharmacy => self.r.random_range(5..15),
+            _ => self.r.random_range(20..90),
+        } * MIN;
+        let place = self.city.near(b, kind).pick(self.r);
+        let t_in = t + self.r.random_range(5..20) * MIN;
+        self.stay(place, t_in, dwell)
+    }
+
+    /// Commutes from building `from` at `t`; returns the arrival time.
+    fn commute(&mut self, from: u32, t: i64, day: u32) -> i64 {
+        let p = &self.city.persons[self.person as usize];
+        match p.commute {
+            Commute::Walk => t + self.r.random_range(5..25) * MIN,
+            Commute::Metro => {
+                let st = self.city.near(from, PlaceKind::TransitStation).pick(self.r);
+                let t_in = t + self.r.random_range(3..10) * MIN;
+                let dwell = self.r.random_range(3..8) * MIN;
+                let end = self.stay(st, t_in, dwell);
+                end + self.r.random_range(10..40) * MIN
+            }
+            Commute::Bus => {
+                let station = self.city.near(from, PlaceKind::TransitStation).first();
+                let line = self.city.by_kind[PlaceKind::TransitStation as usize]
+                    .places
+                    .binary_search(&station)
+                    .expect("a transit station") as u32;
+                let at_stop = t + self.r.random_range(3..10) * MIN;
+                let slot = ((at_stop - BUS_FIRST).max(0) + BUS_EVERY - 1) / BUS_EVERY;
+                if slot >= BUS_SLOTS {
+                    return at_stop + 30 * MIN;
+                }
+                let key = TripKey::new(TripMode::Bus, day, line, slot as u32);
+                let (dep, arr) = bus_times(key);
+                let row = self.r.random_range(1..=12);
+                self.out.rides.push(Ride {
+                    person: self.person,
+                    trip: key,
+                    t_in: self.base + dep,
+                    t_out: self.base + arr,
+                    carriage: 0,
+                    row,
+                    seat: 255,
+                });
+                arr + self.r.random_range(2..10) * MIN
+            }
+        }
+    }
+
+    fn work_day(&mut self, depart: i64, day: u32) {
+        let city = self.city;
+        let p = &city.persons[self.person as usize];
+        let home_b = p.building;
+        let work = p.anchor;
+        let work_b = city.places[work as usize].building;
+        let occ = city.params.occupations[p.occupation as usize].name;
+        let mut t = self.commute(home_b, depart, day);
+        if occ == "courier" {
+            let dwell = self.r.random_range(20..40) * MIN;
+            t = self.stay(work, t, dwell);
+            let n = self.r.random_range(4..=8);
+            for _ in 0..n {
+                t += self.r.random_range(8..20) * MIN;
+                let x = self.r.random::<f64>();
+                let place = if x < 0.35 {
+                    // A residence near the depot.
+                    let b = (work_b as i64 + self.r.random_range(-20..=20)).clamp(0, city.buildings as i64 - 1);
+                    b as u32
+                } else {
+                    let kind = match x {
+                        x if x < 0.55 => PlaceKind::Market,
+                        x if x < 0.75 => PlaceKind::Restaurant,
+                        x if x < 0.9 => PlaceKind::Mall,
+                        _ => PlaceKind::Other,
+                    };
+                    city.near(work_b, kind).pick(self.r)
+                };
+                let dwell = self.r.random_range(3..10) * MIN;
+                t = self.stay(place, t, dwell);
+                if t > 18 * HOUR {
+                    break;
+                }
+            }
+        } else {
+            let dwell = if matches!(occ, "office_worker" | "teacher") {
+                self.r.random_range(480..570)
+            } else {
+                self.r.random_range(420..600)
+            } * MIN;
+            let end = t + dwell;
+            let lunch = matches!(occ, "office_worker" | "factory_worker" | "service_worker")
+                && t < 11 * HOUR + 45 * MIN
+                && end > 13 * HOUR + 30 * MIN
+                && self.r.random_bool(city.params.lunch_out_share);
+            if lunch {
+                let out_at = 12 * HOUR + self.r.random_range(0..15) * MIN;
+                self.stay(work, t, out_at - t);
+                let place = city.near(work_b, PlaceKind::Restaurant).pick(self.r);
+                let dwell = self.r.random_range(25..50) * MIN;
+                let back = self.stay(place, out_at + 5 * MIN, dwell);
+                let t_in = back + 5 * MIN;
+                t = self.stay(work, t_in, (end - t_in).max(HOUR));
+            } else {
+                t = self.stay(work, t, dwell);
+            }
+        }
+        let leave = t + self.r.random_range(2..10) * MIN;
+        let mut t = self.commute(work_b, leave, day);
+        if self.r.random_bool(city.params.evening_errand_share) && t < 21 * HOUR {
+            t = self.errand(home_b, t, false);
+        }
+        self.go_home(t, day);
+    }
+}
+
+/// Plans every person's day `day` for persons `from..to` (a chunk), with `mods` giving each
+/// person's modifiers.
+pub fn plan_chunk(city: &City, day: u32, from: u32, to: u32, mods: impl Fn(u32) -> DayMods, out: &mut DayOut) {
+    for person in from..to {
+        plan(city, person, day, mods(person), out);
+    }
+}
+
+/// The place of a person's workplace or school, if any.
+pub fn anchor(city: &City, person: u32) -> Option<u32> {
+    let a = city.persons[person as usize].anchor;
+    (a != NONE).then_some(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CityParams;
+
+    #[test]
+    fn days_are_reproducible_and_never_overlap() {
+        let city = City::build(CityParams::new(3000, 7, 11)).unwrap();
+        for day in 0..7 {
+            let mut a = DayOut::default();
+            let mut b = DayOut::default();
+            plan_chunk(&city, day, 0, 3000, |_| DayMods::default(), &mut a);
+            plan_chunk(&city, day, 0, 3000, |_| DayMods::default(), &mut b);
+            assert_eq!(a.stays, b.stays);
+            for w in a.stays.windows(2) {
+                if w[0].person == w[1].person {
+                    assert!(w[0].t_out <= w[1].t_in, "{w:?}");
+                }
+                assert!(w[0].t_in < w[0].t_out);
+            }
+        }
+    }
+
+    #[test]
+    fn quarantine_cuts_the_day() {
+        let city = City::build(CityParams::new(2000, 3, 2)).unwrap();
+        let day = 1;
+        let noon = city.day_start(day) + 12 * HOUR;
+        let mut out = DayOut::default();
+        plan_chunk(&city, day, 0, 2000, |_| DayMods { until: Some(noon), ..Default::default() }, &mut out);
+        assert!(!out.stays.is_empty());
+        assert!(out.stays.iter().all(|s| s.t_in < noon && s.t_out <= noon));
+        let mut home = DayOut::default();
+        plan_chunk(&city, day, 0, 2000, |_| DayMods { home: true, ..Default::default() }, &mut home);
+        assert!(home.stays.is_empty() && home.rides.is_empty());
+    }
+}

@@ -1,0 +1,1329 @@
+//! The outbreak: agent-based transmission over the city's days, and how it shows in the feeds.
+//!
+//! Each day is closed at once ([`Outbreak::step_day`], or hour by hour with
+//! [`Outbreak::step_hour`]): everyone's day is planned (ill persons stay home or seek care,
+//! quarantined and isolated persons stop moving at their time), then infections happen
+//!
+//! - in households: hazard ∝ the members' infectiousness × hours at home;
+//! - at places: ∝ infectiousness × overlap hours × the place kind's weight, damped in crowds;
+//! - on trips: ∝ infectiousness × overlap × exp(-|Δrow| / scale), same carriage only;
+//! - from contaminated cold-chain batches to the workers on shift at the warehouse;
+//! - by importation: arriving travellers, by their origin's risk; and seeds on day 0.
+//!
+//! Infectiousness follows the generation-time density (gamma) from the day after infection;
+//! one global scale `beta` is set before the first day so that the expected number of
+//! secondary infections (computed on a sample of persons over a pilot week, without
+//! depletion) meets the profile's `target_r`. Every number comes from the [`Pathogen`].
+//!
+//! Observations: ill persons visit fever clinics (tested) or buy drugs at pharmacies, workers
+//! of high-risk occupations are screened, lab results come back after a delay, positives
+//! become cases; sentinel reports aggregate them per place and day. The ground truth (who
+//! infected whom, when, where, by which route) is kept apart for evaluation only.
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
+
+use chainbreak_core::model::{
+    Case, Classification, DetectionRoute, GoodsBatch, GoodsHop, HopKind, LabTest, OriginRisk, Outcome, PlaceKind,
+    SentinelFeed, SentinelRecord, Severity, SubjectKind, TestMethod, TestResult,
+};
+use jiff::Timestamp;
+use rand::RngExt;
+use rand_distr::{Distribution, LogNormal, Poisson};
+use rayon::prelude::*;
+
+use crate::SimError;
+use crate::city::{City, NONE};
+use crate::day::{DayMods, DayOut, NO_END, Rec, TripKey, plan_chunk};
+use crate::pathogen::{DRUG_CLASSES, Pathogen};
+use crate::rng::{Stream, mix, rng};
+use crate::write::{CityIds, person_chunks, trip_id, trip_origin};
+
+/// Never infected.
+pub const NEVER: i64 = i64::MIN;
+/// No time (no onset, not confined).
+pub const NO_TIME: i64 = i64::MAX;
+const DAY: i64 = 86_400;
+const HOUR: i64 = 3_600;
+
+/// How an infection happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// A seed on day 0 (no infector).
+    Seed,
+    /// An arriving traveller infected before arrival.
+    Imported,
+    Household,
+    Place,
+    Trip,
+    /// Handling a contaminated cold-chain batch.
+    Goods,
+}
+
+impl Route {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Seed => "seed",
+            Route::Imported => "imported",
+            Route::Household => "household",
+            Route::Place => "place",
+            Route::Trip => "trip",
+            Route::Goods => "goods",
+        }
+    }
+}
+
+/// One infection of the ground truth.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Infection {
+    pub infectee: u32,
+    /// `NONE` for seeds, importations and goods.
+    pub infector: u32,
+    /// Unix seconds.
+    pub t: i64,
+    pub route: Route,
+    /// The place (route place), residence (household), warehouse (goods); `NONE` otherwise.
+    pub place: u32,
+    pub trip: Option<TripKey>,
+    /// Goods batch index (route goods).
+    pub batch: u32,
+}
+
+/// Quarantine or isolation (both stop movement and transmission from their time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confinement {
+    Quarantine,
+    Isolation,
+}
+
+/// Care a person seeks on a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Care {
+    None,
+    FeverClinic,
+    /// Buys a drug of this class (index into `DRUG_CLASSES`).
+    Pharmacy(u8),
+}
+
+/// The outputs of one closed day.
+#[derive(Debug, Default)]
+pub struct DayResult {
+    pub day: u32,
+    /// Everyone's day (chunks in person order).
+    pub chunks: Vec<DayOut>,
+    pub infections: Vec<Infection>,
+    pub lab_tests: Vec<LabTest>,
+    pub cases: Vec<Case>,
+    pub sentinel: Vec<SentinelRecord>,
+    pub goods_batches: Vec<GoodsBatch>,
+    pub goods_hops: Vec<GoodsHop>,
+}
+
+/// The simulation: a city, a pathogen, and everyone's state.
+pub struct Outbreak {
+    pub city: City,
+    pub pathogen: Pathogen,
+    pub ids: CityIds,
+    /// The global transmission scale found for `target_r`.
+    pub beta: f64,
+    /// The open day, and hours of it already stepped.
+    day: u32,
+    hour: u32,
+    t_inf: Vec<i64>,
+    onset: Vec<i64>,
+    rel: Vec<f32>,
+    ill_home: Vec<bool>,
+    /// Care day and kind per person (symptomatic only).
+    care: Vec<(u32, Care)>,
+    confined: Vec<i64>,
+    has_case: Vec<bool>,
+    imported: Vec<bool>,
+    active: Vec<u32>,
+    /// The whole ground truth so far.
+    pub infections: Vec<Infection>,
+    cdf: Vec<f64>,
+    next_case: u64,
+    next_test: u64,
+    next_batch: u32,
+}
+
+/// Weight of a place kind in the profile.
+fn place_weight(p: &Pathogen, k: PlaceKind) -> f64 {
+    p.transmission.place_weight.get(&k).copied().unwrap_or(0.0)
+}
+
+fn uniform(h: u64) -> f64 {
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// ln Γ(x) (Lanczos, g = 7).
+fn ln_gamma(x: f64) -> f64 {
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = C[0];
+    let t = x + 7.5;
+    for (i, c) in C.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+impl Outbreak {
+    /// Builds the city and the outbreak's state; checks every parameter first, then finds
+    /// `beta` on a pilot week.
+    pub fn new(params: crate::CityParams, pathogen: Pathogen) -> Result<Outbreak, SimError> {
+        params.validate()?;
+        pathogen.validate().map_err(|message| SimError::Profile { source_name: pathogen.name.clone(), message })?;
+        let city = City::build(params)?;
+        let n = city.persons.len();
+        let ids = CityIds::new(&city);
+        // Hourly CDF of the generation-time gamma, cut at infectious_days and renormalised.
+        let (k, theta) = pathogen.generation_gamma();
+        let hours = pathogen.natural_history.infectious_days as usize * 24;
+        let mut cdf = vec![0.0; hours + 1];
+        let ln_norm = ln_gamma(k) + k * theta.ln();
+        let pdf = |d: f64| if d <= 0.0 { 0.0 } else { ((k - 1.0) * d.ln() - d / theta - ln_norm).exp() };
+        for h in 1..=hours {
+            // Simpson's rule over the hour (in days).
+            let (a, b) = ((h - 1) as f64 / 24.0, h as f64 / 24.0);
+            cdf[h] = cdf[h - 1] + (b - a) / 6.0 * (pdf(a) + 4.0 * pdf((a + b) / 2.0) + pdf(b));
+        }
+        let total = cdf[hours];
+        for c in &mut cdf {
+            *c /= total;
+        }
+        let mut o = Outbreak {
+            city,
+            pathogen,
+            ids,
+            beta: 0.0,
+            day: 0,
+            hour: 0,
+            t_inf: vec![NEVER; n],
+            onset: vec![NO_TIME; n],
+            rel: vec![0.0; n],
+            ill_home: vec![false; n],
+            care: vec![(u32::MAX, Care::None); n],
+            confined: vec![NO_TIME; n],
+            has_case: vec![false; n],
+            imported: vec![false; n],
+            active: Vec::new(),
+            infections: Vec::new(),
+            cdf,
+            next_case: 0,
+            next_test: 0,
+            next_batch: 0,
+        };
+        o.beta = o.calibrate_beta();
+        Ok(o)
+    }
+
+    /// The share of infectiousness between `a` and `b` seconds after infection.
+    fn infectiousness(&self, a: i64, b: i64) -> f64 {
+        let at = |s: i64| -> f64 {
+            if s <= 0 {
+                return 0.0;
+            }
+            let h = s as f64 / HOUR as f64;
+            let i = h.floor() as usize;
+            if i + 1 >= self.cdf.len() {
+                return 1.0;
+            }
+            let f = h - i as f64;
+            self.cdf[i] * (1.0 - f) + self.cdf[i + 1] * f
+        };
+        at(b) - at(a)
+    }
+
+    /// The instant the simulation has reached.
+    pub fn now(&self) -> i64 {
+        self.city.day_start(self.day) + self.hour as i64 * HOUR
+    }
+
+    /// The open day (not yet closed).
+    pub fn day(&self) -> u32 {
+        self.day
+    }
+
+    /// Orders a person into quarantine from `t` (Unix seconds): from then on they stay where
+    /// they are put, and neither move nor infect. `t` must not be before the open day.
+    pub fn quarantine(&mut self, person: u32, t: i64) -> Result<(), SimError> {
+        self.confine(person, t, Confinement::Quarantine)
+    }
+
+    /// Isolates a person from `t` (as [`Self::quarantine`]).
+    pub fn isolate(&mut self, person: u32, t: i64) -> Result<(), SimError> {
+        self.confine(person, t, Confinement::Isolation)
+    }
+
+    fn confine(&mut self, person: u32, t: i64, _kind: Confinement) -> Result<(), SimError> {
+        if person as usize >= self.confined.len() {
+            return Err(SimError::State(format!("no person {person} (the city has {})", self.confined.len())));
+        }
+        let open = self.city.day_start(self.day);
+        if t < open {
+            return Err(SimError::State(format!(
+                "cannot confine from {t}: day {} (from {open}) is already closed",
+                self.day.saturating_sub(1)
+            )));
+        }
+        self.confined[person as usize] = self.confined[person as usize].min(t);
+        Ok(())
+    }
+
+    /// Whether a person is infected (at or before now).
+    pub fn infected_at(&self, person: u32) -> Option<i64> {
+        let t = self.t_inf[person as usize];
+        (t != NEVER).then_some(t)
+    }
+
+    /// Advances one hour; closes the day when it ends (then returns its results).
+    pub fn step_hour(&mut self) -> Result<Option<DayResult>, SimError> {
+        self.hour += 1;
+        if self.hour == 24 { self.close_day().map(Some) } else { Ok(None) }
+    }
+
+    /// Advances to the end of the open day and closes it.
+    pub fn step_day(&mut self) -> Result<DayResult, SimError> {
+        self.close_day()
+    }
+
+    fn mods(&self, person: u32, day: u32) -> (DayMods, Care) {
+        let p = person as usize;
+        let start = self.city.day_start(day);
+        let end = start + DAY;
+        let c = self.confined[p];
+        if c <= start {
+            return (DayMods { home: true, ..Default::default() }, Care::None);
+        }
+        let until = (c < end).then_some(c);
+        let (care_day, care) = self.care[p];
+        if care_day == day && care != Care::None {
+            let kind = if care == Care::FeverClinic { PlaceKind::FeverClinic } else { PlaceKind::Pharmacy };
+            return (DayMods { home: false, care: Some(kind), until }, care);
+        }
+        if self.onset[p] != NO_TIME && self.ill_home[p] && self.onset[p] < start {
+            return (DayMods { home: true, ..Default::default() }, Care::None);
+        }
+        // Illness from other causes: a fever-clinic visit or a drug purchase.
+        let bg = &self.pathogen.background;
+        let u = uniform(mix(self.city.params.seed ^ mix(0xB6 ^ (person as u64) << 20 ^ day as u64)));
+        let fever = bg.fever_clinic_visits_per_100k / 100_000.0;
+        let pharm = bg.pharmacy_buyers_per_100k / 100_000.0;
+        if u < fever {
+            return (DayMods { home: false, care: Some(PlaceKind::FeverClinic), until }, Care::FeverClinic);
+        }
+        if u < fever + pharm {
+            let v = (u - fever) / pharm;
+            return (
+                DayMods { home: false, care: Some(PlaceKind::Pharmacy), until },
+                Care::Pharmacy(draw_class(&bg.drug_shares, v)),
+            );
+        }
+        (DayMods { home: false, care: None, until }, Care::None)
+    }
+
+    fn infect(&mut self, inf: Infection) {
+        let p = inf.infectee as usize;
+        debug_assert_eq!(self.t_inf[p], NEVER);
+        self.t_inf[p] = inf.t;
+        let nh = &self.pathogen.natural_history;
+        let bh = &self.pathogen.behaviour;
+        let mut r = rng(self.city.params.seed, Stream::History, inf.infectee as u64, 0);
+        let asym = r.random_bool(nh.asymptomatic_share);
+        self.rel[p] = if asym { nh.asymptomatic_relative_infectiousness as f32 } else { 1.0 };
+        if !asym {
+            let m = nh.incubation_mean_days;
+            let s = nh.incubation_sd_days;
+            let s2 = (1.0 + (s / m).powi(2)).ln();
+            let ln = LogNormal::new(m.ln() - s2 / 2.0, s2.sqrt()).expect("validated");
+            let incubation = ln.sample(&mut r);
+            let onset = inf.t + (incubation * DAY as f64) as i64;
+            self.onset[p] = onset;
+            self.ill_home[p] = r.random_bool(bh.stay_home_when_ill);
+            let u = r.random::<f64>();
+            let onset_day = ((onset - self.city.t0).div_euclid(DAY)) as u32;
+            let delay = r.random_range(0..=bh.care_delay_max_days);
+            let v = r.random::<f64>();
+            let care = if u < bh.fever_clinic_share {
+                Care::FeverClinic
+            } else if u < bh.fever_clinic_share + bh.pharmacy_share {
+                Care::Pharmacy(draw_class(&bh.drug_shares, v))
+            } else {
+                Care::None
+            };
+            self.care[p] = (onset_day + delay, care);
+        }
+        self.imported[p] = inf.route == Route::Imported;
+        self.active.push(inf.infectee);
+        self.infections.push(inf);
+    }
+
+    fn close_day(&mut self) -> Result<DayResult, SimError> {
+        let day = self.day;
+        let start = self.city.day_start(day);
+        let end = start + DAY;
+        let seed = self.city.params.seed;
+        let n = self.city.persons.len() as u32;
+        let mut result = DayResult { day, ..Default::default() };
+        let before = self.infections.len();
+
+        // ---- seeds on day 0
+        if day == 0 {
+            let mut r = rng(seed, Stream::Seeding, 0, 0);
+            let want = self.pathogen.importation.initial_infections.min(n);
+            let mut seeded = 0;
+            while seeded < want {
+                let p = r.random_range(0..n);
+                if self.t_inf[p as usize] == NEVER {
+                    let t = start + r.random_range(0..DAY);
+                    self.infect(Infection {
+                        infectee: p,
+                        infector: NONE,
+                        t,
+                        route: Route::Seed,
+                        place: NONE,
+                        trip: None,
+                        batch: NONE,
+                    });
+                    seeded += 1;
+                }
+            }
+        }
+
+        // ---- everyone's day
+        let chunks = person_chunks(n);
+        let this = &*self;
+        let outs: Vec<DayOut> = chunks
+            .par_iter()
+            .map(|&(a, b)| {
+                let mut o = DayOut::default();
+                plan_chunk(&this.city, day, a, b, |p| this.mods(p, day).0, &mut o);
+                o
+            })
+            .collect();
+
+        // ---- importations by arriving travellers
+        let prevalence = self.pathogen.importation.traveller_prevalence.clone();
+        for (person, key) in outs.iter().flat_map(|o| o.arrivals.iter().copied()).collect::<Vec<_>>() {
+            if self.t_inf[person as usize] != NEVER {
+                continue;
+            }
+            let (_, risk) = trip_origin(&self.city, key);
+            let mut r = rng(seed, Stream::Seeding, person as u64, day as u64 + 1);
+            if r.random_bool(prevalence.get(&risk).copied().unwrap_or(0.0)) {
+                let (_, arr) = crate::day::long_trip_times(&self.city, key);
+                let t = (start + arr - r.random_range(0..3 * DAY)).min(start - 1);
+                self.infect(Infection {
+                    infectee: person,
+                    infector: NONE,
+                    t,
+                    route: Route::Imported,
+                    place: NONE,
+                    trip: Some(key),
+                    batch: NONE,
+                });
+            }
+        }
+
+        // ---- cold-chain goods
+        self.goods(day, &outs, &mut result);
+
+        // ---- transmission
+        let new = self.transmit(day, &outs);
+        for inf in new {
+            if self.t_inf[inf.infectee as usize] == NEVER {
+                self.infect(inf);
+            }
+        }
+        result.infections = self.infections[before..].to_vec();
+
+        // ---- observations
+        self.observe(day, &outs, &mut result);
+
+        // ---- the active set: drop those past their infectious days
+        let horizon = self.pathogen.natural_history.infectious_days as i64 * DAY;
+        let t_inf = &self.t_inf;
+        self.active.retain(|p| t_inf[*p as usize] + horizon > end);
+        result.chunks = outs;
+        self.day += 1;
+        self.hour = 0;
+        Ok(result)
+    }
+
+    /// Infectiousness of a person over a day (0 when infected that day or confined before it),
+    /// and the share of the day before confinement (for the household).
+    fn day_infectiousness(&self, p: u32, start: i64) -> (f64, f64) {
+        let t = self.t_inf[p as usize];
+        if t == NEVER || t >= start {
+            return (0.0, 0.0);
+        }
+        let c = self.confined[p as usize];
+        if c <= start {
+            return (0.0, 0.0);
+        }
+        let w = self.rel[p as usize] as f64 * self.infectiousness(start - t, start + DAY - t);
+        let frac = if c < start + DAY { (c - start) as f64 / DAY as f64 } else { 1.0 };
+        (w, frac)
+    }
+
+    fn transmit(&self, day: u32, outs: &[DayOut]) -> Vec<Infection> {
+        let start = self.city.day_start(day);
+        let tr = &self.pathogen.transmission;
+        let beta = self.beta;
+        // Infectious persons today: (infectiousness over the day, share of the day free).
+        let mut w_of: HashMap<u32, (f64, f64)> = HashMap::default();
+        for &p in &self.active {
+            let (w, frac) = self.day_infectiousness(p, start);
+            if w > 0.0 {
+                w_of.insert(p, (w, frac));
+            }
+        }
+        if w_of.is_empty() {
+            return Vec::new();
+        }
+        // Households.
+        let mut hh: HashMap<u32, Vec<(u32, f64)>> = HashMap::default();
+        for (&p, &(w, frac)) in &w_of {
+            hh.entry(self.city.persons[p as usize].household).or_default().push((p, w * frac));
+        }
+        for v in hh.values_mut() {
+            v.sort_unstable_by_key(|x| x.0);
+        }
+        // Places and trips with infectious persons.
+        let mut at_place: HashMap<u32, Vec<(i64, i64, f64, u32)>> = HashMap::default();
+        let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
+        for o in outs {
+            for s in &o.stays {
+                if let Some(&(w, _)) = w_of.get(&s.person) {
+                    let kind = self.city.places[s.place as usize].kind;
+                    if place_weight(&self.pathogen, kind) > 0.0 && s.t_out != NO_END {
+                        at_place.entry(s.place).or_default().push((s.t_in, s.t_out, w, s.person));
+                    }
+                }
+            }
+            for r in &o.rides {
+                if let Some(&(w, _)) = w_of.get(&r.person) {
+                    on_trip.entry(r.trip).or_default().push((r.t_in, r.t_out, w, r.person, r.carriage, r.row));
+                }
+            }
+        }
+        let mut visitors: HashMap<u32, f64> = at_place.keys().map(|k| (*k, 0.0)).collect();
+        for o in outs {
+            for s in &o.stays {
+                if let Some(c) = visitors.get_mut(&s.place) {
+                    *c += 1.0;
+                }
+            }
+        }
+        // Per place: its weight × crowd damping, the infectious stays, and their cumulative pressure.
+        let places: HashMap<u32, PlaceDay> = at_place
+            .into_iter()
+            .map(|(place, stays)| {
+                let crowd = (tr.crowd_reference / visitors[&place].max(1.0)).powf(tr.crowd_exponent).min(1.0);
+                let kw = beta * place_weight(&self.pathogen, self.city.places[place as usize].kind) * crowd;
+                let pressure = Pressure::new(&stays);
+                (place, (kw, stays, pressure))
+            })
+            .collect();
+        let trip_hazard = |w: f64, lo: i64, hi: i64, d: f64| {
+            beta * tr.trip_weight * (-d / tr.trip_row_scale).exp() * w * (hi - lo) as f64 / HOUR as f64
+        };
+        let seed = self.city.params.seed;
+        let hh_h = beta * tr.household_weight * tr.household_hours;
+        let chunks = person_chunks(self.city.persons.len() as u32);
+        let results: Vec<Vec<Infection>> = outs
+            .par_iter()
+            .zip(chunks.par_iter())
+            .map(|(o, &(a, b))| {
+                let mut found = Vec::new();
+                let mut si = 0;
+                let mut ri = 0;
+                for p in a..b {
+                    let s0 = si;
+                    while si < o.stays.len() && o.stays[si].person == p {
+                        si += 1;
+                    }
+                    let r0 = ri;
+                    while ri < o.rides.len() && o.rides[ri].person == p {
+                        ri += 1;
+                    }
+                    if self.t_inf[p as usize] != NEVER || self.confined[p as usize] <= start {
+                        continue;
+                    }
+                    let person = &self.city.persons[p as usize];
+                    let members = hh.get(&person.household);
+                    let h_home: f64 = members.map_or(0.0, |m| m.iter().filter(|x| x.0 != p).map(|x| hh_h * x.1).sum());
+                    let stays = &o.stays[s0..si];
+                    let rides = &o.rides[r0..ri];
+                    let stay_h = |s: &crate::day::Stay| -> f64 {
+                        match places.get(&s.place) {
+                            Some((kw, _, pr)) if s.t_out != NO_END => kw * pr.exposure(s.t_in, s.t_out) / HOUR as f64,
+                            _ => 0.0,
+                        }
+                    };
+                    let ride_h = |r: &crate::day::Ride| -> f64 {
+                        on_trip.get(&r.trip).map_or(0.0, |list| {
+                            list.iter()
+                                .filter(|x| x.3 != p && x.4 == r.carriage)
+                                .map(|x| {
+                                    let (lo, hi) = (x.0.max(r.t_in), x.1.min(r.t_out));
+                                    if hi > lo {
+                                        trip_hazard(x.2, lo, hi, (x.5 as f64 - r.row as f64).abs())
+                                    } else {
+                                        0.0
+                                    }
+                                })
+                                .sum()
+                        })
+                    };
+                    let h_stays: f64 = stays.iter().map(stay_h).sum();
+                    let h_rides: f64 = rides.iter().map(ride_h).sum();
+                    let total = h_home + h_stays + h_rides;
+                    if total <= 0.0 {
+                        continue;
+                    }
+                    let mut rr = rng(seed, Stream::Transmit, p as u64, day as u64);
+                    if !rr.random_bool(1.0 - (-total).exp()) {
+                        continue;
+                    }
+                    // Who: a setting in proportion to its hazard, then a source within it.
+                    let base = Infection {
+                        infectee: p,
+                        infector: NONE,
+                        t: 0,
+                        route: Route::Household,
+                        place: person.building,
+                        trip: None,
+                        batch: NONE,
+                    };
+                    let mut x = rr.random::<f64>() * total;
+                    let mut chosen = None;
+                    if x < h_home {
+                        let m = members.expect("household hazard > 0");
+                        let mut y = x / hh_h;
+                        let mut q = m.iter().rev().find(|q| q.0 != p).map(|q| q.0).expect("an infectious member");
+                        for &(c, w) in m.iter().filter(|c| c.0 != p) {
+                            if y < w {
+                                q = c;
+                                break;
+                            }
+                            y -= w;
+                        }
+                        chosen = Some(Infection { infector: q, t: start + rr.random_range(0..DAY), ..base });
+                    } else {
+                        x -= h_home;
+                    }
+                    if chosen.is_none() {
+                        for s in stays {
+                            let h = stay_h(s);
+                            if x >= h {
+                                x -= h;
+                                continue;
+                            }
+                            let (kw, list, _) = &places[&s.place];
+                            let overlaps: Vec<(f64, u32, i64, i64)> = list
+                                .iter()
+                                .filter_map(|&(t_in, t_out, w, q)| {
+                                    let (lo, hi) = (t_in.max(s.t_in), t_out.min(s.t_out));
+                                    (hi > lo && q != p).then(|| (kw * w * (hi - lo) as f64 / HOUR as f64, q, lo, hi))
+                                })
+                                .collect();
+                            let (q, lo, hi) = pick(&overlaps, x, |o| o.0, |o| (o.1, o.2, o.3));
+                            chosen = Some(Infection {
+                                infector: q,
+                                route: Route::Place,
+                                place: s.place,
+                                t: rr.random_range(lo..hi),
+                                ..base
+                            });
+                            break;
+                        }
+                    }
+                    if chosen.is_none() {
+                        for r in rides {
+                            let h = ride_h(r);
+                            if x >= h && !std::ptr::eq(r, rides.last().expect("rides")) {
+                                x -= h;
+                                continue;
+                            }
+                            let overlaps: Vec<(f64, u32, i64, i64)> = on_trip[&r.trip]
+                                .iter()
+                                .filter_map(|x| {
+                                    let (lo, hi) = (x.0.max(r.t_in), x.1.min(r.t_out));
+                                    (hi > lo && x.3 != p && x.4 == r.carriage).then(|| {
+                                        (trip_hazard(x.2, lo, hi, (x.5 as f64 - r.row as f64).abs()), x.3, lo, hi)
+                                    })
+                                })
+                                .collect();
+                            if overlaps.is_empty() {
+                                continue;
+                            }
+                            let (q, lo, hi) = pick(&overlaps, x, |o| o.0, |o| (o.1, o.2, o.3));
+                            chosen = Some(Infection {
+                                infector: q,
+                                route: Route::Trip,
+                                place: NONE,
+                                trip: Some(r.trip),
+                                t: rr.random_range(lo..hi),
+                                ..base
+                            });
+                            break;
+                        }
+                    }
+                    if let Some(c) = chosen {
+                        found.push(c);
+                    }
+                }
+                found
+            })
+            .collect();
+        results.into_iter().flatten().collect()
+    }
+
+    fn goods(&mut self, day: u32, outs: &[DayOut], result: &mut DayResult) {
+        let im = self.pathogen.importation.clone();
+        if im.batches_per_warehouse_per_day <= 0.0 {
+            return;
+        }
+        let seed = self.city.params.seed;
+        let start = self.city.day_start(day);
+        let date = self.city.params.start + jiff::Span::new().days(day as i64);
+        let warehouses = self.city.by_kind[PlaceKind::ColdChainWarehouse as usize].places.clone();
+        let ports: Vec<u32> = self.city.by_kind[PlaceKind::Other as usize]
+            .places
+            .iter()
+            .copied()
+            .filter(|p| self.city.places[*p as usize].port)
+            .collect();
+        let poisson = Poisson::new(im.batches_per_warehouse_per_day).expect("validated > 0");
+        // Stays at warehouses today (workers on shift).
+        let mut shift: HashMap<u32, Vec<(u32, i64, i64)>> = HashMap::default();
+        for o in outs {
+            for s in &o.stays {
+                if self.city.places[s.place as usize].kind == PlaceKind::ColdChainWarehouse
+                    && self.city.persons[s.person as usize].anchor == s.place
+                {
+                    shift.entry(s.place).or_default().push((s.person, s.t_in, s.t_out));
+                }
+            }
+        }
+        const PRODUCTS: [&str; 5] = ["frozen pork", "frozen beef", "frozen shrimp", "frozen salmon", "frozen chicken"];
+        const COUNTRIES: [&str; 6] = ["BR", "AR", "EC", "NO", "NZ", "RU"];
+        for &w in &warehouses {
+            let mut r = rng(seed, Stream::Goods, w as u64, day as u64);
+            let count = poisson.sample(&mut r) as u32;
+            for _ in 0..count {
+                let b = self.next_batch;
+                self.next_batch += 1;
+                let id = format!("GB{:07}", b + 1);
+                let country = COUNTRIES[r.random_range(0..COUNTRIES.len())];
+                let plant = format!("{country}-PLANT-{:02}", r.random_range(1..=20));
+                let port = ports[r.random_range(0..ports.len())];
+                let contaminated = r.random_bool(im.contaminated_share);
+                result.goods_batches.push(GoodsBatch {
+                    id: id.clone(),
+                    product: PRODUCTS[r.random_range(0..PRODUCTS.len())].to_string(),
+                    origin_country: country.to_string(),
+                    plant: Some(plant),
+                    port: Some(self.ids.places.get(port).to_string()),
+                    entry_date: Some(date),
+                    inspection_cert: Some(format!("IC-{}", b + 1)),
+                    test_cert: Some(format!("TC-{}", b + 1)),
+                    disinfection_cert: Some(format!("DC-{}", b + 1)),
+                    trace_code: Some(format!("TRACE-{:08X}", mix(seed ^ b as u64) as u32)),
+                    parent_batch_id: None,
+                });
+                result.goods_hops.push(GoodsHop {
+                    batch_id: id.clone(),
+                    kind: HopKind::Transfer,
+                    from_place: Some(self.ids.places.get(port).to_string()),
+                    to_place: Some(self.ids.places.get(w).to_string()),
+                    to_batch_id: None,
+                    date,
+                    quantity: Some(r.random_range(5..40) as f64),
+                });
+                // Sampled at the warehouse at 10:00, reported the next morning.
+                let positive = contaminated && r.random_bool(im.goods_test_sensitivity);
+                let sampled = start + 10 * HOUR;
+                result.lab_tests.push(self.lab_test(
+                    SubjectKind::Goods,
+                    id.clone(),
+                    positive,
+                    sampled,
+                    sampled + 20 * HOUR,
+                    w,
+                    None,
+                ));
+                if contaminated {
+                    for &(person, t_in, t_out) in shift.get(&w).map(|v| v.as_slice()).unwrap_or(&[]) {
+                        if self.t_inf[person as usize] == NEVER && r.random_bool(im.worker_infection_probability) {
+                            let t = r.random_range(t_in..t_out.max(t_in + 1));
+                            self.infect(Infection {
+                                infectee: person,
+                                infector: NONE,
+                                t,
+                                route: Route::Goods,
+                                place: w,
+                                trip: None,
+                                batch: b,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn detectable(&self, p: u32, t: i64) -> bool {
+        let ti = self.t_inf[p as usize];
+        if ti == NEVER {
+            return false;
+        }
+        let nh = &self.pathogen.natural_history;
+        let from = ti + (nh.detectable_from_days * DAY as f64) as i64;
+        let to = from + (nh.detectable_for_days * DAY as f64) as i64;
+        t >= from && t < to
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn lab_test(
+        &mut self,
+        kind: SubjectKind,
+        subject: String,
+        positive: bool,
+        sampled: i64,
+        reported: i64,
+        site: u32,
+        ct: Option<f64>,
+    ) -> LabTest {
+        self.next_test += 1;
+        LabTest {
+            id: format!("LT{:09}", self.next_test),
+            subject_kind: kind,
+            subject_id: subject,
+            pool_id: None,
+            method: TestMethod::Pcr,
+            result: if positive { TestResult::Positive } else { TestResult::Negative },
+            ct: if positive { ct } else { None },
+            sampled_at: ts(sampled),
+            reported_at: Some(ts(reported)),
+            lab_id: Some(self.ids.places.get(site).to_string()),
+            variant: None,
+        }
+    }
+
+    fn observe(&mut self, day: u32, outs: &[DayOut], result: &mut DayResult) {
+        let seed = self.city.params.seed;
+        let date = self.city.params.start + jiff::Span::new().days(day as i64);
+        let te = self.pathogen.testing.clone();
+        let mut fever: std::collections::BTreeMap<u32, (u32, u32)> = Default::default();
+        let mut pharmacy: std::collections::BTreeMap<(u32, u8), u32> = Default::default();
+        let mut screening: std::collections::BTreeMap<u32, (u32, u32)> = Default::default();
+        // (person, sampled at, site, detection) of every person test today, in person order.
+        let mut tests: Vec<(u32, i64, u32, DetectionRoute)> = Vec::new();
+        for o in outs {
+            let mut i = 0;
+            while i < o.stays.len() {
+                let p = o.stays[i].person;
+                let j = i + o.stays[i..].iter().take_while(|s| s.person == p).count();
+                let stays = &o.stays[i..j];
+                i = j;
+                let (mods, care) = self.mods(p, day);
+                if let Some(kind) = mods.care
+                    && let Some(s) = stays.iter().find(|s| self.city.places[s.place as usize].kind == kind)
+                {
+                    match care {
+                        Care::FeverClinic => {
+                            fever.entry(s.place).or_default().0 += 1;
+                            tests.push((p, s.t_in + 15 * 60, s.place, DetectionRoute::Community));
+                        }
+                        Care::Pharmacy(class) => *pharmacy.entry((s.place, class)).or_default() += 1,
+                        Care::None => {}
+                    }
+                }
+                if let Some(occ) = self.city.occupation(p)
+                    && let Some(&every) = te.screening_interval_days.get(occ)
+                    && (day + p).is_multiple_of(every)
+                {
+                    let anchor = self.city.persons[p as usize].anchor;
+                    if let Some(s) = stays.iter().find(|s| s.place == anchor) {
+                        screening.entry(anchor).or_default().0 += 1;
+                        tests.push((p, s.t_in + 30 * 60, anchor, DetectionRoute::Screening));
+                    }
+                }
+            }
+        }
+        for (p, sampled, site, route) in tests {
+            let mut r = rng(seed, Stream::Observe, p as u64, day as u64);
+            let positive = self.detectable(p, sampled) && r.random_bool(te.pcr_sensitivity);
+            let delay = r.random_range(te.lab_delay_min_hours..=te.lab_delay_max_hours);
+            let reported = sampled + (delay * HOUR as f64) as i64;
+            let ct = 18.0 + r.random::<f64>() * 17.0;
+            let test = self.lab_test(
+                SubjectKind::Person,
+                self.ids.persons.get(p).to_string(),
+                positive,
+                sampled,
+                reported,
+                site,
+                Some((ct * 10.0).round() / 10.0),
+            );
+            result.lab_tests.push(test);
+            if positive {
+                match route {
+                    DetectionRoute::Screening => screening.entry(site).or_default().1 += 1,
+                    _ => fever.entry(site).or_default().1 += 1,
+                }
+            }
+            if positive && !self.has_case[p as usize] {
+                self.has_case[p as usize] = true;
+                self.next_case += 1;
+                let report = reported + (r.random::<f64>() * te.report_delay_max_hours * HOUR as f64) as i64;
+                let onset = self.onset[p as usize];
+                let symptomatic = onset != NO_TIME && onset <= report;
+                let imported = self.imported[p as usize];
+                let severity = if !symptomatic {
+                    Severity::Asymptomatic
+                } else {
+                    match r.random::<f64>() {
+                        x if x < 0.85 => Severity::Mild,
+                        x if x < 0.96 => Severity::Moderate,
+                        x if x < 0.99 => Severity::Severe,
+                        _ => Severity::Critical,
+                    }
+                };
+                result.cases.push(Case {
+                    id: format!("K{:07}", self.next_case),
+                    person_id: self.ids.persons.get(p).to_string(),
+                    classification: if symptomatic { Classification::Confirmed } else { Classification::Asymptomatic },
+                    onset: symptomatic.then(|| local_date(&self.city, onset)),
+                    sampled_at: Some(ts(sampled)),
+                    reported_at: ts(report),
+                    imported,
+                    detection: Some(route),
+                    severity: Some(severity),
+                    outcome: Some(Outcome::Ongoing),
+                    vaccine_doses: None,
+                    infector_case_id: None,
+                    cluster: None,
+                });
+            }
+        }
+        let area = |place: u32| {
+            Some(crate::write::area_id(crate::city::Level::Building, self.city.places[place as usize].building))
+        };
+        for (place, (count, positives)) in fever {
+            result.sentinel.push(SentinelRecord {
+                place_id: self.ids.places.get(place).to_string(),
+                area_id: area(place),
+                feed: SentinelFeed::FeverClinic,
+                date,
+                category: Some("pcr".into()),
+                count,
+                positives: Some(positives),
+            });
+        }
+        for ((place, class), count) in pharmacy {
+            result.sentinel.push(SentinelRecord {
+                place_id: self.ids.places.get(place).to_string(),
+                area_id: area(place),
+                feed: SentinelFeed::Pharmacy,
+                date,
+                category: Some(DRUG_CLASSES[class as usize].to_string()),
+                count,
+                positives: None,
+            });
+        }
+        for (place, (count, positives)) in screening {
+            result.sentinel.push(SentinelRecord {
+                place_id: self.ids.places.get(place).to_string(),
+                area_id: area(place),
+                feed: SentinelFeed::Screening,
+                date,
+                category: Some("pcr".into()),
+                count,
+                positives: Some(positives),
+            });
+        }
+    }
+
+    /// Finds `beta` so that the expected number of secondary infections per case, without
+    /// depletion, meets `target_r`: on a sample of persons, each infected in turn on each
+    /// weekday of a pilot week, the hazards they would put on each contact are summed over
+    /// their infectious days (household, places, trips; staying home when ill), and
+    /// `mean Σ_j (1 - exp(-beta H_j))` is solved for `beta` by bisection.
+    fn calibrate_beta(&self) -> f64 {
+        let city = &self.city;
+        let n = city.persons.len() as u32;
+        let tr = &self.pathogen.transmission;
+        let samples = n.min(2_000);
+        let stride = (n / samples).max(1);
+        let sample: Vec<u32> = (0..samples).map(|i| i * stride).collect();
+        let index: HashMap<u32, usize> = sample.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        // contacts[i][dow]: (contact, hazard per unit infectiousness and beta)
+        let mut contacts: Vec<Vec<Vec<(u32, f64)>>> = vec![vec![Vec::new(); 7]; sample.len()];
+        // Contacts in crowds (places with more than CROWDED visitors that day) are each weak: only
+        // their sum is kept, where 1 - exp(-x) ≈ x.
+        const CROWDED: f64 = 100.0;
+        let mut crowd_sum: Vec<[f64; 7]> = vec![[0.0; 7]; sample.len()];
+        let chunks = person_chunks(n);
+        for dow in 0..7u32 {
+            let outs: Vec<DayOut> = chunks
+                .par_iter()
+                .map(|&(a, b)| {
+                    let mut o = DayOut::default();
+                    plan_chunk(city, dow, a, b, |_| DayMods::default(), &mut o);
+                    o
+                })
+                .collect();
+            let mut by_place: HashMap<u32, Vec<(u32, i64, i64)>> = HashMap::default();
+            let mut by_trip: HashMap<TripKey, Vec<PilotRide>> = HashMap::default();
+            let mut wanted_places = FxHashSet::default();
+            let mut wanted_trips = FxHashSet::default();
+            for o in &outs {
+                for s in &o.stays {
+                    if index.contains_key(&s.person) {
+                        wanted_places.insert(s.place);
+                    }
+                }
+                for r in &o.rides {
+                    if index.contains_key(&r.person) {
+                        wanted_trips.insert(r.trip);
+                    }
+                }
+            }
+            let mut visitors: HashMap<u32, f64> = HashMap::default();
+            for o in &outs {
+                for s in &o.stays {
+                    if wanted_places.contains(&s.place) {
+                        *visitors.entry(s.place).or_default() += 1.0;
+                        if s.t_out != NO_END {
+                            by_place.entry(s.place).or_default().push((s.person, s.t_in, s.t_out));
+                        }
+                    }
+                }
+                for r in &o.rides {
+                    if wanted_trips.contains(&r.trip) {
+                        by_trip.entry(r.trip).or_default().push((r.person, r.t_in, r.t_out, r.carriage, r.row));
+                    }
+                }
+            }
+            for o in &outs {
+                for s in &o.stays {
+                    let Some(&i) = index.get(&s.person) else { continue };
+                    let kind = city.places[s.place as usize].kind;
+                    let kw = place_weight(&self.pathogen, kind);
+                    if kw <= 0.0 || s.t_out == NO_END {
+                        continue;
+                    }
+                    let crowd = (tr.crowd_reference / visitors[&s.place].max(1.0)).powf(tr.crowd_exponent).min(1.0);
+                    let crowded = visitors[&s.place] > CROWDED;
+                    for &(q, t_in, t_out) in &by_place[&s.place] {
+                        let overlap = t_out.min(s.t_out) - t_in.max(s.t_in);
+                        if q != s.person && overlap > 0 {
+                            let h = kw * crowd * overlap as f64 / HOUR as f64;
+                            if crowded {
+                                crowd_sum[i][dow as usize] += h;
+                            } else {
+                                contacts[i][dow as usize].push((q, h));
+                            }
+                        }
+                    }
+                }
+                for r in &o.rides {
+                    let Some(&i) = index.get(&r.person) else { continue };
+                    for &(q, t_in, t_out, carriage, row) in &by_trip[&r.trip] {
+                        let overlap = t_out.min(r.t_out) - t_in.max(r.t_in);
+                        if q != r.person && overlap > 0 && carriage == r.carriage {
+                            let d = (row as f64 - r.row as f64).abs();
+                            let h = tr.trip_weight * (-d / tr.trip_row_scale).exp() * overlap as f64 / HOUR as f64;
+                            contacts[i][dow as usize].push((q, h));
+                        }
+                    }
+                }
+            }
+        }
+        // Per sample and weekday: the strongest contacts kept one by one (their infection
+        // probability saturates), the many weak ones (crowds) summed, where 1 - exp(-x) ≈ x.
+        const KEEP: usize = 48;
+        let split: Vec<Vec<Contacts>> = contacts
+            .into_par_iter()
+            .zip(crowd_sum.into_par_iter())
+            .map(|(per_day, crowded)| {
+                per_day
+                    .into_iter()
+                    .zip(crowded)
+                    .map(|(list, crowded)| {
+                        let mut sum: HashMap<u32, f64> = HashMap::default();
+                        for (q, h) in list {
+                            *sum.entry(q).or_default() += h;
+                        }
+                        let mut v: Vec<(u32, f64)> = sum.into_iter().collect();
+                        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                        let weak: f64 = crowded + v.iter().skip(KEEP).map(|c| c.1).sum::<f64>();
+                        v.truncate(KEEP);
+                        (v, weak)
+                    })
+                    .collect()
+            })
+            .collect();
+        // Hazard per contact, summed over the infectious days, for each sample and start weekday.
+        let nh = &self.pathogen.natural_history;
+        let bh = &self.pathogen.behaviour;
+        let m = nh.incubation_mean_days;
+        let s2 = (1.0 + (nh.incubation_sd_days / m).powi(2)).ln();
+        let ln = LogNormal::new(m.ln() - s2 / 2.0, s2.sqrt()).expect("validated");
+        let days = nh.infectious_days as i64 + 1;
+        let mut totals: Vec<(Vec<f64>, f64)> = Vec::new();
+        for (i, &p) in sample.iter().enumerate() {
+            for first in 0..7u32 {
+                let mut r = rng(city.params.seed, Stream::History, p as u64, 1 + first as u64);
+                let asym = r.random_bool(nh.asymptomatic_share);
+                let rel = if asym { nh.asymptomatic_relative_infectiousness } else { 1.0 };
+                let t_inf = r.random_range(0..DAY);
+                let onset = if asym { NO_TIME } else { t_inf + (ln.sample(&mut r) * DAY as f64) as i64 };
+                let home = !asym && r.random_bool(bh.stay_home_when_ill);
+                let mut h: HashMap<u32, f64> = HashMap::default();
+                let mut weak = 0.0;
+                let person = &city.persons[p as usize];
+                let (hf, hs) = city.households[person.household as usize];
+                for d in 1..days {
+                    let start = d * DAY;
+                    let w = rel * self.infectiousness(start - t_inf, start + DAY - t_inf);
+                    if w <= 0.0 {
+                        continue;
+                    }
+                    for q in hf..hf + hs {
+                        if q != p {
+                            *h.entry(q).or_default() += w * tr.household_weight * tr.household_hours;
+                        }
+                    }
+                    if home && onset < start {
+                        continue;
+                    }
+                    let dow = ((first as i64 + d) % 7) as usize;
+                    let (strong, rest) = &split[i][dow];
+                    for &(q, c) in strong {
+                        *h.entry(q).or_default() += w * c;
+                    }
+                    weak += w * rest;
+                }
+                let mut v: Vec<f64> = h.into_values().collect();
+                v.sort_by(f64::total_cmp);
+                totals.push((v, weak));
+            }
+        }
+        let r_of = |beta: f64| -> f64 {
+            totals
+                .iter()
+                .map(|(v, weak)| v.iter().map(|h| 1.0 - (-beta * h).exp()).sum::<f64>() + beta * weak)
+                .sum::<f64>()
+                / totals.len() as f64
+        };
+        let (mut lo, mut hi) = (0.0f64, 1.0f64);
+        while r_of(hi) < tr.target_r && hi < 1e9 {
+            hi *= 2.0;
+        }
+        for _ in 0..50 {
+            let mid = 0.5 * (lo + hi);
+            if r_of(mid) < tr.target_r {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        0.5 * (lo + hi)
+    }
+}
+
+/// An infectious person's ride: (t_in, t_out, infectiousness, person, carriage, row).
+type InfRide = (i64, i64, f64, u32, u8, u8);
+/// A place on a day: weight × crowd damping, infectious stays (t_in, t_out, w, person), pressure.
+type PlaceDay = (f64, Vec<(i64, i64, f64, u32)>, Pressure);
+/// A ride in the pilot week: (person, t_in, t_out, carriage, row).
+type PilotRide = (u32, i64, i64, u8, u8);
+/// A sample's contacts on a weekday: the strongest one by one, the sum of the rest.
+type Contacts = (Vec<(u32, f64)>, f64);
+
+/// Picks an item by weight (`x` in 0..Σ weights; rounding falls on the last item).
+fn pick<T, R>(items: &[T], mut x: f64, weight: impl Fn(&T) -> f64, value: impl Fn(&T) -> R) -> R {
+    for item in items {
+        let w = weight(item);
+        if x < w {
+            return value(item);
+        }
+        x -= w;
+    }
+    value(items.last().expect("at least one item"))
+}
+
+/// Piecewise-constant infectious pressure at a place over a day, and its integral, so that a
+/// stay's exposure is two binary searches whatever the number of infectious visitors.
+struct Pressure {
+    times: Vec<i64>,
+    /// ∫ pressure up to `times[k]`.
+    cum: Vec<f64>,
+    /// Pressure from `times[k]` on.
+    level: Vec<f64>,
+}
+
+impl Pressure {
+    fn new(stays: &[(i64, i64, f64, u32)]) -> Pressure {
+        let mut events: Vec<(i64, f64)> = Vec::with_capacity(stays.len() * 2);
+        for &(t_in, t_out, w, _) in stays {
+            events.push((t_in, w));
+            events.push((t_out, -w));
+        }
+        events.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let mut p = Pressure { times: Vec::new(), cum: Vec::new(), level: Vec::new() };
+        let (mut cum, mut level) = (0.0, 0.0);
+        for (t, dw) in events {
+            if let Some(&last) = p.times.last() {
+                cum += level * (t - last) as f64;
+                if t == last {
+                    level += dw;
+                    *p.level.last_mut().expect("same length") = level.max(0.0);
+                    continue;
+                }
+            }
+            level += dw;
+            p.times.push(t);
+            p.cum.push(cum);
+            p.level.push(level.max(0.0));
+        }
+        p
+    }
+
+    fn at(&self, t: i64) -> f64 {
+        let k = self.times.partition_point(|x| *x <= t);
+        if k == 0 { 0.0 } else { self.cum[k - 1] + self.level[k - 1] * (t - self.times[k - 1]) as f64 }
+    }
+
+    /// ∫ pressure over [a, b] (pressure × seconds).
+    fn exposure(&self, a: i64, b: i64) -> f64 {
+        (self.at(b) - self.at(a)).max(0.0)
+    }
+}
+
+fn draw_class(shares: &std::collections::BTreeMap<String, f64>, u: f64) -> u8 {
+    let mut x = u;
+    for (i, c) in DRUG_CLASSES.iter().enumerate() {
+        let s = shares.get(*c).copied().unwrap_or(0.0);
+        if x < s {
+            return i as u8;
+        }
+        x -= s;
+    }
+    0
+}
+
+fn ts(t: i64) -> Timestamp {
+    Timestamp::from_second(t).expect("in range")
+}
+
+fn local_date(city: &City, t: i64) -> jiff::civil::Date {
+    let day = (t - city.t0).div_euclid(DAY);
+    city.params.start + jiff::Span::new().days(day)
+}
+
+/// A ground-truth row: who infected whom, when, where, by which route.
+#[derive(Debug, serde::Serialize)]
+pub struct GroundTruthRow {
+    pub infectee_id: String,
+    pub infector_id: Option<String>,
+    pub t: i64,
+    pub route: &'static str,
+    pub place_id: Option<String>,
+    pub trip_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub asymptomatic: bool,
+    pub onset: Option<i64>,
+}
+
+impl Outbreak {
+    /// The ground-truth row of an infection.
+    pub fn truth_row(&self, inf: &Infection) -> GroundTruthRow {
+        let p = inf.infectee as usize;
+        GroundTruthRow {
+            infectee_id: self.ids.persons.get(inf.infectee).to_string(),
+            infector_id: (inf.infector != NONE).then(|| self.ids.persons.get(inf.infector).to_string()),
+            t: inf.t,
+            route: inf.route.as_str(),
+            place_id: (inf.place != NONE).then(|| self.ids.places.get(inf.place).to_string()),
+            trip_id: inf.trip.map(trip_id),
+            batch_id: (inf.batch != NONE).then(|| format!("GB{:07}", inf.batch + 1)),
+            asymptomatic: self.onset[p] == NO_TIME,
+            onset: (self.onset[p] != NO_TIME).then_some(self.onset[p]),
+        }
+    }
+
+    /// Whether the origin risk of an arrival is one the profile gives a prevalence for.
+    pub fn prevalence(&self, risk: OriginRisk) -> f64 {
+        self.pathogen.importation.traveller_prevalence.get(&risk).copied().unwrap_or(0.0)
+    }
+
+    /// Stays that record in the visits feed (for evaluation of what the feed shows).
+    pub fn recorded(stay: &crate::day::Stay) -> bool {
+        stay.rec != Rec::Missing
+    }
+}
+
+/// Early growth measured on a ground truth: the doubling time of daily infections (a
+/// log-linear fit over days `from..=to`) and R (the mean number of infections caused by those
+/// infected on days `from..=to`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Growth {
+    pub doubling_days: f64,
+    pub r: f64,
+    /// Infections on days `from..=to`.
+    pub infections: u64,
+}
+
+/// Measures [`Growth`] from infections (`t0`: Unix second of day 0's start).
+pub fn early_growth(infections: &[Infection], t0: i64, from: u32, to: u32) -> Growth {
+    let day_of = |t: i64| (t - t0).div_euclid(DAY);
+    let mut daily = vec![0u64; (to - from + 1) as usize];
+    let mut offspring: HashMap<u32, u64> = HashMap::default();
+    for inf in infections {
+        if inf.infector != NONE {
+            *offspring.entry(inf.infector).or_default() += 1;
+        }
+    }
+    let mut children = 0u64;
+    let mut parents = 0u64;
+    for inf in infections {
+        let d = day_of(inf.t);
+        if d >= from as i64 && d <= to as i64 {
+            daily[(d - from as i64) as usize] += 1;
+            parents += 1;
+            children += offspring.get(&inf.infectee).copied().unwrap_or(0);
+        }
+    }
+    // Least squares on ln(count) (days without infections are left out).
+    let pts: Vec<(f64, f64)> =
+        daily.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| (i as f64, (*c as f64).ln())).collect();
+    let n = pts.len() as f64;
+    let (sx, sy) = pts.iter().fold((0.0, 0.0), |a, p| (a.0 + p.0, a.1 + p.1));
+    let (mx, my) = (sx / n, sy / n);
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    Growth {
+        doubling_days: if slope > 0.0 { std::f64::consts::LN_2 / slope } else { f64::INFINITY },
+        r: if parents > 0 { children as f64 / parents as f64 } else { 0.0 },
+        infections: parents,
+    }
+}

@@ -1,0 +1,762 @@
+//! Writing the city and its days as import files, through `chainbreak-formats` (the same code
+//! that reads them). The one module of the crate that does IO.
+//!
+//! Large files (visits, passengers, pings) are formatted in chunks in parallel, each chunk by
+//! its own [`RecordWriter`] (the first one of a file with the CSV header, the others as
+//! continuations), and appended in order: the bytes do not depend on the number of threads.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chainbreak_core::model::{
+    Area, Arrival, Group, GroupKind as GK, Membership, OriginRisk, Person, Place, PlaceKind, Sex, StaffMember, Trip,
+    TripMode, TripPassenger, TripRole, Unit,
+};
+use chainbreak_formats::{Format, RecordWriter, geojson_areas};
+use jiff::Timestamp;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::SimError;
+use crate::city::{City, GroupKind, Level, Role};
+use crate::day::{DayOut, Rec, TripKey, bus_times, long_trip_times};
+
+/// Fixed-width ids (`P0000001`...) kept in one buffer.
+pub struct Ids {
+    buf: String,
+    width: usize,
+}
+
+impl Ids {
+    pub fn new(prefix: char, n: usize) -> Ids {
+        let digits = (n.max(1)).to_string().len().max(7);
+        let width = digits + 1;
+        let mut buf = String::with_capacity(n * width);
+        for i in 0..n {
+            use std::fmt::Write as _;
+            write!(buf, "{prefix}{:0digits$}", i + 1).expect("string");
+        }
+        Ids { buf, width }
+    }
+    pub fn get(&self, i: u32) -> &str {
+        let i = i as usize * self.width;
+        &self.buf[i..i + self.width]
+    }
+}
+
+/// The ids of a city's persons and places.
+pub struct CityIds {
+    pub persons: Ids,
+    pub places: Ids,
+}
+
+impl CityIds {
+    pub fn new(city: &City) -> CityIds {
+        CityIds { persons: Ids::new('P', city.persons.len()), places: Ids::new('L', city.places.len()) }
+    }
+}
+
+/// A visits row: the columns of `model::Visit` (source left to its default, `venue_code`),
+/// with instants as Unix seconds, borrowed so that 50 million rows cost no allocation.
+#[derive(Serialize)]
+pub struct VisitRow<'a> {
+    pub person_id: &'a str,
+    pub place_id: &'a str,
+    pub t_in: i64,
+    pub t_out: Option<i64>,
+}
+
+/// A pings row: the columns of `model::LocationPing`.
+#[derive(Serialize)]
+pub struct PingRow<'a> {
+    pub person_id: &'a str,
+    pub t: i64,
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: f64,
+}
+
+/// Where the time went and what was written.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// Building the city and planning days (and, for an outbreak, transmission).
+    pub generate: Duration,
+    /// Turning records into bytes (CSV, GeoJSON).
+    pub format: Duration,
+    /// Writing bytes to files.
+    pub write: Duration,
+    /// Bytes written per file name, in the order files were first written.
+    pub files: Vec<(String, u64, u64)>,
+}
+
+impl Stats {
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.1).sum()
+    }
+    pub fn rows(&self, file: &str) -> u64 {
+        self.files.iter().find(|f| f.0 == file).map_or(0, |f| f.2)
+    }
+    fn add(&mut self, file: &str, bytes: u64, rows: u64) {
+        match self.files.iter_mut().find(|f| f.0 == file) {
+            Some(f) => {
+                f.1 += bytes;
+                f.2 += rows;
+            }
+            None => self.files.push((file.to_string(), bytes, rows)),
+        }
+    }
+}
+
+fn werr(file: &str, e: impl std::fmt::Display) -> SimError {
+    SimError::Write { file: file.to_string(), message: e.to_string() }
+}
+
+/// Formats rows with a `RecordWriter` (with the CSV header when `header`).
+pub fn format_rows<T: Serialize>(
+    file: &str,
+    rows: impl IntoIterator<Item = T>,
+    header: bool,
+) -> Result<(Vec<u8>, u64), SimError> {
+    let mut w = if header {
+        RecordWriter::new(Vec::new(), Format::Csv)
+    } else {
+        RecordWriter::continuation(Vec::new(), Format::Csv)
+    }
+    .map_err(|e| werr(file, e))?;
+    let mut n = 0;
+    for row in rows {
+        w.write(&row).map_err(|e| werr(file, e))?;
+        n += 1;
+    }
+    Ok((w.finish().map_err(|e| werr(file, e))?, n))
+}
+
+/// An output directory: files are created on first write and appended to.
+pub struct Output {
+    dir: PathBuf,
+    open: Vec<(String, File)>,
+    pub stats: Stats,
+}
+
+impl Output {
+    pub fn create(dir: &Path) -> Result<Output, SimError> {
+        std::fs::create_dir_all(dir).map_err(|e| werr(&dir.display().to_string(), e))?;
+        Ok(Output { dir: dir.to_path_buf(), open: Vec::new(), stats: Stats::default() })
+    }
+
+    /// Whether `file` has been begun (its header written).
+    pub fn begun(&self, file: &str) -> bool {
+        self.open.iter().any(|f| f.0 == file)
+    }
+
+    /// Appends formatted bytes to `file`.
+    pub fn append(&mut self, file: &str, bytes: &[u8], rows: u64) -> Result<(), SimError> {
+        let t = Instant::now();
+        let i = match self.open.iter().position(|f| f.0 == file) {
+            Some(i) => i,
+            None => {
+                let f = File::create(self.dir.join(file)).map_err(|e| werr(file, e))?;
+                self.open.push((file.to_string(), f));
+                self.open.len() - 1
+            }
+        };
+        self.open[i].1.write_all(bytes).map_err(|e| werr(file, e))?;
+        self.stats.add(file, bytes.len() as u64, rows);
+        self.stats.write += t.elapsed();
+        Ok(())
+    }
+
+    /// Formats and appends rows to `file` (a small file: on this thread). No rows, no file.
+    pub fn rows<T: Serialize>(&mut self, file: &str, rows: impl IntoIterator<Item = T>) -> Result<(), SimError> {
+        let t = Instant::now();
+        let (bytes, n) = format_rows(file, rows, !self.begun(file))?;
+        self.stats.format += t.elapsed();
+        if n == 0 {
+            return Ok(());
+        }
+        self.append(file, &bytes, n)
+    }
+
+    /// Formats chunks of rows in parallel and appends them in order.
+    pub fn chunked<C: Sync, T: Serialize + Send>(
+        &mut self,
+        file: &str,
+        chunks: &[C],
+        rows: impl Fn(&C) -> Vec<T> + Sync,
+    ) -> Result<(), SimError> {
+        self.chunked_iter(file, chunks, |c, w| {
+            for row in rows(c) {
+                w(row)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Formats chunks in parallel: `each(chunk, emit)` calls `emit` for every row of the chunk.
+    /// The file's first non-empty chunk carries the CSV header; a file with no rows is not made.
+    pub fn chunked_iter<C: Sync, T: Serialize>(
+        &mut self,
+        file: &str,
+        chunks: &[C],
+        each: impl Fn(&C, &mut dyn FnMut(T) -> Result<(), SimError>) -> Result<(), SimError> + Sync,
+    ) -> Result<(), SimError> {
+        let t = Instant::now();
+        let format = |c: &C, header: bool| -> Result<(Vec<u8>, u64), SimError> {
+            let out = Vec::with_capacity(1 << 20);
+            let mut w =
+                if header { RecordWriter::new(out, Format::Csv) } else { RecordWriter::continuation(out, Format::Csv) }
+                    .map_err(|e| werr(file, e))?;
+            let mut n = 0u64;
+            each(c, &mut |row| {
+                n += 1;
+                w.write(&row).map_err(|e| werr(file, e))
+            })?;
+            Ok((w.finish().map_err(|e| werr(file, e))?, n))
+        };
+        let mut parts: Vec<(Vec<u8>, u64)> =
+            chunks.par_iter().map(|c| format(c, false)).collect::<Result<Vec<_>, SimError>>()?;
+        if !self.begun(file)
+            && let Some(i) = parts.iter().position(|p| p.1 > 0)
+        {
+            parts[i] = format(&chunks[i], true)?;
+        }
+        self.stats.format += t.elapsed();
+        for (bytes, n) in parts {
+            if n > 0 {
+                self.append(file, &bytes, n)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a whole file at once (GeoJSON).
+    pub fn whole(&mut self, file: &str, text: &str) -> Result<(), SimError> {
+        self.append(file, text.as_bytes(), 0)
+    }
+
+    /// Flushes nothing (files are unbuffered) but closes them; returns the statistics.
+    pub fn finish(self) -> Stats {
+        self.stats
+    }
+}
+
+/// The id of an area at `level` with index `i`.
+pub fn area_id(level: Level, i: u32) -> String {
+    match level {
+        Level::District => format!("D{:02}", i + 1),
+        Level::Subdistrict => format!("S{:03}", i + 1),
+        Level::Community => format!("M{:04}", i + 1),
+        Level::Compound => format!("K{:05}", i + 1),
+        Level::Building => format!("B{:06}", i + 1),
+    }
+}
+
+const LEVELS: [(Level, &str); 5] = [
+    (Level::District, "district"),
+    (Level::Subdistrict, "subdistrict"),
+    (Level::Community, "community"),
+    (Level::Compound, "compound"),
+    (Level::Building, "building"),
+];
+
+fn rect(city: &City, x: u32, y: u32, side_x: u32, side_y: u32) -> geojson::Geometry {
+    let c = city.params.cell_deg;
+    let r6 = |v: f64| (v * 1e6).round() / 1e6;
+    let lon0 = r6(city.params.origin_lon + x as f64 * c);
+    let lat0 = r6(city.params.origin_lat + y as f64 * c);
+    let lon1 = r6(city.params.origin_lon + (x + side_x) as f64 * c);
+    let lat1 = r6(city.params.origin_lat + (y + side_y) as f64 * c);
+    geojson::Geometry::new(geojson::Value::Polygon(vec![vec![
+        vec![lon0, lat0],
+        vec![lon1, lat0],
+        vec![lon1, lat1],
+        vec![lon0, lat1],
+        vec![lon0, lat0],
+    ]]))
+}
+
+/// The area hierarchy: province, city, then every block that holds a building.
+pub fn areas(city: &City) -> Vec<Area> {
+    let side = City::block_side(Level::District);
+    let rows = city.buildings.div_ceil(City::block(Level::District)).div_ceil(city.district_cols);
+    let mut out = vec![
+        Area {
+            id: "PROV".into(),
+            name: "Synthetic province".into(),
+            level: "province".into(),
+            parent: None,
+            geometry: Some(rect(city, 0, 0, side * city.district_cols, side * rows)),
+        },
+        Area {
+            id: "CITY".into(),
+            name: "Synthetic city".into(),
+            level: "city".into(),
+            parent: Some("PROV".into()),
+            geometry: Some(rect(city, 0, 0, side * city.district_cols, side * rows)),
+        },
+    ];
+    for (li, (level, name)) in LEVELS.iter().enumerate() {
+        let block = City::block(*level);
+        let side = City::block_side(*level);
+        for a in 0..city.buildings.div_ceil(block) {
+            let (x, y) = city.cell(a * block);
+            let parent = if li == 0 {
+                "CITY".to_string()
+            } else {
+                let (pl, _) = LEVELS[li - 1];
+                area_id(pl, City::area_of(a * block, pl))
+            };
+            out.push(Area {
+                id: area_id(*level, a),
+                name: format!("{} {}", capitalise(name), a + 1),
+                level: name.to_string(),
+                parent: Some(parent),
+                geometry: Some(rect(city, x, y, side, side)),
+            });
+        }
+    }
+    out
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+fn kind_title(kind: PlaceKind) -> String {
+    capitalise(&kind.as_str().replace('_', " "))
+}
+
+/// Writes the city's static files: areas, units, places, persons, staff, groups, memberships.
+pub fn write_city(city: &City, ids: &CityIds, out: &mut Output) -> Result<(), SimError> {
+    let t = Instant::now();
+    let text = geojson_areas::write_areas(&areas(city));
+    out.stats.format += t.elapsed();
+    out.whole("areas.geojson", &text)?;
+
+    let mut units = vec![
+        Unit { id: "CMD".into(), name: "City epidemic command centre".into(), parent: None, area: Some("CITY".into()) },
+        Unit { id: "CDC".into(), name: "City CDC".into(), parent: Some("CMD".into()), area: Some("CITY".into()) },
+    ];
+    for s in 0..city.buildings.div_ceil(City::block(Level::Subdistrict)) {
+        units.push(Unit {
+            id: format!("SO{:03}", s + 1),
+            name: format!("Subdistrict office {}", s + 1),
+            parent: Some("CMD".into()),
+            area: Some(area_id(Level::Subdistrict, s)),
+        });
+    }
+    for m in 0..city.buildings.div_ceil(City::block(Level::Community)) {
+        let s = m * City::block(Level::Community) / City::block(Level::Subdistrict);
+        units.push(Unit {
+            id: format!("CS{:04}", m + 1),
+            name: format!("Community station {}", m + 1),
+            parent: Some(format!("SO{:03}", s + 1)),
+            area: Some(area_id(Level::Community, m)),
+        });
+    }
+    out.rows("units.csv", units)?;
+
+    out.rows(
+        "places.csv",
+        city.places.iter().enumerate().map(|(i, p)| {
+            let name = if p.kind == PlaceKind::Residence {
+                format!("Residence {}", area_id(Level::Building, p.building))
+            } else if p.port {
+                format!("Port terminal {}", p.ordinal + 1)
+            } else {
+                format!("{} {}", kind_title(p.kind), p.ordinal + 1)
+            };
+            Place {
+                id: ids.places.get(i as u32).to_string(),
+                name: Some(name),
+                kind: p.kind,
+                key_place: city.params.kind_params(p.kind).is_some_and(|k| k.key_place),
+                lat: Some((p.lat * 1e6).round() / 1e6),
+                lon: Some((p.lon * 1e6).round() / 1e6),
+                area: Some(area_id(Level::Building, p.building)),
+            }
+        }),
+    )?;
+
+    let year = city.params.start.year() as i32;
+    let chunks: Vec<std::ops::Range<u32>> = (0..city.persons.len() as u32)
+        .step_by(65_536)
+        .map(|a| a..(a + 65_536).min(city.persons.len() as u32))
+        .collect();
+    out.chunked("persons.csv", &chunks, |range| {
+        range
+            .clone()
+            .map(|i| {
+                let p = &city.persons[i as usize];
+                let occupation = match p.role {
+                    Role::Worker => city.occupation(i).map(str::to_string),
+                    Role::Student => Some("student".to_string()),
+                    Role::AtHome if year - p.birth_year >= 60 => Some("retired".to_string()),
+                    Role::AtHome => Some("unemployed".to_string()),
+                    Role::Infant => None,
+                };
+                Person {
+                    id: ids.persons.get(i).to_string(),
+                    residence: Some(ids.places.get(p.building).to_string()),
+                    birth_year: Some(p.birth_year),
+                    sex: Some(if p.sex == Sex::Female { Sex::Female } else { Sex::Male }),
+                    occupation,
+                }
+            })
+            .collect()
+    })?;
+
+    out.rows(
+        "staff.csv",
+        city.staff.iter().enumerate().flat_map(|(place, members)| {
+            members.iter().map(move |m| StaffMember {
+                place_id: ids.places.get(place as u32).to_string(),
+                person_id: ids.persons.get(*m).to_string(),
+                role: city.occupation(*m).map(str::to_string),
+            })
+        }),
+    )?;
+
+    let group_id = |g: usize| -> String {
+        if g < city.households.len() {
+            format!("H{:07}", g + 1)
+        } else {
+            let (kind, _, _) = &city.groups[g - city.households.len()];
+            match kind {
+                GroupKind::Class => format!("C{:06}", g - city.households.len() + 1),
+                GroupKind::Team => format!("T{:06}", g - city.households.len() + 1),
+                GroupKind::Household => unreachable!("households come first"),
+            }
+        }
+    };
+    let groups = (0..city.group_count()).map(|g| {
+        if g < city.households.len() {
+            let (first, _) = city.households[g];
+            Group {
+                id: group_id(g),
+                kind: GK::Household,
+                name: None,
+                place_id: Some(ids.places.get(city.persons[first as usize].building).to_string()),
+                start: None,
+                end: None,
+            }
+        } else {
+            let (kind, place, _) = &city.groups[g - city.households.len()];
+            Group {
+                id: group_id(g),
+                kind: if *kind == GroupKind::Class { GK::Class } else { GK::Team },
+                name: Some(format!(
+                    "{} {}",
+                    if *kind == GroupKind::Class { "Class" } else { "Team" },
+                    g - city.households.len() + 1
+                )),
+                place_id: Some(ids.places.get(*place).to_string()),
+                start: None,
+                end: None,
+            }
+        }
+    });
+    out.rows("groups.csv", groups)?;
+    let memberships = (0..city.group_count()).flat_map(|g| {
+        let gid = group_id(g);
+        let (members, role): (Vec<u32>, &'static str) = if g < city.households.len() {
+            let (first, size) = city.households[g];
+            ((first..first + size).collect(), "member")
+        } else {
+            let (kind, _, m) = &city.groups[g - city.households.len()];
+            (m.clone(), if *kind == GroupKind::Class { "student" } else { "member" })
+        };
+        members.into_iter().enumerate().map(move |(k, p)| Membership {
+            group_id: gid.clone(),
+            person_id: ids.persons.get(p).to_string(),
+            role: Some(if g < city.households.len() && k == 0 { "head" } else { role }.to_string()),
+        })
+    });
+    out.rows("memberships.csv", memberships)?;
+    Ok(())
+}
+
+const DOMESTIC: [&str; 10] = [
+    "Beijing",
+    "Shanghai",
+    "Guangzhou",
+    "Shenzhen",
+    "Chengdu",
+    "Xi'an",
+    "Changsha",
+    "Nanjing",
+    "Hangzhou",
+    "Zhengzhou",
+];
+const ABROAD: [&str; 8] = ["HK", "SG", "KR", "JP", "DE", "US", "TH", "AE"];
+
+/// A trip's id.
+pub fn trip_id(key: TripKey) -> String {
+    match key.mode() {
+        TripMode::Bus => format!("BUS{}-{:03}-{:02}", key.line() + 1, key.day() + 1, key.slot()),
+        TripMode::Train => format!("TRN-{:03}-{:02}", key.day() + 1, key.line() + 1),
+        TripMode::Flight => format!("FLT-{:03}-{:02}", key.day() + 1, key.line() + 1),
+        TripMode::Ship => format!("SHP-{:03}-{:02}", key.day() + 1, key.line() + 1),
+    }
+}
+
+/// Whether a flight comes from abroad, and its origin.
+pub fn trip_origin(city: &City, key: TripKey) -> (String, OriginRisk) {
+    let h = crate::rng::mix(city.params.seed ^ crate::rng::mix(key.0 ^ 0x0516));
+    let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+    match key.mode() {
+        TripMode::Flight if u < city.params.abroad_flight_share => {
+            (ABROAD[(h % ABROAD.len() as u64) as usize].to_string(), OriginRisk::Abroad)
+        }
+        _ => {
+            let origin = DOMESTIC[(h % DOMESTIC.len() as u64) as usize];
+            // Domestic risk areas change weekly: 3% high, 10% medium.
+            let w = crate::rng::mix(city.params.seed ^ (h % DOMESTIC.len() as u64) ^ ((key.day() / 7) as u64) << 20);
+            let v = (w >> 11) as f64 / (1u64 << 53) as f64;
+            let risk = if v < 0.03 {
+                OriginRisk::High
+            } else if v < 0.13 {
+                OriginRisk::Medium
+            } else {
+                OriginRisk::Low
+            };
+            (origin.to_string(), risk)
+        }
+    }
+}
+
+fn ts(t: i64) -> Timestamp {
+    Timestamp::from_second(t).expect("in range")
+}
+
+/// The trip record of a key.
+pub fn trip_record(city: &City, ids: &CityIds, key: TripKey) -> Trip {
+    let base = city.day_start(key.day());
+    match key.mode() {
+        TripMode::Bus => {
+            let (dep, arr) = bus_times(key);
+            let station = city.by_kind[PlaceKind::TransitStation as usize].places[key.line() as usize];
+            Trip {
+                id: trip_id(key),
+                mode: TripMode::Bus,
+                number: format!("{}", key.line() + 1),
+                departure: ts(base + dep),
+                arrival: Some(ts(base + arr)),
+                origin: Some(ids.places.get(station).to_string()),
+                destination: Some(format!("Line {} terminus", key.line() + 1)),
+                sealed: true,
+            }
+        }
+        mode => {
+            let (dep, arr) = long_trip_times(city, key);
+            let (origin, _) = trip_origin(city, key);
+            let number = if mode == TripMode::Train {
+                format!("G{}", 100 + (key.line() * 37 + key.day() * 11) % 900)
+            } else {
+                format!("CZ{}", 3000 + (key.line() * 53 + key.day() * 7) % 900)
+            };
+            Trip {
+                id: trip_id(key),
+                mode,
+                number,
+                departure: ts(base + dep),
+                arrival: Some(ts(base + arr)),
+                origin: Some(origin),
+                destination: Some("Synthetic city".into()),
+                sealed: mode == TripMode::Train,
+            }
+        }
+    }
+}
+
+/// What of a day to write.
+#[derive(Debug, Clone, Copy)]
+pub struct DayFiles {
+    pub visits: bool,
+    pub pings: bool,
+}
+
+/// Writes one day's feeds from its chunks (in person order): visits, trips, passengers,
+/// arrivals and pings.
+pub fn write_day(
+    city: &City,
+    ids: &CityIds,
+    chunks: &[DayOut],
+    what: DayFiles,
+    out: &mut Output,
+) -> Result<(), SimError> {
+    if what.visits {
+        out.chunked_iter("visits.csv", chunks, |c: &DayOut, emit| {
+            for s in &c.stays {
+                if s.rec == Rec::Missing {
+                    continue;
+                }
+                emit(VisitRow {
+                    person_id: ids.persons.get(s.person),
+                    place_id: ids.places.get(s.place),
+                    t_in: s.t_in,
+                    t_out: if s.rec == Rec::Full && s.t_out != crate::day::NO_END { Some(s.t_out) } else { None },
+                })?;
+            }
+            Ok(())
+        })?;
+    }
+    let t = Instant::now();
+    let mut keys: Vec<TripKey> = chunks.iter().flat_map(|c| c.rides.iter().map(|r| r.trip)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    out.stats.format += t.elapsed();
+    out.rows("trips.csv", keys.iter().map(|k| trip_record(city, ids, *k)))?;
+    out.chunked_iter("passengers.csv", chunks, |c: &DayOut, emit| {
+        for r in &c.rides {
+            let letters = if r.trip.mode() == TripMode::Flight { "ABCDEF" } else { "ABCDF" };
+            emit(TripPassenger {
+                trip_id: trip_id(r.trip),
+                person_id: ids.persons.get(r.person).to_string(),
+                role: TripRole::Passenger,
+                carriage: (r.carriage > 0).then_some(r.carriage as u32),
+                seat_row: Some(r.row as u32),
+                seat: (r.seat != 255).then(|| format!("{}{}", r.row, &letters[r.seat as usize..r.seat as usize + 1])),
+            })?;
+        }
+        Ok(())
+    })?;
+    let t = Instant::now();
+    let arrivals: Vec<Arrival> = chunks
+        .iter()
+        .flat_map(|c| c.arrivals.iter())
+        .map(|(person, key)| {
+            let base = city.day_start(key.day());
+            let (dep, arr) = long_trip_times(city, *key);
+            let (origin, origin_risk) = trip_origin(city, *key);
+            Arrival {
+                person_id: ids.persons.get(*person).to_string(),
+                origin,
+                origin_risk,
+                left_origin_at: ts(base + dep),
+                arrived_at: ts(base + arr),
+                trip_id: Some(trip_id(*key)),
+                destination: Some(ids.places.get(city.persons[*person as usize].building).to_string()),
+            }
+        })
+        .collect();
+    out.stats.format += t.elapsed();
+    out.rows("arrivals.csv", arrivals)?;
+    if what.pings {
+        out.chunked_iter("pings.csv", chunks, |c: &DayOut, emit| {
+            for p in &c.pings {
+                emit(PingRow {
+                    person_id: ids.persons.get(p.person),
+                    t: p.t,
+                    lat: (p.lat * 1e6).round() / 1e6,
+                    lon: (p.lon * 1e6).round() / 1e6,
+                    accuracy_m: 30.0,
+                })?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Persons per chunk of parallel work.
+pub const CHUNK: u32 = 16_384;
+
+/// Splits persons into chunks.
+pub fn person_chunks(n: u32) -> Vec<(u32, u32)> {
+    (0..n).step_by(CHUNK as usize).map(|a| (a, (a + CHUNK).min(n))).collect()
+}
+
+/// Generates the city of `params` and its days without an outbreak, writing every file into
+/// `dir`. `progress(done, total)` is called after each day.
+pub fn simulate_city(
+    params: crate::CityParams,
+    dir: &Path,
+    progress: &mut dyn FnMut(u32, u32),
+) -> Result<Stats, SimError> {
+    params.validate()?;
+    let t = Instant::now();
+    let city = City::build(params)?;
+    let ids = CityIds::new(&city);
+    let build = t.elapsed();
+    let mut out = Output::create(dir)?;
+    out.stats.generate += build;
+    write_city(&city, &ids, &mut out)?;
+    let chunks = person_chunks(city.persons.len() as u32);
+    let what = DayFiles { visits: true, pings: city.params.ping_share > 0.0 };
+    for day in 0..city.params.days {
+        let t = Instant::now();
+        let outs: Vec<DayOut> = chunks
+            .par_iter()
+            .map(|&(a, b)| {
+                let mut o = DayOut::default();
+                crate::day::plan_chunk(&city, day, a, b, |_| Default::default(), &mut o);
+                o
+            })
+            .collect();
+        out.stats.generate += t.elapsed();
+        write_day(&city, &ids, &outs, what, &mut out)?;
+        progress(day + 1, city.params.days);
+    }
+    Ok(out.finish())
+}
+
+/// What an outbreak run writes besides the city.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutbreakOptions {
+    /// Write every day's visits (default: only the last 14 days').
+    pub all_visits: bool,
+}
+
+/// Days of visits an outbreak run writes unless asked for all.
+pub const VISIT_DAYS: u32 = 14;
+
+/// Writes one closed outbreak day: the city's feeds (visits only when `visits`), then lab
+/// tests, cases, sentinel reports, goods and the ground truth.
+pub fn write_outbreak_day(
+    sim: &crate::Outbreak,
+    day: &crate::outbreak::DayResult,
+    visits: bool,
+    out: &mut Output,
+) -> Result<(), SimError> {
+    let what = DayFiles { visits, pings: sim.city.params.ping_share > 0.0 };
+    write_day(&sim.city, &sim.ids, &day.chunks, what, out)?;
+    out.rows("goods_batches.csv", &day.goods_batches)?;
+    out.rows("goods_hops.csv", &day.goods_hops)?;
+    out.rows("lab_tests.csv", &day.lab_tests)?;
+    out.rows("cases.csv", &day.cases)?;
+    out.rows("sentinel.csv", &day.sentinel)?;
+    out.rows("ground_truth.csv", day.infections.iter().map(|i| sim.truth_row(i)))?;
+    Ok(())
+}
+
+/// Runs an outbreak in a new city with no response, writing every file into `dir`.
+/// `progress(done, total)` is called after each day.
+pub fn simulate_outbreak(
+    params: crate::CityParams,
+    pathogen: crate::Pathogen,
+    options: OutbreakOptions,
+    dir: &Path,
+    progress: &mut dyn FnMut(u32, u32),
+) -> Result<Stats, SimError> {
+    params.validate()?;
+    pathogen.validate().map_err(|message| SimError::Profile { source_name: pathogen.name.clone(), message })?;
+    let t = Instant::now();
+    let days = params.days;
+    let mut sim = crate::Outbreak::new(params, pathogen)?;
+    let build = t.elapsed();
+    let mut out = Output::create(dir)?;
+    out.stats.generate += build;
+    write_city(&sim.city, &sim.ids, &mut out)?;
+    for d in 0..days {
+        let t = Instant::now();
+        let result = sim.step_day()?;
+        out.stats.generate += t.elapsed();
+        write_outbreak_day(&sim, &result, options.all_visits || d + VISIT_DAYS >= days, &mut out)?;
+        progress(d + 1, days);
+    }
+    Ok(out.finish())
+}
