@@ -11,11 +11,12 @@ status, prefix), size-<N>/{manifest.json,window.json,index-<K>.txt} and raw/: <p
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import statistics
 import sys
+
+import trace_digest
 
 MIN_RUNS = 5
 TARGET_PERSONS = 1_000_000
@@ -54,48 +55,31 @@ def parse_time_v(path):
     return out
 
 
-def contact_id(c):
-    if isinstance(c, str):
-        return c
-    if isinstance(c, dict):
-        for k in ("person", "person_id", "id"):
-            if isinstance(c.get(k), str):
-                return c[k]
-    return None
-
-
 def parse_chainbreak(stdout_path, stderr_path):
     """`chainbreak trace --format json --timings`: stdout one JSON object with "hash" and
-    "tiers" [{"tier", "category", "count", "contacts"}]; stderr log lines and ONE JSON line
+    "tiers" [{"tier", "category", "count", "contacts"}] (read as a stream by trace_digest.py, or
+    its digest when the path ends in .digest.json); stderr log lines and ONE JSON line
     {"load_seconds", "index_bytes", "visits", "query_seconds": [...], "query_median_seconds"}.
-    Returns a dict; {"error": ...} when the output cannot be read."""
+    Returns a dict; with "error" when the output cannot be read."""
     r = {}
     try:
-        with open(stdout_path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError) as e:
-        return {"error": f"stdout is not one JSON object: {e}"}
-    if not isinstance(doc, dict) or not isinstance(doc.get("hash"), str) or not isinstance(doc.get("tiers"), list):
-        return {"error": "stdout JSON has no \"hash\" string or no \"tiers\" array"}
-    r["hash"] = doc["hash"].lower()
-    counts, ids, complete = {}, {}, True
-    for t in doc["tiers"]:
-        tier = t.get("tier")
-        counts[tier] = counts.get(tier, 0) + int(t.get("count", 0))
-        cs = t.get("contacts")
-        if isinstance(cs, list) and all(contact_id(c) is not None for c in cs):
-            ids.setdefault(tier, []).extend(contact_id(c) for c in cs)
+        if stdout_path.endswith(".digest.json"):
+            with open(stdout_path) as f:
+                dg = json.load(f)
         else:
-            complete = False
-    r["tiers"] = [{k: t.get(k) for k in ("tier", "category", "count")} for t in doc["tiers"]]
-    r["close"] = counts.get(1, 0)
-    r["secondary"] = counts.get(2, 0)
-    if complete:
-        lines = sorted((int(t), i.encode()) for t, l in ids.items() for i in l if t in (1, 2))
-        h = hashlib.sha256()
-        for t, i in lines:
-            h.update(b"%d\t%s\n" % (t, i))
-        r["contacts_hash"] = h.hexdigest()
+            with open(stdout_path, "rb") as f:
+                dg = trace_digest.digest(f)
+    except (OSError, ValueError) as e:
+        return {"error": f"cannot read chainbreak's stdout: {e}"}
+    if not isinstance(dg.get("hash"), str) or not dg.get("tiers"):
+        return {"error": "chainbreak's stdout has no \"hash\" string or no tiers", "stdout_bytes": dg.get("bytes")}
+    r["hash"] = dg["hash"].lower()
+    r["stdout_bytes"] = dg.get("bytes")
+    r["tiers"] = [{k: t.get(k) for k in ("tier", "category", "count", "listed")} for t in dg["tiers"]]
+    r["close"] = sum(t["count"] or 0 for t in dg["tiers"] if t["tier"] == 1)
+    r["secondary"] = sum(t["count"] or 0 for t in dg["tiers"] if t["tier"] == 2)
+    if dg.get("contacts_hash"):
+        r["contacts_hash"] = dg["contacts_hash"]
     timings = None
     try:
         with open(stderr_path, encoding="utf-8", errors="replace") as f:
@@ -177,7 +161,8 @@ def main(argv=None):
                 except (OSError, ValueError) as e:
                     rec["error"] = f"no JSON from trace_duckdb.py: {e}"
             else:
-                rec.update(parse_chainbreak(base + ".stdout", base + ".stderr"))
+                out = base + ".digest.json" if os.path.exists(base + ".digest.json") else base + ".stdout"
+                rec.update(parse_chainbreak(out, base + ".stderr"))
         records.append(rec)
 
     cells = []
@@ -223,6 +208,12 @@ def main(argv=None):
         L.append(f"**chainbreak:** {env['chainbreak_trace']}")
         L.append("")
     L.append(f"**Result check:** {result['verdict']}.")
+    own = [c["chainbreak_hash_matches_its_contacts"] for c in cells if "chainbreak_hash_matches_its_contacts" in c]
+    if own:
+        L.append(("chainbreak's `hash` is the hash of the contacts it lists in every cell." if all(own) else
+                  "**chainbreak's `hash` differs from the hash of the contacts it lists** in "
+                  + ", ".join(f"{c['size']:,}/K={c['k']}" for c in cells
+                              if c.get("chainbreak_hash_matches_its_contacts") is False) + "."))
     L.append("")
     L.append("| persons | visits | K | close | secondary | hash | DuckDB load s | DuckDB query ms | DuckDB RSS MiB "
              "| chainbreak load s | index B/visit | chainbreak query ms | chainbreak RSS MiB | DuckDB ÷ chainbreak |")

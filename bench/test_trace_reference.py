@@ -9,6 +9,7 @@ Run from the repository root or bench/ (needs duckdb: bench/.venv-trace, see ben
 
 import csv
 import hashlib
+import io
 import json
 import os
 import random
@@ -22,6 +23,7 @@ sys.path.insert(0, HERE)
 
 import summarize_trace  # noqa: E402
 import trace_common as tc  # noqa: E402
+import trace_digest  # noqa: E402
 import trace_duckdb  # noqa: E402
 import trace_oracle  # noqa: E402
 
@@ -257,6 +259,20 @@ class ChainbreakOutput(unittest.TestCase):
         self.assertEqual(r["visits"], 100)
         # the fixture's contacts hash to the hand-made case's answer
         self.assertEqual(r["contacts_hash"], hashlib.sha256(b"1\tC1\n1\tO2\n2\tS2\n2\tS3\n").hexdigest())
+
+    def test_digest_in_small_chunks(self):
+        with open(os.path.join(HERE, "testdata", "trace", "chainbreak-stdout.json"), "rb") as f:
+            data = f.read()
+        whole = trace_digest.digest(io.BytesIO(data))
+        self.assertEqual([(t["tier"], t["count"], t["listed"]) for t in whole["tiers"]], [(1, 2, 2), (2, 2, 2)])
+        self.assertEqual(whole["bytes"], len(data))
+        keep = trace_digest.KEEP
+        try:
+            trace_digest.KEEP = 100
+            for chunk in (1, 2, 3, 7, 64, 1000):
+                self.assertEqual(trace_digest.digest(io.BytesIO(data), chunk=chunk), whole, chunk)
+        finally:
+            trace_digest.KEEP = keep
 
     def test_parse_errors(self):
         with tempfile.TemporaryDirectory() as d:

@@ -4,7 +4,7 @@
 # Usage: bench/trace.sh [--sizes "100000 1000000"] [--with-5m] [--days 14] [--window-days 4]
 #                       [--ks "1 10 100"] [--runs 5] [--seed 1] [--index-seed 1]
 #                       [--min-overlap-seconds 900] [--systems "chainbreak duckdb"]
-#                       [--profile NAME|PATH] [--no-build] [--keep-stores]
+#                       [--profile NAME|PATH] [--cell-timeout SECONDS] [--no-build] [--keep-stores]
 #
 # For each city size: makes the input (GENERATOR, default bench/gen_visits.py) or reuses it after
 # checking its SHA-256 against its manifest; takes the last --window-days days of the data as the
@@ -36,6 +36,7 @@ SYSTEMS="chainbreak duckdb"
 PROFILE=""
 BUILD=1
 KEEP_STORES=0
+CELL_TIMEOUT=0
 
 die() { echo "trace.sh: $*" >&2; exit 1; }
 say() { echo "trace.sh: $*" >&2; }
@@ -54,13 +55,14 @@ while [ $# -gt 0 ]; do
         --min-overlap-seconds) MIN_OVERLAP=${2:?}; shift 2 ;;
         --systems) SYSTEMS=${2:?}; shift 2 ;;
         --profile) PROFILE=${2:?}; shift 2 ;;
+        --cell-timeout) CELL_TIMEOUT=${2:?}; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --keep-stores) KEEP_STORES=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "trace.sh: unknown argument: $1" >&2; usage 2 ;;
     esac
 done
-for v in $SIZES $KS "$DAYS" "$WINDOW_DAYS" "$RUNS" "$SEED" "$INDEX_SEED" "$MIN_OVERLAP"; do
+for v in $SIZES $KS "$CELL_TIMEOUT" "$DAYS" "$WINDOW_DAYS" "$RUNS" "$SEED" "$INDEX_SEED" "$MIN_OVERLAP"; do
     case "$v" in ''|*[!0-9]*) die "sizes, K, days, runs, seeds and the overlap take non-negative integers ('$v')" ;; esac
 done
 [ "$RUNS" -ge 1 ] || die "--runs must be at least 1"
@@ -174,6 +176,7 @@ envrec index_seed "$INDEX_SEED"
 envrec min_overlap_seconds "$MIN_OVERLAP"
 envrec window_days "$WINDOW_DAYS"
 envrec runs "$RUNS"
+envrec cell_timeout "$CELL_TIMEOUT"
 envrec args "sizes=$SIZES days=$DAYS window_days=$WINDOW_DAYS ks=$KS runs=$RUNS seed=$SEED index_seed=$INDEX_SEED min_overlap=$MIN_OVERLAP systems=$SYSTEMS"
 envrec cpu "$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs"
 envrec memory "$(free -h | awk '/^Mem:/ {print $2}')"
@@ -253,24 +256,33 @@ run_system() {
     w1=$(jget "$sd/window.json" w1)
     prefix=$system-$n-$k
     nth=$((nth + 1))
+    local limit=()
+    if [ "$CELL_TIMEOUT" -gt 0 ]; then limit=(timeout -k 10 "$CELL_TIMEOUT"); fi
     say "$n persons, K=$k: $system ($RUNS runs) ..."
     set +e
     if [ "$system" = duckdb ]; then
-        /usr/bin/time -v -o "$RUN/raw/$prefix.time" "$PYTHON" "$BENCH/trace_duckdb.py" \
+        /usr/bin/time -v -o "$RUN/raw/$prefix.time" "${limit[@]}" "$PYTHON" "$BENCH/trace_duckdb.py" \
             --visits "$data/visits.csv" --places "$data/places.csv" --persons-file "$sd/index-$k.txt" \
             --from "$w0" --to "$w1" --min-overlap-seconds "$MIN_OVERLAP" --profile "$DUCKDB_PROFILE" \
             --runs "$RUNS" --threads 2 --contacts-out "$RUN/raw/$prefix.contacts" \
             >"$RUN/raw/$prefix.json" 2>"$RUN/raw/$prefix.stderr"
+        rc=$?
     else
-        /usr/bin/time -v -o "$RUN/raw/$prefix.time" "$CHAINBREAK" trace --db "$db" \
+        # The JSON lists every contact with its evidence (gigabytes at city scale): digested as
+        # it streams (hash, tiers, contacts re-hashed; the first 64 KiB kept), not stored.
+        /usr/bin/time -v -o "$RUN/raw/$prefix.time" "${limit[@]}" "$CHAINBREAK" trace --db "$db" \
             --persons-file "$sd/index-$k.txt" --from "$w0" --to "$w1" --min-overlap "$CB_MIN_OVERLAP" \
             --depth 2 --rule venue-overlap --format json --timings --repeat "$RUNS" \
-            >"$RUN/raw/$prefix.stdout" 2>"$RUN/raw/$prefix.stderr"
+            2>"$RUN/raw/$prefix.stderr" \
+            | "$PYTHON" "$BENCH/trace_digest.py" --head "$RUN/raw/$prefix.stdout.head" >"$RUN/raw/$prefix.digest.json"
+        rc=${PIPESTATUS[0]}
     fi
-    rc=$?
     set -e
     status=ok
-    if [ "$rc" != 0 ]; then
+    if [ "$rc" = 124 ] && [ "$CELL_TIMEOUT" -gt 0 ]; then
+        status="timed out (> $CELL_TIMEOUT s)"
+        say "$system did not finish within --cell-timeout $CELL_TIMEOUT s"
+    elif [ "$rc" != 0 ]; then
         status="failed (exit $rc)"
         say "$system failed with exit code $rc; last lines of its stderr:"
         tail -n 15 "$RUN/raw/$prefix.stderr" >&2
@@ -313,8 +325,8 @@ for n in $SIZES; do
         for s in $order; do
             run_system "$s" "$n" "$k" "$data" "$sd" "$db"
         done
-        a=$(sed -n 's/.*"hash": "\([0-9a-f]*\)".*/\1/p' "$RUN/raw/duckdb-$n-$k.json" 2>/dev/null | head -1 || true)
-        b=$(sed -n 's/.*"hash": *"\([0-9a-fA-F]*\)".*/\1/p' "$RUN/raw/chainbreak-$n-$k.stdout" 2>/dev/null | head -1 || true)
+        a=$(jget "$RUN/raw/duckdb-$n-$k.json" hash 2>/dev/null || true)
+        b=$(jget "$RUN/raw/chainbreak-$n-$k.digest.json" hash 2>/dev/null || true)
         if [ -n "$a" ] && [ -n "$b" ]; then
             if [ "$a" = "$(echo "$b" | tr 'A-F' 'a-f')" ]; then say "$n persons, K=$k: hashes agree ($a)"
             else say "$n persons, K=$k: HASHES DIFFER: duckdb $a, chainbreak $b"; fi
