@@ -104,6 +104,26 @@ def parse_chainbreak(stdout_path, stderr_path):
     return r
 
 
+def duckdb_progress(stderr_path):
+    """What a DuckDB process that did not finish got done: its progress lines on stderr."""
+    r = {"query_seconds_done": []}
+    try:
+        with open(stderr_path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                w = line.split()
+                if len(w) >= 3 and w[0] == "trace_duckdb:" and w[1] == "load_seconds":
+                    r["load_seconds"] = float(w[2])
+                    if len(w) >= 5 and w[3] == "visits":
+                        r["visits"] = int(w[4])
+                elif len(w) >= 5 and w[0] == "trace_duckdb:" and w[1] == "run" and w[3] == "query_seconds":
+                    r["query_seconds_done"].append(float(w[4]))
+                    if len(w) >= 9:
+                        r["close"], r["secondary"] = int(w[6]), int(w[8])
+    except OSError:
+        pass
+    return r
+
+
 def stats(xs):
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)} if xs else None
 
@@ -153,6 +173,8 @@ def main(argv=None):
                "status": r["status"], "prefix": r["prefix"]}
         base = os.path.join(d, "raw", r["prefix"])
         rec["process"] = parse_time_v(base + ".time")
+        if r["status"] != "ok" and r["system"] == "duckdb":
+            rec["partial"] = duckdb_progress(base + ".stderr")
         if r["status"] == "ok":
             if r["system"] == "duckdb":
                 try:
@@ -221,8 +243,8 @@ def main(argv=None):
     for c in cells:
         dk = c["systems"].get("duckdb") or {}
         cb = c["systems"].get("chainbreak") or {}
-        src = dk if dk.get("hash") else cb
-        visits = dk.get("visits") or cb.get("visits")
+        src = dk if dk.get("hash") else cb if cb.get("hash") else (dk.get("partial") or {})
+        visits = dk.get("visits") or cb.get("visits") or (dk.get("partial") or {}).get("visits")
         h = src.get("hash", "")[:12] if src else ""
         if c["hashes_agree"] is True:
             h += " (agree)"
@@ -237,6 +259,9 @@ def main(argv=None):
             if not x:
                 return "–"
             if x.get("status") != "ok":
+                done = (x.get("partial") or {}).get("query_seconds_done")
+                if done:
+                    return f"{x.get('status')}; {len(done)} run(s) done: " + ", ".join(ms(q) for q in done)
                 return x.get("status", "?")
             if x.get("error"):
                 return "error"
@@ -245,14 +270,15 @@ def main(argv=None):
         bpv = (f"{cb['index_bytes'] / cb['visits']:.1f}" if cb.get("index_bytes") and cb.get("visits") else "–")
         ratio = c.get("ratio_duckdb_over_chainbreak")
         ratio_s = "–" if ratio is None else f"{ratio:,.0f}×"
-        dk_load = "%.1f" % (dk.get("load_seconds") or 0)
+        dk_load = "%.1f" % (dk.get("load_seconds") or (dk.get("partial") or {}).get("load_seconds") or 0)
         cb_load = "%.2f" % (cb.get("load_seconds") or 0)
         if visits is None:
             L.append(f"| {c['size']:,} | – | {c['k']} | – | – | – | {status(dk, '?')} | | | {status(cb, '?')} "
                      f"| | | | |")
             continue
         L.append(f"| {c['size']:,} | {visits:,} | {c['k']} | {src.get('close', '–')} | {src.get('secondary', '–')} "
-                 f"| {h} | {status(dk, dk_load)} | {status(dk, q_cell(dk))} | {rss(dk)} "
+                 f"| {h} | {dk_load if dk.get('partial', {}).get('load_seconds') else status(dk, dk_load)} "
+                 f"| {status(dk, q_cell(dk))} | {rss(dk)} "
                  f"| {status(cb, cb_load)} | {bpv} | {status(cb, q_cell(cb))} | {rss(cb)} | {ratio_s} |")
     L.append("")
     L.append("Targets (issue 5), judged at 1,000,000 persons: chainbreak query K=1 ≤ 5 ms, K=100 ≤ 200 ms; index ≤ 24 "

@@ -274,6 +274,16 @@ class ChainbreakOutput(unittest.TestCase):
         finally:
             trace_digest.KEEP = keep
 
+    def test_duckdb_progress_of_a_stopped_run(self):
+        with tempfile.TemporaryDirectory() as d:
+            err = os.path.join(d, "err")
+            with open(err, "w") as f:
+                f.write("trace_duckdb: load_seconds 58.4 visits 55624605\n"
+                        "trace_duckdb: run 1 query_seconds 23.5 close 2780 secondary 670724\n")
+            r = summarize_trace.duckdb_progress(err)
+        self.assertEqual(r, {"query_seconds_done": [23.5], "load_seconds": 58.4, "visits": 55624605,
+                             "close": 2780, "secondary": 670724})
+
     def test_parse_errors(self):
         with tempfile.TemporaryDirectory() as d:
             out, err = os.path.join(d, "out"), os.path.join(d, "err")

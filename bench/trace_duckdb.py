@@ -87,14 +87,20 @@ class Tracer:
         return (close, secondary), dt
 
 
-def run(visits, places, persons_file, w0, w1, m, profile, runs=1, threads=2):
-    """(JSON-able result, close ids, secondary ids)"""
+def run(visits, places, persons_file, w0, w1, m, profile, runs=1, threads=2, progress=None):
+    """(JSON-able result, close ids, secondary ids). progress: a file for one line per step
+    (so a run stopped by a time limit still shows what it did)."""
     index_ids = tc.read_persons_file(persons_file)
     tr = Tracer(visits, places, profile, index_ids, threads=threads)
+    if progress:
+        print(f"trace_duckdb: load_seconds {tr.load_seconds:.3f} visits {tr.visits}", file=progress, flush=True)
     times, first = [], None
-    for _ in range(runs):
+    for n in range(runs):
         (close, secondary), dt = tr.query(w0, w1, m)
         times.append(dt)
+        if progress:
+            print(f"trace_duckdb: run {n + 1} query_seconds {dt:.6f} close {len(close)} secondary {len(secondary)}",
+                  file=progress, flush=True)
         h = tc.result_hash(close, secondary)
         if first is None:
             first = (h, close, secondary)
@@ -149,7 +155,7 @@ def main(argv=None):
         ap.error("--to must be after --from")
     try:
         out, close, secondary = run(a.visits, a.places, a.persons_file, a.w0, a.w1, a.min_overlap_seconds,
-                                    a.profile, runs=a.runs, threads=a.threads)
+                                    a.profile, runs=a.runs, threads=a.threads, progress=sys.stderr)
     except tc.InputError as e:
         sys.exit(f"trace_duckdb: {e}")
     if a.contacts_out:
