@@ -239,6 +239,8 @@ make_store() {
     t0=$(now)
     {
         "$CHAINBREAK" init --db "$db" --tz Asia/Shanghai --profile "$PROFILE" &&
+        # A simulator city has areas (places name them); gen_visits.py's has none.
+        { [ ! -e "$data/areas.geojson" ] || "$CHAINBREAK" import areas "$data/areas.geojson" --db "$db"; } &&
         "$CHAINBREAK" import places "$data/places.csv" --db "$db" &&
         "$CHAINBREAK" import persons "$data/persons.csv" --db "$db" &&
         "$CHAINBREAK" import visits "$data/visits.csv" --db "$db"
