@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use chainbreak_core::model::{Classification, PlaceKind};
+use chainbreak_core::model::{Classification, GroupKind, PlaceKind};
 use chainbreak_core::profile::Profile;
 use chainbreak_core::time::Calendar;
 use chainbreak_store::Store;
@@ -52,6 +52,9 @@ pub struct Tracer {
     kinds: Vec<PlaceKind>,
     /// The profile's contact settings.
     settings: Settings,
+    /// Groups (households, classes, teams, gatherings) and each person's.
+    groups: Vec<GroupInfo>,
+    groups_of: FxHashMap<u32, Vec<u32>>,
     /// The change `seq` read up to, and the last visit row in the index.
     seq: u64,
     last_row: i64,
@@ -124,7 +127,52 @@ fn dwell_by_place(store: &dyn Store, profile: &Profile) -> Result<(Vec<u32>, u32
 
 /// The contacts of one category: tier, name, contacts, and the settings they were found at
 /// (none for the venue-overlap rule).
-type Category<'a> = (u8, &'static str, Vec<Contact>, Option<&'a Vec<Option<Setting>>>);
+type Category<'a> = (u8, &'static str, Vec<Contact>, Option<&'a Vec<Option<Setting>>>, Vec<GroupHit>);
+
+/// A contact through a group: `person` is in `group` with `source` (an index person, or a
+/// close contact for secondary contacts), from `from` to `to` (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct GroupHit {
+    person: u32,
+    from: i64,
+    to: i64,
+    group: u32,
+    source: u32,
+}
+
+/// A group as the tracer keeps it: members as survivor keys.
+#[derive(Debug, Clone)]
+struct GroupInfo {
+    id: String,
+    kind: GroupKind,
+    start: Option<i64>,
+    end: Option<i64>,
+    members: Vec<u32>,
+}
+
+/// Per person (survivor), the groups (positions in the list) they are in.
+type GroupsOf = FxHashMap<u32, Vec<u32>>;
+
+/// Every group and, per person (survivor), the groups they are in.
+fn load_groups(store: &dyn Store, index: &Index) -> Result<(Vec<GroupInfo>, GroupsOf), AppError> {
+    let mut groups: Vec<GroupInfo> = Vec::new();
+    let mut of_person: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+    let mut last_key = None;
+    for m in store.group_members()? {
+        if last_key != Some(m.group) {
+            last_key = Some(m.group);
+            groups.push(GroupInfo { id: m.group_id, kind: m.kind, start: m.start, end: m.end, members: Vec::new() });
+        }
+        let g = groups.len() as u32 - 1;
+        let person = index.survivor(m.person);
+        let members = &mut groups[g as usize].members;
+        if !members.contains(&person) {
+            members.push(person);
+            of_person.entry(person).or_default().push(g);
+        }
+    }
+    Ok((groups, of_person))
+}
 
 /// One category's setting at a kind of place.
 #[derive(Debug, Clone, Default)]
@@ -134,10 +182,13 @@ struct Setting {
     condition: String,
 }
 
-/// The profile's place settings per category, by place kind (`None`: not a setting).
+/// The profile's place settings per category, by place kind (`None`: not a setting), and its
+/// group settings by group kind.
 #[derive(Debug, Clone, Default)]
 struct Settings {
     close: Vec<Option<Setting>>,
+    close_groups: Vec<Option<Setting>>,
+    secondary_groups: Vec<Option<Setting>>,
     co_exposed: Option<Vec<Option<Setting>>>,
     secondary: Option<Vec<Option<Setting>>>,
     /// The profile sums overlaps over a window (a rule the engine does not run yet).
@@ -156,10 +207,22 @@ fn by_kind(places: &[chainbreak_core::profile::PlaceSetting]) -> Vec<Option<Sett
     out
 }
 
+fn by_group_kind(groups: &[chainbreak_core::profile::GroupSetting]) -> Vec<Option<Setting>> {
+    let mut out = vec![None; GroupKind::ALL.len()];
+    for g in groups {
+        out[g.kind as usize] =
+            Some(Setting { min_overlap: 0, needs_confirmation: g.needs_confirmation, condition: g.condition.clone() });
+    }
+    out
+}
+
 impl Settings {
     fn of(profile: &Profile) -> Settings {
+        let secondary = &profile.secondary_contact;
         Settings {
             close: by_kind(&profile.close_contact.places),
+            close_groups: by_group_kind(&profile.close_contact.groups),
+            secondary_groups: if secondary.enabled { by_group_kind(&secondary.groups) } else { Vec::new() },
             co_exposed: profile.co_exposed.enabled.then(|| by_kind(&profile.co_exposed.places)),
             secondary: profile.secondary_contact.enabled.then(|| by_kind(&profile.secondary_contact.places)),
             cumulative_hours: profile.close_contact.cumulative_window_hours,
@@ -224,10 +287,14 @@ pub struct TraceRequest {
     pub depth: u8,
 }
 
-/// One piece of evidence: the contact and `exposed_to` shared `place_id` from `from` to `to`.
+/// One piece of evidence: the contact and `exposed_to` shared `place_id` from `from` to `to`,
+/// or belong to the group `group_id` (household, class, team, gathering).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evidence {
-    pub place_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
     pub from: Timestamp,
     pub to: Timestamp,
     pub overlap_minutes: f64,
@@ -333,6 +400,7 @@ impl Tracer {
             }
         })?;
         let index = builder.build(store.person_survivors()?);
+        let (groups, groups_of) = load_groups(store, &index)?;
         let person_keys: FxHashMap<String, u32> = store.person_keys()?.into_iter().collect();
         let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
         let place_ids = ids_by_key(store.place_keys()?);
@@ -353,6 +421,8 @@ impl Tracer {
             default_dwell,
             kinds,
             settings: Settings::of(profile),
+            groups,
+            groups_of,
             seq: end.seq,
             last_row: end.last_row,
         };
@@ -414,6 +484,7 @@ impl Tracer {
         let person_keys: FxHashMap<String, u32> = store.person_keys()?.into_iter().collect();
         let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
         let place_ids = ids_by_key(store.place_keys()?);
+        let (groups, groups_of) = load_groups(store, &index)?;
         let mut tracer = Tracer {
             index,
             person_ids,
@@ -423,6 +494,8 @@ impl Tracer {
             default_dwell,
             kinds,
             settings: Settings::of(profile),
+            groups,
+            groups_of,
             seq: meta.seq,
             last_row: meta.last_row,
         };
@@ -443,7 +516,7 @@ impl Tracer {
     pub fn refresh(&mut self, store: &dyn Store, profile: &Profile) -> Result<Refresh, AppError> {
         use chainbreak_store::{ChangeOp, Entity};
         let mut after = self.seq;
-        let (mut new_persons, mut new_places, mut new_visits) = (false, false, false);
+        let (mut new_persons, mut new_places, mut new_visits, mut new_groups) = (false, false, false, false);
         loop {
             let changes = store.changes_since(after, 10_000)?;
             let Some(last) = changes.last() else { break };
@@ -462,6 +535,10 @@ impl Tracer {
                     }
                     (Entity::Person, _) => {
                         new_persons |= c.key_from >= self.person_ids.len() as i64;
+                        false
+                    }
+                    (Entity::Group | Entity::Membership, _) => {
+                        new_groups = true;
                         false
                     }
                     _ => false,
@@ -494,6 +571,9 @@ impl Tracer {
             })?;
             self.index.extend(builder);
             self.last_row = end.last_row;
+        }
+        if new_groups || new_persons {
+            (self.groups, self.groups_of) = load_groups(store, &self.index)?;
         }
         // Changes after `after` are read next time; visits they add are already in (only
         // rows past `last_row` are scanned).
@@ -546,18 +626,19 @@ impl Tracer {
         let found: Vec<Category<'_>> = match request.rule {
             Rule::VenueOverlap => {
                 let traced = self.index.venue_overlap(&index, &q);
-                let mut found = vec![(1, "close", traced.close, None)];
+                let mut found = vec![(1, "close", traced.close, None, Vec::new())];
                 if request.depth >= 2 {
-                    found.push((2, "secondary", traced.secondary, None));
+                    found.push((2, "secondary", traced.secondary, None, Vec::new()));
                 }
                 found
             }
             Rule::Profile => self.profile_rule(&index, to, request.depth)?,
         };
         let mut tiers = Vec::new();
-        for (tier, category, contacts, settings) in found {
+        for (tier, category, contacts, settings, hits) in found {
             let mut contacts =
                 contacts.iter().map(|c| self.view(c, settings.map(Vec::as_slice))).collect::<Result<Vec<_>, _>>()?;
+            self.add_group_hits(&mut contacts, &hits, tier)?;
             contacts.sort_by(|a, b| a.person_id.cmp(&b.person_id));
             tiers.push(Tier { tier, category, count: contacts.len(), contacts });
         }
@@ -655,28 +736,110 @@ impl Tracer {
             move |place| table.get(tracer.kind(place) as usize).and_then(|s| s.as_ref()).map(|s| s.min_overlap)
         }
         let close = self.index.exposures(&sources, to, min_at(self, &settings.close), &excluded);
-        for c in &close {
-            excluded[c.person as usize] = true;
+        let close_hits = self.group_hits(&sources, to, &settings.close_groups, &excluded);
+        // Each close contact's first exposure, by a place or a group: their secondary window
+        // opens there.
+        let mut close_first: FxHashMap<u32, i64> = close.iter().map(|c| (c.person, c.first_exposure())).collect();
+        for h in &close_hits {
+            let e = close_first.entry(h.person).or_insert(h.from);
+            *e = (*e).min(h.from);
         }
-        let mut found = Vec::new();
+        for p in close_first.keys() {
+            excluded[*p as usize] = true;
+        }
+        let mut found: Vec<Category<'_>> = vec![(1, "close", close, Some(&settings.close), close_hits)];
         if let Some(table) = &settings.co_exposed {
             let co = self.index.exposures(&sources, to, min_at(self, table), &excluded);
-            found.push((1, "co_exposed", co, Some(table)));
+            found.push((1, "co_exposed", co, Some(table), Vec::new()));
         }
         if depth >= 2
             && let Some(table) = &settings.secondary
         {
-            let from_close: Vec<(u32, i64)> = close.iter().map(|c| (c.person, c.first_exposure())).collect();
+            let mut from_close: Vec<(u32, i64)> = close_first.into_iter().collect();
+            from_close.sort_unstable();
             let secondary = self.index.exposures(&from_close, to, min_at(self, table), &excluded);
-            found.push((2, "secondary", secondary, Some(table)));
+            let hits = self.group_hits(&from_close, to, &settings.secondary_groups, &excluded);
+            found.push((2, "secondary", secondary, Some(table), hits));
         }
-        found.insert(0, (1, "close", close, Some(&settings.close)));
         Ok(found)
+    }
+
+    /// The members of the sources' groups that are settings in `table`, not `excluded`, each
+    /// from the source's window start (a gathering: its overlap with the window; a gathering
+    /// outside the window gives nobody).
+    fn group_hits(
+        &self,
+        sources: &[(u32, i64)],
+        to: i64,
+        table: &[Option<Setting>],
+        excluded: &[bool],
+    ) -> Vec<GroupHit> {
+        let mut hits = Vec::new();
+        for &(source, from) in sources {
+            for &g in self.groups_of.get(&source).into_iter().flatten() {
+                let group = &self.groups[g as usize];
+                if table.get(group.kind as usize).is_none_or(|s| s.is_none()) {
+                    continue;
+                }
+                let (start, end) = (group.start.unwrap_or(from).max(from), group.end.unwrap_or(to).min(to));
+                if end < start {
+                    continue;
+                }
+                for &m in &group.members {
+                    if m != source && !excluded.get(m as usize).copied().unwrap_or(false) {
+                        hits.push(GroupHit { person: m, from: start, to: end, group: g, source });
+                    }
+                }
+            }
+        }
+        hits.sort_unstable();
+        hits
+    }
+
+    /// Adds contacts through groups to `contacts` (a person already there gets the evidence).
+    fn add_group_hits(&self, contacts: &mut Vec<ContactView>, hits: &[GroupHit], tier: u8) -> Result<(), AppError> {
+        let table = if tier == 1 { &self.settings.close_groups } else { &self.settings.secondary_groups };
+        let mut at: FxHashMap<String, usize> =
+            contacts.iter().enumerate().map(|(i, c)| (c.person_id.clone(), i)).collect();
+        for h in hits {
+            let group = &self.groups[h.group as usize];
+            let setting = table.get(group.kind as usize).cloned().flatten().unwrap_or_default();
+            let evidence = Evidence {
+                place_id: None,
+                group_id: Some(group.id.clone()),
+                from: ts(h.from)?,
+                to: ts(h.to)?,
+                overlap_minutes: (h.to - h.from) as f64 / 60.0,
+                exposed_to: self.person_id(h.source),
+                check_out_assumed: false,
+                needs_confirmation: setting.needs_confirmation,
+                condition: setting.condition,
+            };
+            let person_id = self.person_id(h.person);
+            let i = *at.entry(person_id.clone()).or_insert_with(|| {
+                contacts.push(ContactView {
+                    person_id,
+                    first_exposure: evidence.from,
+                    last_exposure: evidence.to,
+                    exposures: 0,
+                    evidence: Vec::new(),
+                    outside_jurisdiction: false,
+                });
+                contacts.len() - 1
+            });
+            let c = &mut contacts[i];
+            c.first_exposure = c.first_exposure.min(evidence.from);
+            c.last_exposure = c.last_exposure.max(evidence.to);
+            c.exposures += 1;
+            c.evidence.push(evidence);
+        }
+        Ok(())
     }
 
     fn evidence(&self, e: &chainbreak_trace::Exposure) -> Result<Evidence, AppError> {
         Ok(Evidence {
-            place_id: self.place_id(e.place),
+            place_id: Some(self.place_id(e.place)),
+            group_id: None,
             from: ts(e.start)?,
             to: ts(e.end)?,
             overlap_minutes: (e.end - e.start) as f64 / 60.0,

@@ -135,6 +135,7 @@ fn write_csv(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()> {
         "first_exposure",
         "last_exposure",
         "place_id",
+        "group_id",
         "from",
         "to",
         "overlap_minutes",
@@ -150,7 +151,8 @@ fn write_csv(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()> {
                     c.person_id.clone(),
                     c.first_exposure.to_string(),
                     c.last_exposure.to_string(),
-                    e.place_id.clone(),
+                    e.place_id.clone().unwrap_or_default(),
+                    e.group_id.clone().unwrap_or_default(),
                     e.from.to_string(),
                     e.to.to_string(),
                     format!("{:.1}", e.overlap_minutes),
@@ -196,9 +198,13 @@ fn write_table(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()>
             let best = c.evidence.iter().max_by(|a, b| a.overlap_minutes.total_cmp(&b.overlap_minutes));
             let best = best.map_or(String::new(), |e| {
                 format!(
-                    "{:.0} min at {} with {}{}{}",
+                    "{:.0} min {} with {}{}{}",
                     e.overlap_minutes,
-                    e.place_id,
+                    match (&e.place_id, &e.group_id) {
+                        (Some(place), _) => format!("at {place}"),
+                        (None, Some(group)) => format!("in group {group}"),
+                        (None, None) => String::new(),
+                    },
                     e.exposed_to,
                     if e.check_out_assumed { " (check-out assumed)" } else { "" },
                     if e.needs_confirmation { format!("; to confirm: {}", e.condition) } else { String::new() }

@@ -459,6 +459,8 @@ fn the_profile_rule_sorts_contacts_by_setting_and_says_what_to_confirm() {
         ("areas", "areas.geojson"),
         ("places", "places.csv"),
         ("persons", "persons.csv"),
+        ("groups", "groups.csv"),
+        ("memberships", "memberships.csv"),
         ("visits", "visits.csv"),
         ("cases", "cases.csv"),
     ] {
@@ -473,7 +475,11 @@ fn the_profile_rule_sorts_contacts_by_setting_and_says_what_to_confirm() {
     let close = report["tiers"][0]["contacts"].as_array().unwrap();
     assert!(!close.is_empty());
     // Check-ins cannot show the room: close contacts at venues are proposals to confirm.
-    let e = &close[0]["evidence"][0];
+    let e = close
+        .iter()
+        .flat_map(|c| c["evidence"].as_array().unwrap())
+        .find(|e| e.get("place_id").is_some())
+        .expect("venue evidence");
     assert_eq!(e["needs_confirmation"], true, "{e}");
     assert!(!e["condition"].as_str().unwrap().is_empty());
     // Nobody is in two of the first tier's categories.
@@ -486,6 +492,10 @@ fn the_profile_rule_sorts_contacts_by_setting_and_says_what_to_confirm() {
             .collect()
     };
     assert!(ids(0).is_disjoint(&ids(1)) && ids(0).is_disjoint(&ids(2)));
+    // K1's household (H027): P070 is a close contact from the data alone, nothing to confirm.
+    let p070 = close.iter().find(|c| c["person_id"] == "P070").expect("the household member is a close contact");
+    let household = p070["evidence"].as_array().unwrap().iter().find(|e| e["group_id"] == "H027").unwrap();
+    assert!(household.get("needs_confirmation").is_none() && household.get("place_id").is_none(), "{household}");
 
     // The 20-measures profile has no secondary contacts.
     let p20 = init_with(dir.path(), "s20.db", "cn-2022-20-measures");
