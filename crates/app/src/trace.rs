@@ -391,8 +391,8 @@ impl Tracer {
     /// of `profile`, and the store's merges.
     pub fn load(store: &dyn Store, profile: &Profile) -> Result<(Self, LoadStats), AppError> {
         let started = Instant::now();
-        let (dwell, default_dwell, kinds) = dwell_by_place(store, profile)?;
-        let mut builder = IndexBuilder::new(dwell.clone(), default_dwell);
+        let places = dwell_by_place(store, profile)?;
+        let mut builder = IndexBuilder::new(places.0.clone(), places.1);
         builder.reserve(store.count(chainbreak_store::Entity::Visit)? as usize);
         let end = store.scan_visits(0, &mut |batch| {
             for v in batch {
@@ -400,10 +400,8 @@ impl Tracer {
             }
         })?;
         let index = builder.build(store.person_survivors()?);
-        let (groups, groups_of) = load_groups(store, &index)?;
-        let person_keys: FxHashMap<String, u32> = store.person_keys()?.into_iter().collect();
-        let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
-        let place_ids = ids_by_key(store.place_keys()?);
+        let tracer = Tracer::assemble(store, profile, places, index, end.seq, end.last_row)?;
+        let index = &tracer.index;
         let stats = LoadStats {
             source: "store",
             load_seconds: started.elapsed().as_secs_f64(),
@@ -412,7 +410,23 @@ impl Tracer {
             dropped: index.dropped(),
             seq: end.seq,
         };
-        let tracer = Tracer {
+        Ok((tracer, stats))
+    }
+
+    /// A tracer around `index`, with the ids, place kinds, settings and groups it answers with.
+    fn assemble(
+        store: &dyn Store,
+        profile: &Profile,
+        (dwell, default_dwell, kinds): (Vec<u32>, u32, Vec<PlaceKind>),
+        index: Index,
+        seq: u64,
+        last_row: i64,
+    ) -> Result<Self, AppError> {
+        let person_keys: FxHashMap<String, u32> = store.person_keys()?.into_iter().collect();
+        let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
+        let place_ids = ids_by_key(store.place_keys()?);
+        let (groups, groups_of) = load_groups(store, &index)?;
+        Ok(Tracer {
             index,
             person_ids,
             person_keys,
@@ -423,10 +437,9 @@ impl Tracer {
             settings: Settings::of(profile),
             groups,
             groups_of,
-            seq: end.seq,
-            last_row: end.last_row,
-        };
-        Ok((tracer, stats))
+            seq,
+            last_row,
+        })
     }
 
     /// What a snapshot must match to be used: the store (by its creation instant) and the
@@ -480,25 +493,8 @@ impl Tracer {
             let (t, stats) = Self::load(store, profile)?;
             return Ok((t, stats, true));
         }
-        let (dwell, default_dwell, kinds) = dwell_by_place(store, profile)?;
-        let person_keys: FxHashMap<String, u32> = store.person_keys()?.into_iter().collect();
-        let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
-        let place_ids = ids_by_key(store.place_keys()?);
-        let (groups, groups_of) = load_groups(store, &index)?;
-        let mut tracer = Tracer {
-            index,
-            person_ids,
-            person_keys,
-            place_ids,
-            dwell,
-            default_dwell,
-            kinds,
-            settings: Settings::of(profile),
-            groups,
-            groups_of,
-            seq: meta.seq,
-            last_row: meta.last_row,
-        };
+        let places = dwell_by_place(store, profile)?;
+        let mut tracer = Tracer::assemble(store, profile, places, index, meta.seq, meta.last_row)?;
         let refreshed = tracer.refresh(store, profile)?;
         let stats = LoadStats {
             source: if refreshed == Refresh::Rebuilt { "store" } else { "snapshot" },
@@ -656,14 +652,8 @@ impl Tracer {
                 })
             })
             .collect::<Result<Vec<_>, AppError>>()?;
-        // Each survivor from their earliest start, as the rule counts them.
-        let mut starts: std::collections::BTreeMap<u32, i64> = std::collections::BTreeMap::new();
-        for ip in &index {
-            let from = starts.entry(self.index.survivor(ip.person)).or_insert(ip.from);
-            *from = (*from).min(ip.from);
-        }
         let mut trails = Vec::new();
-        for (&person, &start) in &starts {
+        for (person, start) in self.index.sources(&index) {
             let mut visits = Vec::new();
             for key in self.index.family(person) {
                 for stay in self.index.stays_of(key) {
@@ -721,13 +711,7 @@ impl Tracer {
                 ),
             });
         }
-        let mut starts: FxHashMap<u32, i64> = FxHashMap::default();
-        for ip in index {
-            let from = starts.entry(self.index.survivor(ip.person)).or_insert(ip.from);
-            *from = (*from).min(ip.from);
-        }
-        let mut sources: Vec<(u32, i64)> = starts.into_iter().collect();
-        sources.sort_unstable();
+        let sources = self.index.sources(index);
         let mut excluded = vec![false; self.index.persons()];
         for (p, _) in &sources {
             excluded[*p as usize] = true;

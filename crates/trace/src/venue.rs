@@ -192,6 +192,19 @@ impl Counts {
 }
 
 impl Index {
+    /// Index persons as the rules count them: each survivor once, from their earliest start,
+    /// by key.
+    pub fn sources(&self, index_persons: &[IndexPerson]) -> Vec<(u32, i64)> {
+        let mut starts: FxHashMap<u32, i64> = FxHashMap::default();
+        for ip in index_persons {
+            let from = starts.entry(self.survivor(ip.person)).or_insert(ip.from);
+            *from = (*from).min(ip.from);
+        }
+        let mut sources: Vec<(u32, i64)> = starts.into_iter().collect();
+        sources.sort_unstable();
+        sources
+    }
+
     /// The clipped visits of `sources` (survivor, window start) up to `to` (Unix seconds) that
     /// can expose anyone: at least `min` long inside the window.
     fn source_visits(
@@ -370,13 +383,7 @@ impl Index {
     /// The plain venue rule for index persons (person keys; merged ones count as their
     /// survivors, a person given twice from the earlier start).
     pub fn venue_overlap(&self, index_persons: &[IndexPerson], q: &VenueOverlap) -> Traced {
-        let mut starts: FxHashMap<u32, i64> = FxHashMap::default();
-        for ip in index_persons {
-            let from = starts.entry(self.survivor(ip.person)).or_insert(ip.from);
-            *from = (*from).min(ip.from);
-        }
-        let mut sources: Vec<(u32, i64)> = starts.into_iter().collect();
-        sources.sort_unstable();
+        let sources = self.sources(index_persons);
         let index: Vec<u32> = sources.iter().map(|(p, _)| *p).collect();
 
         let mut excluded = vec![false; self.persons()];
@@ -414,13 +421,7 @@ impl Index {
     /// an exposure of the second to a visit of the first inside the first's window. Only the
     /// index persons' own visits are compared, place by place.
     pub fn links(&self, index_persons: &[IndexPerson], q: &VenueOverlap) -> Vec<Link> {
-        let mut starts: FxHashMap<u32, i64> = FxHashMap::default();
-        for ip in index_persons {
-            let from = starts.entry(self.survivor(ip.person)).or_insert(ip.from);
-            *from = (*from).min(ip.from);
-        }
-        let mut sources: Vec<(u32, i64)> = starts.into_iter().collect();
-        sources.sort_unstable();
+        let sources = self.sources(index_persons);
         let clipped = self.source_visits(&sources, q.to, &|_| Some(q.min_overlap));
         // The index persons' own visits, unclipped, by place.
         let mut own: Vec<(u32, &Stay, u32)> = Vec::new();
