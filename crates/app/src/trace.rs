@@ -16,7 +16,7 @@ use chainbreak_core::model::{Classification, GroupKind, PlaceKind};
 use chainbreak_core::profile::Profile;
 use chainbreak_core::time::Calendar;
 use chainbreak_store::Store;
-use chainbreak_trace::{Contact, Index, IndexBuilder, IndexPerson, VenueOverlap};
+use chainbreak_trace::{Contact, GroupHit, Groups, Index, IndexBuilder, IndexPerson, VenueOverlap};
 use jiff::{SignedDuration, Timestamp};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -52,9 +52,9 @@ pub struct Tracer {
     kinds: Vec<PlaceKind>,
     /// The profile's contact settings.
     settings: Settings,
-    /// Groups (households, classes, teams, gatherings) and each person's.
-    groups: Vec<GroupInfo>,
-    groups_of: FxHashMap<u32, Vec<u32>>,
+    /// Groups (households, classes, teams, gatherings): their ids by number, and members.
+    group_ids: Vec<String>,
+    groups: Groups,
     /// The change `seq` read up to, and the last visit row in the index.
     seq: u64,
     last_row: i64,
@@ -129,49 +129,20 @@ fn dwell_by_place(store: &dyn Store, profile: &Profile) -> Result<(Vec<u32>, u32
 /// (none for the venue-overlap rule).
 type Category<'a> = (u8, &'static str, Vec<Contact>, Option<&'a Vec<Option<Setting>>>, Vec<GroupHit>);
 
-/// A contact through a group: `person` is in `group` with `source` (an index person, or a
-/// close contact for secondary contacts), from `from` to `to` (Unix seconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct GroupHit {
-    person: u32,
-    from: i64,
-    to: i64,
-    group: u32,
-    source: u32,
-}
-
-/// A group as the tracer keeps it: members as survivor keys.
-#[derive(Debug, Clone)]
-struct GroupInfo {
-    id: String,
-    kind: GroupKind,
-    start: Option<i64>,
-    end: Option<i64>,
-    members: Vec<u32>,
-}
-
-/// Per person (survivor), the groups (positions in the list) they are in.
-type GroupsOf = FxHashMap<u32, Vec<u32>>;
-
-/// Every group and, per person (survivor), the groups they are in.
-fn load_groups(store: &dyn Store, index: &Index) -> Result<(Vec<GroupInfo>, GroupsOf), AppError> {
-    let mut groups: Vec<GroupInfo> = Vec::new();
-    let mut of_person: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+/// Every group (its id by number) and who is in it, as survivors.
+fn load_groups(store: &dyn Store, index: &Index) -> Result<(Vec<String>, Groups), AppError> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut groups = Groups::default();
     let mut last_key = None;
     for m in store.group_members()? {
         if last_key != Some(m.group) {
             last_key = Some(m.group);
-            groups.push(GroupInfo { id: m.group_id, kind: m.kind, start: m.start, end: m.end, members: Vec::new() });
+            ids.push(m.group_id);
         }
-        let g = groups.len() as u32 - 1;
-        let person = index.survivor(m.person);
-        let members = &mut groups[g as usize].members;
-        if !members.contains(&person) {
-            members.push(person);
-            of_person.entry(person).or_default().push(g);
-        }
+        let number = ids.len() as u32 - 1;
+        groups.add_member(number, m.kind as u8, m.start, m.end, index.survivor(m.person));
     }
-    Ok((groups, of_person))
+    Ok((ids, groups))
 }
 
 /// One category's setting at a kind of place.
@@ -425,7 +396,7 @@ impl Tracer {
         let person_keys: FxHashMap<String, u32> = store.person_keys()?.into_iter().collect();
         let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
         let place_ids = ids_by_key(store.place_keys()?);
-        let (groups, groups_of) = load_groups(store, &index)?;
+        let (group_ids, groups) = load_groups(store, &index)?;
         Ok(Tracer {
             index,
             person_ids,
@@ -435,8 +406,8 @@ impl Tracer {
             default_dwell,
             kinds,
             settings: Settings::of(profile),
+            group_ids,
             groups,
-            groups_of,
             seq,
             last_row,
         })
@@ -569,7 +540,7 @@ impl Tracer {
             self.last_row = end.last_row;
         }
         if new_groups || new_persons {
-            (self.groups, self.groups_of) = load_groups(store, &self.index)?;
+            (self.group_ids, self.groups) = load_groups(store, &self.index)?;
         }
         // Changes after `after` are read next time; visits they add are already in (only
         // rows past `last_row` are scanned).
@@ -758,26 +729,7 @@ impl Tracer {
         table: &[Option<Setting>],
         excluded: &[bool],
     ) -> Vec<GroupHit> {
-        let mut hits = Vec::new();
-        for &(source, from) in sources {
-            for &g in self.groups_of.get(&source).into_iter().flatten() {
-                let group = &self.groups[g as usize];
-                if table.get(group.kind as usize).is_none_or(|s| s.is_none()) {
-                    continue;
-                }
-                let (start, end) = (group.start.unwrap_or(from).max(from), group.end.unwrap_or(to).min(to));
-                if end < start {
-                    continue;
-                }
-                for &m in &group.members {
-                    if m != source && !excluded.get(m as usize).copied().unwrap_or(false) {
-                        hits.push(GroupHit { person: m, from: start, to: end, group: g, source });
-                    }
-                }
-            }
-        }
-        hits.sort_unstable();
-        hits
+        self.groups.hits(sources, to, |kind| table.get(kind as usize).is_some_and(|s| s.is_some()), excluded)
     }
 
     /// Adds contacts through groups to `contacts` (a person already there gets the evidence).
@@ -786,11 +738,11 @@ impl Tracer {
         let mut at: FxHashMap<String, usize> =
             contacts.iter().enumerate().map(|(i, c)| (c.person_id.clone(), i)).collect();
         for h in hits {
-            let group = &self.groups[h.group as usize];
-            let setting = table.get(group.kind as usize).cloned().flatten().unwrap_or_default();
+            let kind = self.groups.get(h.group).map_or(0, |g| g.kind);
+            let setting = table.get(kind as usize).cloned().flatten().unwrap_or_default();
             let evidence = Evidence {
                 place_id: None,
-                group_id: Some(group.id.clone()),
+                group_id: self.group_ids.get(h.group as usize).cloned(),
                 from: ts(h.from)?,
                 to: ts(h.to)?,
                 overlap_minutes: (h.to - h.from) as f64 / 60.0,
