@@ -34,6 +34,15 @@ fn init(dir: &Path) -> String {
     db
 }
 
+/// Imports sample files of these kinds (areas from GeoJSON, the rest from CSV), in order.
+fn import_sample(db: &str, kinds: &[&str]) {
+    for kind in kinds {
+        let file = if *kind == "areas" { "areas.geojson".to_string() } else { format!("{kind}.csv") };
+        let out = ok(&["import", kind, &s(&sample().join(file)), "--db", db]);
+        assert!(out.starts_with("imported "), "{out}");
+    }
+}
+
 fn s(p: &Path) -> String {
     p.display().to_string()
 }
@@ -58,12 +67,7 @@ fn version_names_the_embedded_sqlite() {
 fn the_sample_serves_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let db = init(dir.path());
-    for (kind, file) in
-        [("areas", "areas.geojson"), ("places", "places.csv"), ("persons", "persons.csv"), ("visits", "visits.csv")]
-    {
-        let out = ok(&["import", kind, &s(&sample().join(file)), "--db", &db]);
-        assert!(out.starts_with("imported "), "{out}");
-    }
+    import_sample(&db, &["areas", "places", "persons", "visits"]);
     ok(&["user", "add", "li", "--db", &db, "--role", "tracer", "--unit", "CDC", "--jurisdiction", "HS"]);
     let token = ok(&["user", "token", "li", "--db", &db, "--label", "test"]).trim().to_string();
     // The sample is of March 2022: on the system clock the retention purge would empty it.
@@ -289,11 +293,7 @@ fn a_pseudonymisation_key_is_made_once_and_imports_use_it() {
 fn purge_deletes_expired_location_data_and_says_what() {
     let dir = tempfile::tempdir().unwrap();
     let db = init(dir.path());
-    for (kind, file) in
-        [("areas", "areas.geojson"), ("places", "places.csv"), ("persons", "persons.csv"), ("visits", "visits.csv")]
-    {
-        ok(&["import", kind, &s(&sample().join(file)), "--db", &db]);
-    }
+    import_sample(&db, &["areas", "places", "persons", "visits"]);
     // On 2022-03-20 (28 days of retention) every sample visit is kept.
     let kept = ok(&["--demo-clock", "2022-03-20T00:00:00Z", "purge", "--db", &db, "--json"]);
     let kept: serde_json::Value = serde_json::from_str(&kept).unwrap();
@@ -315,15 +315,7 @@ fn purge_deletes_expired_location_data_and_says_what() {
 fn trace_finds_the_contacts_of_a_sample_case_with_evidence() {
     let dir = tempfile::tempdir().unwrap();
     let db = init(dir.path());
-    for (kind, file) in [
-        ("areas", "areas.geojson"),
-        ("places", "places.csv"),
-        ("persons", "persons.csv"),
-        ("visits", "visits.csv"),
-        ("cases", "cases.csv"),
-    ] {
-        ok(&["import", kind, &s(&sample().join(file)), "--db", &db]);
-    }
+    import_sample(&db, &["areas", "places", "persons", "visits", "cases"]);
     let args = ["trace", "--db", &db, "--case", "K1", "--rule", "venue-overlap", "--format", "json", "--timings"];
     let out = bin().args(args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -402,11 +394,7 @@ fn trace_finds_the_contacts_of_a_sample_case_with_evidence() {
 fn a_trace_snapshot_loads_instead_of_a_scan_and_catches_up_with_new_visits() {
     let dir = tempfile::tempdir().unwrap();
     let db = init(dir.path());
-    for (kind, file) in
-        [("areas", "areas.geojson"), ("places", "places.csv"), ("persons", "persons.csv"), ("visits", "visits.csv")]
-    {
-        ok(&["import", kind, &s(&sample().join(file)), "--db", &db]);
-    }
+    import_sample(&db, &["areas", "places", "persons", "visits"]);
     let snapshot = s(&dir.path().join("trace.snapshot"));
     let trace = || {
         let args = [
@@ -455,17 +443,7 @@ fn a_trace_snapshot_loads_instead_of_a_scan_and_catches_up_with_new_visits() {
 fn the_profile_rule_sorts_contacts_by_setting_and_says_what_to_confirm() {
     let dir = tempfile::tempdir().unwrap();
     let db = init(dir.path());
-    for (kind, file) in [
-        ("areas", "areas.geojson"),
-        ("places", "places.csv"),
-        ("persons", "persons.csv"),
-        ("groups", "groups.csv"),
-        ("memberships", "memberships.csv"),
-        ("visits", "visits.csv"),
-        ("cases", "cases.csv"),
-    ] {
-        ok(&["import", kind, &s(&sample().join(file)), "--db", &db]);
-    }
+    import_sample(&db, &["areas", "places", "persons", "groups", "memberships", "visits", "cases"]);
     let out = ok(&["trace", "--db", &db, "--case", "K1", "--format", "json"]);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["rule"], "profile");
@@ -499,15 +477,7 @@ fn the_profile_rule_sorts_contacts_by_setting_and_says_what_to_confirm() {
 
     // The 20-measures profile has no secondary contacts.
     let p20 = init_with(dir.path(), "s20.db", "cn-2022-20-measures");
-    for (kind, file) in [
-        ("areas", "areas.geojson"),
-        ("places", "places.csv"),
-        ("persons", "persons.csv"),
-        ("visits", "visits.csv"),
-        ("cases", "cases.csv"),
-    ] {
-        ok(&["import", kind, &s(&sample().join(file)), "--db", &p20]);
-    }
+    import_sample(&p20, &["areas", "places", "persons", "visits", "cases"]);
     let out = ok(&["trace", "--db", &p20, "--case", "K1", "--format", "json"]);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(report["tiers"].as_array().unwrap().iter().all(|t| t["category"] != "secondary"), "{}", report["tiers"]);

@@ -11,12 +11,13 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::Uri;
+use chainbreak_app::AppError;
 use chainbreak_app::accounts::Actor;
 use chainbreak_app::reads::{self, CaseView, Page, PersonView};
 use chainbreak_core::ErrorCode;
-use chainbreak_core::access::Permission;
+use chainbreak_core::access::{Permission, User};
 use chainbreak_core::model::{Case, LabTest, Place};
-use chainbreak_store::{VisitQuery, VisitRow};
+use chainbreak_store::{Store, VisitQuery, VisitRow};
 use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -99,7 +100,40 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
     path.map(|Path(id)| id).map_err(|e| ApiError::new(ErrorCode::InvalidArgument, e.body_text()))
 }
 
-fn actor(user: &chainbreak_core::access::User, via: &str, reason: Option<String>) -> Actor {
+/// A store read of one page for a user.
+type ListFn<T> = fn(&dyn Store, &User, Option<&str>, usize) -> Result<Page<T>, AppError>;
+
+/// A store read of one record for a user.
+type GetFn<T> = fn(&dyn Store, &User, &str) -> Result<T, AppError>;
+
+/// A page of records (`?after=&limit=`) for a user who may read records.
+async fn list<T: Send + 'static>(
+    state: AppState,
+    auth: Authenticated,
+    uri: Uri,
+    read: ListFn<T>,
+) -> Result<Json<Page<T>>, ApiError> {
+    let user = auth.require(Permission::ReadRecords)?;
+    let q: PageQuery = query(&uri)?;
+    let limit = reads::page_size(q.limit)?;
+    let page =
+        with_deployment(&state.deployment, move |dep| read(&*dep.store, &user, q.after.as_deref(), limit)).await?;
+    Ok(Json(page))
+}
+
+/// One record by the id in the path, for a user who may read records.
+async fn get<T: Send + 'static>(
+    state: AppState,
+    auth: Authenticated,
+    path: Result<Path<String>, PathRejection>,
+    read: GetFn<T>,
+) -> Result<Json<T>, ApiError> {
+    let user = auth.require(Permission::ReadRecords)?;
+    let id = path_id(path)?;
+    Ok(Json(with_deployment(&state.deployment, move |dep| read(&*dep.store, &user, &id)).await?))
+}
+
+fn actor(user: &User, via: &str, reason: Option<String>) -> Actor {
     Actor { name: user.name.clone(), via: via.to_string(), reason: reason.filter(|r| !r.trim().is_empty()) }
 }
 
@@ -173,13 +207,7 @@ pub(crate) async fn list_places(
     auth: Authenticated,
     uri: Uri,
 ) -> Result<Json<Page<Place>>, ApiError> {
-    let user = auth.require(Permission::ReadRecords)?;
-    let q: PageQuery = query(&uri)?;
-    let limit = reads::page_size(q.limit)?;
-    let page =
-        with_deployment(&state.deployment, move |dep| reads::places(&*dep.store, &user, q.after.as_deref(), limit))
-            .await?;
-    Ok(Json(page))
+    list(state, auth, uri, reads::places).await
 }
 
 /// One place of the user's jurisdiction.
@@ -196,10 +224,7 @@ pub(crate) async fn get_place(
     auth: Authenticated,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Place>, ApiError> {
-    let user = auth.require(Permission::ReadRecords)?;
-    let id = path_id(path)?;
-    let place = with_deployment(&state.deployment, move |dep| reads::place(&*dep.store, &user, &id)).await?;
-    Ok(Json(place))
+    get(state, auth, path, reads::place).await
 }
 
 /// Lists the cases of the user's jurisdiction.
@@ -217,13 +242,7 @@ pub(crate) async fn list_cases(
     auth: Authenticated,
     uri: Uri,
 ) -> Result<Json<Page<Case>>, ApiError> {
-    let user = auth.require(Permission::ReadRecords)?;
-    let q: PageQuery = query(&uri)?;
-    let limit = reads::page_size(q.limit)?;
-    let page =
-        with_deployment(&state.deployment, move |dep| reads::cases(&*dep.store, &user, q.after.as_deref(), limit))
-            .await?;
-    Ok(Json(page))
+    list(state, auth, uri, reads::cases).await
 }
 
 /// One case of the user's jurisdiction, with its classification history.
@@ -240,10 +259,7 @@ pub(crate) async fn get_case(
     auth: Authenticated,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<CaseView>, ApiError> {
-    let user = auth.require(Permission::ReadRecords)?;
-    let id = path_id(path)?;
-    let case = with_deployment(&state.deployment, move |dep| reads::case(&*dep.store, &user, &id)).await?;
-    Ok(Json(case))
+    get(state, auth, path, reads::case).await
 }
 
 /// Lists the lab tests of the user's jurisdiction.
@@ -261,13 +277,7 @@ pub(crate) async fn list_lab_tests(
     auth: Authenticated,
     uri: Uri,
 ) -> Result<Json<Page<LabTest>>, ApiError> {
-    let user = auth.require(Permission::ReadRecords)?;
-    let q: PageQuery = query(&uri)?;
-    let limit = reads::page_size(q.limit)?;
-    let page =
-        with_deployment(&state.deployment, move |dep| reads::lab_tests(&*dep.store, &user, q.after.as_deref(), limit))
-            .await?;
-    Ok(Json(page))
+    list(state, auth, uri, reads::lab_tests).await
 }
 
 /// One lab test of the user's jurisdiction.
@@ -284,10 +294,7 @@ pub(crate) async fn get_lab_test(
     auth: Authenticated,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<LabTest>, ApiError> {
-    let user = auth.require(Permission::ReadRecords)?;
-    let id = path_id(path)?;
-    let test = with_deployment(&state.deployment, move |dep| reads::lab_test(&*dep.store, &user, &id)).await?;
-    Ok(Json(test))
+    get(state, auth, path, reads::lab_test).await
 }
 
 /// Lists visits of the user's jurisdiction (by their place or their person).

@@ -73,22 +73,32 @@ fn build(c: &City, reversed: bool) -> chainbreak_trace::Index {
     b.build(c.survivors.clone())
 }
 
-/// The rule, by nested loops over every pair of visits.
-fn oracle(c: &City) -> Traced {
-    let q = &c.query;
-    let eff: Vec<(u32, u32, i64, i64, bool)> = c
-        .visits
+/// Every visit as (survivor, place, t_in, t_out with the assumed stay filled in, open).
+fn effective_visits(c: &City) -> Vec<(u32, u32, i64, i64, bool)> {
+    c.visits
         .iter()
         .map(|&(p, l, t_in, t_out)| {
             let out = t_out.map(|t| t.max(t_in)).unwrap_or(t_in + i64::from(c.dwell[l as usize]));
             (c.survivors[p as usize], l, t_in, out, t_out.is_none())
         })
-        .collect();
+        .collect()
+}
+
+/// Each index survivor's earliest window start.
+fn index_starts(c: &City) -> BTreeMap<u32, i64> {
     let mut starts: BTreeMap<u32, i64> = BTreeMap::new();
     for ip in &c.index {
         let from = starts.entry(c.survivors[ip.person as usize]).or_insert(ip.from);
         *from = (*from).min(ip.from);
     }
+    starts
+}
+
+/// The rule, by nested loops over every pair of visits.
+fn oracle(c: &City) -> Traced {
+    let q = &c.query;
+    let eff = effective_visits(c);
+    let starts = index_starts(c);
     let index: BTreeSet<u32> = starts.keys().copied().collect();
     // Per contact visit b: its exposures (pairs), summed up by the exposure to the source
     // visit that began first (ties: ended first, least source) and the one to the source visit
@@ -158,19 +168,8 @@ fn oracle(c: &City) -> Traced {
 /// Links between index persons, by every pair of their visits.
 fn oracle_links(c: &City) -> Vec<chainbreak_trace::Link> {
     let q = &c.query;
-    let mut starts: BTreeMap<u32, i64> = BTreeMap::new();
-    for ip in &c.index {
-        let from = starts.entry(c.survivors[ip.person as usize]).or_insert(ip.from);
-        *from = (*from).min(ip.from);
-    }
-    let eff: Vec<(u32, u32, i64, i64, bool)> = c
-        .visits
-        .iter()
-        .map(|&(p, l, t_in, t_out)| {
-            let out = t_out.map(|t| t.max(t_in)).unwrap_or(t_in + i64::from(c.dwell[l as usize]));
-            (c.survivors[p as usize], l, t_in, out, t_out.is_none())
-        })
-        .collect();
+    let starts = index_starts(c);
+    let eff = effective_visits(c);
     let mut found: BTreeMap<(u32, u32), chainbreak_trace::Link> = BTreeMap::new();
     for a in &eff {
         let Some(&from) = starts.get(&a.0) else { continue };
