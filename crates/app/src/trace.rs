@@ -422,7 +422,7 @@ impl Tracer {
         h.update(meta.created_at.to_string().as_bytes());
         h.update(b"\n");
         h.update(stays.as_bytes());
-        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        Ok(hex(&h.finalize()))
     }
 
     /// Writes the index to `path` (atomically: a temporary file renamed), to be loaded by
@@ -811,6 +811,11 @@ impl Tracer {
     }
 }
 
+/// Lower-case hex of a digest.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// SHA-256 hex of `{tier}\t{person_id}\n` lines sorted by tier, then id (bytewise).
 pub fn contact_hash(tiers: &[Tier]) -> String {
     let mut lines: Vec<(u8, &str)> =
@@ -820,7 +825,7 @@ pub fn contact_hash(tiers: &[Tier]) -> String {
     for (tier, id) in lines {
         h.update(format!("{tier}\t{id}\n").as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize())
 }
 
 /// The index persons of cases, each from the start of their infectious period: the profile's
