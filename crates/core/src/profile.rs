@@ -243,6 +243,11 @@ pub struct Grid {
     /// Looking back this many days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub within_days: Option<u32>,
+    /// A person's consecutive pings in one cell at most this many minutes apart count as one
+    /// continuous stay there (chainbreak's working assumption about ping data, not a rule of
+    /// the source document).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ping_gap_minutes: Option<u32>,
     /// Whether grid co-location alone makes a close contact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_contact_by_itself: Option<bool>,
@@ -734,6 +739,15 @@ impl Profile {
         let cc = &self.close_contact;
         if let Some(h) = cc.cumulative_window_hours {
             positive("close_contact.cumulative_window_hours", h)?;
+            if let Some(first) = cc.places.first()
+                && let Some(i) = cc.places.iter().position(|p| p.min_overlap_minutes != first.min_overlap_minutes)
+            {
+                return issue(
+                    format!("close_contact.places[{i}].min_overlap_minutes"),
+                    "with cumulative_window_hours every close-contact place has the same least overlap: \
+                     the cumulative total",
+                );
+            }
         }
         if cc.places.is_empty() && cc.groups.is_empty() {
             return issue("close_contact", "needs at least one place or group setting");
@@ -773,6 +787,7 @@ impl Profile {
         positive("grid.cell_size_m", *required("grid.cell_size_m", &g.cell_size_m)?)?;
         required("grid.more_than_minutes", &g.more_than_minutes)?;
         positive("grid.within_days", *required("grid.within_days", &g.within_days)?)?;
+        positive("grid.max_ping_gap_minutes", *required("grid.max_ping_gap_minutes", &g.max_ping_gap_minutes)?)?;
         required("grid.close_contact_by_itself", &g.close_contact_by_itself)?;
         check_plan("grid.measure", required("grid.measure", &g.measure)?)
     }
@@ -1214,6 +1229,7 @@ mod tests {
         let g = &p.grid;
         assert!(g.enabled);
         assert_eq!((g.cell_size_m, g.more_than_minutes, g.within_days), (Some(800), Some(10), Some(14)));
+        assert_eq!(g.max_ping_gap_minutes, Some(30));
         assert_eq!(g.close_contact_by_itself, Some(false));
         let gm = &g.measure.as_ref().unwrap().phases[0];
         assert_eq!((gm.kind, gm.days), (MeasureKind::TestsOnly, 3));

@@ -190,6 +190,10 @@ impl Store for SqliteStore {
         read::group_members(&self.conn)
     }
 
+    fn trip_riders(&self) -> Result<Vec<chainbreak_store::TripRider>> {
+        read::trip_riders(&self.conn)
+    }
+
     fn count(&self, entity: Entity) -> Result<u64> {
         let table = read::table_of(entity);
         self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).map_err(backend)
@@ -241,6 +245,10 @@ impl Store for SqliteStore {
 
     fn person_survivors(&self) -> Result<Vec<Key>> {
         read::person_survivors(&self.conn)
+    }
+
+    fn scan_pings(&self, after_row: i64, f: &mut dyn FnMut(&[chainbreak_store::StoredPing])) -> Result<ScanEnd> {
+        read::scan_pings(&self.conn, after_row, f)
     }
 
     fn persons_page(&self, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<Person>> {

@@ -107,6 +107,31 @@ pub(crate) fn group_members(c: &Connection) -> Result<Vec<chainbreak_store::Grou
     .map_err(backend)
 }
 
+pub(crate) fn trip_riders(c: &Connection) -> Result<Vec<chainbreak_store::TripRider>> {
+    let mut s = c
+        .prepare(
+            "SELECT t.key, t.id, t.mode, t.departure, t.arrival, t.sealed, p.person, p.role, p.carriage, p.seat_row
+             FROM trip_passengers p JOIN trips t ON t.key = p.trip ORDER BY t.key, p.person",
+        )
+        .map_err(backend)?;
+    s.query_map([], |r| {
+        Ok(chainbreak_store::TripRider {
+            trip: r.get(0)?,
+            trip_id: r.get(1)?,
+            mode: vocab(r, 2, TripMode::parse)?,
+            departure: r.get(3)?,
+            arrival: r.get(4)?,
+            sealed: r.get(5)?,
+            person: r.get(6)?,
+            role: vocab(r, 7, TripRole::parse)?,
+            carriage: r.get(8)?,
+            seat_row: r.get(9)?,
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(backend)
+}
+
 pub(crate) const PERSON_SELECT: &str = "SELECT p.id, r.id, p.birth_year, p.sex, p.occupation FROM persons p
      LEFT JOIN places r ON r.key = p.residence";
 
@@ -395,6 +420,38 @@ pub(crate) fn scan_visits(c: &Connection, after_row: i64, f: &mut dyn FnMut(&[St
                 t_out: r.get(4).map_err(backend)?,
                 source: VisitSource::from_code(code).unwrap_or(VisitSource::VenueCode),
             },
+        });
+        last = row;
+        if buf.len() == SCAN_BATCH {
+            f(&buf);
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        f(&buf);
+    }
+    Ok(ScanEnd { last_row: last, seq })
+}
+
+pub(crate) fn scan_pings(
+    c: &Connection,
+    after_row: i64,
+    f: &mut dyn FnMut(&[chainbreak_store::StoredPing]),
+) -> Result<ScanEnd> {
+    let tx = c.unchecked_transaction().map_err(backend)?;
+    let seq: u64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0)).map_err(backend)?;
+    let mut s = tx.prepare("SELECT id, person, t, lat, lon FROM pings WHERE id > ?1 ORDER BY id").map_err(backend)?;
+    let mut rows = s.query([after_row]).map_err(backend)?;
+    let mut buf = Vec::with_capacity(SCAN_BATCH);
+    let mut last = after_row;
+    while let Some(r) = rows.next().map_err(backend)? {
+        let row: i64 = r.get(0).map_err(backend)?;
+        buf.push(chainbreak_store::StoredPing {
+            row,
+            person: r.get(1).map_err(backend)?,
+            t: r.get(2).map_err(backend)?,
+            lat: r.get(3).map_err(backend)?,
+            lon: r.get(4).map_err(backend)?,
         });
         last = row;
         if buf.len() == SCAN_BATCH {

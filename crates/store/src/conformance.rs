@@ -224,6 +224,28 @@ pub fn entities_round_trip(store: &mut dyn Store) {
     assert_eq!(members.len(), 1);
     assert_eq!((members[0].group_id.as_str(), members[0].kind), ("G1", GroupKind::Household));
     assert_eq!(members[0].person, key_of(store, "P1", true));
+    let riders = store.trip_riders().unwrap();
+    assert_eq!(riders.len(), 1);
+    let r = &riders[0];
+    assert_eq!(
+        (r.trip_id.as_str(), r.mode, r.departure, r.arrival, r.sealed),
+        ("F1", TripMode::Flight, t(0).as_second(), Some(t(7200).as_second()), true)
+    );
+    assert_eq!(
+        (r.person, r.role, r.carriage, r.seat_row),
+        (key_of(store, "P2", true), TripRole::Passenger, None, Some(12))
+    );
+    let mut pings = Vec::new();
+    let end = store.scan_pings(0, &mut |batch| pings.extend_from_slice(batch)).unwrap();
+    assert_eq!(pings.len(), 1);
+    assert_eq!(
+        (pings[0].person, pings[0].t, pings[0].lat, pings[0].lon),
+        (key_of(store, "P1", true), t(60).as_second(), 30.5, 114.3)
+    );
+    assert_eq!(end.last_row, pings[0].row);
+    let mut more = 0;
+    assert_eq!(store.scan_pings(end.last_row, &mut |b| more += b.len()).unwrap().last_row, end.last_row);
+    assert_eq!(more, 0, "nothing after the last row");
     assert_eq!(store.place("H1").unwrap(), Some(place("H1", PlaceKind::Residence, Some("B1"))));
     assert_eq!(store.area("B1").unwrap(), Some(b1));
     assert_eq!(store.area("D1").unwrap().unwrap().parent, None);

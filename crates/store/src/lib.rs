@@ -147,6 +147,35 @@ pub struct GroupMember {
     pub person: Key,
 }
 
+/// A person on a trip, with what an engine needs of the trip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TripRider {
+    pub trip: Key,
+    pub trip_id: String,
+    pub mode: TripMode,
+    /// Unix seconds.
+    pub departure: i64,
+    pub arrival: Option<i64>,
+    pub sealed: bool,
+    /// The person as recorded (resolve merges with [`Store::person_survivors`]).
+    pub person: Key,
+    pub role: TripRole,
+    pub carriage: Option<u32>,
+    pub seat_row: Option<u32>,
+}
+
+/// A stored location ping with its row id (the change feed's unit for pings).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StoredPing {
+    pub row: i64,
+    /// The person as recorded.
+    pub person: Key,
+    /// Unix seconds.
+    pub t: i64,
+    pub lat: f64,
+    pub lon: f64,
+}
+
 /// Where a bulk scan ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ScanEnd {
@@ -207,6 +236,9 @@ pub trait Store: Send {
     /// Every membership with its group (for engines: households, classes, teams, gatherings),
     /// by group then person.
     fn group_members(&self) -> Result<Vec<GroupMember>>;
+    /// Every passenger and crew member with their trip (for engines: seat rules), by trip then
+    /// person.
+    fn trip_riders(&self) -> Result<Vec<TripRider>>;
     /// How many rows of an entity there are.
     fn count(&self, entity: Entity) -> Result<u64>;
 
@@ -235,6 +267,9 @@ pub trait Store: Send {
     /// For every person key (the index), the key of the survivor it is merged into (itself
     /// when not merged), following chains.
     fn person_survivors(&self) -> Result<Vec<Key>>;
+    /// Every location ping with row id greater than `after_row`, in row order, in batches,
+    /// from one consistent snapshot (as [`Store::scan_visits`]).
+    fn scan_pings(&self, after_row: i64, f: &mut dyn FnMut(&[StoredPing])) -> Result<ScanEnd>;
 
     /// Up to `limit` persons in `scope` with id greater than `after`, by id.
     fn persons_page(&self, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<Person>>;

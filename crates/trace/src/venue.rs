@@ -77,7 +77,7 @@ fn last_key(e: &Exposure) -> (std::cmp::Reverse<i64>, Exposure) {
 impl Contact {
     /// Folds in the aggregate of other exposures of the same person (commutative and
     /// associative: the result does not depend on the order of the work).
-    fn merge(&mut self, other: &Contact) {
+    pub(crate) fn merge(&mut self, other: &Contact) {
         self.first = self.first.min(other.first);
         if last_key(&other.last) < last_key(&self.last) {
             self.last = other.last;
@@ -148,12 +148,12 @@ impl Found {
 
 /// A source visit clipped to its window (index time): what contacts are exposed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Source {
-    place: u32,
-    from: i64,
-    to: i64,
-    person: u32,
-    open: bool,
+pub(crate) struct Source {
+    pub(crate) place: u32,
+    pub(crate) from: i64,
+    pub(crate) to: i64,
+    pub(crate) person: u32,
+    pub(crate) open: bool,
 }
 
 impl Source {
@@ -207,7 +207,7 @@ impl Index {
 
     /// The clipped visits of `sources` (survivor, window start) up to `to` (Unix seconds) that
     /// can expose anyone: at least `min` long inside the window.
-    fn source_visits(
+    pub(crate) fn source_visits(
         &self,
         sources: &[(u32, i64)],
         to: i64,
