@@ -12,11 +12,15 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use chainbreak_core::model::{Classification, GroupKind, PlaceKind};
+use chainbreak_core::model::{Classification, GroupKind, PlaceKind, TripMode, TripRole};
 use chainbreak_core::profile::Profile;
 use chainbreak_core::time::Calendar;
 use chainbreak_store::Store;
-use chainbreak_trace::{Contact, GroupHit, Groups, Index, IndexBuilder, IndexPerson, VenueOverlap};
+use chainbreak_trace::trips::{FlightRows, Mode, Rider, TrainBays, Why};
+use chainbreak_trace::{
+    Contact, Grid, GridBuilder, GroupHit, Groups, Index, IndexBuilder, IndexPerson, SeatRules, TripHit, TripInfo,
+    Trips, VenueOverlap,
+};
 use jiff::{SignedDuration, Timestamp};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -55,6 +59,11 @@ pub struct Tracer {
     /// Groups (households, classes, teams, gatherings): their ids by number, and members.
     group_ids: Vec<String>,
     groups: Groups,
+    /// Trips: their ids by number, and riders.
+    trip_ids: Vec<String>,
+    trips: Trips,
+    /// Cell stays from location pings (when the profile traces grid co-location).
+    grid: Option<Grid>,
     /// The change `seq` read up to, and the last visit row in the index.
     seq: u64,
     last_row: i64,
@@ -125,9 +134,81 @@ fn dwell_by_place(store: &dyn Store, profile: &Profile) -> Result<(Vec<u32>, u32
     Ok((dwell, default, by_key))
 }
 
-/// The contacts of one category: tier, name, contacts, and the settings they were found at
-/// (none for the venue-overlap rule).
-type Category<'a> = (u8, &'static str, Vec<Contact>, Option<&'a Vec<Option<Setting>>>, Vec<GroupHit>);
+/// The contacts of one category as the engine found them.
+struct Category<'a> {
+    tier: u8,
+    name: &'static str,
+    /// Contacts at places (or, for the grid, in cells).
+    contacts: Vec<Contact>,
+    /// The settings of the places (none for the venue-overlap rule).
+    settings: Option<&'a Vec<Option<Setting>>>,
+    groups: Vec<GroupHit>,
+    trips: Vec<TripHit>,
+    /// The contacts' places are grid cells.
+    grid: bool,
+}
+
+impl<'a> Category<'a> {
+    fn at_places(
+        tier: u8,
+        name: &'static str,
+        contacts: Vec<Contact>,
+        settings: Option<&'a Vec<Option<Setting>>>,
+    ) -> Self {
+        Category { tier, name, contacts, settings, groups: Vec::new(), trips: Vec::new(), grid: false }
+    }
+}
+
+/// Every trip rider (trips' ids by number), as survivors.
+fn load_trips(store: &dyn Store, index: &Index) -> Result<(Vec<String>, Trips), AppError> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut trips = Trips::default();
+    let mut last_key = None;
+    for r in store.trip_riders()? {
+        if last_key != Some(r.trip) {
+            last_key = Some(r.trip);
+            ids.push(r.trip_id);
+        }
+        let mode = match r.mode {
+            TripMode::Flight => Mode::Flight,
+            TripMode::Train => Mode::Train,
+            TripMode::Bus => Mode::Bus,
+            TripMode::Ship => Mode::Ship,
+        };
+        let info = TripInfo { mode, departure: r.departure, arrival: r.arrival, sealed: r.sealed };
+        let rider = Rider {
+            person: index.survivor(r.person),
+            crew: r.role == TripRole::Crew,
+            carriage: r.carriage,
+            row: r.seat_row,
+        };
+        trips.add_rider(ids.len() as u32 - 1, info, rider);
+    }
+    Ok((ids, trips))
+}
+
+/// The grid of cell stays from every ping, when the profile traces grid co-location.
+fn load_grid(store: &dyn Store, profile: &Profile, index: &Index) -> Result<Option<Grid>, AppError> {
+    let g = &profile.grid;
+    let (true, Some(side), Some(gap)) = (g.enabled, g.cell_size_m, g.max_ping_gap_minutes) else {
+        return Ok(None);
+    };
+    let mut builder = GridBuilder::new(side, i64::from(gap) * 60);
+    let mut bad = None;
+    store.scan_pings(0, &mut |batch| {
+        for p in batch {
+            if let Err(e) = builder.push(p.person, p.t, p.lat, p.lon) {
+                bad.get_or_insert(e);
+            }
+        }
+    })?;
+    if let Some(e) = bad {
+        // The store refuses such pings at ingest: one here is a damaged store.
+        return Err(AppError::InvalidArgument { argument: "pings", message: e.to_string() });
+    }
+    let survivors = (0..index.persons() as u32).map(|k| index.survivor(k)).collect();
+    Ok(Some(builder.build(survivors)))
+}
 
 /// Every group (its id by number) and who is in it, as survivors.
 fn load_groups(store: &dyn Store, index: &Index) -> Result<(Vec<String>, Groups), AppError> {
@@ -162,8 +243,16 @@ struct Settings {
     secondary_groups: Vec<Option<Setting>>,
     co_exposed: Option<Vec<Option<Setting>>>,
     secondary: Option<Vec<Option<Setting>>>,
-    /// The profile sums overlaps over a window (a rule the engine does not run yet).
-    cumulative_hours: Option<u32>,
+    /// The profile sums overlaps over a window: (the total, the window), seconds.
+    cumulative: Option<(i64, i64)>,
+    /// The seat rules for trips.
+    seats: SeatRules,
+    /// Flight crew are proposals to confirm.
+    crew_needs_confirmation: bool,
+    /// What the proximity rule asks a person to confirm.
+    proximity: String,
+    /// Grid co-location: the least time in a cell (seconds) and how far back (seconds).
+    grid: Option<(i64, i64)>,
 }
 
 fn by_kind(places: &[chainbreak_core::profile::PlaceSetting]) -> Vec<Option<Setting>> {
@@ -196,8 +285,44 @@ impl Settings {
             secondary_groups: if secondary.enabled { by_group_kind(&secondary.groups) } else { Vec::new() },
             co_exposed: profile.co_exposed.enabled.then(|| by_kind(&profile.co_exposed.places)),
             secondary: profile.secondary_contact.enabled.then(|| by_kind(&profile.secondary_contact.places)),
-            cumulative_hours: profile.close_contact.cumulative_window_hours,
+            cumulative: profile.close_contact.cumulative_window_hours.map(|hours| {
+                let total = profile.close_contact.places.first().map_or(0, |p| i64::from(p.min_overlap_minutes) * 60);
+                (total, i64::from(hours) * 3600)
+            }),
+            seats: seat_rules(profile),
+            crew_needs_confirmation: profile.close_contact.flight.as_ref().is_some_and(|f| f.crew_needs_confirmation),
+            proximity: profile
+                .close_contact
+                .proximity
+                .as_ref()
+                .map_or_else(String::new, |p| format!("within {} {} of the case", p.max_distance, p.unit.as_str())),
+            grid: match (&profile.grid, profile.grid.more_than_minutes, profile.grid.within_days) {
+                (g, Some(more), Some(days)) if g.enabled => Some((i64::from(more) * 60 + 1, i64::from(days) * 86_400)),
+                _ => None,
+            },
         }
+    }
+}
+
+/// The profile's seat rules for the engine.
+fn seat_rules(profile: &Profile) -> SeatRules {
+    let cc = &profile.close_contact;
+    SeatRules {
+        flight: cc
+            .flight
+            .as_ref()
+            .map(|f| FlightRows { rows_either_side: f.rows_either_side, crew: f.crew_serving_rows }),
+        train: cc.train.as_ref().map(|t| TrainBays {
+            sealed_whole_carriage: t.sealed_whole_carriage,
+            bays_either_side: t.unsealed_bays_either_side,
+        }),
+        bus_sealed_everyone: cc.bus.as_ref().is_some_and(|b| b.sealed_everyone),
+        ship_same_cabin: cc.ship.as_ref().is_some_and(|s| s.same_cabin),
+        proximity: cc.proximity.is_some(),
+        // Under a cumulative rule the time on board counts like time at a place.
+        min_overlap: cc
+            .cumulative_window_hours
+            .map_or(0, |_| cc.places.first().map_or(0, |p| i64::from(p.min_overlap_minutes) * 60)),
     }
 }
 
@@ -260,12 +385,32 @@ pub struct TraceRequest {
 
 /// One piece of evidence: the contact and `exposed_to` shared `place_id` from `from` to `to`,
 /// or belong to the group `group_id` (household, class, team, gathering).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Evidence {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub place_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
+    /// A trip the contact rode with `exposed_to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trip_id: Option<String>,
+    /// The trip's seat rule that applied: `rows` (plane, within the rows), `crew`,
+    /// `carriage` (sealed train), `bays` (train), `sealed` (bus), `cabin` (ship),
+    /// `seat_unknown` (a seat the rule needs is not known) or `proximity` (no seat rule: a
+    /// distance for a person to confirm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat_rule: Option<&'static str>,
+    /// The contact's carriage (train) or cabin (ship) and row (plane, bus) or bay (train).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carriage: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat_row: Option<u32>,
+    /// Rows or bays between the contact and `exposed_to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_apart: Option<u32>,
+    /// The H3 cell (hex) shared with `exposed_to` (grid co-location).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell: Option<String>,
     pub from: Timestamp,
     pub to: Timestamp,
     pub overlap_minutes: f64,
@@ -397,6 +542,8 @@ impl Tracer {
         let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
         let place_ids = ids_by_key(store.place_keys()?);
         let (group_ids, groups) = load_groups(store, &index)?;
+        let (trip_ids, trips) = load_trips(store, &index)?;
+        let grid = load_grid(store, profile, &index)?;
         Ok(Tracer {
             index,
             person_ids,
@@ -408,6 +555,9 @@ impl Tracer {
             settings: Settings::of(profile),
             group_ids,
             groups,
+            trip_ids,
+            trips,
+            grid,
             seq,
             last_row,
         })
@@ -484,6 +634,7 @@ impl Tracer {
         use chainbreak_store::{ChangeOp, Entity};
         let mut after = self.seq;
         let (mut new_persons, mut new_places, mut new_visits, mut new_groups) = (false, false, false, false);
+        let (mut new_trips, mut new_pings) = (false, false);
         loop {
             let changes = store.changes_since(after, 10_000)?;
             let Some(last) = changes.last() else { break };
@@ -506,6 +657,14 @@ impl Tracer {
                     }
                     (Entity::Group | Entity::Membership, _) => {
                         new_groups = true;
+                        false
+                    }
+                    (Entity::Trip | Entity::Passenger, _) => {
+                        new_trips = true;
+                        false
+                    }
+                    (Entity::Ping, _) => {
+                        new_pings = true;
                         false
                     }
                     _ => false,
@@ -541,6 +700,13 @@ impl Tracer {
         }
         if new_groups || new_persons {
             (self.group_ids, self.groups) = load_groups(store, &self.index)?;
+        }
+        if new_trips || new_persons {
+            (self.trip_ids, self.trips) = load_trips(store, &self.index)?;
+        }
+        if new_pings || new_persons {
+            // Cell stays join consecutive pings, so new pings (or purged ones) rebuild the grid.
+            self.grid = load_grid(store, profile, &self.index)?;
         }
         // Changes after `after` are read next time; visits they add are already in (only
         // rows past `last_row` are scanned).
@@ -593,21 +759,25 @@ impl Tracer {
         let found: Vec<Category<'_>> = match request.rule {
             Rule::VenueOverlap => {
                 let traced = self.index.venue_overlap(&index, &q);
-                let mut found = vec![(1, "close", traced.close, None, Vec::new())];
+                let mut found = vec![Category::at_places(1, "close", traced.close, None)];
                 if request.depth >= 2 {
-                    found.push((2, "secondary", traced.secondary, None, Vec::new()));
+                    found.push(Category::at_places(2, "secondary", traced.secondary, None));
                 }
                 found
             }
             Rule::Profile => self.profile_rule(&index, to, request.depth)?,
         };
         let mut tiers = Vec::new();
-        for (tier, category, contacts, settings, hits) in found {
-            let mut contacts =
-                contacts.iter().map(|c| self.view(c, settings.map(Vec::as_slice))).collect::<Result<Vec<_>, _>>()?;
-            self.add_group_hits(&mut contacts, &hits, tier)?;
+        for found in found {
+            let mut contacts = found
+                .contacts
+                .iter()
+                .map(|c| self.view(c, found.settings.map(Vec::as_slice), found.grid))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.add_group_hits(&mut contacts, &found.groups, found.tier)?;
+            self.add_trip_hits(&mut contacts, &found.trips)?;
             contacts.sort_by(|a, b| a.person_id.cmp(&b.person_id));
-            tiers.push(Tier { tier, category, count: contacts.len(), contacts });
+            tiers.push(Tier { tier: found.tier, category: found.name, count: contacts.len(), contacts });
         }
         let hash = contact_hash(&tiers);
         let links = self
@@ -669,44 +839,58 @@ impl Tracer {
     }
 
     /// The profile rule: close contacts at the profile's close-contact places (each kind with
-    /// its least overlap), co-exposed persons at its co-exposure places (not close contacts),
-    /// and secondary contacts at its secondary places from each close contact's first exposure.
+    /// its least overlap, or summed over the profile's window), through its groups and by its
+    /// seat rules on trips; co-exposed persons at its co-exposure places; grid companions
+    /// (neither of those) from location pings; and secondary contacts at its secondary places
+    /// and groups from each close contact's first exposure.
     fn profile_rule(&self, index: &[IndexPerson], to: i64, depth: u8) -> Result<Vec<Category<'_>>, AppError> {
         let settings = &self.settings;
-        if let Some(hours) = settings.cumulative_hours {
-            return Err(AppError::InvalidArgument {
-                argument: "--rule",
-                message: format!(
-                    "this profile sums overlaps over {hours} hours, which the trace engine does not do yet; \
-                     use --rule venue-overlap"
-                ),
-            });
-        }
         let sources = self.index.sources(index);
-        let mut excluded = vec![false; self.index.persons()];
+        // Every person key: those with visits, and those known only from trips, groups or pings.
+        let persons = self.index.persons().max(self.person_ids.len());
+        let mut excluded = vec![false; persons];
         for (p, _) in &sources {
             excluded[*p as usize] = true;
         }
         fn min_at<'a>(tracer: &'a Tracer, table: &'a [Option<Setting>]) -> impl Fn(u32) -> Option<i64> + Sync + 'a {
             move |place| table.get(tracer.kind(place) as usize).and_then(|s| s.as_ref()).map(|s| s.min_overlap)
         }
-        let close = self.index.exposures(&sources, to, min_at(self, &settings.close), &excluded);
+        let close = match settings.cumulative {
+            None => self.index.exposures(&sources, to, min_at(self, &settings.close), &excluded),
+            Some((total, period)) => {
+                let setting = |place| min_at(self, &settings.close)(place).is_some();
+                self.index.cumulative_exposures(&sources, to, setting, total, period, &excluded)
+            }
+        };
         let close_hits = self.group_hits(&sources, to, &settings.close_groups, &excluded);
-        // Each close contact's first exposure, by a place or a group: their secondary window
-        // opens there.
+        let trip_hits = self.trips.hits(&sources, to, &settings.seats, &excluded);
+        // Each close contact's first exposure, by a place, a group or a trip: their secondary
+        // window opens there.
         let mut close_first: FxHashMap<u32, i64> = close.iter().map(|c| (c.person, c.first_exposure())).collect();
-        for h in &close_hits {
-            let e = close_first.entry(h.person).or_insert(h.from);
-            *e = (*e).min(h.from);
+        for (person, from) in
+            close_hits.iter().map(|h| (h.person, h.from)).chain(trip_hits.iter().map(|h| (h.person, h.from)))
+        {
+            let e = close_first.entry(person).or_insert(from);
+            *e = (*e).min(from);
         }
         for p in close_first.keys() {
             excluded[*p as usize] = true;
         }
-        let mut found: Vec<Category<'_>> = vec![(1, "close", close, Some(&settings.close), close_hits)];
+        let mut found = vec![Category {
+            groups: close_hits,
+            trips: trip_hits,
+            ..Category::at_places(1, "close", close, Some(&settings.close))
+        }];
+        // Grid companions are neither close contacts nor co-exposed persons.
+        let mut not_grid = excluded.clone();
         if let Some(table) = &settings.co_exposed {
             let co = self.index.exposures(&sources, to, min_at(self, table), &excluded);
-            found.push((1, "co_exposed", co, Some(table), Vec::new()));
+            for c in &co {
+                not_grid[c.person as usize] = true;
+            }
+            found.push(Category::at_places(1, "co_exposed", co, Some(table)));
         }
+        self.grid_companions(&sources, to, &not_grid, &mut found);
         if depth >= 2
             && let Some(table) = &settings.secondary
         {
@@ -714,9 +898,20 @@ impl Tracer {
             from_close.sort_unstable();
             let secondary = self.index.exposures(&from_close, to, min_at(self, table), &excluded);
             let hits = self.group_hits(&from_close, to, &settings.secondary_groups, &excluded);
-            found.push((2, "secondary", secondary, Some(table), hits));
+            found.push(Category { groups: hits, ..Category::at_places(2, "secondary", secondary, Some(table)) });
         }
         Ok(found)
+    }
+
+    /// Grid companions (时空伴随): persons not `excluded` who shared a cell with a source for
+    /// longer than the profile's least time, looking back the profile's days from `to`.
+    fn grid_companions(&self, sources: &[(u32, i64)], to: i64, excluded: &[bool], found: &mut Vec<Category<'_>>) {
+        let (Some((min, back)), Some(grid)) = (self.settings.grid, &self.grid) else { return };
+        let from: Vec<(u32, i64)> = sources.iter().map(|&(p, _)| (p, to - back)).collect();
+        let mut excluded = excluded.to_vec();
+        excluded.resize(excluded.len().max(grid.index.persons()), false);
+        let contacts = grid.index.exposures(&from, to, |_| Some(min), &excluded);
+        found.push(Category { grid: true, ..Category::at_places(1, "grid", contacts, None) });
     }
 
     /// The members of the sources' groups that are settings in `table`, not `excluded`, each
@@ -741,15 +936,75 @@ impl Tracer {
             let kind = self.groups.get(h.group).map_or(0, |g| g.kind);
             let setting = table.get(kind as usize).cloned().flatten().unwrap_or_default();
             let evidence = Evidence {
-                place_id: None,
                 group_id: self.group_ids.get(h.group as usize).cloned(),
                 from: ts(h.from)?,
                 to: ts(h.to)?,
                 overlap_minutes: (h.to - h.from) as f64 / 60.0,
                 exposed_to: self.person_id(h.source),
-                check_out_assumed: false,
                 needs_confirmation: setting.needs_confirmation,
                 condition: setting.condition,
+                ..Evidence::default()
+            };
+            let person_id = self.person_id(h.person);
+            let i = *at.entry(person_id.clone()).or_insert_with(|| {
+                contacts.push(ContactView {
+                    person_id,
+                    first_exposure: evidence.from,
+                    last_exposure: evidence.to,
+                    exposures: 0,
+                    evidence: Vec::new(),
+                    outside_jurisdiction: false,
+                });
+                contacts.len() - 1
+            });
+            let c = &mut contacts[i];
+            c.first_exposure = c.first_exposure.min(evidence.from);
+            c.last_exposure = c.last_exposure.max(evidence.to);
+            c.exposures += 1;
+            c.evidence.push(evidence);
+        }
+        Ok(())
+    }
+
+    /// Adds contacts by trips to `contacts` (a person already there gets the evidence).
+    fn add_trip_hits(&self, contacts: &mut Vec<ContactView>, hits: &[TripHit]) -> Result<(), AppError> {
+        let mut at: FxHashMap<String, usize> =
+            contacts.iter().enumerate().map(|(i, c)| (c.person_id.clone(), i)).collect();
+        for h in hits {
+            let rider = self.trips.get(h.trip).and_then(|(_, riders)| riders.iter().find(|r| r.person == h.person));
+            let (rule, apart, needs_confirmation, condition) = match h.why {
+                Why::Rows(d) => ("rows", Some(d), false, String::new()),
+                Why::Crew => (
+                    "crew",
+                    None,
+                    self.settings.crew_needs_confirmation,
+                    "crew member who served the case's rows (or worked with the case)".to_string(),
+                ),
+                Why::Carriage => ("carriage", None, false, String::new()),
+                Why::Bays(d) => ("bays", Some(d), false, String::new()),
+                Why::Sealed => ("sealed", None, false, String::new()),
+                Why::Cabin => ("cabin", None, false, String::new()),
+                Why::SeatUnknown => (
+                    "seat_unknown",
+                    None,
+                    true,
+                    "the seat rule applies but a seat (carriage or row) is not known: check the seats".to_string(),
+                ),
+                Why::Proximity => ("proximity", None, true, self.settings.proximity.clone()),
+            };
+            let evidence = Evidence {
+                trip_id: self.trip_ids.get(h.trip as usize).cloned(),
+                seat_rule: Some(rule),
+                carriage: rider.and_then(|r| r.carriage),
+                seat_row: rider.and_then(|r| r.row),
+                rows_apart: apart,
+                from: ts(h.from)?,
+                to: ts(h.to)?,
+                overlap_minutes: (h.to - h.from) as f64 / 60.0,
+                exposed_to: self.person_id(h.source),
+                needs_confirmation,
+                condition,
+                ..Evidence::default()
             };
             let person_id = self.person_id(h.person);
             let i = *at.entry(person_id.clone()).or_insert_with(|| {
@@ -775,23 +1030,28 @@ impl Tracer {
     fn evidence(&self, e: &chainbreak_trace::Exposure) -> Result<Evidence, AppError> {
         Ok(Evidence {
             place_id: Some(self.place_id(e.place)),
-            group_id: None,
             from: ts(e.start)?,
             to: ts(e.end)?,
             overlap_minutes: (e.end - e.start) as f64 / 60.0,
             exposed_to: self.person_id(e.source),
             check_out_assumed: e.contact_check_out_assumed || e.source_check_out_assumed,
-            needs_confirmation: false,
-            condition: String::new(),
+            ..Evidence::default()
         })
     }
 
-    fn view(&self, c: &Contact, settings: Option<&[Option<Setting>]>) -> Result<ContactView, AppError> {
+    /// A contact with the evidence of their first and last exposure (`grid`: in cells).
+    fn view(&self, c: &Contact, settings: Option<&[Option<Setting>]>, grid: bool) -> Result<ContactView, AppError> {
         let mut shown = vec![c.first];
         if c.last != c.first {
             shown.push(c.last);
         }
         let mut evidence = shown.iter().map(|e| self.evidence(e)).collect::<Result<Vec<_>, AppError>>()?;
+        if grid {
+            for (ev, e) in evidence.iter_mut().zip(&shown) {
+                ev.place_id = None;
+                ev.cell = self.grid.as_ref().and_then(|g| g.cell(e.place)).map(|c| c.to_string());
+            }
+        }
         if let Some(settings) = settings {
             for (ev, e) in evidence.iter_mut().zip(&shown) {
                 if let Some(Some(s)) = settings.get(self.kind(e.place) as usize) {

@@ -630,3 +630,116 @@ fn the_trace_index_follows_the_change_feed() {
     assert_eq!(tracer.refresh(&f.store, &profile).unwrap(), Refresh::Rebuilt);
     assert_eq!(close(&tracer), ["P3"]);
 }
+
+/// Trips by the seat rules, grid companions from pings, and the CDC's cumulative rule, through
+/// the profile rule on a real store.
+#[test]
+fn the_profile_rule_traces_trips_grid_cells_and_cumulative_overlaps() {
+    use chainbreak_app::trace::{ContactView, IndexEntry, Refresh, Rule, TraceRequest, Tracer};
+    use chainbreak_core::profile::Profile;
+    let mut f = fresh();
+    let persons = f.file("persons.csv", &(1..=9).fold("id\n".to_string(), |s, i| format!("{s}P{i}\n")));
+    f.import(Kind::Persons, &persons, &ImportOptions::default()).unwrap();
+    let places = f.file("places.csv", "id,kind\nL1,mall\nR1,restaurant\n");
+    f.import(Kind::Places, &places, &ImportOptions::default()).unwrap();
+    let trips = f.file(
+        "trips.csv",
+        "id,mode,number,departure,arrival,sealed\nF1,flight,CZ3456,2022-03-02T08:00:00Z,2022-03-02T10:00:00Z,false\n\
+         T1,train,G101,2022-03-03T08:00:00Z,2022-03-03T12:00:00Z,true\n\
+         F0,flight,CZ1000,2022-02-20T08:00:00Z,2022-02-20T10:00:00Z,false\n",
+    );
+    f.import(Kind::Trips, &trips, &ImportOptions::default()).unwrap();
+    let passengers = f.file(
+        "passengers.csv",
+        "trip_id,person_id,role,carriage,seat_row\nF1,P1,passenger,,10\nF1,P2,passenger,,13\nF1,P3,passenger,,14\n\
+         F1,P4,crew,,\nT1,P1,passenger,3,5\nT1,P5,passenger,3,12\nT1,P6,passenger,4,5\n\
+         F0,P1,passenger,,10\nF0,P9,passenger,,10\n",
+    );
+    f.import(Kind::Passengers, &passengers, &ImportOptions::default()).unwrap();
+    // P1 and P7 in one cell from 08:00 to 09:00 (pings every 30 minutes); P8 pinged there once.
+    let pings = f.file(
+        "pings.csv",
+        "person_id,t,lat,lon\nP1,2022-03-04T08:00:00Z,31.2300,121.4700\nP1,2022-03-04T08:30:00Z,31.2301,121.4700\n\
+         P1,2022-03-04T09:00:00Z,31.2300,121.4701\nP7,2022-03-04T08:20:00Z,31.2302,121.4700\n\
+         P7,2022-03-04T08:50:00Z,31.2300,121.4700\nP8,2022-03-04T08:40:00Z,31.2300,121.4700\n",
+    );
+    f.import(Kind::Pings, &pings, &ImportOptions::default()).unwrap();
+
+    let profile = Profile::builtin("cn-2022-9th").unwrap();
+    let (mut tracer, _) = Tracer::load(&f.store, &profile).unwrap();
+    let request = TraceRequest {
+        rule: Rule::Profile,
+        index: vec![IndexEntry {
+            person_id: "P1".into(),
+            from: "2022-03-01T00:00:00Z".parse().unwrap(),
+            case_id: None,
+        }],
+        to: Some("2022-03-05T00:00:00Z".parse().unwrap()),
+        min_overlap: jiff::SignedDuration::ZERO,
+        depth: 2,
+    };
+    let tier = |t: &Tracer, category: &str| -> Vec<ContactView> {
+        let report = t.trace(&request).unwrap();
+        report.tiers.into_iter().find(|t| t.category == category).map(|t| t.contacts).unwrap_or_default()
+    };
+    let close = tier(&tracer, "close");
+    let seen: Vec<(&str, &str, bool)> = close
+        .iter()
+        .map(|c| (c.person_id.as_str(), c.evidence[0].seat_rule.unwrap(), c.evidence[0].needs_confirmation))
+        .collect();
+    // P3 sat 4 rows away, P6 in another carriage, P9 flew before the window.
+    assert_eq!(seen, [("P2", "rows", false), ("P4", "crew", true), ("P5", "carriage", false)]);
+    let p2 = &close[0].evidence[0];
+    assert_eq!(
+        (p2.trip_id.as_deref(), p2.seat_row, p2.rows_apart, p2.overlap_minutes),
+        (Some("F1"), Some(13), Some(3), 120.0)
+    );
+
+    let grid = tier(&tracer, "grid");
+    assert_eq!(grid.len(), 1, "P8's lone ping is no stay: {grid:?}");
+    assert_eq!(grid[0].person_id, "P7");
+    let e = &grid[0].evidence[0];
+    assert_eq!((e.overlap_minutes, e.place_id.as_deref()), (30.0, None), "08:20 to 08:50");
+    assert_eq!(e.cell.as_deref().map(str::len), Some(15), "an H3 cell: {e:?}");
+
+    // Late data: another ping of P8 makes a stay of 20 minutes with P1.
+    let late = f.file("late.csv", "person_id,t,lat,lon\nP8,2022-03-04T09:00:00Z,31.2300,121.4700\n");
+    f.import(Kind::Pings, &late, &ImportOptions::default()).unwrap();
+    assert!(matches!(tracer.refresh(&f.store, &profile).unwrap(), Refresh::Extended(_)));
+    let grid: Vec<String> = tier(&tracer, "grid").into_iter().map(|c| c.person_id).collect();
+    assert_eq!(grid, ["P7", "P8"]);
+
+    // The CDC's rule: overlaps with the case summed over 24 hours, at least 15 minutes.
+    let visits = f.file(
+        "visits.csv",
+        "person_id,place_id,t_in,t_out\nP1,R1,2022-03-02T12:00:00Z,2022-03-02T12:10:00Z\n\
+         P1,R1,2022-03-02T18:00:00Z,2022-03-02T18:10:00Z\nP2,R1,2022-03-02T12:00:00Z,2022-03-02T12:10:00Z\n\
+         P2,R1,2022-03-02T18:00:00Z,2022-03-02T18:10:00Z\nP3,R1,2022-03-02T12:00:00Z,2022-03-02T12:10:00Z\n\
+         P1,R1,2022-03-04T12:00:00Z,2022-03-04T12:10:00Z\nP3,R1,2022-03-04T12:00:00Z,2022-03-04T12:10:00Z\n",
+    );
+    f.import(Kind::Visits, &visits, &ImportOptions::default()).unwrap();
+    let cdc = Profile::builtin("cdc-2020-12").unwrap();
+    let (tracer, _) = Tracer::load(&f.store, &cdc).unwrap();
+    let close = tier(&tracer, "close");
+    let at_places: Vec<(&str, Vec<f64>)> = close
+        .iter()
+        .filter(|c| c.evidence.iter().any(|e| e.place_id.is_some()))
+        .map(|c| {
+            let minutes = c.evidence.iter().filter(|e| e.place_id.is_some()).map(|e| e.overlap_minutes).collect();
+            (c.person_id.as_str(), minutes)
+        })
+        .collect();
+    // P2: 10 + 10 minutes within 24 hours (first and last shown); P3: 10 minutes twice, 48
+    // hours apart.
+    assert_eq!(at_places, [("P2", vec![10.0, 10.0])]);
+    assert_eq!(close[0].exposures, 3, "two overlaps and a flight");
+    assert!(close.iter().find(|c| c.person_id == "P2").unwrap().evidence.iter().all(|e| e.needs_confirmation));
+    // No seat rules: everyone who rode with the case for 15 minutes is a proximity proposal.
+    let riders: Vec<&str> = close
+        .iter()
+        .filter(|c| c.evidence.iter().any(|e| e.seat_rule == Some("proximity")))
+        .map(|c| c.person_id.as_str())
+        .collect();
+    assert_eq!(riders, ["P2", "P3", "P4", "P5", "P6"]);
+    assert!(tier(&tracer, "grid").is_empty(), "the CDC's guidance has no grid rule");
+}

@@ -141,7 +141,16 @@ fn write_csv(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()> {
         "overlap_minutes",
         "exposed_to",
         "check_out_assumed",
+        "trip_id",
+        "seat_rule",
+        "carriage",
+        "seat_row",
+        "rows_apart",
+        "cell",
+        "needs_confirmation",
+        "condition",
     ])?;
+    let opt = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
     for tier in &report.tiers {
         for c in &tier.contacts {
             for e in &c.evidence {
@@ -158,6 +167,14 @@ fn write_csv(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()> {
                     format!("{:.1}", e.overlap_minutes),
                     e.exposed_to.clone(),
                     e.check_out_assumed.to_string(),
+                    e.trip_id.clone().unwrap_or_default(),
+                    e.seat_rule.unwrap_or_default().to_string(),
+                    opt(e.carriage),
+                    opt(e.seat_row),
+                    opt(e.rows_apart),
+                    e.cell.clone().unwrap_or_default(),
+                    e.needs_confirmation.to_string(),
+                    e.condition.clone(),
                 ])?;
             }
         }
@@ -200,10 +217,12 @@ fn write_table(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()>
                 format!(
                     "{:.0} min {} with {}{}{}",
                     e.overlap_minutes,
-                    match (&e.place_id, &e.group_id) {
-                        (Some(place), _) => format!("at {place}"),
-                        (None, Some(group)) => format!("in group {group}"),
-                        (None, None) => String::new(),
+                    match (&e.place_id, &e.group_id, &e.trip_id, &e.cell) {
+                        (Some(place), ..) => format!("at {place}"),
+                        (None, Some(group), ..) => format!("in group {group}"),
+                        (None, None, Some(trip), _) => format!("on trip {trip} ({})", e.seat_rule.unwrap_or_default()),
+                        (None, None, None, Some(cell)) => format!("in cell {cell}"),
+                        (None, None, None, None) => String::new(),
                     },
                     e.exposed_to,
                     if e.check_out_assumed { " (check-out assumed)" } else { "" },

@@ -335,3 +335,274 @@ fn a_snapshot_reads_back_the_same_index() {
     assert!(chainbreak_trace::Index::read_snapshot(&mut &bytes[..bytes.len() - 3]).is_err());
     assert!(chainbreak_trace::Index::read_snapshot(&mut &b"CBTRACE0"[..]).is_err());
 }
+
+// ---------------------------------------------------------------- the cumulative rule
+
+/// The cumulative rule by brute force: every pair of visits; the union of a contact's overlaps
+/// with one source measured inside every period that starts at one of them.
+fn oracle_cumulative(c: &City, places: &[bool], total: i64, period: i64) -> Vec<Contact> {
+    let q = &c.query;
+    let eff = effective_visits(c);
+    let starts = index_starts(c);
+    // (contact, source) -> exposures
+    let mut pairs: BTreeMap<(u32, u32), Vec<Exposure>> = BTreeMap::new();
+    for a in &eff {
+        let Some(&from) = starts.get(&a.0) else { continue };
+        if !places[a.1 as usize] {
+            continue;
+        }
+        let (a_in, a_out) = (a.2.max(from), a.3.min(q.to));
+        for b in &eff {
+            if b.1 != a.1 || starts.contains_key(&b.0) {
+                continue;
+            }
+            let (start, end) = (a_in.max(b.2), a_out.min(b.3));
+            if end > start {
+                pairs.entry((b.0, a.0)).or_default().push(Exposure {
+                    start,
+                    end,
+                    place: a.1,
+                    source: a.0,
+                    contact_check_out_assumed: b.4,
+                    source_check_out_assumed: a.4,
+                });
+            }
+        }
+    }
+    let covered = |spans: &[(i64, i64)], from: i64, until: i64| -> i64 {
+        // Second by second would be too slow; minutes are exact on the 5-minute grid.
+        (from..until).step_by(60).filter(|&t| spans.iter().any(|&(a, b)| a <= t && t < b)).count() as i64 * 60
+    };
+    let mut found: BTreeMap<u32, Contact> = BTreeMap::new();
+    for ((person, _), exposures) in pairs {
+        let spans: Vec<(i64, i64)> = exposures.iter().map(|e| (e.start, e.end)).collect();
+        if !spans.iter().any(|&(s, _)| covered(&spans, s, s + period) >= total) {
+            continue;
+        }
+        for e in exposures {
+            let c = found.entry(person).or_insert(Contact { person, first: e, last: e, exposures: 0 });
+            c.first = c.first.min(e);
+            if (std::cmp::Reverse(e.end), e) < (std::cmp::Reverse(c.last.end), c.last) {
+                c.last = e;
+            }
+            c.exposures += 1;
+        }
+    }
+    found.into_values().collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 500,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_2027),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_cumulative_rule_matches_the_oracle(
+        c in city(),
+        places in prop::collection::vec(any::<bool>(), PLACES as usize),
+        total in prop::sample::select(vec![5 * MINUTE, 15 * MINUTE, 40 * MINUTE]),
+        period in prop::sample::select(vec![30 * MINUTE, 60 * MINUTE, 24 * 60 * MINUTE]),
+    ) {
+        let index = build(&c, false);
+        let sources = index.sources(&c.index);
+        let mut excluded = vec![false; index.persons()];
+        for (p, _) in &sources {
+            excluded[*p as usize] = true;
+        }
+        let got = index.cumulative_exposures(&sources, c.query.to, |p| places[p as usize], total, period, &excluded);
+        prop_assert_eq!(&got, &oracle_cumulative(&c, &places, total, period));
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let again = one.install(|| {
+            build(&c, true).cumulative_exposures(&sources, c.query.to, |p| places[p as usize], total, period, &excluded)
+        });
+        prop_assert_eq!(&again, &got);
+    }
+}
+
+// ---------------------------------------------------------------- trips
+
+use chainbreak_trace::trips::{FlightRows, Mode, Rider, TrainBays, Why};
+use chainbreak_trace::{SeatRules, TripHit, TripInfo, Trips};
+
+/// A rider as (trip, person, crew, carriage, row).
+type RiderRow = (u32, u32, bool, Option<u32>, Option<u32>);
+
+#[derive(Debug, Clone)]
+struct Journeys {
+    /// Trip number -> info; riders as (trip, person, crew, carriage, row).
+    trips: Vec<TripInfo>,
+    riders: Vec<RiderRow>,
+    sources: Vec<(u32, i64)>,
+    to: i64,
+    rules: SeatRules,
+    excluded: Vec<bool>,
+}
+
+fn journeys() -> impl Strategy<Value = Journeys> {
+    let mode = prop::sample::select(vec![Mode::Flight, Mode::Train, Mode::Bus, Mode::Ship]);
+    let trip = (mode, 0i64..20, prop::option::of(0i64..6), any::<bool>());
+    let rider = (
+        0u32..4,
+        0u32..8,
+        prop::bool::weighted(0.2),
+        prop::option::weighted(0.8, 1u32..3),
+        prop::option::weighted(0.8, 1u32..9),
+    );
+    let rules = (
+        prop::option::of((0u32..4, any::<bool>())),
+        prop::option::of((any::<bool>(), 0u32..3)),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        prop::sample::select(vec![0i64, 15, 60]),
+    );
+    (
+        prop::collection::vec(trip, 4),
+        prop::collection::vec(rider, 0..24),
+        prop::collection::vec((0u32..8, 0i64..20), 1..3),
+        10i64..30,
+        rules,
+        prop::collection::vec(prop::bool::weighted(0.1), 8),
+    )
+        .prop_map(|(trips, riders, sources, to, (flight, train, bus, ship, proximity, min), excluded)| {
+            let h = |x: i64| BASE + x * 3600;
+            Journeys {
+                trips: trips
+                    .into_iter()
+                    .map(|(mode, dep, len, sealed)| TripInfo {
+                        mode,
+                        departure: h(dep),
+                        arrival: len.map(|l| h(dep + l)),
+                        sealed,
+                    })
+                    .collect(),
+                riders,
+                sources: sources.into_iter().map(|(p, from)| (p, h(from))).collect(),
+                to: h(to),
+                rules: SeatRules {
+                    flight: flight.map(|(rows_either_side, crew)| FlightRows { rows_either_side, crew }),
+                    train: train.map(|(sealed_whole_carriage, bays_either_side)| TrainBays {
+                        sealed_whole_carriage,
+                        bays_either_side,
+                    }),
+                    bus_sealed_everyone: bus,
+                    ship_same_cabin: ship,
+                    proximity,
+                    min_overlap: min * MINUTE,
+                },
+                excluded,
+            }
+        })
+}
+
+/// The seat rules read as a table, rider pair by rider pair.
+fn oracle_trips(j: &Journeys) -> Vec<TripHit> {
+    let mut seen = BTreeSet::new();
+    // The first seat of each (trip, person).
+    let riders: Vec<_> = j.riders.iter().filter(|r| seen.insert((r.0, r.1))).copied().collect();
+    let mut sources: BTreeMap<u32, i64> = BTreeMap::new();
+    for &(p, from) in &j.sources {
+        let e = sources.entry(p).or_insert(from);
+        *e = (*e).min(from);
+    }
+    let mut hits = Vec::new();
+    for (&source, &from) in &sources {
+        for me in riders.iter().filter(|r| r.1 == source) {
+            let info = j.trips[me.0 as usize];
+            let end = info.arrival.unwrap_or(info.departure);
+            let (start, stop) = (from.max(info.departure), j.to.min(end));
+            let aboard = if end == info.departure {
+                from <= info.departure && info.departure < j.to && j.rules.min_overlap == 0
+            } else {
+                stop > start && stop - start >= j.rules.min_overlap
+            };
+            if !aboard {
+                continue;
+            }
+            for other in riders.iter().filter(|r| r.0 == me.0 && r.1 != source && !j.excluded[r.1 as usize]) {
+                let r = &j.rules;
+                let rows = match (me.4, other.4) {
+                    (Some(a), Some(b)) => Some(a.abs_diff(b)),
+                    _ => None,
+                };
+                let same_car = match (me.3, other.3) {
+                    (Some(a), Some(b)) => Some(a == b),
+                    _ => None,
+                };
+                let prox = r.proximity.then_some(Why::Proximity);
+                let why = match (info.mode, r.flight, r.train) {
+                    (Mode::Flight, None, _) | (Mode::Train, _, None) => prox,
+                    (Mode::Flight, Some(_), _) if me.2 => Some(Why::Crew),
+                    (Mode::Flight, Some(f), _) if other.2 => f.crew.then_some(Why::Crew),
+                    (Mode::Flight, Some(f), _) => match rows {
+                        None => Some(Why::SeatUnknown),
+                        Some(d) if d <= f.rows_either_side => Some(Why::Rows(d)),
+                        Some(_) => None,
+                    },
+                    (Mode::Train, _, Some(t)) => match (same_car, info.sealed && t.sealed_whole_carriage, rows) {
+                        (None, ..) => Some(Why::SeatUnknown),
+                        (Some(false), ..) => None,
+                        (Some(true), true, _) => Some(Why::Carriage),
+                        (Some(true), false, None) => Some(Why::SeatUnknown),
+                        (Some(true), false, Some(d)) => (d <= t.bays_either_side).then_some(Why::Bays(d)),
+                    },
+                    (Mode::Bus, ..) if info.sealed && r.bus_sealed_everyone => Some(Why::Sealed),
+                    (Mode::Bus, ..) => prox,
+                    (Mode::Ship, ..) if !r.ship_same_cabin => prox,
+                    (Mode::Ship, ..) => match same_car {
+                        None => Some(Why::SeatUnknown),
+                        Some(same) => same.then_some(Why::Cabin),
+                    },
+                };
+                if let Some(why) = why {
+                    hits.push(TripHit { person: other.1, from: start, to: stop.max(start), trip: me.0, source, why });
+                }
+            }
+        }
+    }
+    hits.sort_unstable();
+    hits
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 1000,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_2028),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_seat_rules_match_the_oracle(j in journeys()) {
+        let mut trips = Trips::default();
+        for &(trip, person, crew, carriage, row) in &j.riders {
+            trips.add_rider(trip, j.trips[trip as usize], Rider { person, crew, carriage, row });
+        }
+        let mut sources: BTreeMap<u32, i64> = BTreeMap::new();
+        for &(p, from) in &j.sources {
+            let e = sources.entry(p).or_insert(from);
+            *e = (*e).min(from);
+        }
+        let sources: Vec<(u32, i64)> = sources.into_iter().collect();
+        prop_assert_eq!(trips.hits(&sources, j.to, &j.rules, &j.excluded), oracle_trips(&j));
+    }
+}
+
+/// The random journeys and cumulative cases are not vacuous either.
+#[test]
+fn the_generators_exercise_trips_and_sums() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut whys = std::collections::HashSet::new();
+    let (mut cumulative, mut n) = (0, 0);
+    for _ in 0..2000 {
+        let j = journeys().new_tree(&mut runner).unwrap().current();
+        whys.extend(oracle_trips(&j).iter().map(|h| std::mem::discriminant(&h.why)));
+        let c = city().new_tree(&mut runner).unwrap().current();
+        n += 1;
+        cumulative += (!oracle_cumulative(&c, &[true, true, false, true], 15 * MINUTE, 60 * MINUTE).is_empty()) as u32;
+    }
+    assert_eq!(whys.len(), 8, "every reason a rider is a hit occurs");
+    assert!(cumulative * 5 > n, "{n} cities: {cumulative} with cumulative contacts");
+}
