@@ -485,6 +485,23 @@ pub struct CaseLink {
 pub struct Trail {
     pub person_id: String,
     pub visits: Vec<TrailVisit>,
+    /// The trips they rode in the window, by departure.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trips: Vec<TrailTrip>,
+}
+
+/// A trip of a trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrailTrip {
+    pub trip_id: String,
+    pub departure: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<Timestamp>,
+    pub crew: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carriage: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat_row: Option<u32>,
 }
 
 /// One stop of a trail.
@@ -819,7 +836,24 @@ impl Tracer {
                     })
                 })
                 .collect::<Result<Vec<_>, AppError>>()?;
-            trails.push(Trail { person_id: self.person_id(person), visits });
+            let mut trips = Vec::new();
+            for &trip in self.trips.of(person) {
+                let Some((info, riders)) = self.trips.get(trip) else { continue };
+                let end = info.arrival.unwrap_or(info.departure);
+                let Some(me) = riders.iter().find(|r| r.person == person) else { continue };
+                if info.departure < to && end >= start {
+                    trips.push(TrailTrip {
+                        trip_id: self.trip_ids.get(trip as usize).cloned().unwrap_or_default(),
+                        departure: ts(info.departure)?,
+                        arrival: info.arrival.map(ts).transpose()?,
+                        crew: me.crew,
+                        carriage: me.carriage,
+                        seat_row: me.row,
+                    });
+                }
+            }
+            trips.sort_by(|a, b| (a.departure, &a.trip_id).cmp(&(b.departure, &b.trip_id)));
+            trails.push(Trail { person_id: self.person_id(person), visits, trips });
         }
         Ok(TraceReport {
             rule: request.rule.as_str(),

@@ -695,6 +695,10 @@ fn the_profile_rule_traces_trips_grid_cells_and_cumulative_overlaps() {
         (Some("F1"), Some(13), Some(3), 120.0)
     );
 
+    let trail = &tracer.trace(&request).unwrap().trails[0];
+    let rode: Vec<(&str, Option<u32>)> = trail.trips.iter().map(|t| (t.trip_id.as_str(), t.seat_row)).collect();
+    assert_eq!(rode, [("F1", Some(10)), ("T1", Some(5))], "the trail has the trips in the window, not F0");
+
     let grid = tier(&tracer, "grid");
     assert_eq!(grid.len(), 1, "P8's lone ping is no stay: {grid:?}");
     assert_eq!(grid[0].person_id, "P7");

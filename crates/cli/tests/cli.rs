@@ -443,13 +443,16 @@ fn a_trace_snapshot_loads_instead_of_a_scan_and_catches_up_with_new_visits() {
 fn the_profile_rule_sorts_contacts_by_setting_and_says_what_to_confirm() {
     let dir = tempfile::tempdir().unwrap();
     let db = init(dir.path());
-    import_sample(&db, &["areas", "places", "persons", "groups", "memberships", "visits", "cases"]);
+    import_sample(
+        &db,
+        &["areas", "places", "persons", "groups", "memberships", "visits", "cases", "trips", "passengers", "pings"],
+    );
     let out = ok(&["trace", "--db", &db, "--case", "K1", "--format", "json"]);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["rule"], "profile");
     let categories: Vec<&str> =
         report["tiers"].as_array().unwrap().iter().map(|t| t["category"].as_str().unwrap()).collect();
-    assert_eq!(categories, ["close", "co_exposed", "secondary"], "cn-2022-9th has all three");
+    assert_eq!(categories, ["close", "co_exposed", "grid", "secondary"], "cn-2022-9th has all four");
     let close = report["tiers"][0]["contacts"].as_array().unwrap();
     assert!(!close.is_empty());
     // Check-ins cannot show the room: close contacts at venues are proposals to confirm.
@@ -469,7 +472,8 @@ fn the_profile_rule_sorts_contacts_by_setting_and_says_what_to_confirm() {
             .map(|c| c["person_id"].as_str().unwrap().to_string())
             .collect()
     };
-    assert!(ids(0).is_disjoint(&ids(1)) && ids(0).is_disjoint(&ids(2)));
+    assert!(ids(0).is_disjoint(&ids(1)) && ids(0).is_disjoint(&ids(2)) && ids(1).is_disjoint(&ids(2)));
+    assert!(ids(0).is_disjoint(&ids(3)));
     // K1's household (H027): P070 is a close contact from the data alone, nothing to confirm.
     let p070 = close.iter().find(|c| c["person_id"] == "P070").expect("the household member is a close contact");
     let household = p070["evidence"].as_array().unwrap().iter().find(|e| e["group_id"] == "H027").unwrap();

@@ -147,6 +147,11 @@ impl Trips {
         Some((self.trips.get(t)?.as_ref()?, &self.riders[t]))
     }
 
+    /// The trips `person` (a survivor key) rode, by number.
+    pub fn of(&self, person: u32) -> &[u32] {
+        self.of.get(&person).map_or(&[], Vec::as_slice)
+    }
+
     /// How many riders there are.
     pub fn len(&self) -> usize {
         self.riders.iter().map(Vec::len).sum()
