@@ -747,3 +747,227 @@ fn the_profile_rule_traces_trips_grid_cells_and_cumulative_overlaps() {
     assert_eq!(riders, ["P2", "P3", "P4", "P5", "P6"]);
     assert!(tier(&tracer, "grid").is_empty(), "the CDC's guidance has no grid rule");
 }
+
+// ---------------------------------------------------------------- the profile rule against an oracle
+
+mod profile_rule_oracle {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use chainbreak_app::trace::{IndexEntry, Rule, TraceRequest, Tracer};
+    use chainbreak_core::model::PlaceKind;
+    use chainbreak_core::profile::{PlaceSetting, Profile};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const BASE: i64 = 1_646_092_800; // 2022-03-01T00:00:00Z
+    const KINDS: [PlaceKind; 5] = [
+        PlaceKind::Residence,
+        PlaceKind::Restaurant,
+        PlaceKind::Mall,
+        PlaceKind::Workplace,
+        PlaceKind::QuarantineFacility,
+    ];
+
+    #[derive(Debug, Clone)]
+    struct Town {
+        /// Place kinds, by place number.
+        places: Vec<usize>,
+        /// (person, place, t_in, t_out) in 5-minute steps from BASE.
+        visits: Vec<(u32, usize, i64, Option<i64>)>,
+        /// Household of each person (a number; people of the same number live together).
+        households: Vec<u8>,
+        /// One flight: (person, row, crew), departing at `flight_at` for two hours.
+        riders: Vec<(u32, u32, bool)>,
+        flight_at: i64,
+        /// The index person's window start and the common end, in 5-minute steps.
+        from: i64,
+        to: i64,
+    }
+
+    fn town() -> impl Strategy<Value = Town> {
+        (
+            prop::collection::vec(0..KINDS.len(), 4),
+            prop::collection::vec((0u32..8, 0usize..4, 0i64..60, prop::option::weighted(0.8, 0i64..12)), 0..30),
+            prop::collection::vec(0u8..4, 8),
+            prop::collection::vec((0u32..8, 1u32..12, prop::bool::weighted(0.15)), 0..6),
+            0i64..60,
+            0i64..20,
+            30i64..70,
+        )
+            .prop_map(|(places, visits, households, riders, flight_at, from, to)| Town {
+                places,
+                visits: visits.into_iter().map(|(p, l, t, d)| (p, l, t, d.map(|d| t + d))).collect(),
+                households,
+                riders,
+                flight_at,
+                from,
+                to,
+            })
+    }
+
+    fn at(step: i64) -> Timestamp {
+        Timestamp::from_second(BASE + step * 300).unwrap()
+    }
+
+    /// The profile rule of `profile` read literally, pair by pair: (category, person) sorted.
+    fn oracle(t: &Town, profile: &Profile) -> BTreeSet<(String, String)> {
+        let setting = |table: &[PlaceSetting], place: usize| {
+            table.iter().find(|s| s.kind == KINDS[t.places[place]]).map(|s| s.min_overlap_minutes as i64 * 60)
+        };
+        let eff: Vec<(u32, usize, i64, i64)> = t
+            .visits
+            .iter()
+            .map(|&(p, l, t_in, t_out)| {
+                let t_in = BASE + t_in * 300;
+                let dwell = i64::from(profile.open_visits.dwell_minutes(KINDS[t.places[l]])) * 60;
+                (p, l, t_in, t_out.map_or(t_in + dwell, |o| BASE + o * 300))
+            })
+            .collect();
+        let to = BASE + t.to * 300;
+        // Persons exposed to `sources` (person → window start) at the places of `table`, not
+        // `excluded`; each with their first exposure.
+        let exposed = |sources: &BTreeMap<u32, i64>, table: &[PlaceSetting], excluded: &BTreeSet<u32>| {
+            let mut found: BTreeMap<u32, i64> = BTreeMap::new();
+            for a in &eff {
+                let Some(&from) = sources.get(&a.0) else { continue };
+                let Some(min) = setting(table, a.1) else { continue };
+                let (a_in, a_out) = (a.2.max(from), a.3.min(to));
+                if a_out <= a_in {
+                    continue;
+                }
+                for b in eff.iter().filter(|b| b.1 == a.1 && !excluded.contains(&b.0)) {
+                    let start = a_in.max(b.2);
+                    if a_out.min(b.3) - start >= min {
+                        let e = found.entry(b.0).or_insert(start);
+                        *e = (*e).min(start);
+                    }
+                }
+            }
+            found
+        };
+        let from = BASE + t.from * 300;
+        let sources = BTreeMap::from([(0u32, from)]);
+        let mut excluded = BTreeSet::from([0u32]);
+        let cc = &profile.close_contact;
+        let mut close = exposed(&sources, &cc.places, &excluded);
+        let add = |close: &mut BTreeMap<u32, i64>, p: u32, e: i64| {
+            let first = close.entry(p).or_insert(e);
+            *first = (*first).min(e);
+        };
+        if to >= from {
+            for p in (1..8u32).filter(|p| t.households[*p as usize] == t.households[0]) {
+                add(&mut close, p, from);
+            }
+        }
+        // The flight: rows ±3 and the crew, when the source was on board inside the window.
+        let (dep, arr) = (BASE + t.flight_at * 300, BASE + t.flight_at * 300 + 7200);
+        let mut seen = BTreeSet::new();
+        let riders: Vec<_> = t.riders.iter().filter(|r| seen.insert(r.0)).collect();
+        if let Some(me) = riders.iter().find(|r| r.0 == 0)
+            && from.max(dep) < to.min(arr)
+        {
+            let rows = cc.flight.as_ref().unwrap().rows_either_side;
+            for other in riders.iter().filter(|r| r.0 != 0) {
+                if me.2 || other.2 || me.1.abs_diff(other.1) <= rows {
+                    add(&mut close, other.0, from.max(dep));
+                }
+            }
+        }
+        excluded.extend(close.keys());
+        let mut out: BTreeSet<(String, String)> =
+            close.keys().map(|p| ("close".to_string(), format!("P{p}"))).collect();
+        if profile.co_exposed.enabled {
+            for p in exposed(&sources, &profile.co_exposed.places, &excluded).keys() {
+                out.insert(("co_exposed".into(), format!("P{p}")));
+            }
+        }
+        let sc = &profile.secondary_contact;
+        if sc.enabled {
+            let mut secondary: BTreeSet<u32> = exposed(&close, &sc.places, &excluded).into_keys().collect();
+            for (&c, &e) in &close {
+                if to >= e {
+                    let home = t.households[c as usize];
+                    secondary.extend((0..8u32).filter(|p| t.households[*p as usize] == home && !excluded.contains(p)));
+                }
+            }
+            out.extend(secondary.into_iter().map(|p| ("secondary".to_string(), format!("P{p}"))));
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 60,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_2029),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn the_profile_rule_matches_the_oracle(t in town()) {
+            let mut f = fresh();
+            let persons = f.file("persons.csv", &(0..8).fold("id\n".to_string(), |s, i| format!("{s}P{i}\n")));
+            f.import(Kind::Persons, &persons, &ImportOptions::default()).unwrap();
+            let places = t.places.iter().enumerate().fold("id,kind\n".to_string(), |s, (i, k)| {
+                format!("{s}L{i},{}\n", KINDS[*k].as_str())
+            });
+            f.import(Kind::Places, &f.file("places.csv", &places), &ImportOptions::default()).unwrap();
+            let visits = t.visits.iter().fold("person_id,place_id,t_in,t_out\n".to_string(), |s, v| {
+                format!("{s}P{},L{},{},{}\n", v.0, v.1, at(v.2), v.3.map(|o| at(o).to_string()).unwrap_or_default())
+            });
+            f.import(Kind::Visits, &f.file("visits.csv", &visits), &ImportOptions::default()).unwrap();
+            let groups = (0..4).fold("id,kind\n".to_string(), |s, h| format!("{s}H{h},household\n"));
+            f.import(Kind::Groups, &f.file("groups.csv", &groups), &ImportOptions::default()).unwrap();
+            let members = t.households.iter().enumerate().fold("group_id,person_id\n".to_string(), |s, (p, h)| {
+                format!("{s}H{h},P{p}\n")
+            });
+            f.import(Kind::Memberships, &f.file("members.csv", &members), &ImportOptions::default()).unwrap();
+            let trips = format!(
+                "id,mode,number,departure,arrival\nF1,flight,CZ1,{},{}\n",
+                at(t.flight_at),
+                at(t.flight_at + 24)
+            );
+            f.import(Kind::Trips, &f.file("trips.csv", &trips), &ImportOptions::default()).unwrap();
+            let mut seen = BTreeSet::new();
+            let riders = t.riders.iter().filter(|r| seen.insert(r.0)).fold(
+                "trip_id,person_id,role,seat_row\n".to_string(),
+                |s, r| format!("{s}F1,P{},{},{}\n", r.0, if r.2 { "crew" } else { "passenger" }, r.1),
+            );
+            f.import(Kind::Passengers, &f.file("riders.csv", &riders), &ImportOptions::default()).unwrap();
+
+            let profile = Profile::builtin("cn-2022-9th").unwrap();
+            let (tracer, _) = Tracer::load(&f.store, &profile).unwrap();
+            let report = tracer
+                .trace(&TraceRequest {
+                    rule: Rule::Profile,
+                    index: vec![IndexEntry { person_id: "P0".into(), from: at(t.from), case_id: None }],
+                    to: Some(at(t.to)),
+                    min_overlap: jiff::SignedDuration::ZERO,
+                    depth: 2,
+                })
+                .unwrap();
+            let got: BTreeSet<(String, String)> = report
+                .tiers
+                .iter()
+                .flat_map(|tier| tier.contacts.iter().map(|c| (tier.category.to_string(), c.person_id.clone())))
+                .collect();
+            prop_assert_eq!(got, oracle(&t, &profile));
+        }
+    }
+
+    /// The random towns are not vacuous: each category turns up.
+    #[test]
+    fn the_towns_exercise_every_category() {
+        use proptest::strategy::ValueTree;
+        let profile = Profile::builtin("cn-2022-9th").unwrap();
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+        for _ in 0..300 {
+            let t = town().new_tree(&mut runner).unwrap().current();
+            for category in oracle(&t, &profile).into_iter().map(|(c, _)| c).collect::<BTreeSet<_>>() {
+                *seen.entry(category).or_default() += 1;
+            }
+        }
+        assert!(seen.values().all(|n| *n >= 20) && seen.len() == 3, "{seen:?}");
+    }
+}
