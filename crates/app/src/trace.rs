@@ -810,6 +810,10 @@ impl Tracer {
                 })
             })
             .collect::<Result<Vec<_>, AppError>>()?;
+        let links = match request.rule {
+            Rule::Profile => self.links_by_groups_and_trips(&index, to, links)?,
+            Rule::VenueOverlap => links,
+        };
         let mut trails = Vec::new();
         for (person, start) in self.index.sources(&index) {
             let mut visits = Vec::new();
@@ -959,6 +963,57 @@ impl Tracer {
         excluded: &[bool],
     ) -> Vec<GroupHit> {
         self.groups.hits(sources, to, |kind| table.get(kind as usize).is_some_and(|s| s.is_some()), excluded)
+    }
+
+    /// Adds to the links at places those through the profile's close-contact groups and seat
+    /// rules: index persons sharing a household (class, team, gathering) or seated by the
+    /// rules near another index person while that one was infectious. A pair linked several
+    /// ways keeps the earliest evidence and counts every way.
+    fn links_by_groups_and_trips(
+        &self,
+        index: &[IndexPerson],
+        to: i64,
+        links: Vec<CaseLink>,
+    ) -> Result<Vec<CaseLink>, AppError> {
+        let sources = self.index.sources(index);
+        let persons = self.index.persons().max(self.person_ids.len());
+        let mut not_index = vec![true; persons];
+        for (p, _) in &sources {
+            not_index[*p as usize] = false;
+        }
+        let groups = self.group_hits(&sources, to, &self.settings.close_groups, &not_index);
+        let trips = self.trips.hits(&sources, to, &self.settings.seats, &not_index);
+        let mut by_pair: std::collections::BTreeMap<(String, String), CaseLink> =
+            links.into_iter().map(|l| ((l.source.clone(), l.exposed.clone()), l)).collect();
+        for &(source, _) in &sources {
+            let mut views = Vec::new();
+            let groups: Vec<GroupHit> = groups.iter().filter(|h| h.source == source).copied().collect();
+            let trips: Vec<TripHit> = trips.iter().filter(|h| h.source == source).copied().collect();
+            self.add_group_hits(&mut views, &groups, 1)?;
+            self.add_trip_hits(&mut views, &trips)?;
+            for v in views {
+                let Some(first) = v.evidence.iter().min_by_key(|e| e.from).cloned() else { continue };
+                let key = (self.person_id(source), v.person_id);
+                match by_pair.get_mut(&key) {
+                    Some(l) => {
+                        if first.from < l.evidence.from {
+                            l.evidence = first;
+                        }
+                        l.exposures += v.exposures;
+                    }
+                    None => {
+                        let link = CaseLink {
+                            source: key.0.clone(),
+                            exposed: key.1.clone(),
+                            evidence: first,
+                            exposures: v.exposures,
+                        };
+                        by_pair.insert(key, link);
+                    }
+                }
+            }
+        }
+        Ok(by_pair.into_values().collect())
     }
 
     /// Adds contacts through groups to `contacts` (a person already there gets the evidence).

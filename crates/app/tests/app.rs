@@ -695,6 +695,24 @@ fn the_profile_rule_traces_trips_grid_cells_and_cumulative_overlaps() {
         (Some("F1"), Some(13), Some(3), 120.0)
     );
 
+    // P1 and P2 both cases: linked both ways by the flight (rows 10 and 13).
+    let both = TraceRequest {
+        index: vec![
+            request.index[0].clone(),
+            IndexEntry { person_id: "P2".into(), from: "2022-03-01T00:00:00Z".parse().unwrap(), case_id: None },
+        ],
+        ..request.clone()
+    };
+    let links: Vec<(String, String, Option<&str>)> = tracer
+        .trace(&both)
+        .unwrap()
+        .links
+        .iter()
+        .map(|l| (l.source.clone(), l.exposed.clone(), l.evidence.seat_rule))
+        .collect();
+    let link = |a: &str, b: &str| (a.to_string(), b.to_string(), Some("rows"));
+    assert_eq!(links, [link("P1", "P2"), link("P2", "P1")]);
+
     let trail = &tracer.trace(&request).unwrap().trails[0];
     let rode: Vec<(&str, Option<u32>)> = trail.trips.iter().map(|t| (t.trip_id.as_str(), t.seat_row)).collect();
     assert_eq!(rode, [("F1", Some(10)), ("T1", Some(5))], "the trail has the trips in the window, not F0");
