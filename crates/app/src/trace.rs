@@ -1018,6 +1018,9 @@ impl Tracer {
 
     /// Adds contacts through groups to `contacts` (a person already there gets the evidence).
     fn add_group_hits(&self, contacts: &mut Vec<ContactView>, hits: &[GroupHit], tier: u8) -> Result<(), AppError> {
+        if hits.is_empty() {
+            return Ok(());
+        }
         let table = if tier == 1 { &self.settings.close_groups } else { &self.settings.secondary_groups };
         let mut at: FxHashMap<String, usize> =
             contacts.iter().enumerate().map(|(i, c)| (c.person_id.clone(), i)).collect();
@@ -1057,6 +1060,9 @@ impl Tracer {
 
     /// Adds contacts by trips to `contacts` (a person already there gets the evidence).
     fn add_trip_hits(&self, contacts: &mut Vec<ContactView>, hits: &[TripHit]) -> Result<(), AppError> {
+        if hits.is_empty() {
+            return Ok(());
+        }
         let mut at: FxHashMap<String, usize> =
             contacts.iter().enumerate().map(|(i, c)| (c.person_id.clone(), i)).collect();
         for h in hits {
