@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
-use crate::model::{GroupKind, MeasureKind, OriginRisk, PlaceKind, ZoneLevel};
+use crate::model::{EpisodeState, GroupKind, MeasureKind, OriginRisk, PlaceKind, ZoneLevel};
 use crate::vocabulary;
 
 /// The profile format this chainbreak reads and writes.
@@ -62,6 +62,8 @@ pub struct Profile {
     pub arrivals: Arrivals,
     /// The response clock: deadlines between events of a case or a contact.
     pub response_clock: ResponseClock,
+    /// Closed-loop management: how long an episode may stay in each state, and escalation.
+    pub closed_loop: ClosedLoop,
     /// Suspension of imports from foreign plants with positive samples.
     pub cold_chain: ColdChain,
     /// Retention of personal location data.
@@ -501,6 +503,55 @@ pub struct ResponseClock {
     pub items: Vec<ClockItem>,
 }
 
+// ---------------------------------------------------------------- closed loop
+
+vocabulary!(
+    /// Where a state's deadline counts from.
+    DeadlineFrom { Entered = "entered", Confirmed = "confirmed" }
+);
+
+/// How long an episode may stay in one open state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateDeadline {
+    pub state: EpisodeState,
+    pub hours: u32,
+    /// From entering the state, or from the episode's confirmation (a clock that keeps
+    /// running through notification and transfer).
+    pub from: DeadlineFrom,
+    /// Where the number comes from.
+    pub source: String,
+}
+
+/// Closed-loop management (闭环管理). An episode in its measure is due at the measure's end;
+/// the other open states have a deadline each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClosedLoop {
+    /// One for each of `proposed`, `confirmed`, `notified`, `transferred`, `unreachable`,
+    /// `refused` and `handed_over`.
+    pub deadlines: Vec<StateDeadline>,
+    /// An overdue task moves one unit up the hierarchy each time this many hours pass.
+    pub escalate_every_hours: u32,
+}
+
+impl ClosedLoop {
+    /// The states that have a deadline of their own.
+    pub const TIMED: [EpisodeState; 7] = [
+        EpisodeState::Proposed,
+        EpisodeState::Confirmed,
+        EpisodeState::Notified,
+        EpisodeState::Transferred,
+        EpisodeState::Unreachable,
+        EpisodeState::Refused,
+        EpisodeState::HandedOver,
+    ];
+
+    pub fn deadline(&self, state: EpisodeState) -> Option<&StateDeadline> {
+        self.deadlines.iter().find(|d| d.state == state)
+    }
+}
+
 // ---------------------------------------------------------------- goods and retention
 
 /// Suspension after the `positives`-th positive at the same foreign plant.
@@ -703,6 +754,7 @@ impl Profile {
         self.check_secondary()?;
         self.check_zones()?;
         self.check_screening()?;
+        self.check_closed_loop()?;
         let a = &self.arrivals;
         for (key, plan) in [("abroad", &a.abroad), ("high", &a.high), ("medium", &a.medium), ("low", &a.low)] {
             if let Some(plan) = plan {
@@ -777,6 +829,32 @@ impl Profile {
             }
         }
         check_places("co_exposed.places", &c.places)
+    }
+
+    fn check_closed_loop(&self) -> Result<(), Issue> {
+        let c = &self.closed_loop;
+        positive("closed_loop.escalate_every_hours", c.escalate_every_hours)?;
+        for (i, d) in c.deadlines.iter().enumerate() {
+            let path = format!("closed_loop.deadlines[{i}]");
+            if !ClosedLoop::TIMED.contains(&d.state) {
+                return issue(
+                    format!("{path}.state"),
+                    format!(
+                        "`{}` has no deadline of its own (in a measure: the measure's end; final states: none)",
+                        d.state.as_str()
+                    ),
+                );
+            }
+            if c.deadlines[..i].iter().any(|e| e.state == d.state) {
+                return issue(format!("{path}.state"), format!("`{}` is given twice", d.state.as_str()));
+            }
+            positive(&format!("{path}.hours"), d.hours)?;
+            non_empty(&format!("{path}.source"), &d.source)?;
+        }
+        if let Some(missing) = ClosedLoop::TIMED.iter().find(|s| c.deadline(**s).is_none()) {
+            return issue("closed_loop.deadlines", format!("needs a deadline for `{}`", missing.as_str()));
+        }
+        Ok(())
     }
 
     fn check_grid(&self) -> Result<(), Issue> {
@@ -1433,6 +1511,9 @@ mod tests {
             ("entered = \"designated\"", "entered = \"downgraded\"", "zones.transitions[2].entered"),
             ("from = \"high\"", "from = \"low\"", "zones.transitions[0].to"),
             ("cell_size_m = 800\n", "", "grid.cell_size_m"),
+            ("state = \"handed_over\"", "state = \"released\"", "closed_loop.deadlines[6].state"),
+            ("state = \"refused\"", "state = \"proposed\"", "closed_loop.deadlines[5].state"),
+            ("escalate_every_hours = 12", "escalate_every_hours = 0", "closed_loop.escalate_every_hours"),
             (
                 "unit = \"m\"\nscope = \"vehicles\"\nneeds_confirmation = true",
                 "unit = \"m\"\nscope = \"vehicles\"\nneeds_confirmation = false",

@@ -1,0 +1,661 @@
+//! The closed-loop engine (闭环管理): every person under a measure has an [`Episode`], a state
+//! machine driven by [`Event`]s, that carries them from proposal to release (or another
+//! recorded outcome) with a deadline in every open state, so that nobody falls out of the loop.
+//!
+//! Episodes are event-sourced: the state is what [`Episode::replay`] derives from the events,
+//! and [`Episode::apply`] either applies an event or refuses it with a reason, changing
+//! nothing. Synchronous, deterministic and free of IO; numbers come from the policy profile
+//! (measure plans, `[closed_loop]` deadlines, the secondary-contact rules) and local calendar
+//! days from the deployment's [`Calendar`].
+//!
+//! - States and moves: `proposed → confirmed → notified → (transferred →) in_measure →
+//!   released`, with `unreachable`, `refused`, `extended`, `handed_over` (closed when the
+//!   receiving side acknowledges), `converted_to_case`, `lost` and `closed` (with a reason).
+//! - Rules: a positive test converts the episode (the caller opens a suspected case and
+//!   traces); a later exposure extends the measure from its date; a secondary contact whose
+//!   linked close contact is positive in one of their first tests becomes a close contact;
+//!   release needs the plan's negative tests (and, for secondary contacts, the linked close
+//!   contact's); when an index case is excluded, the reasons that hang on it go, and an
+//!   episode left without reasons closes.
+//! - [`Registry`] keeps one open episode per person and category: a person traced again gets
+//!   the new reason on the open episode.
+//! - [`Episode::tasks`]: what is due (the next move, each test day) with its deadline, the
+//!   responsibility it falls under (四方责任) and how far it has escalated.
+
+use std::collections::BTreeMap;
+
+use chainbreak_core::model::{EpisodeState, MeasureKind, Responsibility};
+use chainbreak_core::profile::{DeadlineFrom, MeasurePlan, Profile};
+use chainbreak_core::time::Calendar;
+use chainbreak_core::vocabulary;
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+vocabulary!(
+    /// Why a person is under a measure, by kind.
+    Category {
+        Close = "close", Secondary = "secondary", CoExposed = "co_exposed", Grid = "grid",
+        Arrival = "arrival", ZoneResident = "zone_resident", Case = "case"
+    }
+);
+
+vocabulary!(
+    /// Why an episode closed without a release.
+    CloseReason {
+        Rejected = "rejected", Excluded = "excluded", WrongPerson = "wrong_person", Deceased = "deceased",
+        MergedDuplicate = "merged_duplicate", HandedOver = "handed_over"
+    }
+);
+
+vocabulary!(
+    /// A test result.
+    TestResult { Negative = "negative", Positive = "positive" }
+);
+
+/// One reason for a measure: what put the person there, and the date the measure counts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The case, zone or arrival it comes from.
+    pub source: String,
+    /// Through whom (a secondary contact's close contact), or the evidence's reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The last exposure (contacts), leaving the origin or arriving (arrivals), notification.
+    pub at: Timestamp,
+}
+
+/// What happened to an episode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// A new episode, proposed.
+    Open {
+        person: String,
+        category: Category,
+        plan: MeasurePlan,
+        reason: Reason,
+        owner: String,
+    },
+    /// A tracer confirms the proposal (DESIGN.md §4a).
+    Confirm,
+    /// A tracer rejects the proposal.
+    Reject,
+    Notify,
+    Unreachable,
+    Refuse,
+    /// Taken to a quarantine facility.
+    Transfer {
+        facility: String,
+        room: String,
+    },
+    /// The measure starts (at home, or in the facility's room).
+    Start,
+    /// A test taken at `taken_at`.
+    Test {
+        taken_at: Timestamp,
+        result: TestResult,
+    },
+    /// A test of the close contact a secondary contact hangs on.
+    LinkedTest {
+        contact: String,
+        taken_at: Timestamp,
+        result: TestResult,
+    },
+    /// Traced again, or another reason (a later exposure extends the measure).
+    AddReason {
+        reason: Reason,
+    },
+    /// An index case was excluded: the reasons that come from it go.
+    SourceExcluded {
+        source: String,
+    },
+    Release,
+    /// Handed over to another jurisdiction; complete when it acknowledges.
+    HandOver {
+        to: String,
+    },
+    Acknowledge,
+    Lost,
+    Close {
+        reason: CloseReason,
+    },
+}
+
+/// An event: who did what when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Timestamp,
+    pub actor: String,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// Why an event was refused (nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("`{action}` is not possible in state `{state}`")]
+    NotInState { action: &'static str, state: &'static str },
+    #[error("release refused: {0}")]
+    NotReleasable(String),
+    #[error("the first event of an episode opens it")]
+    NotOpened,
+    #[error("an episode is opened once")]
+    AlreadyOpen,
+    #[error("events go forward in time: {at} is before {last}")]
+    OutOfOrder { at: Timestamp, last: Timestamp },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What the caller must do after an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A positive test: open a suspected case for the person and trace it.
+    SuspectedCase { person: String, sampled_at: Timestamp },
+    /// A secondary contact became a close contact (a new measure: notify and transfer again).
+    Promoted,
+}
+
+/// The profile's rules and the deployment's calendar.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub profile: &'a Profile,
+    pub calendar: &'a Calendar,
+}
+
+/// A test of the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestRecord {
+    pub taken_at: Timestamp,
+    pub result: TestResult,
+}
+
+/// A person's episode, as its events make it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Episode {
+    pub person: String,
+    pub category: Category,
+    pub plan: MeasurePlan,
+    pub state: EpisodeState,
+    /// When the current state was entered.
+    pub entered: Timestamp,
+    pub confirmed: Option<Timestamp>,
+    pub reasons: Vec<Reason>,
+    pub owner: String,
+    pub tests: Vec<TestRecord>,
+    /// Tests of the close contacts a secondary contact hangs on, in order, by contact.
+    pub linked_tests: BTreeMap<String, Vec<TestResult>>,
+    pub facility: Option<(String, String)>,
+    pub handed_to: Option<String>,
+    pub closed: Option<CloseReason>,
+    /// The events applied (a restart replays them).
+    pub events: usize,
+    last: Timestamp,
+}
+
+/// A piece of work an episode needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Task {
+    /// `advance` (leave the current state) or `test`.
+    pub kind: &'static str,
+    /// The test day (from day 0), for tests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub day: Option<u32>,
+    pub due: Timestamp,
+    pub overdue: bool,
+    pub responsibility: Responsibility,
+    /// How many units up the hierarchy it has gone (0: the owning unit).
+    pub escalation: u32,
+}
+
+fn action_name(a: &Action) -> &'static str {
+    match a {
+        Action::Open { .. } => "open",
+        Action::Confirm => "confirm",
+        Action::Reject => "reject",
+        Action::Notify => "notify",
+        Action::Unreachable => "unreachable",
+        Action::Refuse => "refuse",
+        Action::Transfer { .. } => "transfer",
+        Action::Start => "start",
+        Action::Test { .. } => "test",
+        Action::LinkedTest { .. } => "linked_test",
+        Action::AddReason { .. } => "add_reason",
+        Action::SourceExcluded { .. } => "source_excluded",
+        Action::Release => "release",
+        Action::HandOver { .. } => "hand_over",
+        Action::Acknowledge => "acknowledge",
+        Action::Lost => "lost",
+        Action::Close { .. } => "close",
+    }
+}
+
+/// Whether a state is open (the loop is not yet closed).
+pub fn is_open(state: EpisodeState) -> bool {
+    !matches!(state, EpisodeState::Released | EpisodeState::ConvertedToCase | EpisodeState::Lost | EpisodeState::Closed)
+}
+
+impl Episode {
+    /// Opens an episode from its first event.
+    pub fn open(event: &Event) -> Result<Episode, Refusal> {
+        let Action::Open { person, category, plan, reason, owner } = &event.action else {
+            return Err(Refusal::NotOpened);
+        };
+        if plan.phases.is_empty() {
+            return Err(Refusal::Invalid("a measure plan has at least one phase".into()));
+        }
+        Ok(Episode {
+            person: person.clone(),
+            category: *category,
+            plan: plan.clone(),
+            state: EpisodeState::Proposed,
+            entered: event.at,
+            confirmed: None,
+            reasons: vec![reason.clone()],
+            owner: owner.clone(),
+            tests: Vec::new(),
+            linked_tests: BTreeMap::new(),
+            facility: None,
+            handed_to: None,
+            closed: None,
+            events: 1,
+            last: event.at,
+        })
+    }
+
+    /// The episode its events make; the index of the first refused event otherwise.
+    pub fn replay(events: &[Event], rules: &Rules) -> Result<Episode, (usize, Refusal)> {
+        let first = events.first().ok_or((0, Refusal::NotOpened))?;
+        let mut ep = Episode::open(first).map_err(|r| (0, r))?;
+        for (i, e) in events.iter().enumerate().skip(1) {
+            ep.apply(e, rules).map_err(|r| (i, r))?;
+        }
+        Ok(ep)
+    }
+
+    pub fn is_open(&self) -> bool {
+        is_open(self.state)
+    }
+
+    /// Day 0: the local date of the latest reason.
+    pub fn day_zero(&self, calendar: &Calendar) -> Date {
+        let latest = self.reasons.iter().map(|r| r.at).max().unwrap_or(self.entered);
+        calendar.day_of(latest)
+    }
+
+    /// The start of local day `day` counted from day 0.
+    fn day_start(&self, calendar: &Calendar, day: i64) -> Timestamp {
+        let date = self.day_zero(calendar).checked_add(jiff::Span::new().days(day)).unwrap_or(Date::MAX);
+        calendar.start_of(date)
+    }
+
+    /// The local day (from day 0) an instant falls on.
+    fn day_of(&self, calendar: &Calendar, t: Timestamp) -> i64 {
+        let zero = self.day_zero(calendar);
+        i64::from((calendar.day_of(t) - zero).get_days())
+    }
+
+    /// The measure's scheduled test days (from day 0), in order.
+    pub fn test_days(&self) -> Vec<u32> {
+        let mut days = Vec::new();
+        let mut offset = 0;
+        for phase in &self.plan.phases {
+            days.extend(phase.test_days.iter().map(|d| offset + d));
+            offset += phase.days;
+        }
+        days
+    }
+
+    /// The measure's kind now: that of its first phase (central quarantine is where a person
+    /// is transferred to).
+    pub fn kind(&self) -> MeasureKind {
+        self.plan.phases[0].kind
+    }
+
+    /// Applies an event, or refuses it and changes nothing.
+    pub fn apply(&mut self, event: &Event, rules: &Rules) -> Result<Vec<Effect>, Refusal> {
+        if event.at < self.last {
+            return Err(Refusal::OutOfOrder { at: event.at, last: self.last });
+        }
+        let mut next = self.clone();
+        let effects = next.step(event, rules)?;
+        next.events += 1;
+        next.last = event.at;
+        *self = next;
+        Ok(effects)
+    }
+
+    fn enter(&mut self, state: EpisodeState, at: Timestamp) {
+        self.state = state;
+        self.entered = at;
+    }
+
+    fn step(&mut self, event: &Event, rules: &Rules) -> Result<Vec<Effect>, Refusal> {
+        use EpisodeState as S;
+        let at = event.at;
+        let refuse = || Refusal::NotInState { action: action_name(&event.action), state: self.state.as_str() };
+        if !self.is_open() {
+            return Err(refuse());
+        }
+        let state = self.state;
+        match &event.action {
+            Action::Open { .. } => return Err(Refusal::AlreadyOpen),
+            Action::Confirm if state == S::Proposed => {
+                self.confirmed = Some(at);
+                self.enter(S::Confirmed, at);
+            }
+            Action::Reject if state == S::Proposed => {
+                self.closed = Some(CloseReason::Rejected);
+                self.enter(S::Closed, at);
+            }
+            Action::Notify if matches!(state, S::Confirmed | S::Unreachable | S::Refused) => {
+                self.enter(S::Notified, at)
+            }
+            Action::Unreachable if matches!(state, S::Confirmed | S::Notified | S::Unreachable) => {
+                self.enter(S::Unreachable, at)
+            }
+            Action::Refuse if matches!(state, S::Notified | S::Refused) => self.enter(S::Refused, at),
+            Action::Transfer { facility, room }
+                if matches!(state, S::Notified | S::Refused) && self.kind() == MeasureKind::CentralQuarantine =>
+            {
+                self.facility = Some((facility.clone(), room.clone()));
+                self.enter(S::Transferred, at);
+            }
+            Action::Start
+                if state == S::Transferred
+                    || (matches!(state, S::Notified | S::Refused) && self.kind() != MeasureKind::CentralQuarantine) =>
+            {
+                self.enter(S::InMeasure, at)
+            }
+            Action::Test { taken_at, result } => {
+                if *taken_at > at {
+                    return Err(Refusal::Invalid(format!(
+                        "a test taken at {taken_at} is reported before then, at {at}"
+                    )));
+                }
+                self.tests.push(TestRecord { taken_at: *taken_at, result: *result });
+                if *result == TestResult::Positive {
+                    self.enter(S::ConvertedToCase, at);
+                    return Ok(vec![Effect::SuspectedCase { person: self.person.clone(), sampled_at: *taken_at }]);
+                }
+            }
+            Action::LinkedTest { contact, result, .. } => {
+                if self.category != Category::Secondary || !self.reasons.iter().any(|r| r.via.as_ref() == Some(contact))
+                {
+                    return Err(Refusal::Invalid(format!("the episode does not hang on close contact `{contact}`")));
+                }
+                let tests = self.linked_tests.entry(contact.clone()).or_default();
+                tests.push(*result);
+                let sc = &rules.profile.secondary_contact;
+                let first = sc.release_needs_linked_negative_tests.unwrap_or(0) as usize;
+                let promote = sc.linked_positive_makes_close_contact == Some(true)
+                    && *result == TestResult::Positive
+                    && tests.len() <= first.max(1);
+                if promote {
+                    self.category = Category::Close;
+                    self.plan = rules.profile.close_contact_measure.clone();
+                    self.facility = None;
+                    self.confirmed = Some(at);
+                    self.enter(S::Confirmed, at);
+                    return Ok(vec![Effect::Promoted]);
+                }
+            }
+            Action::AddReason { reason } => {
+                let before = self.day_zero(rules.calendar);
+                if !self.reasons.contains(reason) {
+                    self.reasons.push(reason.clone());
+                }
+                if self.day_zero(rules.calendar) > before && state == S::InMeasure {
+                    self.enter(S::Extended, at);
+                }
+            }
+            Action::SourceExcluded { source } => {
+                self.reasons.retain(|r| &r.source != source);
+                if self.reasons.is_empty() {
+                    self.closed = Some(CloseReason::Excluded);
+                    self.enter(S::Closed, at);
+                }
+            }
+            Action::Release if matches!(state, S::InMeasure | S::Extended) => {
+                self.releasable(rules, at).map_err(Refusal::NotReleasable)?;
+                self.enter(S::Released, at);
+            }
+            Action::HandOver { to } if state != S::HandedOver => {
+                self.handed_to = Some(to.clone());
+                self.enter(S::HandedOver, at);
+            }
+            Action::Acknowledge if state == S::HandedOver => {
+                self.closed = Some(CloseReason::HandedOver);
+                self.enter(S::Closed, at);
+            }
+            Action::Lost if !matches!(state, S::Proposed | S::HandedOver) => self.enter(S::Lost, at),
+            Action::Close { reason } if *reason != CloseReason::HandedOver => {
+                self.closed = Some(*reason);
+                self.enter(S::Closed, at);
+            }
+            _ => return Err(refuse()),
+        }
+        Ok(Vec::new())
+    }
+
+    /// Whether the person may be released at `at`, or why not: the measure's days are over
+    /// (or its early release applies), every scheduled test day has a negative test, test
+    /// series are complete, and a secondary contact's close contacts had their first tests
+    /// negative as the profile requires.
+    pub fn releasable(&self, rules: &Rules, at: Timestamp) -> Result<(), String> {
+        let cal = rules.calendar;
+        let total = i64::from(self.plan.total_days());
+        let negative_on = |day: i64| {
+            self.tests.iter().any(|t| t.result == TestResult::Negative && self.day_of(cal, t.taken_at) == day)
+        };
+        let end = match &self.plan.early_release {
+            Some(early)
+                if self.tests.iter().any(|t| {
+                    t.result == TestResult::Negative
+                        && self.day_of(cal, t.taken_at) >= i64::from(early.negative_test_from_day)
+                }) =>
+            {
+                i64::from(early.release_day)
+            }
+            _ => total,
+        };
+        if at < self.day_start(cal, end + 1) {
+            return Err(format!("the measure runs until the end of day {end} after day 0 ({})", self.day_zero(cal)));
+        }
+        if let Some(day) = self.test_days().into_iter().find(|d| i64::from(*d) <= end && !negative_on(i64::from(*d))) {
+            return Err(format!("no negative test on day {day}"));
+        }
+        let mut offset = 0;
+        for phase in &self.plan.phases {
+            if let Some(series) = &phase.tests {
+                let (from, to) = (offset + 1, offset + i64::from(phase.days));
+                let mut taken: Vec<Timestamp> = self
+                    .tests
+                    .iter()
+                    .filter(|t| t.result == TestResult::Negative && (from..=to).contains(&self.day_of(cal, t.taken_at)))
+                    .map(|t| t.taken_at)
+                    .collect();
+                taken.sort_unstable();
+                // Greedy: the earliest tests spaced at least the gap apart.
+                let gap = SignedDuration::from_hours(i64::from(series.min_gap_hours));
+                let mut count = 0;
+                let mut last: Option<Timestamp> = None;
+                for t in taken {
+                    if last.is_none_or(|l| t.duration_since(l) >= gap) {
+                        count += 1;
+                        last = Some(t);
+                    }
+                }
+                if count < series.count {
+                    return Err(format!(
+                        "{count} of {} negative tests {} h apart in days {from}–{to}",
+                        series.count, series.min_gap_hours
+                    ));
+                }
+            }
+            offset += i64::from(phase.days);
+        }
+        if self.category == Category::Secondary {
+            let need = rules.profile.secondary_contact.release_needs_linked_negative_tests.unwrap_or(0) as usize;
+            for via in self.reasons.iter().filter_map(|r| r.via.as_ref()) {
+                let tests = self.linked_tests.get(via).map_or(&[][..], Vec::as_slice);
+                if tests.len() < need || tests[..need].iter().any(|r| *r != TestResult::Negative) {
+                    return Err(format!("close contact `{via}` has not had {need} negative tests"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The deadline of the current state: the profile's for a timed state, the end of the
+    /// measure in it; none once closed.
+    pub fn deadline(&self, rules: &Rules) -> Option<Timestamp> {
+        use EpisodeState as S;
+        match self.state {
+            S::InMeasure | S::Extended => {
+                let end = self
+                    .plan
+                    .early_release
+                    .as_ref()
+                    .filter(|e| {
+                        self.tests.iter().any(|t| {
+                            t.result == TestResult::Negative
+                                && self.day_of(rules.calendar, t.taken_at) >= i64::from(e.negative_test_from_day)
+                        })
+                    })
+                    .map_or(i64::from(self.plan.total_days()), |e| i64::from(e.release_day));
+                Some(self.day_start(rules.calendar, end + 1))
+            }
+            s if is_open(s) => {
+                let d = rules.profile.closed_loop.deadline(s)?;
+                let from = match d.from {
+                    DeadlineFrom::Entered => self.entered,
+                    DeadlineFrom::Confirmed => self.confirmed.unwrap_or(self.entered),
+                };
+                Some(from + SignedDuration::from_hours(i64::from(d.hours)))
+            }
+            _ => None,
+        }
+    }
+
+    /// What is due at `now`: leaving the current state by its deadline, and in the measure
+    /// each scheduled test day without a test (due at the end of that local day).
+    pub fn tasks(&self, rules: &Rules, now: Timestamp) -> Vec<Task> {
+        use EpisodeState as S;
+        let mut tasks = Vec::new();
+        let every = i64::from(rules.profile.closed_loop.escalate_every_hours.max(1)) * 3600;
+        let task = |kind, day, due: Timestamp, responsibility| {
+            let late = now.as_second() - due.as_second();
+            Task {
+                kind,
+                day,
+                due,
+                overdue: late > 0,
+                responsibility,
+                escalation: if late > 0 { (late / every) as u32 } else { 0 },
+            }
+        };
+        let Some(due) = self.deadline(rules) else { return tasks };
+        let responsibility = match self.state {
+            S::Proposed => Responsibility::Departmental,
+            S::Refused => Responsibility::Individual,
+            S::InMeasure | S::Extended => Responsibility::Unit,
+            _ => Responsibility::Territorial,
+        };
+        tasks.push(task("advance", None, due, responsibility));
+        if matches!(self.state, S::InMeasure | S::Extended) {
+            for day in self.test_days() {
+                let tested = self.tests.iter().any(|t| self.day_of(rules.calendar, t.taken_at) == i64::from(day));
+                if !tested {
+                    tasks.push(task(
+                        "test",
+                        Some(day),
+                        self.day_start(rules.calendar, i64::from(day) + 1),
+                        Responsibility::Unit,
+                    ));
+                }
+            }
+        }
+        tasks
+    }
+}
+
+/// The owner of a task escalated `level` steps up `chain` (the owning unit first, then its
+/// parents up to the command); the top when the chain is shorter.
+pub fn escalated_owner(chain: &[String], level: u32) -> Option<&String> {
+    chain.get((level as usize).min(chain.len().saturating_sub(1)))
+}
+
+/// Episodes by id, with at most one open episode per person and category.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    pub episodes: BTreeMap<String, Episode>,
+    open: BTreeMap<(String, Category), String>,
+}
+
+impl Registry {
+    /// Opens an episode under `id`, or, when the person already has an open one of the
+    /// category, adds the reason to it. Returns the id the event went to.
+    pub fn open_or_add(&mut self, id: &str, event: &Event, rules: &Rules) -> Result<String, Refusal> {
+        let Action::Open { person, category, reason, .. } = &event.action else { return Err(Refusal::NotOpened) };
+        if let Some(existing) = self.open.get(&(person.clone(), *category)).cloned() {
+            let add = Event {
+                at: event.at,
+                actor: event.actor.clone(),
+                action: Action::AddReason { reason: reason.clone() },
+            };
+            self.apply(&existing, &add, rules)?;
+            return Ok(existing);
+        }
+        if self.episodes.contains_key(id) {
+            return Err(Refusal::AlreadyOpen);
+        }
+        let ep = Episode::open(event)?;
+        self.open.insert((person.clone(), *category), id.to_string());
+        self.episodes.insert(id.to_string(), ep);
+        Ok(id.to_string())
+    }
+
+    /// Applies an event to episode `id`.
+    pub fn apply(&mut self, id: &str, event: &Event, rules: &Rules) -> Result<Vec<Effect>, Refusal> {
+        let ep = self.episodes.get_mut(id).ok_or_else(|| Refusal::Invalid(format!("no episode `{id}`")))?;
+        let before = (ep.person.clone(), ep.category);
+        let mut effects = ep.apply(event, rules)?;
+        let (open, after) = (ep.is_open(), (ep.person.clone(), ep.category));
+        if self.open.get(&before).map(String::as_str) == Some(id) {
+            self.open.remove(&before);
+        }
+        if !open {
+            return Ok(effects);
+        }
+        match self.open.get(&after).cloned() {
+            // Promoted into a category the person already has an open episode of: that one
+            // takes the reasons, this one closes as its duplicate.
+            Some(other) if other != id => {
+                let reasons = self.episodes[id].reasons.clone();
+                for reason in reasons {
+                    let add = Event { at: event.at, actor: event.actor.clone(), action: Action::AddReason { reason } };
+                    effects.extend(self.apply(&other, &add, rules)?);
+                }
+                let close = Event {
+                    at: event.at,
+                    actor: event.actor.clone(),
+                    action: Action::Close { reason: CloseReason::MergedDuplicate },
+                };
+                if let Some(ep) = self.episodes.get_mut(id) {
+                    ep.apply(&close, rules)?;
+                }
+            }
+            _ => {
+                self.open.insert(after, id.to_string());
+            }
+        }
+        Ok(effects)
+    }
+
+    /// The open episode of a person in a category.
+    pub fn open_episode(&self, person: &str, category: Category) -> Option<&String> {
+        self.open.get(&(person.to_string(), category))
+    }
+}
