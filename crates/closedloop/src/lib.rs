@@ -21,6 +21,9 @@
 //!   the new reason on the open episode.
 //! - [`Episode::tasks`]: what is due (the next move, each test day) with its deadline, the
 //!   responsibility it falls under (四方责任) and how far it has escalated.
+//! - [`facility`]: quarantine facilities, rooms and their assignment, occupancy and forecast.
+
+pub mod facility;
 
 use std::collections::BTreeMap;
 

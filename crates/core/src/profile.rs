@@ -533,6 +533,8 @@ pub struct ClosedLoop {
     pub deadlines: Vec<StateDeadline>,
     /// An overdue task moves one unit up the hierarchy each time this many hours pass.
     pub escalate_every_hours: u32,
+    /// Members of one household (of one risk group) may share a quarantine room.
+    pub household_may_share: bool,
 }
 
 impl ClosedLoop {
