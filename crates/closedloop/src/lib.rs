@@ -584,6 +584,29 @@ impl Episode {
     }
 }
 
+/// The proposal for an arrival (DESIGN.md §4 "arrivals"): the profile's measure for the
+/// origin's risk, counted from leaving the origin or from arriving as the plan says (from
+/// notification: from arriving, the earliest it can be); none when the origin has no measure.
+pub fn arrival_proposal(profile: &Profile, arrival: &chainbreak_core::model::Arrival, owner: &str) -> Option<Action> {
+    use chainbreak_core::profile::DayZero;
+    let plan = profile.arrivals.for_origin(arrival.origin_risk)?;
+    let at = match plan.day_zero {
+        DayZero::LeftOrigin => arrival.left_origin_at,
+        DayZero::Arrival | DayZero::Notified | DayZero::LastExposure => arrival.arrived_at,
+    };
+    Some(Action::Open {
+        person: arrival.person_id.clone(),
+        category: Category::Arrival,
+        plan: plan.clone(),
+        reason: Reason {
+            source: format!("arrival:{}:{}", arrival.person_id, arrival.arrived_at),
+            via: Some(format!("{} ({})", arrival.origin, arrival.origin_risk.as_str())),
+            at,
+        },
+        owner: owner.to_string(),
+    })
+}
+
 /// The owner of a task escalated `level` steps up `chain` (the owning unit first, then its
 /// parents up to the command); the top when the chain is shorter.
 pub fn escalated_owner(chain: &[String], level: u32) -> Option<&String> {

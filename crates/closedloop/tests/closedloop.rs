@@ -399,3 +399,30 @@ fn random_events_reach_every_state() {
     let missing: Vec<&&str> = all.iter().filter(|s| !reached.contains(**s)).collect();
     assert!(missing.is_empty(), "never reached: {missing:?}");
 }
+
+#[test]
+fn arrivals_get_the_measure_of_their_origin() {
+    use chainbreak_closedloop::arrival_proposal;
+    use chainbreak_core::model::{Arrival, OriginRisk};
+    let w = World::new("cn-2022-9th");
+    let arrival = |risk| Arrival {
+        person_id: "A1".into(),
+        origin: "XX".into(),
+        origin_risk: risk,
+        left_origin_at: h(-30),
+        arrived_at: h(2),
+        trip_id: None,
+        destination: None,
+    };
+    let Some(Action::Open { plan, reason, category, .. }) =
+        arrival_proposal(&w.profile, &arrival(OriginRisk::High), "U1")
+    else {
+        panic!("a high-risk origin has a measure")
+    };
+    assert_eq!((category, plan.total_days(), reason.at), (Category::Arrival, 7, h(-30)), "clock from leaving");
+    let Some(Action::Open { plan, .. }) = arrival_proposal(&w.profile, &arrival(OriginRisk::Abroad), "U1") else {
+        panic!("abroad has a measure")
+    };
+    assert_eq!(plan.total_days(), 10, "7 central + 3 home");
+    assert!(arrival_proposal(&World::new("cdc-2020-12").profile, &arrival(OriginRisk::High), "U1").is_none());
+}
