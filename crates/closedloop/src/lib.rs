@@ -14,8 +14,8 @@
 //! - Rules: a positive test converts the episode (the caller opens a suspected case and
 //!   traces); a later exposure extends the measure from its date; a secondary contact whose
 //!   linked close contact is positive in one of their first tests becomes a close contact;
-//!   release needs the plan's negative tests (and, for secondary contacts, the linked close
-//!   contact's); when an index case is excluded, the reasons that hang on it go, and an
+//!   release needs the plan's negative tests, one for each test day taken that day or made up
+//!   later (and, for secondary contacts, the linked close contact's); when an index case is excluded, the reasons that hang on it go, and an
 //!   episode left without reasons closes.
 //! - [`Registry`] keeps one open episode per person and category: a person traced again gets
 //!   the new reason on the open episode.
@@ -310,6 +310,32 @@ impl Episode {
         days
     }
 
+    /// Each of `days` (scheduled test days, in order) with the negative test that counts for
+    /// it: the earliest one not counted for an earlier day, taken that day or later (a missed
+    /// test is made up by a later one).
+    pub fn scheduled_tests(&self, calendar: &Calendar, days: &[u32]) -> Vec<(u32, Option<Timestamp>)> {
+        let mut negatives: Vec<(i64, Timestamp)> = self
+            .tests
+            .iter()
+            .filter(|t| t.result == TestResult::Negative)
+            .map(|t| (self.day_of(calendar, t.taken_at), t.taken_at))
+            .collect();
+        negatives.sort_unstable();
+        let mut next = 0;
+        days.iter()
+            .map(|&day| {
+                while next < negatives.len() && negatives[next].0 < i64::from(day) {
+                    next += 1;
+                }
+                let found = negatives.get(next).map(|t| t.1);
+                if found.is_some() {
+                    next += 1;
+                }
+                (day, found)
+            })
+            .collect()
+    }
+
     /// The measure's kind now: that of its first phase (central quarantine is where a person
     /// is transferred to).
     pub fn kind(&self) -> MeasureKind {
@@ -449,9 +475,6 @@ impl Episode {
     pub fn releasable(&self, rules: &Rules, at: Timestamp) -> Result<(), String> {
         let cal = rules.calendar;
         let total = i64::from(self.plan.total_days());
-        let negative_on = |day: i64| {
-            self.tests.iter().any(|t| t.result == TestResult::Negative && self.day_of(cal, t.taken_at) == day)
-        };
         let end = match &self.plan.early_release {
             Some(early)
                 if self.tests.iter().any(|t| {
@@ -466,8 +489,9 @@ impl Episode {
         if at < self.day_start(cal, end + 1) {
             return Err(format!("the measure runs until the end of day {end} after day 0 ({})", self.day_zero(cal)));
         }
-        if let Some(day) = self.test_days().into_iter().find(|d| i64::from(*d) <= end && !negative_on(i64::from(*d))) {
-            return Err(format!("no negative test on day {day}"));
+        let due: Vec<u32> = self.test_days().into_iter().filter(|d| i64::from(*d) <= end).collect();
+        if let Some((day, _)) = self.scheduled_tests(cal, &due).into_iter().find(|(_, t)| t.is_none()) {
+            return Err(format!("no negative test on day {day} (or a later one making up for it)"));
         }
         let mut offset = 0;
         for phase in &self.plan.phases {
@@ -568,9 +592,8 @@ impl Episode {
         };
         tasks.push(task("advance", None, due, responsibility));
         if matches!(self.state, S::InMeasure | S::Extended) {
-            for day in self.test_days() {
-                let tested = self.tests.iter().any(|t| self.day_of(rules.calendar, t.taken_at) == i64::from(day));
-                if !tested {
+            for (day, test) in self.scheduled_tests(rules.calendar, &self.test_days()) {
+                if test.is_none() {
                     tasks.push(task(
                         "test",
                         Some(day),

@@ -85,7 +85,10 @@ fn a_close_contact_goes_through_central_quarantine_to_release() {
     let missing = ep.apply(&ev(h(24 * 11 + 1), Action::Release), &r);
     assert!(matches!(&missing, Err(Refusal::NotReleasable(why)) if why.contains("no negative test on day 10")));
     assert_eq!(ep, before, "a refused event changes nothing");
-    ep.apply(&ev(h(24 * 11 + 2), negative(h(24 * 10 + 20))), &r).unwrap();
+    // A test on day 9 does not count for day 10; one made up on day 11 does.
+    ep.apply(&ev(h(24 * 11 + 2), negative(h(24 * 9 + 20))), &r).unwrap();
+    assert!(ep.apply(&ev(h(24 * 11 + 2), Action::Release), &r).is_err());
+    ep.apply(&ev(h(24 * 11 + 2), negative(h(24 * 11 + 1))), &r).unwrap();
     ep.apply(&ev(h(24 * 11 + 3), Action::Release), &r).unwrap();
     assert_eq!((ep.state, ep.deadline(&r)), (S::Released, None));
     assert!(ep.tasks(&r, h(24 * 20)).is_empty());
@@ -425,4 +428,154 @@ fn arrivals_get_the_measure_of_their_origin() {
     };
     assert_eq!(plan.total_days(), 10, "7 central + 3 home");
     assert!(arrival_proposal(&World::new("cdc-2020-12").profile, &arrival(OriginRisk::High), "U1").is_none());
+}
+
+// ---------------------------------------------------------------- a fault run
+
+/// A small deterministic generator (splitmix64) for the fault run.
+struct Mix(u64);
+
+impl Mix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `lo..hi` (hours, say).
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo) as u64) as i64
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+}
+
+/// Episodes from a synthetic outbreak's contacts and arrivals, with random delays, missed and
+/// made-up tests, unreachable and refusing people, hand-overs, positives, promotions and
+/// restarts (replays compared with the live state): every episode ends with an outcome, and
+/// none was ever open without a deadline. `CHAINBREAK_FAULT_RUN_EPISODES` sets how many
+/// (the benchmark runs 100,000).
+#[test]
+fn a_fault_run_leaves_nobody_out_of_the_loop() {
+    let n: usize = std::env::var("CHAINBREAK_FAULT_RUN_EPISODES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let w = World::new("cn-2022-9th");
+    let r = w.rules();
+    let mut rng = Mix(2026);
+    let mut outcomes: std::collections::BTreeMap<&str, usize> = Default::default();
+    let (mut events, mut replays) = (0usize, 0usize);
+    for i in 0..n {
+        let opened = rng.range(0, 24 * 30);
+        let roll = rng.range(0, 10);
+        let (category, plan, via) = match roll {
+            0..=6 => (Category::Close, w.profile.close_contact_measure.clone(), None),
+            7 | 8 => (Category::Secondary, w.profile.secondary_contact.measure.clone().unwrap(), Some(format!("C{i}"))),
+            _ => (Category::Arrival, w.profile.arrivals.high.clone().unwrap(), None),
+        };
+        let open = ev(
+            h(opened),
+            Action::Open {
+                person: format!("P{i}"),
+                category,
+                plan,
+                reason: Reason { source: format!("K{}", i % 97), via: via.clone(), at: h(opened - rng.range(1, 48)) },
+                owner: "U1".into(),
+            },
+        );
+        let mut log = vec![open.clone()];
+        let mut ep = Episode::open(&open).unwrap();
+        let mut t = opened;
+        let mut refusals = 0;
+        while ep.is_open() {
+            assert!(ep.deadline(&r).is_some(), "an open episode without a deadline: {ep:?}");
+            let action = match ep.state {
+                S::Proposed => {
+                    t += rng.range(1, 30);
+                    if rng.chance(0.03) { Action::Reject } else { Action::Confirm }
+                }
+                S::Confirmed => {
+                    t += rng.range(1, 6);
+                    match rng.range(0, 100) {
+                        0..=9 => Action::Unreachable,
+                        10..=13 => Action::HandOver { to: "D9".into() },
+                        _ => Action::Notify,
+                    }
+                }
+                S::Unreachable => {
+                    t += rng.range(1, 8);
+                    if rng.chance(0.05) { Action::Lost } else { Action::Notify }
+                }
+                S::HandedOver => {
+                    t += rng.range(1, 30);
+                    Action::Acknowledge
+                }
+                S::Refused => {
+                    t += rng.range(1, 4);
+                    Action::Notify
+                }
+                S::Notified => {
+                    t += rng.range(1, 10);
+                    if rng.chance(0.03) {
+                        Action::Refuse
+                    } else if ep.kind() == chainbreak_core::model::MeasureKind::CentralQuarantine {
+                        Action::Transfer { facility: "F1".into(), room: format!("{i}") }
+                    } else {
+                        Action::Start
+                    }
+                }
+                S::Transferred => {
+                    t += rng.range(0, 3);
+                    Action::Start
+                }
+                _ => {
+                    // In the measure: the next untested test day (taken that day, or missed and
+                    // made up a day later), the close contact's tests, then release when due.
+                    let zero = ep.day_zero(&w.calendar);
+                    let pending =
+                        ep.scheduled_tests(&w.calendar, &ep.test_days()).into_iter().find(|(_, t)| t.is_none());
+                    let linked = ep.linked_tests.values().map(Vec::len).sum::<usize>();
+                    if let Some((day, _)) = pending {
+                        let late = if rng.chance(0.15) { 1 } else { 0 };
+                        let date = zero.checked_add(jiff::Span::new().days(i64::from(day) + late)).unwrap();
+                        let at = (w.calendar.start_of(date).as_second() - h(0).as_second()) / 3600 + rng.range(8, 20);
+                        t = t.max(at) + 1;
+                        let result = if rng.chance(0.01) { TestResult::Positive } else { TestResult::Negative };
+                        Action::Test { taken_at: h(t - 1), result }
+                    } else if ep.category == Category::Secondary && linked < 2 {
+                        t += rng.range(1, 30);
+                        let result = if rng.chance(0.05) { TestResult::Positive } else { TestResult::Negative };
+                        Action::LinkedTest { contact: via.clone().unwrap(), taken_at: h(t - 1), result }
+                    } else {
+                        let due = (ep.deadline(&r).unwrap().as_second() - h(0).as_second()) / 3600;
+                        t = t.max(due) + rng.range(0, 20);
+                        Action::Release
+                    }
+                }
+            };
+            let event = ev(h(t), action);
+            match ep.apply(&event, &r) {
+                Ok(_) => log.push(event),
+                Err(why) => {
+                    refusals += 1;
+                    assert!(refusals < 20, "stuck in {:?}: {why}", ep.state);
+                    t += 24;
+                }
+            }
+            events += 1;
+            if rng.chance(0.05) {
+                // A restart: the state is what the events make.
+                replays += 1;
+                assert_eq!(Episode::replay(&log, &r).unwrap(), ep);
+            }
+        }
+        assert!(ep.tasks(&r, h(t + 1000)).is_empty(), "a closed episode has no tasks");
+        *outcomes.entry(ep.state.as_str()).or_default() += 1;
+    }
+    assert_eq!(outcomes.values().sum::<usize>(), n, "every episode ended");
+    assert!(outcomes["released"] * 10 > n * 8, "{outcomes:?}");
+    for outcome in ["converted_to_case", "closed", "lost"] {
+        assert!(outcomes.get(outcome).copied().unwrap_or(0) > 0, "{outcome} never happened: {outcomes:?}");
+    }
+    eprintln!("fault run: {n} episodes, {events} events, {replays} replays: {outcomes:?}");
 }
