@@ -506,27 +506,44 @@ pub struct RecomputeReport {
     pub seq: u64,
 }
 
-/// Whether a change can alter a trace result: visits, cases (their dates), places (their
-/// kinds), groups and memberships, merges.
+/// Whether a change can alter any trace result: visits, places (their kinds), groups and
+/// memberships, merges. (Case changes alter only the results of that case: see
+/// [`window_moved`].)
 fn relevant(entity: Entity, op: ChangeOp) -> bool {
     match entity {
-        Entity::Visit | Entity::Case | Entity::Place | Entity::Group | Entity::Membership => true,
+        Entity::Visit | Entity::Place | Entity::Group | Entity::Membership => true,
         Entity::Person => matches!(op, ChangeOp::Merge | ChangeOp::Unmerge),
         _ => false,
     }
 }
 
+/// Whether the case of `record` would now be traced from elsewhere (its dates changed, it was
+/// excluded or its person merged) than when it was recorded.
+fn window_moved(dep: &Deployment, request: &RecordedRequest, record: &TraceRecord) -> bool {
+    let Some(case) = &record.index.case_id else { return false };
+    let fixed = request.cases.iter().find(|c| &c.case_id == case).and_then(|c| c.from);
+    match case_index(&*dep.store, &dep.profile, &dep.calendar, std::slice::from_ref(case)) {
+        Ok(entries) => {
+            entries.first().map(|e| (fixed.unwrap_or(e.from), e.person_id.as_str()))
+                != Some((record.from, record.index.person_id.as_str()))
+        }
+        Err(_) => true,
+    }
+}
+
 /// Brings the stored proposals up to the store: the tracer catches up with the change feed;
-/// the indexes with a relevant change since they were recorded are traced again with their
-/// stored request (cases from their current dates) and recorded again, writing only the
-/// indexes whose result changed. Decisions are kept (see [`record`]).
+/// the requests with a relevant change since they were recorded (new or purged visits, places,
+/// groups, merges; or a case of theirs now traced from elsewhere) are traced again (cases from
+/// their current dates) and recorded again, writing only the indexes whose result changed.
+/// Decisions are kept (see [`record`]).
 pub fn recompute(dep: &mut Deployment, actor: &Actor) -> Result<RecomputeReport, AppError> {
     let records = dep.store.trace_records()?;
     let Some(oldest) = records.iter().map(|r| r.seq).min() else { return Ok(RecomputeReport::default()) };
     let seq = dep.tracer()?.seq();
     let mut out = RecomputeReport { indexes: records.len(), seq, ..Default::default() };
-    // The newest relevant change (up to what the tracer has taken in).
-    let mut newest_relevant = 0;
+    // The newest change that can alter any result, and the newest case change (up to what the
+    // tracer has taken in).
+    let (mut newest_data, mut newest_case) = (0, 0);
     let mut after = oldest;
     'feed: loop {
         let changes = dep.store.changes_since(after, 10_000)?;
@@ -537,24 +554,31 @@ pub fn recompute(dep: &mut Deployment, actor: &Actor) -> Result<RecomputeReport,
                 break 'feed;
             }
             if relevant(c.entity, c.op) {
-                newest_relevant = c.seq;
+                newest_data = c.seq;
+            } else if c.entity == Entity::Case {
+                newest_case = c.seq;
             }
         }
     }
-    let mut stale: BTreeMap<String, BTreeSet<ProposalIndex>> = BTreeMap::new();
-    let mut from_of: BTreeMap<ProposalIndex, Timestamp> = BTreeMap::new();
+    // Indexes traced together are traced again together (each one's result depends on the
+    // others': an index person is nobody's contact, a close contact nobody's secondary one).
+    let mut by_request: BTreeMap<String, Vec<TraceRecord>> = BTreeMap::new();
     for r in records {
-        if newest_relevant > r.seq {
-            out.stale += 1;
-            from_of.insert(r.index.clone(), r.from);
-            stale.entry(r.request).or_default().insert(r.index);
-        }
+        by_request.entry(r.request.clone()).or_default().push(r);
     }
-    for (text, indexes) in stale {
+    for (text, records) in by_request {
         let request: RecordedRequest = serde_json::from_str(&text).map_err(|e| AppError::InvalidArgument {
             argument: "request",
             message: format!("a stored request: {e}"),
         })?;
+        let stale =
+            records.iter().any(|r| newest_data > r.seq || (newest_case > r.seq && window_moved(dep, &request, r)));
+        if !stale {
+            continue;
+        }
+        out.stale += records.len();
+        let indexes: BTreeSet<ProposalIndex> = records.iter().map(|r| r.index.clone()).collect();
+        let from_of: BTreeMap<ProposalIndex, Timestamp> = records.iter().map(|r| (r.index.clone(), r.from)).collect();
         let (trace_request, dropped) = request.resolve(dep)?;
         // Cases that can no longer be traced: their proposals are recorded as found nowhere.
         let dropped: Vec<(ProposalIndex, Timestamp)> = indexes

@@ -915,6 +915,15 @@ mod proposals {
             .unwrap();
         assert!(!dep.store.proposal(p2).unwrap().unwrap().changed_since_decision);
 
+        // Another case is reported, and K1 is updated without new dates: K1's window does not
+        // move, so nothing is traced again.
+        let mut b = dep.store.begin(t0()).unwrap();
+        b.put_cases(&[Case { id: "K9".into(), person_id: "P4".into(), ..case(None) }]).unwrap();
+        b.put_cases(&[Case { severity: Some(chainbreak_core::model::Severity::Mild), ..case(None) }]).unwrap();
+        b.commit().unwrap();
+        let r = proposals::recompute(&mut dep, &actor("system")).unwrap();
+        assert_eq!((r.stale, r.traced), (0, 0));
+
         // The case's onset is entered: 8 March, so the window opens on 4 March (local), after
         // the dinner at L1. P2 stays a contact (6 March), with other evidence.
         let mut b = dep.store.begin(t0()).unwrap();
@@ -982,6 +991,44 @@ mod proposals {
         assert_eq!(
             (p.status, p.decided_by.as_deref()),
             (ProposalStatus::Confirmed, Some(proposals::AUTO_CONFIRM_ACTOR))
+        );
+    }
+
+    #[test]
+    fn purged_visits_withdraw_what_they_alone_supported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dep = deployment(dir.path());
+        ingest(
+            &mut dep,
+            vec![
+                visit("P1", "L1", "2022-03-03T08:00:00Z", "2022-03-03T10:00:00Z"),
+                visit("P2", "L1", "2022-03-03T08:30:00Z", "2022-03-03T09:30:00Z"),
+                visit("P1", "L2", "2022-03-20T08:00:00Z", "2022-03-20T10:00:00Z"),
+                visit("P3", "L2", "2022-03-20T08:30:00Z", "2022-03-20T09:30:00Z"),
+            ],
+        );
+        let request = RecordedRequest {
+            rule: Rule::VenueOverlap.as_str().into(),
+            depth: 1,
+            min_overlap_seconds: 15 * 60,
+            to: None,
+            cases: vec![RecordedCase { case_id: "K1".into(), from: None }],
+            persons: Vec::new(),
+        };
+        proposals::trace_and_record(&mut dep, &request, &actor("li")).unwrap();
+        let p3 = id_of(&dep, "P3");
+        proposals::decide_within(&mut *dep.store, &Scope::All, &actor("li"), &[p3], Verdict::Confirm, None, t0())
+            .unwrap();
+        // 28 days of retention on 1 April: the visits of 3 March go.
+        let retention = dep.profile.retention.clone();
+        chainbreak_app::retention::purge(&mut *dep.store, &retention, &actor("system"), at("2022-04-01T00:00:00Z"))
+            .unwrap();
+        let r = proposals::recompute(&mut dep, &actor("system")).unwrap();
+        assert_eq!((r.stale, r.recorded.withdrawn, r.recorded.flagged), (1, 1, 0));
+        use ProposalStatus::*;
+        assert_eq!(
+            states(&dep),
+            [row("P2", "close", Withdrawn, false, false), row("P3", "close", Confirmed, false, true)]
         );
     }
 }
