@@ -127,8 +127,8 @@ fn write_report(report: &TraceReport, format: TraceFormat) -> anyhow::Result<()>
             serde_json::to_writer(&mut out, &report)?;
             writeln!(out)?;
         }
-        TraceFormat::Csv => write_csv(&mut out, &report)?,
-        TraceFormat::Table => write_table(&mut out, &report)?,
+        TraceFormat::Csv => write_csv(&mut out, report)?,
+        TraceFormat::Table => write_table(&mut out, report)?,
         TraceFormat::Summary => {
             let tiers: Vec<serde_json::Value> = report
                 .tiers
