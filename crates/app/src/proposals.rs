@@ -500,7 +500,7 @@ pub struct RecomputeReport {
     pub stale: usize,
     /// Trace requests run again (indexes traced together share one).
     pub traced: usize,
-    #[serde(flatten)]
+    /// What recording the results again did.
     pub recorded: RecordReport,
     /// The change `seq` the proposals are now current to.
     pub seq: u64,

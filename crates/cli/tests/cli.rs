@@ -593,7 +593,7 @@ fn traces_are_recorded_as_proposals_decided_and_recomputed_from_the_command_line
 
     // Nothing new: a recompute traces nothing.
     let r: serde_json::Value = serde_json::from_str(&ok(&["contacts", "recompute", "--db", &db])).unwrap();
-    assert_eq!((r["stale"].as_u64(), r["changed"].as_u64()), (Some(0), Some(0)), "{r}");
+    assert_eq!((r["stale"].as_u64(), r["traced"].as_u64()), (Some(0), Some(0)), "{r}");
 
     // A late visit: someone not yet a contact sat with K1's person for an hour.
     let place = report["tiers"][0]["contacts"][0]["evidence"][0]["place_id"].as_str().unwrap().to_string();
@@ -610,7 +610,8 @@ fn traces_are_recorded_as_proposals_decided_and_recomputed_from_the_command_line
     ok(&["import", "visits", &s(&late), "--db", &db]);
     let r: serde_json::Value = serde_json::from_str(&ok(&["contacts", "recompute", "--db", &db])).unwrap();
     assert_eq!((r["stale"].as_u64(), r["traced"].as_u64()), (Some(1), Some(1)), "{r}");
-    assert!(r["proposed"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(r["recorded"]["indexes"].as_u64(), Some(1), "{r}");
+    assert!(r["recorded"]["proposed"].as_u64().unwrap() >= 1, "{r}");
     let now = list(&["--case", "K1"]);
     assert!(now.iter().any(|p| p["contact_id"] == newcomer.as_str() && p["status"] == "proposed"), "{now:?}");
     assert_eq!(now.iter().filter(|p| p["status"] == "confirmed").count(), 1, "the decisions are kept");
