@@ -507,14 +507,35 @@ pub struct RecomputeReport {
 }
 
 /// Whether a change can alter any trace result: visits, places (their kinds), groups and
-/// memberships, merges. (Case changes alter only the results of that case: see
-/// [`window_moved`].)
+/// memberships, merges. (New visits alter only the results whose windows they meet: see
+/// [`visit_spans`]; case changes only the results of that case: see [`window_moved`].)
 fn relevant(entity: Entity, op: ChangeOp) -> bool {
     match entity {
         Entity::Visit | Entity::Place | Entity::Group | Entity::Membership => true,
         Entity::Person => matches!(op, ChangeOp::Merge | ChangeOp::Unmerge),
         _ => false,
     }
+}
+
+/// For each change that added visits, its `seq` and the time its visits span (from the
+/// earliest check-in to the latest check-out; an open visit reaches to the end of time).
+fn visit_spans(store: &dyn Store, changes: &[(u64, i64, i64)]) -> Result<Vec<(u64, i64, i64)>, AppError> {
+    let Some(first_row) = changes.iter().map(|c| c.1).min() else { return Ok(Vec::new()) };
+    let mut spans: Vec<(u64, i64, i64)> = changes.iter().map(|c| (c.0, i64::MAX, i64::MIN)).collect();
+    store.scan_visits(first_row - 1, &mut |batch| {
+        for v in batch {
+            // Row ranges grow with `seq`: the change holding this row, if any.
+            let i = changes.partition_point(|c| c.2 < v.row);
+            if let Some(c) = changes.get(i)
+                && c.1 <= v.row
+            {
+                let span = &mut spans[i];
+                span.1 = span.1.min(v.visit.t_in);
+                span.2 = span.2.max(v.visit.t_out.unwrap_or(i64::MAX));
+            }
+        }
+    })?;
+    Ok(spans)
 }
 
 /// Whether the case of `record` would now be traced from elsewhere (its dates changed, it was
@@ -532,9 +553,10 @@ fn window_moved(dep: &Deployment, request: &RecordedRequest, record: &TraceRecor
 }
 
 /// Brings the stored proposals up to the store: the tracer catches up with the change feed;
-/// the requests with a relevant change since they were recorded (new or purged visits, places,
-/// groups, merges; or a case of theirs now traced from elsewhere) are traced again (cases from
-/// their current dates) and recorded again, writing only the indexes whose result changed.
+/// the requests with a relevant change since they were recorded (new visits within their
+/// windows; purged visits, places, groups, merges; a case of theirs now traced from
+/// elsewhere) are traced again (cases from their current dates) and recorded again, writing
+/// only the indexes whose result changed.
 /// Decisions are kept (see [`record`]).
 pub fn recompute(dep: &mut Deployment, actor: &Actor) -> Result<RecomputeReport, AppError> {
     let records = dep.store.trace_records()?;
@@ -544,6 +566,8 @@ pub fn recompute(dep: &mut Deployment, actor: &Actor) -> Result<RecomputeReport,
     // The newest change that can alter any result, and the newest case change (up to what the
     // tracer has taken in).
     let (mut newest_data, mut newest_case) = (0, 0);
+    // New visits, by change: (seq, first row, last row).
+    let mut visit_changes: Vec<(u64, i64, i64)> = Vec::new();
     let mut after = oldest;
     'feed: loop {
         let changes = dep.store.changes_since(after, 10_000)?;
@@ -553,13 +577,17 @@ pub fn recompute(dep: &mut Deployment, actor: &Actor) -> Result<RecomputeReport,
             if c.seq > seq {
                 break 'feed;
             }
-            if relevant(c.entity, c.op) {
+            if (c.entity, c.op) == (Entity::Visit, ChangeOp::Upsert) {
+                visit_changes.push((c.seq, c.key_from, c.key_to));
+            } else if relevant(c.entity, c.op) {
                 newest_data = c.seq;
             } else if c.entity == Entity::Case {
                 newest_case = c.seq;
             }
         }
     }
+    let spans = visit_spans(&*dep.store, &visit_changes)?;
+    let mut current: Vec<TraceRecord> = Vec::new();
     // Indexes traced together are traced again together (each one's result depends on the
     // others': an index person is nobody's contact, a close contact nobody's secondary one).
     let mut by_request: BTreeMap<String, Vec<TraceRecord>> = BTreeMap::new();
@@ -571,9 +599,18 @@ pub fn recompute(dep: &mut Deployment, actor: &Actor) -> Result<RecomputeReport,
             argument: "request",
             message: format!("a stored request: {e}"),
         })?;
-        let stale =
-            records.iter().any(|r| newest_data > r.seq || (newest_case > r.seq && window_moved(dep, &request, r)));
+        // The request's windows as recorded: new visits wholly outside them change nothing
+        // (an exposure needs an overlap with a source visit clipped to a window).
+        let start = records.iter().map(|r| r.from.as_second()).min().unwrap_or(i64::MIN);
+        let end = request.to.map_or(i64::MAX, |t| t.as_second());
+        let stale = records.iter().any(|r| {
+            newest_data > r.seq
+                || spans.iter().any(|&(at, lo, hi)| at > r.seq && hi >= start && lo < end)
+                || (newest_case > r.seq && window_moved(dep, &request, r))
+        });
         if !stale {
+            // Current as of `seq`: the next recompute reads the change feed from there.
+            current.extend(records.into_iter().filter(|r| r.seq < seq).map(|r| TraceRecord { seq, ..r }));
             continue;
         }
         out.stale += records.len();
@@ -594,6 +631,13 @@ pub fn recompute(dep: &mut Deployment, actor: &Actor) -> Result<RecomputeReport,
         out.traced += 1;
         let recorded = record_report(dep, &request, &report, seq, actor, Some(&indexes), &dropped)?;
         out.recorded.add(&recorded);
+    }
+    if !current.is_empty() {
+        let mut batch = dep.store.begin(dep.clock.now())?;
+        for r in &current {
+            batch.record_proposals(r, &[])?;
+        }
+        batch.commit()?;
     }
     Ok(out)
 }

@@ -884,6 +884,15 @@ mod proposals {
         // Nothing relevant happened: a recompute traces nothing.
         let r = proposals::recompute(&mut dep, &actor("system")).unwrap();
         assert_eq!((r.indexes, r.stale, r.traced, r.recorded.changed), (1, 0, 0, 0));
+        // Late batches of visits outside K1's window (1 to 10 March) change nothing: nothing
+        // is traced. (A batch is judged by the time all its visits span.)
+        for day in ["2022-02-20", "2022-03-12"] {
+            let (from, to) = (format!("{day}T08:00:00Z"), format!("{day}T10:00:00Z"));
+            ingest(&mut dep, vec![visit("P1", "L1", &from, &to), visit("P6", "L1", &from, &to)]);
+        }
+        let r = proposals::recompute(&mut dep, &actor("system")).unwrap();
+        assert_eq!((r.stale, r.traced), (0, 0));
+        assert_eq!(dep.store.trace_records().unwrap()[0].seq, r.seq, "current: the feed is read from there next");
 
         // Late visits: P6 was at L1 with P1 (a new close contact), and P1 met P2 again.
         ingest(
