@@ -36,15 +36,23 @@ pub(crate) struct ProposalsQuery {
     limit: Option<usize>,
 }
 
+/// What a person decides.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum DecisionKind {
+    /// The person is a contact of the category proposed.
+    Confirm,
+    /// The person is not (a reason is required).
+    Reject,
+}
+
 /// A decision on proposals.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DecisionBody {
     /// The proposals' ids.
     ids: Vec<i64>,
-    /// `confirm` or `reject`.
-    #[schema(value_type = String, example = "confirm")]
-    decision: Verdict,
+    decision: DecisionKind,
     /// Why (required to reject); goes into each proposal and the audit trail.
     #[serde(default)]
     reason: Option<String>,
@@ -140,7 +148,11 @@ pub(crate) async fn decide_proposals(
     let decided = with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
         let actor = actor(&user, "POST /api/v1/proposals/decisions");
-        proposals::decide(&mut *dep.store, &user, &actor, &body.ids, body.decision, body.reason.as_deref(), now)
+        let verdict = match body.decision {
+            DecisionKind::Confirm => Verdict::Confirm,
+            DecisionKind::Reject => Verdict::Reject,
+        };
+        proposals::decide(&mut *dep.store, &user, &actor, &body.ids, verdict, body.reason.as_deref(), now)
     })
     .await?;
     Ok(Json(decided))
