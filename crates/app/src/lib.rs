@@ -7,6 +7,7 @@ pub mod error;
 pub mod import;
 pub mod ingest;
 pub mod persons;
+pub mod proposals;
 pub mod pseudonym;
 pub mod reads;
 pub mod retention;
@@ -76,6 +77,10 @@ pub struct Deployment {
     pub calendar: Calendar,
     pub profile: Profile,
     pub pseudonymizer: Option<pseudonym::Pseudonymizer>,
+    /// Confirm new contact proposals that need no person's confirmation as they are recorded.
+    /// Off by default; DESIGN.md §4a allows it for simulation and the demo only, so no
+    /// production path (server, CLI) sets it.
+    pub auto_confirm: bool,
     /// The trace engine, built on first use and kept current with the change feed.
     tracer: Option<trace::Tracer>,
 }
@@ -89,7 +94,7 @@ impl Deployment {
             message: format!("the store's zone `{}` is unknown: {e}", meta.time_zone),
         })?;
         let profile = Profile::load(&meta.profile)?;
-        Ok(Deployment { store, clock, calendar, profile, pseudonymizer: None, tracer: None })
+        Ok(Deployment { store, clock, calendar, profile, pseudonymizer: None, auto_confirm: false, tracer: None })
     }
 
     /// The trace engine, current with the store: built on first use, then brought up to the
@@ -114,5 +119,11 @@ impl Deployment {
             }
         }
         Ok(self.tracer.as_ref().expect("set above"))
+    }
+
+    /// The change `seq` the trace engine is current to, without refreshing it (none before
+    /// its first use).
+    pub fn tracer_seq(&self) -> Option<u64> {
+        self.tracer.as_ref().map(trace::Tracer::seq)
     }
 }

@@ -989,3 +989,414 @@ mod profile_rule_oracle {
         assert!(seen.values().all(|n| *n >= 20) && seen.len() == 3, "{seen:?}");
     }
 }
+
+// ---------------------------------------------------------------- contact proposals
+
+mod proposals {
+    use std::sync::Arc;
+
+    use chainbreak_app::Deployment;
+    use chainbreak_app::accounts::Actor;
+    use chainbreak_app::proposals::{self, RecordedCase, RecordedRequest, Verdict};
+    use chainbreak_app::trace::Rule;
+    use chainbreak_core::access::{Role, User};
+    use chainbreak_core::model::{Area, Case, Classification, Person, Place, PlaceKind, Visit, VisitSource};
+    use chainbreak_core::time::ManualClock;
+    use chainbreak_store::{AuditFilter, ProposalFilter, ProposalStatus, Scope, Store};
+
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn user(name: &str, jurisdiction: &str) -> User {
+        User {
+            name: name.into(),
+            role: Role::Tracer,
+            unit: "CDC".into(),
+            jurisdiction: jurisdiction.into(),
+            disabled: false,
+            created_at: t0(),
+        }
+    }
+
+    fn actor(name: &str) -> Actor {
+        Actor { name: name.into(), via: "test".into(), reason: None }
+    }
+
+    fn case(onset: Option<jiff::civil::Date>) -> Case {
+        Case {
+            id: "K1".into(),
+            person_id: "P1".into(),
+            classification: Classification::Confirmed,
+            onset,
+            sampled_at: Some(at("2022-03-05T00:00:00Z")),
+            reported_at: at("2022-03-05T06:00:00Z"),
+            imported: false,
+            detection: None,
+            severity: None,
+            outcome: None,
+            vaccine_doses: None,
+            infector_case_id: None,
+            cluster: None,
+        }
+    }
+
+    fn visit(person: &str, place: &str, from: &str, to: &str) -> Visit {
+        Visit {
+            person_id: person.into(),
+            place_id: place.into(),
+            t_in: at(from),
+            t_out: Some(at(to)),
+            source: VisitSource::VenueCode,
+        }
+    }
+
+    /// City C1 with districts D1 (H1, L1) and D2 (H2, L2); P1 (case K1, no onset, sampled on
+    /// 5 March: window from 1 March), P2, P3, P5, P6 live in D1, P4 in D2.
+    fn deployment(dir: &Path) -> Deployment {
+        let path = dir.join("p.db");
+        let clock = ManualClock::new(t0());
+        let mut store = chainbreak_app::init(&path, "Asia/Shanghai", "cn-2022-9th", &clock).unwrap();
+        let mut b = store.begin(t0()).unwrap();
+        let area = |id: &str, level: &str, parent: Option<&str>| Area {
+            id: id.into(),
+            name: id.into(),
+            level: level.into(),
+            parent: parent.map(Into::into),
+            geometry: None,
+        };
+        b.put_areas(&[
+            area("C1", "city", None),
+            area("D1", "district", Some("C1")),
+            area("D2", "district", Some("C1")),
+        ])
+        .unwrap();
+        let place = |id: &str, kind: PlaceKind, area: &str| Place {
+            id: id.into(),
+            name: None,
+            kind,
+            key_place: false,
+            lat: None,
+            lon: None,
+            area: Some(area.into()),
+        };
+        b.put_places(&[
+            place("H1", PlaceKind::Residence, "D1"),
+            place("L1", PlaceKind::Restaurant, "D1"),
+            place("H2", PlaceKind::Residence, "D2"),
+            place("L2", PlaceKind::Restaurant, "D2"),
+        ])
+        .unwrap();
+        let person = |id: &str, home: &str| Person {
+            id: id.into(),
+            residence: Some(home.into()),
+            birth_year: None,
+            sex: None,
+            occupation: None,
+        };
+        b.put_persons(&[
+            person("P1", "H1"),
+            person("P2", "H1"),
+            person("P3", "H1"),
+            person("P4", "H2"),
+            person("P5", "H1"),
+            person("P6", "H1"),
+        ])
+        .unwrap();
+        b.put_cases(&[case(None)]).unwrap();
+        b.commit().unwrap();
+        let dep = Deployment::new(Box::new(store), Arc::new(ManualClock::new(t0()))).unwrap();
+        assert!(!dep.auto_confirm, "automatic confirmation is off unless a simulation sets it");
+        dep
+    }
+
+    fn ingest(dep: &mut Deployment, visits: Vec<Visit>) {
+        let writer = Writer { scope: Scope::All, actor: actor("feed"), pseudonymizer: None };
+        let mut visits = visits;
+        chainbreak_app::ingest::ingest_visits(&mut *dep.store, &writer, &mut visits, false, t0()).unwrap();
+    }
+
+    /// (contact, category, status, changed_since_decision, in_result) of K1's proposals.
+    fn states(dep: &Deployment) -> Vec<(String, String, ProposalStatus, bool, bool)> {
+        let filter = ProposalFilter { case_id: Some("K1".into()), ..Default::default() };
+        let page = proposals::list_within(&*dep.store, &Scope::All, &filter, None, 1000).unwrap();
+        let mut out: Vec<_> = page
+            .items
+            .into_iter()
+            .map(|v| {
+                let p = v.proposal;
+                (p.contact_id, p.category, p.status, p.changed_since_decision, p.in_result)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn id_of(dep: &Deployment, contact: &str) -> i64 {
+        let page = proposals::list_within(&*dep.store, &Scope::All, &ProposalFilter::default(), None, 1000).unwrap();
+        page.items.iter().find(|v| v.proposal.contact_id == contact).unwrap().proposal.id
+    }
+
+    fn row(
+        contact: &str,
+        category: &str,
+        status: ProposalStatus,
+        changed: bool,
+        in_result: bool,
+    ) -> (String, String, ProposalStatus, bool, bool) {
+        (contact.into(), category.into(), status, changed, in_result)
+    }
+
+    #[test]
+    fn proposals_are_recorded_decided_and_recomputed_without_undoing_a_decision() {
+        use ProposalStatus::*;
+        let dir = tempfile::tempdir().unwrap();
+        let mut dep = deployment(dir.path());
+        ingest(
+            &mut dep,
+            vec![
+                visit("P1", "L1", "2022-03-03T08:00:00Z", "2022-03-03T10:00:00Z"),
+                visit("P2", "L1", "2022-03-03T08:30:00Z", "2022-03-03T09:30:00Z"),
+                visit("P3", "L1", "2022-03-03T09:00:00Z", "2022-03-03T10:00:00Z"),
+                visit("P4", "L1", "2022-03-03T09:30:00Z", "2022-03-03T10:30:00Z"),
+                // P5 meets the close contact P2 the next day: a secondary contact.
+                visit("P2", "L2", "2022-03-04T12:00:00Z", "2022-03-04T13:00:00Z"),
+                visit("P5", "L2", "2022-03-04T12:00:00Z", "2022-03-04T13:00:00Z"),
+            ],
+        );
+        let request = RecordedRequest {
+            rule: Rule::VenueOverlap.as_str().into(),
+            depth: 2,
+            min_overlap_seconds: 15 * 60,
+            to: Some(at("2022-03-10T00:00:00Z")),
+            cases: vec![RecordedCase { case_id: "K1".into(), from: None }],
+            persons: Vec::new(),
+        };
+        let (report, recorded) = proposals::trace_and_record(&mut dep, &request, &actor("li")).unwrap();
+        assert_eq!(report.tiers[0].count, 3);
+        assert_eq!((recorded.indexes, recorded.proposed), (1, 4));
+        assert_eq!(
+            states(&dep),
+            [
+                row("P2", "close", Proposed, false, true),
+                row("P3", "close", Proposed, false, true),
+                row("P4", "close", Proposed, false, true),
+                row("P5", "secondary", Proposed, false, true),
+            ]
+        );
+        // Recording the same result again writes nothing.
+        let (_, again) = proposals::trace_and_record(&mut dep, &request, &actor("li")).unwrap();
+        assert_eq!((again.indexes, again.changed), (1, 0));
+
+        // A tracer of D1 confirms P2 and rejects P3 (with a reason); P4 lives in D2.
+        let d1 = user("d1-tracer", "D1");
+        let d2 = user("d2-tracer", "D2");
+        let (p2, p3, p4) = (id_of(&dep, "P2"), id_of(&dep, "P3"), id_of(&dep, "P4"));
+        let err = proposals::decide(&mut *dep.store, &d1, &actor("d1-tracer"), &[p3], Verdict::Reject, Some(" "), t0())
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidArgument, "a rejection needs a reason");
+        let err = proposals::decide(&mut *dep.store, &d1, &actor("d1-tracer"), &[p2, p4], Verdict::Confirm, None, t0())
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::NotFound, "P4 lives outside D1: absent, and nothing is decided");
+        assert_eq!(dep.store.proposal(p2).unwrap().unwrap().status, Proposed);
+        proposals::decide(&mut *dep.store, &d1, &actor("d1-tracer"), &[p2], Verdict::Confirm, None, t0()).unwrap();
+        let rejected = proposals::decide(
+            &mut *dep.store,
+            &d1,
+            &actor("d1-tracer"),
+            &[p3],
+            Verdict::Reject,
+            Some("behind glass"),
+            t0(),
+        )
+        .unwrap();
+        assert_eq!(rejected[0].proposal.decision_reason.as_deref(), Some("behind glass"));
+        // Another district's tracer neither sees nor decides them.
+        let err = proposals::decide(&mut *dep.store, &d2, &actor("d2-tracer"), &[p2], Verdict::Reject, Some("x"), t0())
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::NotFound);
+        assert_eq!(proposals::get(&*dep.store, &d2, p2).unwrap_err().code(), ErrorCode::NotFound);
+        let seen = proposals::list(&*dep.store, &d2, &ProposalFilter::default(), None, 100).unwrap();
+        assert_eq!(seen.items.iter().map(|v| v.proposal.contact_id.as_str()).collect::<Vec<_>>(), ["P4"]);
+        let seen = proposals::list(&*dep.store, &d1, &ProposalFilter::default(), None, 100).unwrap();
+        assert_eq!(seen.items.len(), 3, "P2, P3 and P5 live in D1");
+        // A viewer may read but not decide.
+        let viewer = User { role: Role::Viewer, ..user("v", "D1") };
+        assert!(proposals::get(&*dep.store, &viewer, p2).is_ok());
+        let err =
+            proposals::decide(&mut *dep.store, &viewer, &actor("v"), &[p2], Verdict::Confirm, None, t0()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Forbidden);
+        // Every decision is audited, with the reason.
+        let audit = |action: &str| {
+            let f = AuditFilter { action: Some(action.into()), ..Default::default() };
+            dep.store.audit_records(0, 100, &f).unwrap()
+        };
+        let confirmed = audit("proposal_confirm");
+        assert_eq!(confirmed.len(), 1);
+        assert_eq!((confirmed[0].actor.as_str(), confirmed[0].record.clone()), ("d1-tracer", p2.to_string()));
+        let rejected = audit("proposal_reject");
+        assert_eq!(rejected[0].reason.as_deref(), Some("behind glass"));
+        assert_eq!(audit("proposals_record").len(), 1, "the first recording (the second changed nothing)");
+
+        // Nothing relevant happened: a recompute traces nothing.
+        let r = proposals::recompute(&mut dep, &actor("system")).unwrap();
+        assert_eq!((r.indexes, r.stale, r.traced, r.recorded.changed), (1, 0, 0, 0));
+        // Late batches of visits outside K1's window (1 to 10 March) change nothing: nothing
+        // is traced. (A batch is judged by the time all its visits span.)
+        for day in ["2022-02-20", "2022-03-12"] {
+            let (from, to) = (format!("{day}T08:00:00Z"), format!("{day}T10:00:00Z"));
+            ingest(&mut dep, vec![visit("P1", "L1", &from, &to), visit("P6", "L1", &from, &to)]);
+        }
+        let r = proposals::recompute(&mut dep, &actor("system")).unwrap();
+        assert_eq!((r.stale, r.traced), (0, 0));
+        assert_eq!(dep.store.trace_records().unwrap()[0].seq, r.seq, "current: the feed is read from there next");
+
+        // Late visits: P6 was at L1 with P1 (a new close contact), and P1 met P2 again.
+        ingest(
+            &mut dep,
+            vec![
+                visit("P6", "L1", "2022-03-03T08:00:00Z", "2022-03-03T09:00:00Z"),
+                visit("P1", "L2", "2022-03-06T18:00:00Z", "2022-03-06T19:00:00Z"),
+                visit("P2", "L2", "2022-03-06T18:00:00Z", "2022-03-06T19:00:00Z"),
+            ],
+        );
+        let r = proposals::recompute(&mut dep, &actor("system")).unwrap();
+        assert_eq!((r.stale, r.traced, r.recorded.changed, r.recorded.proposed, r.recorded.flagged), (1, 1, 1, 1, 1));
+        assert_eq!(
+            states(&dep),
+            [
+                row("P2", "close", Confirmed, true, true),
+                row("P3", "close", Rejected, false, true),
+                row("P4", "close", Proposed, false, true),
+                row("P5", "secondary", Proposed, false, true),
+                row("P6", "close", Proposed, false, true),
+            ],
+            "the new contact is proposed; P2's evidence changed after the decision: flagged, still confirmed"
+        );
+        let p2_now = proposals::get(&*dep.store, &d1, p2).unwrap();
+        assert_eq!(p2_now.proposal.exposures, 2);
+        assert_eq!(p2_now.evidence.as_array().unwrap().len(), 2, "{:?}", p2_now.evidence);
+        // A person looks again and confirms: the flag is cleared.
+        proposals::decide(&mut *dep.store, &d1, &actor("d1-tracer"), &[p2], Verdict::Confirm, Some("seen again"), t0())
+            .unwrap();
+        assert!(!dep.store.proposal(p2).unwrap().unwrap().changed_since_decision);
+
+        // Another case is reported, and K1 is updated without new dates: K1's window does not
+        // move, so nothing is traced again.
+        let mut b = dep.store.begin(t0()).unwrap();
+        b.put_cases(&[Case { id: "K9".into(), person_id: "P4".into(), ..case(None) }]).unwrap();
+        b.put_cases(&[Case { severity: Some(chainbreak_core::model::Severity::Mild), ..case(None) }]).unwrap();
+        b.commit().unwrap();
+        let r = proposals::recompute(&mut dep, &actor("system")).unwrap();
+        assert_eq!((r.stale, r.traced), (0, 0));
+
+        // The case's onset is entered: 8 March, so the window opens on 4 March (local), after
+        // the dinner at L1. P2 stays a contact (6 March), with other evidence.
+        let mut b = dep.store.begin(t0()).unwrap();
+        b.put_cases(&[case(Some(jiff::civil::date(2022, 3, 8)))]).unwrap();
+        b.commit().unwrap();
+        let r = proposals::recompute(&mut dep, &actor("system")).unwrap();
+        assert_eq!((r.stale, r.recorded.withdrawn, r.recorded.flagged), (1, 3, 2));
+        assert_eq!(
+            states(&dep),
+            [
+                row("P2", "close", Confirmed, true, true),
+                row("P3", "close", Rejected, true, false),
+                row("P4", "close", Withdrawn, false, false),
+                row("P5", "secondary", Withdrawn, false, false),
+                row("P6", "close", Withdrawn, false, false),
+            ],
+            "undecided contacts no longer found are withdrawn; decided ones keep their decision, flagged"
+        );
+        let record = dep.store.trace_records().unwrap();
+        assert_eq!(record[0].from, at("2022-03-03T16:00:00Z"), "4 days before onset, local midnight");
+        // A withdrawn proposal is not decided.
+        let err = proposals::decide(&mut *dep.store, &d2, &actor("d2-tracer"), &[p4], Verdict::Confirm, None, t0())
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InputInconsistent);
+        // The changes are in the change feed like any other record's.
+        let changes = dep.store.changes_since(0, 100_000).unwrap();
+        assert!(changes.iter().any(|c| c.entity == Entity::Proposal && c.key_from == p4));
+    }
+
+    #[test]
+    fn a_contact_needing_no_confirmation_is_still_a_proposal_unless_a_simulation_confirms_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dep = deployment(dir.path());
+        ingest(
+            &mut dep,
+            vec![
+                visit("P1", "L1", "2022-03-03T08:00:00Z", "2022-03-03T10:00:00Z"),
+                visit("P2", "L1", "2022-03-03T08:30:00Z", "2022-03-03T09:30:00Z"),
+            ],
+        );
+        let request = RecordedRequest {
+            rule: Rule::VenueOverlap.as_str().into(),
+            depth: 1,
+            min_overlap_seconds: 15 * 60,
+            to: None,
+            cases: vec![RecordedCase { case_id: "K1".into(), from: None }],
+            persons: Vec::new(),
+        };
+        proposals::trace_and_record(&mut dep, &request, &actor("li")).unwrap();
+        assert_eq!(dep.store.proposal(id_of(&dep, "P2")).unwrap().unwrap().status, ProposalStatus::Proposed);
+
+        let dir2 = tempfile::tempdir().unwrap();
+        let mut sim = deployment(dir2.path());
+        sim.auto_confirm = true;
+        ingest(
+            &mut sim,
+            vec![
+                visit("P1", "L1", "2022-03-03T08:00:00Z", "2022-03-03T10:00:00Z"),
+                visit("P2", "L1", "2022-03-03T08:30:00Z", "2022-03-03T09:30:00Z"),
+            ],
+        );
+        let (_, r) = proposals::trace_and_record(&mut sim, &request, &actor("sim")).unwrap();
+        assert_eq!(r.auto_confirmed, 1);
+        let p = sim.store.proposal(id_of(&sim, "P2")).unwrap().unwrap();
+        assert_eq!(
+            (p.status, p.decided_by.as_deref()),
+            (ProposalStatus::Confirmed, Some(proposals::AUTO_CONFIRM_ACTOR))
+        );
+    }
+
+    #[test]
+    fn purged_visits_withdraw_what_they_alone_supported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dep = deployment(dir.path());
+        ingest(
+            &mut dep,
+            vec![
+                visit("P1", "L1", "2022-03-03T08:00:00Z", "2022-03-03T10:00:00Z"),
+                visit("P2", "L1", "2022-03-03T08:30:00Z", "2022-03-03T09:30:00Z"),
+                visit("P1", "L2", "2022-03-20T08:00:00Z", "2022-03-20T10:00:00Z"),
+                visit("P3", "L2", "2022-03-20T08:30:00Z", "2022-03-20T09:30:00Z"),
+            ],
+        );
+        let request = RecordedRequest {
+            rule: Rule::VenueOverlap.as_str().into(),
+            depth: 1,
+            min_overlap_seconds: 15 * 60,
+            to: None,
+            cases: vec![RecordedCase { case_id: "K1".into(), from: None }],
+            persons: Vec::new(),
+        };
+        proposals::trace_and_record(&mut dep, &request, &actor("li")).unwrap();
+        let p3 = id_of(&dep, "P3");
+        proposals::decide_within(&mut *dep.store, &Scope::All, &actor("li"), &[p3], Verdict::Confirm, None, t0())
+            .unwrap();
+        // 28 days of retention on 1 April: the visits of 3 March go.
+        let retention = dep.profile.retention.clone();
+        chainbreak_app::retention::purge(&mut *dep.store, &retention, &actor("system"), at("2022-04-01T00:00:00Z"))
+            .unwrap();
+        let r = proposals::recompute(&mut dep, &actor("system")).unwrap();
+        assert_eq!((r.stale, r.recorded.withdrawn, r.recorded.flagged), (1, 1, 0));
+        use ProposalStatus::*;
+        assert_eq!(
+            states(&dep),
+            [row("P2", "close", Withdrawn, false, false), row("P3", "close", Confirmed, false, true)]
+        );
+    }
+}

@@ -14,6 +14,7 @@ use chainbreak_formats::{Format, Kind};
 use chainbreak_store::Store;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod contacts;
 mod simulate;
 mod trace;
 
@@ -108,6 +109,14 @@ enum Command {
     },
     /// Find the contacts of index persons or cases, with the evidence for each.
     Trace(TraceArgs),
+    /// Contact proposals (stored by `trace --record`): list, confirm or reject (audited), and
+    /// bring them up to the store after late visits or changed case dates.
+    Contacts {
+        #[arg(long, env = "CHAINBREAK_DB", global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: contacts::ContactsCommand,
+    },
     /// The deployment's pseudonymisation key.
     Key {
         #[command(subcommand)]
@@ -253,6 +262,13 @@ struct TraceArgs {
     /// and profile (then catch up with the change feed), and write it back when it was stale.
     #[arg(long)]
     snapshot: Option<PathBuf>,
+    /// Store the result as contact proposals for tracers to confirm or reject (`chainbreak
+    /// contacts`), recomputed by `contacts recompute` (and by the server) as data comes in.
+    #[arg(long, conflicts_with_all = ["profile", "snapshot", "repeat"])]
+    record: bool,
+    /// Who records, for the audit trail (with --record; default: cli:$USER).
+    #[arg(long, requires = "record")]
+    actor: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -331,7 +347,7 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     }
 }
 
-fn cli_actor(actor: Option<String>, via: &str) -> chainbreak_app::accounts::Actor {
+pub(crate) fn cli_actor(actor: Option<String>, via: &str) -> chainbreak_app::accounts::Actor {
     let name = actor.unwrap_or_else(|| format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())));
     chainbreak_app::accounts::Actor { name, via: format!("chainbreak {via}"), reason: None }
 }
@@ -483,6 +499,10 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             }
         }
         Command::Trace(args) => trace::run(args, clock)?,
+        Command::Contacts { db, command } => {
+            let db = db.context("--db (or CHAINBREAK_DB) is required")?;
+            contacts::run(&db, command, clock)?;
+        }
         Command::Key { command: KeyCommand::Generate { file } } => {
             chainbreak_app::pseudonym::generate_key_file(&file)?;
             println!("wrote a new pseudonymisation key to {}", file.display());

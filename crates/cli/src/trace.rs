@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use chainbreak_app::proposals::{RecordedCase, RecordedPerson, RecordedRequest};
 use chainbreak_app::trace::{IndexEntry, Rule, TraceReport, TraceRequest, Tracer, case_index};
 use chainbreak_app::{AppError, Deployment};
 use chainbreak_core::time::Clock;
@@ -61,6 +62,27 @@ pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
         index.push(IndexEntry { person_id, from: args.from.expect("checked above"), case_id: None });
     }
 
+    if args.record {
+        let recorded = RecordedRequest {
+            rule: rule.as_str().to_string(),
+            depth: args.depth,
+            min_overlap_seconds: args.min_overlap.as_secs(),
+            to: args.to,
+            cases: cases.iter().map(|c| RecordedCase { case_id: c.clone(), from: args.from }).collect(),
+            persons: index
+                .iter()
+                .filter(|e| e.case_id.is_none())
+                .map(|e| RecordedPerson { person_id: e.person_id.clone(), from: e.from })
+                .collect(),
+        };
+        let actor = crate::cli_actor(args.actor.clone(), "trace --record");
+        let (report, done) = chainbreak_app::proposals::trace_and_record(&mut deployment, &recorded, &actor)?;
+        eprintln!(
+            "recorded {} index case(s): {} proposed, {} updated, {} withdrawn, {} flagged for review",
+            done.indexes, done.proposed, done.updated, done.withdrawn, done.flagged
+        );
+        return write_report(&report, args.format);
+    }
     let (tracer, stats) = match &args.snapshot {
         Some(path) => {
             let (tracer, stats, stale) = Tracer::load_or_snapshot(store, &deployment.profile, path)?;
@@ -94,15 +116,19 @@ pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
         });
         eprintln!("{timings}");
     }
+    write_report(&report, args.format)
+}
+
+fn write_report(report: &TraceReport, format: TraceFormat) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match args.format {
+    match format {
         TraceFormat::Json => {
             serde_json::to_writer(&mut out, &report)?;
             writeln!(out)?;
         }
-        TraceFormat::Csv => write_csv(&mut out, &report)?,
-        TraceFormat::Table => write_table(&mut out, &report)?,
+        TraceFormat::Csv => write_csv(&mut out, report)?,
+        TraceFormat::Table => write_table(&mut out, report)?,
         TraceFormat::Summary => {
             let tiers: Vec<serde_json::Value> = report
                 .tiers

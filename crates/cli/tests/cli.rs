@@ -552,3 +552,77 @@ fn simulate_outbreak_writes_the_ground_truth_and_names_a_bad_pathogen() {
     assert!(stderr.contains("missing field") && stderr.contains("title"), "{stderr}");
     assert!(!dir.path().join("no").exists());
 }
+
+#[test]
+fn traces_are_recorded_as_proposals_decided_and_recomputed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    import_sample(&db, &["areas", "places", "persons", "visits", "cases"]);
+    let args = ["trace", "--db", &db, "--case", "K1", "--rule", "venue-overlap", "--format", "json", "--record"];
+    let out = bin().args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: usize = report["tiers"].as_array().unwrap().iter().map(|t| t["count"].as_u64().unwrap() as usize).sum();
+    assert!(found >= 2, "{report}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{found} proposed")), "the record is reported");
+
+    let list = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["contacts", "list", "--db", &db, "--format", "json"];
+        args.extend_from_slice(extra);
+        ok(&args).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let proposals = list(&["--case", "K1"]);
+    assert_eq!(proposals.len(), found);
+    assert!(proposals.iter().all(|p| p["status"] == "proposed" && p["case_id"] == "K1"));
+    let contacts: std::collections::BTreeSet<String> =
+        proposals.iter().map(|p| p["contact_id"].as_str().unwrap().to_string()).collect();
+    let (first, second) = (proposals[0]["id"].to_string(), proposals[1]["id"].to_string());
+
+    // Decisions, audited under the actor; a rejection needs a reason.
+    let refused = run(&["contacts", "reject", &second, "--db", &db]);
+    assert!(!refused.status.success());
+    assert!(ok(&["contacts", "confirm", &first, "--db", &db, "--actor", "tracer-3"]).contains("confirmed 1"));
+    let rejected = ok(&["contacts", "reject", &second, "--db", &db, "--reason", "not there", "--actor", "tracer-3"]);
+    assert!(rejected.contains("rejected 1"));
+    assert_eq!(list(&["--status", "confirmed"]).len(), 1);
+    let rejected = list(&["--status", "rejected"]);
+    assert_eq!(
+        (rejected[0]["decided_by"].as_str(), rejected[0]["decision_reason"].as_str()),
+        (Some("tracer-3"), Some("not there"))
+    );
+    let audit = ok(&["audit", "--db", &db, "--actor", "tracer-3"]);
+    assert!(audit.contains("proposal_confirm") && audit.contains("proposal_reject"), "{audit}");
+    let table = ok(&["contacts", "list", "--db", &db]);
+    assert!(table.contains("reason: not there"), "{table}");
+
+    // Nothing new: a recompute traces nothing.
+    let r: serde_json::Value = serde_json::from_str(&ok(&["contacts", "recompute", "--db", &db])).unwrap();
+    assert_eq!((r["stale"].as_u64(), r["traced"].as_u64()), (Some(0), Some(0)), "{r}");
+
+    // A late visit: someone not yet a contact sat with K1's person for an hour.
+    let place = report["tiers"][0]["contacts"][0]["evidence"][0]["place_id"].as_str().unwrap().to_string();
+    let newcomer = (1..=300).map(|n| format!("P{n:03}")).find(|p| !contacts.contains(p) && p != "P071").unwrap();
+    let late = dir.path().join("late.csv");
+    std::fs::write(
+        &late,
+        format!(
+            "person_id,place_id,t_in,t_out\nP071,{place},2022-03-06T10:00:00Z,2022-03-06T11:00:00Z\n\
+             {newcomer},{place},2022-03-06T10:00:00Z,2022-03-06T11:00:00Z\n"
+        ),
+    )
+    .unwrap();
+    ok(&["import", "visits", &s(&late), "--db", &db]);
+    let r: serde_json::Value = serde_json::from_str(&ok(&["contacts", "recompute", "--db", &db])).unwrap();
+    assert_eq!((r["stale"].as_u64(), r["traced"].as_u64()), (Some(1), Some(1)), "{r}");
+    assert_eq!(r["recorded"]["indexes"].as_u64(), Some(1), "{r}");
+    assert!(r["recorded"]["proposed"].as_u64().unwrap() >= 1, "{r}");
+    let now = list(&["--case", "K1"]);
+    assert!(now.iter().any(|p| p["contact_id"] == newcomer.as_str() && p["status"] == "proposed"), "{now:?}");
+    assert_eq!(now.iter().filter(|p| p["status"] == "confirmed").count(), 1, "the decisions are kept");
+    assert_eq!(now.iter().filter(|p| p["status"] == "rejected").count(), 1);
+
+    let bad = run(&["contacts", "list", "--db", &db, "--status", "maybe"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("error[invalid_argument]"));
+    let conflict = run(&["trace", "--db", &db, "--case", "K1", "--record", "--profile", "cn-2022-20-measures"]);
+    assert!(!conflict.status.success(), "a recorded trace runs under the deployment's profile");
+}

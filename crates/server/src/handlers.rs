@@ -255,6 +255,7 @@ pub(crate) async fn visits_batch(
     .await?;
     state.metrics.ingested("visit", report.accepted);
     state.metrics.set_last_seq(report.last_seq);
+    state.recompute.notify_one();
     Ok(Json(report.into()))
 }
 

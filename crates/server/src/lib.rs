@@ -20,6 +20,7 @@ mod error;
 mod handlers;
 mod metrics;
 mod openapi;
+mod proposals;
 mod records;
 mod sessions;
 mod trace;
@@ -53,6 +54,10 @@ pub struct ServerConfig {
     /// How often the retention purge runs (first on start); `None`: never (then run
     /// `chainbreak purge` from a scheduler).
     pub purge_every: Option<std::time::Duration>,
+    /// How often stored contact proposals are brought up to the store when no ingest batch
+    /// asked for it (changes written by other processes: file imports, merges); `None`: only
+    /// after ingest batches. A recompute also runs after every accepted ingest batch.
+    pub recompute_every: Option<std::time::Duration>,
     /// The deployment's pseudonymisation key file (`chainbreak key generate`); without it,
     /// batches naming persons by identifier (`phone:...`) are refused.
     pub pseudonym_key_file: Option<PathBuf>,
@@ -66,6 +71,7 @@ impl Default for ServerConfig {
             max_batch_records: 100_000,
             pseudonym_key_file: None,
             purge_every: Some(std::time::Duration::from_secs(3600)),
+            recompute_every: Some(std::time::Duration::from_secs(300)),
             session_hours: 12,
             secure_cookies: false,
         }
@@ -79,6 +85,8 @@ pub struct AppState {
     deployment: Arc<Mutex<Deployment>>,
     config: Arc<ServerConfig>,
     metrics: Arc<Metrics>,
+    /// Wakes the background recompute of contact proposals (after an ingest batch).
+    recompute: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -95,6 +103,7 @@ impl AppState {
             deployment: Arc::new(Mutex::new(deployment)),
             config: Arc::new(config),
             metrics: Arc::new(metrics),
+            recompute: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }
@@ -112,6 +121,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sessions", post(sessions::create_session))
         .route("/api/v1/sessions/current", delete(sessions::end_session))
         .route("/api/v1/trace", post(trace::trace))
+        .route("/api/v1/proposals", get(proposals::list_proposals))
+        .route("/api/v1/proposals/decisions", post(proposals::decide_proposals))
+        .route("/api/v1/proposals/{id}", get(proposals::get_proposal))
         .route("/api/v1/persons", get(records::list_persons))
         .route("/api/v1/persons/{id}", get(records::get_person))
         .route("/api/v1/places", get(records::list_places))
@@ -145,10 +157,12 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, db = %state.config.db.display(), "serving the chainbreak API");
     let purger = state.config.purge_every.map(|every| tokio::spawn(purge_every(state.clone(), every)));
+    let recomputer = tokio::spawn(recompute_proposals(state.clone(), state.config.recompute_every));
     let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     if let Some(purger) = purger {
         purger.abort();
     }
+    recomputer.abort();
     served?;
     tracing::info!("server stopped");
     Ok(())
@@ -172,6 +186,46 @@ async fn purge_every(state: AppState, every: std::time::Duration) {
         match done {
             Ok(report) => state.metrics.set_last_seq(report.last_seq),
             Err(e) => tracing::error!(error = ?e, "retention purge failed"),
+        }
+    }
+}
+
+/// Brings the stored contact proposals up to the store after each ingest batch (coalesced:
+/// batches arriving while a recompute runs wake one more) and every `every`, as `system`. A
+/// failed recompute is logged and tried again at the next wake-up.
+async fn recompute_proposals(state: AppState, every: Option<std::time::Duration>) {
+    loop {
+        match every {
+            Some(every) => {
+                tokio::select! {
+                    _ = state.recompute.notified() => {}
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+            None => state.recompute.notified().await,
+        }
+        let done = handlers::with_deployment(&state.deployment, |dep| {
+            let actor = chainbreak_app::accounts::Actor {
+                name: "system".into(),
+                via: "background recompute".into(),
+                reason: None,
+            };
+            chainbreak_app::proposals::recompute(dep, &actor)
+        })
+        .await;
+        match done {
+            Ok(report) if report.recorded.changed > 0 => {
+                tracing::info!(
+                    stale = report.stale,
+                    changed = report.recorded.changed,
+                    proposed = report.recorded.proposed,
+                    withdrawn = report.recorded.withdrawn,
+                    flagged = report.recorded.flagged,
+                    "contact proposals recomputed"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = ?e, "recomputing contact proposals failed"),
         }
     }
 }

@@ -18,7 +18,7 @@ use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{ErrorBody, ErrorDetail, ErrorLocation};
-use crate::{handlers, records, sessions, trace, users};
+use crate::{handlers, proposals, records, sessions, trace, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -47,6 +47,9 @@ use crate::{handlers, records, sessions, trace, users};
         records::get_lab_test,
         records::list_visits,
         trace::trace,
+        proposals::list_proposals,
+        proposals::get_proposal,
+        proposals::decide_proposals,
         users::list_users,
         users::create_user,
         users::disable_user,
@@ -62,7 +65,8 @@ use crate::{handlers, records, sessions, trace, users};
         (name = "operations", description = "Liveness, readiness, metrics and this document (no token needed)"),
         (name = "ingest", description = "Batch ingest, all-or-nothing per request, inside the user's jurisdiction"),
         (name = "sessions", description = "Browser sign-in and sign-out (an HttpOnly session cookie)"),
-        (name = "tracing", description = "Contacts of cases, with the evidence for each (proposals for tracers)"),
+        (name = "tracing", description = "Contacts of cases, with the evidence for each, and the contact proposals \
+            tracers confirm or reject"),
         (name = "records", description = "Reads of persons, places, cases, lab tests and visits, scoped by the \
             user's jurisdiction; personal data only on request, for roles that may, audited"),
         (name = "admin", description = "User accounts, API tokens and the audit trail"),

@@ -87,7 +87,7 @@ pub(crate) struct VisitsQuery {
     limit: Option<usize>,
 }
 
-fn query<T: serde::de::DeserializeOwned + Default>(uri: &Uri) -> Result<T, ApiError> {
+pub(crate) fn query<T: serde::de::DeserializeOwned + Default>(uri: &Uri) -> Result<T, ApiError> {
     if uri.query().is_none() {
         return Ok(T::default());
     }
@@ -96,7 +96,7 @@ fn query<T: serde::de::DeserializeOwned + Default>(uri: &Uri) -> Result<T, ApiEr
         .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, e.body_text()))
 }
 
-fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(crate) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     path.map(|Path(id)| id).map_err(|e| ApiError::new(ErrorCode::InvalidArgument, e.body_text()))
 }
 

@@ -4,11 +4,12 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
+use chainbreak_app::proposals::{RecordReport, RecordedRequest};
 use chainbreak_app::trace::{IndexEntry, Rule, TraceReport, TraceRequest, trace_for};
 use chainbreak_core::access::Permission;
 use chainbreak_core::time::ts;
 use jiff::{SignedDuration, Timestamp};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -69,6 +70,19 @@ pub(crate) struct TraceBody {
     depth: u8,
     #[serde(default)]
     rule: RuleBody,
+    /// Store the result as contact proposals for tracers to confirm or reject (DESIGN.md §4a),
+    /// recomputed when late visits arrive or a case's dates change.
+    #[serde(default)]
+    record: bool,
+}
+
+/// A trace report, and what recording it as proposals did (with `"record": true`).
+#[derive(Debug, Serialize)]
+pub(crate) struct TraceAnswer {
+    #[serde(flatten)]
+    report: TraceReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded: Option<RecordReport>,
 }
 
 /// Traces cases or index persons.
@@ -76,7 +90,8 @@ pub(crate) struct TraceBody {
     request_body(content = TraceBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`{rule, index, to, min_overlap_minutes, depth, tiers: [{tier, category, count, \\
-            contacts: [{person_id, first_exposure, last_exposure, exposures, evidence, outside_jurisdiction}]}], hash}`",
+            contacts: [{person_id, first_exposure, last_exposure, exposures, evidence, outside_jurisdiction}]}], hash}`; \
+            with `\"record\": true` also `recorded: {indexes, changed, proposed, updated, withdrawn, flagged}`",
             body = Object),
         (status = 400, description = "`invalid_argument`: nothing to trace, a depth other than 1 or 2; \\
             `input.malformed`", body = ErrorBody),
@@ -89,10 +104,10 @@ pub(crate) async fn trace(
     State(state): State<AppState>,
     auth: Authenticated,
     req: Request,
-) -> Result<Json<TraceReport>, ApiError> {
+) -> Result<Json<TraceAnswer>, ApiError> {
     let user = auth.require(Permission::ConfirmContacts)?;
     let body: TraceBody = read_json(req, state.config.max_body_bytes).await?;
-    let TraceBody { cases, persons, to, min_overlap_minutes, depth, rule } = body;
+    let TraceBody { cases, persons, to, min_overlap_minutes, depth, rule, record } = body;
     let rule = match rule {
         RuleBody::Profile => Rule::Profile,
         RuleBody::VenueOverlap => Rule::VenueOverlap,
@@ -101,6 +116,16 @@ pub(crate) async fn trace(
         persons.into_iter().map(|p| IndexEntry { person_id: p.person_id, from: p.from, case_id: None }).collect();
     let min_overlap = SignedDuration::from_mins(i64::from(min_overlap_minutes));
     let request = TraceRequest { rule, index, to, min_overlap, depth };
-    let report = with_deployment(&state.deployment, move |dep| trace_for(dep, &user, &cases, request)).await?;
-    Ok(Json(report))
+    let answer = with_deployment(&state.deployment, move |dep| {
+        let recorded_request = RecordedRequest::of(&request, &cases);
+        let actor = crate::auth::actor(&user, "POST /api/v1/trace");
+        let report = trace_for(dep, &user, &cases, request)?;
+        let recorded = match record {
+            true => Some(chainbreak_app::proposals::record(dep, &recorded_request, &report, &actor)?),
+            false => None,
+        };
+        Ok(TraceAnswer { report, recorded })
+    })
+    .await?;
+    Ok(Json(answer))
 }

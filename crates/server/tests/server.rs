@@ -726,6 +726,10 @@ const ROUTES: &[(&str, &str, Access, Scoped)] = &[
     ("post", "/api/v1/visits:batch", Access::Needs(Permission::IngestData), Scoped::Write),
     ("post", "/api/v1/lab-tests:batch", Access::Needs(Permission::IngestLabResults), Scoped::Write),
     ("post", "/api/v1/trace", Access::Needs(Permission::ConfirmContacts), Scoped::Query),
+    // Proposal 1: case K1's contact P2 (lives in D2); proposal 2: case K2's contact P1 (D1).
+    ("get", "/api/v1/proposals", Access::Needs(Permission::ReadRecords), Scoped::List("P1", "P2")),
+    ("get", "/api/v1/proposals/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("2", "1")),
+    ("post", "/api/v1/proposals/decisions", Access::Needs(Permission::ConfirmContacts), Scoped::Query),
     ("get", "/api/v1/persons", Access::Needs(Permission::ReadRecords), Scoped::List("P1", "P2")),
     ("get", "/api/v1/persons/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("P1", "P2")),
     ("get", "/api/v1/places", Access::Needs(Permission::ReadRecords), Scoped::List("L1", "L2")),
@@ -758,6 +762,7 @@ fn matrix_body(route: &str, inside: bool) -> Option<Value> {
         "/api/v1/users/{name}/tokens" => Some(json!({"label": "matrix"})),
         "/api/v1/sessions" => Some(json!({"name": "target", "password": "a long enough password"})),
         "/api/v1/trace" => Some(json!({"cases": [if inside { "K1" } else { "K2" }]})),
+        "/api/v1/proposals/decisions" => Some(json!({"ids": [if inside { 2 } else { 1 }], "decision": "confirm"})),
         _ => None,
     }
 }
@@ -776,15 +781,18 @@ fn documented_operations(doc: &Value) -> Vec<(String, String)> {
     out
 }
 
-/// The ids of a page's items (`person@place` for visits).
+/// The ids of a page's items (`person@place` for visits, the contact for proposals).
 fn item_ids(page: &Value) -> Vec<String> {
     page["items"]
         .as_array()
         .unwrap_or_else(|| panic!("a page has items: {page}"))
         .iter()
-        .map(|item| match item["id"].as_str() {
-            Some(id) => id.to_string(),
-            None => format!("{}@{}", item["person_id"].as_str().unwrap(), item["place_id"].as_str().unwrap()),
+        .map(|item| match (item["id"].as_str(), item["contact_id"].as_str()) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(contact)) => contact.to_string(),
+            (None, None) => {
+                format!("{}@{}", item["person_id"].as_str().unwrap(), item["place_id"].as_str().unwrap())
+            }
         })
         .collect()
 }
@@ -816,6 +824,7 @@ fn authorisation_matrix() {
     drop(store);
     let visits = json!({"visits": [visit("P1", "L1", json!(1646208000)), visit("P2", "L2", json!(1646208000))]});
     assert_eq!(server.post_json("/api/v1/visits:batch", &visits).status(), StatusCode::OK);
+    record_k1_and_k2(&server);
 
     for (method, route, access, scoped) in ROUTES {
         let path = match scoped {
@@ -1298,12 +1307,14 @@ fn browser_sessions_sign_in_work_like_tokens_and_sign_out() {
     assert!(cookie.starts_with("chainbreak_session=cbs_"), "{cookie}");
 
     // Every route answers a session as it answers the same user's token.
+    record_k1_and_k2(&server);
     for (method, route, access, _) in ROUTES {
         if *access != Access::Needs(Permission::ReadRecords) && *access != Access::Needs(Permission::IngestData) {
             continue;
         }
         let path = route.replace("{id}", "P1").replace("/places/P1", "/places/L1");
         let path = path.replace("/cases/P1", "/cases/K1").replace("/lab-tests/P1", "/lab-tests/LT1");
+        let path = path.replace("/proposals/P1", "/proposals/2");
         let by_token = server.call(method, &path, Some(&server.tracer), matrix_body(route, true).as_ref()).status();
         let by_cookie = with_cookie(&server, method, &path, &cookie, None).status();
         assert_eq!(by_cookie, by_token, "{method} {path}");
@@ -1426,4 +1437,99 @@ fn tracing_over_http_finds_contacts_with_evidence_and_marks_other_jurisdictions(
         StatusCode::BAD_REQUEST,
     );
     assert_eq!(code, "invalid_argument");
+}
+
+// ---------------------------------------------------------------- contact proposals
+
+/// P1 (case K1) and P2 (case K2) dine together at L1 on 3 March; each case is traced and
+/// recorded apart: proposal 1 is K1's contact P2 (lives in D2), proposal 2 K2's contact P1 (D1).
+fn record_k1_and_k2(server: &TestServer) {
+    let dinner = json!({"visits": [
+        {"person_id": "P1", "place_id": "L1", "t_in": "2022-03-03T12:00:00Z", "t_out": "2022-03-03T13:00:00Z"},
+        {"person_id": "P2", "place_id": "L1", "t_in": "2022-03-03T12:00:00Z", "t_out": "2022-03-03T13:00:00Z"}]});
+    assert_eq!(server.post_json("/api/v1/visits:batch", &dinner).status(), StatusCode::OK);
+    for case in ["K1", "K2"] {
+        let body = json!({"cases": [case], "rule": "venue-overlap", "record": true});
+        let (status, answer) = json_of(server.call("post", "/api/v1/trace", Some(&server.tracer), Some(&body)));
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["recorded"]["proposed"], 1, "{answer}");
+    }
+}
+
+#[test]
+fn proposals_are_recorded_listed_decided_and_recomputed_over_http() {
+    let server = TestServer::start_with(|c| c.recompute_every = None);
+    let tracer = Some(server.tracer.as_str());
+    record_k1_and_k2(&server);
+    // Recording the same result again changes nothing.
+    let body = json!({"cases": ["K1"], "rule": "venue-overlap", "record": true});
+    let (_, answer) = json_of(server.call("post", "/api/v1/trace", tracer, Some(&body)));
+    insta::assert_json_snapshot!("trace_recorded_again", answer["recorded"]);
+
+    let (status, page) = json_of(server.call("get", "/api/v1/proposals?case=K1", tracer, None));
+    assert_eq!(status, StatusCode::OK, "{page}");
+    insta::assert_json_snapshot!("proposals_page", page);
+    let (_, one) = json_of(server.call("get", "/api/v1/proposals/1", tracer, None));
+    assert_eq!(one, page["items"][0]);
+    assert_eq!((one["status"].as_str(), one["contact_id"].as_str()), (Some("proposed"), Some("P2")));
+
+    // Decisions: a rejection needs a reason; a tracer of D1 cannot touch K1's contact P2 (D2).
+    let decide =
+        |token: &str, body: Value| server.call("post", "/api/v1/proposals/decisions", Some(token), Some(&body));
+    let (code, _) =
+        error_of(decide(&server.tracer, json!({"ids": [1], "decision": "reject"})), StatusCode::BAD_REQUEST);
+    assert_eq!(code, "invalid_argument");
+    let (code, location) =
+        error_of(decide(&server.tracer, json!({"ids": [1], "decision": "maybe"})), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!((code.as_str(), &location["json_path"]), ("input.invalid_field", &json!("$.decision")));
+    let mut store = server.store();
+    let d1 = add_user_in(&mut *store, "d1-tracer", Role::Tracer, "D1");
+    drop(store);
+    let (code, _) = error_of(decide(&d1, json!({"ids": [2, 1], "decision": "confirm"})), StatusCode::NOT_FOUND);
+    assert_eq!(code, "not_found");
+    assert_eq!(
+        error_of(server.call("get", "/api/v1/proposals/1", Some(&d1), None), StatusCode::NOT_FOUND).0,
+        "not_found"
+    );
+    let (status, decided) = json_of(decide(&d1, json!({"ids": [2], "decision": "confirm"})));
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    let (status, decided) =
+        json_of(decide(&server.tracer, json!({"ids": [1], "decision": "reject", "reason": "a glass wall between"})));
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    insta::assert_json_snapshot!("proposals_decided", decided);
+    let (_, confirmed) = json_of(server.call("get", "/api/v1/proposals?status=confirmed", tracer, None));
+    assert_eq!(item_ids(&confirmed), ["P1"]);
+    let (_, page) = json_of(server.call("get", "/api/v1/proposals?limit=1", tracer, None));
+    assert_eq!(page["next"], "1");
+    let (_, page) = json_of(server.call("get", "/api/v1/proposals?limit=1&after=1", tracer, None));
+    assert_eq!(item_ids(&page), ["P1"]);
+    for bad in ["/api/v1/proposals?status=maybe", "/api/v1/proposals?after=x", "/api/v1/proposals/x"] {
+        assert_eq!(
+            error_of(server.call("get", bad, tracer, None), StatusCode::BAD_REQUEST).0,
+            "invalid_argument",
+            "{bad}"
+        );
+    }
+    let audit = server.store().audit_records(0, 1000, &Default::default()).unwrap();
+    let reject = audit.iter().find(|r| r.action == "proposal_reject").expect("audited");
+    assert_eq!((reject.actor.as_str(), reject.record.as_str()), ("tracer", "1"));
+    assert_eq!(reject.reason.as_deref(), Some("a glass wall between"));
+
+    // A late visit: they met again. The background recompute after the batch flags the
+    // rejected proposal (its evidence changed) without undoing the rejection.
+    let late = json!({"visits": [
+        {"person_id": "P1", "place_id": "L2", "t_in": "2022-03-04T12:00:00Z", "t_out": "2022-03-04T13:00:00Z"},
+        {"person_id": "P2", "place_id": "L2", "t_in": "2022-03-04T12:00:00Z", "t_out": "2022-03-04T13:00:00Z"}]});
+    assert_eq!(server.post_json("/api/v1/visits:batch", &late).status(), StatusCode::OK);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let one = loop {
+        let (_, one) = json_of(server.call("get", "/api/v1/proposals/1", tracer, None));
+        if one["changed_since_decision"] == true {
+            break one;
+        }
+        assert!(std::time::Instant::now() < deadline, "the recompute did not run: {one}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!((one["status"].as_str(), one["exposures"].as_u64()), (Some("rejected"), Some(2)), "{one}");
+    assert_eq!(one["decision_reason"], "a glass wall between");
 }

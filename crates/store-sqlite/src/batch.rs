@@ -865,6 +865,38 @@ impl Batch for SqliteBatch<'_> {
         self.atomically(|c| crate::access::revoke_token(c, id, at))
     }
 
+    fn proposals_of(&self, index: &chainbreak_store::ProposalIndex) -> Result<Vec<chainbreak_store::Proposal>> {
+        crate::proposals::of_index(&self.tx, index)
+    }
+
+    fn record_proposals(
+        &mut self,
+        record: &chainbreak_store::TraceRecord,
+        rows: &[chainbreak_store::Proposal],
+    ) -> Result<Vec<i64>> {
+        self.atomically(|c| {
+            let ids = crate::proposals::record(c, record, rows)?;
+            for id in &ids {
+                log(c, Entity::Proposal, ChangeOp::Upsert, *id, *id)?;
+            }
+            Ok(ids)
+        })
+    }
+
+    fn decide_proposals(
+        &mut self,
+        ids: &[i64],
+        decision: &chainbreak_store::Decision,
+    ) -> Result<Vec<chainbreak_store::Proposal>> {
+        self.atomically(|c| {
+            let decided = crate::proposals::decide(c, ids, decision)?;
+            for id in ids {
+                log(c, Entity::Proposal, ChangeOp::Upsert, *id, *id)?;
+            }
+            Ok(decided)
+        })
+    }
+
     fn append_audit(&mut self, record: &AuditRecord) -> Result<i64> {
         self.atomically(|c| crate::access::append_audit(c, record))
     }

@@ -7,6 +7,7 @@
 
 mod access;
 mod batch;
+mod proposals;
 mod read;
 mod scope;
 
@@ -15,8 +16,8 @@ use std::path::{Path, PathBuf};
 use chainbreak_core::access::{AuditRecord, TokenInfo, User};
 use chainbreak_core::model::*;
 use chainbreak_store::{
-    AuditFilter, Batch, Change, Entity, Key, Meta, Result, ScanEnd, Scope, Store, StoreError, StoredVisit, VisitQuery,
-    VisitRow,
+    AuditFilter, Batch, Change, Entity, Key, Meta, Proposal, ProposalFilter, Result, ScanEnd, Scope, Store, StoreError,
+    StoredVisit, TraceRecord, VisitQuery, VisitRow,
 };
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -24,7 +25,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 pub use batch::SqliteBatch;
 
 /// Migrations, in order; `PRAGMA user_version` records how many have been applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_0002_access.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("schema.sql"), include_str!("schema_0002_access.sql"), include_str!("schema_0003_proposals.sql")];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -269,6 +271,24 @@ impl Store for SqliteStore {
 
     fn visits_page(&self, scope: &Scope, query: &VisitQuery, after_row: i64, limit: usize) -> Result<Vec<VisitRow>> {
         scope::visits_page(&self.conn, scope, query, after_row, limit)
+    }
+
+    fn proposals_page(
+        &self,
+        scope: &Scope,
+        filter: &ProposalFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Proposal>> {
+        proposals::page(&self.conn, scope, filter, after, limit)
+    }
+
+    fn proposal(&self, id: i64) -> Result<Option<Proposal>> {
+        proposals::by_id(&self.conn, id)
+    }
+
+    fn trace_records(&self) -> Result<Vec<TraceRecord>> {
+        proposals::trace_records(&self.conn)
     }
 
     fn in_scope(&self, scope: &Scope, entity: Entity, ids: &[&str]) -> Result<Vec<bool>> {

@@ -30,6 +30,7 @@ pub(crate) fn table_of(entity: Entity) -> &'static str {
         Entity::GoodsBatch => "goods_batches",
         Entity::GoodsHop => "goods_hops",
         Entity::Sentinel => "sentinel",
+        Entity::Proposal => "proposals",
     }
 }
 

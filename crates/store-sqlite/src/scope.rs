@@ -20,16 +20,16 @@ use crate::read::{
 
 /// The subtree (`sub`) of the area `:area` and the places in it (`subplaces`); both empty when
 /// `:area` is NULL (the scope is everything, and predicates test `:area IS NULL` first).
-const SCOPE_CTE: &str = "WITH RECURSIVE
+pub(crate) const SCOPE_CTE: &str = "WITH RECURSIVE
   sub(k) AS (SELECT key FROM areas WHERE id = :area UNION SELECT a.key FROM areas a JOIN sub ON a.parent = sub.k),
   subplaces(k) AS (SELECT key FROM places WHERE area IN sub)";
 
 /// A person (alias `x`) lies in the scope by their residence.
-fn person_inside(person_key: &str) -> String {
+pub(crate) fn person_inside(person_key: &str) -> String {
     format!("EXISTS (SELECT 1 FROM persons x WHERE x.key = {person_key} AND x.residence IN subplaces)")
 }
 
-fn area_param(scope: &Scope) -> Value {
+pub(crate) fn area_param(scope: &Scope) -> Value {
     match scope {
         Scope::All => Value::Null,
         Scope::Within(area) => Value::Text(area.clone()),

@@ -12,7 +12,10 @@ use jiff::Timestamp;
 
 use chainbreak_core::access::{AuditRecord, Role, User};
 
-use crate::{AuditFilter, ChangeOp, Entity, KeyedVisit, Scope, Store, StoreError, VisitQuery};
+use crate::{
+    AuditFilter, ChangeOp, Decision, Entity, KeyedVisit, Proposal, ProposalFilter, ProposalIndex, ProposalStatus,
+    Scope, Store, StoreError, TraceRecord, VisitQuery,
+};
 
 /// Generates one `#[test]` per conformance check.
 #[macro_export]
@@ -24,7 +27,8 @@ macro_rules! conformance_tests {
             change_feed_is_monotone, merge_and_unmerge_with_history, registration_by_id_is_idempotent,
             area_levels_are_data_and_order_the_hierarchy, case_classification_history,
             accounts_and_tokens, audit_is_appended_and_filtered, scoped_reads_follow_the_area_tree,
-            purge_deletes_old_location_data_and_logs_each_run);
+            purge_deletes_old_location_data_and_logs_each_run, proposals_are_recorded_by_index_atomically,
+            proposals_are_decided_all_or_nothing, proposals_are_listed_by_case_status_and_scope);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -780,4 +784,228 @@ pub fn purge_deletes_old_location_data_and_logs_each_run(store: &mut dyn Store) 
     assert_eq!(b.purge_before(Entity::Visit, t(1000)).unwrap(), 0);
     b.commit().unwrap();
     assert_eq!(store.last_seq().unwrap(), seq);
+}
+
+fn case_index(case: &str, person: &str) -> ProposalIndex {
+    ProposalIndex { case_id: Some(case.into()), person_id: person.into() }
+}
+
+fn trace_record(index: &ProposalIndex, digest: &str, seq: u64) -> TraceRecord {
+    TraceRecord {
+        index: index.clone(),
+        from: t(0),
+        request: r#"{"rule":"profile"}"#.into(),
+        digest: digest.into(),
+        seq,
+        recorded_at: t(100),
+    }
+}
+
+fn proposal(index: &ProposalIndex, contact: &str, category: &str, evidence: &str) -> Proposal {
+    Proposal {
+        id: 0,
+        index: index.clone(),
+        contact_id: contact.into(),
+        category: category.into(),
+        tier: if category == "secondary" { 2 } else { 1 },
+        first_exposure: t(10),
+        last_exposure: t(20),
+        exposures: 2,
+        evidence: evidence.into(),
+        evidence_digest: format!("digest of {evidence}"),
+        needs_confirmation: false,
+        in_result: true,
+        status: ProposalStatus::Proposed,
+        decided_by: None,
+        decided_at: None,
+        decision_reason: None,
+        changed_since_decision: false,
+        created_at: t(100),
+        updated_at: t(100),
+    }
+}
+
+/// The seed, a second district with P4 living there, and cases C1 (P1) and C4 (P4).
+fn seed_cases(store: &mut dyn Store) {
+    seed(store);
+    let mut b = store.begin(t(1)).unwrap();
+    b.put_areas(&[area("D2", "district", None)]).unwrap();
+    b.put_places(&[place("H2", PlaceKind::Residence, Some("D2"))]).unwrap();
+    b.put_persons(&[person("P4", Some("H2"))]).unwrap();
+    b.put_cases(&[simple_case("C1", "P1"), simple_case("C4", "P4")]).unwrap();
+    b.commit().unwrap();
+}
+
+pub fn proposals_are_recorded_by_index_atomically(store: &mut dyn Store) {
+    seed_cases(store);
+    let c1 = case_index("C1", "P1");
+    let before = store.last_seq().unwrap();
+    let mut b = store.begin(t(100)).unwrap();
+    assert!(b.proposals_of(&c1).unwrap().is_empty());
+    let ids = b
+        .record_proposals(
+            &trace_record(&c1, "d1", 7),
+            &[
+                proposal(&c1, "P2", "close", "[1]"),
+                proposal(&c1, "P4", "close", "[2]"),
+                proposal(&c1, "P4", "secondary", "[3]"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(b.proposals_of(&c1).unwrap().len(), 3, "a batch sees its own writes");
+    b.commit().unwrap();
+    let changes = store.changes_since(before, 100).unwrap();
+    let logged: Vec<i64> = changes.iter().filter(|c| c.entity == Entity::Proposal).map(|c| c.key_from).collect();
+    assert_eq!(logged, ids, "each written proposal is in the change feed");
+
+    let p = store.proposal(ids[0]).unwrap().unwrap();
+    assert_eq!(p, Proposal { id: ids[0], ..proposal(&c1, "P2", "close", "[1]") }, "everything round-trips");
+    assert_eq!(store.proposal(999_999).unwrap(), None);
+    let records = store.trace_records().unwrap();
+    assert_eq!(records, [trace_record(&c1, "d1", 7)]);
+
+    // The same index, contact and category is the same proposal: replaced, id and created_at kept.
+    let mut again = proposal(&c1, "P2", "close", "[1, 4]");
+    again.status = ProposalStatus::Confirmed;
+    again.decided_by = Some("li".into());
+    again.decided_at = Some(t(150));
+    again.decision_reason = Some("seen".into());
+    again.changed_since_decision = true;
+    again.created_at = t(200);
+    again.updated_at = t(200);
+    let mut b = store.begin(t(200)).unwrap();
+    let ids2 = b.record_proposals(&trace_record(&c1, "d2", 9), std::slice::from_ref(&again)).unwrap();
+    b.commit().unwrap();
+    assert_eq!(ids2, [ids[0]]);
+    let p = store.proposal(ids[0]).unwrap().unwrap();
+    assert_eq!(p, Proposal { id: ids[0], created_at: t(100), ..again.clone() });
+    assert_eq!(store.trace_records().unwrap(), [trace_record(&c1, "d2", 9)], "one record per index");
+
+    // A person index is another index than the case of the same person.
+    let by_person = ProposalIndex { case_id: None, person_id: "P1".into() };
+    let mut b = store.begin(t(300)).unwrap();
+    b.record_proposals(&trace_record(&by_person, "d3", 9), &[proposal(&by_person, "P2", "close", "[]")]).unwrap();
+    // All or nothing: a row of another index, or an unknown contact, and nothing of the call is written.
+    let err = b
+        .record_proposals(
+            &trace_record(&c1, "d4", 10),
+            &[proposal(&c1, "P3", "close", "[]"), proposal(&by_person, "P3", "close", "[]")],
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { index: 1, .. }), "{err:?}");
+    let err = b.record_proposals(&trace_record(&c1, "d4", 10), &[proposal(&c1, "NOBODY", "close", "[]")]).unwrap_err();
+    assert!(matches!(err, StoreError::UnknownReference { field: "contact_id", .. }), "{err:?}");
+    let err = b.record_proposals(&trace_record(&case_index("C404", "P1"), "d", 1), &[]).unwrap_err();
+    assert!(matches!(err, StoreError::UnknownReference { field: "case_id", .. }), "{err:?}");
+    b.commit().unwrap();
+    assert_eq!(store.proposals_page(&Scope::All, &ProposalFilter::default(), 0, 100).unwrap().len(), 4);
+    let records = store.trace_records().unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().any(|r| r.index == c1 && r.digest == "d2"), "the failed calls changed nothing");
+
+    // A dropped batch leaves the proposals as they were.
+    {
+        let mut b = store.begin(t(400)).unwrap();
+        b.record_proposals(&trace_record(&c1, "d5", 11), &[proposal(&c1, "P3", "close", "[]")]).unwrap();
+    }
+    assert_eq!(store.proposals_page(&Scope::All, &ProposalFilter::default(), 0, 100).unwrap().len(), 4);
+}
+
+pub fn proposals_are_decided_all_or_nothing(store: &mut dyn Store) {
+    seed_cases(store);
+    let c1 = case_index("C1", "P1");
+    let mut b = store.begin(t(100)).unwrap();
+    let mut withdrawn = proposal(&c1, "P3", "close", "[]");
+    withdrawn.status = ProposalStatus::Withdrawn;
+    withdrawn.in_result = false;
+    let ids = b
+        .record_proposals(
+            &trace_record(&c1, "d", 1),
+            &[proposal(&c1, "P2", "close", "[]"), proposal(&c1, "P4", "close", "[]"), withdrawn],
+        )
+        .unwrap();
+    b.commit().unwrap();
+    let decision = |status, reason: Option<&str>| Decision {
+        status,
+        actor: "li".into(),
+        reason: reason.map(Into::into),
+        at: t(500),
+    };
+    let before = store.last_seq().unwrap();
+    let mut b = store.begin(t(500)).unwrap();
+    let err = b.decide_proposals(&[ids[0], 999_999], &decision(ProposalStatus::Confirmed, None)).unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    let err = b.decide_proposals(&[ids[0], ids[2]], &decision(ProposalStatus::Confirmed, None)).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { index: 1, .. }), "a withdrawn proposal is not decided: {err:?}");
+    let err = b.decide_proposals(&[ids[0]], &decision(ProposalStatus::Withdrawn, None)).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    assert_eq!(store_status(&*b, &c1, ids[0]), ProposalStatus::Proposed, "the failed calls wrote nothing");
+    let done = b.decide_proposals(&[ids[0]], &decision(ProposalStatus::Confirmed, None)).unwrap();
+    assert_eq!(done[0].status, ProposalStatus::Confirmed);
+    let done = b.decide_proposals(&[ids[1]], &decision(ProposalStatus::Rejected, Some("not there"))).unwrap();
+    assert_eq!(done[0].decision_reason.as_deref(), Some("not there"));
+    b.commit().unwrap();
+    let p = store.proposal(ids[1]).unwrap().unwrap();
+    assert_eq!(
+        (p.status, p.decided_by.as_deref(), p.decided_at, p.updated_at, p.changed_since_decision),
+        (ProposalStatus::Rejected, Some("li"), Some(t(500)), t(500), false)
+    );
+    let logged: Vec<i64> = store
+        .changes_since(before, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.entity == Entity::Proposal)
+        .map(|c| c.key_from)
+        .collect();
+    assert_eq!(logged, [ids[0], ids[1]]);
+}
+
+fn store_status(b: &dyn crate::Batch, index: &ProposalIndex, id: i64) -> ProposalStatus {
+    b.proposals_of(index).unwrap().into_iter().find(|p| p.id == id).expect("there").status
+}
+
+pub fn proposals_are_listed_by_case_status_and_scope(store: &mut dyn Store) {
+    seed_cases(store);
+    let (c1, c4) = (case_index("C1", "P1"), case_index("C4", "P4"));
+    let mut b = store.begin(t(100)).unwrap();
+    // P2 lives in B1 (inside D1), P3 nowhere, P4 in D2.
+    let a = b
+        .record_proposals(
+            &trace_record(&c1, "d", 1),
+            &[
+                proposal(&c1, "P2", "close", "[]"),
+                proposal(&c1, "P3", "close", "[]"),
+                proposal(&c1, "P4", "close", "[]"),
+            ],
+        )
+        .unwrap();
+    let c = b.record_proposals(&trace_record(&c4, "d", 1), &[proposal(&c4, "P2", "secondary", "[]")]).unwrap();
+    b.decide_proposals(
+        &[a[1]],
+        &Decision { status: ProposalStatus::Confirmed, actor: "li".into(), reason: None, at: t(101) },
+    )
+    .unwrap();
+    b.commit().unwrap();
+    let ids = |scope: &Scope, filter: &ProposalFilter, after: i64, limit: usize| -> Vec<i64> {
+        store.proposals_page(scope, filter, after, limit).unwrap().into_iter().map(|p| p.id).collect()
+    };
+    let all = ProposalFilter::default();
+    assert_eq!(ids(&Scope::All, &all, 0, 100), [a[0], a[1], a[2], c[0]]);
+    let of_c1 = ProposalFilter { case_id: Some("C1".into()), ..Default::default() };
+    assert_eq!(ids(&Scope::All, &of_c1, 0, 100), a);
+    let confirmed = ProposalFilter { status: Some(ProposalStatus::Confirmed), ..Default::default() };
+    assert_eq!(ids(&Scope::All, &confirmed, 0, 100), [a[1]]);
+    let proposed_c4 = ProposalFilter { case_id: Some("C4".into()), status: Some(ProposalStatus::Proposed) };
+    assert_eq!(ids(&Scope::All, &proposed_c4, 0, 100), c);
+    let unknown = ProposalFilter { case_id: Some("C404".into()), ..Default::default() };
+    assert!(ids(&Scope::All, &unknown, 0, 100).is_empty());
+    // Keyset pages by id.
+    assert_eq!(ids(&Scope::All, &all, 0, 2), [a[0], a[1]]);
+    assert_eq!(ids(&Scope::All, &all, a[1], 2), [a[2], c[0]]);
+    // A proposal lies where its contact lives, whoever the index case is.
+    assert_eq!(ids(&Scope::Within("D1".into()), &all, 0, 100), [a[0], c[0]]);
+    assert_eq!(ids(&Scope::Within("B1".into()), &all, 0, 100), [a[0], c[0]]);
+    assert_eq!(ids(&Scope::Within("D2".into()), &all, 0, 100), [a[2]]);
+    assert!(ids(&Scope::Within("NOWHERE".into()), &all, 0, 100).is_empty());
 }

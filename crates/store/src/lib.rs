@@ -111,9 +111,104 @@ chainbreak_core::vocabulary!(
         Area = "area", Unit = "unit", Place = "place", Person = "person", Identifier = "identifier",
         Staff = "staff", Group = "group", Membership = "membership", Visit = "visit", Trip = "trip",
         Passenger = "passenger", Ping = "ping", Case = "case", LabTest = "lab_test", Arrival = "arrival",
-        GoodsBatch = "goods_batch", GoodsHop = "goods_hop", Sentinel = "sentinel"
+        GoodsBatch = "goods_batch", GoodsHop = "goods_hop", Sentinel = "sentinel", Proposal = "proposal"
     }
 );
+
+chainbreak_core::vocabulary!(
+    /// Where a contact proposal stands (DESIGN.md §4a: the engine proposes, people decide).
+    ProposalStatus {
+        /// Found by the engine, waiting for a person.
+        Proposed = "proposed",
+        /// A person confirmed it.
+        Confirmed = "confirmed",
+        /// A person rejected it, with a reason.
+        Rejected = "rejected",
+        /// No longer in the trace result before anyone decided it.
+        Withdrawn = "withdrawn"
+    }
+);
+
+/// What a contact proposal hangs on: the index case, or the index person when traced by person
+/// (then `case_id` is absent). Two proposals with the same index, contact and category are one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ProposalIndex {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
+    /// The index person (the case's person when traced by case).
+    #[serde(rename = "index_person_id")]
+    pub person_id: String,
+}
+
+/// A contact proposal: the engine's finding that `person_id` is a contact of `category` of an
+/// index case, with the evidence, and what people decided about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Proposal {
+    /// Assigned by the store (ignored when written).
+    pub id: i64,
+    #[serde(flatten)]
+    pub index: ProposalIndex,
+    /// The contact.
+    pub contact_id: String,
+    /// `close`, `co_exposed`, `secondary`, ... (as the trace report's tiers).
+    pub category: String,
+    pub tier: u8,
+    pub first_exposure: Timestamp,
+    pub last_exposure: Timestamp,
+    pub exposures: u64,
+    /// The evidence as JSON text (an array; its shape belongs to the application layer, so
+    /// that new fields need no new columns).
+    #[serde(skip)]
+    pub evidence: String,
+    /// A digest of the evidence, to tell whether it changed.
+    #[serde(skip)]
+    pub evidence_digest: String,
+    /// Some piece of evidence needs a person to confirm what the data cannot decide.
+    pub needs_confirmation: bool,
+    /// The contact is in the latest trace result.
+    pub in_result: bool,
+    pub status: ProposalStatus,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<Timestamp>,
+    pub decision_reason: Option<String>,
+    /// The evidence changed, or the contact left the result, after a person decided.
+    pub changed_since_decision: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The trace request an index case's proposals were recorded from, to run again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TraceRecord {
+    pub index: ProposalIndex,
+    /// The start of the index's window when recorded.
+    pub from: Timestamp,
+    /// The request as JSON text (its shape belongs to the application layer).
+    pub request: String,
+    /// A digest of the index's proposals as recorded.
+    pub digest: String,
+    /// The change `seq` the trace was current to.
+    pub seq: u64,
+    pub recorded_at: Timestamp,
+}
+
+/// Which proposals a page holds (every given field must match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProposalFilter {
+    /// Proposals of this index case.
+    pub case_id: Option<String>,
+    pub status: Option<ProposalStatus>,
+}
+
+/// A person's decision on proposals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// [`ProposalStatus::Confirmed`] or [`ProposalStatus::Rejected`].
+    pub status: ProposalStatus,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub at: Timestamp,
+}
 
 /// A stored visit with its row id (the change feed's unit for visits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -282,6 +377,14 @@ pub trait Store: Send {
     /// Up to `limit` visits in `scope` matching `query` with row id greater than `after_row`,
     /// by row id. Persons are as recorded.
     fn visits_page(&self, scope: &Scope, query: &VisitQuery, after_row: i64, limit: usize) -> Result<Vec<VisitRow>>;
+    /// Up to `limit` contact proposals in `scope` (a proposal lies where its contact lives)
+    /// matching `filter`, with id greater than `after`, by id.
+    fn proposals_page(&self, scope: &Scope, filter: &ProposalFilter, after: i64, limit: usize)
+    -> Result<Vec<Proposal>>;
+    /// One contact proposal.
+    fn proposal(&self, id: i64) -> Result<Option<Proposal>>;
+    /// Every recorded trace request, one per index case or person.
+    fn trace_records(&self) -> Result<Vec<TraceRecord>>;
     /// Whether each record of `entity` (area, place, person, case or lab test) named by `ids`
     /// lies in `scope`; an unknown id lies nowhere (but everything is in [`Scope::All`]).
     fn in_scope(&self, scope: &Scope, entity: Entity, ids: &[&str]) -> Result<Vec<bool>>;
@@ -378,6 +481,17 @@ pub trait Batch {
     /// change feed as one `Delete` change (`key_from..=key_to`), so that engines holding the rows
     /// in memory drop them. Returns how many rows were deleted.
     fn purge_before(&mut self, entity: Entity, before: Timestamp) -> Result<u64>;
+    /// The proposals of one index, as seen inside this batch.
+    fn proposals_of(&self, index: &ProposalIndex) -> Result<Vec<Proposal>>;
+    /// Writes the proposals of one index and the request they came from, all or nothing:
+    /// each row is inserted, or replaces the one with the same index, contact and category
+    /// (its `id` and `created_at` are kept). Every row's index must be `record.index`.
+    /// Each written proposal is an `Upsert` change of [`Entity::Proposal`]. Returns the ids.
+    fn record_proposals(&mut self, record: &TraceRecord, rows: &[Proposal]) -> Result<Vec<i64>>;
+    /// Records a person's decision on proposals, all or nothing: a missing id is
+    /// [`StoreError::NotFound`], a withdrawn proposal [`StoreError::Invalid`]. Clears
+    /// `changed_since_decision`. Returns the proposals as decided.
+    fn decide_proposals(&mut self, ids: &[i64], decision: &Decision) -> Result<Vec<Proposal>>;
     /// Appends an audit record (its `seq` is assigned); audit records are never changed.
     fn append_audit(&mut self, record: &AuditRecord) -> Result<i64>;
 
