@@ -15,6 +15,7 @@ use chainbreak_store::Store;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod contacts;
+mod episodes;
 mod simulate;
 mod trace;
 
@@ -116,6 +117,20 @@ enum Command {
         db: Option<PathBuf>,
         #[command(subcommand)]
         command: contacts::ContactsCommand,
+    },
+    /// Closed-loop management: measure episodes (list, show, open, transition; audited).
+    Episodes {
+        #[arg(long, env = "CHAINBREAK_DB", global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: episodes::EpisodesCommand,
+    },
+    /// Quarantine facilities: rooms, occupancy and forecast, disinfection.
+    Facilities {
+        #[arg(long, env = "CHAINBREAK_DB", global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: episodes::FacilitiesCommand,
     },
     /// The deployment's pseudonymisation key.
     Key {
@@ -502,6 +517,14 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
         Command::Contacts { db, command } => {
             let db = db.context("--db (or CHAINBREAK_DB) is required")?;
             contacts::run(&db, command, clock)?;
+        }
+        Command::Episodes { db, command } => {
+            let db = db.context("--db (or CHAINBREAK_DB) is required")?;
+            episodes::run(&db, command, clock)?;
+        }
+        Command::Facilities { db, command } => {
+            let db = db.context("--db (or CHAINBREAK_DB) is required")?;
+            episodes::run_facilities(&db, command, clock)?;
         }
         Command::Key { command: KeyCommand::Generate { file } } => {
             chainbreak_app::pseudonym::generate_key_file(&file)?;
