@@ -117,7 +117,15 @@ fn row(id: &str, ep: &Episode, rules: &Rules, opened_at: Timestamp, at: Timestam
 pub enum Request {
     /// Open an episode (or add the reason to the person's open one of the category);
     /// `confirmed`: opened by a person's decision, confirmed at once (DESIGN.md §4a).
-    Open { person: String, category: Category, reason: Reason, owner: String, confirmed: bool },
+    Open {
+        /// The new episode's id (default `EP-{person}-{category}-{unix time}`).
+        id: Option<String>,
+        person: String,
+        category: Category,
+        reason: Reason,
+        owner: String,
+        confirmed: bool,
+    },
     /// Any other action on an episode. A transfer with an empty room takes the first room the
     /// facility's rules allow.
     Act { episode: String, action: Action },
@@ -240,14 +248,14 @@ pub fn transition(
                             AppError::NotFound(format!("episode `{episode}` not found in your jurisdiction"))
                         }
                         Request::Open { .. } => {
-                            AppError::Forbidden(format!("person `{person}` lives outside your jurisdiction"))
+                            AppError::NotFound(format!("person `{person}` not found in your jurisdiction"))
                         }
                     });
                 }
             }
             let rules = rules(dep);
             let (id, event, effects) = match req {
-                Request::Open { person, category, reason, owner, confirmed } => {
+                Request::Open { id: wanted, person, category, reason, owner, confirmed } => {
                     if dep.store.person(person)?.is_none() {
                         return Err(AppError::NotFound(format!("person `{person}` is not registered")));
                     }
@@ -263,7 +271,13 @@ pub fn transition(
                         },
                         note: actor.reason.clone(),
                     };
-                    let new_id = format!("EP-{person}-{}-{}", category.as_str(), at.as_second());
+                    let new_id = match wanted {
+                        Some(id) if id.trim().is_empty() || id.len() > 128 => {
+                            return Err(refused("an episode id is 1 to 128 characters".into()));
+                        }
+                        Some(id) => id.clone(),
+                        None => format!("EP-{person}-{}-{}", category.as_str(), at.as_second()),
+                    };
                     let (id, applied) =
                         work.registry.open_or_add(&new_id, &open, &rules).map_err(|why| refused(why.to_string()))?;
                     if id == new_id {

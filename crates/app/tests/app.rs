@@ -1480,6 +1480,7 @@ mod closed_loop {
 
     fn open(person: &str, exposure: &str) -> Request {
         Request::Open {
+            id: None,
             person: person.into(),
             category: Category::Close,
             reason: Reason { source: "K1".into(), via: None, at: exposure.parse().unwrap() },
