@@ -66,9 +66,12 @@ impl ClosedLoop {
         let mut bad = None;
         let registry = &mut self.registry;
         self.seq = store.scan_episode_events(self.seq, &mut |batch| {
-            for e in batch {
+            // Reading the JSON is the cost of a restart: in parallel; applying, in order.
+            use rayon::prelude::*;
+            let parsed: Vec<Result<Event, AppError>> = batch.par_iter().map(stored).collect();
+            for (e, event) in batch.iter().zip(parsed) {
                 n += 1;
-                let applied = stored(e).and_then(|event| {
+                let applied = event.and_then(|event| {
                     registry.replay(&e.episode_id, &event, rules).map_err(|why| AppError::InvalidArgument {
                         argument: "episode_events",
                         message: format!("event {} of episode `{}` no longer applies: {why}", e.seq, e.episode_id),
@@ -94,8 +97,16 @@ impl ClosedLoop {
     }
 }
 
+/// Rebuilds the deployment's episodes from the stored events (what a restart does), and says
+/// how long it took.
+pub fn load(dep: &mut Deployment) -> Result<LoadStats, AppError> {
+    let (lp, stats) = ClosedLoop::load(&*dep.store, &rules(dep))?;
+    dep.closed_loop = Some(lp);
+    Ok(stats)
+}
+
 /// The episode row for the store's lists.
-fn row(id: &str, ep: &Episode, rules: &Rules, opened_at: Timestamp, at: Timestamp) -> EpisodeRow {
+fn row(id: &str, ep: &Episode, rules: &Rules, at: Timestamp) -> EpisodeRow {
     let in_room = matches!(ep.state, EpisodeState::Transferred | EpisodeState::InMeasure | EpisodeState::Extended);
     EpisodeRow {
         id: id.to_string(),
@@ -106,7 +117,7 @@ fn row(id: &str, ep: &Episode, rules: &Rules, opened_at: Timestamp, at: Timestam
         deadline: ep.deadline(rules),
         facility_id: ep.facility.as_ref().filter(|_| in_room).map(|f| f.0.clone()),
         room_id: ep.facility.as_ref().filter(|_| in_room).map(|f| f.1.clone()),
-        opened_at,
+        opened_at: ep.opened,
         updated_at: at,
         events: ep.events as u32,
     }
@@ -217,11 +228,11 @@ pub fn transition(
     lp.registry.begin();
     let result = (|| {
         let work = &mut lp;
-        let mut rooms = facilities(dep, work)?;
+        // Rooms are read only when a transition moves someone into or out of one.
+        let mut rooms: Option<BTreeMap<String, Facility>> = None;
         let mut events: Vec<(String, Event)> = Vec::new();
         let mut room_states: BTreeMap<(String, String), &'static str> = BTreeMap::new();
         let mut outcomes = Vec::new();
-        let mut opened_at: BTreeMap<String, Timestamp> = BTreeMap::new();
         for (i, req) in requests.iter().enumerate() {
             let refused =
                 |why: String| AppError::InvalidArgument { argument: "transition", message: format!("[{i}] {why}") };
@@ -280,9 +291,6 @@ pub fn transition(
                     };
                     let (id, applied) =
                         work.registry.open_or_add(&new_id, &open, &rules).map_err(|why| refused(why.to_string()))?;
-                    if id == new_id {
-                        opened_at.insert(id.clone(), at);
-                    }
                     events.push((id.clone(), applied));
                     if *confirmed && work.registry.episodes[&id].state == EpisodeState::Proposed {
                         let confirm = Event { at, actor: actor.name.clone(), action: Action::Confirm, note: None };
@@ -297,8 +305,14 @@ pub fn transition(
                     let was_in = ep.facility.clone().filter(|_| {
                         matches!(ep.state, EpisodeState::Transferred | EpisodeState::InMeasure | EpisodeState::Extended)
                     });
+                    if (matches!(action, Action::Transfer { .. }) || was_in.is_some()) && rooms.is_none() {
+                        rooms = Some(facilities(dep, work)?);
+                    }
+                    let ep = &work.registry.episodes[episode];
                     if let Action::Transfer { facility, room } = &mut action {
                         let f = rooms
+                            .as_mut()
+                            .expect("read above")
                             .get_mut(facility.as_str())
                             .ok_or_else(|| AppError::NotFound(format!("facility `{facility}` not found")))?;
                         let who = Occupant {
@@ -336,7 +350,7 @@ pub fn transition(
                         EpisodeState::Transferred | EpisodeState::InMeasure | EpisodeState::Extended
                     );
                     if let (Some((fid, rid)), false) = (was_in, still_in)
-                        && let Some(f) = rooms.get_mut(&fid)
+                        && let Some(f) = rooms.as_mut().and_then(|r| r.get_mut(&fid))
                         && let Ok(room) = f.leave(episode)
                     {
                         let state = if f.rooms[&room].occupants.is_empty() { "to_disinfect" } else { "occupied" };
@@ -377,12 +391,7 @@ pub fn transition(
             .collect();
         let mut rows = Vec::new();
         for id in events.iter().map(|(id, _)| id).collect::<std::collections::BTreeSet<_>>() {
-            let ep = &work.registry.episodes[id];
-            let opened = match opened_at.get(id) {
-                Some(t) => *t,
-                None => dep.store.episode(id)?.map_or(at, |r| r.opened_at),
-            };
-            rows.push(row(id, ep, &rules, opened, at));
+            rows.push(row(id, &work.registry.episodes[id], &rules, at));
         }
         let mut batch = dep.store.begin(at)?;
         batch.append_episode_events(&stored_events, &rows)?;

@@ -184,6 +184,8 @@ pub struct Episode {
     pub category: Category,
     pub plan: MeasurePlan,
     pub state: EpisodeState,
+    /// When it was opened.
+    pub opened: Timestamp,
     /// When the current state was entered.
     pub entered: Timestamp,
     pub confirmed: Option<Timestamp>,
@@ -256,6 +258,7 @@ impl Episode {
             category: *category,
             plan: plan.clone(),
             state: EpisodeState::Proposed,
+            opened: event.at,
             entered: event.at,
             confirmed: None,
             reasons: vec![reason.clone()],
