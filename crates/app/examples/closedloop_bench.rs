@@ -54,6 +54,7 @@ fn main() -> anyhow::Result<()> {
                 id: Some(format!("E{i:07}")),
                 person: format!("P{i:07}"),
                 category: Category::Secondary,
+                plan: None,
                 reason: Reason { source: "K1".into(), via: Some("C1".into()), at: exposure },
                 owner: "U1".into(),
                 confirmed: true,

@@ -133,6 +133,8 @@ pub enum Request {
         id: Option<String>,
         person: String,
         category: Category,
+        /// The measure (default: the profile's for the category).
+        plan: Option<chainbreak_core::profile::MeasurePlan>,
         reason: Reason,
         owner: String,
         confirmed: bool,
@@ -266,7 +268,7 @@ pub fn transition(
             }
             let rules = rules(dep);
             let (id, event, effects) = match req {
-                Request::Open { id: wanted, person, category, reason, owner, confirmed } => {
+                Request::Open { id: wanted, person, category, plan, reason, owner, confirmed } => {
                     if dep.store.person(person)?.is_none() {
                         return Err(AppError::NotFound(format!("person `{person}` is not registered")));
                     }
@@ -276,7 +278,10 @@ pub fn transition(
                         action: Action::Open {
                             person: person.clone(),
                             category: *category,
-                            plan: plan_of(dep, *category)?,
+                            plan: match plan {
+                                Some(p) => p.clone(),
+                                None => plan_of(dep, *category)?,
+                            },
                             reason: reason.clone(),
                             owner: owner.clone(),
                         },
@@ -620,4 +625,62 @@ pub fn facility_views(dep: &mut Deployment, days: u32) -> Result<Vec<FacilityVie
     });
     dep.closed_loop = Some(lp);
     result
+}
+
+/// What proposing measures for arrivals did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ArrivalProposals {
+    /// New episodes, proposed for a person to confirm.
+    pub proposed: usize,
+    /// Arrivals of persons with an open arrival episode: the reason was added to it.
+    pub added: usize,
+    /// Arrivals whose origin has no measure in the profile.
+    pub without_measure: usize,
+}
+
+/// Proposes for each arrival the profile's measure for its origin's risk (DESIGN.md §4
+/// "arrivals"), owned by `owner`, all or nothing.
+pub fn propose_arrivals(
+    dep: &mut Deployment,
+    actor: &Actor,
+    arrivals: &[chainbreak_core::model::Arrival],
+    owner: &str,
+) -> Result<ArrivalProposals, AppError> {
+    let mut report = ArrivalProposals::default();
+    let mut requests = Vec::new();
+    for a in arrivals {
+        match chainbreak_closedloop::arrival_proposal(&dep.profile, a, owner) {
+            Some(Action::Open { person, category, plan, reason, owner }) => requests.push(Request::Open {
+                id: None,
+                person,
+                category,
+                plan: Some(plan),
+                reason,
+                owner,
+                confirmed: false,
+            }),
+            _ => report.without_measure += 1,
+        }
+    }
+    if requests.is_empty() {
+        return Ok(report);
+    }
+    let before: std::collections::BTreeSet<String> = {
+        let mut lp = dep.closed_loop.take().unwrap_or_default();
+        let caught = lp.catch_up(&*dep.store, &rules(dep));
+        let ids = lp.registry.episodes.keys().cloned().collect();
+        dep.closed_loop = Some(lp);
+        caught?;
+        ids
+    };
+    let done = transition(dep, actor, None, &requests)?;
+    let mut new = std::collections::BTreeSet::new();
+    for o in done {
+        if !before.contains(&o.episode_id) && new.insert(o.episode_id) {
+            report.proposed += 1;
+        } else {
+            report.added += 1;
+        }
+    }
+    Ok(report)
 }

@@ -1483,6 +1483,7 @@ mod closed_loop {
             id: None,
             person: person.into(),
             category: Category::Close,
+            plan: None,
             reason: Reason { source: "K1".into(), via: None, at: exposure.parse().unwrap() },
             owner: "U1".into(),
             confirmed: true,

@@ -197,7 +197,7 @@ pub(crate) fn run(db: &Path, command: EpisodesCommand, clock: Arc<dyn Clock>) ->
                 .ok_or_else(|| bad("--category", format!("`{category}` is not one of {}", Category::expected())))?;
             let reason = Reason { source, via, at: instant("--exposure", &exposure)? };
             let actor = crate::cli_actor(actor, "chainbreak episodes open");
-            let request = Request::Open { id: None, person, category, reason, owner, confirmed: true };
+            let request = Request::Open { id: None, person, category, plan: None, reason, owner, confirmed: true };
             let done = episodes::transition(&mut dep, &actor, None, &[request])?;
             writeln!(out, "{}", serde_json::to_string(&done[0])?)?;
         }

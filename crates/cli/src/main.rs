@@ -82,6 +82,9 @@ enum Command {
         /// pseudonymous ids); never stored in the database.
         #[arg(long, env = "CHAINBREAK_PSEUDONYM_KEY_FILE")]
         pseudonym_key_file: Option<PathBuf>,
+        /// Arrivals: the unit that owns the measures proposed for them.
+        #[arg(long, default_value = "intake")]
+        owner_unit: String,
     },
     /// Serve the API on 127.0.0.1.
     Serve {
@@ -467,6 +470,7 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             rejects,
             json,
             pseudonym_key_file,
+            owner_unit,
         } => {
             let pseudonymizer = pseudonym_key_file.as_deref().map(Pseudonymizer::from_key_file).transpose()?;
             let mut store = chainbreak_app::open(&db)?;
@@ -479,6 +483,14 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                 store.checkpoint()?;
                 tracing::debug!(seconds = started.elapsed().as_secs_f64(), "checkpointed");
             }
+            // Arrivals: the profile's measure for each origin, proposed for a person to confirm.
+            let proposals = if kind == Kind::Arrivals && !report.arrivals.is_empty() {
+                let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock.clone())?;
+                let actor = cli_actor(None, "import arrivals");
+                Some(chainbreak_app::episodes::propose_arrivals(&mut dep, &actor, &report.arrivals, &owner_unit)?)
+            } else {
+                None
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -495,6 +507,12 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                     report.registered_persons,
                     report.registered_places
                 );
+                if let Some(p) = proposals {
+                    println!(
+                        "arrivals: {} measures proposed, {} added to open episodes, {} without a measure for their origin",
+                        p.proposed, p.added, p.without_measure
+                    );
+                }
             }
         }
         Command::Purge { db, actor, json } => {

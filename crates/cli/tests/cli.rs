@@ -682,3 +682,21 @@ fn episodes_and_facilities_at_the_console() {
     let audit = ok(&["audit", "--db", &db, "--action", "episode_transition"]);
     assert!(audit.contains("tracer-1"), "{audit}");
 }
+
+#[test]
+fn imported_arrivals_get_their_origins_measure_proposed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    import_sample(&db, &["areas", "places", "persons", "trips"]);
+    let out = ok(&["import", "arrivals", &s(&sample().join("arrivals.csv")), "--db", &db, "--owner-unit", "U-port"]);
+    let line = out.lines().find(|l| l.starts_with("arrivals: ")).unwrap_or_else(|| panic!("{out}"));
+    let proposed: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(proposed > 0, "{out}");
+    let listed = ok(&["episodes", "list", "--state", "proposed", "--format", "json", "--db", &db]);
+    let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), proposed);
+    assert!(rows.iter().all(|r| r["category"] == "arrival" && r["owner_unit"] == "U-port"), "{listed}");
+    // Importing the same file again adds the reasons to the open episodes: no duplicates.
+    let again = ok(&["import", "arrivals", &s(&sample().join("arrivals.csv")), "--db", &db]);
+    assert!(again.contains("arrivals: 0 measures proposed"), "{again}");
+}

@@ -204,6 +204,7 @@ pub(crate) async fn open_episode(
         id: body.id,
         person: body.person_id,
         category,
+        plan: None,
         reason: Reason { source: body.source, via: body.via, at },
         owner: body.owner_unit,
         confirmed: true,
