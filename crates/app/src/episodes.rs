@@ -217,6 +217,18 @@ pub fn transition(
     user: Option<&User>,
     requests: &[Request],
 ) -> Result<Vec<Outcome>, AppError> {
+    Ok(transition_with(dep, actor, user, requests, |_| Ok(()))?.0)
+}
+
+/// [`transition`], with more writes (`also`) in the same batch: the transitions and they are
+/// stored together or not at all (a confirmed proposal and the episode it opens).
+pub fn transition_with<T>(
+    dep: &mut Deployment,
+    actor: &Actor,
+    user: Option<&User>,
+    requests: &[Request],
+    also: impl FnOnce(&mut dyn chainbreak_store::Batch) -> Result<T, AppError>,
+) -> Result<(Vec<Outcome>, T), AppError> {
     let at = dep.clock.now();
     let scope = match user {
         Some(u) => crate::reads::scope_of(&*dep.store, u)?,
@@ -412,11 +424,12 @@ pub fn transition(
                 &format!("{id} {}", what.unwrap_or_default()),
             ))?;
         }
+        let extra = also(&mut *batch)?;
         batch.commit()?;
-        Ok((outcomes, stored_events))
+        Ok((outcomes, stored_events, extra))
     })();
     let result = match result {
-        Ok((outcomes, written)) => {
+        Ok((outcomes, written, extra)) => {
             lp.registry.commit();
             // The store now ends with what was written; skip past it, unless another process
             // wrote in between: then rebuild from the store, the authority.
@@ -440,7 +453,7 @@ pub fn transition(
                     }
                 },
             }
-            Ok(outcomes)
+            Ok((outcomes, extra))
         }
         Err(e) => {
             lp.registry.rollback();

@@ -1525,6 +1525,16 @@ fn proposals_are_recorded_listed_decided_and_recomputed_over_http() {
     insta::assert_json_snapshot!("proposals_decided", decided);
     let (_, confirmed) = json_of(server.call("get", "/api/v1/proposals?status=confirmed", tracer, None));
     assert_eq!(item_ids(&confirmed), ["P1"]);
+    // The confirmed contact has their measure episode, confirmed, owned by the deciding user's
+    // unit; the rejected one has none.
+    let (_, episodes) = json_of(server.call("get", "/api/v1/episodes", tracer, None));
+    let opened: Vec<(&str, &str, &str)> = episodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["person_id"].as_str().unwrap(), e["state"].as_str().unwrap(), e["owner_unit"].as_str().unwrap()))
+        .collect();
+    assert_eq!(opened, [("P1", "confirmed", "U1")]);
     let (_, page) = json_of(server.call("get", "/api/v1/proposals?limit=1", tracer, None));
     assert_eq!(page["next"], "1");
     let (_, page) = json_of(server.call("get", "/api/v1/proposals?limit=1&after=1", tracer, None));
