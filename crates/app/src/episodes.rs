@@ -697,3 +697,80 @@ pub fn propose_arrivals(
     }
     Ok(report)
 }
+
+/// What recording lab results in the closed loop did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LabResults {
+    /// Tests recorded on the tested persons' open episodes.
+    pub tests: usize,
+    /// Tests recorded on the secondary contacts who hang on a tested close contact.
+    pub linked: usize,
+    /// Episodes converted by a positive test: suspected cases to open and trace.
+    pub converted: usize,
+    /// Secondary contacts who became close contacts.
+    pub promoted: usize,
+}
+
+/// Records person lab results (positive or negative) in the closed loop, once each: as a test
+/// on every open episode of the person — a positive converts it — and as a linked test on
+/// every open secondary episode hanging on the person. Pooled, goods and environment results
+/// are not a person's test. Written all or nothing, audited under `actor`.
+pub fn record_lab_results(
+    dep: &mut Deployment,
+    actor: &Actor,
+    tests: &[chainbreak_core::model::LabTest],
+) -> Result<LabResults, AppError> {
+    use chainbreak_core::model::{SubjectKind, TestResult as LabResult};
+    let now = dep.clock.now();
+    let mut lp = dep.closed_loop.take().unwrap_or_default();
+    let caught = lp.catch_up(&*dep.store, &rules(dep));
+    let mut requests = Vec::new();
+    let mut report = LabResults::default();
+    if caught.is_ok() {
+        // Per episode, nothing after a positive (it closes the episode).
+        let mut done: std::collections::BTreeSet<String> = Default::default();
+        for t in tests {
+            let result = match (t.subject_kind, t.result) {
+                (SubjectKind::Person, LabResult::Positive) => chainbreak_closedloop::TestResult::Positive,
+                (SubjectKind::Person, LabResult::Negative) => chainbreak_closedloop::TestResult::Negative,
+                _ => continue,
+            };
+            let taken_at = t.sampled_at.min(now);
+            for (id, ep) in &lp.registry.episodes {
+                if !ep.is_open() || done.contains(id) || ep.lab_tests.contains(&t.id) {
+                    continue;
+                }
+                let action = if ep.person == t.subject_id {
+                    report.tests += 1;
+                    Action::Test { taken_at, result, lab_test: Some(t.id.clone()) }
+                } else if ep.category == Category::Secondary
+                    && ep.reasons.iter().any(|r| r.via.as_deref() == Some(t.subject_id.as_str()))
+                {
+                    report.linked += 1;
+                    Action::LinkedTest { contact: t.subject_id.clone(), taken_at, result, lab_test: Some(t.id.clone()) }
+                } else {
+                    continue;
+                };
+                if result == chainbreak_closedloop::TestResult::Positive {
+                    done.insert(id.clone());
+                }
+                requests.push(Request::Act { episode: id.clone(), action });
+            }
+        }
+    }
+    dep.closed_loop = Some(lp);
+    caught?;
+    if requests.is_empty() {
+        return Ok(report);
+    }
+    for o in transition(dep, actor, None, &requests)? {
+        for e in &o.effects {
+            if e.starts_with("suspected_case:") {
+                report.converted += 1;
+            } else if e == "promoted" {
+                report.promoted += 1;
+            }
+        }
+    }
+    Ok(report)
+}

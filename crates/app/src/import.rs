@@ -65,6 +65,9 @@ pub struct ImportReport {
     /// their measures.
     #[serde(skip)]
     pub arrivals: Vec<Arrival>,
+    /// The lab tests imported (a lab tests file), as stored, for the closed loop.
+    #[serde(skip)]
+    pub lab_tests: Vec<LabTest>,
 }
 
 /// Records per store call on the generic path.
@@ -314,7 +317,16 @@ fn import_generic<R: Read>(
         Kind::Passengers => go!(TripPassenger, put_passengers),
         Kind::Pings => go!(LocationPing, put_pings),
         Kind::Cases => go!(Case, put_cases),
-        Kind::LabTests => go!(LabTest, put_lab_tests),
+        Kind::LabTests => {
+            let stored = std::cell::RefCell::new(Vec::new());
+            import_records::<LabTest, R>(batch, input, run, &|b, rows| {
+                b.put_lab_tests(rows)?;
+                stored.borrow_mut().extend_from_slice(rows);
+                Ok(())
+            })?;
+            run.report.lab_tests = stored.into_inner();
+            Ok(())
+        }
         Kind::Arrivals => {
             let stored = std::cell::RefCell::new(Vec::new());
             import_records::<Arrival, R>(batch, input, run, &|b, rows| {

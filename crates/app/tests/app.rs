@@ -1531,7 +1531,10 @@ mod closed_loop {
             &mut dep,
             &actor(),
             None,
-            &[act(&id, Action::Test { taken_at: t0(), result: TestResult::Negative }), act(&id, Action::Release)],
+            &[
+                act(&id, Action::Test { taken_at: t0(), result: TestResult::Negative, lab_test: None }),
+                act(&id, Action::Release),
+            ],
         );
         assert!(refused.is_err(), "release before the measure's end");
         assert_eq!(dep.store.last_seq().unwrap(), seq);
@@ -1553,7 +1556,7 @@ mod closed_loop {
 
         // A positive test converts the episode; the room is left to disinfect.
         clock.advance(jiff::SignedDuration::from_hours(30));
-        let positive = Action::Test { taken_at: clock.now(), result: TestResult::Positive };
+        let positive = Action::Test { taken_at: clock.now(), result: TestResult::Positive, lab_test: None };
         let out = episodes::transition(&mut dep, &actor(), Some(&d1), &[act(&id, positive)]).unwrap();
         assert_eq!(out[0].state, EpisodeState::ConvertedToCase);
         assert!(out[0].effects[0].starts_with("suspected_case:P1:"), "{:?}", out[0].effects);
@@ -1578,5 +1581,64 @@ mod closed_loop {
         let again = episodes::show(&mut restarted, None, &id).unwrap();
         assert_eq!(serde_json::to_value(&again).unwrap(), serde_json::to_value(&shown).unwrap());
         assert_eq!(again.history.len(), 7);
+    }
+
+    fn lab(
+        id: &str,
+        person: &str,
+        result: chainbreak_core::model::TestResult,
+        sampled: &str,
+    ) -> chainbreak_core::model::LabTest {
+        chainbreak_core::model::LabTest {
+            id: id.into(),
+            subject_kind: chainbreak_core::model::SubjectKind::Person,
+            subject_id: person.into(),
+            pool_id: None,
+            method: chainbreak_core::model::TestMethod::Pcr,
+            result,
+            ct: None,
+            sampled_at: sampled.parse().unwrap(),
+            reported_at: None,
+            lab_id: None,
+            variant: None,
+        }
+    }
+
+    #[test]
+    fn lab_results_move_the_episodes_once() {
+        use chainbreak_core::model::TestResult as R;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut dep, clock) = deployment(dir.path());
+        let close = episodes::transition(&mut dep, &actor(), None, &[open("P1", "2022-03-14T02:00:00Z")]).unwrap();
+        let secondary = Request::Open {
+            id: Some("S2".into()),
+            person: "P2".into(),
+            category: Category::Secondary,
+            plan: None,
+            reason: Reason { source: "K1".into(), via: Some("P1".into()), at: "2022-03-14T03:00:00Z".parse().unwrap() },
+            owner: "U1".into(),
+            confirmed: true,
+        };
+        episodes::transition(&mut dep, &actor(), None, &[secondary]).unwrap();
+        clock.advance(jiff::SignedDuration::from_hours(3));
+
+        let first = [
+            lab("LT1", "P1", R::Negative, "2022-03-15T01:00:00Z"),
+            lab("LT9", "P4", R::Pending, "2022-03-15T01:00:00Z"),
+        ];
+        let moved = episodes::record_lab_results(&mut dep, &actor(), &first).unwrap();
+        assert_eq!((moved.tests, moved.linked, moved.converted, moved.promoted), (1, 1, 0, 0));
+        // The same results again: recorded once.
+        assert_eq!(episodes::record_lab_results(&mut dep, &actor(), &first).unwrap(), Default::default());
+
+        // P1 positive in their second test: P1's episode is converted, P2 becomes a close contact.
+        let second = [lab("LT2", "P1", R::Positive, "2022-03-15T02:00:00Z")];
+        let moved = episodes::record_lab_results(&mut dep, &actor(), &second).unwrap();
+        assert_eq!((moved.tests, moved.linked, moved.converted, moved.promoted), (1, 1, 1, 1));
+        let p1 = episodes::show(&mut dep, None, &close[0].episode_id).unwrap();
+        assert_eq!(p1.episode.state, EpisodeState::ConvertedToCase);
+        let p2 = episodes::show(&mut dep, None, "S2").unwrap();
+        assert_eq!((p2.episode.category, p2.episode.state), (Category::Close, EpisodeState::Confirmed));
+        assert_eq!(p2.episode.linked_tests["P1"].len(), 2);
     }
 }

@@ -219,6 +219,7 @@ pub(crate) fn run(db: &Path, command: EpisodesCommand, clock: Arc<dyn Clock>) ->
                         let r = result.context("test needs --result negative|positive")?;
                         TestResult::parse(&r).ok_or_else(|| bad("--result", format!("`{r}`: negative or positive")))?
                     },
+                    lab_test: None,
                 },
                 "release" => Action::Release,
                 "hand-over" | "hand_over" => Action::HandOver { to: to.context("hand-over needs --to")? },

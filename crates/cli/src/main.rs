@@ -491,6 +491,15 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             } else {
                 None
             };
+            // Lab results move the tested persons' episodes (each result recorded once).
+            let moved = if kind == Kind::LabTests && !report.lab_tests.is_empty() {
+                let store = chainbreak_app::open(&db)?;
+                let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock.clone())?;
+                let actor = cli_actor(None, "import lab_tests");
+                Some(chainbreak_app::episodes::record_lab_results(&mut dep, &actor, &report.lab_tests)?)
+            } else {
+                None
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -507,6 +516,12 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                     report.registered_persons,
                     report.registered_places
                 );
+                if let Some(m) = moved {
+                    println!(
+                        "episodes: {} tests and {} linked tests recorded; {} converted to suspected cases, {} promoted to close contacts",
+                        m.tests, m.linked, m.converted, m.promoted
+                    );
+                }
                 if let Some(p) = proposals {
                     println!(
                         "arrivals: {} measures proposed, {} added to open episodes, {} without a measure for their origin",

@@ -94,16 +94,21 @@ pub enum Action {
     },
     /// The measure starts (at home, or in the facility's room).
     Start,
-    /// A test taken at `taken_at`.
+    /// A test taken at `taken_at` (`lab_test`: the lab result it comes from; a result is
+    /// recorded once).
     Test {
         taken_at: Timestamp,
         result: TestResult,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lab_test: Option<String>,
     },
     /// A test of the close contact a secondary contact hangs on.
     LinkedTest {
         contact: String,
         taken_at: Timestamp,
         result: TestResult,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lab_test: Option<String>,
     },
     /// Traced again, or another reason (a later exposure extends the measure).
     AddReason {
@@ -175,6 +180,8 @@ pub struct Rules<'a> {
 pub struct TestRecord {
     pub taken_at: Timestamp,
     pub result: TestResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lab_test: Option<String>,
 }
 
 /// A person's episode, as its events make it.
@@ -194,6 +201,8 @@ pub struct Episode {
     pub tests: Vec<TestRecord>,
     /// Tests of the close contacts a secondary contact hangs on, in order, by contact.
     pub linked_tests: BTreeMap<String, Vec<TestResult>>,
+    /// The lab results recorded (as tests or linked tests), each once.
+    pub lab_tests: std::collections::BTreeSet<String>,
     pub facility: Option<(String, String)>,
     pub handed_to: Option<String>,
     pub closed: Option<CloseReason>,
@@ -265,6 +274,7 @@ impl Episode {
             owner: owner.clone(),
             tests: Vec::new(),
             linked_tests: BTreeMap::new(),
+            lab_tests: Default::default(),
             facility: None,
             handed_to: None,
             closed: None,
@@ -403,23 +413,30 @@ impl Episode {
             {
                 self.enter(S::InMeasure, at)
             }
-            Action::Test { taken_at, result } => {
+            Action::Test { lab_test: Some(id), .. } | Action::LinkedTest { lab_test: Some(id), .. }
+                if self.lab_tests.contains(id) =>
+            {
+                return Err(Refusal::Invalid(format!("lab result `{id}` is recorded already")));
+            }
+            Action::Test { taken_at, result, lab_test } => {
                 if *taken_at > at {
                     return Err(Refusal::Invalid(format!(
                         "a test taken at {taken_at} is reported before then, at {at}"
                     )));
                 }
-                self.tests.push(TestRecord { taken_at: *taken_at, result: *result });
+                self.tests.push(TestRecord { taken_at: *taken_at, result: *result, lab_test: lab_test.clone() });
+                self.lab_tests.extend(lab_test.iter().cloned());
                 if *result == TestResult::Positive {
                     self.enter(S::ConvertedToCase, at);
                     return Ok(vec![Effect::SuspectedCase { person: self.person.clone(), sampled_at: *taken_at }]);
                 }
             }
-            Action::LinkedTest { contact, result, .. } => {
+            Action::LinkedTest { contact, result, lab_test, .. } => {
                 if self.category != Category::Secondary || !self.reasons.iter().any(|r| r.via.as_ref() == Some(contact))
                 {
                     return Err(Refusal::Invalid(format!("the episode does not hang on close contact `{contact}`")));
                 }
+                self.lab_tests.extend(lab_test.iter().cloned());
                 let tests = self.linked_tests.entry(contact.clone()).or_default();
                 tests.push(*result);
                 let sc = &rules.profile.secondary_contact;

@@ -50,7 +50,7 @@ impl World {
 }
 
 fn negative(at: Timestamp) -> Action {
-    Action::Test { taken_at: at, result: TestResult::Negative }
+    Action::Test { taken_at: at, result: TestResult::Negative, lab_test: None }
 }
 
 #[test]
@@ -114,7 +114,9 @@ fn a_positive_test_converts_and_a_later_exposure_extends() {
     assert_eq!((ep.state, ep.deadline(&r)), (S::Extended, Some(h(24 * 13))));
     ep.apply(&ev(h(81), Action::AddReason { reason: later }), &r).unwrap();
     assert_eq!(ep.reasons.len(), 2, "the same reason is not added twice");
-    let effects = ep.apply(&ev(h(90), Action::Test { taken_at: h(89), result: TestResult::Positive }), &r).unwrap();
+    let effects = ep
+        .apply(&ev(h(90), Action::Test { taken_at: h(89), result: TestResult::Positive, lab_test: None }), &r)
+        .unwrap();
     assert_eq!(effects, [Effect::SuspectedCase { person: "P1".into(), sampled_at: h(89) }]);
     assert_eq!((ep.state, ep.deadline(&r)), (S::ConvertedToCase, None));
 }
@@ -136,7 +138,7 @@ fn secondary_contacts_follow_their_close_contact() {
             },
         )
     };
-    let linked = |at: i64, result| Action::LinkedTest { contact: "C1".into(), taken_at: h(at), result };
+    let linked = |at: i64, result| Action::LinkedTest { contact: "C1".into(), taken_at: h(at), result, lab_test: None };
     let mut ep = Episode::open(&open("S1", "C1")).unwrap();
     for (t, a) in [(31, Action::Confirm), (32, Action::Notify), (33, Action::Start)] {
         ep.apply(&ev(h(t), a), &r).unwrap();
@@ -167,7 +169,8 @@ fn secondary_contacts_follow_their_close_contact() {
     assert_eq!(reg.open_episode("S2", Category::Close).map(String::as_str), Some("E2"));
     assert_eq!(reg.open_episode("S2", Category::Secondary), None);
     // Not hanging on that contact: refused.
-    let other = Action::LinkedTest { contact: "C9".into(), taken_at: h(80), result: TestResult::Positive };
+    let other =
+        Action::LinkedTest { contact: "C9".into(), taken_at: h(80), result: TestResult::Positive, lab_test: None };
     assert!(reg.apply("E2", &ev(h(80), other), &r).is_err());
 }
 
@@ -278,6 +281,7 @@ fn action(step: u8, at: i64) -> Action {
         8 | 9 => Action::Test {
             taken_at: h(at - 1),
             result: if step.is_multiple_of(37) { TestResult::Positive } else { TestResult::Negative },
+            lab_test: None,
         },
         10 => Action::AddReason { reason: Reason { source: format!("K{}", step % 3), via: None, at: h(at - 2) } },
         11 => Action::SourceExcluded { source: format!("K{}", step % 3) },
@@ -286,7 +290,12 @@ fn action(step: u8, at: i64) -> Action {
         _ => match step % 5 {
             0 => Action::Acknowledge,
             1 => Action::Lost,
-            _ => Action::LinkedTest { contact: "C1".into(), taken_at: h(at - 1), result: TestResult::Negative },
+            _ => Action::LinkedTest {
+                contact: "C1".into(),
+                taken_at: h(at - 1),
+                result: TestResult::Negative,
+                lab_test: None,
+            },
         },
     }
 }
@@ -543,11 +552,11 @@ fn a_fault_run_leaves_nobody_out_of_the_loop() {
                         let at = (w.calendar.start_of(date).as_second() - h(0).as_second()) / 3600 + rng.range(8, 20);
                         t = t.max(at) + 1;
                         let result = if rng.chance(0.01) { TestResult::Positive } else { TestResult::Negative };
-                        Action::Test { taken_at: h(t - 1), result }
+                        Action::Test { taken_at: h(t - 1), result, lab_test: None }
                     } else if ep.category == Category::Secondary && linked < 2 {
                         t += rng.range(1, 30);
                         let result = if rng.chance(0.05) { TestResult::Positive } else { TestResult::Negative };
-                        Action::LinkedTest { contact: via.clone().unwrap(), taken_at: h(t - 1), result }
+                        Action::LinkedTest { contact: via.clone().unwrap(), taken_at: h(t - 1), result, lab_test: None }
                     } else {
                         let due = (ep.deadline(&r).unwrap().as_second() - h(0).as_second()) / 3600;
                         t = t.max(due) + rng.range(0, 20);

@@ -294,7 +294,17 @@ pub(crate) async fn lab_tests_batch(
     let report = with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
         let writer = writer(dep, &user, "POST /api/v1/lab-tests:batch")?;
-        ingest::ingest_lab_tests(&mut *dep.store, &writer, &mut lab_tests, now)
+        let report = ingest::ingest_lab_tests(&mut *dep.store, &writer, &mut lab_tests, now)?;
+        // The results move the episodes of the tested persons (and of the secondary contacts
+        // who hang on them). The results are stored either way; a failure here is logged and
+        // made up by the next batch or `chainbreak episodes` (each result is recorded once).
+        let actor = crate::auth::actor(&user, "POST /api/v1/lab-tests:batch");
+        match chainbreak_app::episodes::record_lab_results(dep, &actor, &lab_tests) {
+            Ok(moved) if moved != Default::default() => tracing::info!(?moved, "lab results moved episodes"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = ?e, "lab results could not move episodes"),
+        }
+        Ok(report)
     })
     .await?;
     state.metrics.ingested("lab_test", report.accepted);
