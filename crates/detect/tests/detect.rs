@@ -95,6 +95,7 @@ impl Mismatches {
 struct SeriesData {
     freq: usize,
     dates: Option<Vec<i64>>,
+    population: Option<Vec<f64>>,
     observed: Vec<Option<f64>>,
 }
 
@@ -104,8 +105,12 @@ fn series() -> BTreeMap<String, SeriesData> {
         let s = out.entry(row["series"].clone()).or_insert_with(|| SeriesData {
             freq: row["freq"].parse().unwrap(),
             dates: if row["date"].is_empty() { None } else { Some(Vec::new()) },
+            population: if row["population"] == "NA" { None } else { Some(Vec::new()) },
             observed: Vec::new(),
         });
+        if let Some(p) = &mut s.population {
+            p.push(num(&row["population"]).unwrap());
+        }
         assert_eq!(row["t"].parse::<usize>().unwrap(), s.observed.len() + 1);
         s.observed.push(num(&row["observed"]));
         if let Some(d) = &mut s.dates {
@@ -211,11 +216,25 @@ fn farrington_matches_r() {
                 p_threshold_trend: 1.0,
                 ..farrington::Control::noufaily(ThresholdMethod::NbPlugin)
             },
+            "original_population" => {
+                farrington::Control { population_offset: true, ..farrington::Control::original() }
+            }
+            "noufaily_population" => farrington::Control {
+                population_offset: true,
+                ..farrington::Control::noufaily(ThresholdMethod::NbPlugin)
+            },
+            "daily_original" => farrington::Control { b: 3, ..farrington::Control::original() },
+            "daily_noufaily" => farrington::Control { b: 3, ..farrington::Control::noufaily(ThresholdMethod::Muan) },
             other => panic!("unknown config {other}"),
         };
         let from: usize = rows[0]["t"].parse().unwrap();
         c.range = Some((from, data.observed.len()));
-        let input = Series { observed: &data.observed, freq: data.freq, dates: data.dates.as_deref(), population: None };
+        let input = Series {
+            observed: &data.observed,
+            freq: data.freq,
+            dates: data.dates.as_deref(),
+            population: data.population.as_deref(),
+        };
         let points = farrington::farrington_flexible(&input, &c).unwrap();
         assert_eq!(points.len(), rows.len(), "{s} {cfg}");
         for (p, row) in points.iter().zip(&rows) {

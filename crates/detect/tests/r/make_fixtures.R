@@ -28,8 +28,8 @@ write_table <- function(df, file) {
 # ---------------------------------------------------------------- series
 set.seed(20261129)
 series <- list()
-add <- function(name, observed, freq, dates = NULL) {
-  series[[name]] <<- list(observed = observed, freq = freq, dates = dates)
+add <- function(name, observed, freq, dates = NULL, population = NULL) {
+  series[[name]] <<- list(observed = observed, freq = freq, dates = dates, population = population)
 }
 data(salmonella.agona)  # weekly, 1990-1995, 312 weeks
 add("salmonella_agona", salmonella.agona$observed, 52)
@@ -56,19 +56,29 @@ add("weekly_trend_outbreaks", tr, 52)
 add("weekly_zeros", rnbinom(312, mu = 0.4 * season / 6, size = 0.8), 52)
 wm <- rpois(312, 0.8 * season); wm[c(100, 101, 250, 305)] <- NA
 add("weekly_missing", wm, 52)
+# A weekly series with a growing population (Farrington's population offset).
+pop <- round(50000 * exp(0.002 * wk))
+add("weekly_population", rpois(312, season * pop / 50000), 52, population = pop)
+# Four years of daily counts with dates, from a Tuesday (Farrington with daily data).
+dd <- as.Date("2019-01-01") + 0:(4 * 365 + 30)
+add("daily_dates", rpois(length(dd), exp(2 + 0.4 * sin(2 * pi * as.numeric(dd) / 365.25))), 365, dates = dd)
 
 rows <- do.call(rbind, lapply(names(series), function(s) {
   x <- series[[s]]
   data.frame(series = s, t = seq_along(x$observed), freq = x$freq,
-             date = if (is.null(x$dates)) "" else format(x$dates), observed = x$observed)
+             date = if (is.null(x$dates)) "" else format(x$dates),
+             population = if (is.null(x$population)) NA else x$population, observed = x$observed)
 }))
 write_table(rows, "series.csv")
 
 mk_sts <- function(s) {
   x <- series[[s]]
-  if (is.null(x$dates)) sts(observed = x$observed, frequency = x$freq, start = c(2000, 1))
-  else sts(observed = x$observed, epoch = x$dates, frequency = x$freq, epochAsDate = TRUE)
+  pop <- if (is.null(x$population)) NULL else as.matrix(x$population)
+  if (is.null(x$dates)) sts(observed = x$observed, frequency = x$freq, start = c(2000, 1), population = pop)
+  else sts(observed = x$observed, epoch = x$dates, frequency = x$freq, epochAsDate = TRUE, population = pop)
 }
+# EARS and CUSUM run on every series but the long daily one.
+short <- setdiff(names(series), "daily_dates")
 
 # ---------------------------------------------------------------- EARS
 ears_rows <- list()
@@ -78,7 +88,7 @@ ears_cfg <- list(
   C2_ms05 = list(method = "C2", minSigma = 0.5, alpha = 0.05),
   C3_b5 = list(method = "C3", baseline = 5, minSigma = 0.2, alpha = 0.01)
 )
-for (s in names(series)) for (cn in names(ears_cfg)) {
+for (s in short) for (cn in names(ears_cfg)) {
   ctl <- ears_cfg[[cn]]
   res <- earsC(mk_sts(s), control = ctl)
   x <- series[[s]]$observed
@@ -106,7 +116,7 @@ cusum_cfg <- list(
   m_glm = list(trans = "standard", m = "glm"),
   m_glm_rossi = list(trans = "rossi", m = "glm")
 )
-for (s in names(series)) for (cn in names(cusum_cfg)) {
+for (s in short) for (cn in names(cusum_cfg)) {
   x <- series[[s]]
   n <- length(x$observed)
   from <- if (x$freq == 52) n - 103 else 61
@@ -139,13 +149,22 @@ farr_cfg <- list(
   noufaily_nbPlugin_trend1 = list(b = 4, w = 3, noPeriods = 10, pastWeeksNotIncluded = 26, weightsThreshold = 2.58,
                                   thresholdMethod = "nbPlugin", pThresholdTrend = 1, alpha = 0.01)
 )
+farr_cfg$original_population <- list(b = 5, w = 3, weightsThreshold = 1, noPeriods = 1, thresholdMethod = "delta",
+                                     populationOffset = TRUE)
+farr_cfg$noufaily_population <- list(b = 5, w = 3, noPeriods = 10, pastWeeksNotIncluded = 26, weightsThreshold = 2.58,
+                                     thresholdMethod = "nbPlugin", populationOffset = TRUE)
+farr_cfg$daily_original <- list(b = 3, w = 3, weightsThreshold = 1, noPeriods = 1, thresholdMethod = "delta")
+farr_cfg$daily_noufaily <- list(b = 3, w = 3, noPeriods = 10, pastWeeksNotIncluded = 26, weightsThreshold = 2.58,
+                                thresholdMethod = "muan")
 for (s in names(series)) {
   x <- series[[s]]
-  if (x$freq != 52) next
   n <- length(x$observed)
   for (cn in names(farr_cfg)) {
+    if (x$freq != 52 && s != "daily_dates") next
+    if ((s == "daily_dates") != (cn %in% c("daily_original", "daily_noufaily"))) next
+    if (grepl("population", cn) != !is.null(x$population)) next
     ctl <- farr_cfg[[cn]]
-    first <- max(n - 51, 52 * ctl$b + ctl$w + 1)
+    first <- max(n - 51, x$freq * ctl$b + ctl$w + 1)
     ctl$range <- first:n
     res <- suppressWarnings(farringtonFlexible(mk_sts(s), control = ctl))
     farr_rows[[length(farr_rows) + 1]] <- data.frame(
