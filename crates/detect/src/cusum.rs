@@ -113,7 +113,9 @@ pub fn cusum(observed: &[Option<f64>], control: &Control) -> Result<Vec<CusumPoi
             }
             let f = glm::fit(&design, &y, None, None);
             let c = |j: usize| if f.coef[j].is_nan() { 0.0 } else { f.coef[j] };
-            (from..=to).map(|tt| (c(0) + c(1) * (omega * t(tt - 1)).cos() + c(2) * (omega * t(tt - 1)).sin()).exp()).collect()
+            (from..=to)
+                .map(|tt| (c(0) + c(1) * (omega * t(tt - 1)).cos() + c(2) * (omega * t(tt - 1)).sin()).exp())
+                .collect()
         }
     };
     let (k, h, alpha) = (control.k, control.h, control.alpha);
@@ -147,7 +149,8 @@ pub fn cusum(observed: &[Option<f64>], control: &Control) -> Result<Vec<CusumPoi
             }
             Trans::Anscombe2nd => {
                 // The package's bound uses m^(1/3)/9 where the transform has m^(-1/3)/9 (kept).
-                let base = (2.0 / 3.0) * m.powf(1.0 / 6.0) * (h + k - c) + (m.powf(2.0 / 3.0) - m.powf(1.0 / 3.0) / 9.0);
+                let base =
+                    (2.0 / 3.0) * m.powf(1.0 / 6.0) * (h + k - c) + (m.powf(2.0 / 3.0) - m.powf(1.0 / 3.0) / 9.0);
                 if base < 0.0 { 0.0 } else { base.powf(1.5) }
             }
             Trans::PearsonNegBin => (m + alpha * m * m).sqrt() * (h + k - c) + m,

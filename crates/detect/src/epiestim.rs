@@ -153,7 +153,7 @@ pub fn estimate_r(incid: &Incidence, config: &Config) -> Result<Output, Error> {
         imported[0] += local[0];
         local[0] = 0.0;
     }
-    if !(config.mean_prior > 0.0) || !(config.std_prior > 0.0) {
+    if config.mean_prior.is_nan() || config.mean_prior <= 0.0 || config.std_prior.is_nan() || config.std_prior <= 0.0 {
         return Err(Error::InvalidParameter("mean_prior and std_prior must be > 0"));
     }
     let windows: Vec<(usize, usize)> = match &config.windows {
@@ -179,7 +179,7 @@ pub fn estimate_r(incid: &Incidence, config: &Config) -> Result<Output, Error> {
             if d.is_empty() || d[0] != 0.0 {
                 return Err(Error::InvalidParameter("si_distr[0] must be 0"));
             }
-            if d.iter().any(|&p| !(p >= 0.0)) {
+            if d.iter().any(|&p| p.is_nan() || p < 0.0) {
                 return Err(Error::InvalidParameter("si_distr must be non-negative"));
             }
             if (d.iter().sum::<f64>() - 1.0).abs() > 0.01 {

@@ -210,7 +210,14 @@ fn r_colon(a: i64, b: i64) -> Vec<i64> {
 }
 
 /// The block (seasonal period) of each position, 1-based positions; `None` outside the blocks.
-fn blocks(reference_positions: &[usize], now: usize, n: usize, b: usize, w: usize, p: usize) -> Result<Vec<Option<usize>>, Error> {
+fn blocks(
+    reference_positions: &[usize],
+    now: usize,
+    n: usize,
+    b: usize,
+    w: usize,
+    p: usize,
+) -> Result<Vec<Option<usize>>, Error> {
     let mut f: Vec<Option<usize>> = vec![None; n + 1];
     let mut set = |range: Vec<i64>, v: usize| -> Result<(), Error> {
         for i in range {
@@ -331,10 +338,10 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
     if c.no_periods == 0 {
         return Err(Error::InvalidParameter("noPeriods must be at least 1"));
     }
-    if let Some(d) = series.dates {
-        if d.len() != n || d.len() < 2 {
-            return Err(Error::InvalidParameter("one date per count"));
-        }
+    if let Some(d) = series.dates
+        && (d.len() != n || d.len() < 2)
+    {
+        return Err(Error::InvalidParameter("one date per count"));
     }
     if c.population_offset && series.population.is_none_or(|p| p.len() != n) {
         return Err(Error::InvalidParameter("population offset without one population per count"));
@@ -390,14 +397,8 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
         let data = Data {
             y: rows.iter().map(|&i| obs[i - 1].unwrap_or(f64::NAN)).collect(),
             wtime: rows.iter().map(|&i| wtime_of(i, first)).collect(),
-            group: rows
-                .iter()
-                .map(|&i| levels.iter().position(|&l| Some(l) == f[i]).unwrap_or(0))
-                .collect(),
-            offset: rows
-                .iter()
-                .map(|&i| series.population.map_or(0.0, |p| p[i - 1].ln()))
-                .collect(),
+            group: rows.iter().map(|&i| levels.iter().position(|&l| Some(l) == f[i]).unwrap_or(0)).collect(),
+            offset: rows.iter().map(|&i| series.population.map_or(0.0, |p| p[i - 1].ln())).collect(),
             levels: levels.clone(),
         };
         let none = || FarringtonPoint {
@@ -422,8 +423,8 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
                 x.push(wtime_k);
             }
             if factors {
-                for l in 1..levels.len() {
-                    x.push(if levels[l] == c.no_periods { 1.0 } else { 0.0 });
+                for &l in &levels[1..] {
+                    x.push(if l == c.no_periods { 1.0 } else { 0.0 });
                 }
             }
             x
@@ -497,8 +498,7 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
             }
         };
         let score = if upper.is_nan() { f64::NAN } else { (y - fit_value) / (upper - fit_value) };
-        let window: Vec<f64> =
-            (k + 1 - c.limit54.1.min(k)..=k).map(|i| obs[i - 1].unwrap_or(f64::NAN)).collect();
+        let window: Vec<f64> = (k + 1 - c.limit54.1.min(k)..=k).map(|i| obs[i - 1].unwrap_or(f64::NAN)).collect();
         let enough = if c.limit54.1 > k {
             None
         } else {
@@ -575,7 +575,11 @@ mod tests {
     fn flat_counts_give_no_alarm_and_a_bound_above() {
         let x: Vec<Option<f64>> = (0..320).map(|i| Some(f64::from(4 + (i % 3)))).collect();
         let s = Series { observed: &x, freq: 52, dates: None, population: None };
-        for c in [Control::original(), Control::noufaily(ThresholdMethod::NbPlugin), Control::noufaily(ThresholdMethod::Muan)] {
+        for c in [
+            Control::original(),
+            Control::noufaily(ThresholdMethod::NbPlugin),
+            Control::noufaily(ThresholdMethod::Muan),
+        ] {
             let p = farrington_flexible(&s, &c).unwrap();
             assert_eq!(p.len(), 320 - (52 * 5 + 3));
             for p in p {

@@ -50,7 +50,7 @@ pub fn qgamma(p: f64, shape: f64, scale: f64) -> f64 {
         hi *= 2.0;
     }
     let mut x = g.inverse_cdf(p);
-    if !(x > lo && x < hi) || !x.is_finite() {
+    if !(x > lo && x < hi && x.is_finite()) {
         x = 0.5 * (lo + hi);
     }
     for _ in 0..200 {

@@ -21,7 +21,9 @@ fn read(name: &str) -> Vec<Row> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     let mut r = csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let headers = r.headers().unwrap().clone();
-    r.records().map(|rec| headers.iter().zip(rec.unwrap().iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect()).collect()
+    r.records()
+        .map(|rec| headers.iter().zip(rec.unwrap().iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect())
+        .collect()
 }
 
 fn num(s: &str) -> Option<f64> {
@@ -216,9 +218,7 @@ fn farrington_matches_r() {
                 p_threshold_trend: 1.0,
                 ..farrington::Control::noufaily(ThresholdMethod::NbPlugin)
             },
-            "original_population" => {
-                farrington::Control { population_offset: true, ..farrington::Control::original() }
-            }
+            "original_population" => farrington::Control { population_offset: true, ..farrington::Control::original() },
             "noufaily_population" => farrington::Control {
                 population_offset: true,
                 ..farrington::Control::noufaily(ThresholdMethod::NbPlugin)
@@ -323,4 +323,157 @@ fn epiestim_stops_on_missing_counts_as_r_does() {
     inc.local[11] = None;
     let c = epiestim::Config::new(SerialInterval::Parametric { mean: 2.6, sd: 1.5 });
     assert_eq!(epiestim::estimate_r(&inc, &c), Err(chainbreak_detect::Error::Missing));
+}
+
+mod properties {
+    use chainbreak_detect::epiestim::{self, Incidence, SerialInterval};
+    use chainbreak_detect::farrington::{self, Series, ThresholdMethod};
+    use chainbreak_detect::{cusum, ears, glm};
+    use proptest::prelude::*;
+
+    fn counts(max: u32, len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Option<f64>>> {
+        proptest::collection::vec(prop_oneof![9 => (0..max).prop_map(|x| Some(f64::from(x))), 1 => Just(None)], len)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 64,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_2031),
+            ..ProptestConfig::default()
+        })]
+
+        /// EARS: the alarm is exactly `observed > upperbound` where both are known, and C1/C2
+        /// bounds lie at or above their mean.
+        #[test]
+        fn ears_alarm_iff_above_bound(x in counts(40, 12..60), m in 0usize..3, min_sigma in 0.0f64..2.0) {
+            let method = [ears::Method::C1, ears::Method::C2, ears::Method::C3][m];
+            let mut c = ears::Control::new(method);
+            c.min_sigma = min_sigma;
+            let points = ears::ears_c(&x, &c).unwrap();
+            for p in points {
+                match (p.observed, p.upperbound) {
+                    (Some(o), Some(u)) => prop_assert_eq!(p.alarm, Some(o > u)),
+                    _ => prop_assert_eq!(p.alarm, None),
+                }
+                if method != ears::Method::C3
+                    && let (Some(e), Some(u)) = (p.expected, p.upperbound)
+                {
+                    prop_assert!(u >= e);
+                }
+            }
+        }
+
+        /// CUSUM: the statistic is never negative, alarms are `S ≥ h`, and with `trans = "none"`
+        /// the bound is `max(0, h − S)`.
+        #[test]
+        fn cusum_statistic_and_alarm(x in counts(30, 10..50), k in 0.0f64..3.0, h in 0.5f64..6.0, t in 0usize..6) {
+            let trans = [
+                cusum::Trans::Standard,
+                cusum::Trans::Rossi,
+                cusum::Trans::Anscombe,
+                cusum::Trans::Anscombe2nd,
+                cusum::Trans::PearsonNegBin,
+                cusum::Trans::None,
+            ][t];
+            let mut c = cusum::Control::new((6, x.len()));
+            (c.k, c.h, c.trans) = (k, h, trans);
+            for p in cusum::cusum(&x, &c).unwrap() {
+                match p.cusum {
+                    Some(s) => {
+                        prop_assert!(s >= 0.0);
+                        prop_assert_eq!(p.point.alarm, Some(s >= h));
+                        if trans == cusum::Trans::None {
+                            prop_assert_eq!(p.point.upperbound, Some((h - s).max(0.0)));
+                        }
+                    }
+                    None => prop_assert_eq!(p.point.alarm, None),
+                }
+                prop_assert!(p.point.upperbound.is_some_and(|u| u >= 0.0));
+            }
+        }
+
+        /// Cori et al.: the posterior mean is `(a + Σ I_local)/(1/b + Σ Λ)` over the window, the
+        /// sd is `√shape · scale`, and the quantiles increase.
+        #[test]
+        fn epiestim_posterior_mean(
+            local in proptest::collection::vec(0u32..60, 10..40),
+            imported in proptest::collection::vec(0u32..5, 40),
+            mean_si in 1.5f64..9.0,
+            sd_si in 0.5f64..5.0,
+            mean_prior in 0.5f64..8.0,
+            std_prior in 0.5f64..8.0,
+        ) {
+            let inc = Incidence {
+                local: local.iter().map(|&x| Some(f64::from(x))).collect(),
+                imported: imported[..local.len()].iter().map(|&x| Some(f64::from(x))).collect(),
+            };
+            let mut c = epiestim::Config::new(SerialInterval::Parametric { mean: mean_si, sd: sd_si });
+            (c.mean_prior, c.std_prior) = (mean_prior, std_prior);
+            let out = epiestim::estimate_r(&inc, &c).unwrap();
+            let a = (mean_prior / std_prior).powi(2);
+            let b = std_prior * std_prior / mean_prior;
+            for e in &out.estimates {
+                let Some(mean) = e.mean else { continue };
+                let i: f64 = out.local[e.t_start - 1..e.t_end].iter().sum();
+                let lambda: f64 = out.lambda[e.t_start - 1..e.t_end].iter().map(|l| l.unwrap()).sum();
+                let expected = (a + i) / (1.0 / b + lambda);
+                prop_assert!((mean - expected).abs() <= 1e-12 * expected.max(1.0));
+                prop_assert!((e.sd.unwrap() - e.shape.unwrap().sqrt() * e.scale.unwrap()).abs() <= 1e-12 * mean.max(1.0));
+                let q = e.quantiles.unwrap();
+                prop_assert!(q.windows(2).all(|w| w[0] < w[1]), "{:?}", q);
+            }
+        }
+
+        /// The GLM with an intercept only and prior weights gives the weighted mean.
+        #[test]
+        fn glm_intercept_is_the_weighted_mean(
+            y in proptest::collection::vec(0u32..50, 3..40),
+            w in proptest::collection::vec(0.1f64..3.0, 40),
+        ) {
+            let y: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+            prop_assume!(y.iter().any(|&v| v > 0.0));
+            let w = &w[..y.len()];
+            let f = glm::fit(&[vec![1.0; y.len()]], &y, Some(w), None);
+            let mean = y.iter().zip(w).map(|(y, w)| y * w).sum::<f64>() / w.iter().sum::<f64>();
+            prop_assert!(f.converged);
+            prop_assert!((f.coef[0].exp() - mean).abs() <= 1e-7 * mean);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 6,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_2032),
+            ..ProptestConfig::default()
+        })]
+
+        /// Farrington: an alarm only above the bound, never on a zero count or without the
+        /// limit54 cases; where the bound is known and lies above the fit, above it means alarm.
+        #[test]
+        fn farrington_alarm_above_bound(x in counts(25, 175..176), method in 0usize..3) {
+            let mut c = match method {
+                0 => farrington::Control::original(),
+                1 => farrington::Control::noufaily(ThresholdMethod::NbPlugin),
+                _ => farrington::Control::noufaily(ThresholdMethod::Muan),
+            };
+            c.b = 3;
+            c.range = Some((170, 175));
+            let s = Series { observed: &x, freq: 52, dates: None, population: None };
+            for p in farrington::farrington_flexible(&s, &c).unwrap() {
+                let Some(alarm) = p.point.alarm else { continue };
+                match (p.point.observed, p.point.upperbound) {
+                    (Some(o), Some(u)) => {
+                        if alarm {
+                            prop_assert!(o > u && o != 0.0);
+                        } else if o > u && o != 0.0 && method == 0 {
+                            // delta: the bound is above the expected value, so above the bound
+                            // is an alarm.
+                            prop_assert!(false, "y {} above bound {} without alarm", o, u);
+                        }
+                    }
+                    _ => prop_assert!(!alarm),
+                }
+            }
+        }
+    }
 }
