@@ -140,7 +140,7 @@ fn ears_matches_r() {
         let x = &series[&s].observed;
         let mut c = match cfg.as_str() {
             "C1" | "C1_b10_ms1" => ears::Control::new(ears::Method::C1),
-            "C2" | "C2_ms05" => ears::Control::new(ears::Method::C2),
+            "C2" | "C2_ms05" | "C2_range" => ears::Control::new(ears::Method::C2),
             "C3" | "C3_b5" => ears::Control::new(ears::Method::C3),
             other => panic!("unknown config {other}"),
         };
@@ -148,6 +148,7 @@ fn ears_matches_r() {
             "C1_b10_ms1" => (c.baseline, c.min_sigma, c.alpha) = (10, 1.0, Some(0.01)),
             "C2_ms05" => (c.min_sigma, c.alpha) = (0.5, Some(0.05)),
             "C3_b5" => (c.baseline, c.min_sigma, c.alpha) = (5, 0.2, Some(0.01)),
+            "C2_range" => c.range = Some((30, 60)),
             _ => {}
         }
         let points = ears::ears_c(x, &c).unwrap();
@@ -222,6 +223,22 @@ fn farrington_matches_r() {
             "noufaily_population" => farrington::Control {
                 population_offset: true,
                 ..farrington::Control::noufaily(ThresholdMethod::NbPlugin)
+            },
+            "plain_half" => farrington::Control {
+                b: 4,
+                w: 2,
+                reweight: false,
+                trend: false,
+                powertrans: farrington::PowerTrans::Half,
+                limit54: (3.0, 2),
+                ..farrington::Control::default()
+            },
+            "plain_none" => farrington::Control {
+                w: 1,
+                weights_threshold: 1.5,
+                powertrans: farrington::PowerTrans::None,
+                limit54: (0.0, 1),
+                ..farrington::Control::default()
             },
             "daily_original" => farrington::Control { b: 3, ..farrington::Control::original() },
             "daily_noufaily" => farrington::Control { b: 3, ..farrington::Control::noufaily(ThresholdMethod::Muan) },

@@ -86,7 +86,8 @@ ears_cfg <- list(
   C1 = list(method = "C1"), C2 = list(method = "C2"), C3 = list(method = "C3"),
   C1_b10_ms1 = list(method = "C1", baseline = 10, minSigma = 1, alpha = 0.01),
   C2_ms05 = list(method = "C2", minSigma = 0.5, alpha = 0.05),
-  C3_b5 = list(method = "C3", baseline = 5, minSigma = 0.2, alpha = 0.01)
+  C3_b5 = list(method = "C3", baseline = 5, minSigma = 0.2, alpha = 0.01),
+  C2_range = list(method = "C2", range = 30:60)
 )
 for (s in short) for (cn in names(ears_cfg)) {
   ctl <- ears_cfg[[cn]]
@@ -94,7 +95,7 @@ for (s in short) for (cn in names(ears_cfg)) {
   x <- series[[s]]$observed
   b <- if (is.null(ctl$baseline)) 7 else ctl$baseline
   lag <- if (ctl$method == "C1") 0 else 2
-  tt <- which(seq_along(x) %in% (nrow(mk_sts(s)) - nrow(res) + 1):length(x))
+  tt <- if (is.null(ctl$range)) (length(x) - nrow(res) + 1):length(x) else sort(ctl$range)
   expected <- sapply(tt, function(t) mean(x[(t - lag - b):(t - lag - 1)]))
   ears_rows[[length(ears_rows) + 1]] <- data.frame(
     series = s, config = cn, t = tt, observed = as.vector(observed(res)), expected = expected,
@@ -153,6 +154,8 @@ farr_cfg$original_population <- list(b = 5, w = 3, weightsThreshold = 1, noPerio
                                      populationOffset = TRUE)
 farr_cfg$noufaily_population <- list(b = 5, w = 3, noPeriods = 10, pastWeeksNotIncluded = 26, weightsThreshold = 2.58,
                                      thresholdMethod = "nbPlugin", populationOffset = TRUE)
+farr_cfg$plain_half <- list(b = 4, w = 2, reweight = FALSE, trend = FALSE, powertrans = "1/2", limit54 = c(3, 2))
+farr_cfg$plain_none <- list(b = 5, w = 1, reweight = TRUE, weightsThreshold = 1.5, powertrans = "none", limit54 = c(0, 1))
 farr_cfg$daily_original <- list(b = 3, w = 3, weightsThreshold = 1, noPeriods = 1, thresholdMethod = "delta")
 farr_cfg$daily_noufaily <- list(b = 3, w = 3, noPeriods = 10, pastWeeksNotIncluded = 26, weightsThreshold = 2.58,
                                 thresholdMethod = "muan")
