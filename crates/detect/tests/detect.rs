@@ -494,3 +494,22 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn quantiles_match_r() {
+    use chainbreak_detect::stats::{qgamma, qnbinom_prob, qpois};
+    let mut m = Mismatches::default();
+    for row in read("discrete_quantiles.csv") {
+        let (p, mu) = (num(&row["p"]).unwrap(), num(&row["mu"]).unwrap());
+        let ours = match row["kind"].as_str() {
+            "pois" => qpois(p, mu),
+            _ => qnbinom_prob(p, num(&row["size"]).unwrap(), num(&row["prob"]).unwrap()),
+        };
+        m.num(&format!("{} p={p} mu={mu}", row["kind"]), Some(ours), num(&row["q"]));
+    }
+    for row in read("gamma_quantiles.csv") {
+        let (p, a, s) = (num(&row["p"]).unwrap(), num(&row["shape"]).unwrap(), num(&row["scale"]).unwrap());
+        m.num(&format!("qgamma({p}, {a}, scale = {s})"), Some(qgamma(p, a, s)), num(&row["q"]));
+    }
+    m.finish("quantiles", 800);
+}

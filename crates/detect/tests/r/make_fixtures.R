@@ -242,6 +242,28 @@ for (p in list(c(2.6, 1.5), c(8.4, 3.8), c(4.8, 2.3), c(1.5, 0.4), c(20, 12))) {
 }
 write_table(do.call(rbind, disc_rows), "discr_si.csv")
 
+# ---------------------------------------------------------------- distribution quantiles
+# The quantile functions the methods rely on, over wide parameter ranges, including p exactly at a
+# step of the discrete distributions (where R's fuzz decides).
+set.seed(7)
+nq <- 400
+mu <- exp(runif(nq, log(0.01), log(500)))
+phi <- c(rep(1, nq / 4), 1 + exp(runif(3 * nq / 4, log(0.01), log(20))))
+p <- sample(c(0.9, 0.95, 0.99, 0.995, 0.999, 0.5, 0.05), nq, replace = TRUE)
+size <- mu / (phi - 1)
+tie <- seq_len(nq) %% 5 == 0
+xq <- floor(mu)
+p[tie & phi == 1] <- ppois(xq, mu)[tie & phi == 1]
+p[tie & phi > 1] <- pnbinom(xq, size = size, prob = 1 / phi)[tie & phi > 1]
+q <- ifelse(phi == 1, qpois(p, mu), qnbinom(p, size = size, prob = 1 / phi))
+write_table(data.frame(kind = ifelse(phi == 1, "pois", "nbinom"), p = p, mu = mu, size = ifelse(phi == 1, NA, size),
+                       prob = ifelse(phi == 1, NA, 1 / phi), q = q), "discrete_quantiles.csv")
+shape <- exp(runif(nq, log(0.02), log(20000)))
+scale <- exp(runif(nq, log(0.001), log(100)))
+pg <- sample(c(0.025, 0.05, 0.25, 0.5, 0.75, 0.95, 0.975, 1e-6, 0.999999), nq, replace = TRUE)
+write_table(data.frame(p = pg, shape = shape, scale = scale, q = qgamma(pg, shape = shape, scale = scale)),
+            "gamma_quantiles.csv")
+
 writeLines(c(
   paste("R:", R.version.string),
   paste("surveillance:", packageVersion("surveillance")),
