@@ -3,8 +3,9 @@
 //!
 //! Tolerance: `|a − b| ≤ 1e-9 · max(1, |b|)` for every number, a thousand times tighter than issue
 //! 7's criterion (1e-6): the computations follow R's step for step (the GLM iterates as `glm.fit`
-//! does), so the worst differences seen are about 5e-13 (CUSUM's GLM mean), 1e-13 elsewhere; the
-//! margin is for other platforms' libm. Alarms identical; `NA` exactly where R has `NA`.
+//! does), so the worst differences seen are about 1.4e-11 (CUSUM's GLM mean on counts in the
+//! hundreds), 4e-12 (gamma quantiles at extreme levels), 1e-13 elsewhere; the margin is for other
+//! platforms' libm. Alarms identical; `NA` exactly where R has `NA`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -151,6 +152,9 @@ fn ears_matches_r() {
             "C2_range" => c.range = Some((30, 60)),
             _ => {}
         }
+        if c.range.is_none() && x.len() > 400 {
+            c.range = Some((x.len() - 299, x.len()));
+        }
         let points = ears::ears_c(x, &c).unwrap();
         assert_eq!(points.len(), rows.len(), "{s} {cfg}");
         for (p, row) in points.iter().zip(&rows) {
@@ -294,7 +298,10 @@ fn epiestim_matches_r() {
                 c
             }
             "nonparametric" => {
-                let name = if s == "measles1861" || s == "sars2003" { s.as_str() } else { "flu2009" };
+                let name = match s.as_str() {
+                    "measles1861" | "sars2003" | "smallpox1972" => s.as_str(),
+                    _ => "flu2009",
+                };
                 epiestim::Config::new(SerialInterval::NonParametric(si_distr(name)))
             }
             "windows" => epiestim::Config::new(SerialInterval::Parametric { mean: 3.1, sd: 2.0 }),

@@ -37,6 +37,10 @@ data(stsNewport)        # weekly with dates, 2004-2018, 773 weeks
 add("newport", as.vector(observed(stsNewport)), 52, as.Date(stsNewport@epoch, origin = "1970-01-01"))
 data(ha)                # hepatitis A in Berlin, weekly, summed over districts
 add("hepatitis_a", rowSums(ha$observed), 52)
+data(campyDE)           # campylobacteriosis in Germany, weekly with dates, 2002-2011
+add("campylobacter", campyDE$case, 52, campyDE$date)
+data(momo)              # deaths in Denmark (MOMO), weekly with dates, summed over age groups
+add("momo_deaths", rowSums(observed(momo)), 52, as.Date(momo@epoch, origin = "1970-01-01"))
 # Synthetic daily series for EARS and CUSUM (a syndromic feed: pharmacy sales, clinic visits).
 n <- 120
 add("daily_flat", rpois(n, 12), 365)
@@ -91,6 +95,9 @@ ears_cfg <- list(
 )
 for (s in short) for (cn in names(ears_cfg)) {
   ctl <- ears_cfg[[cn]]
+  # The long weekly series: the last 300 weeks only, to keep the file small.
+  n <- length(series[[s]]$observed)
+  if (is.null(ctl$range) && n > 400) ctl$range <- (n - 299):n
   res <- earsC(mk_sts(s), control = ctl)
   x <- series[[s]]$observed
   b <- if (is.null(ctl$baseline)) 7 else ctl$baseline
@@ -183,6 +190,9 @@ write_table(do.call(rbind, farr_rows), "farrington.csv")
 data(Flu2009)
 data(Measles1861)
 data(SARS2003)
+data(Flu1918)
+data(Smallpox1972)
+data(mers_2014_15)
 flu_local <- Flu2009$incidence$I
 # An incidence curve with imported cases: local transmission seeded and fed by arrivals.
 imp <- c(4, 2, 3, 1, 0, 2, 5, 1, 0, 0, 3, 0, 1, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -195,7 +205,13 @@ inc <- list(
                            imported = c(Measles1861$incidence[1], rep(0, length(Measles1861$incidence) - 1))),
   sars2003 = data.frame(local = c(0, SARS2003$incidence[-1]),
                         imported = c(SARS2003$incidence[1], rep(0, length(SARS2003$incidence) - 1))),
-  imported = data.frame(local = loc, imported = imp)
+  imported = data.frame(local = loc, imported = imp),
+  flu1918 = data.frame(local = c(0, Flu1918$incidence[-1]),
+                       imported = c(Flu1918$incidence[1], rep(0, length(Flu1918$incidence) - 1))),
+  smallpox1972 = data.frame(local = c(0, Smallpox1972$incidence[-1]),
+                            imported = c(Smallpox1972$incidence[1], rep(0, length(Smallpox1972$incidence) - 1))),
+  # MERS in South Korea and Saudi Arabia 2014-15: local and imported cases, as shipped.
+  mers2014 = data.frame(local = mers_2014_15$incidence$local, imported = mers_2014_15$incidence$imported)
 )
 # A missing count: EpiEstim 2.2-4 stops (process_I's `incid[which(is.na(incid))] <- 0` fails on a data
 # frame), so chainbreak refuses missing counts too; recorded here so the test can check that R stops.
@@ -207,7 +223,8 @@ inc_rows <- do.call(rbind, lapply(names(inc), function(s) data.frame(series = s,
 write_table(inc_rows, "incidence.csv")
 si_rows <- rbind(data.frame(name = "flu2009", k = seq_along(Flu2009$si_distr) - 1, p = Flu2009$si_distr),
                  data.frame(name = "measles1861", k = seq_along(Measles1861$si_distr) - 1, p = Measles1861$si_distr),
-                 data.frame(name = "sars2003", k = seq_along(SARS2003$si_distr) - 1, p = SARS2003$si_distr))
+                 data.frame(name = "sars2003", k = seq_along(SARS2003$si_distr) - 1, p = SARS2003$si_distr),
+                 data.frame(name = "smallpox1972", k = seq_along(Smallpox1972$si_distr) - 1, p = Smallpox1972$si_distr))
 write_table(si_rows, "si_distr.csv")
 rt_cfg <- list(
   parametric = function(s, T) list(method = "parametric_si", config = make_config(list(mean_si = 2.6, std_si = 1.5))),
@@ -215,7 +232,8 @@ rt_cfg <- list(
   parametric_prior = function(s, T) list(method = "parametric_si",
                                          config = make_config(list(mean_si = 4.8, std_si = 2.3, mean_prior = 2, std_prior = 1))),
   nonparametric = function(s, T) {
-    d <- switch(s, measles1861 = Measles1861$si_distr, sars2003 = SARS2003$si_distr, Flu2009$si_distr)
+    d <- switch(s, measles1861 = Measles1861$si_distr, sars2003 = SARS2003$si_distr,
+                smallpox1972 = Smallpox1972$si_distr, Flu2009$si_distr)
     list(method = "non_parametric_si", config = make_config(list(si_distr = d)))
   },
   windows = function(s, T) {
