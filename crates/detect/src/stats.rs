@@ -77,7 +77,8 @@ pub fn qgamma(p: f64, shape: f64, scale: f64) -> f64 {
     x * scale
 }
 
-/// Relative fuzz on `p` of the discrete quantiles (see [`discrete_quantile`]).
+/// Relative fuzz on `p` of the discrete quantiles [`qpois`] and [`qnbinom`]: R moves `p` down by a
+/// few `DBL_EPSILON` so that `p = P(X ≤ x)` gives `x`; statrs' cdf needs more room (see the source).
 pub const FUZZ: f64 = 1e-10;
 
 /// Smallest integer `x ≥ 0` with `cdf(x) ≥ p`, searching up from a start guess; `cdf` increasing.
