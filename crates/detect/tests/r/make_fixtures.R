@@ -41,6 +41,10 @@ data(campyDE)           # campylobacteriosis in Germany, weekly with dates, 2002
 add("campylobacter", campyDE$case, 52, campyDE$date)
 data(momo)              # deaths in Denmark (MOMO), weekly with dates, summed over age groups
 add("momo_deaths", rowSums(observed(momo)), 52, as.Date(momo@epoch, origin = "1970-01-01"))
+# Newport with missing weeks, among them weeks that begin the reference data of some monitored
+# weeks (with dates, the prediction's time origin then moves: a quirk of the package).
+nm <- as.vector(observed(stsNewport)); nm[c(seq(460, 520, by = 3), 600, 700, 740)] <- NA
+add("newport_missing", nm, 52, as.Date(stsNewport@epoch, origin = "1970-01-01"))
 # Synthetic daily series for EARS and CUSUM (a syndromic feed: pharmacy sales, clinic visits).
 n <- 120
 add("daily_flat", rpois(n, 12), 365)
