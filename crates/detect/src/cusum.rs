@@ -8,9 +8,12 @@
 //! would have made `S_t` reach `h`, back-transformed as the package does (rounded up for
 //! `standard`; `h − S_t` for `none`).
 //!
-//! Transformations covered: `standard`, `rossi`, `anscombe`, `anscombe2nd`, `pearsonNegBin` (with
-//! `alpha`) and `none`. Not covered: `anscombeNegBin` (it needs the package's `anscombeNB`, a
-//! hypergeometric-function transform).
+//! Transformations covered: all the package has: `standard`, `rossi`, `anscombe`, `anscombe2nd`,
+//! `pearsonNegBin` and `anscombeNegBin` (with `alpha`), `none`. `anscombeNegBin` evaluates the
+//! hypergeometric function as the package does, from its table (`hypgeom2F1special`: the nearest
+//! tabulated argument from 0 to −10 in steps of 0.01, linear interpolation between the integers
+//! from −10 to −100, missing beyond); like R it needs a single `m` (R stops with `m = "glm"`) and
+//! no missing count in the range (R stops), and its bound is `h − S_t`.
 //!
 //! Missing values, as R computes them: a missing count before the range makes `m = NULL` missing
 //! and everything after it missing; a missing monitored count makes that `S_t` and every later
@@ -33,6 +36,8 @@ pub enum Trans {
     Anscombe2nd,
     /// `(x − m)/√(m + alpha m²)`.
     PearsonNegBin,
+    /// The Anscombe residual of a negative binomial with overdispersion `alpha`.
+    AnscombeNegBin,
     /// The counts themselves.
     None,
 }
@@ -119,6 +124,14 @@ pub fn cusum(observed: &[Option<f64>], control: &Control) -> Result<Vec<CusumPoi
         }
     };
     let (k, h, alpha) = (control.k, control.h, control.alpha);
+    if control.trans == Trans::AnscombeNegBin {
+        if matches!(control.m, Mean::Glm { .. }) {
+            return Err(Error::InvalidParameter("anscombeNegBin needs a single m, not m = \"glm\""));
+        }
+        if x_all[from - 1..to].iter().any(|x| x.is_nan()) {
+            return Err(Error::Missing);
+        }
+    }
     let mut s_prev = 0.0_f64;
     let mut out = Vec::with_capacity(len);
     for (i, t) in (from..=to).enumerate() {
@@ -132,6 +145,7 @@ pub fn cusum(observed: &[Option<f64>], control: &Control) -> Result<Vec<CusumPoi
                 (x.powf(2.0 / 3.0) - (m.powf(2.0 / 3.0) - m.powf(-1.0 / 3.0) / 9.0)) / (2.0 / 3.0 * m.powf(1.0 / 6.0))
             }
             Trans::PearsonNegBin => (x - m) / (m + alpha * m * m).sqrt(),
+            Trans::AnscombeNegBin => anscombe_nb(x, m, alpha),
             Trans::None => x,
         };
         // R's max(0, NA) is NA; NaN (0/0) likewise.
@@ -154,7 +168,7 @@ pub fn cusum(observed: &[Option<f64>], control: &Control) -> Result<Vec<CusumPoi
                 if base < 0.0 { 0.0 } else { base.powf(1.5) }
             }
             Trans::PearsonNegBin => (m + alpha * m * m).sqrt() * (h + k - c) + m,
-            Trans::None => h - s,
+            Trans::AnscombeNegBin | Trans::None => h - s,
         };
         let bound = if bound.is_nan() || bound < 0.0 { 0.0 } else { bound };
         let alarm = if s.is_nan() { None } else { Some(s >= h) };
@@ -165,6 +179,39 @@ pub fn cusum(observed: &[Option<f64>], control: &Control) -> Result<Vec<CusumPoi
         s_prev = s;
     }
     Ok(out)
+}
+
+/// surveillance's `hypgeom2F1special(x)`: ₂F₁ from the package's table.
+fn hypgeom_2f1_special(x: f64) -> f64 {
+    use crate::hypgeom_table::{HYP, Z};
+    if x.is_nan() {
+        return f64::NAN;
+    }
+    // which.min(abs(z − x)): the first of the nearest.
+    let mut idx = 0;
+    let mut best = f64::INFINITY;
+    for (i, z) in Z.iter().enumerate() {
+        let d = (z - x).abs();
+        if d < best {
+            best = d;
+            idx = i;
+        }
+    }
+    if x >= -10.0 {
+        return HYP[idx];
+    }
+    let (low, up) = if x - Z[idx] < 0.0 { (idx + 1, idx) } else { (idx, idx.wrapping_sub(1)) };
+    match (HYP.get(low), HYP.get(up)) {
+        (Some(&hl), Some(&hu)) => hl + (hu - hl) * (x - Z[low]),
+        _ => f64::NAN, // R indexes past the table: NA
+    }
+}
+
+/// surveillance's `anscombeNB(y, mu, alpha)` for one count.
+fn anscombe_nb(y: f64, mu: f64, alpha: f64) -> f64 {
+    let hyp_mu = 1.5 * mu.powf(2.0 / 3.0) * hypgeom_2f1_special(-alpha * mu);
+    let up = 1.5 * y.powf(2.0 / 3.0) * hypgeom_2f1_special(-alpha * y) - hyp_mu;
+    up / (mu + alpha * mu * mu).powf(1.0 / 6.0)
 }
 
 #[cfg(test)]
@@ -218,5 +265,32 @@ mod tests {
         let x = some(&[0.0, 0.0, 0.0, 0.0]);
         let p = cusum(&x, &Control::new((4, 4))).unwrap();
         assert_eq!(p[0].cusum, None);
+    }
+
+    #[test]
+    #[allow(clippy::excessive_precision)] // R's printed digits
+    fn anscombe_negbin_as_r() {
+        // R 4.2.2, surveillance 1.20.3: surveillance:::anscombeNB(0:3, mu = 0.3, alpha = 0.9)
+        let r = [-0.76385810367056317, 0.83999701660625403, 1.62243409410302153, 2.20985677696209093];
+        for (y, r) in r.iter().enumerate() {
+            assert!((anscombe_nb(y as f64, 0.3, 0.9) - r).abs() < 1e-15);
+        }
+        // surveillance:::hypgeom2F1special(-0.27), (-2.7); beyond the table R gives NA.
+        assert_eq!(hypgeom_2f1_special(-0.27), 0.96752328119999997);
+        assert_eq!(hypgeom_2f1_special(-2.7), 0.81148667549999998);
+        assert!(hypgeom_2f1_special(-100.5).is_nan());
+    }
+
+    #[test]
+    fn anscombe_negbin_refuses_what_r_stops_on() {
+        let mut x = some(&[3.0, 5.0, 4.0, 6.0, 5.0, 7.0, 3.0]);
+        let mut c = Control::new((5, 7));
+        c.trans = Trans::AnscombeNegBin;
+        assert!(cusum(&x, &c).is_ok());
+        c.m = Mean::Glm { freq: 52.0, start: 1.0 };
+        assert!(cusum(&x, &c).is_err());
+        c.m = Mean::Past;
+        x[5] = None;
+        assert_eq!(cusum(&x, &c), Err(Error::Missing));
     }
 }

@@ -11,6 +11,7 @@ pub mod ears;
 pub mod epiestim;
 pub mod farrington;
 pub mod glm;
+mod hypgeom_table;
 pub mod stats;
 
 /// Why a computation cannot be done (R would `stop()`).
@@ -57,14 +58,28 @@ pub(crate) fn pmax(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
 }
 
-/// R's `mean(x)` (no `na.rm`): NaN if any value is missing; the two-pass refinement R uses.
+/// R's `mean(x)` (no `na.rm`): NaN if any value is missing.
+///
+/// R sums in long double and refines the quotient, so its mean is the exact mean rounded once to
+/// a double. Here the sum is kept exactly as a double-double (Knuth's two-sum) and divided with a
+/// fused remainder, which rounds the same way. The last bit matters: CUSUM's `anscombeNegBin`
+/// looks `−alpha·m` up in a table by the nearest entry, and a mean one unit in the last place off
+/// picks the other neighbour at a tie.
 pub(crate) fn r_mean(x: &[f64]) -> f64 {
     let n = x.len() as f64;
-    let m = x.iter().sum::<f64>() / n;
-    if !m.is_finite() {
-        return m;
+    let (mut hi, mut lo) = (0.0_f64, 0.0_f64);
+    for &v in x {
+        let s = hi + v;
+        let bb = s - hi;
+        lo += (hi - (s - bb)) + (v - bb);
+        hi = s;
     }
-    m + x.iter().map(|v| v - m).sum::<f64>() / n
+    let q = hi / n;
+    if !q.is_finite() {
+        return q;
+    }
+    // (hi + lo − q·n)/n, with q·n's rounding error taken exactly by the fused multiply-add.
+    q + ((-q).mul_add(n, hi) + lo) / n
 }
 
 /// R's `sd(x)`: sample standard deviation, NaN if any value is missing.
@@ -76,4 +91,28 @@ pub(crate) fn r_sd(x: &[f64]) -> f64 {
 /// R's `observed > bound`, `NA` if either is.
 pub(crate) fn r_greater(observed: f64, bound: f64) -> Option<bool> {
     if observed.is_nan() || bound.is_nan() { None } else { Some(observed > bound) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_is_rounded_once_as_in_r() {
+        // 11 ones among 60 values: R's mean is 0.18333333333333332 (11/60 rounded once).
+        let mut x = vec![0.0; 60];
+        for v in x.iter_mut().step_by(5).take(11) {
+            *v = 1.0;
+        }
+        assert_eq!(r_mean(&x), 11.0 / 60.0);
+        assert_eq!(r_mean(&[0.1, 0.2, 0.3]), 0.2);
+        assert!(r_mean(&[1.0, f64::NAN]).is_nan());
+    }
+
+    #[test]
+    fn pmax_propagates_missing() {
+        assert!(pmax(0.0, f64::NAN).is_nan());
+        assert_eq!(pmax(0.0, -1.0), 0.0);
+        assert_eq!(r_greater(f64::NAN, 1.0), None);
+    }
 }

@@ -182,6 +182,8 @@ fn cusum_matches_r() {
             "anscombe" => c.trans = cusum::Trans::Anscombe,
             "anscombe2nd" => c.trans = cusum::Trans::Anscombe2nd,
             "pearsonNegBin" => (c.trans, c.alpha) = (cusum::Trans::PearsonNegBin, 0.2),
+            "anscombeNegBin" => (c.trans, c.alpha, c.h) = (cusum::Trans::AnscombeNegBin, 0.2, 3.0),
+            "anscombeNegBin_big" => (c.trans, c.alpha, c.k) = (cusum::Trans::AnscombeNegBin, 0.9, 0.5),
             "none" => (c.trans, c.k, c.h) = (cusum::Trans::None, 6.0, 12.0),
             "standard_k2_h4" => (c.k, c.h) = (0.5, 4.0),
             "m_given" => c.m = cusum::Mean::Value(9.0),

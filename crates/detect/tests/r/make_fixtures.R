@@ -122,6 +122,8 @@ cusum_cfg <- list(
   anscombe = list(trans = "anscombe"),
   anscombe2nd = list(trans = "anscombe2nd"),
   pearsonNegBin = list(trans = "pearsonNegBin", alpha = 0.2),
+  anscombeNegBin = list(trans = "anscombeNegBin", alpha = 0.2, h = 3),
+  anscombeNegBin_big = list(trans = "anscombeNegBin", alpha = 0.9, k = 0.5),
   none = list(trans = "none", k = 6, h = 12),
   standard_k2_h4 = list(trans = "standard", k = 0.5, h = 4),
   m_given = list(trans = "standard", m = 9),
@@ -136,6 +138,7 @@ for (s in short) for (cn in names(cusum_cfg)) {
   ctl$range <- from:n
   dp <- list(observed = x$observed, state = 0 * x$observed, freq = x$freq, start = c(2000, 1))
   class(dp) <- "disProg"
+  if (grepl("anscombeNegBin", cn) && anyNA(x$observed[from:n])) next  # R stops on NA there
   res <- algo.cusum(dp, control = ctl)
   m <- res$control$m
   cusum_rows[[length(cusum_rows) + 1]] <- data.frame(
