@@ -392,15 +392,17 @@ mod properties {
         /// CUSUM: the statistic is never negative, alarms are `S ≥ h`, and with `trans = "none"`
         /// the bound is `max(0, h − S)`.
         #[test]
-        fn cusum_statistic_and_alarm(x in counts(30, 10..50), k in 0.0f64..3.0, h in 0.5f64..6.0, t in 0usize..6) {
+        fn cusum_statistic_and_alarm(x in counts(30, 10..50), k in 0.0f64..3.0, h in 0.5f64..6.0, t in 0usize..7) {
             let trans = [
                 cusum::Trans::Standard,
                 cusum::Trans::Rossi,
                 cusum::Trans::Anscombe,
                 cusum::Trans::Anscombe2nd,
                 cusum::Trans::PearsonNegBin,
+                cusum::Trans::AnscombeNegBin,
                 cusum::Trans::None,
             ][t];
+            prop_assume!(trans != cusum::Trans::AnscombeNegBin || x[5..].iter().all(Option::is_some));
             let mut c = cusum::Control::new((6, x.len()));
             (c.k, c.h, c.trans) = (k, h, trans);
             for p in cusum::cusum(&x, &c).unwrap() {
@@ -408,7 +410,7 @@ mod properties {
                     Some(s) => {
                         prop_assert!(s >= 0.0);
                         prop_assert_eq!(p.point.alarm, Some(s >= h));
-                        if trans == cusum::Trans::None {
+                        if matches!(trans, cusum::Trans::None | cusum::Trans::AnscombeNegBin) {
                             prop_assert_eq!(p.point.upperbound, Some((h - s).max(0.0)));
                         }
                     }
