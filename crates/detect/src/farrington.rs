@@ -36,7 +36,7 @@
 //!   counts from the first week whose count is not missing;
 //! - the convergence of the reweighted fit is not checked.
 
-use crate::stats::{pnorm, pt, qnbinom_prob, qnorm, qpois};
+use crate::stats::{pt, qnbinom_prob, qnorm, qpois};
 use crate::{Error, Point, glm};
 
 /// How the bound is computed (`thresholdMethod`).
@@ -478,7 +478,6 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
                     (false, true) => lo,
                     (true, true) => f64::NAN,
                 };
-                let _ = pnorm; // the p-value of the package is not reported
                 (upper, mu0)
             }
             ThresholdMethod::NbPlugin | ThresholdMethod::Muan => {
