@@ -25,7 +25,11 @@ fn main() {
                 .collect()
         })
         .collect();
-    let mut control = Control::noufaily(ThresholdMethod::NbPlugin);
+    let mut control = if std::env::args().nth(2).as_deref() == Some("original") {
+        Control::original()
+    } else {
+        Control::noufaily(ThresholdMethod::NbPlugin)
+    };
     // Six years hold 52 monitored weeks only with b = 4 (b = 5 needs week 264 onwards).
     control.b = 4;
     control.range = Some((weeks - 51, weeks));

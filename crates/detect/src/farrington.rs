@@ -293,14 +293,29 @@ fn design(d: &Data, trend: bool, factors: bool) -> Vec<Vec<f64>> {
     x
 }
 
+/// The quasi-Poisson fit of `response ~ 1 (+ wtime) (+ seasgroups)`, the factor solved by group
+/// means (see [`glm::Design::Grouped`]).
+fn glm_fit(d: &Data, trend: bool, factors: bool, weights: Option<&[f64]>, offset: Option<&[f64]>) -> glm::Fit {
+    if factors {
+        let design = glm::Design::Grouped {
+            trend: trend.then_some(d.wtime.as_slice()),
+            group: &d.group,
+            levels: d.levels.len(),
+        };
+        glm::fit_design(design, &d.y, weights, offset)
+    } else {
+        glm::fit(&design(d, trend, false), &d.y, weights, offset)
+    }
+}
+
 fn fit_flexible(d: &Data, trend: bool, factors: bool, c: &Control, offset: bool) -> Option<Model> {
     let off = if offset { Some(d.offset.as_slice()) } else { None };
     let mut trend = trend;
-    let mut f = glm::fit(&design(d, trend, factors), &d.y, None, off);
+    let mut f = glm_fit(d, trend, factors, None, off);
     if !f.converged {
         if trend {
             trend = false;
-            f = glm::fit(&design(d, false, factors), &d.y, None, off);
+            f = glm_fit(d, false, factors, None, off);
         }
         if !f.converged {
             return None;
@@ -319,7 +334,7 @@ fn fit_flexible(d: &Data, trend: bool, factors: bool, c: &Control, offset: bool)
         let denom: f64 = s.iter().map(|&s| if s > thr { s.powi(-2) } else { 1.0 }).sum();
         let gamma = s.len() as f64 / denom;
         let omega: Vec<f64> = s.iter().map(|&s| if s > thr { gamma * s.powi(-2) } else { gamma }).collect();
-        f = glm::fit(&design(d, trend, factors), &d.y, Some(&omega), off);
+        f = glm_fit(d, trend, factors, Some(&omega), off);
         phi = f.dispersion().max(1.0);
         weights = omega;
     }

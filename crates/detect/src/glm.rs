@@ -171,12 +171,205 @@ impl Qr {
     }
 }
 
+/// The design of a fit.
+#[derive(Debug, Clone, Copy)]
+pub enum Design<'a> {
+    /// Columns of the model matrix, the intercept included by the caller.
+    Dense(&'a [Vec<f64>]),
+    /// An intercept, an optional trend column and treatment-coded dummies of a factor, in that
+    /// column order (R's `~ 1 + wtime + seasgroups`): `group[i]` is the 0-based level of row `i`
+    /// (level 0 is the baseline), `levels` the number of levels. Solved in O(n) by group means
+    /// (Frisch–Waugh) instead of a QR of the dense matrix; the same least-squares problem, so
+    /// the same numbers to rounding. Falls back to the dense QR where R's QR would find a column
+    /// aliased (a level without rows, or no variation of the trend within any level).
+    Grouped {
+        /// The trend column (`wtime`), if any.
+        trend: Option<&'a [f64]>,
+        /// Level of each row.
+        group: &'a [usize],
+        /// Number of levels.
+        levels: usize,
+    },
+}
+
+impl Design<'_> {
+    fn columns(&self) -> usize {
+        match self {
+            Design::Dense(x) => x.len(),
+            Design::Grouped { trend, levels, .. } => 1 + usize::from(trend.is_some()) + levels - 1,
+        }
+    }
+
+    fn dense(&self, n: usize) -> Vec<Vec<f64>> {
+        match self {
+            Design::Dense(x) => x.to_vec(),
+            Design::Grouped { trend, group, levels } => {
+                let mut x = vec![vec![1.0; n]];
+                if let Some(t) = trend {
+                    x.push(t.to_vec());
+                }
+                for l in 1..*levels {
+                    x.push(group.iter().map(|&g| if g == l { 1.0 } else { 0.0 }).collect());
+                }
+                x
+            }
+        }
+    }
+}
+
 /// Fits `y ~ x` (columns of `x`, intercept included by the caller) with log link, prior weights
 /// and an offset, as `glm.fit(x, y, weights, offset = offset, family = quasipoisson())`.
 /// Observations must be non-missing (R's `na.omit` is the caller's).
 pub fn fit(x: &[Vec<f64>], y: &[f64], weights: Option<&[f64]>, offset: Option<&[f64]>) -> Fit {
+    fit_design(Design::Dense(x), y, weights, offset)
+}
+
+/// The solution of one weighted least-squares step.
+enum Solved {
+    Qr(Qr, Vec<usize>),
+    Grouped(Groups),
+}
+
+/// Group sums of a weighted least-squares step of a [`Design::Grouped`].
+struct Groups {
+    /// Σ W per level.
+    w: Vec<f64>,
+    /// Weighted mean of the trend per level.
+    tbar: Vec<f64>,
+    /// Σ W (t − t̄_g)², if there is a trend.
+    s_tt: Option<f64>,
+    /// W per row.
+    wrow: Vec<f64>,
+}
+
+/// Solves min Σ W (z − a_g − b t)² and returns the coefficients in R's parametrisation.
+fn grouped_solve(
+    wrow: Vec<f64>,
+    z: &[f64],
+    trend: Option<&[f64]>,
+    group: &[usize],
+    levels: usize,
+) -> (Vec<f64>, Groups) {
+    let mut w = vec![0.0; levels];
+    let mut tz = vec![0.0; levels];
+    let mut zz = vec![0.0; levels];
+    for i in 0..z.len() {
+        let g = group[i];
+        w[g] += wrow[i];
+        zz[g] += wrow[i] * z[i];
+        if let Some(t) = trend {
+            tz[g] += wrow[i] * t[i];
+        }
+    }
+    let zbar: Vec<f64> = zz.iter().zip(&w).map(|(s, w)| s / w).collect();
+    let tbar: Vec<f64> = tz.iter().zip(&w).map(|(s, w)| s / w).collect();
+    let (b, s_tt) = match trend {
+        Some(t) => {
+            let (mut stt, mut stz) = (0.0, 0.0);
+            for i in 0..z.len() {
+                let g = group[i];
+                let dt = t[i] - tbar[g];
+                stt += wrow[i] * dt * dt;
+                stz += wrow[i] * dt * (z[i] - zbar[g]);
+            }
+            (stz / stt, Some(stt))
+        }
+        None => (0.0, None),
+    };
+    let a: Vec<f64> = (0..levels).map(|g| zbar[g] - b * tbar[g]).collect();
+    let mut coef = vec![a[0]];
+    if trend.is_some() {
+        coef.push(b);
+    }
+    coef.extend((1..levels).map(|g| a[g] - a[0]));
+    (coef, Groups { w, tbar, s_tt, wrow })
+}
+
+impl Groups {
+    /// (XᵀWX)⁻¹ in R's parametrisation, from the covariance of (a_0..a_{L−1}, b).
+    fn cov_unscaled(&self, p: usize) -> Vec<Vec<f64>> {
+        let levels = self.w.len();
+        let has_trend = self.s_tt.is_some();
+        let stt = self.s_tt.unwrap_or(f64::INFINITY);
+        // θ = (a_0, ..., a_{L−1}, b).
+        let cov_theta = |i: usize, j: usize| -> f64 {
+            match (i < levels, j < levels) {
+                (true, true) => {
+                    let d = if i == j { 1.0 / self.w[i] } else { 0.0 };
+                    if has_trend { d + self.tbar[i] * self.tbar[j] / stt } else { d }
+                }
+                (true, false) => -self.tbar[i] / stt,
+                (false, true) => -self.tbar[j] / stt,
+                (false, false) => 1.0 / stt,
+            }
+        };
+        // β_k = Σ A[k] θ: intercept a_0; trend b; dummy of level g a_g − a_0.
+        let mut rows: Vec<Vec<(usize, f64)>> = vec![vec![(0, 1.0)]];
+        if has_trend {
+            rows.push(vec![(levels, 1.0)]);
+        }
+        for g in 1..levels {
+            rows.push(vec![(g, 1.0), (0, -1.0)]);
+        }
+        debug_assert_eq!(rows.len(), p);
+        let mut c = vec![vec![0.0; p]; p];
+        for (k, rk) in rows.iter().enumerate() {
+            for (l, rl) in rows.iter().enumerate() {
+                c[k][l] = rk.iter().map(|&(i, a)| rl.iter().map(|&(j, b)| a * b * cov_theta(i, j)).sum::<f64>()).sum();
+            }
+        }
+        c
+    }
+
+    fn hat(&self, trend: Option<&[f64]>, group: &[usize]) -> Vec<f64> {
+        (0..self.wrow.len())
+            .map(|i| {
+                let g = group[i];
+                let w = self.wrow[i];
+                if w == 0.0 {
+                    return 0.0;
+                }
+                let mut h = w / self.w[g];
+                if let (Some(t), Some(stt)) = (trend, self.s_tt) {
+                    let dt = t[i] - self.tbar[g];
+                    h += w * dt * dt / stt;
+                }
+                h
+            })
+            .collect()
+    }
+}
+
+/// Fits a design as [`fit`] does.
+pub fn fit_design(design: Design<'_>, y: &[f64], weights: Option<&[f64]>, offset: Option<&[f64]>) -> Fit {
     let n = y.len();
-    let p = x.len();
+    let prior_check: Vec<f64> = weights.map_or_else(|| vec![1.0; n], <[f64]>::to_vec);
+    if let Design::Grouped { trend, group, levels } = design {
+        // Where R's QR would alias a column, take the dense path, which does what R does.
+        let mut rows = vec![0usize; levels];
+        let mut first_t: Vec<Option<f64>> = vec![None; levels];
+        let mut varies = false;
+        for i in 0..n {
+            if prior_check[i] > 0.0 {
+                rows[group[i]] += 1;
+                if let Some(t) = trend {
+                    match first_t[group[i]] {
+                        None => first_t[group[i]] = Some(t[i]),
+                        Some(t0) => varies |= t0 != t[i],
+                    }
+                }
+            }
+        }
+        if rows.contains(&0) || (trend.is_some() && !varies) {
+            let x = design.dense(n);
+            return fit_design(Design::Dense(&x), y, weights, offset);
+        }
+    }
+    let p = design.columns();
+    let x_dense: &[Vec<f64>] = match design {
+        Design::Dense(x) => x,
+        Design::Grouped { .. } => &[],
+    };
     let prior: Vec<f64> = weights.map_or_else(|| vec![1.0; n], <[f64]>::to_vec);
     let offset: Vec<f64> = offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
     let tol = 1e-7_f64.min(EPSILON / 1000.0);
@@ -200,12 +393,45 @@ pub fn fit(x: &[Vec<f64>], y: &[f64], weights: Option<&[f64]>, offset: Option<&[
             ws[i] = w;
             zw.push(z * w);
         }
-        let a: Vec<Vec<f64>> = x.iter().map(|col| good.iter().map(|&i| col[i] * ws[i]).collect()).collect();
-        let (start, q) = qr_solve(&a, &zw, tol);
         w2 = ws.iter().map(|w| w * w).collect();
+        let (start, solved) = match design {
+            Design::Dense(x) => {
+                let a: Vec<Vec<f64>> = x.iter().map(|col| good.iter().map(|&i| col[i] * ws[i]).collect()).collect();
+                let (start, q) = qr_solve(&a, &zw, tol);
+                (start, Solved::Qr(q, good.clone()))
+            }
+            Design::Grouped { trend, group, levels } => {
+                // z itself (zw / w) for the good rows, 0 weight elsewhere.
+                let mut z = vec![0.0; n];
+                for (k, &i) in good.iter().enumerate() {
+                    z[i] = zw[k] / ws[i];
+                }
+                let (start, g) = grouped_solve(w2.clone(), &z, trend, group, levels);
+                (start, Solved::Grouped(g))
+            }
+        };
         let mut start = start;
         let compute = |start: &[f64]| {
-            let eta: Vec<f64> = (0..n).map(|i| (0..p).map(|j| x[j][i] * start[j]).sum::<f64>() + offset[i]).collect();
+            let eta: Vec<f64> = match design {
+                Design::Dense(_) => {
+                    (0..n).map(|i| (0..p).map(|j| x_dense[j][i] * start[j]).sum::<f64>() + offset[i]).collect()
+                }
+                Design::Grouped { trend, group, .. } => {
+                    let off = 1 + usize::from(trend.is_some());
+                    (0..n)
+                        .map(|i| {
+                            let mut e = start[0];
+                            if let Some(t) = trend {
+                                e += start[1] * t[i];
+                            }
+                            if group[i] > 0 {
+                                e += start[off + group[i] - 1];
+                            }
+                            e + offset[i]
+                        })
+                        .collect()
+                }
+            };
             let mu: Vec<f64> = eta.iter().map(|&e| linkinv(e)).collect();
             (eta, mu)
         };
@@ -228,7 +454,7 @@ pub fn fit(x: &[Vec<f64>], y: &[f64], weights: Option<&[f64]>, offset: Option<&[
         eta = e;
         mu = m;
         coef = start;
-        qr = Some((q, good));
+        qr = Some(solved);
         if (dev - devold).abs() / (dev.abs() + 0.1) < EPSILON {
             converged = true;
             break;
@@ -236,27 +462,38 @@ pub fn fit(x: &[Vec<f64>], y: &[f64], weights: Option<&[f64]>, offset: Option<&[
         devold = dev;
         coefold = Some(coef.clone());
     }
-    let (q, good) = qr.expect("at least one iteration");
-    let rank = q.kept.len();
-    for (j, c) in coef.iter_mut().enumerate() {
-        if !q.kept.contains(&j) {
-            *c = f64::NAN;
+    let good_count = (0..n).filter(|&i| prior[i] > 0.0).count();
+    let (rank, cov_unscaled, hat) = match qr.expect("at least one iteration") {
+        Solved::Qr(q, good) => {
+            for (j, c) in coef.iter_mut().enumerate() {
+                if !q.kept.contains(&j) {
+                    *c = f64::NAN;
+                }
+            }
+            let inv = q.inverse_rtr();
+            let mut cov_unscaled = vec![vec![0.0; p]; p];
+            for (a, &ja) in q.kept.iter().enumerate() {
+                for (b, &jb) in q.kept.iter().enumerate() {
+                    cov_unscaled[ja][jb] = inv[a][b];
+                }
+            }
+            let hat_good = q.hat(good.len());
+            let mut hat = vec![0.0; n];
+            for (h, &i) in hat_good.iter().zip(&good) {
+                hat[i] = *h;
+            }
+            (q.kept.len(), cov_unscaled, hat)
         }
-    }
-    let inv = q.inverse_rtr();
-    let mut cov_unscaled = vec![vec![0.0; p]; p];
-    for (a, &ja) in q.kept.iter().enumerate() {
-        for (b, &jb) in q.kept.iter().enumerate() {
-            cov_unscaled[ja][jb] = inv[a][b];
+        Solved::Grouped(g) => {
+            let (trend, group) = match design {
+                Design::Grouped { trend, group, .. } => (trend, group),
+                Design::Dense(_) => unreachable!("grouped solution of a dense design"),
+            };
+            (p, g.cov_unscaled(p), g.hat(trend, group))
         }
-    }
-    let hat_good = q.hat(good.len());
-    let mut hat = vec![0.0; n];
-    for (h, &i) in hat_good.iter().zip(&good) {
-        hat[i] = *h;
-    }
+    };
     let residuals: Vec<f64> = (0..n).map(|i| (y[i] - mu[i]) / eta[i].exp().max(f64::EPSILON)).collect();
-    let df_residual = good.len().saturating_sub(rank);
+    let df_residual = good_count.saturating_sub(rank);
     Fit { coef, eta, mu, weights: w2, residuals, converged, rank, df_residual, cov_unscaled, hat, prior, y: y.to_vec() }
 }
 
@@ -316,5 +553,54 @@ mod tests {
         assert_eq!(f.rank, 2);
         assert!(f.coef[2].is_nan());
         assert!((f.coef[1] - 2f64.ln()).abs() < 1e-7);
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-10 * b.abs().max(1.0)
+    }
+
+    fn same_fit(a: &Fit, b: &Fit) {
+        assert_eq!(a.converged, b.converged);
+        assert_eq!(a.rank, b.rank);
+        assert_eq!(a.df_residual, b.df_residual);
+        for (x, y) in a.coef.iter().zip(&b.coef) {
+            assert!(close(*x, *y), "coef {x} {y}");
+        }
+        for (x, y) in a.mu.iter().zip(&b.mu).chain(a.hat.iter().zip(&b.hat)) {
+            assert!(close(*x, *y), "{x} {y}");
+        }
+        for (ra, rb) in a.cov_unscaled.iter().zip(&b.cov_unscaled) {
+            for (x, y) in ra.iter().zip(rb) {
+                assert!(close(*x, *y), "cov {x} {y}");
+            }
+        }
+        assert!(close(a.dispersion(), b.dispersion()));
+    }
+
+    #[test]
+    fn grouped_design_is_the_dense_fit() {
+        let n = 120;
+        let levels = 10;
+        let t: Vec<f64> = (0..n).map(|i| f64::from(i) + 100.0).collect();
+        let group: Vec<usize> = (0..n).map(|i| (i as usize / 7) % levels).collect();
+        let y: Vec<f64> = (0..n).map(|i| f64::from((i * 37 + 11) % 13 + (i % 7) * 2)).collect();
+        let w: Vec<f64> = (0..n).map(|i| 0.5 + f64::from(i % 5) / 4.0).collect();
+        for trend in [true, false] {
+            for weights in [None, Some(w.as_slice())] {
+                let g = Design::Grouped { trend: trend.then_some(t.as_slice()), group: &group, levels };
+                let x = g.dense(n as usize);
+                same_fit(&fit_design(g, &y, weights, None), &fit(&x, &y, weights, None));
+            }
+        }
+        // A level without rows, and a trend constant within each level: R's QR aliases a column,
+        // and so does the fallback.
+        let g = Design::Grouped { trend: Some(&t), group: &group, levels: levels + 1 };
+        let f = fit_design(g, &y, None, None);
+        assert_eq!(f.rank, 1 + 1 + levels - 1);
+        assert!(f.coef.last().unwrap().is_nan());
+        let flat: Vec<f64> = group.iter().map(|&g| g as f64).collect();
+        let g = Design::Grouped { trend: Some(&flat), group: &group, levels };
+        let f = fit_design(g, &y, None, None);
+        assert_eq!(f.rank, levels);
     }
 }
