@@ -387,7 +387,7 @@ pub fn fit_design(design: Design<'_>, y: &[f64], weights: Option<&[f64]>, offset
         let mut ws = vec![0.0; n];
         let mut zw = Vec::with_capacity(good.len());
         for &i in &good {
-            let mueta = eta[i].exp().max(f64::EPSILON);
+            let mueta = mu[i]; // mu.eta(eta) = max(exp(eta), DBL_EPSILON) = mu for the log link
             let z = (eta[i] - offset[i]) + (y[i] - mu[i]) / mueta;
             let w = (prior[i] * mueta * mueta / mu[i]).sqrt();
             ws[i] = w;
@@ -492,7 +492,7 @@ pub fn fit_design(design: Design<'_>, y: &[f64], weights: Option<&[f64]>, offset
             (p, g.cov_unscaled(p), g.hat(trend, group))
         }
     };
-    let residuals: Vec<f64> = (0..n).map(|i| (y[i] - mu[i]) / eta[i].exp().max(f64::EPSILON)).collect();
+    let residuals: Vec<f64> = (0..n).map(|i| (y[i] - mu[i]) / mu[i]).collect();
     let df_residual = good_count.saturating_sub(rank);
     Fit { coef, eta, mu, weights: w2, residuals, converged, rank, df_residual, cov_unscaled, hat, prior, y: y.to_vec() }
 }
