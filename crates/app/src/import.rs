@@ -61,6 +61,10 @@ pub struct ImportReport {
     /// The store's change sequence after the import.
     pub last_seq: u64,
     pub seconds: f64,
+    /// The arrivals imported (an arrivals file), as stored, for the closed loop to propose
+    /// their measures.
+    #[serde(skip)]
+    pub arrivals: Vec<Arrival>,
 }
 
 /// Records per store call on the generic path.
@@ -311,7 +315,16 @@ fn import_generic<R: Read>(
         Kind::Pings => go!(LocationPing, put_pings),
         Kind::Cases => go!(Case, put_cases),
         Kind::LabTests => go!(LabTest, put_lab_tests),
-        Kind::Arrivals => go!(Arrival, put_arrivals),
+        Kind::Arrivals => {
+            let stored = std::cell::RefCell::new(Vec::new());
+            import_records::<Arrival, R>(batch, input, run, &|b, rows| {
+                b.put_arrivals(rows)?;
+                stored.borrow_mut().extend_from_slice(rows);
+                Ok(())
+            })?;
+            run.report.arrivals = stored.into_inner();
+            Ok(())
+        }
         Kind::GoodsBatches => go!(GoodsBatch, put_goods_batches),
         Kind::GoodsHops => go!(GoodsHop, put_goods_hops),
         Kind::Sentinel => go!(SentinelRecord, put_sentinel),

@@ -3,6 +3,7 @@
 //! Knows neither HTTP nor terminals: progress is reported through [`Progress`].
 
 pub mod accounts;
+pub mod episodes;
 pub mod error;
 pub mod import;
 pub mod ingest;
@@ -83,6 +84,8 @@ pub struct Deployment {
     pub auto_confirm: bool,
     /// The trace engine, built on first use and kept current with the change feed.
     tracer: Option<trace::Tracer>,
+    /// The measure episodes, rebuilt from their events on first use.
+    pub(crate) closed_loop: Option<episodes::ClosedLoop>,
 }
 
 impl Deployment {
@@ -94,7 +97,16 @@ impl Deployment {
             message: format!("the store's zone `{}` is unknown: {e}", meta.time_zone),
         })?;
         let profile = Profile::load(&meta.profile)?;
-        Ok(Deployment { store, clock, calendar, profile, pseudonymizer: None, auto_confirm: false, tracer: None })
+        Ok(Deployment {
+            store,
+            clock,
+            calendar,
+            profile,
+            pseudonymizer: None,
+            auto_confirm: false,
+            tracer: None,
+            closed_loop: None,
+        })
     }
 
     /// The trace engine, current with the store: built on first use, then brought up to the

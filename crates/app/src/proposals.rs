@@ -725,6 +725,73 @@ pub fn decide_within(
     Ok(decided.into_iter().map(ProposalView::from).collect())
 }
 
+/// [`decide`] through the deployment: confirming also opens (or adds the reason to) each
+/// contact's measure episode — close, secondary and grid contacts, under the profile's measure
+/// for the category, from the last exposure, owned by `owner` — in the same batch as the
+/// decisions (co-exposed persons get tests, not an episode). `user` none: the console operator.
+pub fn decide_and_open(
+    dep: &mut crate::Deployment,
+    user: Option<&User>,
+    actor: &Actor,
+    ids: &[i64],
+    verdict: Verdict,
+    reason: Option<&str>,
+    owner: &str,
+) -> Result<(Vec<ProposalView>, Vec<crate::episodes::Outcome>), AppError> {
+    let at = dep.clock.now();
+    let scope = match user {
+        Some(u) => {
+            require(u, Permission::ConfirmContacts)?;
+            scope_of(&*dep.store, u)?
+        }
+        None => Scope::All,
+    };
+    if verdict == Verdict::Reject || ids.is_empty() {
+        let decided = decide_within(&mut *dep.store, &scope, actor, ids, verdict, reason, at)?;
+        return Ok((decided, Vec::new()));
+    }
+    let mut requests = Vec::new();
+    for id in ids {
+        let p = visible(&*dep.store, &scope, *id)?;
+        let category = match p.category.as_str() {
+            "close" => chainbreak_closedloop::Category::Close,
+            "secondary" => chainbreak_closedloop::Category::Secondary,
+            "grid" => chainbreak_closedloop::Category::Grid,
+            _ => continue,
+        };
+        let evidence: serde_json::Value = serde_json::from_str(&p.evidence).unwrap_or_default();
+        let via = (category == chainbreak_closedloop::Category::Secondary)
+            .then(|| evidence.get(0).and_then(|e| e["exposed_to"].as_str()).map(String::from))
+            .flatten();
+        requests.push(crate::episodes::Request::Open {
+            id: None,
+            person: p.contact_id.clone(),
+            category,
+            plan: None,
+            reason: chainbreak_closedloop::Reason {
+                source: p.index.case_id.clone().unwrap_or_else(|| format!("person:{}", p.index.person_id)),
+                via,
+                at: p.last_exposure,
+            },
+            owner: owner.to_string(),
+            confirmed: true,
+        });
+    }
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty()).map(String::from);
+    let decision =
+        Decision { status: ProposalStatus::Confirmed, actor: actor.name.clone(), reason: reason.clone(), at };
+    let audit_actor = Actor { reason, ..actor.clone() };
+    let ids = ids.to_vec();
+    let (outcomes, decided) = crate::episodes::transition_with(dep, actor, user, &requests, move |batch| {
+        let decided = batch.decide_proposals(&ids, &decision)?;
+        for p in &decided {
+            batch.append_audit(&audit_actor.audit(at, "proposal_confirm", "proposal", &p.id.to_string()))?;
+        }
+        Ok(decided)
+    })?;
+    Ok((decided.into_iter().map(ProposalView::from).collect(), outcomes))
+}
+
 /// The proposal, when it exists and its contact lives in `scope`.
 fn visible(store: &dyn Store, scope: &Scope, id: i64) -> Result<Proposal, AppError> {
     let absent = || AppError::NotFound(format!("proposal {id} not found in your jurisdiction"));

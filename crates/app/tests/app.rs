@@ -1400,3 +1400,183 @@ mod proposals {
         );
     }
 }
+
+// ---------------------------------------------------------------- closed-loop management
+
+mod closed_loop {
+    use std::sync::Arc;
+
+    use chainbreak_app::Deployment;
+    use chainbreak_app::accounts::Actor;
+    use chainbreak_app::episodes::{self, Request};
+    use chainbreak_closedloop::{Action, Category, Reason, TestResult};
+    use chainbreak_core::access::{Role, User};
+    use chainbreak_core::model::{Area, EpisodeState, Person, Place, PlaceKind};
+    use chainbreak_core::time::ManualClock;
+    use chainbreak_store::{AuditFilter, EpisodeFilter, FacilityRow, RoomRow, Store};
+
+    use super::*;
+
+    fn user(role: Role, jurisdiction: &str) -> User {
+        User {
+            name: format!("{}-{jurisdiction}", role.as_str()),
+            role,
+            unit: "U1".into(),
+            jurisdiction: jurisdiction.into(),
+            disabled: false,
+            created_at: t0(),
+        }
+    }
+
+    fn actor() -> Actor {
+        Actor { name: "tester".into(), via: "test".into(), reason: None }
+    }
+
+    /// City C1, districts D1 (P1, P2 at H1) and D2 (P4 at H2); facility F1 with rooms 101, 102.
+    fn deployment(dir: &Path) -> (Deployment, Arc<ManualClock>) {
+        let path = dir.join("e.db");
+        let clock = Arc::new(ManualClock::new(t0()));
+        let mut store = chainbreak_app::init(&path, "Asia/Shanghai", "cn-2022-9th", &*clock).unwrap();
+        let mut b = store.begin(t0()).unwrap();
+        let area = |id: &str, level: &str, parent: Option<&str>| Area {
+            id: id.into(),
+            name: id.into(),
+            level: level.into(),
+            parent: parent.map(Into::into),
+            geometry: None,
+        };
+        b.put_areas(&[
+            area("C1", "city", None),
+            area("D1", "district", Some("C1")),
+            area("D2", "district", Some("C1")),
+        ])
+        .unwrap();
+        let place = |id: &str, area: &str| Place {
+            id: id.into(),
+            name: None,
+            kind: PlaceKind::Residence,
+            key_place: false,
+            lat: None,
+            lon: None,
+            area: Some(area.into()),
+        };
+        b.put_places(&[place("H1", "D1"), place("H2", "D2")]).unwrap();
+        let person = |id: &str, home: &str| Person {
+            id: id.into(),
+            residence: Some(home.into()),
+            birth_year: None,
+            sex: None,
+            occupation: None,
+        };
+        b.put_persons(&[person("P1", "H1"), person("P2", "H1"), person("P4", "H2")]).unwrap();
+        b.commit().unwrap();
+        let mut dep = Deployment::new(Box::new(store), clock.clone()).unwrap();
+        let room = |id: &str| RoomRow { id: id.into(), capacity: 1, state: "clean".into() };
+        let facility =
+            FacilityRow { id: "F1".into(), name: "Hotel".into(), area: None, rooms: vec![room("101"), room("102")] };
+        episodes::put_facilities(&mut dep, &actor(), None, &[facility]).unwrap();
+        (dep, clock)
+    }
+
+    fn open(person: &str, exposure: &str) -> Request {
+        Request::Open {
+            id: None,
+            person: person.into(),
+            category: Category::Close,
+            plan: None,
+            reason: Reason { source: "K1".into(), via: None, at: exposure.parse().unwrap() },
+            owner: "U1".into(),
+            confirmed: true,
+        }
+    }
+
+    fn act(episode: &str, action: Action) -> Request {
+        Request::Act { episode: episode.into(), action }
+    }
+
+    #[test]
+    fn episodes_go_through_the_loop_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut dep, clock) = deployment(dir.path());
+        // t0 is 2022-03-15T00:00Z; exposed on 14 March (local), confirmed by a tracer at once.
+        let out = episodes::transition(&mut dep, &actor(), None, &[open("P1", "2022-03-14T02:00:00Z")]).unwrap();
+        let id = out[0].episode_id.clone();
+        assert_eq!(out[0].state, EpisodeState::Confirmed);
+        // Traced again: the reason goes onto the open episode, no duplicate.
+        let again = episodes::transition(&mut dep, &actor(), None, &[open("P1", "2022-03-13T02:00:00Z")]).unwrap();
+        assert_eq!(again[0].episode_id, id);
+
+        clock.advance(jiff::SignedDuration::from_hours(2));
+        let transfer = Action::Transfer { facility: "F1".into(), room: String::new() };
+        let out = episodes::transition(
+            &mut dep,
+            &actor(),
+            None,
+            &[act(&id, Action::Notify), act(&id, transfer), act(&id, Action::Start)],
+        )
+        .unwrap();
+        assert_eq!(out.last().unwrap().state, EpisodeState::InMeasure);
+        let row = dep.store.episode(&id).unwrap().unwrap();
+        assert_eq!(
+            (row.facility_id.as_deref(), row.room_id.as_deref()),
+            (Some("F1"), Some("101")),
+            "the first clean room"
+        );
+        let view = &episodes::facility_views(&mut dep, 7).unwrap()[0];
+        assert_eq!((view.occupancy.occupied, view.occupancy.people), (1, 1));
+
+        // A refused transition in a set writes nothing of the set.
+        let seq = dep.store.last_seq().unwrap();
+        let refused = episodes::transition(
+            &mut dep,
+            &actor(),
+            None,
+            &[act(&id, Action::Test { taken_at: t0(), result: TestResult::Negative }), act(&id, Action::Release)],
+        );
+        assert!(refused.is_err(), "release before the measure's end");
+        assert_eq!(dep.store.last_seq().unwrap(), seq);
+        assert_eq!(episodes::show(&mut dep, None, &id).unwrap().episode.tests.len(), 0, "the test was rolled back too");
+
+        // Jurisdiction: a community worker of D2 cannot see or move P1's episode; a viewer may
+        // not manage episodes at all.
+        let d2 = user(Role::CommunityWorker, "D2");
+        assert!(matches!(episodes::show(&mut dep, Some(&d2), &id), Err(AppError::NotFound(_))));
+        assert!(matches!(
+            episodes::transition(&mut dep, &actor(), Some(&d2), &[act(&id, Action::Unreachable)]),
+            Err(AppError::NotFound(_))
+        ));
+        let viewer = user(Role::Viewer, "C1");
+        assert!(episodes::transition(&mut dep, &actor(), Some(&viewer), &[act(&id, Action::Lost)]).is_err());
+        let d1 = user(Role::CommunityWorker, "D1");
+        assert_eq!(episodes::list(&dep, Some(&d1), &EpisodeFilter::default(), None, 10).unwrap().len(), 1);
+        assert!(episodes::list(&dep, Some(&d2), &EpisodeFilter::default(), None, 10).unwrap().is_empty());
+
+        // A positive test converts the episode; the room is left to disinfect.
+        clock.advance(jiff::SignedDuration::from_hours(30));
+        let positive = Action::Test { taken_at: clock.now(), result: TestResult::Positive };
+        let out = episodes::transition(&mut dep, &actor(), Some(&d1), &[act(&id, positive)]).unwrap();
+        assert_eq!(out[0].state, EpisodeState::ConvertedToCase);
+        assert!(out[0].effects[0].starts_with("suspected_case:P1:"), "{:?}", out[0].effects);
+        let rooms = dep.store.facilities().unwrap();
+        assert_eq!(rooms[0].rooms[0].state, "to_disinfect");
+        assert!(episodes::room_disinfected(&mut dep, &actor(), None, "F1", "102").is_err(), "102 is clean");
+        episodes::room_disinfected(&mut dep, &actor(), None, "F1", "101").unwrap();
+        assert_eq!(dep.store.facilities().unwrap()[0].rooms[0].state, "clean");
+
+        // Audit: one record per transition.
+        let audit = dep.store.audit_records(
+            0,
+            100,
+            &AuditFilter { action: Some("episode_transition".into()), ..Default::default() },
+        );
+        assert_eq!(audit.unwrap().len(), 7, "open+confirm, add_reason, notify, transfer, start, test");
+
+        // A restart: the episodes are rebuilt from their events.
+        let shown = episodes::show(&mut dep, None, &id).unwrap();
+        let store = chainbreak_app::open(&dir.path().join("e.db")).unwrap();
+        let mut restarted = Deployment::new(Box::new(store), clock.clone()).unwrap();
+        let again = episodes::show(&mut restarted, None, &id).unwrap();
+        assert_eq!(serde_json::to_value(&again).unwrap(), serde_json::to_value(&shown).unwrap());
+        assert_eq!(again.history.len(), 7);
+    }
+}

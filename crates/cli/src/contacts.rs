@@ -24,12 +24,16 @@ pub(crate) enum ContactsCommand {
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },
-    /// Confirm proposals (by id).
+    /// Confirm proposals (by id): close, secondary and grid contacts get their measure
+    /// episode (opened, or the reason added to their open one), in the same batch.
     Confirm {
         #[arg(required = true)]
         ids: Vec<i64>,
         #[arg(long)]
         reason: Option<String>,
+        /// The unit that owns the episodes opened.
+        #[arg(long, default_value = "intake")]
+        owner_unit: String,
         /// Who decides, for the proposals and the audit trail (default: cli:$USER).
         #[arg(long)]
         actor: Option<String>,
@@ -99,18 +103,22 @@ pub(crate) fn run(db: &Path, command: ContactsCommand, clock: Arc<dyn Clock>) ->
             }
             out.flush()?;
         }
-        ContactsCommand::Confirm { ids, reason, actor } => {
+        ContactsCommand::Confirm { ids, reason, actor, owner_unit } => {
             let actor = crate::cli_actor(actor, "contacts confirm");
-            let done = proposals::decide_within(
-                &mut *dep.store,
-                &Scope::All,
+            let (done, episodes) = proposals::decide_and_open(
+                &mut dep,
+                None,
                 &actor,
                 &ids,
                 Verdict::Confirm,
                 reason.as_deref(),
-                now,
+                &owner_unit,
             )?;
-            println!("confirmed {} proposal(s)", done.len());
+            println!(
+                "confirmed {} proposal(s); {} measure episode(s) opened or given the reason",
+                done.len(),
+                episodes.len()
+            );
         }
         ContactsCommand::Reject { ids, reason, actor } => {
             let actor = crate::cli_actor(actor, "contacts reject");

@@ -15,6 +15,7 @@ use chainbreak_store::Store;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod contacts;
+mod episodes;
 mod simulate;
 mod trace;
 
@@ -81,6 +82,9 @@ enum Command {
         /// pseudonymous ids); never stored in the database.
         #[arg(long, env = "CHAINBREAK_PSEUDONYM_KEY_FILE")]
         pseudonym_key_file: Option<PathBuf>,
+        /// Arrivals: the unit that owns the measures proposed for them.
+        #[arg(long, default_value = "intake")]
+        owner_unit: String,
     },
     /// Serve the API on 127.0.0.1.
     Serve {
@@ -116,6 +120,20 @@ enum Command {
         db: Option<PathBuf>,
         #[command(subcommand)]
         command: contacts::ContactsCommand,
+    },
+    /// Closed-loop management: measure episodes (list, show, open, transition; audited).
+    Episodes {
+        #[arg(long, env = "CHAINBREAK_DB", global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: episodes::EpisodesCommand,
+    },
+    /// Quarantine facilities: rooms, occupancy and forecast, disinfection.
+    Facilities {
+        #[arg(long, env = "CHAINBREAK_DB", global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: episodes::FacilitiesCommand,
     },
     /// The deployment's pseudonymisation key.
     Key {
@@ -452,6 +470,7 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             rejects,
             json,
             pseudonym_key_file,
+            owner_unit,
         } => {
             let pseudonymizer = pseudonym_key_file.as_deref().map(Pseudonymizer::from_key_file).transpose()?;
             let mut store = chainbreak_app::open(&db)?;
@@ -464,6 +483,14 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                 store.checkpoint()?;
                 tracing::debug!(seconds = started.elapsed().as_secs_f64(), "checkpointed");
             }
+            // Arrivals: the profile's measure for each origin, proposed for a person to confirm.
+            let proposals = if kind == Kind::Arrivals && !report.arrivals.is_empty() {
+                let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock.clone())?;
+                let actor = cli_actor(None, "import arrivals");
+                Some(chainbreak_app::episodes::propose_arrivals(&mut dep, &actor, &report.arrivals, &owner_unit)?)
+            } else {
+                None
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -480,6 +507,12 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                     report.registered_persons,
                     report.registered_places
                 );
+                if let Some(p) = proposals {
+                    println!(
+                        "arrivals: {} measures proposed, {} added to open episodes, {} without a measure for their origin",
+                        p.proposed, p.added, p.without_measure
+                    );
+                }
             }
         }
         Command::Purge { db, actor, json } => {
@@ -502,6 +535,14 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
         Command::Contacts { db, command } => {
             let db = db.context("--db (or CHAINBREAK_DB) is required")?;
             contacts::run(&db, command, clock)?;
+        }
+        Command::Episodes { db, command } => {
+            let db = db.context("--db (or CHAINBREAK_DB) is required")?;
+            episodes::run(&db, command, clock)?;
+        }
+        Command::Facilities { db, command } => {
+            let db = db.context("--db (or CHAINBREAK_DB) is required")?;
+            episodes::run_facilities(&db, command, clock)?;
         }
         Command::Key { command: KeyCommand::Generate { file } } => {
             chainbreak_app::pseudonym::generate_key_file(&file)?;

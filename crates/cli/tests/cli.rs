@@ -626,3 +626,77 @@ fn traces_are_recorded_as_proposals_decided_and_recomputed_from_the_command_line
     let conflict = run(&["trace", "--db", &db, "--case", "K1", "--record", "--profile", "cn-2022-20-measures"]);
     assert!(!conflict.status.success(), "a recorded trace runs under the deployment's profile");
 }
+
+#[test]
+fn episodes_and_facilities_at_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    import_sample(&db, &["areas", "places", "persons"]);
+    // On the real clock: exposed yesterday, so the measure runs for days yet.
+    let exposure = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24)).to_string();
+    ok(&["facilities", "add", "F1", "--name", "Hotel", "--room", "101", "--room", "102:2", "--db", &db]);
+    let opened = ok(&[
+        "episodes",
+        "open",
+        "--person",
+        "P001",
+        "--category",
+        "close",
+        "--source",
+        "K1",
+        "--exposure",
+        &exposure,
+        "--owner",
+        "U1",
+        "--actor",
+        "tracer-1",
+        "--db",
+        &db,
+    ]);
+    let opened: serde_json::Value = serde_json::from_str(&opened).unwrap();
+    assert_eq!(opened["state"], "confirmed");
+    let id = opened["episode_id"].as_str().unwrap().to_string();
+    for action in ["notify", "transfer", "start"] {
+        let mut args = vec!["episodes", "transition", &id, action, "--db", &db];
+        if action == "transfer" {
+            args.extend(["--facility", "F1"]);
+        }
+        ok(&args);
+    }
+    let shown: serde_json::Value = serde_json::from_str(&ok(&["episodes", "show", &id, "--db", &db])).unwrap();
+    assert_eq!(shown["state"], "in_measure");
+    assert_eq!(shown["facility"], serde_json::json!(["F1", "101"]));
+    assert_eq!(shown["history"].as_array().unwrap().len(), 5, "open, confirm, notify, transfer, start");
+    assert!(shown["tasks"].as_array().unwrap().iter().any(|t| t["kind"] == "test"));
+    let listed = ok(&["episodes", "list", "--state", "in_measure", "--db", &db]);
+    assert!(listed.contains(&id) && listed.contains("F1/101"), "{listed}");
+
+    // Refused: release before the measure ends; the reason is said, nothing changes.
+    let refused = run(&["episodes", "transition", &id, "release", "--db", &db]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("release refused"), "{refused:?}");
+
+    let facilities: serde_json::Value = serde_json::from_str(&ok(&["facilities", "list", "--db", &db])).unwrap();
+    assert_eq!(facilities[0]["occupancy"]["people"], 1);
+    assert_eq!(facilities[0]["forecast"].as_array().unwrap().len(), 7);
+    let audit = ok(&["audit", "--db", &db, "--action", "episode_transition"]);
+    assert!(audit.contains("tracer-1"), "{audit}");
+}
+
+#[test]
+fn imported_arrivals_get_their_origins_measure_proposed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    import_sample(&db, &["areas", "places", "persons", "trips"]);
+    let out = ok(&["import", "arrivals", &s(&sample().join("arrivals.csv")), "--db", &db, "--owner-unit", "U-port"]);
+    let line = out.lines().find(|l| l.starts_with("arrivals: ")).unwrap_or_else(|| panic!("{out}"));
+    let proposed: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(proposed > 0, "{out}");
+    let listed = ok(&["episodes", "list", "--state", "proposed", "--format", "json", "--db", &db]);
+    let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), proposed);
+    assert!(rows.iter().all(|r| r["category"] == "arrival" && r["owner_unit"] == "U-port"), "{listed}");
+    // Importing the same file again adds the reasons to the open episodes: no duplicates.
+    let again = ok(&["import", "arrivals", &s(&sample().join("arrivals.csv")), "--db", &db]);
+    assert!(again.contains("arrivals: 0 measures proposed"), "{again}");
+}

@@ -132,6 +132,9 @@ pub struct Event {
     pub actor: String,
     #[serde(flatten)]
     pub action: Action,
+    /// Why, in the actor's words, or the data it comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Why an event was refused (nothing changed).
@@ -181,6 +184,8 @@ pub struct Episode {
     pub category: Category,
     pub plan: MeasurePlan,
     pub state: EpisodeState,
+    /// When it was opened.
+    pub opened: Timestamp,
     /// When the current state was entered.
     pub entered: Timestamp,
     pub confirmed: Option<Timestamp>,
@@ -253,6 +258,7 @@ impl Episode {
             category: *category,
             plan: plan.clone(),
             state: EpisodeState::Proposed,
+            opened: event.at,
             entered: event.at,
             confirmed: None,
             reasons: vec![reason.clone()],
@@ -641,33 +647,78 @@ pub fn escalated_owner(chain: &[String], level: u32) -> Option<&String> {
 pub struct Registry {
     pub episodes: BTreeMap<String, Episode>,
     open: BTreeMap<(String, Category), String>,
+    /// While a unit of work is open: each touched episode as it was before (none: it did not
+    /// exist), to roll back.
+    journal: Option<BTreeMap<String, Option<Episode>>>,
 }
 
 impl Registry {
+    /// Starts a unit of work: changes from here on can be rolled back.
+    pub fn begin(&mut self) {
+        self.journal = Some(BTreeMap::new());
+    }
+
+    /// Ends the unit of work, keeping its changes.
+    pub fn commit(&mut self) {
+        self.journal = None;
+    }
+
+    /// Undoes every change since [`Registry::begin`].
+    pub fn rollback(&mut self) {
+        let Some(journal) = self.journal.take() else { return };
+        for (id, before) in journal {
+            self.open.retain(|_, v| *v != id);
+            match before {
+                Some(ep) => {
+                    if ep.is_open() {
+                        self.open.insert((ep.person.clone(), ep.category), id.clone());
+                    }
+                    self.episodes.insert(id, ep);
+                }
+                None => {
+                    self.episodes.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// Records `id`'s state before it is first touched in the unit of work.
+    fn touch(&mut self, id: &str) {
+        if let Some(journal) = &mut self.journal
+            && !journal.contains_key(id)
+        {
+            journal.insert(id.to_string(), self.episodes.get(id).cloned());
+        }
+    }
+
     /// Opens an episode under `id`, or, when the person already has an open one of the
-    /// category, adds the reason to it. Returns the id the event went to.
-    pub fn open_or_add(&mut self, id: &str, event: &Event, rules: &Rules) -> Result<String, Refusal> {
+    /// category, adds the reason to it. Returns the id the event went to and the event as
+    /// applied (the `open`, or the `add_reason` it became), to be stored.
+    pub fn open_or_add(&mut self, id: &str, event: &Event, rules: &Rules) -> Result<(String, Event), Refusal> {
         let Action::Open { person, category, reason, .. } = &event.action else { return Err(Refusal::NotOpened) };
         if let Some(existing) = self.open.get(&(person.clone(), *category)).cloned() {
             let add = Event {
                 at: event.at,
                 actor: event.actor.clone(),
                 action: Action::AddReason { reason: reason.clone() },
+                note: event.note.clone(),
             };
             self.apply(&existing, &add, rules)?;
-            return Ok(existing);
+            return Ok((existing, add));
         }
         if self.episodes.contains_key(id) {
             return Err(Refusal::AlreadyOpen);
         }
         let ep = Episode::open(event)?;
+        self.touch(id);
         self.open.insert((person.clone(), *category), id.to_string());
         self.episodes.insert(id.to_string(), ep);
-        Ok(id.to_string())
+        Ok((id.to_string(), event.clone()))
     }
 
     /// Applies an event to episode `id`.
     pub fn apply(&mut self, id: &str, event: &Event, rules: &Rules) -> Result<Vec<Effect>, Refusal> {
+        self.touch(id);
         let ep = self.episodes.get_mut(id).ok_or_else(|| Refusal::Invalid(format!("no episode `{id}`")))?;
         let before = (ep.person.clone(), ep.category);
         let mut effects = ep.apply(event, rules)?;
@@ -684,13 +735,19 @@ impl Registry {
             Some(other) if other != id => {
                 let reasons = self.episodes[id].reasons.clone();
                 for reason in reasons {
-                    let add = Event { at: event.at, actor: event.actor.clone(), action: Action::AddReason { reason } };
+                    let add = Event {
+                        at: event.at,
+                        actor: event.actor.clone(),
+                        action: Action::AddReason { reason },
+                        note: None,
+                    };
                     effects.extend(self.apply(&other, &add, rules)?);
                 }
                 let close = Event {
                     at: event.at,
                     actor: event.actor.clone(),
                     action: Action::Close { reason: CloseReason::MergedDuplicate },
+                    note: Some(format!("merged into {other}")),
                 };
                 if let Some(ep) = self.episodes.get_mut(id) {
                     ep.apply(&close, rules)?;
@@ -701,6 +758,30 @@ impl Registry {
             }
         }
         Ok(effects)
+    }
+
+    /// Applies a stored event as it was accepted (a restart, or events another process wrote):
+    /// an `open` opens the episode under `id`, anything else applies to it. No merging of
+    /// duplicates: that was decided when the event was first accepted.
+    pub fn replay(&mut self, id: &str, event: &Event, rules: &Rules) -> Result<(), Refusal> {
+        self.touch(id);
+        if let Action::Open { .. } = event.action {
+            let ep = Episode::open(event)?;
+            self.open.insert((ep.person.clone(), ep.category), id.to_string());
+            self.episodes.insert(id.to_string(), ep);
+            return Ok(());
+        }
+        let ep = self.episodes.get_mut(id).ok_or_else(|| Refusal::Invalid(format!("no episode `{id}`")))?;
+        let before = (ep.person.clone(), ep.category);
+        ep.apply(event, rules)?;
+        let (open, after) = (ep.is_open(), (ep.person.clone(), ep.category));
+        if self.open.get(&before).map(String::as_str) == Some(id) {
+            self.open.remove(&before);
+        }
+        if open {
+            self.open.insert(after, id.to_string());
+        }
+        Ok(())
     }
 
     /// The open episode of a person in a category.

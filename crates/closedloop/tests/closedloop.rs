@@ -17,7 +17,7 @@ fn h(hours: i64) -> Timestamp {
 }
 
 fn ev(at: Timestamp, action: Action) -> Event {
-    Event { at, actor: "tester".into(), action }
+    Event { at, actor: "tester".into(), action, note: None }
 }
 
 struct World {
@@ -176,12 +176,14 @@ fn traced_again_adds_a_reason_and_an_excluded_case_closes_what_hangs_on_it() {
     let w = World::new("cn-2022-9th");
     let r = w.rules();
     let mut reg = Registry::default();
-    let first = reg.open_or_add("E1", &w.open_close(h(30), h(10)), &r).unwrap();
+    let (first, _) = reg.open_or_add("E1", &w.open_close(h(30), h(10)), &r).unwrap();
     let mut again = w.open_close(h(40), h(20));
     if let Action::Open { reason, .. } = &mut again.action {
         reason.source = "K2".into();
     }
-    assert_eq!(reg.open_or_add("E9", &again, &r).unwrap(), first, "no duplicate episode");
+    let (id, applied) = reg.open_or_add("E9", &again, &r).unwrap();
+    assert_eq!(id, first, "no duplicate episode");
+    assert!(matches!(applied.action, Action::AddReason { .. }));
     assert_eq!(reg.episodes.len(), 1);
     assert_eq!(reg.episodes["E1"].reasons.len(), 2);
     reg.apply("E1", &ev(h(41), Action::SourceExcluded { source: "K1".into() }), &r).unwrap();
@@ -191,7 +193,7 @@ fn traced_again_adds_a_reason_and_an_excluded_case_closes_what_hangs_on_it() {
     assert_eq!((ep.state, ep.closed), (S::Closed, Some(CloseReason::Excluded)));
     assert_eq!(reg.open_episode("P1", Category::Close), None);
     // Now a new episode can be opened for the person.
-    assert_eq!(reg.open_or_add("E3", &w.open_close(h(50), h(45)), &r).unwrap(), "E3");
+    assert_eq!(reg.open_or_add("E3", &w.open_close(h(50), h(45)), &r).unwrap().0, "E3");
 }
 
 #[test]
@@ -351,8 +353,8 @@ fn drive(steps: Steps, profile: &str) -> Result<std::collections::BTreeSet<&'sta
                         owner: "U1".into(),
                     },
                 );
-                let id = reg.open_or_add(&format!("E{i}"), &event, &r).unwrap();
-                accepted.entry(id).or_default().push(event);
+                let (id, applied) = reg.open_or_add(&format!("E{i}"), &event, &r).unwrap();
+                accepted.entry(id).or_default().push(applied);
             }
             Some(id) => {
                 let event = ev(h(now), action(step, now));
@@ -578,4 +580,29 @@ fn a_fault_run_leaves_nobody_out_of_the_loop() {
         assert!(outcomes.get(outcome).copied().unwrap_or(0) > 0, "{outcome} never happened: {outcomes:?}");
     }
     eprintln!("fault run: {n} episodes, {events} events, {replays} replays: {outcomes:?}");
+}
+
+#[test]
+fn a_unit_of_work_rolls_back_whole() {
+    let w = World::new("cn-2022-9th");
+    let r = w.rules();
+    let mut reg = Registry::default();
+    reg.open_or_add("E1", &w.open_close(h(30), h(10)), &r).unwrap();
+    let before = reg.episodes.clone();
+    reg.begin();
+    reg.apply("E1", &ev(h(31), Action::Confirm), &r).unwrap();
+    let mut other = w.open_close(h(32), h(12));
+    if let Action::Open { person, .. } = &mut other.action {
+        *person = "P2".into();
+    }
+    reg.open_or_add("E2", &other, &r).unwrap();
+    reg.rollback();
+    assert_eq!(reg.episodes, before);
+    assert_eq!(reg.open_episode("P2", Category::Close), None);
+    assert_eq!(reg.open_episode("P1", Category::Close).map(String::as_str), Some("E1"));
+    reg.begin();
+    reg.apply("E1", &ev(h(31), Action::Confirm), &r).unwrap();
+    reg.commit();
+    reg.rollback();
+    assert_eq!(reg.episodes["E1"].state, S::Confirmed, "nothing to roll back after a commit");
 }

@@ -51,6 +51,21 @@ impl Credential {
 
 impl Authenticated {
     /// The user, if their role may do `p`; 403 `forbidden` otherwise.
+    /// The user, when the role has one of `ps` (the handler checks which action needs which).
+    pub(crate) fn require_any(self, ps: &[Permission]) -> Result<User, ApiError> {
+        match ps.iter().find(|p| self.0.role.may(**p)) {
+            Some(_) => Ok(self.0),
+            None => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "the role `{}` may not do this (it needs one of the permissions {})",
+                    self.0.role,
+                    ps.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+
     pub(crate) fn require(self, p: Permission) -> Result<User, ApiError> {
         if self.0.role.may(p) {
             Ok(self.0)

@@ -16,6 +16,7 @@
 
 mod auth;
 mod body;
+mod episodes;
 mod error;
 mod handlers;
 mod metrics;
@@ -124,6 +125,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/proposals", get(proposals::list_proposals))
         .route("/api/v1/proposals/decisions", post(proposals::decide_proposals))
         .route("/api/v1/proposals/{id}", get(proposals::get_proposal))
+        .route("/api/v1/episodes", get(episodes::list_episodes).post(episodes::open_episode))
+        .route("/api/v1/episodes/{id}", get(episodes::get_episode))
+        .route("/api/v1/episodes/{id}/transitions", post(episodes::transition_episode))
+        .route("/api/v1/facilities", get(episodes::list_facilities).post(episodes::put_facility))
+        .route("/api/v1/facilities/{id}/rooms/{room}/disinfected", post(episodes::room_disinfected))
         .route("/api/v1/persons", get(records::list_persons))
         .route("/api/v1/persons/{id}", get(records::get_person))
         .route("/api/v1/places", get(records::list_places))

@@ -18,7 +18,7 @@ use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{ErrorBody, ErrorDetail, ErrorLocation};
-use crate::{handlers, proposals, records, sessions, trace, users};
+use crate::{episodes, handlers, proposals, records, sessions, trace, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -50,6 +50,13 @@ use crate::{handlers, proposals, records, sessions, trace, users};
         proposals::list_proposals,
         proposals::get_proposal,
         proposals::decide_proposals,
+        episodes::list_episodes,
+        episodes::get_episode,
+        episodes::open_episode,
+        episodes::transition_episode,
+        episodes::list_facilities,
+        episodes::put_facility,
+        episodes::room_disinfected,
         users::list_users,
         users::create_user,
         users::disable_user,
@@ -67,6 +74,8 @@ use crate::{handlers, proposals, records, sessions, trace, users};
         (name = "sessions", description = "Browser sign-in and sign-out (an HttpOnly session cookie)"),
         (name = "tracing", description = "Contacts of cases, with the evidence for each, and the contact proposals \
             tracers confirm or reject"),
+        (name = "closed loop", description = "Measure episodes from proposal to release, with deadlines and tasks; \
+            quarantine facilities, rooms, occupancy and forecast"),
         (name = "records", description = "Reads of persons, places, cases, lab tests and visits, scoped by the \
             user's jurisdiction; personal data only on request, for roles that may, audited"),
         (name = "admin", description = "User accounts, API tokens and the audit trail"),

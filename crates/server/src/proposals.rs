@@ -128,7 +128,9 @@ pub(crate) async fn get_proposal(
     request_body(content = DecisionBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The proposals as decided (an array; fields as `GET /api/v1/proposals/{id}`); \
-            each decision leaves an audit record (`proposal_confirm`, `proposal_reject`) with the reason",
+            each decision leaves an audit record (`proposal_confirm`, `proposal_reject`) with the reason; a \
+            confirmed close, secondary or grid contact gets their measure episode (owned by the user's unit) in the \
+            same batch",
             body = Object),
         (status = 400, description = "`invalid_argument`: no ids, or a rejection without a reason", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
@@ -146,13 +148,14 @@ pub(crate) async fn decide_proposals(
     let user = auth.require(Permission::ConfirmContacts)?;
     let body: DecisionBody = read_json(req, state.config.max_body_bytes).await?;
     let decided = with_deployment(&state.deployment, move |dep| {
-        let now = dep.clock.now();
         let actor = actor(&user, "POST /api/v1/proposals/decisions");
         let verdict = match body.decision {
             DecisionKind::Confirm => Verdict::Confirm,
             DecisionKind::Reject => Verdict::Reject,
         };
-        proposals::decide(&mut *dep.store, &user, &actor, &body.ids, verdict, body.reason.as_deref(), now)
+        let owner = user.unit.clone();
+        proposals::decide_and_open(dep, Some(&user), &actor, &body.ids, verdict, body.reason.as_deref(), &owner)
+            .map(|(decided, _)| decided)
     })
     .await?;
     Ok(Json(decided))

@@ -730,6 +730,24 @@ const ROUTES: &[(&str, &str, Access, Scoped)] = &[
     ("get", "/api/v1/proposals", Access::Needs(Permission::ReadRecords), Scoped::List("P1", "P2")),
     ("get", "/api/v1/proposals/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("2", "1")),
     ("post", "/api/v1/proposals/decisions", Access::Needs(Permission::ConfirmContacts), Scoped::Query),
+    // Episode E1: P1's (D1); E2: P2's (D2). Facility F1.
+    ("get", "/api/v1/episodes", Access::Needs(Permission::ReadRecords), Scoped::List("E1", "E2")),
+    ("post", "/api/v1/episodes", Access::Needs(Permission::ConfirmContacts), Scoped::Query),
+    ("get", "/api/v1/episodes/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("E1", "E2")),
+    (
+        "post",
+        "/api/v1/episodes/{id}/transitions",
+        Access::Needs(Permission::ManageEpisodes),
+        Scoped::Record("E1", "E2"),
+    ),
+    ("get", "/api/v1/facilities", Access::Needs(Permission::ReadRecords), Scoped::No),
+    ("post", "/api/v1/facilities", Access::Needs(Permission::ManageFacilities), Scoped::No),
+    (
+        "post",
+        "/api/v1/facilities/{id}/rooms/{room}/disinfected",
+        Access::Needs(Permission::ManageFacilities),
+        Scoped::No,
+    ),
     ("get", "/api/v1/persons", Access::Needs(Permission::ReadRecords), Scoped::List("P1", "P2")),
     ("get", "/api/v1/persons/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("P1", "P2")),
     ("get", "/api/v1/places", Access::Needs(Permission::ReadRecords), Scoped::List("L1", "L2")),
@@ -763,6 +781,12 @@ fn matrix_body(route: &str, inside: bool) -> Option<Value> {
         "/api/v1/sessions" => Some(json!({"name": "target", "password": "a long enough password"})),
         "/api/v1/trace" => Some(json!({"cases": [if inside { "K1" } else { "K2" }]})),
         "/api/v1/proposals/decisions" => Some(json!({"ids": [if inside { 2 } else { 1 }], "decision": "confirm"})),
+        "/api/v1/episodes" => Some(open_body(if inside { "E1" } else { "E2" }, person)),
+        // The same reason again: accepted every time, changes nothing.
+        "/api/v1/episodes/{id}/transitions" => {
+            Some(json!({"action": "add_reason", "reason": {"source": "K1", "at": "2022-03-03T12:00:00Z"}}))
+        }
+        "/api/v1/facilities" => Some(json!({"id": "F9", "name": "Matrix hotel", "rooms": [{"id": "1"}]})),
         _ => None,
     }
 }
@@ -825,12 +849,13 @@ fn authorisation_matrix() {
     let visits = json!({"visits": [visit("P1", "L1", json!(1646208000)), visit("P2", "L2", json!(1646208000))]});
     assert_eq!(server.post_json("/api/v1/visits:batch", &visits).status(), StatusCode::OK);
     record_k1_and_k2(&server);
+    open_e1_and_e2(&server);
 
     for (method, route, access, scoped) in ROUTES {
         let path = match scoped {
             Scoped::Record(inside, _) => route.replace("{id}", inside),
             // No token has this id: allowed roles get 404, the rest 403.
-            _ => route.replace("{name}", "target").replace("{id}", "999999"),
+            _ => route.replace("{name}", "target").replace("{id}", "999999").replace("{room}", "101"),
         };
         let body = matrix_body(route, true);
         let what = format!("{} {route}", method.to_uppercase());
@@ -1308,13 +1333,14 @@ fn browser_sessions_sign_in_work_like_tokens_and_sign_out() {
 
     // Every route answers a session as it answers the same user's token.
     record_k1_and_k2(&server);
+    open_e1_and_e2(&server);
     for (method, route, access, _) in ROUTES {
         if *access != Access::Needs(Permission::ReadRecords) && *access != Access::Needs(Permission::IngestData) {
             continue;
         }
         let path = route.replace("{id}", "P1").replace("/places/P1", "/places/L1");
         let path = path.replace("/cases/P1", "/cases/K1").replace("/lab-tests/P1", "/lab-tests/LT1");
-        let path = path.replace("/proposals/P1", "/proposals/2");
+        let path = path.replace("/proposals/P1", "/proposals/2").replace("/episodes/P1", "/episodes/E1");
         let by_token = server.call(method, &path, Some(&server.tracer), matrix_body(route, true).as_ref()).status();
         let by_cookie = with_cookie(&server, method, &path, &cookie, None).status();
         assert_eq!(by_cookie, by_token, "{method} {path}");
@@ -1499,6 +1525,16 @@ fn proposals_are_recorded_listed_decided_and_recomputed_over_http() {
     insta::assert_json_snapshot!("proposals_decided", decided);
     let (_, confirmed) = json_of(server.call("get", "/api/v1/proposals?status=confirmed", tracer, None));
     assert_eq!(item_ids(&confirmed), ["P1"]);
+    // The confirmed contact has their measure episode, confirmed, owned by the deciding user's
+    // unit; the rejected one has none.
+    let (_, episodes) = json_of(server.call("get", "/api/v1/episodes", tracer, None));
+    let opened: Vec<(&str, &str, &str)> = episodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["person_id"].as_str().unwrap(), e["state"].as_str().unwrap(), e["owner_unit"].as_str().unwrap()))
+        .collect();
+    assert_eq!(opened, [("P1", "confirmed", "U1")]);
     let (_, page) = json_of(server.call("get", "/api/v1/proposals?limit=1", tracer, None));
     assert_eq!(page["next"], "1");
     let (_, page) = json_of(server.call("get", "/api/v1/proposals?limit=1&after=1", tracer, None));
@@ -1532,4 +1568,84 @@ fn proposals_are_recorded_listed_decided_and_recomputed_over_http() {
     };
     assert_eq!((one["status"].as_str(), one["exposures"].as_u64()), (Some("rejected"), Some(2)), "{one}");
     assert_eq!(one["decision_reason"], "a glass wall between");
+}
+
+// ---------------------------------------------------------------- closed-loop management
+
+/// The body opening episode `id` for `person` as a close contact of K1.
+fn open_body(id: &str, person: &str) -> Value {
+    json!({"id": id, "person_id": person, "category": "close", "source": "K1",
+        "exposure": "2022-03-03T12:00:00Z", "owner_unit": "U1"})
+}
+
+/// Facility F1 (rooms 101, 102) and episodes E1 (P1, in D1) and E2 (P2, in D2), confirmed.
+fn open_e1_and_e2(server: &TestServer) {
+    let mut store = server.store();
+    let mut batch = store.begin(now()).unwrap();
+    let room = |id: &str| chainbreak_store::RoomRow { id: id.into(), capacity: 1, state: "clean".into() };
+    batch
+        .put_facilities(&[chainbreak_store::FacilityRow {
+            id: "F1".into(),
+            name: "Hotel".into(),
+            area: Some("D1".into()),
+            rooms: vec![room("101"), room("102")],
+        }])
+        .unwrap();
+    batch.commit().unwrap();
+    drop(store);
+    for (id, person) in [("E1", "P1"), ("E2", "P2")] {
+        let (status, body) =
+            json_of(server.call("post", "/api/v1/episodes", Some(&server.tracer), Some(&open_body(id, person))));
+        assert_eq!((status, &body["state"]), (StatusCode::OK, &json!("confirmed")), "{body}");
+    }
+}
+
+#[test]
+fn episodes_go_through_the_loop_over_http() {
+    let server = TestServer::start();
+    open_e1_and_e2(&server);
+    let mut store = server.store();
+    let manager = add_user_with_token(&mut *store, "manager", Role::FacilityManager);
+    drop(store);
+    let call = |method: &str, path: &str, body: Option<Value>| {
+        json_of(server.call(method, path, Some(&manager), body.as_ref()))
+    };
+    let step = |body: Value| call("post", "/api/v1/episodes/E1/transitions", Some(body));
+
+    assert_eq!(step(json!({"action": "notify"})).0, StatusCode::OK);
+    let (status, moved) = step(json!({"action": "transfer", "facility": "F1", "room": "", "note": "bus 3"}));
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    insta::assert_json_snapshot!("episode_transferred", moved);
+    assert_eq!(step(json!({"action": "start"})).0, StatusCode::OK);
+
+    // Refused, with the reason: release before the measure's end; a second transfer.
+    let (status, refused) = step(json!({"action": "release"}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("release refused"), "{refused}");
+    let (status, _) = step(json!({"action": "transfer", "facility": "F1", "room": "102"}));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = step(json!({"action": "fly"}));
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, episode) = call("get", "/api/v1/episodes/E1", None);
+    assert_eq!(status, StatusCode::OK);
+    insta::assert_json_snapshot!("episode", episode);
+    let (_, page) = call("get", "/api/v1/episodes?state=in_measure", None);
+    assert_eq!(item_ids(&page), ["E1"]);
+    let (_, page) = call("get", "/api/v1/episodes?facility=F1&limit=1", None);
+    assert_eq!((item_ids(&page), &page["next"]), (vec!["E1".to_string()], &json!("E1")));
+    let (status, _) = call("get", "/api/v1/episodes?state=asleep", None);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, facilities) = call("get", "/api/v1/facilities", None);
+    assert_eq!(status, StatusCode::OK);
+    insta::assert_json_snapshot!("facilities", facilities);
+
+    // A positive test: converted, the room left to disinfect, then clean.
+    let (_, converted) = step(json!({"action": "test", "taken_at": "2022-03-05T00:00:00Z", "result": "positive"}));
+    assert_eq!(converted["effects"], json!(["suspected_case:P1:2022-03-05T00:00:00Z"]));
+    let r = server.call("post", "/api/v1/facilities/F1/rooms/101/disinfected", Some(&manager), None);
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = server.call("post", "/api/v1/facilities/F1/rooms/101/disinfected", Some(&manager), None);
+    assert_eq!(error_of(r, StatusCode::BAD_REQUEST).0, "invalid_argument", "clean already");
 }

@@ -897,6 +897,36 @@ impl Batch for SqliteBatch<'_> {
         })
     }
 
+    fn append_episode_events(
+        &mut self,
+        events: &[chainbreak_store::EpisodeEvent],
+        rows: &[chainbreak_store::EpisodeRow],
+    ) -> Result<()> {
+        self.atomically(|c| {
+            for key in crate::episodes::append(c, events, rows)? {
+                log(c, Entity::Episode, ChangeOp::Upsert, key, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_facilities(&mut self, rows: &[chainbreak_store::FacilityRow]) -> Result<()> {
+        self.atomically(|c| {
+            for key in crate::episodes::put_facilities(c, rows)? {
+                log(c, Entity::Facility, ChangeOp::Upsert, key, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn set_room_state(&mut self, facility_id: &str, room_id: &str, state: &str) -> Result<()> {
+        self.atomically(|c| {
+            let key = crate::episodes::set_room_state(c, facility_id, room_id, state)?;
+            log(c, Entity::Facility, ChangeOp::Upsert, key, key)?;
+            Ok(())
+        })
+    }
+
     fn append_audit(&mut self, record: &AuditRecord) -> Result<i64> {
         self.atomically(|c| crate::access::append_audit(c, record))
     }

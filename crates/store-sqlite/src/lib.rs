@@ -7,6 +7,7 @@
 
 mod access;
 mod batch;
+mod episodes;
 mod proposals;
 mod read;
 mod scope;
@@ -25,8 +26,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 pub use batch::SqliteBatch;
 
 /// Migrations, in order; `PRAGMA user_version` records how many have been applied.
-const MIGRATIONS: &[&str] =
-    &[include_str!("schema.sql"), include_str!("schema_0002_access.sql"), include_str!("schema_0003_proposals.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_0002_access.sql"),
+    include_str!("schema_0003_proposals.sql"),
+    include_str!("schema_0004_episodes.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -289,6 +294,32 @@ impl Store for SqliteStore {
 
     fn trace_records(&self) -> Result<Vec<TraceRecord>> {
         proposals::trace_records(&self.conn)
+    }
+
+    fn scan_episode_events(&self, after: i64, f: &mut dyn FnMut(&[chainbreak_store::EpisodeEvent])) -> Result<i64> {
+        episodes::scan_events(&self.conn, after, f)
+    }
+
+    fn episode_events(&self, episode_id: &str) -> Result<Vec<chainbreak_store::EpisodeEvent>> {
+        episodes::events_of(&self.conn, episode_id)
+    }
+
+    fn episodes_page(
+        &self,
+        scope: &Scope,
+        filter: &chainbreak_store::EpisodeFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<chainbreak_store::EpisodeRow>> {
+        episodes::page(&self.conn, scope, filter, after, limit)
+    }
+
+    fn episode(&self, id: &str) -> Result<Option<chainbreak_store::EpisodeRow>> {
+        episodes::by_id(&self.conn, id)
+    }
+
+    fn facilities(&self) -> Result<Vec<chainbreak_store::FacilityRow>> {
+        episodes::facilities(&self.conn)
     }
 
     fn in_scope(&self, scope: &Scope, entity: Entity, ids: &[&str]) -> Result<Vec<bool>> {

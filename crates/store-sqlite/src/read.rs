@@ -31,6 +31,8 @@ pub(crate) fn table_of(entity: Entity) -> &'static str {
         Entity::GoodsHop => "goods_hops",
         Entity::Sentinel => "sentinel",
         Entity::Proposal => "proposals",
+        Entity::Episode => "episodes",
+        Entity::Facility => "facilities",
     }
 }
 
@@ -43,7 +45,7 @@ pub(crate) fn opt_ts(s: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
     s.map(ts).transpose()
 }
 
-fn vocab<T>(row: &Row, i: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+pub(crate) fn vocab<T>(row: &Row, i: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
     let s: String = row.get(i)?;
     parse(&s).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("unknown value `{s}`").into())

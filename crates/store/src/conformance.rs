@@ -28,7 +28,8 @@ macro_rules! conformance_tests {
             area_levels_are_data_and_order_the_hierarchy, case_classification_history,
             accounts_and_tokens, audit_is_appended_and_filtered, scoped_reads_follow_the_area_tree,
             purge_deletes_old_location_data_and_logs_each_run, proposals_are_recorded_by_index_atomically,
-            proposals_are_decided_all_or_nothing, proposals_are_listed_by_case_status_and_scope);
+            proposals_are_decided_all_or_nothing, proposals_are_listed_by_case_status_and_scope,
+            episodes_are_events_with_a_current_state, facilities_keep_their_rooms);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -1008,4 +1009,123 @@ pub fn proposals_are_listed_by_case_status_and_scope(store: &mut dyn Store) {
     assert_eq!(ids(&Scope::Within("B1".into()), &all, 0, 100), [a[0], c[0]]);
     assert_eq!(ids(&Scope::Within("D2".into()), &all, 0, 100), [a[2]]);
     assert!(ids(&Scope::Within("NOWHERE".into()), &all, 0, 100).is_empty());
+}
+
+fn episode_row(id: &str, person: &str, state: EpisodeState, deadline: Option<i64>, events: u32) -> crate::EpisodeRow {
+    crate::EpisodeRow {
+        id: id.into(),
+        person_id: person.into(),
+        category: "close".into(),
+        state,
+        owner_unit: "U1".into(),
+        deadline: deadline.map(t),
+        facility_id: None,
+        room_id: None,
+        opened_at: t(10),
+        updated_at: t(10 + i64::from(events)),
+        events,
+    }
+}
+
+fn episode_event(id: &str, at: i64, action: &str) -> crate::EpisodeEvent {
+    crate::EpisodeEvent { seq: 0, episode_id: id.into(), at: t(at), actor: "tester".into(), action: action.into() }
+}
+
+pub fn episodes_are_events_with_a_current_state(store: &mut dyn Store) {
+    seed(store);
+    let before = store.last_seq().unwrap();
+    let mut b = store.begin(t(20)).unwrap();
+    b.append_episode_events(
+        &[episode_event("E1", 10, r#"{"action":"open"}"#), episode_event("E2", 11, r#"{"action":"open"}"#)],
+        &[
+            episode_row("E1", "P1", EpisodeState::Proposed, Some(100), 1),
+            episode_row("E2", "P3", EpisodeState::Proposed, Some(50), 1),
+        ],
+    )
+    .unwrap();
+    b.append_episode_events(
+        &[episode_event("E1", 12, r#"{"action":"confirm"}"#)],
+        &[episode_row("E1", "P1", EpisodeState::Confirmed, Some(200), 2)],
+    )
+    .unwrap();
+    b.commit().unwrap();
+    let changes: Vec<Entity> = store.changes_since(before, 10).unwrap().iter().map(|c| c.entity).collect();
+    assert_eq!(changes, [Entity::Episode, Entity::Episode, Entity::Episode]);
+
+    let events = store.episode_events("E1").unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, [r#"{"action":"open"}"#, r#"{"action":"confirm"}"#]);
+    assert!(events[0].seq < events[1].seq && events[1].at == t(12));
+    let mut all = Vec::new();
+    let last =
+        store.scan_episode_events(0, &mut |batch| all.extend(batch.iter().map(|e| e.episode_id.clone()))).unwrap();
+    assert_eq!(all, ["E1", "E2", "E1"]);
+    assert_eq!(store.scan_episode_events(last, &mut |_| panic!("nothing after the last")).unwrap(), last);
+
+    let e1 = store.episode("E1").unwrap().unwrap();
+    assert_eq!((e1.state, e1.deadline, e1.events, e1.opened_at), (EpisodeState::Confirmed, Some(t(200)), 2, t(10)));
+    assert_eq!(store.episode("E9").unwrap(), None);
+    let ids = |scope: &Scope, filter: &crate::EpisodeFilter| -> Vec<String> {
+        store.episodes_page(scope, filter, None, 10).unwrap().into_iter().map(|e| e.id).collect()
+    };
+    assert_eq!(ids(&Scope::All, &Default::default()), ["E1", "E2"]);
+    assert_eq!(ids(&Scope::Within("D1".into()), &Default::default()), ["E1"], "P3 lives nowhere");
+    let confirmed = crate::EpisodeFilter { state: Some(EpisodeState::Confirmed), ..Default::default() };
+    assert_eq!(ids(&Scope::All, &confirmed), ["E1"]);
+    let overdue = crate::EpisodeFilter { due_before: Some(t(60)), ..Default::default() };
+    assert_eq!(ids(&Scope::All, &overdue), ["E2"]);
+    let of_p3 = crate::EpisodeFilter { person_id: Some("P3".into()), ..Default::default() };
+    assert_eq!(ids(&Scope::All, &of_p3), ["E2"]);
+    assert_eq!(store.episodes_page(&Scope::All, &Default::default(), Some("E1"), 10).unwrap().len(), 1);
+
+    // All or nothing: an unknown person, or events without their row, write nothing.
+    let seq = store.last_seq().unwrap();
+    let mut b = store.begin(t(30)).unwrap();
+    assert!(
+        b.append_episode_events(
+            &[episode_event("E3", 30, "{}")],
+            &[episode_row("E3", "nobody", EpisodeState::Proposed, None, 1)]
+        )
+        .is_err()
+    );
+    assert!(b.append_episode_events(&[episode_event("E4", 30, "{}")], &[]).is_err());
+    b.commit().unwrap();
+    assert_eq!(store.last_seq().unwrap(), seq);
+    assert_eq!(store.episode_events("E3").unwrap(), []);
+    assert_eq!(store.episode_events("E4").unwrap(), []);
+}
+
+pub fn facilities_keep_their_rooms(store: &mut dyn Store) {
+    seed(store);
+    let room = |id: &str, capacity: u32| crate::RoomRow { id: id.into(), capacity, state: "clean".into() };
+    let mut b = store.begin(t(20)).unwrap();
+    b.put_facilities(&[crate::FacilityRow {
+        id: "F1".into(),
+        name: "Hotel".into(),
+        area: Some("D1".into()),
+        rooms: vec![room("101", 1), room("102", 2)],
+    }])
+    .unwrap();
+    b.commit().unwrap();
+    let mut b = store.begin(t(21)).unwrap();
+    // Renamed, a room added: the rooms left out are kept.
+    b.put_facilities(&[crate::FacilityRow {
+        id: "F1".into(),
+        name: "Hotel A".into(),
+        area: None,
+        rooms: vec![room("103", 1)],
+    }])
+    .unwrap();
+    b.set_room_state("F1", "101", "occupied").unwrap();
+    assert!(b.set_room_state("F1", "999", "clean").is_err());
+    assert!(b.set_room_state("F1", "101", "dirty").is_err());
+    let bad = crate::FacilityRow { id: "F2".into(), name: "x".into(), area: Some("nowhere".into()), rooms: vec![] };
+    assert!(b.put_facilities(&[bad]).is_err());
+    b.commit().unwrap();
+    let f = store.facilities().unwrap();
+    assert_eq!(f.len(), 1);
+    assert_eq!((f[0].name.as_str(), f[0].area.as_deref()), ("Hotel A", None));
+    let rooms: Vec<(&str, u32, &str)> =
+        f[0].rooms.iter().map(|r| (r.id.as_str(), r.capacity, r.state.as_str())).collect();
+    assert_eq!(rooms, [("101", 1, "occupied"), ("102", 2, "clean"), ("103", 1, "clean")]);
 }

@@ -111,7 +111,8 @@ chainbreak_core::vocabulary!(
         Area = "area", Unit = "unit", Place = "place", Person = "person", Identifier = "identifier",
         Staff = "staff", Group = "group", Membership = "membership", Visit = "visit", Trip = "trip",
         Passenger = "passenger", Ping = "ping", Case = "case", LabTest = "lab_test", Arrival = "arrival",
-        GoodsBatch = "goods_batch", GoodsHop = "goods_hop", Sentinel = "sentinel", Proposal = "proposal"
+        GoodsBatch = "goods_batch", GoodsHop = "goods_hop", Sentinel = "sentinel", Proposal = "proposal",
+        Episode = "episode", Facility = "facility"
     }
 );
 
@@ -271,6 +272,64 @@ pub struct StoredPing {
     pub lon: f64,
 }
 
+/// One event of a measure episode as stored: the closed-loop engine's action as JSON text
+/// (its shape belongs to the engine).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EpisodeEvent {
+    /// Assigned by the store (ignored when written).
+    pub seq: i64,
+    pub episode_id: String,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+}
+
+/// An episode's current state, as its latest event left it (for lists and deadlines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EpisodeRow {
+    pub id: String,
+    pub person_id: String,
+    /// `close`, `secondary`, `arrival`... (the engine's category).
+    pub category: String,
+    pub state: EpisodeState,
+    pub owner_unit: String,
+    pub deadline: Option<Timestamp>,
+    pub facility_id: Option<String>,
+    pub room_id: Option<String>,
+    pub opened_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// How many events made it.
+    pub events: u32,
+}
+
+/// Which episodes a page holds (every given field must match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpisodeFilter {
+    pub state: Option<EpisodeState>,
+    pub owner_unit: Option<String>,
+    pub facility_id: Option<String>,
+    pub person_id: Option<String>,
+    /// Only those whose deadline is before this instant (overdue then).
+    pub due_before: Option<Timestamp>,
+}
+
+/// A quarantine facility and its rooms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FacilityRow {
+    pub id: String,
+    pub name: String,
+    pub area: Option<String>,
+    pub rooms: Vec<RoomRow>,
+}
+
+/// A room of a facility: `clean`, `occupied` or `to_disinfect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomRow {
+    pub id: String,
+    pub capacity: u32,
+    pub state: String,
+}
+
 /// Where a bulk scan ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ScanEnd {
@@ -385,6 +444,23 @@ pub trait Store: Send {
     fn proposal(&self, id: i64) -> Result<Option<Proposal>>;
     /// Every recorded trace request, one per index case or person.
     fn trace_records(&self) -> Result<Vec<TraceRecord>>;
+    /// Every episode event with `seq` greater than `after`, in order, in batches (a restart
+    /// rebuilds the episodes from them). Returns the last `seq` handed over.
+    fn scan_episode_events(&self, after: i64, f: &mut dyn FnMut(&[EpisodeEvent])) -> Result<i64>;
+    /// One episode's events, in order.
+    fn episode_events(&self, episode_id: &str) -> Result<Vec<EpisodeEvent>>;
+    /// Up to `limit` episodes in `scope` (an episode lies where its person lives) matching
+    /// `filter`, with id greater than `after`, by id.
+    fn episodes_page(
+        &self,
+        scope: &Scope,
+        filter: &EpisodeFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<EpisodeRow>>;
+    fn episode(&self, id: &str) -> Result<Option<EpisodeRow>>;
+    /// Every facility with its rooms, by id.
+    fn facilities(&self) -> Result<Vec<FacilityRow>>;
     /// Whether each record of `entity` (area, place, person, case or lab test) named by `ids`
     /// lies in `scope`; an unknown id lies nowhere (but everything is in [`Scope::All`]).
     fn in_scope(&self, scope: &Scope, entity: Entity, ids: &[&str]) -> Result<Vec<bool>>;
@@ -492,6 +568,14 @@ pub trait Batch {
     /// [`StoreError::NotFound`], a withdrawn proposal [`StoreError::Invalid`]. Clears
     /// `changed_since_decision`. Returns the proposals as decided.
     fn decide_proposals(&mut self, ids: &[i64], decision: &Decision) -> Result<Vec<Proposal>>;
+    /// Appends episode events and writes the state each episode is in after them, all or
+    /// nothing. Every episode of `events` must have its row in `rows`; its person must be
+    /// registered. Each row written is an `Upsert` change of [`Entity::Episode`].
+    fn append_episode_events(&mut self, events: &[EpisodeEvent], rows: &[EpisodeRow]) -> Result<()>;
+    /// Adds or replaces facilities with their rooms (a room left out is kept), all or nothing.
+    fn put_facilities(&mut self, rows: &[FacilityRow]) -> Result<()>;
+    /// Sets a room's state (`clean`, `occupied`, `to_disinfect`).
+    fn set_room_state(&mut self, facility_id: &str, room_id: &str, state: &str) -> Result<()>;
     /// Appends an audit record (its `seq` is assigned); audit records are never changed.
     fn append_audit(&mut self, record: &AuditRecord) -> Result<i64>;
 

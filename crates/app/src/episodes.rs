@@ -1,0 +1,699 @@
+//! Closed-loop management (闭环管理) over the store: the engine's episodes ([`chainbreak_closedloop`])
+//! kept in memory, rebuilt from the stored events on start and brought up to date with events
+//! other processes wrote; transitions checked (role, jurisdiction, the engine's rules, rooms)
+//! and written all or nothing, each as an event with the episode's new state and an audit
+//! record.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chainbreak_closedloop::facility::{Facility, Occupant, RoomState};
+use chainbreak_closedloop::{Action, Category, Episode, Event, Reason, Registry, Rules, Task};
+use chainbreak_core::access::{Permission, User};
+use chainbreak_core::model::EpisodeState;
+use chainbreak_store::{Entity, EpisodeEvent, EpisodeFilter, EpisodeRow, FacilityRow, Scope, Store};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::accounts::Actor;
+use crate::{AppError, Deployment};
+
+/// The episodes in memory, current to a stored event `seq`.
+#[derive(Debug, Default)]
+pub struct ClosedLoop {
+    registry: Registry,
+    seq: i64,
+}
+
+/// What loading took.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LoadStats {
+    pub episodes: usize,
+    pub open: usize,
+    pub events: u64,
+    pub seconds: f64,
+}
+
+fn rules(dep: &Deployment) -> Rules<'_> {
+    Rules { profile: &dep.profile, calendar: &dep.calendar }
+}
+
+fn stored(e: &EpisodeEvent) -> Result<Event, AppError> {
+    serde_json::from_str(&e.action).map_err(|err| AppError::InvalidArgument {
+        argument: "episode_events",
+        message: format!("event {} of episode `{}` cannot be read: {err}", e.seq, e.episode_id),
+    })
+}
+
+impl ClosedLoop {
+    /// Rebuilds every episode from the store's events (a restart).
+    pub fn load(store: &dyn Store, rules: &Rules) -> Result<(Self, LoadStats), AppError> {
+        let started = Instant::now();
+        let mut me = ClosedLoop::default();
+        let events = me.catch_up(store, rules)?;
+        let stats = LoadStats {
+            episodes: me.registry.episodes.len(),
+            open: me.registry.episodes.values().filter(|e| e.is_open()).count(),
+            events,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        Ok((me, stats))
+    }
+
+    /// Applies the events stored since the last one seen (written by another process).
+    pub fn catch_up(&mut self, store: &dyn Store, rules: &Rules) -> Result<u64, AppError> {
+        let mut n = 0u64;
+        let mut bad = None;
+        let registry = &mut self.registry;
+        self.seq = store.scan_episode_events(self.seq, &mut |batch| {
+            // Reading the JSON is the cost of a restart: in parallel; applying, in order.
+            use rayon::prelude::*;
+            let parsed: Vec<Result<Event, AppError>> = batch.par_iter().map(stored).collect();
+            for (e, event) in batch.iter().zip(parsed) {
+                n += 1;
+                let applied = event.and_then(|event| {
+                    registry.replay(&e.episode_id, &event, rules).map_err(|why| AppError::InvalidArgument {
+                        argument: "episode_events",
+                        message: format!("event {} of episode `{}` no longer applies: {why}", e.seq, e.episode_id),
+                    })
+                });
+                if let Err(err) = applied {
+                    // Accepted when written: the profile changed since, or the store was
+                    // edited by hand. Kept, logged, never fatal.
+                    tracing::warn!(%err, "episode event skipped");
+                    bad.get_or_insert(err);
+                }
+            }
+        })?;
+        Ok(n)
+    }
+
+    pub fn episode(&self, id: &str) -> Option<&Episode> {
+        self.registry.episodes.get(id)
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// Rebuilds the deployment's episodes from the stored events (what a restart does), and says
+/// how long it took.
+pub fn load(dep: &mut Deployment) -> Result<LoadStats, AppError> {
+    let (lp, stats) = ClosedLoop::load(&*dep.store, &rules(dep))?;
+    dep.closed_loop = Some(lp);
+    Ok(stats)
+}
+
+/// The episode row for the store's lists.
+fn row(id: &str, ep: &Episode, rules: &Rules, at: Timestamp) -> EpisodeRow {
+    let in_room = matches!(ep.state, EpisodeState::Transferred | EpisodeState::InMeasure | EpisodeState::Extended);
+    EpisodeRow {
+        id: id.to_string(),
+        person_id: ep.person.clone(),
+        category: ep.category.as_str().to_string(),
+        state: ep.state,
+        owner_unit: ep.owner.clone(),
+        deadline: ep.deadline(rules),
+        facility_id: ep.facility.as_ref().filter(|_| in_room).map(|f| f.0.clone()),
+        room_id: ep.facility.as_ref().filter(|_| in_room).map(|f| f.1.clone()),
+        opened_at: ep.opened,
+        updated_at: at,
+        events: ep.events as u32,
+    }
+}
+
+/// One transition asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Open an episode (or add the reason to the person's open one of the category);
+    /// `confirmed`: opened by a person's decision, confirmed at once (DESIGN.md §4a).
+    Open {
+        /// The new episode's id (default `EP-{person}-{category}-{unix time}`).
+        id: Option<String>,
+        person: String,
+        category: Category,
+        /// The measure (default: the profile's for the category).
+        plan: Option<chainbreak_core::profile::MeasurePlan>,
+        reason: Reason,
+        owner: String,
+        confirmed: bool,
+    },
+    /// Any other action on an episode. A transfer with an empty room takes the first room the
+    /// facility's rules allow.
+    Act { episode: String, action: Action },
+}
+
+/// What a transition did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub episode_id: String,
+    pub state: EpisodeState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Timestamp>,
+    /// A positive test: a suspected case to open and trace; a promotion.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<String>,
+}
+
+/// The measure plan of a category under the profile.
+fn plan_of(dep: &Deployment, category: Category) -> Result<chainbreak_core::profile::MeasurePlan, AppError> {
+    let p = &dep.profile;
+    let plan = match category {
+        Category::Close => Some(p.close_contact_measure.clone()),
+        Category::Secondary => p.secondary_contact.measure.clone(),
+        Category::Grid => p.grid.measure.clone(),
+        _ => None,
+    };
+    plan.ok_or_else(|| AppError::InvalidArgument {
+        argument: "category",
+        message: format!("profile `{}` gives no measure for `{}`", p.name, category.as_str()),
+    })
+}
+
+/// Quarantine facilities as the engine sees them: rooms and their states from the store, and
+/// who is in them from the open episodes.
+fn facilities(dep: &Deployment, lp: &ClosedLoop) -> Result<BTreeMap<String, Facility>, AppError> {
+    let mut out = BTreeMap::new();
+    for f in dep.store.facilities()? {
+        let rooms: Vec<(&str, u32)> = f.rooms.iter().map(|r| (r.id.as_str(), r.capacity)).collect();
+        let mut facility = Facility::new(&f.id, &rooms)
+            .map_err(|e| AppError::InvalidArgument { argument: "facility", message: e.to_string() })?;
+        for r in &f.rooms {
+            if let Some(room) = facility.rooms.get_mut(&r.id) {
+                room.state = match r.state.as_str() {
+                    "occupied" => RoomState::Occupied,
+                    "to_disinfect" => RoomState::ToDisinfect,
+                    _ => RoomState::Clean,
+                };
+            }
+        }
+        out.insert(f.id, facility);
+    }
+    for (id, ep) in &lp.registry.episodes {
+        let in_room = matches!(ep.state, EpisodeState::Transferred | EpisodeState::InMeasure | EpisodeState::Extended);
+        if let (true, Some((fid, rid))) = (in_room, &ep.facility)
+            && let Some(room) = out.get_mut(fid).and_then(|f| f.rooms.get_mut(rid))
+        {
+            room.occupants.push(Occupant {
+                episode: id.clone(),
+                person: ep.person.clone(),
+                household: None,
+                group: ep.category,
+            });
+            room.state = RoomState::Occupied;
+        }
+    }
+    Ok(out)
+}
+
+/// Applies transitions, all or nothing: each is checked (the user's role and jurisdiction —
+/// none: the console operator —, the engine's rules, the rooms) in order before anything is
+/// written; then the events, the episodes' new states, room states and one audit record per
+/// transition go to the store in one batch.
+pub fn transition(
+    dep: &mut Deployment,
+    actor: &Actor,
+    user: Option<&User>,
+    requests: &[Request],
+) -> Result<Vec<Outcome>, AppError> {
+    Ok(transition_with(dep, actor, user, requests, |_| Ok(()))?.0)
+}
+
+/// [`transition`], with more writes (`also`) in the same batch: the transitions and they are
+/// stored together or not at all (a confirmed proposal and the episode it opens).
+pub fn transition_with<T>(
+    dep: &mut Deployment,
+    actor: &Actor,
+    user: Option<&User>,
+    requests: &[Request],
+    also: impl FnOnce(&mut dyn chainbreak_store::Batch) -> Result<T, AppError>,
+) -> Result<(Vec<Outcome>, T), AppError> {
+    let at = dep.clock.now();
+    let scope = match user {
+        Some(u) => crate::reads::scope_of(&*dep.store, u)?,
+        None => Scope::All,
+    };
+    let mut lp = dep.closed_loop.take().unwrap_or_default();
+    if let Err(e) = lp.catch_up(&*dep.store, &rules(dep)) {
+        dep.closed_loop = Some(lp);
+        return Err(e);
+    }
+    lp.registry.begin();
+    let result = (|| {
+        let work = &mut lp;
+        // Rooms are read only when a transition moves someone into or out of one.
+        let mut rooms: Option<BTreeMap<String, Facility>> = None;
+        let mut events: Vec<(String, Event)> = Vec::new();
+        let mut room_states: BTreeMap<(String, String), &'static str> = BTreeMap::new();
+        let mut outcomes = Vec::new();
+        for (i, req) in requests.iter().enumerate() {
+            let refused =
+                |why: String| AppError::InvalidArgument { argument: "transition", message: format!("[{i}] {why}") };
+            let (person, permission) = match req {
+                Request::Open { person, .. } => (person.clone(), Permission::ConfirmContacts),
+                Request::Act { episode, action } => {
+                    let ep = work
+                        .registry
+                        .episodes
+                        .get(episode)
+                        .ok_or_else(|| AppError::NotFound(format!("episode `{episode}` not found")))?;
+                    let p = match action {
+                        Action::Confirm | Action::Reject => Permission::ConfirmContacts,
+                        _ => Permission::ManageEpisodes,
+                    };
+                    (ep.person.clone(), p)
+                }
+            };
+            if let Some(u) = user {
+                crate::reads::require(u, permission)?;
+                if dep.store.in_scope(&scope, Entity::Person, &[person.as_str()])?.first() != Some(&true) {
+                    return Err(match req {
+                        Request::Act { episode, .. } => {
+                            AppError::NotFound(format!("episode `{episode}` not found in your jurisdiction"))
+                        }
+                        Request::Open { .. } => {
+                            AppError::NotFound(format!("person `{person}` not found in your jurisdiction"))
+                        }
+                    });
+                }
+            }
+            let rules = rules(dep);
+            let (id, event, effects) = match req {
+                Request::Open { id: wanted, person, category, plan, reason, owner, confirmed } => {
+                    if dep.store.person(person)?.is_none() {
+                        return Err(AppError::NotFound(format!("person `{person}` is not registered")));
+                    }
+                    let open = Event {
+                        at,
+                        actor: actor.name.clone(),
+                        action: Action::Open {
+                            person: person.clone(),
+                            category: *category,
+                            plan: match plan {
+                                Some(p) => p.clone(),
+                                None => plan_of(dep, *category)?,
+                            },
+                            reason: reason.clone(),
+                            owner: owner.clone(),
+                        },
+                        note: actor.reason.clone(),
+                    };
+                    let new_id = match wanted {
+                        Some(id) if id.trim().is_empty() || id.len() > 128 => {
+                            return Err(refused("an episode id is 1 to 128 characters".into()));
+                        }
+                        Some(id) => id.clone(),
+                        None => format!("EP-{person}-{}-{}", category.as_str(), at.as_second()),
+                    };
+                    let (id, applied) =
+                        work.registry.open_or_add(&new_id, &open, &rules).map_err(|why| refused(why.to_string()))?;
+                    events.push((id.clone(), applied));
+                    if *confirmed && work.registry.episodes[&id].state == EpisodeState::Proposed {
+                        let confirm = Event { at, actor: actor.name.clone(), action: Action::Confirm, note: None };
+                        work.registry.apply(&id, &confirm, &rules).map_err(|why| refused(why.to_string()))?;
+                        events.push((id.clone(), confirm));
+                    }
+                    (id, None, Vec::new())
+                }
+                Request::Act { episode, action } => {
+                    let mut action = action.clone();
+                    let ep = &work.registry.episodes[episode];
+                    let was_in = ep.facility.clone().filter(|_| {
+                        matches!(ep.state, EpisodeState::Transferred | EpisodeState::InMeasure | EpisodeState::Extended)
+                    });
+                    if (matches!(action, Action::Transfer { .. }) || was_in.is_some()) && rooms.is_none() {
+                        rooms = Some(facilities(dep, work)?);
+                    }
+                    let ep = &work.registry.episodes[episode];
+                    if let Action::Transfer { facility, room } = &mut action {
+                        let f = rooms
+                            .as_mut()
+                            .expect("read above")
+                            .get_mut(facility.as_str())
+                            .ok_or_else(|| AppError::NotFound(format!("facility `{facility}` not found")))?;
+                        let who = Occupant {
+                            episode: episode.clone(),
+                            person: ep.person.clone(),
+                            household: None,
+                            group: ep.category,
+                        };
+                        if room.is_empty() {
+                            *room = f
+                                .assign(who, dep.profile.closed_loop.household_may_share)
+                                .map_err(|e| refused(e.to_string()))?;
+                        } else {
+                            let r = f.rooms.get(room.as_str()).ok_or_else(|| {
+                                AppError::NotFound(format!("room `{room}` of facility `{facility}` not found"))
+                            })?;
+                            let fits = r.state != RoomState::ToDisinfect
+                                && (r.occupants.len() as u32) < r.capacity
+                                && r.occupants.iter().all(|o| o.group == ep.category);
+                            if !fits {
+                                return Err(refused(format!(
+                                    "room `{room}` cannot take this person (full, another risk group, or to disinfect)"
+                                )));
+                            }
+                            f.rooms.get_mut(room.as_str()).expect("checked").occupants.push(who);
+                        }
+                        room_states.insert((facility.clone(), room.clone()), "occupied");
+                    }
+                    let event = Event { at, actor: actor.name.clone(), action, note: actor.reason.clone() };
+                    let effects =
+                        work.registry.apply(episode, &event, &rules).map_err(|why| refused(why.to_string()))?;
+                    let ep = &work.registry.episodes[episode];
+                    let still_in = matches!(
+                        ep.state,
+                        EpisodeState::Transferred | EpisodeState::InMeasure | EpisodeState::Extended
+                    );
+                    if let (Some((fid, rid)), false) = (was_in, still_in)
+                        && let Some(f) = rooms.as_mut().and_then(|r| r.get_mut(&fid))
+                        && let Ok(room) = f.leave(episode)
+                    {
+                        let state = if f.rooms[&room].occupants.is_empty() { "to_disinfect" } else { "occupied" };
+                        room_states.insert((fid, rid), state);
+                    }
+                    events.push((episode.clone(), event));
+                    (episode.clone(), None::<()>, effects)
+                }
+            };
+            let ep = &work.registry.episodes[&id];
+            let _ = event;
+            outcomes.push(Outcome {
+                episode_id: id.clone(),
+                state: ep.state,
+                deadline: ep.deadline(&rules),
+                effects: effects
+                    .iter()
+                    .map(|e| match e {
+                        chainbreak_closedloop::Effect::SuspectedCase { person, sampled_at } => {
+                            format!("suspected_case:{person}:{sampled_at}")
+                        }
+                        chainbreak_closedloop::Effect::Promoted => "promoted".to_string(),
+                    })
+                    .collect(),
+            });
+        }
+        // Write: the events, each touched episode's state after them, the rooms, the audit.
+        let rules = rules(dep);
+        let stored_events: Vec<EpisodeEvent> = events
+            .iter()
+            .map(|(id, e)| EpisodeEvent {
+                seq: 0,
+                episode_id: id.clone(),
+                at: e.at,
+                actor: e.actor.clone(),
+                action: serde_json::to_string(e).expect("events serialise"),
+            })
+            .collect();
+        let mut rows = Vec::new();
+        for id in events.iter().map(|(id, _)| id).collect::<std::collections::BTreeSet<_>>() {
+            rows.push(row(id, &work.registry.episodes[id], &rules, at));
+        }
+        let mut batch = dep.store.begin(at)?;
+        batch.append_episode_events(&stored_events, &rows)?;
+        for ((facility, room), state) in &room_states {
+            batch.set_room_state(facility, room, state)?;
+        }
+        for (id, e) in &events {
+            let what = serde_json::to_value(&e.action).ok().and_then(|v| v["action"].as_str().map(String::from));
+            batch.append_audit(&actor.audit(
+                at,
+                "episode_transition",
+                "episode",
+                &format!("{id} {}", what.unwrap_or_default()),
+            ))?;
+        }
+        let extra = also(&mut *batch)?;
+        batch.commit()?;
+        Ok((outcomes, stored_events, extra))
+    })();
+    let result = match result {
+        Ok((outcomes, written, extra)) => {
+            lp.registry.commit();
+            // The store now ends with what was written; skip past it, unless another process
+            // wrote in between: then rebuild from the store, the authority.
+            let mut after = Vec::new();
+            let caught = dep.store.scan_episode_events(lp.seq, &mut |batch| after.extend_from_slice(batch));
+            match caught {
+                Ok(last)
+                    if after.len() == written.len()
+                        && after
+                            .iter()
+                            .zip(&written)
+                            .all(|(a, b)| a.episode_id == b.episode_id && a.action == b.action) =>
+                {
+                    lp.seq = last;
+                }
+                _ => match ClosedLoop::load(&*dep.store, &rules(dep)) {
+                    Ok((fresh, _)) => lp = fresh,
+                    Err(e) => {
+                        dep.closed_loop = None;
+                        return Err(e);
+                    }
+                },
+            }
+            Ok((outcomes, extra))
+        }
+        Err(e) => {
+            lp.registry.rollback();
+            Err(e)
+        }
+    };
+    dep.closed_loop = Some(lp);
+    result
+}
+
+/// An episode with its events and what is due now.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpisodeView {
+    pub id: String,
+    #[serde(flatten)]
+    pub episode: Episode,
+    pub deadline: Option<Timestamp>,
+    pub tasks: Vec<Task>,
+    pub history: Vec<Event>,
+}
+
+fn visible(dep: &Deployment, user: Option<&User>, person: &str) -> Result<bool, AppError> {
+    let Some(u) = user else { return Ok(true) };
+    crate::reads::require(u, Permission::ReadRecords)?;
+    let scope = crate::reads::scope_of(&*dep.store, u)?;
+    Ok(dep.store.in_scope(&scope, Entity::Person, &[person])?.first() == Some(&true))
+}
+
+/// One episode, as its events make it, with its tasks at the deployment's now.
+pub fn show(dep: &mut Deployment, user: Option<&User>, id: &str) -> Result<EpisodeView, AppError> {
+    let mut lp = dep.closed_loop.take().unwrap_or_default();
+    let r = lp.catch_up(&*dep.store, &rules(dep));
+    let found = lp.episode(id).cloned();
+    dep.closed_loop = Some(lp);
+    r?;
+    let not_found = || AppError::NotFound(format!("episode `{id}` not found"));
+    let ep = found.ok_or_else(not_found)?;
+    if !visible(dep, user, &ep.person)? {
+        return Err(not_found());
+    }
+    let history = dep.store.episode_events(id)?.iter().map(stored).collect::<Result<Vec<_>, _>>()?;
+    let rules = rules(dep);
+    let now = dep.clock.now();
+    Ok(EpisodeView {
+        id: id.to_string(),
+        deadline: ep.deadline(&rules),
+        tasks: ep.tasks(&rules, now),
+        episode: ep,
+        history,
+    })
+}
+
+/// A page of episodes in the user's jurisdiction (all for the console operator).
+pub fn list(
+    dep: &Deployment,
+    user: Option<&User>,
+    filter: &EpisodeFilter,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<EpisodeRow>, AppError> {
+    let scope = match user {
+        Some(u) => {
+            crate::reads::require(u, Permission::ReadRecords)?;
+            crate::reads::scope_of(&*dep.store, u)?
+        }
+        None => Scope::All,
+    };
+    Ok(dep.store.episodes_page(&scope, filter, after, limit)?)
+}
+
+/// Adds or changes quarantine facilities (needs `manage_facilities`; the console may).
+pub fn put_facilities(
+    dep: &mut Deployment,
+    actor: &Actor,
+    user: Option<&User>,
+    rows: &[FacilityRow],
+) -> Result<(), AppError> {
+    if let Some(u) = user {
+        crate::reads::require(u, Permission::ManageFacilities)?;
+    }
+    let at = dep.clock.now();
+    let mut batch = dep.store.begin(at)?;
+    batch.put_facilities(rows)?;
+    for f in rows {
+        batch.append_audit(&actor.audit(at, "facility_put", "facility", &f.id))?;
+    }
+    batch.commit()?;
+    Ok(())
+}
+
+/// A room was disinfected.
+pub fn room_disinfected(
+    dep: &mut Deployment,
+    actor: &Actor,
+    user: Option<&User>,
+    facility: &str,
+    room: &str,
+) -> Result<(), AppError> {
+    if let Some(u) = user {
+        crate::reads::require(u, Permission::ManageFacilities)?;
+    }
+    let lp = dep.closed_loop.take().unwrap_or_default();
+    let state = facilities(dep, &lp).map(|f| f.get(facility).and_then(|f| f.rooms.get(room)).map(|r| r.state));
+    dep.closed_loop = Some(lp);
+    match state? {
+        None => return Err(AppError::NotFound(format!("room `{room}` of facility `{facility}` not found"))),
+        Some(RoomState::ToDisinfect) => {}
+        Some(other) => {
+            return Err(AppError::InvalidArgument {
+                argument: "room",
+                message: format!("room `{room}` is {other:?}, not waiting for disinfection"),
+            });
+        }
+    }
+    let at = dep.clock.now();
+    let mut batch = dep.store.begin(at)?;
+    batch.set_room_state(facility, room, "clean")?;
+    batch.append_audit(&actor.audit(at, "room_disinfected", "facility", &format!("{facility}/{room}")))?;
+    batch.commit()?;
+    Ok(())
+}
+
+/// A facility's occupancy now and the rooms needed over the next `days` days (from the
+/// episodes in it and those on their way to central quarantine), short days flagged.
+#[derive(Debug, Clone, Serialize)]
+pub struct FacilityView {
+    pub id: String,
+    pub name: String,
+    pub occupancy: chainbreak_closedloop::facility::Occupancy,
+    pub forecast: Vec<chainbreak_closedloop::facility::ForecastDay>,
+}
+
+pub fn facility_views(dep: &mut Deployment, days: u32) -> Result<Vec<FacilityView>, AppError> {
+    let mut lp = dep.closed_loop.take().unwrap_or_default();
+    let r = lp.catch_up(&*dep.store, &rules(dep));
+    let result = r.and_then(|_| {
+        let rows = dep.store.facilities()?;
+        let engine = facilities(dep, &lp)?;
+        let cal = &dep.calendar;
+        let today = cal.day_of(dep.clock.now());
+        // The last local day of central quarantine of an episode.
+        let last_day = |ep: &Episode| {
+            let days = i64::from(ep.plan.phases.first().map_or(0, |p| p.days));
+            ep.day_zero(cal).checked_add(jiff::Span::new().days(days)).unwrap_or(today)
+        };
+        // Those on their way are not yet in a facility: counted against every facility's
+        // forecast only when there is one facility (no assignment is guessed).
+        let expected: Vec<jiff::civil::Date> = lp
+            .registry
+            .episodes
+            .values()
+            .filter(|e| {
+                matches!(e.state, EpisodeState::Confirmed | EpisodeState::Notified)
+                    && e.kind() == chainbreak_core::model::MeasureKind::CentralQuarantine
+            })
+            .map(last_day)
+            .collect();
+        let single = rows.len() == 1;
+        Ok(rows
+            .into_iter()
+            .map(|f| {
+                let facility = &engine[&f.id];
+                let staying: Vec<jiff::civil::Date> = facility
+                    .rooms
+                    .values()
+                    .filter_map(|r| r.occupants.iter().filter_map(|o| lp.episode(&o.episode).map(last_day)).max())
+                    .collect();
+                FacilityView {
+                    occupancy: facility.occupancy(),
+                    forecast: chainbreak_closedloop::facility::forecast(
+                        today,
+                        days,
+                        facility.rooms.len(),
+                        &staying,
+                        if single { &expected } else { &[] },
+                    ),
+                    id: f.id,
+                    name: f.name,
+                }
+            })
+            .collect())
+    });
+    dep.closed_loop = Some(lp);
+    result
+}
+
+/// What proposing measures for arrivals did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ArrivalProposals {
+    /// New episodes, proposed for a person to confirm.
+    pub proposed: usize,
+    /// Arrivals of persons with an open arrival episode: the reason was added to it.
+    pub added: usize,
+    /// Arrivals whose origin has no measure in the profile.
+    pub without_measure: usize,
+}
+
+/// Proposes for each arrival the profile's measure for its origin's risk (DESIGN.md §4
+/// "arrivals"), owned by `owner`, all or nothing.
+pub fn propose_arrivals(
+    dep: &mut Deployment,
+    actor: &Actor,
+    arrivals: &[chainbreak_core::model::Arrival],
+    owner: &str,
+) -> Result<ArrivalProposals, AppError> {
+    let mut report = ArrivalProposals::default();
+    let mut requests = Vec::new();
+    for a in arrivals {
+        match chainbreak_closedloop::arrival_proposal(&dep.profile, a, owner) {
+            Some(Action::Open { person, category, plan, reason, owner }) => requests.push(Request::Open {
+                id: None,
+                person,
+                category,
+                plan: Some(plan),
+                reason,
+                owner,
+                confirmed: false,
+            }),
+            _ => report.without_measure += 1,
+        }
+    }
+    if requests.is_empty() {
+        return Ok(report);
+    }
+    let before: std::collections::BTreeSet<String> = {
+        let mut lp = dep.closed_loop.take().unwrap_or_default();
+        let caught = lp.catch_up(&*dep.store, &rules(dep));
+        let ids = lp.registry.episodes.keys().cloned().collect();
+        dep.closed_loop = Some(lp);
+        caught?;
+        ids
+    };
+    let done = transition(dep, actor, None, &requests)?;
+    let mut new = std::collections::BTreeSet::new();
+    for o in done {
+        if !before.contains(&o.episode_id) && new.insert(o.episode_id) {
+            report.proposed += 1;
+        } else {
+            report.added += 1;
+        }
+    }
+    Ok(report)
+}
