@@ -362,6 +362,9 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
         return Err(Error::InvalidParameter("population offset without one population per count"));
     }
     let (from, to) = c.range.unwrap_or((freq * c.b + c.w + 1, n));
+    if c.range.is_none() && from > to {
+        return Err(Error::TooShort);
+    }
     if from == 0 || from > to || to > n {
         return Err(Error::InvalidParameter("range outside the series"));
     }
@@ -574,6 +577,16 @@ mod tests {
         assert_eq!(f[157], Some(2));
         assert_eq!(f[196], Some(9));
         assert_eq!(f[92], None);
+    }
+
+    #[test]
+    fn too_short_for_the_default_range() {
+        let x: Vec<Option<f64>> = vec![Some(3.0); 263];
+        let s = Series { observed: &x, freq: 52, dates: None, population: None };
+        assert_eq!(farrington_flexible(&s, &Control::original()), Err(Error::TooShort));
+        let x: Vec<Option<f64>> = vec![Some(3.0); 264];
+        let s = Series { observed: &x, freq: 52, dates: None, population: None };
+        assert_eq!(farrington_flexible(&s, &Control::original()).unwrap().len(), 1);
     }
 
     #[test]
