@@ -1,0 +1,626 @@
+//! Farrington's algorithm as `surveillance::farringtonFlexible` 1.20.3: the original method of
+//! Farrington et al. (1996) and the improved method of Noufaily et al. (2013).
+//!
+//! For each monitored time point `k`:
+//! 1. Reference points: `k` and the same point 1..=b years before (`k − i·freq`; with dates, the
+//!    same calendar day `i` years before, moved to the nearest same weekday for weekly data).
+//! 2. Blocks: a window `±w` around each reference point (and `k − w..=k`) forms the period
+//!    `noPeriods`; with `noPeriods > 1` the weeks between consecutive windows are split into
+//!    `noPeriods − 1` blocks (the earlier ones one week longer when the split is uneven). The
+//!    last `pastWeeksNotIncluded` weeks before `k` and `k` itself are left out; missing counts are
+//!    dropped (but their block still counts as a factor level, as in R).
+//! 3. A quasi-Poisson GLM `response ~ 1 + wtime (+ offset(log(population))) (+ seasgroups)`; if it
+//!    does not converge, again without the trend; if that fails, the point has no result
+//!    (alarm, bound and expected missing). `phi = max(dispersion, 1)`. With `reweight`, Anscombe
+//!    residuals `s = 3/2 (y^{2/3} μ^{−1/6} − μ^{1/2}) / √(φ(1 − h))` give weights `γ s⁻²` above
+//!    `weightsThreshold` and `γ` elsewhere (`γ` making them average 1), and the model is fitted
+//!    again with them; `phi` again.
+//! 4. The trend is kept when `b ≥ 3`, its p-value (t test) is below `pThresholdTrend` and the
+//!    prediction at `k` is at most the largest count in the data; otherwise the model is fitted
+//!    again without it.
+//! 5. The bound: `delta` (the 1996 method): `(μ₀^{2/3} + z_{1−α} · √(4/9 μ₀^{1/3} (φ + se²/μ₀)))^{3/2}`;
+//!    `nbPlugin`: the `1 − α` quantile of a negative binomial of mean `exp(η₀)` and dispersion
+//!    `φ` (Poisson when `φ = 1`); `muan`: the same with mean `exp(η₀ + z_{1−α} se(η₀))`.
+//!    An alarm needs `score = (y − fit)/(bound − fit) > 1`, `y ≠ 0` and at least `limit54.0`
+//!    cases in the last `limit54.1` weeks; without those cases bound and expected are missing.
+//!
+//! Quirks of the package kept here (each changes numbers):
+//! - the standard errors (of the trend's t test and of the prediction) use `summary.glm`'s
+//!   dispersion after `model$weights` was replaced by the reweighting weights `ω`, i.e.
+//!   `Σ ω r² / df` with working residuals `r = (y − μ)/μ`, not the dispersion `φ` of the fit
+//!   (`predict.glm` ignores the `dispersion` column the package puts in `newdata`);
+//! - for `nbPlugin` and `muan` the score is computed on the link scale for the fit:
+//!   `(y − η₀)/(bound − η₀)`;
+//! - the bound of `delta` uses `qnorm(1 − α)` (one-sided), unlike `algo.farrington`;
+//! - with dates, `wtime` counts from the first week of the reference data but the prediction
+//!   counts from the first week whose count is not missing;
+//! - the convergence of the reweighted fit is not checked.
+
+use crate::stats::{pt, qnbinom_prob, qnorm, qpois};
+use crate::{Error, Point, glm};
+
+/// How the bound is computed (`thresholdMethod`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThresholdMethod {
+    /// The 1996 method: a power-transformed normal approximation (`powertrans`).
+    Delta,
+    /// Noufaily et al.: negative-binomial quantile at the predicted mean.
+    NbPlugin,
+    /// Noufaily et al.: negative-binomial quantile at the upper `1 − α` limit of the mean.
+    Muan,
+}
+
+/// The power transformation of `delta` (`powertrans`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerTrans {
+    /// `"none"`.
+    None,
+    /// `"1/2"`.
+    Half,
+    /// `"2/3"` (default).
+    TwoThirds,
+}
+
+/// `control` of `farringtonFlexible`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Control {
+    /// 1-based inclusive range; `None`: `freq·b + w + 1` to the end.
+    pub range: Option<(usize, usize)>,
+    /// Years back (default 5).
+    pub b: usize,
+    /// Half-window (default 3).
+    pub w: usize,
+    /// Reweighting (default true).
+    pub reweight: bool,
+    /// Threshold on the Anscombe residuals (default 2.58; the 1996 method used 1).
+    pub weights_threshold: f64,
+    /// Default 0.05.
+    pub alpha: f64,
+    /// Fit a trend (default true).
+    pub trend: bool,
+    /// Default 0.05.
+    pub p_threshold_trend: f64,
+    /// At least `.0` cases in the last `.1` periods for an alarm (default (5, 4)).
+    pub limit54: (f64, usize),
+    /// Default `TwoThirds`.
+    pub powertrans: PowerTrans,
+    /// Offset `log(population)` (default false).
+    pub population_offset: bool,
+    /// Number of seasonal periods (default 1).
+    pub no_periods: usize,
+    /// `None`: `w`.
+    pub past_weeks_not_included: Option<usize>,
+    /// Default `Delta`.
+    pub threshold_method: ThresholdMethod,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            range: None,
+            b: 5,
+            w: 3,
+            reweight: true,
+            weights_threshold: 2.58,
+            alpha: 0.05,
+            trend: true,
+            p_threshold_trend: 0.05,
+            limit54: (5.0, 4),
+            powertrans: PowerTrans::TwoThirds,
+            population_offset: false,
+            no_periods: 1,
+            past_weeks_not_included: None,
+            threshold_method: ThresholdMethod::Delta,
+        }
+    }
+}
+
+impl Control {
+    /// Farrington et al. 1996 (`noPeriods = 1`, `weightsThreshold = 1`, `delta`).
+    pub fn original() -> Self {
+        Control { weights_threshold: 1.0, ..Control::default() }
+    }
+
+    /// Noufaily et al. 2013 (`noPeriods = 10`, `pastWeeksNotIncluded = 26`,
+    /// `weightsThreshold = 2.58`) with the given threshold method.
+    pub fn noufaily(method: ThresholdMethod) -> Self {
+        Control {
+            no_periods: 10,
+            past_weeks_not_included: Some(26),
+            weights_threshold: 2.58,
+            threshold_method: method,
+            ..Control::default()
+        }
+    }
+}
+
+/// A series for Farrington.
+#[derive(Debug, Clone, Copy)]
+pub struct Series<'a> {
+    /// Counts.
+    pub observed: &'a [Option<f64>],
+    /// Periods a year (52 weekly, 365 daily, 12 monthly).
+    pub freq: usize,
+    /// Dates of the periods as days since 1970-01-01 (R's `epochAsDate`), or none: periods are
+    /// then numbered 1, 2, ... and reference points are `freq` apart.
+    pub dates: Option<&'a [i64]>,
+    /// Population per period (for `population_offset`).
+    pub population: Option<&'a [f64]>,
+}
+
+/// One monitored point with the fit's details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FarringtonPoint {
+    /// Expected value, bound, alarm.
+    pub point: Point,
+    /// `phi` of the final model (`None`: no model).
+    pub phi: Option<f64>,
+    /// Whether the final model kept the trend.
+    pub trend: Option<bool>,
+    /// The score (`(y − fit)/(bound − fit)`).
+    pub score: Option<f64>,
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// The civil date of days since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+/// R's `seq(date, length.out = b + 1, by = "-1 year")` then, for weekly data, the nearest day
+/// with the same weekday (`algo.farrington.referencetimepoints`).
+fn reference_dates(day: i64, b: usize, weekly: bool) -> Vec<i64> {
+    let (y, m, d) = civil_from_days(day);
+    (0..=b)
+        .map(|i| {
+            // POSIXlt normalisation: 29 February of a common year is 1 March.
+            let r = days_from_civil(y - i as i64, m, 1) + i64::from(d) - 1;
+            if !weekly {
+                return r;
+            }
+            let wd = |x: i64| (x + 4).rem_euclid(7);
+            let a = r - (wd(r) - wd(day));
+            let bb = a + if a > r { -7 } else { 7 };
+            if (a - r).abs() > (bb - r).abs() { bb } else { a }
+        })
+        .collect()
+}
+
+/// R's `a:b` (descending when `b < a`), 1-based positions.
+fn r_colon(a: i64, b: i64) -> Vec<i64> {
+    if a <= b { (a..=b).collect() } else { (b..=a).rev().collect() }
+}
+
+/// The block (seasonal period) of each position, 1-based positions; `None` outside the blocks.
+fn blocks(
+    reference_positions: &[usize],
+    now: usize,
+    n: usize,
+    b: usize,
+    w: usize,
+    p: usize,
+) -> Result<Vec<Option<usize>>, Error> {
+    let mut f: Vec<Option<usize>> = vec![None; n + 1];
+    let mut set = |range: Vec<i64>, v: usize| -> Result<(), Error> {
+        for i in range {
+            if i < 1 || i as usize > n {
+                return Err(Error::TooShort);
+            }
+            f[i as usize] = Some(v);
+        }
+        Ok(())
+    };
+    let (w_i, now_i) = (w as i64, now as i64);
+    set(r_colon(now_i - w_i, now_i), p)?;
+    // referenceWeeks: positions in decreasing order.
+    let mut refs: Vec<usize> = reference_positions.to_vec();
+    refs.sort_unstable_by(|a, b| b.cmp(a));
+    refs.dedup();
+    if refs.len() < b + 1 {
+        return Err(Error::TooShort);
+    }
+    for i in 0..b {
+        let ref_week = refs[i + 1] as i64;
+        set(r_colon(ref_week - w_i, ref_week + w_i), p)?;
+        if p != 1 {
+            let period = refs[i] as i64 - 2 * w_i - 1 - ref_week;
+            if period < p as i64 - (2 * w_i + 1) {
+                return Err(Error::InvalidParameter("number of periods too big"));
+            }
+            let q = (p - 1) as i64;
+            let len = period.div_euclid(q);
+            let rest = period.rem_euclid(q);
+            let mut cum = vec![0_i64];
+            for j in 0..q {
+                cum.push(cum[j as usize] + len + i64::from(j < rest));
+            }
+            for j in 1..p {
+                let start = ref_week + w_i + 1 + cum[j - 1];
+                let end = ref_week + w_i + 1 + cum[j] - 1;
+                set(r_colon(start, end), j)?;
+            }
+        }
+    }
+    Ok(f)
+}
+
+struct Model {
+    fit: glm::Fit,
+    /// `model$weights` as the package leaves it (ω after reweighting).
+    weights: Vec<f64>,
+    phi: f64,
+    has_trend: bool,
+}
+
+struct Data {
+    y: Vec<f64>,
+    wtime: Vec<f64>,
+    /// Factor level index (0-based into `levels`) per row.
+    group: Vec<usize>,
+    levels: Vec<usize>,
+    offset: Vec<f64>,
+}
+
+fn design(d: &Data, trend: bool, factors: bool) -> Vec<Vec<f64>> {
+    let n = d.y.len();
+    let mut x = vec![vec![1.0; n]];
+    if trend {
+        x.push(d.wtime.clone());
+    }
+    if factors {
+        for l in 1..d.levels.len() {
+            x.push(d.group.iter().map(|&g| if g == l { 1.0 } else { 0.0 }).collect());
+        }
+    }
+    x
+}
+
+/// The quasi-Poisson fit of `response ~ 1 (+ wtime) (+ seasgroups)`, the factor solved by group
+/// means (see [`glm::Design::Grouped`]).
+fn glm_fit(d: &Data, trend: bool, factors: bool, weights: Option<&[f64]>, offset: Option<&[f64]>) -> glm::Fit {
+    if factors {
+        let design = glm::Design::Grouped {
+            trend: trend.then_some(d.wtime.as_slice()),
+            group: &d.group,
+            levels: d.levels.len(),
+        };
+        glm::fit_design(design, &d.y, weights, offset)
+    } else {
+        glm::fit(&design(d, trend, false), &d.y, weights, offset)
+    }
+}
+
+fn fit_flexible(d: &Data, trend: bool, factors: bool, c: &Control, offset: bool) -> Option<Model> {
+    let off = if offset { Some(d.offset.as_slice()) } else { None };
+    let mut trend = trend;
+    let mut f = glm_fit(d, trend, factors, None, off);
+    if !f.converged {
+        if trend {
+            trend = false;
+            f = glm_fit(d, false, factors, None, off);
+        }
+        if !f.converged {
+            return None;
+        }
+    }
+    let mut phi = f.dispersion().max(1.0);
+    let mut weights = f.weights.clone();
+    if c.reweight {
+        let s: Vec<f64> = (0..d.y.len())
+            .map(|i| {
+                let (y, mu) = (d.y[i], f.mu[i]);
+                1.5 * (y.powf(2.0 / 3.0) * mu.powf(-1.0 / 6.0) - mu.sqrt()) / (phi * (1.0 - f.hat[i])).sqrt()
+            })
+            .collect();
+        let thr = c.weights_threshold;
+        let denom: f64 = s.iter().map(|&s| if s > thr { s.powi(-2) } else { 1.0 }).sum();
+        let gamma = s.len() as f64 / denom;
+        let omega: Vec<f64> = s.iter().map(|&s| if s > thr { gamma * s.powi(-2) } else { gamma }).collect();
+        f = glm_fit(d, trend, factors, Some(&omega), off);
+        phi = f.dispersion().max(1.0);
+        weights = omega;
+    }
+    Some(Model { fit: f, weights, phi, has_trend: trend })
+}
+
+/// `farringtonFlexible(sts, control)` on one series.
+pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec<FarringtonPoint>, Error> {
+    let obs = series.observed;
+    let n = obs.len();
+    let freq = series.freq;
+    let c = control;
+    if c.limit54.1 == 0 || c.limit54.0 < 0.0 {
+        return Err(Error::InvalidParameter("limit54: cases >= 0 and period > 0"));
+    }
+    if c.no_periods == 0 {
+        return Err(Error::InvalidParameter("noPeriods must be at least 1"));
+    }
+    if let Some(d) = series.dates
+        && (d.len() != n || d.len() < 2)
+    {
+        return Err(Error::InvalidParameter("one date per count"));
+    }
+    if c.population_offset && series.population.is_none_or(|p| p.len() != n) {
+        return Err(Error::InvalidParameter("population offset without one population per count"));
+    }
+    let (from, to) = c.range.unwrap_or((freq * c.b + c.w + 1, n));
+    if c.range.is_none() && from > to {
+        return Err(Error::TooShort);
+    }
+    if from == 0 || from > to || to > n {
+        return Err(Error::InvalidParameter("range outside the series"));
+    }
+    let pwni = c.past_weeks_not_included.unwrap_or(c.w);
+    let factors = c.no_periods != 1;
+    let z = qnorm(1.0 - c.alpha);
+    let mut out = Vec::with_capacity(to - from + 1);
+    for k in from..=to {
+        // Reference points as positions.
+        let ref_pos: Vec<usize> = match series.dates {
+            None => {
+                let mut v = Vec::new();
+                for i in 0..=c.b {
+                    let back = i * freq;
+                    if back >= k {
+                        return Err(Error::TooShort);
+                    }
+                    v.push(k - back);
+                }
+                v
+            }
+            Some(dates) => {
+                let refs = reference_dates(dates[k - 1], c.b, freq == 52);
+                let mut v = Vec::new();
+                for r in refs {
+                    match dates.iter().position(|&d| d == r) {
+                        Some(i) => v.push(i + 1),
+                        None => return Err(Error::TooShort),
+                    }
+                }
+                v
+            }
+        };
+        let f = blocks(&ref_pos, k, n, c.b, c.w, c.no_periods)?;
+        if pwni >= k {
+            return Err(Error::TooShort);
+        }
+        let included: Vec<usize> = (1..=n).filter(|&i| f[i].is_some() && !(k - pwni..=k).contains(&i)).collect();
+        let mut levels: Vec<usize> = included.iter().map(|&i| f[i].unwrap_or(0)).collect();
+        levels.sort_unstable();
+        levels.dedup();
+        let wtime_of = |i: usize, origin: usize| match series.dates {
+            None => i as f64,
+            Some(d) => (d[i - 1] - d[origin - 1]) as f64 / (d[1] - d[0]) as f64,
+        };
+        let first = included.first().copied().ok_or(Error::TooShort)?;
+        let rows: Vec<usize> = included.iter().copied().filter(|&i| obs[i - 1].is_some_and(|v| !v.is_nan())).collect();
+        let data = Data {
+            y: rows.iter().map(|&i| obs[i - 1].unwrap_or(f64::NAN)).collect(),
+            wtime: rows.iter().map(|&i| wtime_of(i, first)).collect(),
+            group: rows.iter().map(|&i| levels.iter().position(|&l| Some(l) == f[i]).unwrap_or(0)).collect(),
+            offset: rows.iter().map(|&i| series.population.map_or(0.0, |p| p[i - 1].ln())).collect(),
+            levels: levels.clone(),
+        };
+        let none = || FarringtonPoint {
+            point: Point { t: k, observed: obs[k - 1], expected: None, upperbound: None, alarm: None },
+            phi: None,
+            trend: None,
+            score: None,
+        };
+        if data.y.is_empty() {
+            out.push(none());
+            continue;
+        }
+        // The prediction row at k.
+        let wtime_k = match series.dates {
+            None => k as f64,
+            Some(_) => wtime_of(k, rows[0]),
+        };
+        let off_k = if c.population_offset { series.population.map_or(0.0, |p| p[k - 1].ln()) } else { 0.0 };
+        let x0 = |trend: bool| {
+            let mut x = vec![1.0];
+            if trend {
+                x.push(wtime_k);
+            }
+            if factors {
+                for &l in &levels[1..] {
+                    x.push(if l == c.no_periods { 1.0 } else { 0.0 });
+                }
+            }
+            x
+        };
+        let Some(mut model) = fit_flexible(&data, c.trend, factors, c, c.population_offset) else {
+            out.push(none());
+            continue;
+        };
+        let mut do_trend = false;
+        if model.has_trend {
+            let disp = model.fit.dispersion_with(&model.weights);
+            let (eta, _) = model.fit.predict_link(&x0(true), disp);
+            let mu = (eta + off_k).exp().max(f64::EPSILON);
+            let se_b = (model.fit.cov_unscaled[1][1] * disp).sqrt();
+            let tval = model.fit.coef[1] / se_b;
+            let pval = 2.0 * pt(-tval.abs(), model.fit.df_residual as f64);
+            let significant = pval < c.p_threshold_trend;
+            let max_y = data.y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            do_trend = c.b >= 3 && significant && mu <= max_y;
+            if !do_trend {
+                match fit_flexible(&data, false, factors, c, c.population_offset) {
+                    Some(m) => model = m,
+                    None => {
+                        out.push(none());
+                        continue;
+                    }
+                }
+            }
+        }
+        let disp = model.fit.dispersion_with(&model.weights);
+        let (eta_raw, se_eta) = model.fit.predict_link(&x0(model.has_trend), disp);
+        let eta0 = eta_raw + off_k;
+        let phi = model.phi;
+        let y = obs[k - 1].unwrap_or(f64::NAN);
+        let (upper, fit_value) = match c.threshold_method {
+            ThresholdMethod::Delta => {
+                let mu0 = eta0.exp().max(f64::EPSILON);
+                let se_fit = se_eta * mu0;
+                let tau = phi + se_fit * se_fit / mu0;
+                let (se, e) = match c.powertrans {
+                    PowerTrans::None => ((mu0 * tau).sqrt(), 1.0),
+                    PowerTrans::Half => ((0.25 * tau).sqrt(), 0.5),
+                    PowerTrans::TwoThirds => ((4.0 / 9.0 * mu0.powf(1.0 / 3.0) * tau).sqrt(), 2.0 / 3.0),
+                };
+                let lo = (mu0.powf(e) - z * se).powf(1.0 / e);
+                let hi = (mu0.powf(e) + z * se).powf(1.0 / e);
+                // sort(c(lo, hi), na.last = FALSE)[2]
+                let upper = match (lo.is_nan(), hi.is_nan()) {
+                    (false, false) => lo.max(hi),
+                    (true, false) => hi,
+                    (false, true) => lo,
+                    (true, true) => f64::NAN,
+                };
+                (upper, mu0)
+            }
+            ThresholdMethod::NbPlugin | ThresholdMethod::Muan => {
+                let mu_q = if c.threshold_method == ThresholdMethod::NbPlugin {
+                    eta0.exp()
+                } else {
+                    (eta0 + se_eta * z).exp()
+                };
+                let upper = if mu_q.is_infinite() {
+                    f64::NAN
+                } else if phi > 1.0 {
+                    qnbinom_prob(1.0 - c.alpha, mu_q / (phi - 1.0), 1.0 / phi)
+                } else {
+                    qpois(1.0 - c.alpha, mu_q)
+                };
+                (upper, eta0)
+            }
+        };
+        let score = if upper.is_nan() { f64::NAN } else { (y - fit_value) / (upper - fit_value) };
+        let window: Vec<f64> = (k + 1 - c.limit54.1.min(k)..=k).map(|i| obs[i - 1].unwrap_or(f64::NAN)).collect();
+        let enough = if c.limit54.1 > k {
+            None
+        } else {
+            let s: f64 = window.iter().sum();
+            if s.is_nan() { None } else { Some(s >= c.limit54.0) }
+        };
+        let x = if enough == Some(true) { score } else { f64::NAN };
+        let alarm = !x.is_nan() && x > 1.0 && y != 0.0;
+        let upperbound = if enough == Some(true) { crate::r_value(upper) } else { None };
+        let expected = if !upper.is_nan() && enough == Some(true) { Some(eta0.exp().max(f64::EPSILON)) } else { None };
+        out.push(FarringtonPoint {
+            point: Point { t: k, observed: obs[k - 1], expected, upperbound, alarm: Some(alarm) },
+            phi: Some(phi),
+            trend: Some(do_trend),
+            score: crate::r_value(score),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_round_trip() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11017);
+        for z in [-1000, 0, 11017, 19000, 20000] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+    }
+
+    #[test]
+    fn reference_dates_keep_the_weekday() {
+        let day = days_from_civil(2012, 2, 29); // a Wednesday
+        let refs = reference_dates(day, 3, true);
+        assert_eq!(refs[0], day);
+        for r in &refs {
+            assert_eq!((r + 4).rem_euclid(7), (day + 4).rem_euclid(7));
+        }
+        // 2011-03-01 (29 Feb normalised) is a Tuesday; the nearest Wednesday is 2 March.
+        assert_eq!(refs[1], days_from_civil(2011, 3, 2));
+    }
+
+    #[test]
+    fn blocks_split_the_year() {
+        let n = 200;
+        let k = 200;
+        let refs = vec![200, 148, 96];
+        let f = blocks(&refs, k, n, 2, 3, 10).unwrap();
+        assert_eq!(f[200], Some(10));
+        assert_eq!(f[148 - 3], Some(10));
+        assert_eq!(f[148 + 3], Some(10));
+        // 200 − 7 − 148 = 45 weeks in 9 blocks of 5.
+        assert_eq!(f[152], Some(1));
+        assert_eq!(f[156], Some(1));
+        assert_eq!(f[157], Some(2));
+        assert_eq!(f[196], Some(9));
+        assert_eq!(f[92], None);
+    }
+
+    #[test]
+    fn too_short_for_the_default_range() {
+        let x: Vec<Option<f64>> = vec![Some(3.0); 263];
+        let s = Series { observed: &x, freq: 52, dates: None, population: None };
+        assert_eq!(farrington_flexible(&s, &Control::original()), Err(Error::TooShort));
+        let x: Vec<Option<f64>> = vec![Some(3.0); 264];
+        let s = Series { observed: &x, freq: 52, dates: None, population: None };
+        assert_eq!(farrington_flexible(&s, &Control::original()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn too_short_for_b_years() {
+        let x: Vec<Option<f64>> = vec![Some(3.0); 200];
+        let s = Series { observed: &x, freq: 52, dates: None, population: None };
+        let mut c = Control::original();
+        c.range = Some((150, 200));
+        assert_eq!(farrington_flexible(&s, &c), Err(Error::TooShort));
+    }
+
+    #[test]
+    fn flat_counts_give_no_alarm_and_a_bound_above() {
+        let x: Vec<Option<f64>> = (0..320).map(|i| Some(f64::from(4 + (i % 3)))).collect();
+        let s = Series { observed: &x, freq: 52, dates: None, population: None };
+        for c in [
+            Control::original(),
+            Control::noufaily(ThresholdMethod::NbPlugin),
+            Control::noufaily(ThresholdMethod::Muan),
+        ] {
+            let p = farrington_flexible(&s, &c).unwrap();
+            assert_eq!(p.len(), 320 - (52 * 5 + 3));
+            for p in p {
+                assert_eq!(p.point.alarm, Some(false));
+                assert!(p.point.upperbound.unwrap() >= p.point.expected.unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn zeros_have_no_bound_for_want_of_cases() {
+        let x: Vec<Option<f64>> = vec![Some(0.0); 300];
+        let s = Series { observed: &x, freq: 52, dates: None, population: None };
+        let p = farrington_flexible(&s, &Control::original()).unwrap();
+        assert!(p.iter().all(|p| p.point.alarm == Some(false) && p.point.upperbound.is_none()));
+    }
+}
