@@ -774,3 +774,120 @@ pub fn record_lab_results(
     }
     Ok(report)
 }
+
+/// A task of an episode, with the unit it has escalated to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskView {
+    pub episode_id: String,
+    pub person_id: String,
+    pub state: EpisodeState,
+    /// The unit owning the episode.
+    pub owner_unit: String,
+    /// Where the task sits now: the owner, or the unit `escalation` steps up its hierarchy.
+    pub unit: String,
+    #[serde(flatten)]
+    pub task: Task,
+}
+
+/// The tasks of the open episodes in the user's jurisdiction at the deployment's now, overdue
+/// first (then by due time): each at the unit it has escalated to up the units' hierarchy
+/// (the top unit keeps what escalates past it). `overdue`: only those; `unit`: only those
+/// sitting at that unit now.
+pub fn tasks(
+    dep: &mut Deployment,
+    user: Option<&User>,
+    overdue: bool,
+    unit: Option<&str>,
+) -> Result<Vec<TaskView>, AppError> {
+    let scope = match user {
+        Some(u) => {
+            crate::reads::require(u, Permission::ReadRecords)?;
+            crate::reads::scope_of(&*dep.store, u)?
+        }
+        None => Scope::All,
+    };
+    let mut lp = dep.closed_loop.take().unwrap_or_default();
+    let caught = lp.catch_up(&*dep.store, &rules(dep));
+    let result = caught.and_then(|_| {
+        let parents: BTreeMap<String, Option<String>> =
+            dep.store.units()?.into_iter().map(|u| (u.id, u.parent)).collect();
+        let chain = |owner: &str| {
+            let mut chain = vec![owner.to_string()];
+            while let Some(Some(parent)) = parents.get(chain.last().expect("not empty")) {
+                if chain.contains(parent) {
+                    break;
+                }
+                chain.push(parent.clone());
+            }
+            chain
+        };
+        let open: Vec<(&String, &Episode)> = lp.registry.episodes.iter().filter(|(_, e)| e.is_open()).collect();
+        let persons: Vec<&str> = open.iter().map(|(_, e)| e.person.as_str()).collect();
+        let inside = match scope {
+            Scope::All => vec![true; open.len()],
+            _ => dep.store.in_scope(&scope, Entity::Person, &persons)?,
+        };
+        let rules = rules(dep);
+        let now = dep.clock.now();
+        let mut out = Vec::new();
+        for ((id, ep), inside) in open.into_iter().zip(inside) {
+            if !inside {
+                continue;
+            }
+            let chain = chain(&ep.owner);
+            for task in ep.tasks(&rules, now) {
+                if overdue && !task.overdue {
+                    continue;
+                }
+                let at = chainbreak_closedloop::escalated_owner(&chain, task.escalation).cloned().unwrap_or_default();
+                if unit.is_some_and(|u| u != at) {
+                    continue;
+                }
+                out.push(TaskView {
+                    episode_id: id.clone(),
+                    person_id: ep.person.clone(),
+                    state: ep.state,
+                    owner_unit: ep.owner.clone(),
+                    unit: at,
+                    task,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            (!a.task.overdue, a.task.due, &a.episode_id, a.task.day).cmp(&(
+                !b.task.overdue,
+                b.task.due,
+                &b.episode_id,
+                b.task.day,
+            ))
+        });
+        Ok(out)
+    });
+    dep.closed_loop = Some(lp);
+    result
+}
+
+/// Index cases excluded: the reasons that come from them leave every episode, and an episode
+/// left without reasons closes (`excluded`), all or nothing.
+pub fn exclude_sources(dep: &mut Deployment, actor: &Actor, sources: &[String]) -> Result<usize, AppError> {
+    let mut lp = dep.closed_loop.take().unwrap_or_default();
+    let caught = lp.catch_up(&*dep.store, &rules(dep));
+    let requests: Vec<Request> = lp
+        .registry
+        .episodes
+        .iter()
+        .filter(|(_, e)| e.is_open())
+        .flat_map(|(id, e)| {
+            sources
+                .iter()
+                .filter(|s| e.reasons.iter().any(|r| &r.source == *s))
+                .map(|s| Request::Act { episode: id.clone(), action: Action::SourceExcluded { source: s.clone() } })
+        })
+        .collect();
+    dep.closed_loop = Some(lp);
+    caught?;
+    if requests.is_empty() {
+        return Ok(0);
+    }
+    Ok(transition(dep, actor, None, &requests)?.len())
+}

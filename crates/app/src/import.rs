@@ -68,6 +68,9 @@ pub struct ImportReport {
     /// The lab tests imported (a lab tests file), as stored, for the closed loop.
     #[serde(skip)]
     pub lab_tests: Vec<LabTest>,
+    /// The ids of the cases imported as excluded (a cases file), for the closed loop.
+    #[serde(skip)]
+    pub excluded_cases: Vec<String>,
 }
 
 /// Records per store call on the generic path.
@@ -316,7 +319,18 @@ fn import_generic<R: Read>(
         Kind::Trips => go!(Trip, put_trips),
         Kind::Passengers => go!(TripPassenger, put_passengers),
         Kind::Pings => go!(LocationPing, put_pings),
-        Kind::Cases => go!(Case, put_cases),
+        Kind::Cases => {
+            let excluded = std::cell::RefCell::new(Vec::new());
+            import_records::<Case, R>(batch, input, run, &|b, rows| {
+                b.put_cases(rows)?;
+                excluded
+                    .borrow_mut()
+                    .extend(rows.iter().filter(|c| c.classification == Classification::Excluded).map(|c| c.id.clone()));
+                Ok(())
+            })?;
+            run.report.excluded_cases = excluded.into_inner();
+            Ok(())
+        }
         Kind::LabTests => {
             let stored = std::cell::RefCell::new(Vec::new());
             import_records::<LabTest, R>(batch, input, run, &|b, rows| {

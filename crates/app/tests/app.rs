@@ -1641,4 +1641,52 @@ mod closed_loop {
         assert_eq!((p2.episode.category, p2.episode.state), (Category::Close, EpisodeState::Confirmed));
         assert_eq!(p2.episode.linked_tests["P1"].len(), 2);
     }
+
+    #[test]
+    fn late_tasks_escalate_up_the_units_and_excluded_cases_close_episodes() {
+        use chainbreak_core::model::Unit;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut dep, clock) = deployment(dir.path());
+        let unit = |id: &str, parent: Option<&str>| Unit {
+            id: id.into(),
+            name: id.into(),
+            parent: parent.map(Into::into),
+            area: None,
+        };
+        let mut b = dep.store.begin(t0()).unwrap();
+        b.put_units(&[unit("CMD", None), unit("SUB", Some("CMD")), unit("COM", Some("SUB"))]).unwrap();
+        b.commit().unwrap();
+        let mut request = open("P1", "2022-03-14T02:00:00Z");
+        if let Request::Open { owner, .. } = &mut request {
+            *owner = "COM".into();
+        }
+        let id = episodes::transition(&mut dep, &actor(), None, &[request]).unwrap()[0].episode_id.clone();
+        // Confirmed at t0: in quarantine within 12 h. 12 h late: one step up (every 12 h), 36 h
+        // late: at the top, and it stays there.
+        let at_unit = |dep: &mut Deployment| -> Vec<(String, bool, u32)> {
+            episodes::tasks(dep, None, false, None)
+                .unwrap()
+                .into_iter()
+                .map(|t| (t.unit, t.task.overdue, t.task.escalation))
+                .collect()
+        };
+        assert_eq!(at_unit(&mut dep), [("COM".to_string(), false, 0)]);
+        clock.advance(jiff::SignedDuration::from_hours(12 + 13));
+        assert_eq!(at_unit(&mut dep), [("SUB".to_string(), true, 1)]);
+        clock.advance(jiff::SignedDuration::from_hours(36));
+        assert_eq!(at_unit(&mut dep), [("CMD".to_string(), true, 4)]);
+        assert_eq!(episodes::tasks(&mut dep, None, true, Some("SUB")).unwrap().len(), 0);
+        let d2 = user(Role::CommunityWorker, "D2");
+        assert!(episodes::tasks(&mut dep, Some(&d2), false, None).unwrap().is_empty(), "P1 lives in D1");
+
+        // K1 is excluded: the episode hangs only on it, so it closes.
+        assert_eq!(episodes::exclude_sources(&mut dep, &actor(), &["K9".into()]).unwrap(), 0);
+        assert_eq!(episodes::exclude_sources(&mut dep, &actor(), &["K1".into()]).unwrap(), 1);
+        let shown = episodes::show(&mut dep, None, &id).unwrap();
+        assert_eq!(
+            (shown.episode.state, shown.episode.closed),
+            (EpisodeState::Closed, Some(chainbreak_closedloop::CloseReason::Excluded))
+        );
+        assert!(episodes::tasks(&mut dep, None, false, None).unwrap().is_empty());
+    }
 }

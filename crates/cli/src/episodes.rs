@@ -35,6 +35,14 @@ pub(crate) enum EpisodesCommand {
     },
     /// One episode as its events make it: state, deadline, reasons, tests, tasks and history.
     Show { id: String },
+    /// What is due, overdue first, each at the unit it has escalated to (JSON lines).
+    Tasks {
+        #[arg(long)]
+        overdue: bool,
+        /// Only the tasks sitting at this unit now.
+        #[arg(long)]
+        unit: Option<String>,
+    },
     /// Open an episode (or add the reason to the person's open one of that category), confirmed
     /// by the operator (DESIGN.md §4a: the person running this decides).
     Open {
@@ -185,6 +193,11 @@ pub(crate) fn run(db: &Path, command: EpisodesCommand, clock: Arc<dyn Clock>) ->
                     Some(last) if page.len() == 1000 => after = Some(last.id.clone()),
                     _ => break,
                 }
+            }
+        }
+        EpisodesCommand::Tasks { overdue, unit } => {
+            for t in episodes::tasks(&mut dep, None, overdue, unit.as_deref())? {
+                writeln!(out, "{}", serde_json::to_string(&t)?)?;
             }
         }
         EpisodesCommand::Show { id } => {

@@ -491,6 +491,15 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             } else {
                 None
             };
+            // Excluded cases: the episodes that hang only on them close.
+            let closed = if kind == Kind::Cases && !report.excluded_cases.is_empty() {
+                let store = chainbreak_app::open(&db)?;
+                let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock.clone())?;
+                let actor = cli_actor(None, "import cases");
+                Some(chainbreak_app::episodes::exclude_sources(&mut dep, &actor, &report.excluded_cases)?)
+            } else {
+                None
+            };
             // Lab results move the tested persons' episodes (each result recorded once).
             let moved = if kind == Kind::LabTests && !report.lab_tests.is_empty() {
                 let store = chainbreak_app::open(&db)?;
@@ -516,6 +525,9 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                     report.registered_persons,
                     report.registered_places
                 );
+                if let Some(n) = closed {
+                    println!("episodes: {n} reasons from excluded cases withdrawn");
+                }
                 if let Some(m) = moved {
                     println!(
                         "episodes: {} tests and {} linked tests recorded; {} converted to suspected cases, {} promoted to close contacts",

@@ -676,6 +676,10 @@ fn episodes_and_facilities_at_the_console() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("release refused"), "{refused:?}");
 
+    let tasks = ok(&["episodes", "tasks", "--db", &db]);
+    let tasks: Vec<serde_json::Value> = tasks.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(tasks.iter().any(|t| t["kind"] == "advance" && t["unit"] == "U1"), "{tasks:?}");
+    assert!(ok(&["episodes", "tasks", "--overdue", "--db", &db]).is_empty(), "nothing is late yet");
     let facilities: serde_json::Value = serde_json::from_str(&ok(&["facilities", "list", "--db", &db])).unwrap();
     assert_eq!(facilities[0]["occupancy"]["people"], 1);
     assert_eq!(facilities[0]["forecast"].as_array().unwrap().len(), 7);

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri};
-use chainbreak_app::episodes::{self, EpisodeView, FacilityView, Outcome};
+use chainbreak_app::episodes::{self, EpisodeView, FacilityView, Outcome, TaskView};
 use chainbreak_app::reads::{self, Page};
 use chainbreak_closedloop::{Action, Category, Reason};
 use chainbreak_core::ErrorCode;
@@ -330,4 +330,41 @@ pub(crate) async fn room_disinfected(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which tasks.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TasksQuery {
+    /// `true`: only those past due.
+    overdue: Option<bool>,
+    /// Only the tasks sitting at this unit now (after escalation).
+    unit: Option<String>,
+}
+
+/// What the open episodes of the user's jurisdiction need now: the next move by its deadline
+/// and each untested test day, overdue first, each at the unit it has escalated to.
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "closed loop", security(("bearer" = []), ("session" = [])),
+    params(TasksQuery),
+    responses(
+        (status = 200, description = "`{\"items\": [task...], \"next\": null}`: a task has `episode_id`, \
+            `person_id`, `state`, `owner_unit`, `unit` (where it sits after escalation), `kind` (`advance` or \
+            `test`), `day`, `due`, `overdue`, `responsibility` (`territorial`, `departmental`, `unit`, \
+            `individual`), `escalation` (steps up the units' hierarchy)", body = Object),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not read records", body = ErrorBody),
+    ))]
+pub(crate) async fn list_tasks(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    uri: Uri,
+) -> Result<Json<Page<TaskView>>, ApiError> {
+    let user = auth.require(Permission::ReadRecords)?;
+    let q: TasksQuery = query(&uri)?;
+    let items = with_deployment(&state.deployment, move |dep| {
+        episodes::tasks(dep, Some(&user), q.overdue.unwrap_or(false), q.unit.as_deref().filter(|u| !u.is_empty()))
+    })
+    .await?;
+    Ok(Json(Page { items, next: None }))
 }

@@ -128,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/episodes", get(episodes::list_episodes).post(episodes::open_episode))
         .route("/api/v1/episodes/{id}", get(episodes::get_episode))
         .route("/api/v1/episodes/{id}/transitions", post(episodes::transition_episode))
+        .route("/api/v1/tasks", get(episodes::list_tasks))
         .route("/api/v1/facilities", get(episodes::list_facilities).post(episodes::put_facility))
         .route("/api/v1/facilities/{id}/rooms/{room}/disinfected", post(episodes::room_disinfected))
         .route("/api/v1/persons", get(records::list_persons))

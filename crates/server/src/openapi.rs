@@ -54,6 +54,7 @@ use crate::{episodes, handlers, proposals, records, sessions, trace, users};
         episodes::get_episode,
         episodes::open_episode,
         episodes::transition_episode,
+        episodes::list_tasks,
         episodes::list_facilities,
         episodes::put_facility,
         episodes::room_disinfected,

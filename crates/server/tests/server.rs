@@ -740,6 +740,7 @@ const ROUTES: &[(&str, &str, Access, Scoped)] = &[
         Access::Needs(Permission::ManageEpisodes),
         Scoped::Record("E1", "E2"),
     ),
+    ("get", "/api/v1/tasks", Access::Needs(Permission::ReadRecords), Scoped::List("E1", "E2")),
     ("get", "/api/v1/facilities", Access::Needs(Permission::ReadRecords), Scoped::No),
     ("post", "/api/v1/facilities", Access::Needs(Permission::ManageFacilities), Scoped::No),
     (
@@ -810,7 +811,8 @@ fn documented_operations(doc: &Value) -> Vec<(String, String)> {
     out
 }
 
-/// The ids of a page's items (`person@place` for visits, the contact for proposals).
+/// The ids of a page's items (`person@place` for visits, the contact for proposals, the
+/// episode for tasks).
 fn item_ids(page: &Value) -> Vec<String> {
     page["items"]
         .as_array()
@@ -819,6 +821,7 @@ fn item_ids(page: &Value) -> Vec<String> {
         .map(|item| match (item["id"].as_str(), item["contact_id"].as_str()) {
             (Some(id), _) => id.to_string(),
             (None, Some(contact)) => contact.to_string(),
+            (None, None) if item["episode_id"].is_string() => item["episode_id"].as_str().unwrap().to_string(),
             (None, None) => {
                 format!("{}@{}", item["person_id"].as_str().unwrap(), item["place_id"].as_str().unwrap())
             }

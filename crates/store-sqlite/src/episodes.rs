@@ -260,3 +260,17 @@ pub(crate) fn set_room_state(c: &Connection, facility: &str, room: &str, state: 
         .map_err(backend)?;
     key.ok_or_else(|| StoreError::NotFound(format!("room `{room}` of facility `{facility}`")))
 }
+
+pub(crate) fn units(c: &Connection) -> Result<Vec<chainbreak_core::model::Unit>> {
+    let mut s = c
+        .prepare_cached(
+            "SELECT u.id, u.name, p.id, a.id FROM units u LEFT JOIN units p ON p.key = u.parent
+             LEFT JOIN areas a ON a.key = u.area ORDER BY u.id",
+        )
+        .map_err(backend)?;
+    s.query_map([], |r| {
+        Ok(chainbreak_core::model::Unit { id: r.get(0)?, name: r.get(1)?, parent: r.get(2)?, area: r.get(3)? })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(backend)
+}

@@ -322,6 +322,10 @@ impl Store for SqliteStore {
         episodes::facilities(&self.conn)
     }
 
+    fn units(&self) -> Result<Vec<Unit>> {
+        episodes::units(&self.conn)
+    }
+
     fn in_scope(&self, scope: &Scope, entity: Entity, ids: &[&str]) -> Result<Vec<bool>> {
         scope::in_scope(&self.conn, scope, entity, ids)
     }

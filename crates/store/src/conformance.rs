@@ -1124,6 +1124,17 @@ pub fn facilities_keep_their_rooms(store: &mut dyn Store) {
     b.commit().unwrap();
     let f = store.facilities().unwrap();
     assert_eq!(f.len(), 1);
+    let mut b = store.begin(t(22)).unwrap();
+    let unit = |id: &str, parent: Option<&str>| Unit {
+        id: id.into(),
+        name: id.into(),
+        parent: parent.map(Into::into),
+        area: None,
+    };
+    b.put_units(&[unit("CMD", None), unit("SUB", Some("CMD")), unit("COM", Some("SUB"))]).unwrap();
+    b.commit().unwrap();
+    let units: Vec<(String, Option<String>)> = store.units().unwrap().into_iter().map(|u| (u.id, u.parent)).collect();
+    assert_eq!(units, [("CMD".into(), None), ("COM".into(), Some("SUB".into())), ("SUB".into(), Some("CMD".into()))]);
     assert_eq!((f[0].name.as_str(), f[0].area.as_deref()), ("Hotel A", None));
     let rooms: Vec<(&str, u32, &str)> =
         f[0].rooms.iter().map(|r| (r.id.as_str(), r.capacity, r.state.as_str())).collect();

@@ -461,6 +461,8 @@ pub trait Store: Send {
     fn episode(&self, id: &str) -> Result<Option<EpisodeRow>>;
     /// Every facility with its rooms, by id.
     fn facilities(&self) -> Result<Vec<FacilityRow>>;
+    /// Every unit (the administrative hierarchy tasks escalate up), by id.
+    fn units(&self) -> Result<Vec<Unit>>;
     /// Whether each record of `entity` (area, place, person, case or lab test) named by `ids`
     /// lies in `scope`; an unknown id lies nowhere (but everything is in [`Scope::All`]).
     fn in_scope(&self, scope: &Scope, entity: Entity, ids: &[&str]) -> Result<Vec<bool>>;
