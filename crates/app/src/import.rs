@@ -320,35 +320,18 @@ fn import_generic<R: Read>(
         Kind::Passengers => go!(TripPassenger, put_passengers),
         Kind::Pings => go!(LocationPing, put_pings),
         Kind::Cases => {
-            let excluded = std::cell::RefCell::new(Vec::new());
-            import_records::<Case, R>(batch, input, run, &|b, rows| {
-                b.put_cases(rows)?;
-                excluded
-                    .borrow_mut()
-                    .extend(rows.iter().filter(|c| c.classification == Classification::Excluded).map(|c| c.id.clone()));
-                Ok(())
-            })?;
-            run.report.excluded_cases = excluded.into_inner();
+            let keep = |c: &Case| (c.classification == Classification::Excluded).then(|| c.id.clone());
+            run.report.excluded_cases = import_keeping(batch, input, run, &|b, rows: &[Case]| b.put_cases(rows), keep)?;
             Ok(())
         }
         Kind::LabTests => {
-            let stored = std::cell::RefCell::new(Vec::new());
-            import_records::<LabTest, R>(batch, input, run, &|b, rows| {
-                b.put_lab_tests(rows)?;
-                stored.borrow_mut().extend_from_slice(rows);
-                Ok(())
-            })?;
-            run.report.lab_tests = stored.into_inner();
+            let put = |b: &mut dyn Batch, rows: &[LabTest]| b.put_lab_tests(rows);
+            run.report.lab_tests = import_keeping(batch, input, run, &put, |t| Some(t.clone()))?;
             Ok(())
         }
         Kind::Arrivals => {
-            let stored = std::cell::RefCell::new(Vec::new());
-            import_records::<Arrival, R>(batch, input, run, &|b, rows| {
-                b.put_arrivals(rows)?;
-                stored.borrow_mut().extend_from_slice(rows);
-                Ok(())
-            })?;
-            run.report.arrivals = stored.into_inner();
+            let put = |b: &mut dyn Batch, rows: &[Arrival]| b.put_arrivals(rows);
+            run.report.arrivals = import_keeping(batch, input, run, &put, |a| Some(a.clone()))?;
             Ok(())
         }
         Kind::GoodsBatches => go!(GoodsBatch, put_goods_batches),
@@ -358,6 +341,24 @@ fn import_generic<R: Read>(
 }
 
 type PutFn<'f, T> = dyn Fn(&mut dyn Batch, &[T]) -> Result<(), StoreError> + 'f;
+
+/// Imports records as `put` stores them, and keeps what `keep` takes of each stored record
+/// (for the closed loop to act on once the import has committed).
+fn import_keeping<T: DeserializeOwned + serde::Serialize + PersonRefs, R: Read, K>(
+    batch: &mut dyn Batch,
+    input: CountingReader<R>,
+    run: &mut Run<'_>,
+    put: &PutFn<'_, T>,
+    keep: impl Fn(&T) -> Option<K>,
+) -> Result<Vec<K>, AppError> {
+    let kept = std::cell::RefCell::new(Vec::new());
+    import_records::<T, R>(batch, input, run, &|b, rows| {
+        put(b, rows)?;
+        kept.borrow_mut().extend(rows.iter().filter_map(&keep));
+        Ok(())
+    })?;
+    Ok(kept.into_inner())
+}
 
 fn import_records<T: DeserializeOwned + serde::Serialize + PersonRefs, R: Read>(
     batch: &mut dyn Batch,

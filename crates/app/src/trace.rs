@@ -1037,23 +1037,7 @@ impl Tracer {
                 condition: setting.condition,
                 ..Evidence::default()
             };
-            let person_id = self.person_id(h.person);
-            let i = *at.entry(person_id.clone()).or_insert_with(|| {
-                contacts.push(ContactView {
-                    person_id,
-                    first_exposure: evidence.from,
-                    last_exposure: evidence.to,
-                    exposures: 0,
-                    evidence: Vec::new(),
-                    outside_jurisdiction: false,
-                });
-                contacts.len() - 1
-            });
-            let c = &mut contacts[i];
-            c.first_exposure = c.first_exposure.min(evidence.from);
-            c.last_exposure = c.last_exposure.max(evidence.to);
-            c.exposures += 1;
-            c.evidence.push(evidence);
+            add_evidence(contacts, &mut at, self.person_id(h.person), evidence);
         }
         Ok(())
     }
@@ -1101,23 +1085,7 @@ impl Tracer {
                 condition,
                 ..Evidence::default()
             };
-            let person_id = self.person_id(h.person);
-            let i = *at.entry(person_id.clone()).or_insert_with(|| {
-                contacts.push(ContactView {
-                    person_id,
-                    first_exposure: evidence.from,
-                    last_exposure: evidence.to,
-                    exposures: 0,
-                    evidence: Vec::new(),
-                    outside_jurisdiction: false,
-                });
-                contacts.len() - 1
-            });
-            let c = &mut contacts[i];
-            c.first_exposure = c.first_exposure.min(evidence.from);
-            c.last_exposure = c.last_exposure.max(evidence.to);
-            c.exposures += 1;
-            c.evidence.push(evidence);
+            add_evidence(contacts, &mut at, self.person_id(h.person), evidence);
         }
         Ok(())
     }
@@ -1164,6 +1132,32 @@ impl Tracer {
             outside_jurisdiction: false,
         })
     }
+}
+
+/// Adds a piece of evidence to `person_id`'s contact in `contacts` (found through `at`, the
+/// index by person), opening the contact when they are not there yet.
+fn add_evidence(
+    contacts: &mut Vec<ContactView>,
+    at: &mut FxHashMap<String, usize>,
+    person_id: String,
+    evidence: Evidence,
+) {
+    let i = *at.entry(person_id.clone()).or_insert_with(|| {
+        contacts.push(ContactView {
+            person_id,
+            first_exposure: evidence.from,
+            last_exposure: evidence.to,
+            exposures: 0,
+            evidence: Vec::new(),
+            outside_jurisdiction: false,
+        });
+        contacts.len() - 1
+    });
+    let c = &mut contacts[i];
+    c.first_exposure = c.first_exposure.min(evidence.from);
+    c.last_exposure = c.last_exposure.max(evidence.to);
+    c.exposures += 1;
+    c.evidence.push(evidence);
 }
 
 /// Lower-case hex of a digest.
