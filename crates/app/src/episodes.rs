@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use chainbreak_closedloop::facility::{Facility, Occupant, RoomState};
+use chainbreak_closedloop::facility::{Facility, FacilityError, Occupant, RoomState};
 use chainbreak_closedloop::{Action, Category, Episode, Event, Reason, Registry, Rules, Task};
 use chainbreak_core::access::{Permission, User};
 use chainbreak_core::model::EpisodeState;
@@ -190,15 +190,23 @@ fn facilities(dep: &Deployment, lp: &ClosedLoop) -> Result<BTreeMap<String, Faci
         }
         out.insert(f.id, facility);
     }
-    for (id, ep) in &lp.registry.episodes {
-        let in_room = matches!(ep.state, EpisodeState::Transferred | EpisodeState::InMeasure | EpisodeState::Extended);
-        if let (true, Some((fid, rid))) = (in_room, &ep.facility)
-            && let Some(room) = out.get_mut(fid).and_then(|f| f.rooms.get_mut(rid))
-        {
+    let occupants: Vec<(&String, &Episode, &String, &String)> = lp
+        .registry
+        .episodes
+        .iter()
+        .filter(|(_, ep)| {
+            matches!(ep.state, EpisodeState::Transferred | EpisodeState::InMeasure | EpisodeState::Extended)
+        })
+        .filter_map(|(id, ep)| ep.facility.as_ref().map(|(f, r)| (id, ep, f, r)))
+        .collect();
+    let persons: Vec<&str> = occupants.iter().map(|o| o.1.person.as_str()).collect();
+    let households = dep.store.households_of(&persons)?;
+    for ((id, ep, fid, rid), household) in occupants.into_iter().zip(households) {
+        if let Some(room) = out.get_mut(fid).and_then(|f| f.rooms.get_mut(rid)) {
             room.occupants.push(Occupant {
                 episode: id.clone(),
                 person: ep.person.clone(),
-                household: None,
+                household,
                 group: ep.category,
             });
             room.state = RoomState::Occupied;
@@ -332,10 +340,11 @@ pub fn transition_with<T>(
                             .expect("read above")
                             .get_mut(facility.as_str())
                             .ok_or_else(|| AppError::NotFound(format!("facility `{facility}` not found")))?;
+                        let household = dep.store.households_of(&[ep.person.as_str()])?.pop().flatten();
                         let who = Occupant {
                             episode: episode.clone(),
                             person: ep.person.clone(),
-                            household: None,
+                            household,
                             group: ep.category,
                         };
                         if room.is_empty() {
@@ -343,18 +352,10 @@ pub fn transition_with<T>(
                                 .assign(who, dep.profile.closed_loop.household_may_share)
                                 .map_err(|e| refused(e.to_string()))?;
                         } else {
-                            let r = f.rooms.get(room.as_str()).ok_or_else(|| {
-                                AppError::NotFound(format!("room `{room}` of facility `{facility}` not found"))
+                            f.place(who, room, dep.profile.closed_loop.household_may_share).map_err(|e| match e {
+                                FacilityError::UnknownRoom(..) => AppError::NotFound(e.to_string()),
+                                e => refused(e.to_string()),
                             })?;
-                            let fits = r.state != RoomState::ToDisinfect
-                                && (r.occupants.len() as u32) < r.capacity
-                                && r.occupants.iter().all(|o| o.group == ep.category);
-                            if !fits {
-                                return Err(refused(format!(
-                                    "room `{room}` cannot take this person (full, another risk group, or to disinfect)"
-                                )));
-                            }
-                            f.rooms.get_mut(room.as_str()).expect("checked").occupants.push(who);
                         }
                         room_states.insert((facility.clone(), room.clone()), "occupied");
                     }

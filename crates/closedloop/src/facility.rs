@@ -57,6 +57,10 @@ pub enum FacilityError {
     AlreadyHere(String),
     #[error("a room's capacity is at least 1 (room `{0}`)")]
     NoCapacity(String),
+    #[error(
+        "room `{0}` cannot take this person: full, waiting for disinfection, or shared with another risk group or household"
+    )]
+    Unfit(String),
 }
 
 /// A quarantine facility.
@@ -128,6 +132,29 @@ impl Facility {
         r.occupants.push(who);
         r.state = RoomState::Occupied;
         Ok(room)
+    }
+
+    /// Puts `who` in the room named: clean or occupied (not waiting for disinfection), with
+    /// space, and its occupants (if any) of the same risk group and — only where the profile
+    /// lets a household share — of the same household.
+    pub fn place(&mut self, who: Occupant, room: &str, household_may_share: bool) -> Result<(), FacilityError> {
+        if self.room_of(&who.episode).is_some() {
+            return Err(FacilityError::AlreadyHere(who.episode));
+        }
+        let id = self.id.clone();
+        let r = self.rooms.get_mut(room).ok_or_else(|| FacilityError::UnknownRoom(room.into(), id))?;
+        let shares = |o: &Occupant| {
+            o.group == who.group && household_may_share && who.household.is_some() && o.household == who.household
+        };
+        if r.state == RoomState::ToDisinfect
+            || r.occupants.len() as u32 >= r.capacity
+            || !r.occupants.iter().all(shares)
+        {
+            return Err(FacilityError::Unfit(room.into()));
+        }
+        r.occupants.push(who);
+        r.state = RoomState::Occupied;
+        Ok(())
     }
 
     /// The episode leaves its room; an emptied room is to be disinfected.
@@ -223,6 +250,20 @@ mod tests {
         f.disinfected("101").unwrap();
         assert_eq!(f.assign(who("E5", None, Category::Close), false).unwrap(), "101");
         assert!(f.leave("E9").is_err());
+
+        // A room named: only where it fits.
+        let mut h = Facility::new("F4", &[("1", 2), ("2", 2)]).unwrap();
+        h.place(who("A", Some("H"), Category::Close), "1", true).unwrap();
+        assert!(matches!(h.place(who("B", Some("K"), Category::Close), "1", true), Err(FacilityError::Unfit(_))));
+        assert!(matches!(h.place(who("B", Some("H"), Category::Arrival), "1", true), Err(FacilityError::Unfit(_))));
+        assert!(matches!(h.place(who("B", Some("H"), Category::Close), "1", false), Err(FacilityError::Unfit(_))));
+        h.place(who("B", Some("H"), Category::Close), "1", true).unwrap();
+        assert!(
+            matches!(h.place(who("C", Some("H"), Category::Close), "1", true), Err(FacilityError::Unfit(_))),
+            "full"
+        );
+        assert!(matches!(h.place(who("C", None, Category::Close), "9", true), Err(FacilityError::UnknownRoom(..))));
+        h.place(who("C", None, Category::Close), "2", false).unwrap();
 
         // Without household sharing everyone gets their own room.
         let mut g = Facility::new("F2", &[("1", 2), ("2", 2)]).unwrap();

@@ -274,3 +274,13 @@ pub(crate) fn units(c: &Connection) -> Result<Vec<chainbreak_core::model::Unit>>
     .and_then(|rows| rows.collect())
     .map_err(backend)
 }
+
+pub(crate) fn households_of(c: &Connection, person_ids: &[&str]) -> Result<Vec<Option<String>>> {
+    let mut s = c
+        .prepare_cached(
+            "SELECT min(g.id) FROM persons p JOIN memberships m ON m.person = p.key
+             JOIN groups g ON g.key = m.grp AND g.kind = 'household' WHERE p.id = ?1",
+        )
+        .map_err(backend)?;
+    person_ids.iter().map(|id| s.query_row([id], |r| r.get(0)).map_err(backend)).collect()
+}

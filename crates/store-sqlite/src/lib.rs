@@ -326,6 +326,10 @@ impl Store for SqliteStore {
         episodes::units(&self.conn)
     }
 
+    fn households_of(&self, person_ids: &[&str]) -> Result<Vec<Option<String>>> {
+        episodes::households_of(&self.conn, person_ids)
+    }
+
     fn in_scope(&self, scope: &Scope, entity: Entity, ids: &[&str]) -> Result<Vec<bool>> {
         scope::in_scope(&self.conn, scope, entity, ids)
     }

@@ -229,6 +229,7 @@ pub fn entities_round_trip(store: &mut dyn Store) {
     assert_eq!(members.len(), 1);
     assert_eq!((members[0].group_id.as_str(), members[0].kind), ("G1", GroupKind::Household));
     assert_eq!(members[0].person, key_of(store, "P1", true));
+    assert_eq!(store.households_of(&["P1", "P2", "nobody"]).unwrap(), [Some("G1".to_string()), None, None]);
     let riders = store.trip_riders().unwrap();
     assert_eq!(riders.len(), 1);
     let r = &riders[0];

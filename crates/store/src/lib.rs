@@ -463,6 +463,9 @@ pub trait Store: Send {
     fn facilities(&self) -> Result<Vec<FacilityRow>>;
     /// Every unit (the administrative hierarchy tasks escalate up), by id.
     fn units(&self) -> Result<Vec<Unit>>;
+    /// The household (group id) of each person named, where they have one (the least id when
+    /// several).
+    fn households_of(&self, person_ids: &[&str]) -> Result<Vec<Option<String>>>;
     /// Whether each record of `entity` (area, place, person, case or lab test) named by `ids`
     /// lies in `scope`; an unknown id lies nowhere (but everything is in [`Scope::All`]).
     fn in_scope(&self, scope: &Scope, entity: Entity, ids: &[&str]) -> Result<Vec<bool>>;
