@@ -44,6 +44,8 @@ pub const NEVER: i64 = i64::MIN;
 pub const NO_TIME: i64 = i64::MAX;
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
+/// "No slot" in a dense index.
+const NO_SLOT: u32 = u32::MAX;
 
 /// How an infection happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -483,12 +485,16 @@ impl Outbreak {
         let start = self.city.day_start(day);
         let tr = &self.pathogen.transmission;
         let beta = self.beta;
-        // Infectious persons today: (infectiousness over the day, share of the day free).
-        let mut w_of: HashMap<u32, (f64, f64)> = HashMap::default();
+        let n = self.city.persons.len();
+        // Infectious persons today: (infectiousness over the day, share of the day free), with a
+        // dense index person → slot so that the passes over every stay cost no hashing.
+        let mut w_of: Vec<(f64, f64)> = Vec::new();
+        let mut slot_of = vec![NO_SLOT; n];
         for &p in &self.active {
             let (w, frac) = self.day_infectiousness(p, start);
             if w > 0.0 {
-                w_of.insert(p, (w, frac));
+                slot_of[p as usize] = w_of.len() as u32;
+                w_of.push((w, frac));
             }
         }
         if w_of.is_empty() {
@@ -496,48 +502,99 @@ impl Outbreak {
         }
         // Households.
         let mut hh: HashMap<u32, Vec<(u32, f64)>> = HashMap::default();
-        for (&p, &(w, frac)) in &w_of {
-            hh.entry(self.city.persons[p as usize].household).or_default().push((p, w * frac));
+        for &p in &self.active {
+            let s = slot_of[p as usize];
+            if s != NO_SLOT {
+                let (w, frac) = w_of[s as usize];
+                hh.entry(self.city.persons[p as usize].household).or_default().push((p, w * frac));
+            }
         }
         for v in hh.values_mut() {
             v.sort_unstable_by_key(|x| x.0);
         }
-        // Places and trips with infectious persons.
-        let mut at_place: HashMap<u32, Vec<(i64, i64, f64, u32)>> = HashMap::default();
-        let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
-        for o in outs {
-            for s in &o.stays {
-                if let Some(&(w, _)) = w_of.get(&s.person) {
-                    let kind = self.city.places[s.place as usize].kind;
-                    if place_weight(&self.pathogen, kind) > 0.0 && s.t_out != NO_END {
-                        at_place.entry(s.place).or_default().push((s.t_in, s.t_out, w, s.person));
+        // Places and trips with infectious persons: each chunk collects its stays and rides in
+        // person order, merged in chunk order (the same lists whatever the thread count).
+        let pathogen = &self.pathogen;
+        let places_of = &self.city.places;
+        type Found = (Vec<(u32, (i64, i64, f64, u32))>, Vec<(TripKey, InfRide)>);
+        let found: Vec<Found> = outs
+            .par_iter()
+            .map(|o| {
+                let mut st = Vec::new();
+                let mut rd = Vec::new();
+                for s in &o.stays {
+                    let k = slot_of[s.person as usize];
+                    if k != NO_SLOT && s.t_out != NO_END {
+                        let kind = places_of[s.place as usize].kind;
+                        if place_weight(pathogen, kind) > 0.0 {
+                            st.push((s.place, (s.t_in, s.t_out, w_of[k as usize].0, s.person)));
+                        }
                     }
                 }
-            }
-            for r in &o.rides {
-                if let Some(&(w, _)) = w_of.get(&r.person) {
-                    on_trip.entry(r.trip).or_default().push((r.t_in, r.t_out, w, r.person, r.carriage, r.row));
+                for r in &o.rides {
+                    let k = slot_of[r.person as usize];
+                    if k != NO_SLOT {
+                        rd.push((r.trip, (r.t_in, r.t_out, w_of[k as usize].0, r.person, r.carriage, r.row)));
+                    }
                 }
-            }
-        }
-        let mut visitors: HashMap<u32, f64> = at_place.keys().map(|k| (*k, 0.0)).collect();
-        for o in outs {
-            for s in &o.stays {
-                if let Some(c) = visitors.get_mut(&s.place) {
-                    *c += 1.0;
-                }
-            }
-        }
-        // Per place: its weight × crowd damping, the infectious stays, and their cumulative pressure.
-        let places: HashMap<u32, PlaceDay> = at_place
-            .into_iter()
-            .map(|(place, stays)| {
-                let crowd = (tr.crowd_reference / visitors[&place].max(1.0)).powf(tr.crowd_exponent).min(1.0);
-                let kw = beta * place_weight(&self.pathogen, self.city.places[place as usize].kind) * crowd;
-                let pressure = Pressure::new(&stays);
-                (place, (kw, stays, pressure))
+                (st, rd)
             })
             .collect();
+        // place → index into `places` (NO_SLOT: no infectious stay there today).
+        let mut place_slot = vec![NO_SLOT; places_of.len()];
+        let mut lists: Vec<(u32, Vec<(i64, i64, f64, u32)>)> = Vec::new();
+        let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
+        for (st, rd) in found {
+            for (place, stay) in st {
+                let k = &mut place_slot[place as usize];
+                if *k == NO_SLOT {
+                    *k = lists.len() as u32;
+                    lists.push((place, Vec::new()));
+                }
+                lists[*k as usize].1.push(stay);
+            }
+            for (trip, ride) in rd {
+                on_trip.entry(trip).or_default().push(ride);
+            }
+        }
+        // Visitors of those places today (all stays), counted per chunk.
+        let place_slot = &place_slot;
+        let visitors: Vec<u32> = outs
+            .par_iter()
+            .map(|o| {
+                let mut c = vec![0u32; lists.len()];
+                for s in &o.stays {
+                    let k = place_slot[s.place as usize];
+                    if k != NO_SLOT {
+                        c[k as usize] += 1;
+                    }
+                }
+                c
+            })
+            .reduce(
+                || vec![0u32; lists.len()],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        *x += y;
+                    }
+                    a
+                },
+            );
+        // Per place: its weight × crowd damping, the infectious stays, and their cumulative pressure.
+        let places: Vec<PlaceDay> = lists
+            .into_par_iter()
+            .zip(visitors.into_par_iter())
+            .map(|((place, stays), visitors)| {
+                let crowd = (tr.crowd_reference / (visitors as f64).max(1.0)).powf(tr.crowd_exponent).min(1.0);
+                let kw = beta * place_weight(pathogen, places_of[place as usize].kind) * crowd;
+                let pressure = Pressure::new(&stays);
+                (kw, stays, pressure)
+            })
+            .collect();
+        let place_day = |place: u32| -> Option<&PlaceDay> {
+            let k = place_slot[place as usize];
+            (k != NO_SLOT).then(|| &places[k as usize])
+        };
         let trip_hazard = |w: f64, lo: i64, hi: i64, d: f64| {
             beta * tr.trip_weight * (-d / tr.trip_row_scale).exp() * w * (hi - lo) as f64 / HOUR as f64
         };
@@ -569,7 +626,7 @@ impl Outbreak {
                     let stays = &o.stays[s0..si];
                     let rides = &o.rides[r0..ri];
                     let stay_h = |s: &crate::day::Stay| -> f64 {
-                        match places.get(&s.place) {
+                        match place_day(s.place) {
                             Some((kw, _, pr)) if s.t_out != NO_END => kw * pr.exposure(s.t_in, s.t_out) / HOUR as f64,
                             _ => 0.0,
                         }
@@ -633,7 +690,7 @@ impl Outbreak {
                                 x -= h;
                                 continue;
                             }
-                            let (kw, list, _) = &places[&s.place];
+                            let (kw, list, _) = place_day(s.place).expect("a stay with hazard");
                             let overlaps: Vec<(f64, u32, i64, i64)> = list
                                 .iter()
                                 .filter_map(|&(t_in, t_out, w, q)| {
@@ -710,15 +767,23 @@ impl Outbreak {
             .collect();
         let poisson = Poisson::new(im.batches_per_warehouse_per_day).expect("validated > 0");
         // Stays at warehouses today (workers on shift).
+        let city = &self.city;
+        let on_shift: Vec<Vec<(u32, u32, i64, i64)>> = outs
+            .par_iter()
+            .map(|o| {
+                o.stays
+                    .iter()
+                    .filter(|s| {
+                        city.places[s.place as usize].kind == PlaceKind::ColdChainWarehouse
+                            && city.persons[s.person as usize].anchor == s.place
+                    })
+                    .map(|s| (s.place, s.person, s.t_in, s.t_out))
+                    .collect()
+            })
+            .collect();
         let mut shift: HashMap<u32, Vec<(u32, i64, i64)>> = HashMap::default();
-        for o in outs {
-            for s in &o.stays {
-                if self.city.places[s.place as usize].kind == PlaceKind::ColdChainWarehouse
-                    && self.city.persons[s.person as usize].anchor == s.place
-                {
-                    shift.entry(s.place).or_default().push((s.person, s.t_in, s.t_out));
-                }
-            }
+        for (place, person, t_in, t_out) in on_shift.into_iter().flatten() {
+            shift.entry(place).or_default().push((person, t_in, t_out));
         }
         const PRODUCTS: [&str; 5] = ["frozen pork", "frozen beef", "frozen shrimp", "frozen salmon", "frozen chicken"];
         const COUNTRIES: [&str; 6] = ["BR", "AR", "EC", "NO", "NZ", "RU"];
@@ -834,36 +899,57 @@ impl Outbreak {
         let mut screening: std::collections::BTreeMap<u32, (u32, u32)> = Default::default();
         // (person, sampled at, site, detection) of every person test today, in person order.
         let mut tests: Vec<(u32, i64, u32, DetectionRoute)> = Vec::new();
-        for o in outs {
-            let mut i = 0;
-            while i < o.stays.len() {
-                let p = o.stays[i].person;
-                let j = i + o.stays[i..].iter().take_while(|s| s.person == p).count();
-                let stays = &o.stays[i..j];
-                i = j;
-                let (mods, care) = self.mods(p, day);
-                if let Some(kind) = mods.care
-                    && let Some(s) = stays.iter().find(|s| self.city.places[s.place as usize].kind == kind)
-                {
-                    match care {
-                        Care::FeverClinic => {
-                            fever.entry(s.place).or_default().0 += 1;
-                            tests.push((p, s.t_in + 15 * 60, s.place, DetectionRoute::Community));
+        // What each chunk saw, in person order (replayed in chunk order below).
+        enum Seen {
+            Fever(u32),
+            Pharmacy(u32, u8),
+            Screened(u32),
+            Test(u32, i64, u32, DetectionRoute),
+        }
+        let this = &*self;
+        let seen: Vec<Vec<Seen>> = outs
+            .par_iter()
+            .map(|o| {
+                let mut seen = Vec::new();
+                let mut i = 0;
+                while i < o.stays.len() {
+                    let p = o.stays[i].person;
+                    let j = i + o.stays[i..].iter().take_while(|s| s.person == p).count();
+                    let stays = &o.stays[i..j];
+                    i = j;
+                    let (mods, care) = this.mods(p, day);
+                    if let Some(kind) = mods.care
+                        && let Some(s) = stays.iter().find(|s| this.city.places[s.place as usize].kind == kind)
+                    {
+                        match care {
+                            Care::FeverClinic => {
+                                seen.push(Seen::Fever(s.place));
+                                seen.push(Seen::Test(p, s.t_in + 15 * 60, s.place, DetectionRoute::Community));
+                            }
+                            Care::Pharmacy(class) => seen.push(Seen::Pharmacy(s.place, class)),
+                            Care::None => {}
                         }
-                        Care::Pharmacy(class) => *pharmacy.entry((s.place, class)).or_default() += 1,
-                        Care::None => {}
+                    }
+                    if let Some(occ) = this.city.occupation(p)
+                        && let Some(&every) = te.screening_interval_days.get(occ)
+                        && (day + p).is_multiple_of(every)
+                    {
+                        let anchor = this.city.persons[p as usize].anchor;
+                        if let Some(s) = stays.iter().find(|s| s.place == anchor) {
+                            seen.push(Seen::Screened(anchor));
+                            seen.push(Seen::Test(p, s.t_in + 30 * 60, anchor, DetectionRoute::Screening));
+                        }
                     }
                 }
-                if let Some(occ) = self.city.occupation(p)
-                    && let Some(&every) = te.screening_interval_days.get(occ)
-                    && (day + p).is_multiple_of(every)
-                {
-                    let anchor = self.city.persons[p as usize].anchor;
-                    if let Some(s) = stays.iter().find(|s| s.place == anchor) {
-                        screening.entry(anchor).or_default().0 += 1;
-                        tests.push((p, s.t_in + 30 * 60, anchor, DetectionRoute::Screening));
-                    }
-                }
+                seen
+            })
+            .collect();
+        for s in seen.into_iter().flatten() {
+            match s {
+                Seen::Fever(place) => fever.entry(place).or_default().0 += 1,
+                Seen::Pharmacy(place, class) => *pharmacy.entry((place, class)).or_default() += 1,
+                Seen::Screened(place) => screening.entry(place).or_default().0 += 1,
+                Seen::Test(p, t, place, route) => tests.push((p, t, place, route)),
             }
         }
         for (p, sampled, site, route) in tests {
