@@ -33,7 +33,7 @@ use rayon::prelude::*;
 
 use crate::SimError;
 use crate::city::{City, NONE};
-use crate::day::{DayMods, DayOut, NO_END, Rec, TripKey, plan_chunk};
+use crate::day::{DayMods, DayOut, NO_END, Rec, Stay, TripKey, plan, plan_chunk};
 use crate::pathogen::{DRUG_CLASSES, Pathogen};
 use crate::rng::{Stream, mix, rng};
 use crate::write::{CityIds, person_chunks, trip_id, trip_origin};
@@ -146,6 +146,14 @@ pub struct Outbreak {
     next_case: u64,
     next_test: u64,
     next_batch: u32,
+    /// Per person: the screening interval of their occupation in days (0: not screened).
+    screen_every: Vec<u32>,
+    /// Workers whose workplace is a cold-chain warehouse, in person order.
+    warehouse_workers: Vec<u32>,
+    /// Day buffers handed back by [`Outbreak::recycle`], reused for the next day's plans.
+    spare: Vec<DayOut>,
+    /// Seconds spent so far: pilot week, planning, goods and importation, transmission, observation.
+    pub phase_seconds: [f64; 5],
 }
 
 /// Weight of a place kind in the profile.
@@ -227,8 +235,29 @@ impl Outbreak {
             next_case: 0,
             next_test: 0,
             next_batch: 0,
+            phase_seconds: [0.0; 5],
+            screen_every: Vec::new(),
+            warehouse_workers: Vec::new(),
+            spare: Vec::new(),
         };
+        o.screen_every = (0..n as u32)
+            .map(|p| {
+                o.city
+                    .occupation(p)
+                    .and_then(|occ| o.pathogen.testing.screening_interval_days.get(occ))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect();
+        o.warehouse_workers = (0..n as u32)
+            .filter(|p| {
+                let a = o.city.persons[*p as usize].anchor;
+                a != NONE && o.city.places[a as usize].kind == PlaceKind::ColdChainWarehouse
+            })
+            .collect();
+        let t = std::time::Instant::now();
         o.beta = o.calibrate_beta();
+        o.phase_seconds[0] = t.elapsed().as_secs_f64();
         Ok(o)
     }
 
@@ -289,6 +318,12 @@ impl Outbreak {
     pub fn infected_at(&self, person: u32) -> Option<i64> {
         let t = self.t_inf[person as usize];
         (t != NEVER).then_some(t)
+    }
+
+    /// Hands a closed day's buffers back, so that the next day plans into them instead of
+    /// fresh memory (optional; only saves allocation).
+    pub fn recycle(&mut self, result: DayResult) {
+        self.spare = result.chunks;
     }
 
     /// Advances one hour; closes the day when it ends (then returns its results).
@@ -406,17 +441,31 @@ impl Outbreak {
         }
 
         // ---- everyone's day
+        let clock = std::time::Instant::now();
         let chunks = person_chunks(n);
+        let mut spare = std::mem::take(&mut self.spare);
+        spare.resize_with(chunks.len(), DayOut::default);
         let this = &*self;
-        let outs: Vec<DayOut> = chunks
+        // Each chunk's day, and who in it seeks care today (in person order).
+        let (outs, cares): (Vec<DayOut>, Vec<Vec<(u32, Care)>>) = chunks
             .par_iter()
-            .map(|&(a, b)| {
-                let mut o = DayOut::default();
-                plan_chunk(&this.city, day, a, b, |p| this.mods(p, day).0, &mut o);
-                o
+            .zip(spare.into_par_iter())
+            .map(|(&(a, b), mut o)| {
+                o.clear();
+                let mut cares = Vec::new();
+                for p in a..b {
+                    let (mods, care) = this.mods(p, day);
+                    if care != Care::None {
+                        cares.push((p, care));
+                    }
+                    plan(&this.city, p, day, mods, &mut o);
+                }
+                (o, cares)
             })
-            .collect();
+            .unzip();
 
+        self.phase_seconds[1] += clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         // ---- importations by arriving travellers
         let prevalence = self.pathogen.importation.traveller_prevalence.clone();
         for (person, key) in outs.iter().flat_map(|o| o.arrivals.iter().copied()).collect::<Vec<_>>() {
@@ -443,6 +492,8 @@ impl Outbreak {
         // ---- cold-chain goods
         self.goods(day, &outs, &mut result);
 
+        self.phase_seconds[2] += clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         // ---- transmission
         let new = self.transmit(day, &outs);
         for inf in new {
@@ -452,8 +503,11 @@ impl Outbreak {
         }
         result.infections = self.infections[before..].to_vec();
 
+        self.phase_seconds[3] += clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         // ---- observations
-        self.observe(day, &outs, &mut result);
+        self.observe(day, &outs, &cares, &mut result);
+        self.phase_seconds[4] += clock.elapsed().as_secs_f64();
 
         // ---- the active set: drop those past their infectious days
         let horizon = self.pathogen.natural_history.infectious_days as i64 * DAY;
@@ -501,17 +555,27 @@ impl Outbreak {
             return Vec::new();
         }
         // Households.
-        let mut hh: HashMap<u32, Vec<(u32, f64)>> = HashMap::default();
+        let mut hh_slot = vec![NO_SLOT; self.city.households.len()];
+        let mut hh_lists: Vec<Vec<(u32, f64)>> = Vec::new();
         for &p in &self.active {
             let s = slot_of[p as usize];
             if s != NO_SLOT {
                 let (w, frac) = w_of[s as usize];
-                hh.entry(self.city.persons[p as usize].household).or_default().push((p, w * frac));
+                let k = &mut hh_slot[self.city.persons[p as usize].household as usize];
+                if *k == NO_SLOT {
+                    *k = hh_lists.len() as u32;
+                    hh_lists.push(Vec::new());
+                }
+                hh_lists[*k as usize].push((p, w * frac));
             }
         }
-        for v in hh.values_mut() {
+        for v in &mut hh_lists {
             v.sort_unstable_by_key(|x| x.0);
         }
+        let hh_of = |h: u32| -> Option<&Vec<(u32, f64)>> {
+            let k = hh_slot[h as usize];
+            (k != NO_SLOT).then(|| &hh_lists[k as usize])
+        };
         // Places and trips with infectious persons: each chunk collects its stays and rides in
         // person order, merged in chunk order (the same lists whatever the thread count).
         let pathogen = &self.pathogen;
@@ -621,7 +685,7 @@ impl Outbreak {
                         continue;
                     }
                     let person = &self.city.persons[p as usize];
-                    let members = hh.get(&person.household);
+                    let members = hh_of(person.household);
                     let h_home: f64 = members.map_or(0.0, |m| m.iter().filter(|x| x.0 != p).map(|x| hh_h * x.1).sum());
                     let stays = &o.stays[s0..si];
                     let rides = &o.rides[r0..ri];
@@ -768,17 +832,25 @@ impl Outbreak {
         let poisson = Poisson::new(im.batches_per_warehouse_per_day).expect("validated > 0");
         // Stays at warehouses today (workers on shift).
         let city = &self.city;
+        let workers = &self.warehouse_workers;
+        let chunks = person_chunks(city.persons.len() as u32);
         let on_shift: Vec<Vec<(u32, u32, i64, i64)>> = outs
             .par_iter()
-            .map(|o| {
-                o.stays
-                    .iter()
-                    .filter(|s| {
-                        city.places[s.place as usize].kind == PlaceKind::ColdChainWarehouse
-                            && city.persons[s.person as usize].anchor == s.place
-                    })
-                    .map(|s| (s.place, s.person, s.t_in, s.t_out))
-                    .collect()
+            .zip(chunks.par_iter())
+            .map(|(o, &(a, b))| {
+                let from = workers.partition_point(|p| *p < a);
+                let to = workers.partition_point(|p| *p < b);
+                let mut v = Vec::new();
+                for &p in &workers[from..to] {
+                    let anchor = city.persons[p as usize].anchor;
+                    v.extend(
+                        stays_of(&o.stays, p)
+                            .iter()
+                            .filter(|s| s.place == anchor)
+                            .map(|s| (s.place, p, s.t_in, s.t_out)),
+                    );
+                }
+                v
             })
             .collect();
         let mut shift: HashMap<u32, Vec<(u32, i64, i64)>> = HashMap::default();
@@ -890,7 +962,7 @@ impl Outbreak {
         }
     }
 
-    fn observe(&mut self, day: u32, outs: &[DayOut], result: &mut DayResult) {
+    fn observe(&mut self, day: u32, outs: &[DayOut], cares: &[Vec<(u32, Care)>], result: &mut DayResult) {
         let seed = self.city.params.seed;
         let date = self.city.params.start + jiff::Span::new().days(day as i64);
         let te = self.pathogen.testing.clone();
@@ -907,41 +979,42 @@ impl Outbreak {
             Test(u32, i64, u32, DetectionRoute),
         }
         let this = &*self;
+        let chunks = person_chunks(self.city.persons.len() as u32);
         let seen: Vec<Vec<Seen>> = outs
             .par_iter()
-            .map(|o| {
-                let mut seen = Vec::new();
-                let mut i = 0;
-                while i < o.stays.len() {
-                    let p = o.stays[i].person;
-                    let j = i + o.stays[i..].iter().take_while(|s| s.person == p).count();
-                    let stays = &o.stays[i..j];
-                    i = j;
-                    let (mods, care) = this.mods(p, day);
-                    if let Some(kind) = mods.care
-                        && let Some(s) = stays.iter().find(|s| this.city.places[s.place as usize].kind == kind)
+            .zip(cares.par_iter())
+            .zip(chunks.par_iter())
+            .map(|((o, cares), &(a, b))| {
+                // (person, care first then screening, what) in person order.
+                let mut seen: Vec<(u32, u8, Seen)> = Vec::new();
+                for &(p, care) in cares {
+                    let kind = if care == Care::FeverClinic { PlaceKind::FeverClinic } else { PlaceKind::Pharmacy };
+                    if let Some(s) =
+                        stays_of(&o.stays, p).iter().find(|s| this.city.places[s.place as usize].kind == kind)
                     {
                         match care {
                             Care::FeverClinic => {
-                                seen.push(Seen::Fever(s.place));
-                                seen.push(Seen::Test(p, s.t_in + 15 * 60, s.place, DetectionRoute::Community));
+                                seen.push((p, 0, Seen::Fever(s.place)));
+                                seen.push((p, 1, Seen::Test(p, s.t_in + 15 * 60, s.place, DetectionRoute::Community)));
                             }
-                            Care::Pharmacy(class) => seen.push(Seen::Pharmacy(s.place, class)),
+                            Care::Pharmacy(class) => seen.push((p, 0, Seen::Pharmacy(s.place, class))),
                             Care::None => {}
                         }
                     }
-                    if let Some(occ) = this.city.occupation(p)
-                        && let Some(&every) = te.screening_interval_days.get(occ)
-                        && (day + p).is_multiple_of(every)
-                    {
-                        let anchor = this.city.persons[p as usize].anchor;
-                        if let Some(s) = stays.iter().find(|s| s.place == anchor) {
-                            seen.push(Seen::Screened(anchor));
-                            seen.push(Seen::Test(p, s.t_in + 30 * 60, anchor, DetectionRoute::Screening));
-                        }
+                }
+                for p in a..b {
+                    let every = this.screen_every[p as usize];
+                    if every == 0 || !(day + p).is_multiple_of(every) {
+                        continue;
+                    }
+                    let anchor = this.city.persons[p as usize].anchor;
+                    if let Some(s) = stays_of(&o.stays, p).iter().find(|s| s.place == anchor) {
+                        seen.push((p, 2, Seen::Screened(anchor)));
+                        seen.push((p, 3, Seen::Test(p, s.t_in + 30 * 60, anchor, DetectionRoute::Screening)));
                     }
                 }
-                seen
+                seen.sort_by_key(|x| (x.0, x.1));
+                seen.into_iter().map(|x| x.2).collect()
             })
             .collect();
         for s in seen.into_iter().flatten() {
@@ -1243,6 +1316,13 @@ type PlaceDay = (f64, Vec<(i64, i64, f64, u32)>, Pressure);
 type PilotRide = (u32, i64, i64, u8, u8);
 /// A sample's contacts on a weekday: the strongest one by one, the sum of the rest.
 type Contacts = (Vec<(u32, f64)>, f64);
+
+/// A person's stays in a chunk's stays (sorted by person).
+fn stays_of(stays: &[Stay], p: u32) -> &[Stay] {
+    let from = stays.partition_point(|s| s.person < p);
+    let to = from + stays[from..].partition_point(|s| s.person == p);
+    &stays[from..to]
+}
 
 /// Picks an item by weight (`x` in 0..Σ weights; rounding falls on the last item).
 fn pick<T, R>(items: &[T], mut x: f64, weight: impl Fn(&T) -> f64, value: impl Fn(&T) -> R) -> R {
