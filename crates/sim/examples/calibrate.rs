@@ -40,8 +40,9 @@ fn main() {
             println!("  {route}: {n} infections, mean generation {:.2} d", sum / n as f64);
         }
         println!(
-            "seed {seed}: beta {:.4} doubling {:.2} d, R {:.2}, {} infections days 10-30, {total} total, {:.1} s",
+            "seed {seed}: beta {:.4} stretch {:.3} doubling {:.2} d, R {:.2}, {} infections days 10-30, {total} total, {:.1} s",
             sim.beta,
+            sim.stretch,
             g.doubling_days,
             g.r,
             g.infections,

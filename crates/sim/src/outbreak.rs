@@ -10,10 +10,14 @@
 //! - from contaminated cold-chain batches to the workers on shift at the warehouse;
 //! - by importation: arriving travellers, by their origin's risk; and seeds on day 0.
 //!
-//! Infectiousness follows the generation-time density (gamma) from the day after infection;
-//! one global scale `beta` is set before the first day so that the expected number of
-//! secondary infections (computed on a sample of persons over a pilot week, without
-//! depletion) meets the profile's `target_r`. Every number comes from the [`Pathogen`].
+//! Infectiousness follows the generation-time density (gamma, stretched in time by
+//! [`Outbreak::stretch`]) from the day after infection. Before the first day a pilot week on a
+//! sample of persons sets two numbers: the global scale `beta`, so that the expected number of
+//! secondary infections of a case meets the profile's `target_r` (cases weighted by how likely
+//! they are to be infected, their infector and the close contacts it also exposed taken out),
+//! and the stretch, so that the realised generation times (shortened by those who stay home
+//! when ill and by close contacts infected early) give `target_doubling_days` by Euler–Lotka.
+//! Every number comes from the [`Pathogen`].
 //!
 //! Observations: ill persons visit fever clinics (tested) or buy drugs at pharmacies, workers
 //! of high-risk occupations are screened, lab results come back after a delay, positives
@@ -127,6 +131,9 @@ pub struct Outbreak {
     pub ids: CityIds,
     /// The global transmission scale found for `target_r`.
     pub beta: f64,
+    /// The time scale of the infectiousness profile relative to the generation-time gamma,
+    /// found for `target_doubling_days` (see [`Outbreak::new`]).
+    pub stretch: f64,
     /// The open day, and hours of it already stepped.
     day: u32,
     hour: u32,
@@ -192,28 +199,13 @@ fn ln_gamma(x: f64) -> f64 {
 
 impl Outbreak {
     /// Builds the city and the outbreak's state; checks every parameter first, then finds
-    /// `beta` on a pilot week.
+    /// `beta` and `stretch` on a pilot week.
     pub fn new(params: crate::CityParams, pathogen: Pathogen) -> Result<Outbreak, SimError> {
         params.validate()?;
         pathogen.validate().map_err(|message| SimError::Profile { source_name: pathogen.name.clone(), message })?;
         let city = City::build(params)?;
         let n = city.persons.len();
         let ids = CityIds::new(&city);
-        // Hourly CDF of the generation-time gamma, cut at infectious_days and renormalised.
-        let (k, theta) = pathogen.generation_gamma();
-        let hours = pathogen.natural_history.infectious_days as usize * 24;
-        let mut cdf = vec![0.0; hours + 1];
-        let ln_norm = ln_gamma(k) + k * theta.ln();
-        let pdf = |d: f64| if d <= 0.0 { 0.0 } else { ((k - 1.0) * d.ln() - d / theta - ln_norm).exp() };
-        for h in 1..=hours {
-            // Simpson's rule over the hour (in days).
-            let (a, b) = ((h - 1) as f64 / 24.0, h as f64 / 24.0);
-            cdf[h] = cdf[h - 1] + (b - a) / 6.0 * (pdf(a) + 4.0 * pdf((a + b) / 2.0) + pdf(b));
-        }
-        let total = cdf[hours];
-        for c in &mut cdf {
-            *c /= total;
-        }
         let mut o = Outbreak {
             city,
             pathogen,
@@ -231,7 +223,8 @@ impl Outbreak {
             imported: vec![false; n],
             active: Vec::new(),
             infections: Vec::new(),
-            cdf,
+            cdf: Vec::new(),
+            stretch: 1.0,
             next_case: 0,
             next_test: 0,
             next_batch: 0,
@@ -256,26 +249,14 @@ impl Outbreak {
             })
             .collect();
         let t = std::time::Instant::now();
-        o.beta = o.calibrate_beta();
+        (o.beta, o.stretch, o.cdf) = o.calibrate();
         o.phase_seconds[0] = t.elapsed().as_secs_f64();
         Ok(o)
     }
 
     /// The share of infectiousness between `a` and `b` seconds after infection.
     fn infectiousness(&self, a: i64, b: i64) -> f64 {
-        let at = |s: i64| -> f64 {
-            if s <= 0 {
-                return 0.0;
-            }
-            let h = s as f64 / HOUR as f64;
-            let i = h.floor() as usize;
-            if i + 1 >= self.cdf.len() {
-                return 1.0;
-            }
-            let f = h - i as f64;
-            self.cdf[i] * (1.0 - f) + self.cdf[i + 1] * f
-        };
-        at(b) - at(a)
+        infectiousness_in(&self.cdf, a, b)
     }
 
     /// The instant the simulation has reached.
@@ -1119,12 +1100,14 @@ impl Outbreak {
         }
     }
 
-    /// Finds `beta` so that the expected number of secondary infections per case, without
-    /// depletion, meets `target_r`: on a sample of persons, each infected in turn on each
-    /// weekday of a pilot week, the hazards they would put on each contact are summed over
-    /// their infectious days (household, places, trips; staying home when ill), and
-    /// `mean Σ_j (1 - exp(-beta H_j))` is solved for `beta` by bisection.
-    fn calibrate_beta(&self) -> f64 {
+    /// Finds `beta`, the stretch of the infectiousness profile and its hourly CDF: on a sample
+    /// of persons, each infected in turn on each weekday of a pilot week, the strength of each
+    /// contact per day of their infection (household, places, trips; staying home when ill);
+    /// for a stretch, `beta` is solved so that the case-weighted expected number of secondary
+    /// infections (each contact infected at most once: `1 - exp(-Σ hazard)`, day by day) meets
+    /// `target_r`, and the stretch so that the same sum discounted by `exp(-r τ)` at the target
+    /// growth rate `r` is 1 (Euler–Lotka).
+    fn calibrate(&self) -> (f64, f64, Vec<f64>) {
         let city = &self.city;
         let n = city.persons.len() as u32;
         let tr = &self.pathogen.transmission;
@@ -1239,73 +1222,242 @@ impl Outbreak {
                     .collect()
             })
             .collect();
-        // Hazard per contact, summed over the infectious days, for each sample and start weekday.
+        // Each sample infected at a random time of each start weekday: its contacts' strength
+        // per day of its infection (without its infectiousness, which depends on the time scale):
+        // the strongest one by one (their infection saturates), the rest summed per day.
         let nh = &self.pathogen.natural_history;
         let bh = &self.pathogen.behaviour;
         let m = nh.incubation_mean_days;
         let s2 = (1.0 + (nh.incubation_sd_days / m).powi(2)).ln();
         let ln = LogNormal::new(m.ln() - s2 / 2.0, s2.sqrt()).expect("validated");
-        let days = nh.infectious_days as i64 + 1;
-        let mut totals: Vec<(Vec<f64>, f64)> = Vec::new();
-        for (i, &p) in sample.iter().enumerate() {
-            for first in 0..7u32 {
+        let days = nh.infectious_days as usize + 1;
+        const STRONG: usize = 24;
+        let cases: Vec<PilotCase> = (0..sample.len() * 7)
+            .into_par_iter()
+            .map(|k| {
+                let (i, first) = (k / 7, (k % 7) as u32);
+                let p = sample[i];
                 let mut r = rng(city.params.seed, Stream::History, p as u64, 1 + first as u64);
                 let asym = r.random_bool(nh.asymptomatic_share);
                 let rel = if asym { nh.asymptomatic_relative_infectiousness } else { 1.0 };
                 let t_inf = r.random_range(0..DAY);
                 let onset = if asym { NO_TIME } else { t_inf + (ln.sample(&mut r) * DAY as f64) as i64 };
                 let home = !asym && r.random_bool(bh.stay_home_when_ill);
-                let mut h: HashMap<u32, f64> = HashMap::default();
-                let mut weak = 0.0;
+                let mut per: HashMap<u32, Vec<f64>> = HashMap::default();
+                let mut weak = vec![0.0; days];
                 let person = &city.persons[p as usize];
                 let (hf, hs) = city.households[person.household as usize];
                 for d in 1..days {
-                    let start = d * DAY;
-                    let w = rel * self.infectiousness(start - t_inf, start + DAY - t_inf);
-                    if w <= 0.0 {
-                        continue;
-                    }
+                    let start = d as i64 * DAY;
                     for q in hf..hf + hs {
                         if q != p {
-                            *h.entry(q).or_default() += w * tr.household_weight * tr.household_hours;
+                            per.entry(q).or_insert_with(|| vec![0.0; days])[d] +=
+                                tr.household_weight * tr.household_hours;
                         }
                     }
                     if home && onset < start {
                         continue;
                     }
-                    let dow = ((first as i64 + d) % 7) as usize;
+                    let dow = (first as usize + d) % 7;
                     let (strong, rest) = &split[i][dow];
                     for &(q, c) in strong {
-                        *h.entry(q).or_default() += w * c;
+                        per.entry(q).or_insert_with(|| vec![0.0; days])[d] += c;
                     }
-                    weak += w * rest;
+                    weak[d] += rest;
                 }
-                let mut v: Vec<f64> = h.into_values().collect();
-                v.sort_by(f64::total_cmp);
-                totals.push((v, weak));
-            }
-        }
-        let r_of = |beta: f64| -> f64 {
-            totals
-                .iter()
-                .map(|(v, weak)| v.iter().map(|h| 1.0 - (-beta * h).exp()).sum::<f64>() + beta * weak)
-                .sum::<f64>()
-                / totals.len() as f64
+                let mut v: Vec<(u32, Vec<f64>)> = per.into_iter().collect();
+                v.sort_by(|a, b| b.1.iter().sum::<f64>().total_cmp(&a.1.iter().sum::<f64>()).then(a.0.cmp(&b.0)));
+                for (_, c) in v.iter().skip(STRONG) {
+                    for d in 0..days {
+                        weak[d] += c[d];
+                    }
+                }
+                v.truncate(STRONG);
+                PilotCase { rel, t_inf, strong: v.into_iter().flat_map(|(_, c)| c).collect(), weak }
+            })
+            .collect();
+        // For a time scale and beta: per sample, its expected secondary infections R and their
+        // Laplace transform at the target growth rate, L = Σ P(infection on day d) e^(-r τ_d).
+        let target_growth = std::f64::consts::LN_2 / tr.target_doubling_days;
+        let (k, theta) = self.pathogen.generation_gamma();
+        // Infectiousness per day of infection and the discount e^(-r τ_d), for a time scale.
+        let profile = |cdf: &[f64]| -> Vec<(Vec<f64>, Vec<f64>)> {
+            cases
+                .par_iter()
+                .map(|c| {
+                    let mut w = vec![0.0; days];
+                    let mut disc = vec![0.0; days];
+                    for d in 1..days {
+                        let start = d as i64 * DAY;
+                        w[d] = c.rel * infectiousness_in(cdf, start - c.t_inf, start + DAY - c.t_inf);
+                        disc[d] = (-target_growth * (start + DAY / 2 - c.t_inf) as f64 / DAY as f64).exp();
+                    }
+                    (w, disc)
+                })
+                .collect()
         };
-        let (mut lo, mut hi) = (0.0f64, 1.0f64);
-        while r_of(hi) < tr.target_r && hi < 1e9 {
-            hi *= 2.0;
-        }
-        for _ in 0..50 {
-            let mid = 0.5 * (lo + hi);
-            if r_of(mid) < tr.target_r {
-                lo = mid;
-            } else {
-                hi = mid;
+        let eval = |profile: &[(Vec<f64>, Vec<f64>)], beta: f64| -> (f64, f64) {
+            // Per case: R and L, and the same summed over its contacts squared (Σ p_j², Σ p_j l_j).
+            let per_case: Vec<[f64; 5]> = cases
+                .par_iter()
+                .zip(profile.par_iter())
+                .map(|(c, (w, disc))| {
+                    let mut x = [0.0; 5];
+                    for contact in c.strong.chunks(days) {
+                        let (mut survive, mut pj, mut lj) = (1.0, 0.0, 0.0);
+                        for d in 1..days {
+                            if contact[d] > 0.0 && w[d] > 0.0 {
+                                let escape = (-beta * w[d] * contact[d]).exp();
+                                let p = survive * (1.0 - escape);
+                                survive *= escape;
+                                pj += p;
+                                lj += p * disc[d];
+                            }
+                        }
+                        x[0] += pj;
+                        x[1] += lj;
+                        x[2] += pj * pj;
+                        x[3] += pj * lj;
+                    }
+                    x[4] = x[0];
+                    for d in 1..days {
+                        let p = beta * w[d] * c.weak[d];
+                        x[0] += p;
+                        x[1] += p * disc[d];
+                    }
+                    x
+                })
+                .collect();
+            // Who is infected in a growing epidemic: a sample in proportion to the hazard it
+            // receives, which (contacts being symmetric) is its own expected number of secondary
+            // infections; and its infector is one of its contacts j, with probability ∝ p_j, who
+            // is no longer susceptible: R = Σ_i (R_i² - Σ_j p_j²) / Σ_i R_i, over samples and starts.
+            let (mut num_r, mut num_l, mut den) = (0.0, 0.0, 0.0);
+            for per_sample in per_case.chunks(7) {
+                let weight = per_sample.iter().map(|x| x[0]).sum::<f64>() / 7.0;
+                for x in per_sample {
+                    // Its close contacts (household, team, class) were also exposed to its
+                    // infector, who came from among them with probability `close`: those
+                    // already infected are lost too (p_jk ≈ p_ik for contacts of both).
+                    let close = if x[0] > 0.0 { x[4] / x[0] } else { 0.0 };
+                    num_r += (weight * x[0] - x[2] * (1.0 + close)) / 7.0;
+                    num_l += (weight * x[1] - x[3] * (1.0 + close)) / 7.0;
+                }
+                den += weight;
             }
-        }
-        0.5 * (lo + hi)
+            if den > 0.0 { (num_r / den, num_l / den) } else { (0.0, 0.0) }
+        };
+        // The last beta found: the next stretch's beta is near it.
+        let last = std::cell::Cell::new(0.0f64);
+        let beta_for = |profile: &[(Vec<f64>, Vec<f64>)]| -> (f64, f64) {
+            let guess = last.get();
+            let (mut lo, mut hi) = if guess > 0.0 { (guess * 0.7, guess * 1.4) } else { (0.0, 1.0) };
+            while eval(profile, hi).0 < tr.target_r && hi < 1e9 {
+                (lo, hi) = (hi, hi * 2.0);
+            }
+            while lo > 0.0 && eval(profile, lo).0 > tr.target_r {
+                (lo, hi) = (lo * 0.5, lo);
+            }
+            let beta = solve(|b| eval(profile, b).0 - tr.target_r, lo, hi, 1e-7);
+            last.set(beta);
+            (beta, eval(profile, beta).1)
+        };
+        // The time scale: a longer infectiousness profile gives a longer realised generation
+        // time, so a smaller L; L = 1 is Euler–Lotka at the target growth rate.
+        let l_minus_1 = |stretch: f64| beta_for(&profile(&gamma_cdf(k, theta * stretch, nh.infectious_days))).1 - 1.0;
+        let (lo, hi) = (0.5, 3.0);
+        let stretch = if l_minus_1(lo) <= 0.0 {
+            lo
+        } else if l_minus_1(hi) >= 0.0 {
+            hi
+        } else {
+            solve(l_minus_1, lo, hi, 1e-6)
+        };
+        let cdf = gamma_cdf(k, theta * stretch, nh.infectious_days);
+        let (beta, _) = beta_for(&profile(&cdf));
+        (beta, stretch, cdf)
     }
+}
+
+/// A pilot sample infected on one start weekday: its relative infectiousness, the second of
+/// its day it is infected, its strongest contacts' strength per day (`days` values each), and
+/// the summed strength of the others per day.
+struct PilotCase {
+    rel: f64,
+    t_inf: i64,
+    strong: Vec<f64>,
+    weak: Vec<f64>,
+}
+
+/// A root of an increasing or decreasing `f` with a sign change over `[lo, hi]`, to
+/// `|f| < tolerance` (Illinois regula falsi: a few evaluations for a smooth `f`).
+fn solve(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64, tolerance: f64) -> f64 {
+    let (mut f_lo, mut f_hi) = (f(lo), f(hi));
+    if f_lo == 0.0 {
+        return lo;
+    }
+    if f_hi == 0.0 || f_lo.signum() == f_hi.signum() {
+        return hi;
+    }
+    let mut side = 0;
+    for _ in 0..60 {
+        let x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
+        let fx = f(x);
+        if fx.abs() < tolerance || (hi - lo).abs() <= 1e-9 * x.abs().max(1e-12) {
+            return x;
+        }
+        if fx.signum() == f_hi.signum() {
+            hi = x;
+            f_hi = fx;
+            if side == -1 {
+                f_lo /= 2.0;
+            }
+            side = -1;
+        } else {
+            lo = x;
+            f_lo = fx;
+            if side == 1 {
+                f_hi /= 2.0;
+            }
+            side = 1;
+        }
+    }
+    (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+}
+
+/// Hourly CDF of a gamma (shape `k`, scale `theta` in days), cut at `days` and renormalised.
+fn gamma_cdf(k: f64, theta: f64, days: u32) -> Vec<f64> {
+    let hours = days as usize * 24;
+    let mut cdf = vec![0.0; hours + 1];
+    let ln_norm = ln_gamma(k) + k * theta.ln();
+    let pdf = |d: f64| if d <= 0.0 { 0.0 } else { ((k - 1.0) * d.ln() - d / theta - ln_norm).exp() };
+    for h in 1..=hours {
+        // Simpson's rule over the hour (in days).
+        let (a, b) = ((h - 1) as f64 / 24.0, h as f64 / 24.0);
+        cdf[h] = cdf[h - 1] + (b - a) / 6.0 * (pdf(a) + 4.0 * pdf((a + b) / 2.0) + pdf(b));
+    }
+    let total = cdf[hours];
+    for c in &mut cdf {
+        *c /= total;
+    }
+    cdf
+}
+
+/// The share of infectiousness between `a` and `b` seconds after infection, from an hourly CDF.
+fn infectiousness_in(cdf: &[f64], a: i64, b: i64) -> f64 {
+    let at = |s: i64| -> f64 {
+        if s <= 0 {
+            return 0.0;
+        }
+        let h = s as f64 / HOUR as f64;
+        let i = h.floor() as usize;
+        if i + 1 >= cdf.len() {
+            return 1.0;
+        }
+        let f = h - i as f64;
+        cdf[i] * (1.0 - f) + cdf[i + 1] * f
+    };
+    at(b) - at(a)
 }
 
 /// An infectious person's ride: (t_in, t_out, infectiousness, person, carriage, row).
@@ -1344,7 +1496,13 @@ struct Pressure {
     cum: Vec<f64>,
     /// Pressure from `times[k]` on.
     level: Vec<f64>,
+    /// For long lists: `starts[b]` = how many times are before `times[0] + b × BUCKET`, so that
+    /// a look-up searches one bucket only.
+    starts: Vec<u32>,
 }
+
+/// Bucket of [`Pressure::starts`], in seconds.
+const BUCKET: i64 = 900;
 
 impl Pressure {
     fn new(stays: &[(i64, i64, f64, u32)]) -> Pressure {
@@ -1354,7 +1512,7 @@ impl Pressure {
             events.push((t_out, -w));
         }
         events.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let mut p = Pressure { times: Vec::new(), cum: Vec::new(), level: Vec::new() };
+        let mut p = Pressure { times: Vec::new(), cum: Vec::new(), level: Vec::new(), starts: Vec::new() };
         let (mut cum, mut level) = (0.0, 0.0);
         for (t, dw) in events {
             if let Some(&last) = p.times.last() {
@@ -1370,11 +1528,40 @@ impl Pressure {
             p.cum.push(cum);
             p.level.push(level.max(0.0));
         }
+        if p.times.len() > 32 {
+            let origin = p.times[0];
+            let buckets = ((p.times[p.times.len() - 1] - origin) / BUCKET + 2) as usize;
+            let mut k = 0;
+            for b in 0..buckets {
+                let from = origin + b as i64 * BUCKET;
+                while k < p.times.len() && p.times[k] < from {
+                    k += 1;
+                }
+                p.starts.push(k as u32);
+            }
+        }
         p
     }
 
+    /// How many of `times` are at or before `t`.
+    fn rank(&self, t: i64) -> usize {
+        if self.starts.is_empty() {
+            return self.times.partition_point(|x| *x <= t);
+        }
+        let origin = self.times[0];
+        if t < origin {
+            return 0;
+        }
+        let b = ((t - origin) / BUCKET) as usize;
+        if b + 1 >= self.starts.len() {
+            return self.times.len();
+        }
+        let (lo, hi) = (self.starts[b] as usize, self.starts[b + 1] as usize);
+        lo + self.times[lo..hi].partition_point(|x| *x <= t)
+    }
+
     fn at(&self, t: i64) -> f64 {
-        let k = self.times.partition_point(|x| *x <= t);
+        let k = self.rank(t);
         if k == 0 { 0.0 } else { self.cum[k - 1] + self.level[k - 1] * (t - self.times[k - 1]) as f64 }
     }
 
@@ -1491,5 +1678,36 @@ pub fn early_growth(infections: &[Infection], t0: i64, from: u32, to: u32) -> Gr
         doubling_days: if slope > 0.0 { std::f64::consts::LN_2 / slope } else { f64::INFINITY },
         r: if parents > 0 { children as f64 / parents as f64 } else { 0.0 },
         infections: parents,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pressure_looks_up_long_lists_by_bucket_as_by_binary_search() {
+        let mut r = rng(1, Stream::Transmit, 0, 0);
+        for n in [3usize, 40, 500] {
+            let stays: Vec<(i64, i64, f64, u32)> = (0..n)
+                .map(|i| {
+                    let t_in = r.random_range(0..80_000i64) / 60 * 60;
+                    (t_in, t_in + r.random_range(60..20_000), r.random::<f64>(), i as u32)
+                })
+                .collect();
+            let p = Pressure::new(&stays);
+            assert_eq!(p.starts.is_empty(), n <= 16);
+            for t in (-1_000..110_000).step_by(97).chain(stays.iter().flat_map(|s| [s.0, s.1, s.0 - 1, s.1 + 1])) {
+                assert_eq!(p.rank(t), p.times.partition_point(|x| *x <= t), "n {n}, t {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn solve_finds_roots_of_increasing_and_decreasing_functions() {
+        let x = solve(|x| x * x - 2.0, 0.0, 2.0, 1e-12);
+        assert!((x - 2f64.sqrt()).abs() < 1e-9, "{x}");
+        let y = solve(|x| 1.0 / x - 0.25, 0.5, 10.0, 1e-12);
+        assert!((y - 4.0).abs() < 1e-9, "{y}");
     }
 }
