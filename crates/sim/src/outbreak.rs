@@ -587,7 +587,7 @@ impl Outbreak {
             .collect();
         // place → index into `places` (NO_SLOT: no infectious stay there today).
         let mut place_slot = vec![NO_SLOT; places_of.len()];
-        let mut lists: Vec<(u32, Vec<(i64, i64, f64, u32)>)> = Vec::new();
+        let mut lists: Vec<(u32, Vec<InfStay>)> = Vec::new();
         let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
         for (st, rd) in found {
             for (place, stay) in st {
@@ -1247,6 +1247,7 @@ impl Outbreak {
                 let mut weak = vec![0.0; days];
                 let person = &city.persons[p as usize];
                 let (hf, hs) = city.households[person.household as usize];
+                #[allow(clippy::needless_range_loop)] // d is the day, indexing several lists
                 for d in 1..days {
                     let start = d as i64 * DAY;
                     for q in hf..hf + hs {
@@ -1460,6 +1461,8 @@ fn infectiousness_in(cdf: &[f64], a: i64, b: i64) -> f64 {
     at(b) - at(a)
 }
 
+/// An infectious person's stay at a place: (t_in, t_out, infectiousness, person).
+type InfStay = (i64, i64, f64, u32);
 /// An infectious person's ride: (t_in, t_out, infectiousness, person, carriage, row).
 type InfRide = (i64, i64, f64, u32, u8, u8);
 /// A place on a day: weight × crowd damping, infectious stays (t_in, t_out, w, person), pressure.
