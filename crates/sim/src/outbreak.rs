@@ -10,10 +10,14 @@
 //! - from contaminated cold-chain batches to the workers on shift at the warehouse;
 //! - by importation: arriving travellers, by their origin's risk; and seeds on day 0.
 //!
-//! Infectiousness follows the generation-time density (gamma) from the day after infection;
-//! one global scale `beta` is set before the first day so that the expected number of
-//! secondary infections (computed on a sample of persons over a pilot week, without
-//! depletion) meets the profile's `target_r`. Every number comes from the [`Pathogen`].
+//! Infectiousness follows the generation-time density (gamma, stretched in time by
+//! [`Outbreak::stretch`]) from the day after infection. Before the first day a pilot week on a
+//! sample of persons sets two numbers: the global scale `beta`, so that the expected number of
+//! secondary infections of a case meets the profile's `target_r` (cases weighted by how likely
+//! they are to be infected, their infector and the close contacts it also exposed taken out),
+//! and the stretch, so that the realised generation times (shortened by those who stay home
+//! when ill and by close contacts infected early) give `target_doubling_days` by Euler–Lotka.
+//! Every number comes from the [`Pathogen`].
 //!
 //! Observations: ill persons visit fever clinics (tested) or buy drugs at pharmacies, workers
 //! of high-risk occupations are screened, lab results come back after a delay, positives
@@ -33,7 +37,7 @@ use rayon::prelude::*;
 
 use crate::SimError;
 use crate::city::{City, NONE};
-use crate::day::{DayMods, DayOut, NO_END, Rec, TripKey, plan_chunk};
+use crate::day::{DayMods, DayOut, NO_END, Rec, Stay, TripKey, plan, plan_chunk};
 use crate::pathogen::{DRUG_CLASSES, Pathogen};
 use crate::rng::{Stream, mix, rng};
 use crate::write::{CityIds, person_chunks, trip_id, trip_origin};
@@ -44,6 +48,8 @@ pub const NEVER: i64 = i64::MIN;
 pub const NO_TIME: i64 = i64::MAX;
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
+/// "No slot" in a dense index.
+const NO_SLOT: u32 = u32::MAX;
 
 /// How an infection happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,6 +131,9 @@ pub struct Outbreak {
     pub ids: CityIds,
     /// The global transmission scale found for `target_r`.
     pub beta: f64,
+    /// The time scale of the infectiousness profile relative to the generation-time gamma,
+    /// found for `target_doubling_days` (see [`Outbreak::new`]).
+    pub stretch: f64,
     /// The open day, and hours of it already stepped.
     day: u32,
     hour: u32,
@@ -144,6 +153,14 @@ pub struct Outbreak {
     next_case: u64,
     next_test: u64,
     next_batch: u32,
+    /// Per person: the screening interval of their occupation in days (0: not screened).
+    screen_every: Vec<u32>,
+    /// Workers whose workplace is a cold-chain warehouse, in person order.
+    warehouse_workers: Vec<u32>,
+    /// Day buffers handed back by [`Outbreak::recycle`], reused for the next day's plans.
+    spare: Vec<DayOut>,
+    /// Seconds spent so far: pilot week, planning, goods and importation, transmission, observation.
+    pub phase_seconds: [f64; 5],
 }
 
 /// Weight of a place kind in the profile.
@@ -182,28 +199,13 @@ fn ln_gamma(x: f64) -> f64 {
 
 impl Outbreak {
     /// Builds the city and the outbreak's state; checks every parameter first, then finds
-    /// `beta` on a pilot week.
+    /// `beta` and `stretch` on a pilot week.
     pub fn new(params: crate::CityParams, pathogen: Pathogen) -> Result<Outbreak, SimError> {
         params.validate()?;
         pathogen.validate().map_err(|message| SimError::Profile { source_name: pathogen.name.clone(), message })?;
         let city = City::build(params)?;
         let n = city.persons.len();
         let ids = CityIds::new(&city);
-        // Hourly CDF of the generation-time gamma, cut at infectious_days and renormalised.
-        let (k, theta) = pathogen.generation_gamma();
-        let hours = pathogen.natural_history.infectious_days as usize * 24;
-        let mut cdf = vec![0.0; hours + 1];
-        let ln_norm = ln_gamma(k) + k * theta.ln();
-        let pdf = |d: f64| if d <= 0.0 { 0.0 } else { ((k - 1.0) * d.ln() - d / theta - ln_norm).exp() };
-        for h in 1..=hours {
-            // Simpson's rule over the hour (in days).
-            let (a, b) = ((h - 1) as f64 / 24.0, h as f64 / 24.0);
-            cdf[h] = cdf[h - 1] + (b - a) / 6.0 * (pdf(a) + 4.0 * pdf((a + b) / 2.0) + pdf(b));
-        }
-        let total = cdf[hours];
-        for c in &mut cdf {
-            *c /= total;
-        }
         let mut o = Outbreak {
             city,
             pathogen,
@@ -221,30 +223,40 @@ impl Outbreak {
             imported: vec![false; n],
             active: Vec::new(),
             infections: Vec::new(),
-            cdf,
+            cdf: Vec::new(),
+            stretch: 1.0,
             next_case: 0,
             next_test: 0,
             next_batch: 0,
+            phase_seconds: [0.0; 5],
+            screen_every: Vec::new(),
+            warehouse_workers: Vec::new(),
+            spare: Vec::new(),
         };
-        o.beta = o.calibrate_beta();
+        o.screen_every = (0..n as u32)
+            .map(|p| {
+                o.city
+                    .occupation(p)
+                    .and_then(|occ| o.pathogen.testing.screening_interval_days.get(occ))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect();
+        o.warehouse_workers = (0..n as u32)
+            .filter(|p| {
+                let a = o.city.persons[*p as usize].anchor;
+                a != NONE && o.city.places[a as usize].kind == PlaceKind::ColdChainWarehouse
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        (o.beta, o.stretch, o.cdf) = o.calibrate();
+        o.phase_seconds[0] = t.elapsed().as_secs_f64();
         Ok(o)
     }
 
     /// The share of infectiousness between `a` and `b` seconds after infection.
     fn infectiousness(&self, a: i64, b: i64) -> f64 {
-        let at = |s: i64| -> f64 {
-            if s <= 0 {
-                return 0.0;
-            }
-            let h = s as f64 / HOUR as f64;
-            let i = h.floor() as usize;
-            if i + 1 >= self.cdf.len() {
-                return 1.0;
-            }
-            let f = h - i as f64;
-            self.cdf[i] * (1.0 - f) + self.cdf[i + 1] * f
-        };
-        at(b) - at(a)
+        infectiousness_in(&self.cdf, a, b)
     }
 
     /// The instant the simulation has reached.
@@ -287,6 +299,12 @@ impl Outbreak {
     pub fn infected_at(&self, person: u32) -> Option<i64> {
         let t = self.t_inf[person as usize];
         (t != NEVER).then_some(t)
+    }
+
+    /// Hands a closed day's buffers back, so that the next day plans into them instead of
+    /// fresh memory (optional; only saves allocation).
+    pub fn recycle(&mut self, result: DayResult) {
+        self.spare = result.chunks;
     }
 
     /// Advances one hour; closes the day when it ends (then returns its results).
@@ -404,17 +422,31 @@ impl Outbreak {
         }
 
         // ---- everyone's day
+        let clock = std::time::Instant::now();
         let chunks = person_chunks(n);
+        let mut spare = std::mem::take(&mut self.spare);
+        spare.resize_with(chunks.len(), DayOut::default);
         let this = &*self;
-        let outs: Vec<DayOut> = chunks
+        // Each chunk's day, and who in it seeks care today (in person order).
+        let (outs, cares): (Vec<DayOut>, Vec<Vec<(u32, Care)>>) = chunks
             .par_iter()
-            .map(|&(a, b)| {
-                let mut o = DayOut::default();
-                plan_chunk(&this.city, day, a, b, |p| this.mods(p, day).0, &mut o);
-                o
+            .zip(spare.into_par_iter())
+            .map(|(&(a, b), mut o)| {
+                o.clear();
+                let mut cares = Vec::new();
+                for p in a..b {
+                    let (mods, care) = this.mods(p, day);
+                    if care != Care::None {
+                        cares.push((p, care));
+                    }
+                    plan(&this.city, p, day, mods, &mut o);
+                }
+                (o, cares)
             })
-            .collect();
+            .unzip();
 
+        self.phase_seconds[1] += clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         // ---- importations by arriving travellers
         let prevalence = self.pathogen.importation.traveller_prevalence.clone();
         for (person, key) in outs.iter().flat_map(|o| o.arrivals.iter().copied()).collect::<Vec<_>>() {
@@ -441,6 +473,8 @@ impl Outbreak {
         // ---- cold-chain goods
         self.goods(day, &outs, &mut result);
 
+        self.phase_seconds[2] += clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         // ---- transmission
         let new = self.transmit(day, &outs);
         for inf in new {
@@ -450,8 +484,11 @@ impl Outbreak {
         }
         result.infections = self.infections[before..].to_vec();
 
+        self.phase_seconds[3] += clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         // ---- observations
-        self.observe(day, &outs, &mut result);
+        self.observe(day, &outs, &cares, &mut result);
+        self.phase_seconds[4] += clock.elapsed().as_secs_f64();
 
         // ---- the active set: drop those past their infectious days
         let horizon = self.pathogen.natural_history.infectious_days as i64 * DAY;
@@ -483,61 +520,126 @@ impl Outbreak {
         let start = self.city.day_start(day);
         let tr = &self.pathogen.transmission;
         let beta = self.beta;
-        // Infectious persons today: (infectiousness over the day, share of the day free).
-        let mut w_of: HashMap<u32, (f64, f64)> = HashMap::default();
+        let n = self.city.persons.len();
+        // Infectious persons today: (infectiousness over the day, share of the day free), with a
+        // dense index person → slot so that the passes over every stay cost no hashing.
+        let mut w_of: Vec<(f64, f64)> = Vec::new();
+        let mut slot_of = vec![NO_SLOT; n];
         for &p in &self.active {
             let (w, frac) = self.day_infectiousness(p, start);
             if w > 0.0 {
-                w_of.insert(p, (w, frac));
+                slot_of[p as usize] = w_of.len() as u32;
+                w_of.push((w, frac));
             }
         }
         if w_of.is_empty() {
             return Vec::new();
         }
         // Households.
-        let mut hh: HashMap<u32, Vec<(u32, f64)>> = HashMap::default();
-        for (&p, &(w, frac)) in &w_of {
-            hh.entry(self.city.persons[p as usize].household).or_default().push((p, w * frac));
+        let mut hh_slot = vec![NO_SLOT; self.city.households.len()];
+        let mut hh_lists: Vec<Vec<(u32, f64)>> = Vec::new();
+        for &p in &self.active {
+            let s = slot_of[p as usize];
+            if s != NO_SLOT {
+                let (w, frac) = w_of[s as usize];
+                let k = &mut hh_slot[self.city.persons[p as usize].household as usize];
+                if *k == NO_SLOT {
+                    *k = hh_lists.len() as u32;
+                    hh_lists.push(Vec::new());
+                }
+                hh_lists[*k as usize].push((p, w * frac));
+            }
         }
-        for v in hh.values_mut() {
+        for v in &mut hh_lists {
             v.sort_unstable_by_key(|x| x.0);
         }
-        // Places and trips with infectious persons.
-        let mut at_place: HashMap<u32, Vec<(i64, i64, f64, u32)>> = HashMap::default();
-        let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
-        for o in outs {
-            for s in &o.stays {
-                if let Some(&(w, _)) = w_of.get(&s.person) {
-                    let kind = self.city.places[s.place as usize].kind;
-                    if place_weight(&self.pathogen, kind) > 0.0 && s.t_out != NO_END {
-                        at_place.entry(s.place).or_default().push((s.t_in, s.t_out, w, s.person));
+        let hh_of = |h: u32| -> Option<&Vec<(u32, f64)>> {
+            let k = hh_slot[h as usize];
+            (k != NO_SLOT).then(|| &hh_lists[k as usize])
+        };
+        // Places and trips with infectious persons: each chunk collects its stays and rides in
+        // person order, merged in chunk order (the same lists whatever the thread count).
+        let pathogen = &self.pathogen;
+        let places_of = &self.city.places;
+        type Found = (Vec<(u32, (i64, i64, f64, u32))>, Vec<(TripKey, InfRide)>);
+        let found: Vec<Found> = outs
+            .par_iter()
+            .map(|o| {
+                let mut st = Vec::new();
+                let mut rd = Vec::new();
+                for s in &o.stays {
+                    let k = slot_of[s.person as usize];
+                    if k != NO_SLOT && s.t_out != NO_END {
+                        let kind = places_of[s.place as usize].kind;
+                        if place_weight(pathogen, kind) > 0.0 {
+                            st.push((s.place, (s.t_in, s.t_out, w_of[k as usize].0, s.person)));
+                        }
                     }
                 }
-            }
-            for r in &o.rides {
-                if let Some(&(w, _)) = w_of.get(&r.person) {
-                    on_trip.entry(r.trip).or_default().push((r.t_in, r.t_out, w, r.person, r.carriage, r.row));
+                for r in &o.rides {
+                    let k = slot_of[r.person as usize];
+                    if k != NO_SLOT {
+                        rd.push((r.trip, (r.t_in, r.t_out, w_of[k as usize].0, r.person, r.carriage, r.row)));
+                    }
                 }
-            }
-        }
-        let mut visitors: HashMap<u32, f64> = at_place.keys().map(|k| (*k, 0.0)).collect();
-        for o in outs {
-            for s in &o.stays {
-                if let Some(c) = visitors.get_mut(&s.place) {
-                    *c += 1.0;
-                }
-            }
-        }
-        // Per place: its weight × crowd damping, the infectious stays, and their cumulative pressure.
-        let places: HashMap<u32, PlaceDay> = at_place
-            .into_iter()
-            .map(|(place, stays)| {
-                let crowd = (tr.crowd_reference / visitors[&place].max(1.0)).powf(tr.crowd_exponent).min(1.0);
-                let kw = beta * place_weight(&self.pathogen, self.city.places[place as usize].kind) * crowd;
-                let pressure = Pressure::new(&stays);
-                (place, (kw, stays, pressure))
+                (st, rd)
             })
             .collect();
+        // place → index into `places` (NO_SLOT: no infectious stay there today).
+        let mut place_slot = vec![NO_SLOT; places_of.len()];
+        let mut lists: Vec<(u32, Vec<InfStay>)> = Vec::new();
+        let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
+        for (st, rd) in found {
+            for (place, stay) in st {
+                let k = &mut place_slot[place as usize];
+                if *k == NO_SLOT {
+                    *k = lists.len() as u32;
+                    lists.push((place, Vec::new()));
+                }
+                lists[*k as usize].1.push(stay);
+            }
+            for (trip, ride) in rd {
+                on_trip.entry(trip).or_default().push(ride);
+            }
+        }
+        // Visitors of those places today (all stays), counted per chunk.
+        let place_slot = &place_slot;
+        let visitors: Vec<u32> = outs
+            .par_iter()
+            .map(|o| {
+                let mut c = vec![0u32; lists.len()];
+                for s in &o.stays {
+                    let k = place_slot[s.place as usize];
+                    if k != NO_SLOT {
+                        c[k as usize] += 1;
+                    }
+                }
+                c
+            })
+            .reduce(
+                || vec![0u32; lists.len()],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        *x += y;
+                    }
+                    a
+                },
+            );
+        // Per place: its weight × crowd damping, the infectious stays, and their cumulative pressure.
+        let places: Vec<PlaceDay> = lists
+            .into_par_iter()
+            .zip(visitors.into_par_iter())
+            .map(|((place, stays), visitors)| {
+                let crowd = (tr.crowd_reference / (visitors as f64).max(1.0)).powf(tr.crowd_exponent).min(1.0);
+                let kw = beta * place_weight(pathogen, places_of[place as usize].kind) * crowd;
+                let pressure = Pressure::new(&stays);
+                (kw, stays, pressure)
+            })
+            .collect();
+        let place_day = |place: u32| -> Option<&PlaceDay> {
+            let k = place_slot[place as usize];
+            (k != NO_SLOT).then(|| &places[k as usize])
+        };
         let trip_hazard = |w: f64, lo: i64, hi: i64, d: f64| {
             beta * tr.trip_weight * (-d / tr.trip_row_scale).exp() * w * (hi - lo) as f64 / HOUR as f64
         };
@@ -564,12 +666,12 @@ impl Outbreak {
                         continue;
                     }
                     let person = &self.city.persons[p as usize];
-                    let members = hh.get(&person.household);
+                    let members = hh_of(person.household);
                     let h_home: f64 = members.map_or(0.0, |m| m.iter().filter(|x| x.0 != p).map(|x| hh_h * x.1).sum());
                     let stays = &o.stays[s0..si];
                     let rides = &o.rides[r0..ri];
                     let stay_h = |s: &crate::day::Stay| -> f64 {
-                        match places.get(&s.place) {
+                        match place_day(s.place) {
                             Some((kw, _, pr)) if s.t_out != NO_END => kw * pr.exposure(s.t_in, s.t_out) / HOUR as f64,
                             _ => 0.0,
                         }
@@ -633,7 +735,7 @@ impl Outbreak {
                                 x -= h;
                                 continue;
                             }
-                            let (kw, list, _) = &places[&s.place];
+                            let (kw, list, _) = place_day(s.place).expect("a stay with hazard");
                             let overlaps: Vec<(f64, u32, i64, i64)> = list
                                 .iter()
                                 .filter_map(|&(t_in, t_out, w, q)| {
@@ -710,15 +812,31 @@ impl Outbreak {
             .collect();
         let poisson = Poisson::new(im.batches_per_warehouse_per_day).expect("validated > 0");
         // Stays at warehouses today (workers on shift).
-        let mut shift: HashMap<u32, Vec<(u32, i64, i64)>> = HashMap::default();
-        for o in outs {
-            for s in &o.stays {
-                if self.city.places[s.place as usize].kind == PlaceKind::ColdChainWarehouse
-                    && self.city.persons[s.person as usize].anchor == s.place
-                {
-                    shift.entry(s.place).or_default().push((s.person, s.t_in, s.t_out));
+        let city = &self.city;
+        let workers = &self.warehouse_workers;
+        let chunks = person_chunks(city.persons.len() as u32);
+        let on_shift: Vec<Vec<(u32, u32, i64, i64)>> = outs
+            .par_iter()
+            .zip(chunks.par_iter())
+            .map(|(o, &(a, b))| {
+                let from = workers.partition_point(|p| *p < a);
+                let to = workers.partition_point(|p| *p < b);
+                let mut v = Vec::new();
+                for &p in &workers[from..to] {
+                    let anchor = city.persons[p as usize].anchor;
+                    v.extend(
+                        stays_of(&o.stays, p)
+                            .iter()
+                            .filter(|s| s.place == anchor)
+                            .map(|s| (s.place, p, s.t_in, s.t_out)),
+                    );
                 }
-            }
+                v
+            })
+            .collect();
+        let mut shift: HashMap<u32, Vec<(u32, i64, i64)>> = HashMap::default();
+        for (place, person, t_in, t_out) in on_shift.into_iter().flatten() {
+            shift.entry(place).or_default().push((person, t_in, t_out));
         }
         const PRODUCTS: [&str; 5] = ["frozen pork", "frozen beef", "frozen shrimp", "frozen salmon", "frozen chicken"];
         const COUNTRIES: [&str; 6] = ["BR", "AR", "EC", "NO", "NZ", "RU"];
@@ -825,7 +943,7 @@ impl Outbreak {
         }
     }
 
-    fn observe(&mut self, day: u32, outs: &[DayOut], result: &mut DayResult) {
+    fn observe(&mut self, day: u32, outs: &[DayOut], cares: &[Vec<(u32, Care)>], result: &mut DayResult) {
         let seed = self.city.params.seed;
         let date = self.city.params.start + jiff::Span::new().days(day as i64);
         let te = self.pathogen.testing.clone();
@@ -834,36 +952,58 @@ impl Outbreak {
         let mut screening: std::collections::BTreeMap<u32, (u32, u32)> = Default::default();
         // (person, sampled at, site, detection) of every person test today, in person order.
         let mut tests: Vec<(u32, i64, u32, DetectionRoute)> = Vec::new();
-        for o in outs {
-            let mut i = 0;
-            while i < o.stays.len() {
-                let p = o.stays[i].person;
-                let j = i + o.stays[i..].iter().take_while(|s| s.person == p).count();
-                let stays = &o.stays[i..j];
-                i = j;
-                let (mods, care) = self.mods(p, day);
-                if let Some(kind) = mods.care
-                    && let Some(s) = stays.iter().find(|s| self.city.places[s.place as usize].kind == kind)
-                {
-                    match care {
-                        Care::FeverClinic => {
-                            fever.entry(s.place).or_default().0 += 1;
-                            tests.push((p, s.t_in + 15 * 60, s.place, DetectionRoute::Community));
+        // What each chunk saw, in person order (replayed in chunk order below).
+        enum Seen {
+            Fever(u32),
+            Pharmacy(u32, u8),
+            Screened(u32),
+            Test(u32, i64, u32, DetectionRoute),
+        }
+        let this = &*self;
+        let chunks = person_chunks(self.city.persons.len() as u32);
+        let seen: Vec<Vec<Seen>> = outs
+            .par_iter()
+            .zip(cares.par_iter())
+            .zip(chunks.par_iter())
+            .map(|((o, cares), &(a, b))| {
+                // (person, care first then screening, what) in person order.
+                let mut seen: Vec<(u32, u8, Seen)> = Vec::new();
+                for &(p, care) in cares {
+                    let kind = if care == Care::FeverClinic { PlaceKind::FeverClinic } else { PlaceKind::Pharmacy };
+                    if let Some(s) =
+                        stays_of(&o.stays, p).iter().find(|s| this.city.places[s.place as usize].kind == kind)
+                    {
+                        match care {
+                            Care::FeverClinic => {
+                                seen.push((p, 0, Seen::Fever(s.place)));
+                                seen.push((p, 1, Seen::Test(p, s.t_in + 15 * 60, s.place, DetectionRoute::Community)));
+                            }
+                            Care::Pharmacy(class) => seen.push((p, 0, Seen::Pharmacy(s.place, class))),
+                            Care::None => {}
                         }
-                        Care::Pharmacy(class) => *pharmacy.entry((s.place, class)).or_default() += 1,
-                        Care::None => {}
                     }
                 }
-                if let Some(occ) = self.city.occupation(p)
-                    && let Some(&every) = te.screening_interval_days.get(occ)
-                    && (day + p).is_multiple_of(every)
-                {
-                    let anchor = self.city.persons[p as usize].anchor;
-                    if let Some(s) = stays.iter().find(|s| s.place == anchor) {
-                        screening.entry(anchor).or_default().0 += 1;
-                        tests.push((p, s.t_in + 30 * 60, anchor, DetectionRoute::Screening));
+                for p in a..b {
+                    let every = this.screen_every[p as usize];
+                    if every == 0 || !(day + p).is_multiple_of(every) {
+                        continue;
+                    }
+                    let anchor = this.city.persons[p as usize].anchor;
+                    if let Some(s) = stays_of(&o.stays, p).iter().find(|s| s.place == anchor) {
+                        seen.push((p, 2, Seen::Screened(anchor)));
+                        seen.push((p, 3, Seen::Test(p, s.t_in + 30 * 60, anchor, DetectionRoute::Screening)));
                     }
                 }
+                seen.sort_by_key(|x| (x.0, x.1));
+                seen.into_iter().map(|x| x.2).collect()
+            })
+            .collect();
+        for s in seen.into_iter().flatten() {
+            match s {
+                Seen::Fever(place) => fever.entry(place).or_default().0 += 1,
+                Seen::Pharmacy(place, class) => *pharmacy.entry((place, class)).or_default() += 1,
+                Seen::Screened(place) => screening.entry(place).or_default().0 += 1,
+                Seen::Test(p, t, place, route) => tests.push((p, t, place, route)),
             }
         }
         for (p, sampled, site, route) in tests {
@@ -960,12 +1100,14 @@ impl Outbreak {
         }
     }
 
-    /// Finds `beta` so that the expected number of secondary infections per case, without
-    /// depletion, meets `target_r`: on a sample of persons, each infected in turn on each
-    /// weekday of a pilot week, the hazards they would put on each contact are summed over
-    /// their infectious days (household, places, trips; staying home when ill), and
-    /// `mean Σ_j (1 - exp(-beta H_j))` is solved for `beta` by bisection.
-    fn calibrate_beta(&self) -> f64 {
+    /// Finds `beta`, the stretch of the infectiousness profile and its hourly CDF: on a sample
+    /// of persons, each infected in turn on each weekday of a pilot week, the strength of each
+    /// contact per day of their infection (household, places, trips; staying home when ill);
+    /// for a stretch, `beta` is solved so that the case-weighted expected number of secondary
+    /// infections (each contact infected at most once: `1 - exp(-Σ hazard)`, day by day) meets
+    /// `target_r`, and the stretch so that the same sum discounted by `exp(-r τ)` at the target
+    /// growth rate `r` is 1 (Euler–Lotka).
+    fn calibrate(&self) -> (f64, f64, Vec<f64>) {
         let city = &self.city;
         let n = city.persons.len() as u32;
         let tr = &self.pathogen.transmission;
@@ -1080,75 +1222,247 @@ impl Outbreak {
                     .collect()
             })
             .collect();
-        // Hazard per contact, summed over the infectious days, for each sample and start weekday.
+        // Each sample infected at a random time of each start weekday: its contacts' strength
+        // per day of its infection (without its infectiousness, which depends on the time scale):
+        // the strongest one by one (their infection saturates), the rest summed per day.
         let nh = &self.pathogen.natural_history;
         let bh = &self.pathogen.behaviour;
         let m = nh.incubation_mean_days;
         let s2 = (1.0 + (nh.incubation_sd_days / m).powi(2)).ln();
         let ln = LogNormal::new(m.ln() - s2 / 2.0, s2.sqrt()).expect("validated");
-        let days = nh.infectious_days as i64 + 1;
-        let mut totals: Vec<(Vec<f64>, f64)> = Vec::new();
-        for (i, &p) in sample.iter().enumerate() {
-            for first in 0..7u32 {
+        let days = nh.infectious_days as usize + 1;
+        const STRONG: usize = 24;
+        let cases: Vec<PilotCase> = (0..sample.len() * 7)
+            .into_par_iter()
+            .map(|k| {
+                let (i, first) = (k / 7, (k % 7) as u32);
+                let p = sample[i];
                 let mut r = rng(city.params.seed, Stream::History, p as u64, 1 + first as u64);
                 let asym = r.random_bool(nh.asymptomatic_share);
                 let rel = if asym { nh.asymptomatic_relative_infectiousness } else { 1.0 };
                 let t_inf = r.random_range(0..DAY);
                 let onset = if asym { NO_TIME } else { t_inf + (ln.sample(&mut r) * DAY as f64) as i64 };
                 let home = !asym && r.random_bool(bh.stay_home_when_ill);
-                let mut h: HashMap<u32, f64> = HashMap::default();
-                let mut weak = 0.0;
+                let mut per: HashMap<u32, Vec<f64>> = HashMap::default();
+                let mut weak = vec![0.0; days];
                 let person = &city.persons[p as usize];
                 let (hf, hs) = city.households[person.household as usize];
+                #[allow(clippy::needless_range_loop)] // d is the day, indexing several lists
                 for d in 1..days {
-                    let start = d * DAY;
-                    let w = rel * self.infectiousness(start - t_inf, start + DAY - t_inf);
-                    if w <= 0.0 {
-                        continue;
-                    }
+                    let start = d as i64 * DAY;
                     for q in hf..hf + hs {
                         if q != p {
-                            *h.entry(q).or_default() += w * tr.household_weight * tr.household_hours;
+                            per.entry(q).or_insert_with(|| vec![0.0; days])[d] +=
+                                tr.household_weight * tr.household_hours;
                         }
                     }
                     if home && onset < start {
                         continue;
                     }
-                    let dow = ((first as i64 + d) % 7) as usize;
+                    let dow = (first as usize + d) % 7;
                     let (strong, rest) = &split[i][dow];
                     for &(q, c) in strong {
-                        *h.entry(q).or_default() += w * c;
+                        per.entry(q).or_insert_with(|| vec![0.0; days])[d] += c;
                     }
-                    weak += w * rest;
+                    weak[d] += rest;
                 }
-                let mut v: Vec<f64> = h.into_values().collect();
-                v.sort_by(f64::total_cmp);
-                totals.push((v, weak));
-            }
-        }
-        let r_of = |beta: f64| -> f64 {
-            totals
-                .iter()
-                .map(|(v, weak)| v.iter().map(|h| 1.0 - (-beta * h).exp()).sum::<f64>() + beta * weak)
-                .sum::<f64>()
-                / totals.len() as f64
+                let mut v: Vec<(u32, Vec<f64>)> = per.into_iter().collect();
+                v.sort_by(|a, b| b.1.iter().sum::<f64>().total_cmp(&a.1.iter().sum::<f64>()).then(a.0.cmp(&b.0)));
+                for (_, c) in v.iter().skip(STRONG) {
+                    for d in 0..days {
+                        weak[d] += c[d];
+                    }
+                }
+                v.truncate(STRONG);
+                PilotCase { rel, t_inf, strong: v.into_iter().flat_map(|(_, c)| c).collect(), weak }
+            })
+            .collect();
+        // For a time scale and beta: per sample, its expected secondary infections R and their
+        // Laplace transform at the target growth rate, L = Σ P(infection on day d) e^(-r τ_d).
+        let target_growth = std::f64::consts::LN_2 / tr.target_doubling_days;
+        let (k, theta) = self.pathogen.generation_gamma();
+        // Infectiousness per day of infection and the discount e^(-r τ_d), for a time scale.
+        let profile = |cdf: &[f64]| -> Vec<(Vec<f64>, Vec<f64>)> {
+            cases
+                .par_iter()
+                .map(|c| {
+                    let mut w = vec![0.0; days];
+                    let mut disc = vec![0.0; days];
+                    for d in 1..days {
+                        let start = d as i64 * DAY;
+                        w[d] = c.rel * infectiousness_in(cdf, start - c.t_inf, start + DAY - c.t_inf);
+                        disc[d] = (-target_growth * (start + DAY / 2 - c.t_inf) as f64 / DAY as f64).exp();
+                    }
+                    (w, disc)
+                })
+                .collect()
         };
-        let (mut lo, mut hi) = (0.0f64, 1.0f64);
-        while r_of(hi) < tr.target_r && hi < 1e9 {
-            hi *= 2.0;
-        }
-        for _ in 0..50 {
-            let mid = 0.5 * (lo + hi);
-            if r_of(mid) < tr.target_r {
-                lo = mid;
-            } else {
-                hi = mid;
+        let eval = |profile: &[(Vec<f64>, Vec<f64>)], beta: f64| -> (f64, f64) {
+            // Per case: R and L, and the same summed over its contacts squared (Σ p_j², Σ p_j l_j).
+            let per_case: Vec<[f64; 5]> = cases
+                .par_iter()
+                .zip(profile.par_iter())
+                .map(|(c, (w, disc))| {
+                    let mut x = [0.0; 5];
+                    for contact in c.strong.chunks(days) {
+                        let (mut survive, mut pj, mut lj) = (1.0, 0.0, 0.0);
+                        for d in 1..days {
+                            if contact[d] > 0.0 && w[d] > 0.0 {
+                                let escape = (-beta * w[d] * contact[d]).exp();
+                                let p = survive * (1.0 - escape);
+                                survive *= escape;
+                                pj += p;
+                                lj += p * disc[d];
+                            }
+                        }
+                        x[0] += pj;
+                        x[1] += lj;
+                        x[2] += pj * pj;
+                        x[3] += pj * lj;
+                    }
+                    x[4] = x[0];
+                    for d in 1..days {
+                        let p = beta * w[d] * c.weak[d];
+                        x[0] += p;
+                        x[1] += p * disc[d];
+                    }
+                    x
+                })
+                .collect();
+            // Who is infected in a growing epidemic: a sample in proportion to the hazard it
+            // receives, which (contacts being symmetric) is its own expected number of secondary
+            // infections; and its infector is one of its contacts j, with probability ∝ p_j, who
+            // is no longer susceptible: R = Σ_i (R_i² - Σ_j p_j²) / Σ_i R_i, over samples and starts.
+            let (mut num_r, mut num_l, mut den) = (0.0, 0.0, 0.0);
+            for per_sample in per_case.chunks(7) {
+                let weight = per_sample.iter().map(|x| x[0]).sum::<f64>() / 7.0;
+                for x in per_sample {
+                    // Its close contacts (household, team, class) were also exposed to its
+                    // infector, who came from among them with probability `close`: those
+                    // already infected are lost too (p_jk ≈ p_ik for contacts of both).
+                    let close = if x[0] > 0.0 { x[4] / x[0] } else { 0.0 };
+                    num_r += (weight * x[0] - x[2] * (1.0 + close)) / 7.0;
+                    num_l += (weight * x[1] - x[3] * (1.0 + close)) / 7.0;
+                }
+                den += weight;
             }
-        }
-        0.5 * (lo + hi)
+            if den > 0.0 { (num_r / den, num_l / den) } else { (0.0, 0.0) }
+        };
+        // The last beta found: the next stretch's beta is near it.
+        let last = std::cell::Cell::new(0.0f64);
+        let beta_for = |profile: &[(Vec<f64>, Vec<f64>)]| -> (f64, f64) {
+            let guess = last.get();
+            let (mut lo, mut hi) = if guess > 0.0 { (guess * 0.7, guess * 1.4) } else { (0.0, 1.0) };
+            while eval(profile, hi).0 < tr.target_r && hi < 1e9 {
+                (lo, hi) = (hi, hi * 2.0);
+            }
+            while lo > 0.0 && eval(profile, lo).0 > tr.target_r {
+                (lo, hi) = (lo * 0.5, lo);
+            }
+            let beta = solve(|b| eval(profile, b).0 - tr.target_r, lo, hi, 1e-7);
+            last.set(beta);
+            (beta, eval(profile, beta).1)
+        };
+        // The time scale: a longer infectiousness profile gives a longer realised generation
+        // time, so a smaller L; L = 1 is Euler–Lotka at the target growth rate.
+        let l_minus_1 = |stretch: f64| beta_for(&profile(&gamma_cdf(k, theta * stretch, nh.infectious_days))).1 - 1.0;
+        let (lo, hi) = (0.5, 3.0);
+        let stretch = if l_minus_1(lo) <= 0.0 {
+            lo
+        } else if l_minus_1(hi) >= 0.0 {
+            hi
+        } else {
+            solve(l_minus_1, lo, hi, 1e-6)
+        };
+        let cdf = gamma_cdf(k, theta * stretch, nh.infectious_days);
+        let (beta, _) = beta_for(&profile(&cdf));
+        (beta, stretch, cdf)
     }
 }
 
+/// A pilot sample infected on one start weekday: its relative infectiousness, the second of
+/// its day it is infected, its strongest contacts' strength per day (`days` values each), and
+/// the summed strength of the others per day.
+struct PilotCase {
+    rel: f64,
+    t_inf: i64,
+    strong: Vec<f64>,
+    weak: Vec<f64>,
+}
+
+/// A root of an increasing or decreasing `f` with a sign change over `[lo, hi]`, to
+/// `|f| < tolerance` (Illinois regula falsi: a few evaluations for a smooth `f`).
+fn solve(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64, tolerance: f64) -> f64 {
+    let (mut f_lo, mut f_hi) = (f(lo), f(hi));
+    if f_lo == 0.0 {
+        return lo;
+    }
+    if f_hi == 0.0 || f_lo.signum() == f_hi.signum() {
+        return hi;
+    }
+    let mut side = 0;
+    for _ in 0..60 {
+        let x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
+        let fx = f(x);
+        if fx.abs() < tolerance || (hi - lo).abs() <= 1e-9 * x.abs().max(1e-12) {
+            return x;
+        }
+        if fx.signum() == f_hi.signum() {
+            hi = x;
+            f_hi = fx;
+            if side == -1 {
+                f_lo /= 2.0;
+            }
+            side = -1;
+        } else {
+            lo = x;
+            f_lo = fx;
+            if side == 1 {
+                f_hi /= 2.0;
+            }
+            side = 1;
+        }
+    }
+    (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+}
+
+/// Hourly CDF of a gamma (shape `k`, scale `theta` in days), cut at `days` and renormalised.
+fn gamma_cdf(k: f64, theta: f64, days: u32) -> Vec<f64> {
+    let hours = days as usize * 24;
+    let mut cdf = vec![0.0; hours + 1];
+    let ln_norm = ln_gamma(k) + k * theta.ln();
+    let pdf = |d: f64| if d <= 0.0 { 0.0 } else { ((k - 1.0) * d.ln() - d / theta - ln_norm).exp() };
+    for h in 1..=hours {
+        // Simpson's rule over the hour (in days).
+        let (a, b) = ((h - 1) as f64 / 24.0, h as f64 / 24.0);
+        cdf[h] = cdf[h - 1] + (b - a) / 6.0 * (pdf(a) + 4.0 * pdf((a + b) / 2.0) + pdf(b));
+    }
+    let total = cdf[hours];
+    for c in &mut cdf {
+        *c /= total;
+    }
+    cdf
+}
+
+/// The share of infectiousness between `a` and `b` seconds after infection, from an hourly CDF.
+fn infectiousness_in(cdf: &[f64], a: i64, b: i64) -> f64 {
+    let at = |s: i64| -> f64 {
+        if s <= 0 {
+            return 0.0;
+        }
+        let h = s as f64 / HOUR as f64;
+        let i = h.floor() as usize;
+        if i + 1 >= cdf.len() {
+            return 1.0;
+        }
+        let f = h - i as f64;
+        cdf[i] * (1.0 - f) + cdf[i + 1] * f
+    };
+    at(b) - at(a)
+}
+
+/// An infectious person's stay at a place: (t_in, t_out, infectiousness, person).
+type InfStay = (i64, i64, f64, u32);
 /// An infectious person's ride: (t_in, t_out, infectiousness, person, carriage, row).
 type InfRide = (i64, i64, f64, u32, u8, u8);
 /// A place on a day: weight × crowd damping, infectious stays (t_in, t_out, w, person), pressure.
@@ -1157,6 +1471,13 @@ type PlaceDay = (f64, Vec<(i64, i64, f64, u32)>, Pressure);
 type PilotRide = (u32, i64, i64, u8, u8);
 /// A sample's contacts on a weekday: the strongest one by one, the sum of the rest.
 type Contacts = (Vec<(u32, f64)>, f64);
+
+/// A person's stays in a chunk's stays (sorted by person).
+fn stays_of(stays: &[Stay], p: u32) -> &[Stay] {
+    let from = stays.partition_point(|s| s.person < p);
+    let to = from + stays[from..].partition_point(|s| s.person == p);
+    &stays[from..to]
+}
 
 /// Picks an item by weight (`x` in 0..Σ weights; rounding falls on the last item).
 fn pick<T, R>(items: &[T], mut x: f64, weight: impl Fn(&T) -> f64, value: impl Fn(&T) -> R) -> R {
@@ -1178,7 +1499,13 @@ struct Pressure {
     cum: Vec<f64>,
     /// Pressure from `times[k]` on.
     level: Vec<f64>,
+    /// For long lists: `starts[b]` = how many times are before `times[0] + b × BUCKET`, so that
+    /// a look-up searches one bucket only.
+    starts: Vec<u32>,
 }
+
+/// Bucket of [`Pressure::starts`], in seconds.
+const BUCKET: i64 = 900;
 
 impl Pressure {
     fn new(stays: &[(i64, i64, f64, u32)]) -> Pressure {
@@ -1188,7 +1515,7 @@ impl Pressure {
             events.push((t_out, -w));
         }
         events.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let mut p = Pressure { times: Vec::new(), cum: Vec::new(), level: Vec::new() };
+        let mut p = Pressure { times: Vec::new(), cum: Vec::new(), level: Vec::new(), starts: Vec::new() };
         let (mut cum, mut level) = (0.0, 0.0);
         for (t, dw) in events {
             if let Some(&last) = p.times.last() {
@@ -1204,11 +1531,40 @@ impl Pressure {
             p.cum.push(cum);
             p.level.push(level.max(0.0));
         }
+        if p.times.len() > 32 {
+            let origin = p.times[0];
+            let buckets = ((p.times[p.times.len() - 1] - origin) / BUCKET + 2) as usize;
+            let mut k = 0;
+            for b in 0..buckets {
+                let from = origin + b as i64 * BUCKET;
+                while k < p.times.len() && p.times[k] < from {
+                    k += 1;
+                }
+                p.starts.push(k as u32);
+            }
+        }
         p
     }
 
+    /// How many of `times` are at or before `t`.
+    fn rank(&self, t: i64) -> usize {
+        if self.starts.is_empty() {
+            return self.times.partition_point(|x| *x <= t);
+        }
+        let origin = self.times[0];
+        if t < origin {
+            return 0;
+        }
+        let b = ((t - origin) / BUCKET) as usize;
+        if b + 1 >= self.starts.len() {
+            return self.times.len();
+        }
+        let (lo, hi) = (self.starts[b] as usize, self.starts[b + 1] as usize);
+        lo + self.times[lo..hi].partition_point(|x| *x <= t)
+    }
+
     fn at(&self, t: i64) -> f64 {
-        let k = self.times.partition_point(|x| *x <= t);
+        let k = self.rank(t);
         if k == 0 { 0.0 } else { self.cum[k - 1] + self.level[k - 1] * (t - self.times[k - 1]) as f64 }
     }
 
@@ -1325,5 +1681,36 @@ pub fn early_growth(infections: &[Infection], t0: i64, from: u32, to: u32) -> Gr
         doubling_days: if slope > 0.0 { std::f64::consts::LN_2 / slope } else { f64::INFINITY },
         r: if parents > 0 { children as f64 / parents as f64 } else { 0.0 },
         infections: parents,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pressure_looks_up_long_lists_by_bucket_as_by_binary_search() {
+        let mut r = rng(1, Stream::Transmit, 0, 0);
+        for n in [3usize, 40, 500] {
+            let stays: Vec<(i64, i64, f64, u32)> = (0..n)
+                .map(|i| {
+                    let t_in = r.random_range(0..80_000i64) / 60 * 60;
+                    (t_in, t_in + r.random_range(60..20_000), r.random::<f64>(), i as u32)
+                })
+                .collect();
+            let p = Pressure::new(&stays);
+            assert_eq!(p.starts.is_empty(), n <= 16);
+            for t in (-1_000..110_000).step_by(97).chain(stays.iter().flat_map(|s| [s.0, s.1, s.0 - 1, s.1 + 1])) {
+                assert_eq!(p.rank(t), p.times.partition_point(|x| *x <= t), "n {n}, t {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn solve_finds_roots_of_increasing_and_decreasing_functions() {
+        let x = solve(|x| x * x - 2.0, 0.0, 2.0, 1e-12);
+        assert!((x - 2f64.sqrt()).abs() < 1e-9, "{x}");
+        let y = solve(|x| 1.0 / x - 0.25, 0.5, 10.0, 1e-12);
+        assert!((y - 4.0).abs() < 1e-9, "{y}");
     }
 }

@@ -756,7 +756,11 @@ pub fn simulate_outbreak(
         let result = sim.step_day()?;
         out.stats.generate += t.elapsed();
         write_outbreak_day(&sim, &result, options.all_visits || d + VISIT_DAYS >= days, &mut out)?;
+        sim.recycle(result);
         progress(d + 1, days);
+    }
+    if std::env::var_os("CHAINBREAK_SIM_PHASES").is_some() {
+        eprintln!("phases (s): pilot, plan, goods+importation, transmission, observation: {:.2?}", sim.phase_seconds);
     }
     Ok(out.finish())
 }
