@@ -67,8 +67,10 @@ pub(crate) enum EpisodesCommand {
         actor: Option<String>,
     },
     /// Move an episode: confirm, reject, notify, unreachable, refuse, transfer (--facility,
-    /// --room or the first room the rules allow), start, test (--taken-at, --result), release,
-    /// hand-over (--to), acknowledge, lost, close (--close-reason).
+    /// --room or the first room the rules allow), start, test (--taken-at, --result),
+    /// linked-test (--contact, --taken-at, --result), add-reason (--source, --via, --exposure),
+    /// source-excluded (--source), release, hand-over (--to), acknowledge, lost, close
+    /// (--close-reason).
     Transition {
         id: String,
         action: String,
@@ -84,6 +86,16 @@ pub(crate) enum EpisodesCommand {
         to: Option<String>,
         #[arg(long)]
         close_reason: Option<String>,
+        /// The close contact a linked test is of.
+        #[arg(long)]
+        contact: Option<String>,
+        /// A reason's source (case, zone, arrival), for add-reason and source-excluded.
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        via: Option<String>,
+        #[arg(long)]
+        exposure: Option<String>,
         /// Why, for the event and the audit trail.
         #[arg(long)]
         note: Option<String>,
@@ -214,7 +226,26 @@ pub(crate) fn run(db: &Path, command: EpisodesCommand, clock: Arc<dyn Clock>) ->
             let done = episodes::transition(&mut dep, &actor, None, &[request])?;
             writeln!(out, "{}", serde_json::to_string(&done[0])?)?;
         }
-        EpisodesCommand::Transition { id, action, facility, room, taken_at, result, to, close_reason, note, actor } => {
+        EpisodesCommand::Transition {
+            id,
+            action,
+            facility,
+            room,
+            taken_at,
+            result: result_arg,
+            to,
+            close_reason,
+            contact,
+            source,
+            via,
+            exposure,
+            note,
+            actor,
+        } => {
+            let result = |r: Option<String>| -> anyhow::Result<TestResult> {
+                let r = r.context("a test needs --result negative|positive")?;
+                Ok(TestResult::parse(&r).ok_or_else(|| bad("--result", format!("`{r}`: negative or positive")))?)
+            };
             let action = match action.as_str() {
                 "confirm" => Action::Confirm,
                 "reject" => Action::Reject,
@@ -228,12 +259,25 @@ pub(crate) fn run(db: &Path, command: EpisodesCommand, clock: Arc<dyn Clock>) ->
                 "start" => Action::Start,
                 "test" => Action::Test {
                     taken_at: instant("--taken-at", taken_at.as_deref().context("test needs --taken-at")?)?,
-                    result: {
-                        let r = result.context("test needs --result negative|positive")?;
-                        TestResult::parse(&r).ok_or_else(|| bad("--result", format!("`{r}`: negative or positive")))?
-                    },
+                    result: result(result_arg.clone())?,
                     lab_test: None,
                 },
+                "linked-test" | "linked_test" => Action::LinkedTest {
+                    contact: contact.context("linked-test needs --contact")?,
+                    taken_at: instant("--taken-at", taken_at.as_deref().context("linked-test needs --taken-at")?)?,
+                    result: result(result_arg.clone())?,
+                    lab_test: None,
+                },
+                "add-reason" | "add_reason" => Action::AddReason {
+                    reason: Reason {
+                        source: source.context("add-reason needs --source")?,
+                        via,
+                        at: instant("--exposure", exposure.as_deref().context("add-reason needs --exposure")?)?,
+                    },
+                },
+                "source-excluded" | "source_excluded" => {
+                    Action::SourceExcluded { source: source.context("source-excluded needs --source")? }
+                }
                 "release" => Action::Release,
                 "hand-over" | "hand_over" => Action::HandOver { to: to.context("hand-over needs --to")? },
                 "acknowledge" => Action::Acknowledge,

@@ -676,6 +676,11 @@ fn episodes_and_facilities_at_the_console() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("release refused"), "{refused:?}");
 
+    // Another reason, then its source excluded: the episode keeps K1 and stays open.
+    ok(&["episodes", "transition", &id, "add-reason", "--source", "K2", "--exposure", &exposure, "--db", &db]);
+    ok(&["episodes", "transition", &id, "source-excluded", "--source", "K2", "--db", &db]);
+    let shown: serde_json::Value = serde_json::from_str(&ok(&["episodes", "show", &id, "--db", &db])).unwrap();
+    assert_eq!((shown["reasons"].as_array().unwrap().len(), &shown["state"]), (1, &serde_json::json!("in_measure")));
     let tasks = ok(&["episodes", "tasks", "--db", &db]);
     let tasks: Vec<serde_json::Value> = tasks.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(tasks.iter().any(|t| t["kind"] == "advance" && t["unit"] == "U1"), "{tasks:?}");
