@@ -728,6 +728,19 @@ pub fn record_lab_results(
     let mut requests = Vec::new();
     let mut report = LabResults::default();
     if caught.is_ok() {
+        // The open episodes of the tested persons, and those hanging on them, in one pass.
+        let tested: std::collections::BTreeSet<&str> =
+            tests.iter().filter(|t| t.subject_kind == SubjectKind::Person).map(|t| t.subject_id.as_str()).collect();
+        let mut concerned: BTreeMap<&str, Vec<(&String, &Episode)>> = BTreeMap::new();
+        for (id, ep) in lp.registry.episodes.iter().filter(|(_, e)| e.is_open()) {
+            let mut persons: Vec<&str> = ep.reasons.iter().filter_map(|r| r.via.as_deref()).collect();
+            persons.push(&ep.person);
+            persons.sort_unstable();
+            persons.dedup();
+            for p in persons.into_iter().filter(|p| tested.contains(p)) {
+                concerned.entry(p).or_default().push((id, ep));
+            }
+        }
         // Per episode, nothing after a positive (it closes the episode).
         let mut done: std::collections::BTreeSet<String> = Default::default();
         for t in tests {
@@ -737,8 +750,8 @@ pub fn record_lab_results(
                 _ => continue,
             };
             let taken_at = t.sampled_at.min(now);
-            for (id, ep) in &lp.registry.episodes {
-                if !ep.is_open() || done.contains(id) || ep.lab_tests.contains(&t.id) {
+            for &(id, ep) in concerned.get(t.subject_id.as_str()).into_iter().flatten() {
+                if done.contains(id) || ep.lab_tests.contains(&t.id) {
                     continue;
                 }
                 let action = if ep.person == t.subject_id {
