@@ -97,6 +97,17 @@ impl ClosedLoop {
     }
 }
 
+/// The open episodes now, as their events make them, by id.
+pub fn current(dep: &mut Deployment) -> Result<Vec<(String, Episode)>, AppError> {
+    let mut lp = dep.closed_loop.take().unwrap_or_default();
+    let caught = lp.catch_up(&*dep.store, &rules(dep));
+    let open =
+        lp.registry.episodes.iter().filter(|(_, e)| e.is_open()).map(|(id, e)| (id.clone(), e.clone())).collect();
+    dep.closed_loop = Some(lp);
+    caught?;
+    Ok(open)
+}
+
 /// Rebuilds the deployment's episodes from the stored events (what a restart does), and says
 /// how long it took.
 pub fn load(dep: &mut Deployment) -> Result<LoadStats, AppError> {
@@ -545,34 +556,41 @@ pub fn put_facilities(
     Ok(())
 }
 
-/// A room was disinfected.
-pub fn room_disinfected(
+/// Rooms of a facility were disinfected: clean again (each must be waiting for it), all or
+/// nothing.
+pub fn rooms_disinfected(
     dep: &mut Deployment,
     actor: &Actor,
     user: Option<&User>,
     facility: &str,
-    room: &str,
+    rooms: &[&str],
 ) -> Result<(), AppError> {
     if let Some(u) = user {
         crate::reads::require(u, Permission::ManageFacilities)?;
     }
     let lp = dep.closed_loop.take().unwrap_or_default();
-    let state = facilities(dep, &lp).map(|f| f.get(facility).and_then(|f| f.rooms.get(room)).map(|r| r.state));
+    let states = facilities(dep, &lp).map(|f| {
+        rooms.iter().map(|room| f.get(facility).and_then(|f| f.rooms.get(*room)).map(|r| r.state)).collect::<Vec<_>>()
+    });
     dep.closed_loop = Some(lp);
-    match state? {
-        None => return Err(AppError::NotFound(format!("room `{room}` of facility `{facility}` not found"))),
-        Some(RoomState::ToDisinfect) => {}
-        Some(other) => {
-            return Err(AppError::InvalidArgument {
-                argument: "room",
-                message: format!("room `{room}` is {other:?}, not waiting for disinfection"),
-            });
+    for (room, state) in rooms.iter().zip(states?) {
+        match state {
+            None => return Err(AppError::NotFound(format!("room `{room}` of facility `{facility}` not found"))),
+            Some(RoomState::ToDisinfect) => {}
+            Some(other) => {
+                return Err(AppError::InvalidArgument {
+                    argument: "room",
+                    message: format!("room `{room}` is {other:?}, not waiting for disinfection"),
+                });
+            }
         }
     }
     let at = dep.clock.now();
     let mut batch = dep.store.begin(at)?;
-    batch.set_room_state(facility, room, "clean")?;
-    batch.append_audit(&actor.audit(at, "room_disinfected", "facility", &format!("{facility}/{room}")))?;
+    for room in rooms {
+        batch.set_room_state(facility, room, "clean")?;
+        batch.append_audit(&actor.audit(at, "room_disinfected", "facility", &format!("{facility}/{room}")))?;
+    }
     batch.commit()?;
     Ok(())
 }

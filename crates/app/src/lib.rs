@@ -3,6 +3,7 @@
 //! Knows neither HTTP nor terminals: progress is reported through [`Progress`].
 
 pub mod accounts;
+pub mod drill;
 pub mod episodes;
 pub mod error;
 pub mod import;

@@ -1562,8 +1562,8 @@ mod closed_loop {
         assert!(out[0].effects[0].starts_with("suspected_case:P1:"), "{:?}", out[0].effects);
         let rooms = dep.store.facilities().unwrap();
         assert_eq!(rooms[0].rooms[0].state, "to_disinfect");
-        assert!(episodes::room_disinfected(&mut dep, &actor(), None, "F1", "102").is_err(), "102 is clean");
-        episodes::room_disinfected(&mut dep, &actor(), None, "F1", "101").unwrap();
+        assert!(episodes::rooms_disinfected(&mut dep, &actor(), None, "F1", &["102"]).is_err(), "102 is clean");
+        episodes::rooms_disinfected(&mut dep, &actor(), None, "F1", &["101"]).unwrap();
         assert_eq!(dep.store.facilities().unwrap()[0].rooms[0].state, "clean");
 
         // Audit: one record per transition.
@@ -1689,4 +1689,23 @@ mod closed_loop {
         );
         assert!(episodes::tasks(&mut dep, None, false, None).unwrap().is_empty());
     }
+}
+
+/// The closed loop over a small simulated outbreak with field faults and restarts: every
+/// episode ends with an outcome, none is ever open without a deadline (`drill`; the benchmark
+/// runs it at ≥ 100,000 episodes).
+#[test]
+fn a_drill_over_a_simulated_outbreak_leaves_nobody_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = chainbreak_sim::Outbreak::new(
+        chainbreak_sim::CityParams::new(20_000, 40, 7),
+        chainbreak_sim::Pathogen::load("omicron").unwrap(),
+    )
+    .unwrap();
+    let report = chainbreak_app::drill::run(&dir.path().join("drill.db"), "cn-2022-9th", sim, 7).unwrap();
+    assert!(report.episodes > 100, "{report:?}");
+    assert_eq!((report.open_without_deadline, report.left_open), (0, 0), "{report:?}");
+    assert!(report.restarts >= 5, "{report:?}");
+    assert!(report.outcomes.get("released").copied().unwrap_or(0) > report.episodes / 2, "{report:?}");
+    assert_eq!(report.outcomes.values().sum::<usize>(), report.episodes);
 }

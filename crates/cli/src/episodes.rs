@@ -331,7 +331,7 @@ pub(crate) fn run_facilities(db: &Path, command: FacilitiesCommand, clock: Arc<d
         }
         FacilitiesCommand::Disinfected { facility, room, actor } => {
             let actor = crate::cli_actor(actor, "chainbreak facilities disinfected");
-            episodes::room_disinfected(&mut dep, &actor, None, &facility, &room)?;
+            episodes::rooms_disinfected(&mut dep, &actor, None, &facility, &[room.as_str()])?;
             println!("room {room} of {facility} is clean");
         }
     }

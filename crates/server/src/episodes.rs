@@ -326,7 +326,7 @@ pub(crate) async fn room_disinfected(
     let Path((facility, room)) = path.map_err(|e| bad(e.body_text()))?;
     with_deployment(&state.deployment, move |dep| {
         let actor = actor(&user, "POST /api/v1/facilities/{id}/rooms/{room}/disinfected");
-        episodes::room_disinfected(dep, &actor, Some(&user), &facility, &room)
+        episodes::rooms_disinfected(dep, &actor, Some(&user), &facility, &[room.as_str()])
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
