@@ -5,6 +5,11 @@
 # same run, alternating which goes first.
 #
 # Usage: bench/closedloop.sh [--runs 5] [--episodes 100000] [--batch 1000] [--no-build]
+#                            [--drill "PERSONS DAYS"]
+#
+# With --drill, also runs the closed loop over a simulated outbreak once
+# (crates/app/examples/closedloop_drill.rs, seed 1): its report, with `time -v`, goes beside
+# the others (the fault run; it must end with nobody open and none without a deadline).
 #
 # chainbreak: crates/app/examples/closedloop_bench.rs through chainbreak_app::episodes (every
 # transition checked by the engine and written with its episode state and an audit record, one
@@ -13,17 +18,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS=5; N=100000; BATCH=1000; BUILD=1
+RUNS=5; N=100000; BATCH=1000; BUILD=1; DRILL=
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) RUNS=$2; shift 2;;
     --episodes) N=$2; shift 2;;
     --batch) BATCH=$2; shift 2;;
     --no-build) BUILD=0; shift;;
+    --drill) DRILL=$2; shift 2;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
-if [[ $BUILD == 1 ]]; then cargo build --release -p chainbreak-app --example closedloop_bench >&2; fi
+if [[ $BUILD == 1 ]]; then
+  cargo build --release -p chainbreak-app --example closedloop_bench --example closedloop_drill >&2
+fi
 BIN=target/release/examples/closedloop_bench
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 RAW=bench/out/closedloop-$STAMP
@@ -45,7 +53,13 @@ for i in $(seq 1 "$RUNS"); do
   if (( i % 2 )); then cb "$i"; py "$i"; else py "$i"; cb "$i"; fi
   echo "run $i done" >&2
 done
-rm -f "$SCRATCH"/cb.db* "$SCRATCH"/py.db*
+if [[ -n $DRILL ]]; then
+  read -r DP DD <<< "$DRILL"
+  /usr/bin/time -v -o "$RAW/drill.time" target/release/examples/closedloop_drill "$SCRATCH/drill.db" "$DP" "$DD" 1 \
+    > "$RAW/drill.json"
+  echo "drill: $(cat "$RAW/drill.json")" >&2
+fi
+rm -f "$SCRATCH"/cb.db* "$SCRATCH"/py.db* "$SCRATCH"/drill.db*
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >> "$RAW/env.txt"
 
 python3 - "$RAW" "$RUNS" <<'PY' | tee "bench/out/closedloop-$STAMP.md"
@@ -79,4 +93,13 @@ a, b = med([r[0]["restart"]["seconds"] for r in cb]), med([r[0]["restart"]["seco
 print(f"| restart: rebuild {cb[0][0]['episodes']:,} episodes (s) | {a:.2f} | {b:.2f} (read the events only) | {b / a:.2f}× |")
 print(f"| peak RSS (MiB) | {med([r[1] for r in cb]) / 1024:.0f} | {med([r[1] for r in py]) / 1024:.0f} | |")
 print(f"| CPU | {med([int(r[2]) for r in cb])}% | {med([int(r[2]) for r in py])}% | |")
+import os
+if os.path.exists(f"{raw}/drill.json"):
+    d = json.load(open(f"{raw}/drill.json"))
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"{raw}/drill.time").read()).group(1))
+    print()
+    print(f"Drill over a simulated outbreak ({d['persons']:,} persons × {d['days']} days, then {d['extra_days']} days to finish): "
+          f"{d['cases']:,} reported cases, {d['episodes']:,} episodes, {d['events']:,} events, {d['restarts']} restarts, "
+          f"{d['seconds']:.1f} s, peak RSS {rss / 1024:.0f} MiB; outcomes {d['outcomes']}; "
+          f"open without a deadline {d['open_without_deadline']}, left open {d['left_open']}.")
 PY

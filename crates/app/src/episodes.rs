@@ -210,8 +210,13 @@ fn facilities(dep: &Deployment, lp: &ClosedLoop) -> Result<BTreeMap<String, Faci
         })
         .filter_map(|(id, ep)| ep.facility.as_ref().map(|(f, r)| (id, ep, f, r)))
         .collect();
-    let persons: Vec<&str> = occupants.iter().map(|o| o.1.person.as_str()).collect();
-    let households = dep.store.households_of(&persons)?;
+    // Households matter only where the profile lets them share a room.
+    let households = if dep.profile.closed_loop.household_may_share {
+        let persons: Vec<&str> = occupants.iter().map(|o| o.1.person.as_str()).collect();
+        dep.store.households_of(&persons)?
+    } else {
+        vec![None; occupants.len()]
+    };
     for ((id, ep, fid, rid), household) in occupants.into_iter().zip(households) {
         if let Some(room) = out.get_mut(fid).and_then(|f| f.rooms.get_mut(rid)) {
             room.occupants.push(Occupant {
@@ -351,7 +356,11 @@ pub fn transition_with<T>(
                             .expect("read above")
                             .get_mut(facility.as_str())
                             .ok_or_else(|| AppError::NotFound(format!("facility `{facility}` not found")))?;
-                        let household = dep.store.households_of(&[ep.person.as_str()])?.pop().flatten();
+                        let household = if dep.profile.closed_loop.household_may_share {
+                            dep.store.households_of(&[ep.person.as_str()])?.pop().flatten()
+                        } else {
+                            None
+                        };
                         let who = Occupant {
                             episode: episode.clone(),
                             person: ep.person.clone(),
@@ -601,8 +610,13 @@ pub fn rooms_disinfected(
 pub struct FacilityView {
     pub id: String,
     pub name: String,
+    /// The staff of the place with the facility's id (`staff` import), by person.
+    pub staff: Vec<chainbreak_core::model::StaffMember>,
     pub occupancy: chainbreak_closedloop::facility::Occupancy,
     pub forecast: Vec<chainbreak_closedloop::facility::ForecastDay>,
+    /// One alert for each forecast day with more rooms needed than there are (also logged as
+    /// a warning).
+    pub alerts: Vec<String>,
 }
 
 pub fn facility_views(dep: &mut Deployment, days: u32) -> Result<Vec<FacilityView>, AppError> {
@@ -640,20 +654,31 @@ pub fn facility_views(dep: &mut Deployment, days: u32) -> Result<Vec<FacilityVie
                     .values()
                     .filter_map(|r| r.occupants.iter().filter_map(|o| lp.episode(&o.episode).map(last_day)).max())
                     .collect();
-                FacilityView {
+                let forecast = chainbreak_closedloop::facility::forecast(
+                    today,
+                    days,
+                    facility.rooms.len(),
+                    &staying,
+                    if single { &expected } else { &[] },
+                );
+                let alerts: Vec<String> = forecast
+                    .iter()
+                    .filter(|d| d.short)
+                    .map(|d| format!("{}: {} rooms needed, {} rooms", d.date, d.rooms_needed, d.rooms))
+                    .collect();
+                if let Some(first) = alerts.first() {
+                    tracing::warn!(facility = %f.id, %first, days = alerts.len(), "quarantine rooms will run short");
+                }
+                Ok(FacilityView {
+                    staff: dep.store.staff_of(&f.id)?,
                     occupancy: facility.occupancy(),
-                    forecast: chainbreak_closedloop::facility::forecast(
-                        today,
-                        days,
-                        facility.rooms.len(),
-                        &staying,
-                        if single { &expected } else { &[] },
-                    ),
+                    forecast,
+                    alerts,
                     id: f.id,
                     name: f.name,
-                }
+                })
             })
-            .collect())
+            .collect::<Result<Vec<_>, AppError>>()?)
     });
     dep.closed_loop = Some(lp);
     result

@@ -1524,6 +1524,7 @@ mod closed_loop {
         );
         let view = &episodes::facility_views(&mut dep, 7).unwrap()[0];
         assert_eq!((view.occupancy.occupied, view.occupancy.people), (1, 1));
+        assert!(view.alerts.is_empty() && view.staff.is_empty(), "{view:?}");
 
         // A refused transition in a set writes nothing of the set.
         let seq = dep.store.last_seq().unwrap();
@@ -1602,6 +1603,41 @@ mod closed_loop {
             lab_id: None,
             variant: None,
         }
+    }
+
+    #[test]
+    fn the_rooms_forecast_raises_an_alert_when_short_and_lists_the_staff() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut dep, _) = deployment(dir.path());
+        // F1 has 2 rooms; three close contacts on their way to central quarantine.
+        for p in ["P1", "P2", "P4"] {
+            episodes::transition(&mut dep, &actor(), None, &[open(p, "2022-03-14T02:00:00Z")]).unwrap();
+        }
+        let view = &episodes::facility_views(&mut dep, 7).unwrap()[0];
+        assert_eq!((view.forecast[0].rooms_needed, view.forecast[0].rooms), (3, 2));
+        assert_eq!(view.alerts.len(), 7, "short on every day of the week: {:?}", view.alerts);
+        assert!(view.alerts[0].ends_with("3 rooms needed, 2 rooms"), "{:?}", view.alerts);
+        // The staff of the place with the facility's id.
+        let mut b = dep.store.begin(t0()).unwrap();
+        b.put_places(&[Place {
+            id: "F1".into(),
+            name: None,
+            kind: PlaceKind::QuarantineFacility,
+            key_place: false,
+            lat: None,
+            lon: None,
+            area: Some("D1".into()),
+        }])
+        .unwrap();
+        b.put_staff(&[chainbreak_core::model::StaffMember {
+            place_id: "F1".into(),
+            person_id: "P2".into(),
+            role: Some("nurse".into()),
+        }])
+        .unwrap();
+        b.commit().unwrap();
+        let view = &episodes::facility_views(&mut dep, 7).unwrap()[0];
+        assert_eq!(view.staff.iter().map(|s| s.person_id.as_str()).collect::<Vec<_>>(), ["P2"]);
     }
 
     #[test]

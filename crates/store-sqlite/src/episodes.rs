@@ -284,3 +284,17 @@ pub(crate) fn households_of(c: &Connection, person_ids: &[&str]) -> Result<Vec<O
         .map_err(backend)?;
     person_ids.iter().map(|id| s.query_row([id], |r| r.get(0)).map_err(backend)).collect()
 }
+
+pub(crate) fn staff_of(c: &Connection, place_id: &str) -> Result<Vec<chainbreak_core::model::StaffMember>> {
+    let mut s = c
+        .prepare_cached(
+            "SELECT l.id, p.id, s.role FROM staff s JOIN places l ON l.key = s.place JOIN persons p ON p.key = s.person
+             WHERE l.id = ?1 ORDER BY p.id",
+        )
+        .map_err(backend)?;
+    s.query_map([place_id], |r| {
+        Ok(chainbreak_core::model::StaffMember { place_id: r.get(0)?, person_id: r.get(1)?, role: r.get(2)? })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(backend)
+}

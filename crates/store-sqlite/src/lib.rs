@@ -326,6 +326,10 @@ impl Store for SqliteStore {
         episodes::units(&self.conn)
     }
 
+    fn staff_of(&self, place_id: &str) -> Result<Vec<StaffMember>> {
+        episodes::staff_of(&self.conn, place_id)
+    }
+
     fn households_of(&self, person_ids: &[&str]) -> Result<Vec<Option<String>>> {
         episodes::households_of(&self.conn, person_ids)
     }

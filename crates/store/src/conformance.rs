@@ -230,6 +230,9 @@ pub fn entities_round_trip(store: &mut dyn Store) {
     assert_eq!((members[0].group_id.as_str(), members[0].kind), ("G1", GroupKind::Household));
     assert_eq!(members[0].person, key_of(store, "P1", true));
     assert_eq!(store.households_of(&["P1", "P2", "nobody"]).unwrap(), [Some("G1".to_string()), None, None]);
+    let staff = store.staff_of("W1").unwrap();
+    assert_eq!((staff.len(), staff[0].person_id.as_str(), staff[0].role.as_deref()), (1, "P3", Some("clerk")));
+    assert!(store.staff_of("M1").unwrap().is_empty());
     let riders = store.trip_riders().unwrap();
     assert_eq!(riders.len(), 1);
     let r = &riders[0];

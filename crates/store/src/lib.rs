@@ -463,6 +463,9 @@ pub trait Store: Send {
     fn facilities(&self) -> Result<Vec<FacilityRow>>;
     /// Every unit (the administrative hierarchy tasks escalate up), by id.
     fn units(&self) -> Result<Vec<Unit>>;
+    /// The staff of a place (a quarantine facility's staff are those of the place with its id),
+    /// by person.
+    fn staff_of(&self, place_id: &str) -> Result<Vec<StaffMember>>;
     /// The household (group id) of each person named, where they have one (the least id when
     /// several).
     fn households_of(&self, person_ids: &[&str]) -> Result<Vec<Option<String>>>;
