@@ -645,8 +645,7 @@ pub fn facility_views(dep: &mut Deployment, days: u32) -> Result<Vec<FacilityVie
             .map(last_day)
             .collect();
         let single = rows.len() == 1;
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(|f| {
                 let facility = &engine[&f.id];
                 let staying: Vec<jiff::civil::Date> = facility
@@ -678,7 +677,7 @@ pub fn facility_views(dep: &mut Deployment, days: u32) -> Result<Vec<FacilityVie
                     name: f.name,
                 })
             })
-            .collect::<Result<Vec<_>, AppError>>()?)
+            .collect::<Result<Vec<_>, AppError>>()
     });
     dep.closed_loop = Some(lp);
     result
