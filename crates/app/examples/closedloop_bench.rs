@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
                 person: format!("P{i:07}"),
                 category: Category::Secondary,
                 plan: None,
-                reason: Reason { source: "K1".into(), via: Some("C1".into()), at: exposure },
+                reason: Reason { source: "K1".into(), via: Some("C1".into()), at: exposure, evidence: None },
                 owner: "U1".into(),
                 confirmed: true,
             })

@@ -133,7 +133,12 @@ pub fn run(path: &std::path::Path, profile: &str, mut sim: Outbreak, seed: u64) 
                     person: sim.ids.persons.get(m).to_string(),
                     category: Category::Close,
                     plan: None,
-                    reason: Reason { source: case.id.clone(), via: None, at: case.reported_at.min(now) },
+                    reason: Reason {
+                        source: case.id.clone(),
+                        via: None,
+                        at: case.reported_at.min(now),
+                        evidence: None,
+                    },
                     owner: "U1".into(),
                     confirmed: true,
                 });

@@ -772,6 +772,7 @@ pub fn decide_and_open(
                 source: p.index.case_id.clone().unwrap_or_else(|| format!("person:{}", p.index.person_id)),
                 via,
                 at: p.last_exposure,
+                evidence: Some(format!("proposal:{}", p.id)),
             },
             owner: owner.to_string(),
             confirmed: true,

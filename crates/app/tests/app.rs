@@ -1484,7 +1484,7 @@ mod closed_loop {
             person: person.into(),
             category: Category::Close,
             plan: None,
-            reason: Reason { source: "K1".into(), via: None, at: exposure.parse().unwrap() },
+            reason: Reason { source: "K1".into(), via: None, at: exposure.parse().unwrap(), evidence: None },
             owner: "U1".into(),
             confirmed: true,
         }
@@ -1651,7 +1651,12 @@ mod closed_loop {
             person: "P2".into(),
             category: Category::Secondary,
             plan: None,
-            reason: Reason { source: "K1".into(), via: Some("P1".into()), at: "2022-03-14T03:00:00Z".parse().unwrap() },
+            reason: Reason {
+                source: "K1".into(),
+                via: Some("P1".into()),
+                at: "2022-03-14T03:00:00Z".parse().unwrap(),
+                evidence: None,
+            },
             owner: "U1".into(),
             confirmed: true,
         };

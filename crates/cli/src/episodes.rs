@@ -220,7 +220,7 @@ pub(crate) fn run(db: &Path, command: EpisodesCommand, clock: Arc<dyn Clock>) ->
         EpisodesCommand::Open { person, category, source, via, exposure, owner, actor } => {
             let category = Category::parse(&category)
                 .ok_or_else(|| bad("--category", format!("`{category}` is not one of {}", Category::expected())))?;
-            let reason = Reason { source, via, at: instant("--exposure", &exposure)? };
+            let reason = Reason { source, via, at: instant("--exposure", &exposure)?, evidence: None };
             let actor = crate::cli_actor(actor, "chainbreak episodes open");
             let request = Request::Open { id: None, person, category, plan: None, reason, owner, confirmed: true };
             let done = episodes::transition(&mut dep, &actor, None, &[request])?;
@@ -273,6 +273,7 @@ pub(crate) fn run(db: &Path, command: EpisodesCommand, clock: Arc<dyn Clock>) ->
                         source: source.context("add-reason needs --source")?,
                         via,
                         at: instant("--exposure", exposure.as_deref().context("add-reason needs --exposure")?)?,
+                        evidence: note.clone(),
                     },
                 },
                 "source-excluded" | "source_excluded" => {

@@ -66,6 +66,9 @@ pub struct Reason {
     pub via: Option<String>,
     /// The last exposure (contacts), leaving the origin or arriving (arrivals), notification.
     pub at: Timestamp,
+    /// The evidence behind it (a contact proposal `proposal:12`, an arrival record...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 /// What happened to an episode.
@@ -646,8 +649,14 @@ pub fn arrival_proposal(profile: &Profile, arrival: &chainbreak_core::model::Arr
         plan: plan.clone(),
         reason: Reason {
             source: format!("arrival:{}:{}", arrival.person_id, arrival.arrived_at),
-            via: Some(format!("{} ({})", arrival.origin, arrival.origin_risk.as_str())),
+            via: None,
             at,
+            evidence: Some(format!(
+                "arrival from {} ({}){}",
+                arrival.origin,
+                arrival.origin_risk.as_str(),
+                arrival.trip_id.as_ref().map(|t| format!(" on {t}")).unwrap_or_default()
+            )),
         },
         owner: owner.to_string(),
     })

@@ -42,7 +42,7 @@ impl World {
                 person: "P1".into(),
                 category: Category::Close,
                 plan: self.profile.close_contact_measure.clone(),
-                reason: Reason { source: "K1".into(), via: None, at: exposure },
+                reason: Reason { source: "K1".into(), via: None, at: exposure, evidence: None },
                 owner: "U-community".into(),
             },
         )
@@ -109,7 +109,7 @@ fn a_positive_test_converts_and_a_later_exposure_extends() {
         ep.apply(&ev(h(t), a), &r).unwrap();
     }
     // Exposed again on 3 March: day 0 moves, the measure is extended.
-    let later = Reason { source: "K2".into(), via: None, at: h(24 * 2 + 10) };
+    let later = Reason { source: "K2".into(), via: None, at: h(24 * 2 + 10), evidence: None };
     ep.apply(&ev(h(80), Action::AddReason { reason: later.clone() }), &r).unwrap();
     assert_eq!((ep.state, ep.deadline(&r)), (S::Extended, Some(h(24 * 13))));
     ep.apply(&ev(h(81), Action::AddReason { reason: later }), &r).unwrap();
@@ -133,7 +133,7 @@ fn secondary_contacts_follow_their_close_contact() {
                 person: person.into(),
                 category: Category::Secondary,
                 plan: plan.clone(),
-                reason: Reason { source: "K1".into(), via: Some(via.into()), at: h(10) },
+                reason: Reason { source: "K1".into(), via: Some(via.into()), at: h(10), evidence: None },
                 owner: "U1".into(),
             },
         )
@@ -250,7 +250,7 @@ fn early_release_and_test_series() {
             person: "A1".into(),
             category: Category::Arrival,
             plan,
-            reason: Reason { source: "arrival:A1".into(), via: None, at: h(1) },
+            reason: Reason { source: "arrival:A1".into(), via: None, at: h(1), evidence: None },
             owner: "U1".into(),
         },
     );
@@ -283,7 +283,9 @@ fn action(step: u8, at: i64) -> Action {
             result: if step.is_multiple_of(37) { TestResult::Positive } else { TestResult::Negative },
             lab_test: None,
         },
-        10 => Action::AddReason { reason: Reason { source: format!("K{}", step % 3), via: None, at: h(at - 2) } },
+        10 => Action::AddReason {
+            reason: Reason { source: format!("K{}", step % 3), via: None, at: h(at - 2), evidence: None },
+        },
         11 => Action::SourceExcluded { source: format!("K{}", step % 3) },
         12 | 13 => Action::Release,
         14 => Action::HandOver { to: "D9".into() },
@@ -358,6 +360,7 @@ fn drive(steps: Steps, profile: &str) -> Result<std::collections::BTreeSet<&'sta
                             source: format!("K{}", step % 3),
                             via: secondary.then(|| "C1".into()),
                             at: h(now - 5),
+                            evidence: None,
                         },
                         owner: "U1".into(),
                     },
@@ -490,7 +493,12 @@ fn a_fault_run_leaves_nobody_out_of_the_loop() {
                 person: format!("P{i}"),
                 category,
                 plan,
-                reason: Reason { source: format!("K{}", i % 97), via: via.clone(), at: h(opened - rng.range(1, 48)) },
+                reason: Reason {
+                    source: format!("K{}", i % 97),
+                    via: via.clone(),
+                    at: h(opened - rng.range(1, 48)),
+                    evidence: None,
+                },
                 owner: "U1".into(),
             },
         );

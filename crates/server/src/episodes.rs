@@ -63,6 +63,9 @@ pub(crate) struct OpenBody {
     via: Option<String>,
     /// The last exposure: day 0 is its local date.
     exposure: String,
+    /// The evidence behind it (a proposal, a record...).
+    #[serde(default)]
+    evidence: Option<String>,
     /// The owning unit.
     owner_unit: String,
     /// Why, for the event and the audit trail.
@@ -205,7 +208,7 @@ pub(crate) async fn open_episode(
         person: body.person_id,
         category,
         plan: None,
-        reason: Reason { source: body.source, via: body.via, at },
+        reason: Reason { source: body.source, via: body.via, at, evidence: body.evidence },
         owner: body.owner_unit,
         confirmed: true,
     };

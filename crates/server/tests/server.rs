@@ -1544,6 +1544,9 @@ fn proposals_are_recorded_listed_decided_and_recomputed_over_http() {
         .map(|e| (e["person_id"].as_str().unwrap(), e["state"].as_str().unwrap(), e["owner_unit"].as_str().unwrap()))
         .collect();
     assert_eq!(opened, [("P1", "confirmed", "U1")]);
+    let path = format!("/api/v1/episodes/{}", episodes["items"][0]["id"].as_str().unwrap());
+    let (_, episode) = json_of(server.call("get", &path, tracer, None));
+    assert_eq!(episode["reasons"][0]["evidence"], "proposal:2", "the episode names the proposal behind it");
     let (_, page) = json_of(server.call("get", "/api/v1/proposals?limit=1", tracer, None));
     assert_eq!(page["next"], "1");
     let (_, page) = json_of(server.call("get", "/api/v1/proposals?limit=1&after=1", tracer, None));
