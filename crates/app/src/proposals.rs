@@ -668,6 +668,10 @@ pub enum Verdict {
 /// Confirms or rejects proposals in bulk for `user` (`confirm_contacts`): each must lie in
 /// the user's jurisdiction (where the contact lives; others read as absent), a rejection needs
 /// a reason, and every decision is audited in the batch that records it. All or nothing.
+///
+/// This records the decisions only. The server and the CLI confirm through
+/// [`decide_and_open`], which also opens the confirmed contacts' measure episodes in the same
+/// batch; use this where no deployment is at hand and the episodes are opened otherwise.
 pub fn decide(
     store: &mut dyn Store,
     user: &User,
