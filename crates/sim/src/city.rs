@@ -152,6 +152,8 @@ pub struct City {
     pub t0: i64,
     /// Weekday (Monday = 1 ... Sunday = 7) of the first day.
     pub first_weekday: i8,
+    /// Everyone's weekly routine (planned last, once the rest of the city stands).
+    pub week: crate::day::Week,
 }
 
 impl City {
@@ -269,6 +271,7 @@ impl City {
             staff: Vec::new(),
             t0,
             first_weekday,
+            week: Default::default(),
         };
 
         // ---- places: a residence per building, then every other kind
@@ -453,6 +456,7 @@ impl City {
             }
         }
         city.staff = staff;
+        city.week = crate::day::Week::build(&city);
         Ok(city)
     }
 

@@ -8,7 +8,7 @@ use rand::RngExt;
 use rand_pcg::Pcg64Mcg;
 
 use crate::city::{City, Commute, NONE, Role};
-use crate::rng::{Stream, rng};
+use crate::rng::{Stream, mix, rng};
 
 /// The stay has no known end (a residence stay before a day at home).
 pub const NO_END: i64 = i64::MAX;
@@ -172,17 +172,33 @@ fn bus_ride(line: u32) -> i64 {
     (18 + (line % 5) as i64 * 5) * MIN
 }
 
-/// The kind of a person's day and when they leave home (seconds after midnight).
-pub fn head(city: &City, person: u32, day: u32) -> (DayKind, Option<i64>) {
-    let p = &city.persons[person as usize];
+/// Whether a person returns from a journey on `day` (adults only; drawn per day, never part
+/// of the weekly routine).
+pub fn travels(city: &City, person: u32, day: u32) -> bool {
     let prm = &city.params;
-    let mut r = rng(prm.seed, Stream::Head, person as u64, day as u64);
-    let weekend = city.weekend(day);
-    let adult = city.age(person) >= 18;
-    if adult && r.random_bool(prm.travel_return_rate) {
+    if prm.travel_return_rate <= 0.0 || city.age(person) < 18 {
+        return false;
+    }
+    let h = mix(prm.seed ^ mix(TRAVEL_TAG ^ mix((day as u64) << 32 | person as u64)));
+    unit(h) < prm.travel_return_rate
+}
+
+/// The kind of a person's day and when they leave home (seconds after midnight): a journey's
+/// return when they travel that day, else their weekly routine's day.
+pub fn head(city: &City, person: u32, day: u32) -> (DayKind, Option<i64>) {
+    if travels(city, person, day) {
         // Away until the trip back: "departure" is the trip's (the night at home ends then).
         return (DayKind::TravelReturn, Some(long_trip_times(city, travel(city, person, day)).0));
     }
+    routine_head(city, person, day % 7)
+}
+
+/// The kind and departure of a person's routine day `slot` (0..7, the weekday of day `slot`).
+fn routine_head(city: &City, person: u32, slot: u32) -> (DayKind, Option<i64>) {
+    let p = &city.persons[person as usize];
+    let prm = &city.params;
+    let mut r = rng(prm.seed, Stream::Head, person as u64, slot as u64);
+    let weekend = city.weekend(slot);
     let kind = match p.role {
         Role::Infant => DayKind::Home,
         Role::Student if !weekend && r.random_bool(prm.attendance) => DayKind::School,
@@ -210,8 +226,58 @@ pub fn head(city: &City, person: u32, day: u32) -> (DayKind, Option<i64>) {
     (kind, depart)
 }
 
-/// Plans a person's day into `out` (appending). `mods` come from the outbreak.
+/// Absolute departure of a person's day `day` ([`NO_END`] when they stay home).
+fn departure(city: &City, person: u32, day: u32) -> i64 {
+    match head(city, person, day) {
+        (_, Some(depart)) => city.day_start(day) + depart,
+        (_, None) => NO_END,
+    }
+}
+
+const TRAVEL_TAG: u64 = 0x7A4E_11E5;
+const REC_TAG: u64 = 0x2EC0_4D5F;
+
+/// A uniform draw in [0, 1) from a hash.
+fn unit(h: u64) -> f64 {
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// How the feed records a stay, from a uniform draw `x` (`evening`: the residence stay that
+/// ends at the next day's departure, unrecorded check-out when that is unknown).
+fn rec_of(prm: &crate::CityParams, x: f64, evening: bool, t_out: i64) -> Rec {
+    if x < prm.missed_checkin_share {
+        Rec::Missing
+    } else if evening {
+        if x < prm.missed_checkin_share + prm.no_checkout_share || t_out == NO_END {
+            Rec::NoCheckout
+        } else {
+            Rec::Full
+        }
+    } else if x < prm.missed_checkin_share + prm.no_checkout_share * (1.0 - prm.missed_checkin_share) {
+        Rec::NoCheckout
+    } else {
+        Rec::Full
+    }
+}
+
+/// Plans a person's day `day` afresh into `out` (appending), whatever their routine: the day
+/// of a journey's return, of seeking care, or cut by quarantine. `mods` come from the outbreak.
 pub fn plan(city: &City, person: u32, day: u32, mods: DayMods, out: &mut DayOut) {
+    let stays_from = out.stays.len();
+    plan_as(city, person, day, mods, head(city, person, day), departure(city, person, day + 1), out);
+    pings(city, person, day, stays_from, out);
+}
+
+/// Plans day `day` of a person whose day is `head`, the next departure being `next`.
+fn plan_as(
+    city: &City,
+    person: u32,
+    day: u32,
+    mods: DayMods,
+    (kind, depart): (DayKind, Option<i64>),
+    next: i64,
+    out: &mut DayOut,
+) {
     let prm = &city.params;
     let mut r = rng(prm.seed, Stream::Plan, person as u64, day as u64);
     let base = city.day_start(day);
@@ -219,11 +285,10 @@ pub fn plan(city: &City, person: u32, day: u32, mods: DayMods, out: &mut DayOut)
     let home_b = p.building;
     let stays_from = out.stays.len();
     let rides_from = out.rides.len();
-    let mut pl = Planner { city, person, base, r: &mut r, out };
+    let mut pl = Planner { city, person, base, next, r: &mut r, out };
     if mods.home {
         return;
     }
-    let (kind, depart) = head(city, person, day);
     if let Some(care) = mods.care {
         let t = 8 * HOUR + 30 * MIN + pl.r.random_range(0..90) * MIN;
         let place = city.near(home_b, care).pick(pl.r);
@@ -291,18 +356,14 @@ pub fn plan(city: &City, person: u32, day: u32, mods: DayMods, out: &mut DayOut)
         }
     }
     if let Some(until) = mods.until {
-        // Quarantined or isolated from `until`: nothing after it; a stay under way ends there.
-        out.stays.truncate(stays_from + out.stays[stays_from..].iter().take_while(|s| s.t_in < until).count());
-        for s in &mut out.stays[stays_from..] {
-            if s.t_out > until {
-                s.t_out = until;
-            }
-        }
-        out.rides.truncate(rides_from + out.rides[rides_from..].iter().take_while(|s| s.t_in < until).count());
-        for s in &mut out.rides[rides_from..] {
-            s.t_out = s.t_out.min(until);
-        }
+        cut(pl.out, stays_from, rides_from, until);
     }
+}
+
+/// Location pings of an app user over their stays from `stays_from` on (their day `day`).
+fn pings(city: &City, person: u32, day: u32, stays_from: usize, out: &mut DayOut) {
+    let prm = &city.params;
+    let base = city.day_start(day);
     if prm.ping_share > 0.0 && is_app_user(city, person) {
         let every = prm.ping_interval_min as i64 * MIN;
         let day_end = base + 86_400;
@@ -335,6 +396,8 @@ struct Planner<'a> {
     city: &'a City,
     person: u32,
     base: i64,
+    /// The next day's departure (absolute), [`NO_END`] when unknown.
+    next: i64,
     r: &'a mut Pcg64Mcg,
     out: &'a mut DayOut,
 }
@@ -342,15 +405,7 @@ struct Planner<'a> {
 impl Planner<'_> {
     /// Adds a stay from `t_in` for `dwell` seconds (from midnight); returns its end.
     fn stay(&mut self, place: u32, t_in: i64, dwell: i64) -> i64 {
-        let prm = &self.city.params;
-        let x = self.r.random::<f64>();
-        let rec = if x < prm.missed_checkin_share {
-            Rec::Missing
-        } else if x < prm.missed_checkin_share + prm.no_checkout_share * (1.0 - prm.missed_checkin_share) {
-            Rec::NoCheckout
-        } else {
-            Rec::Full
-        };
+        let rec = rec_of(&self.city.params, self.r.random::<f64>(), false, 0);
         let dwell = dwell.max(MIN);
         self.out.stays.push(Stay {
             person: self.person,
@@ -363,21 +418,10 @@ impl Planner<'_> {
     }
 
     /// Arrives home at `t` and stays until the next day's departure.
-    fn go_home(&mut self, t: i64, day: u32) {
+    fn go_home(&mut self, t: i64, _day: u32) {
         let home = self.city.persons[self.person as usize].building;
-        let next = match head(self.city, self.person, day + 1) {
-            (_, Some(depart)) => self.base + 86_400 + depart,
-            (_, None) => NO_END,
-        };
-        let prm = &self.city.params;
-        let x = self.r.random::<f64>();
-        let rec = if x < prm.missed_checkin_share {
-            Rec::Missing
-        } else if x < prm.missed_checkin_share + prm.no_checkout_share || next == NO_END {
-            Rec::NoCheckout
-        } else {
-            Rec::Full
-        };
+        let next = self.next;
+        let rec = rec_of(&self.city.params, self.r.random::<f64>(), true, next);
         self.out.stays.push(Stay { person: self.person, place: home, t_in: self.base + t, t_out: next, rec });
     }
 
@@ -519,11 +563,267 @@ impl Planner<'_> {
     }
 }
 
-/// Plans every person's day `day` for persons `from..to` (a chunk), with `mods` giving each
-/// person's modifiers.
+/// Every person's day `day` for persons `from..to` (a chunk), with `mods` giving each
+/// person's modifiers (see [`day_of`]).
 pub fn plan_chunk(city: &City, day: u32, from: u32, to: u32, mods: impl Fn(u32) -> DayMods, out: &mut DayOut) {
     for person in from..to {
-        plan(city, person, day, mods(person), out);
+        day_of(city, person, day, mods(person), out);
+    }
+}
+
+/// A person's day `day` into `out` (appending): their weekly routine's day (the same places
+/// and times as on the same weekday of every week, each check-in recorded or not afresh),
+/// ending at the next day's departure; planned afresh instead when they return from a journey
+/// or seek care that day. Quarantine (`mods.until`) cuts it; `mods.home` keeps them home.
+pub fn day_of(city: &City, person: u32, day: u32, mods: DayMods, out: &mut DayOut) {
+    if mods.home {
+        return;
+    }
+    if mods.care.is_some() || travels(city, person, day) || city.week.is_empty() {
+        plan(city, person, day, mods, out);
+        return;
+    }
+    let stays_from = out.stays.len();
+    let rides_from = out.rides.len();
+    city.week.copy(city, person, day, out);
+    if let Some(until) = mods.until {
+        cut(out, stays_from, rides_from, until);
+    }
+    pings(city, person, day, stays_from, out);
+}
+
+/// Quarantined or isolated from `until`: nothing after it; a stay under way ends there.
+fn cut(out: &mut DayOut, stays_from: usize, rides_from: usize, until: i64) {
+    out.stays.truncate(stays_from + out.stays[stays_from..].iter().take_while(|s| s.t_in < until).count());
+    for s in &mut out.stays[stays_from..] {
+        if s.t_out > until {
+            s.t_out = until;
+        }
+    }
+    out.rides.truncate(rides_from + out.rides[rides_from..].iter().take_while(|s| s.t_in < until).count());
+    for s in &mut out.rides[rides_from..] {
+        s.t_out = s.t_out.min(until);
+    }
+}
+
+/// Everyone's weekly routine: for each weekday (slot `d % 7` of day `d`), each person's stays
+/// and rides as planned for day `slot` of the first week without journeys, with times from
+/// the day's midnight. 12 bytes a stay.
+#[derive(Debug, Default)]
+pub struct Week {
+    days: Vec<WeekDay>,
+}
+
+#[derive(Debug, Default)]
+struct WeekDay {
+    /// Person `p`'s stays are `stays[starts[p]..starts[p + 1]]`.
+    starts: Vec<u32>,
+    stays: Vec<WeekStay>,
+    ride_starts: Vec<u32>,
+    rides: Vec<WeekRide>,
+    /// Visits of place `pl` (residences left out): `visits[place_starts[pl]..place_starts[pl + 1]]`,
+    /// in person order.
+    place_starts: Vec<u32>,
+    visits: Vec<PlaceVisit>,
+}
+
+/// A routine stay seen from its place.
+#[derive(Debug, Clone, Copy)]
+pub struct PlaceVisit {
+    pub person: u32,
+    /// Seconds from the day's midnight.
+    pub t_in: i32,
+    pub t_out: i32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct WeekStay {
+    place: u32,
+    /// Seconds from the day's midnight.
+    t_in: i32,
+    /// Seconds from the day's midnight; `i32::MAX` when unknown.
+    t_out: i32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct WeekRide {
+    person: u32,
+    /// The trip's key with day 0.
+    trip: u64,
+    t_in: i32,
+    t_out: i32,
+    carriage: u8,
+    row: u8,
+    seat: u8,
+}
+
+const DAY_BITS: u64 = 0xFF_FFFF << 32;
+
+impl Week {
+    /// Plans everyone's routine (in parallel over chunks of persons; the same whatever the
+    /// thread count).
+    pub fn build(city: &City) -> Week {
+        use rayon::prelude::*;
+        let n = city.persons.len() as u32;
+        let chunks = crate::write::person_chunks(n);
+        let days = (0..7u32)
+            .map(|slot| {
+                let parts: Vec<WeekDay> = chunks
+                    .par_iter()
+                    .map(|&(a, b)| {
+                        let mut o = DayOut::default();
+                        let mut part = WeekDay::default();
+                        let base = city.day_start(slot);
+                        for p in a..b {
+                            o.clear();
+                            let head = routine_head(city, p, slot);
+                            let next = match routine_head(city, p, (slot + 1) % 7) {
+                                (_, Some(depart)) => base + 86_400 + depart,
+                                (_, None) => NO_END,
+                            };
+                            plan_as(city, p, slot, DayMods::default(), head, next, &mut o);
+                            part.starts.push(part.stays.len() as u32);
+                            part.ride_starts.push(part.rides.len() as u32);
+                            part.stays.extend(o.stays.iter().map(|s| WeekStay {
+                                place: s.place,
+                                t_in: (s.t_in - base) as i32,
+                                t_out: if s.t_out == NO_END { i32::MAX } else { (s.t_out - base) as i32 },
+                            }));
+                            part.rides.extend(o.rides.iter().map(|r| WeekRide {
+                                person: r.person,
+                                trip: r.trip.0 & !DAY_BITS,
+                                t_in: (r.t_in - base) as i32,
+                                t_out: (r.t_out - base) as i32,
+                                carriage: r.carriage,
+                                row: r.row,
+                                seat: r.seat,
+                            }));
+                        }
+                        part
+                    })
+                    .collect();
+                let mut day = WeekDay::default();
+                for part in parts {
+                    let (s0, r0) = (day.stays.len() as u32, day.rides.len() as u32);
+                    day.starts.extend(part.starts.iter().map(|x| x + s0));
+                    day.ride_starts.extend(part.ride_starts.iter().map(|x| x + r0));
+                    day.stays.extend(part.stays);
+                    day.rides.extend(part.rides);
+                }
+                day.starts.push(day.stays.len() as u32);
+                day.ride_starts.push(day.rides.len() as u32);
+                day.stays.shrink_to_fit();
+                day.rides.shrink_to_fit();
+                // Visitors by place (a counting sort; persons come in order).
+                let places = city.places.len();
+                let mut starts = vec![0u32; places + 1];
+                for st in &day.stays {
+                    if city.places[st.place as usize].kind != PlaceKind::Residence {
+                        starts[st.place as usize + 1] += 1;
+                    }
+                }
+                for i in 0..places {
+                    starts[i + 1] += starts[i];
+                }
+                let mut fill = starts.clone();
+                let mut visits = vec![PlaceVisit { person: 0, t_in: 0, t_out: 0 }; starts[places] as usize];
+                for p in 0..n as usize {
+                    for st in &day.stays[day.starts[p] as usize..day.starts[p + 1] as usize] {
+                        if city.places[st.place as usize].kind != PlaceKind::Residence {
+                            let k = &mut fill[st.place as usize];
+                            visits[*k as usize] = PlaceVisit { person: p as u32, t_in: st.t_in, t_out: st.t_out };
+                            *k += 1;
+                        }
+                    }
+                }
+                day.place_starts = starts;
+                day.visits = visits;
+                day
+            })
+            .collect();
+        Week { days }
+    }
+
+    /// Whether no routine was planned (a city being built).
+    pub fn is_empty(&self) -> bool {
+        self.days.is_empty()
+    }
+
+    /// The routine visits of place `place` (not a residence) on day `day`'s weekday, in person
+    /// order (times from that day's midnight; check-out known: only residence stays lack one).
+    pub fn visits(&self, day: u32, place: u32) -> &[PlaceVisit] {
+        let w = &self.days[(day % 7) as usize];
+        &w.visits[w.place_starts[place as usize] as usize..w.place_starts[place as usize + 1] as usize]
+    }
+
+    /// A person's routine stays of day `day` as (place, check-in, check-out) without how the
+    /// feed records them; the evening residence stay may end otherwise (see [`Week::copy`]).
+    pub fn stays_of(&self, person: u32, day: u32, base: i64) -> impl Iterator<Item = (u32, i64, i64)> + '_ {
+        let w = &self.days[(day % 7) as usize];
+        let p = person as usize;
+        w.stays[w.starts[p] as usize..w.starts[p + 1] as usize].iter().map(move |s| {
+            (s.place, base + s.t_in as i64, if s.t_out == i32::MAX { NO_END } else { base + s.t_out as i64 })
+        })
+    }
+
+    /// Every routine ride of day `day`, in person order.
+    pub fn rides(&self, day: u32, base: i64) -> impl Iterator<Item = Ride> + '_ {
+        let w = &self.days[(day % 7) as usize];
+        w.rides.iter().map(move |r| week_ride(r, day, base))
+    }
+
+    /// Appends a person's routine rides of day `day` to `out` (no stays).
+    pub fn copy_rides(&self, city: &City, person: u32, day: u32, out: &mut DayOut) {
+        let w = &self.days[(day % 7) as usize];
+        let base = city.day_start(day);
+        let p = person as usize;
+        let rides = &w.rides[w.ride_starts[p] as usize..w.ride_starts[p + 1] as usize];
+        out.rides.extend(rides.iter().map(|r| week_ride(r, day, base)));
+    }
+
+    /// Stays in the routine, all weekdays.
+    pub fn stays(&self) -> usize {
+        self.days.iter().map(|d| d.stays.len()).sum()
+    }
+
+    /// Appends a person's routine day `day` to `out`: the evening stay ends at the next
+    /// day's real departure (a journey's, if they travel then).
+    pub fn copy(&self, city: &City, person: u32, day: u32, out: &mut DayOut) {
+        let w = &self.days[(day % 7) as usize];
+        let base = city.day_start(day);
+        let p = person as usize;
+        let stays = &w.stays[w.starts[p] as usize..w.starts[p + 1] as usize];
+        if !stays.is_empty() {
+            let prm = &city.params;
+            let h = mix(prm.seed ^ mix(REC_TAG ^ mix((day as u64) << 32 | person as u64)));
+            let last = stays.len() - 1;
+            for (i, s) in stays.iter().enumerate() {
+                let evening = i == last;
+                let t_out = if evening && travels(city, person, day + 1) {
+                    departure(city, person, day + 1)
+                } else if s.t_out == i32::MAX {
+                    NO_END
+                } else {
+                    base + s.t_out as i64
+                };
+                let rec = rec_of(prm, unit(mix(h ^ i as u64)), evening, t_out);
+                out.stays.push(Stay { person, place: s.place, t_in: base + s.t_in as i64, t_out, rec });
+            }
+        }
+        let rides = &w.rides[w.ride_starts[p] as usize..w.ride_starts[p + 1] as usize];
+        out.rides.extend(rides.iter().map(|r| week_ride(r, day, base)));
+    }
+}
+
+fn week_ride(r: &WeekRide, day: u32, base: i64) -> Ride {
+    Ride {
+        person: r.person,
+        trip: TripKey(r.trip | (day as u64) << 32),
+        t_in: base + r.t_in as i64,
+        t_out: base + r.t_out as i64,
+        carriage: r.carriage,
+        row: r.row,
+        seat: r.seat,
     }
 }
 

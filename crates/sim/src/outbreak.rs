@@ -37,10 +37,10 @@ use rayon::prelude::*;
 
 use crate::SimError;
 use crate::city::{City, NONE};
-use crate::day::{DayMods, DayOut, NO_END, Rec, Stay, TripKey, plan, plan_chunk};
+use crate::day::{DayMods, DayOut, NO_END, Rec, Stay, TripKey, plan_chunk};
 use crate::pathogen::{DRUG_CLASSES, Pathogen};
 use crate::rng::{Stream, mix, rng};
-use crate::write::{CityIds, person_chunks, trip_id, trip_origin};
+use crate::write::{CHUNK, CityIds, person_chunks, trip_id, trip_origin};
 
 /// Never infected.
 pub const NEVER: i64 = i64::MIN;
@@ -159,6 +159,8 @@ pub struct Outbreak {
     warehouse_workers: Vec<u32>,
     /// Day buffers handed back by [`Outbreak::recycle`], reused for the next day's plans.
     spare: Vec<DayOut>,
+    /// Days from this one on are planned for everyone (see [`Outbreak::plan_everyone_from`]).
+    full_from: u32,
     /// Seconds spent so far: pilot week, planning, goods and importation, transmission, observation.
     pub phase_seconds: [f64; 5],
 }
@@ -232,6 +234,7 @@ impl Outbreak {
             screen_every: Vec::new(),
             warehouse_workers: Vec::new(),
             spare: Vec::new(),
+            full_from: 0,
         };
         o.screen_every = (0..n as u32)
             .map(|p| {
@@ -299,6 +302,15 @@ impl Outbreak {
     pub fn infected_at(&self, person: u32) -> Option<i64> {
         let t = self.t_inf[person as usize];
         (t != NEVER).then_some(t)
+    }
+
+    /// From day `day` on, each closed day's [`DayResult::chunks`] hold everyone's stays (the
+    /// default from day 0). Before it, they hold the stays only of those whose day was not their
+    /// weekly routine (ill, seeking care, quarantined, travelling), with everyone's rides: the
+    /// outbreak itself reads the others' routine, which saves planning days whose visits no one
+    /// writes.
+    pub fn plan_everyone_from(&mut self, day: u32) {
+        self.full_from = day;
     }
 
     /// Hands a closed day's buffers back, so that the next day plans into them instead of
@@ -428,22 +440,47 @@ impl Outbreak {
         spare.resize_with(chunks.len(), DayOut::default);
         let this = &*self;
         // Each chunk's day, and who in it seeks care today (in person order).
-        let (outs, cares): (Vec<DayOut>, Vec<Vec<(u32, Care)>>) = chunks
+        // A full day plans everyone's day (it is written, or pings are); other days plan only
+        // those whose day is not their routine, and copy everyone else's rides.
+        let full = day >= self.full_from || self.city.params.ping_share > 0.0;
+        let planned: Vec<(DayOut, Vec<(u32, Care)>, Vec<u32>)> = chunks
             .par_iter()
             .zip(spare.into_par_iter())
             .map(|(&(a, b), mut o)| {
                 o.clear();
                 let mut cares = Vec::new();
+                let mut odd = Vec::new();
+                let city = &this.city;
                 for p in a..b {
                     let (mods, care) = this.mods(p, day);
                     if care != Care::None {
                         cares.push((p, care));
                     }
-                    plan(&this.city, p, day, mods, &mut o);
+                    let routine = mods == DayMods::default() && !crate::day::travels(city, p, day);
+                    if !routine {
+                        odd.push(p);
+                    }
+                    if full || !routine {
+                        crate::day::day_of(city, p, day, mods, &mut o);
+                    } else {
+                        city.week.copy_rides(city, p, day, &mut o);
+                    }
                 }
-                (o, cares)
+                (o, cares, odd)
             })
-            .unzip();
+            .collect();
+        let mut outs = Vec::with_capacity(planned.len());
+        let mut cares = Vec::with_capacity(planned.len());
+        let mut odd_list = Vec::new();
+        for (o, c, d) in planned {
+            outs.push(o);
+            cares.push(c);
+            odd_list.extend(d);
+        }
+        let mut odd = vec![false; n as usize];
+        for &p in &odd_list {
+            odd[p as usize] = true;
+        }
 
         self.phase_seconds[1] += clock.elapsed().as_secs_f64();
         let clock = std::time::Instant::now();
@@ -470,13 +507,14 @@ impl Outbreak {
             }
         }
 
+        let today = Today { day, full, outs: &outs, odd, odd_list };
         // ---- cold-chain goods
-        self.goods(day, &outs, &mut result);
+        self.goods(day, &today, &mut result);
 
         self.phase_seconds[2] += clock.elapsed().as_secs_f64();
         let clock = std::time::Instant::now();
         // ---- transmission
-        let new = self.transmit(day, &outs);
+        let new = self.transmit(day, &today);
         for inf in new {
             if self.t_inf[inf.infectee as usize] == NEVER {
                 self.infect(inf);
@@ -487,13 +525,14 @@ impl Outbreak {
         self.phase_seconds[3] += clock.elapsed().as_secs_f64();
         let clock = std::time::Instant::now();
         // ---- observations
-        self.observe(day, &outs, &cares, &mut result);
+        self.observe(day, &today, &cares, &mut result);
         self.phase_seconds[4] += clock.elapsed().as_secs_f64();
 
         // ---- the active set: drop those past their infectious days
         let horizon = self.pathogen.natural_history.infectious_days as i64 * DAY;
         let t_inf = &self.t_inf;
         self.active.retain(|p| t_inf[*p as usize] + horizon > end);
+        drop(today);
         result.chunks = outs;
         self.day += 1;
         self.hour = 0;
@@ -516,7 +555,9 @@ impl Outbreak {
         (w, frac)
     }
 
-    fn transmit(&self, day: u32, outs: &[DayOut]) -> Vec<Infection> {
+    /// New infections of day `day`; `odd` lists, per chunk, the persons whose day is not their
+    /// weekly routine.
+    fn transmit(&self, day: u32, today: &Today) -> Vec<Infection> {
         let start = self.city.day_start(day);
         let tr = &self.pathogen.transmission;
         let beta = self.beta;
@@ -557,85 +598,49 @@ impl Outbreak {
             let k = hh_slot[h as usize];
             (k != NO_SLOT).then(|| &hh_lists[k as usize])
         };
-        // Places and trips with infectious persons: each chunk collects its stays and rides in
-        // person order, merged in chunk order (the same lists whatever the thread count).
+        // The stays and rides of the infectious, in person order (the same lists whatever the
+        // thread count).
         let pathogen = &self.pathogen;
-        let places_of = &self.city.places;
-        type Found = (Vec<(u32, (i64, i64, f64, u32))>, Vec<(TripKey, InfRide)>);
-        let found: Vec<Found> = outs
-            .par_iter()
-            .map(|o| {
-                let mut st = Vec::new();
-                let mut rd = Vec::new();
-                for s in &o.stays {
-                    let k = slot_of[s.person as usize];
-                    if k != NO_SLOT && s.t_out != NO_END {
-                        let kind = places_of[s.place as usize].kind;
-                        if place_weight(pathogen, kind) > 0.0 {
-                            st.push((s.place, (s.t_in, s.t_out, w_of[k as usize].0, s.person)));
-                        }
-                    }
-                }
-                for r in &o.rides {
-                    let k = slot_of[r.person as usize];
-                    if k != NO_SLOT {
-                        rd.push((r.trip, (r.t_in, r.t_out, w_of[k as usize].0, r.person, r.carriage, r.row)));
-                    }
-                }
-                (st, rd)
-            })
-            .collect();
-        // place → index into `places` (NO_SLOT: no infectious stay there today).
+        let city = &self.city;
+        let places_of = &city.places;
+        let week = &city.week;
+        let mut infectious: Vec<u32> =
+            self.active.iter().copied().filter(|p| slot_of[*p as usize] != NO_SLOT).collect();
+        infectious.sort_unstable();
+        // place → index into `lists` (NO_SLOT: no infectious stay there today).
         let mut place_slot = vec![NO_SLOT; places_of.len()];
         let mut lists: Vec<(u32, Vec<InfStay>)> = Vec::new();
         let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
-        for (st, rd) in found {
-            for (place, stay) in st {
+        for &p in &infectious {
+            let w = w_of[slot_of[p as usize] as usize].0;
+            today.each_away(city, p, |place, t_in, t_out| {
+                if t_out == NO_END || place_weight(pathogen, places_of[place as usize].kind) <= 0.0 {
+                    return;
+                }
                 let k = &mut place_slot[place as usize];
                 if *k == NO_SLOT {
                     *k = lists.len() as u32;
                     lists.push((place, Vec::new()));
                 }
-                lists[*k as usize].1.push(stay);
-            }
-            for (trip, ride) in rd {
-                on_trip.entry(trip).or_default().push(ride);
+                lists[*k as usize].1.push((t_in, t_out, w, p));
+            });
+            for r in rides_of(&today.outs[(p / CHUNK) as usize].rides, p) {
+                on_trip.entry(r.trip).or_default().push((r.t_in, r.t_out, w, p, r.carriage, r.row));
             }
         }
-        // Visitors of those places today (all stays), counted per chunk.
-        let place_slot = &place_slot;
-        let visitors: Vec<u32> = outs
-            .par_iter()
-            .map(|o| {
-                let mut c = vec![0u32; lists.len()];
-                for s in &o.stays {
-                    let k = place_slot[s.place as usize];
-                    if k != NO_SLOT {
-                        c[k as usize] += 1;
-                    }
-                }
-                c
-            })
-            .reduce(
-                || vec![0u32; lists.len()],
-                |mut a, b| {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        *x += y;
-                    }
-                    a
-                },
-            );
-        // Per place: its weight × crowd damping, the infectious stays, and their cumulative pressure.
+        // Per place: its weight × crowd damping (by its usual number of visitors that weekday),
+        // the infectious stays, and their cumulative pressure.
         let places: Vec<PlaceDay> = lists
             .into_par_iter()
-            .zip(visitors.into_par_iter())
-            .map(|((place, stays), visitors)| {
+            .map(|(place, stays)| {
+                let visitors = week.visits(day, place).len();
                 let crowd = (tr.crowd_reference / (visitors as f64).max(1.0)).powf(tr.crowd_exponent).min(1.0);
                 let kw = beta * place_weight(pathogen, places_of[place as usize].kind) * crowd;
                 let pressure = Pressure::new(&stays);
-                (kw, stays, pressure)
+                (place, kw, stays, pressure)
             })
             .collect();
+        let place_slot = &place_slot;
         let place_day = |place: u32| -> Option<&PlaceDay> {
             let k = place_slot[place as usize];
             (k != NO_SLOT).then(|| &places[k as usize])
@@ -643,64 +648,117 @@ impl Outbreak {
         let trip_hazard = |w: f64, lo: i64, hi: i64, d: f64| {
             beta * tr.trip_weight * (-d / tr.trip_row_scale).exp() * w * (hi - lo) as f64 / HOUR as f64
         };
-        let seed = self.city.params.seed;
+        let seed = city.params.seed;
         let hh_h = beta * tr.household_weight * tr.household_hours;
-        let chunks = person_chunks(self.city.persons.len() as u32);
-        let results: Vec<Vec<Infection>> = outs
+        // Who can be infected today (not yet infected, not confined all day); and of them, who
+        // keeps their routine.
+        let open: Vec<u8> = (0..n)
+            .into_par_iter()
+            .with_min_len(1 << 14)
+            .map(|q| {
+                let s = self.t_inf[q] == NEVER && self.confined[q] > start;
+                s as u8 | ((s && !today.odd[q]) as u8) << 1
+            })
+            .collect();
+        let susceptible = |q: u32| open[q as usize] & 1 != 0;
+        let stay_h = |s: &crate::day::Stay| -> f64 {
+            match place_day(s.place) {
+                Some((_, kw, _, pr)) if s.t_out != NO_END => kw * pr.exposure(s.t_in, s.t_out) / HOUR as f64,
+                _ => 0.0,
+            }
+        };
+        let ride_h = |p: u32, r: &crate::day::Ride| -> f64 {
+            on_trip.get(&r.trip).map_or(0.0, |list| {
+                list.iter()
+                    .filter(|x| x.3 != p && x.4 == r.carriage)
+                    .map(|x| {
+                        let (lo, hi) = (x.0.max(r.t_in), x.1.min(r.t_out));
+                        if hi > lo { trip_hazard(x.2, lo, hi, (x.5 as f64 - r.row as f64).abs()) } else { 0.0 }
+                    })
+                    .sum()
+            })
+        };
+        let home_h = |p: u32| -> f64 {
+            hh_of(city.persons[p as usize].household)
+                .map_or(0.0, |m| m.iter().filter(|x| x.0 != p).map(|x| hh_h * x.1).sum())
+        };
+        // Hazards (person, hazard): the routine visitors of each infectious place (whoever keeps
+        // their routine today), then those whose day is not their routine, the riders of the
+        // infectious trips and the households of the infectious; summed in this order.
+        let mut parts: Vec<Vec<(u32, f64)>> = places
             .par_iter()
-            .zip(chunks.par_iter())
-            .map(|(o, &(a, b))| {
+            .map(|(place, kw, _, pr)| {
+                week.visits(day, *place)
+                    .iter()
+                    .filter(|v| open[v.person as usize] & 2 != 0)
+                    .map(|v| (v.person, kw * pr.exposure(start + v.t_in as i64, start + v.t_out as i64) / HOUR as f64))
+                    .filter(|x| x.1 > 0.0)
+                    .collect()
+            })
+            .collect();
+        parts.push(
+            today
+                .odd_list
+                .iter()
+                .filter(|q| susceptible(**q))
+                .map(|&q| (q, today.person(city, q).0.iter().map(stay_h).sum::<f64>()))
+                .filter(|x| x.1 > 0.0)
+                .collect(),
+        );
+        if !on_trip.is_empty() {
+            parts.extend(
+                today
+                    .outs
+                    .par_iter()
+                    .map(|o| {
+                        o.rides
+                            .iter()
+                            .filter(|r| on_trip.contains_key(&r.trip) && susceptible(r.person))
+                            .map(|r| (r.person, ride_h(r.person, r)))
+                            .filter(|x| x.1 > 0.0)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let mut homes = Vec::new();
+        for list in &hh_lists {
+            let (first, size) = city.households[city.persons[list[0].0 as usize].household as usize];
+            for q in first..first + size {
+                if susceptible(q) {
+                    homes.push((q, home_h(q)));
+                }
+            }
+        }
+        parts.push(homes);
+        let mut total = vec![0.0f64; n];
+        let mut touched = Vec::new();
+        for (q, h) in parts.into_iter().flatten() {
+            if total[q as usize] == 0.0 {
+                touched.push(q);
+            }
+            total[q as usize] += h;
+        }
+        touched.sort_unstable();
+        let total = &total;
+        let results: Vec<Vec<Infection>> = touched
+            .par_chunks(4096)
+            .map(|chunk| {
                 let mut found = Vec::new();
-                let mut si = 0;
-                let mut ri = 0;
-                for p in a..b {
-                    let s0 = si;
-                    while si < o.stays.len() && o.stays[si].person == p {
-                        si += 1;
-                    }
-                    let r0 = ri;
-                    while ri < o.rides.len() && o.rides[ri].person == p {
-                        ri += 1;
-                    }
-                    if self.t_inf[p as usize] != NEVER || self.confined[p as usize] <= start {
-                        continue;
-                    }
-                    let person = &self.city.persons[p as usize];
-                    let members = hh_of(person.household);
-                    let h_home: f64 = members.map_or(0.0, |m| m.iter().filter(|x| x.0 != p).map(|x| hh_h * x.1).sum());
-                    let stays = &o.stays[s0..si];
-                    let rides = &o.rides[r0..ri];
-                    let stay_h = |s: &crate::day::Stay| -> f64 {
-                        match place_day(s.place) {
-                            Some((kw, _, pr)) if s.t_out != NO_END => kw * pr.exposure(s.t_in, s.t_out) / HOUR as f64,
-                            _ => 0.0,
-                        }
-                    };
-                    let ride_h = |r: &crate::day::Ride| -> f64 {
-                        on_trip.get(&r.trip).map_or(0.0, |list| {
-                            list.iter()
-                                .filter(|x| x.3 != p && x.4 == r.carriage)
-                                .map(|x| {
-                                    let (lo, hi) = (x.0.max(r.t_in), x.1.min(r.t_out));
-                                    if hi > lo {
-                                        trip_hazard(x.2, lo, hi, (x.5 as f64 - r.row as f64).abs())
-                                    } else {
-                                        0.0
-                                    }
-                                })
-                                .sum()
-                        })
-                    };
-                    let h_stays: f64 = stays.iter().map(stay_h).sum();
-                    let h_rides: f64 = rides.iter().map(ride_h).sum();
-                    let total = h_home + h_stays + h_rides;
-                    if total <= 0.0 {
-                        continue;
-                    }
+                for &p in chunk {
                     let mut rr = rng(seed, Stream::Transmit, p as u64, day as u64);
-                    if !rr.random_bool(1.0 - (-total).exp()) {
+                    if !rr.random_bool(1.0 - (-total[p as usize]).exp()) {
                         continue;
                     }
+                    let person = &city.persons[p as usize];
+                    let members = hh_of(person.household);
+                    let (stays, rides) = today.person(city, p);
+                    let (stays, rides) = (&stays[..], &rides[..]);
+                    let h_home = home_h(p);
+                    let h_stays: f64 = stays.iter().map(stay_h).sum();
+                    let h_rides: f64 = rides.iter().map(|r| ride_h(p, r)).sum();
+                    let total = h_home + h_stays + h_rides;
+                    let ride_h = |r: &crate::day::Ride| ride_h(p, r);
                     // Who: a setting in proportion to its hazard, then a source within it.
                     let base = Infection {
                         infectee: p,
@@ -735,7 +793,7 @@ impl Outbreak {
                                 x -= h;
                                 continue;
                             }
-                            let (kw, list, _) = place_day(s.place).expect("a stay with hazard");
+                            let (_, kw, list, _) = place_day(s.place).expect("a stay with hazard");
                             let overlaps: Vec<(f64, u32, i64, i64)> = list
                                 .iter()
                                 .filter_map(|&(t_in, t_out, w, q)| {
@@ -795,7 +853,7 @@ impl Outbreak {
         results.into_iter().flatten().collect()
     }
 
-    fn goods(&mut self, day: u32, outs: &[DayOut], result: &mut DayResult) {
+    fn goods(&mut self, day: u32, today: &Today, result: &mut DayResult) {
         let im = self.pathogen.importation.clone();
         if im.batches_per_warehouse_per_day <= 0.0 {
             return;
@@ -815,21 +873,19 @@ impl Outbreak {
         let city = &self.city;
         let workers = &self.warehouse_workers;
         let chunks = person_chunks(city.persons.len() as u32);
-        let on_shift: Vec<Vec<(u32, u32, i64, i64)>> = outs
+        let on_shift: Vec<Vec<(u32, u32, i64, i64)>> = chunks
             .par_iter()
-            .zip(chunks.par_iter())
-            .map(|(o, &(a, b))| {
+            .map(|&(a, b)| {
                 let from = workers.partition_point(|p| *p < a);
                 let to = workers.partition_point(|p| *p < b);
                 let mut v = Vec::new();
                 for &p in &workers[from..to] {
                     let anchor = city.persons[p as usize].anchor;
-                    v.extend(
-                        stays_of(&o.stays, p)
-                            .iter()
-                            .filter(|s| s.place == anchor)
-                            .map(|s| (s.place, p, s.t_in, s.t_out)),
-                    );
+                    today.each_away(city, p, |place, t_in, t_out| {
+                        if place == anchor {
+                            v.push((place, p, t_in, t_out));
+                        }
+                    });
                 }
                 v
             })
@@ -943,7 +999,7 @@ impl Outbreak {
         }
     }
 
-    fn observe(&mut self, day: u32, outs: &[DayOut], cares: &[Vec<(u32, Care)>], result: &mut DayResult) {
+    fn observe(&mut self, day: u32, today: &Today, cares: &[Vec<(u32, Care)>], result: &mut DayResult) {
         let seed = self.city.params.seed;
         let date = self.city.params.start + jiff::Span::new().days(day as i64);
         let te = self.pathogen.testing.clone();
@@ -961,7 +1017,8 @@ impl Outbreak {
         }
         let this = &*self;
         let chunks = person_chunks(self.city.persons.len() as u32);
-        let seen: Vec<Vec<Seen>> = outs
+        let seen: Vec<Vec<Seen>> = today
+            .outs
             .par_iter()
             .zip(cares.par_iter())
             .zip(chunks.par_iter())
@@ -989,9 +1046,15 @@ impl Outbreak {
                         continue;
                     }
                     let anchor = this.city.persons[p as usize].anchor;
-                    if let Some(s) = stays_of(&o.stays, p).iter().find(|s| s.place == anchor) {
+                    let mut at = None;
+                    today.each_away(&this.city, p, |place, t_in, _| {
+                        if place == anchor && at.is_none() {
+                            at = Some(t_in);
+                        }
+                    });
+                    if let Some(t_in) = at {
                         seen.push((p, 2, Seen::Screened(anchor)));
-                        seen.push((p, 3, Seen::Test(p, s.t_in + 30 * 60, anchor, DetectionRoute::Screening)));
+                        seen.push((p, 3, Seen::Test(p, t_in + 30 * 60, anchor, DetectionRoute::Screening)));
                     }
                 }
                 seen.sort_by_key(|x| (x.0, x.1));
@@ -1466,7 +1529,7 @@ type InfStay = (i64, i64, f64, u32);
 /// An infectious person's ride: (t_in, t_out, infectiousness, person, carriage, row).
 type InfRide = (i64, i64, f64, u32, u8, u8);
 /// A place on a day: weight × crowd damping, infectious stays (t_in, t_out, w, person), pressure.
-type PlaceDay = (f64, Vec<(i64, i64, f64, u32)>, Pressure);
+type PlaceDay = (u32, f64, Vec<(i64, i64, f64, u32)>, Pressure);
 /// A ride in the pilot week: (person, t_in, t_out, carriage, row).
 type PilotRide = (u32, i64, i64, u8, u8);
 /// A sample's contacts on a weekday: the strongest one by one, the sum of the rest.
@@ -1477,6 +1540,53 @@ fn stays_of(stays: &[Stay], p: u32) -> &[Stay] {
     let from = stays.partition_point(|s| s.person < p);
     let to = from + stays[from..].partition_point(|s| s.person == p);
     &stays[from..to]
+}
+
+/// A day as the outbreak sees it: on a full day everyone's planned day; on other days the
+/// planned days of those whose day is not their routine (`odd`), and everyone's rides.
+struct Today<'a> {
+    day: u32,
+    full: bool,
+    outs: &'a [DayOut],
+    odd: Vec<bool>,
+    odd_list: Vec<u32>,
+}
+
+impl Today<'_> {
+    /// Calls `f(place, check-in, check-out)` for each of a person's stays today at a place that
+    /// is not a residence (whose evening stay may end otherwise: see [`Today::person`]).
+    fn each_away(&self, city: &City, p: u32, mut f: impl FnMut(u32, i64, i64)) {
+        if self.full || self.odd[p as usize] {
+            for s in stays_of(&self.outs[(p / CHUNK) as usize].stays, p) {
+                f(s.place, s.t_in, s.t_out);
+            }
+        } else {
+            for (place, t_in, t_out) in city.week.stays_of(p, self.day, city.day_start(self.day)) {
+                f(place, t_in, t_out);
+            }
+        }
+    }
+
+    /// A person's stays and rides today.
+    fn person(&self, city: &City, p: u32) -> (Vec<Stay>, Vec<crate::day::Ride>) {
+        let o = &self.outs[(p / CHUNK) as usize];
+        let rides = rides_of(&o.rides, p).to_vec();
+        let stays = if self.full || self.odd[p as usize] {
+            stays_of(&o.stays, p).to_vec()
+        } else {
+            let mut buf = DayOut::default();
+            city.week.copy(city, p, self.day, &mut buf);
+            buf.stays
+        };
+        (stays, rides)
+    }
+}
+
+/// A person's rides in a chunk's rides (sorted by person).
+fn rides_of(rides: &[crate::day::Ride], p: u32) -> &[crate::day::Ride] {
+    let from = rides.partition_point(|r| r.person < p);
+    let to = from + rides[from..].partition_point(|r| r.person == p);
+    &rides[from..to]
 }
 
 /// Picks an item by weight (`x` in 0..Σ weights; rounding falls on the last item).

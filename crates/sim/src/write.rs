@@ -751,6 +751,9 @@ pub fn simulate_outbreak(
     let mut out = Output::create(dir)?;
     out.stats.generate += build;
     write_city(&sim.city, &sim.ids, &mut out)?;
+    if !options.all_visits {
+        sim.plan_everyone_from(days.saturating_sub(VISIT_DAYS));
+    }
     for d in 0..days {
         let t = Instant::now();
         let result = sim.step_day()?;
