@@ -37,7 +37,7 @@ use rayon::prelude::*;
 
 use crate::SimError;
 use crate::city::{City, NONE};
-use crate::day::{DayMods, DayOut, NO_END, Rec, Stay, TripKey, plan_chunk};
+use crate::day::{DayMods, DayOut, NO_END, Rec, Stay, TripKey};
 use crate::pathogen::{DRUG_CLASSES, Pathogen};
 use crate::rng::{Stream, mix, rng};
 use crate::write::{CHUNK, CityIds, person_chunks, trip_id, trip_origin};
@@ -1184,79 +1184,60 @@ impl Outbreak {
         // their sum is kept, where 1 - exp(-x) ≈ x.
         const CROWDED: f64 = 100.0;
         let mut crowd_sum: Vec<[f64; 7]> = vec![[0.0; 7]; sample.len()];
-        let chunks = person_chunks(n);
+        let week = &city.week;
         for dow in 0..7u32 {
-            let outs: Vec<DayOut> = chunks
-                .par_iter()
-                .map(|&(a, b)| {
-                    let mut o = DayOut::default();
-                    plan_chunk(city, dow, a, b, |_| DayMods::default(), &mut o);
-                    o
-                })
-                .collect();
-            let mut by_place: HashMap<u32, Vec<(u32, i64, i64)>> = HashMap::default();
+            // The samples' routine days (journeys left out: the pilot reads routines only).
+            let base = city.day_start(dow);
             let mut by_trip: HashMap<TripKey, Vec<PilotRide>> = HashMap::default();
-            let mut wanted_places = FxHashSet::default();
-            let mut wanted_trips = FxHashSet::default();
-            for o in &outs {
-                for s in &o.stays {
-                    if index.contains_key(&s.person) {
-                        wanted_places.insert(s.place);
-                    }
-                }
-                for r in &o.rides {
-                    if index.contains_key(&r.person) {
-                        wanted_trips.insert(r.trip);
-                    }
+            let wanted_trips: FxHashSet<TripKey> =
+                week.rides(dow, base).filter(|r| index.contains_key(&r.person)).map(|r| r.trip).collect();
+            for r in week.rides(dow, base) {
+                if wanted_trips.contains(&r.trip) {
+                    by_trip.entry(r.trip).or_default().push((r.person, r.t_in, r.t_out, r.carriage, r.row));
                 }
             }
-            let mut visitors: HashMap<u32, f64> = HashMap::default();
-            for o in &outs {
-                for s in &o.stays {
-                    if wanted_places.contains(&s.place) {
-                        *visitors.entry(s.place).or_default() += 1.0;
-                        if s.t_out != NO_END {
-                            by_place.entry(s.place).or_default().push((s.person, s.t_in, s.t_out));
+            let per_sample: Vec<(Vec<(u32, f64)>, f64)> = sample
+                .par_iter()
+                .map(|&p| {
+                    let mut list = Vec::new();
+                    let mut crowded_sum = 0.0;
+                    for (place, t_in, t_out) in week.stays_of(p, dow, base) {
+                        let kind = city.places[place as usize].kind;
+                        let kw = place_weight(&self.pathogen, kind);
+                        if kw <= 0.0 || t_out == NO_END {
+                            continue;
                         }
-                    }
-                }
-                for r in &o.rides {
-                    if wanted_trips.contains(&r.trip) {
-                        by_trip.entry(r.trip).or_default().push((r.person, r.t_in, r.t_out, r.carriage, r.row));
-                    }
-                }
-            }
-            for o in &outs {
-                for s in &o.stays {
-                    let Some(&i) = index.get(&s.person) else { continue };
-                    let kind = city.places[s.place as usize].kind;
-                    let kw = place_weight(&self.pathogen, kind);
-                    if kw <= 0.0 || s.t_out == NO_END {
-                        continue;
-                    }
-                    let crowd = (tr.crowd_reference / visitors[&s.place].max(1.0)).powf(tr.crowd_exponent).min(1.0);
-                    let crowded = visitors[&s.place] > CROWDED;
-                    for &(q, t_in, t_out) in &by_place[&s.place] {
-                        let overlap = t_out.min(s.t_out) - t_in.max(s.t_in);
-                        if q != s.person && overlap > 0 {
-                            let h = kw * crowd * overlap as f64 / HOUR as f64;
-                            if crowded {
-                                crowd_sum[i][dow as usize] += h;
-                            } else {
-                                contacts[i][dow as usize].push((q, h));
+                        let visits = week.visits(dow, place);
+                        let visitors = visits.len() as f64;
+                        let crowd = (tr.crowd_reference / visitors.max(1.0)).powf(tr.crowd_exponent).min(1.0);
+                        let crowded = visitors > CROWDED;
+                        for v in visits {
+                            let overlap = (base + v.t_out as i64).min(t_out) - (base + v.t_in as i64).max(t_in);
+                            if v.person != p && overlap > 0 {
+                                let h = kw * crowd * overlap as f64 / HOUR as f64;
+                                if crowded {
+                                    crowded_sum += h;
+                                } else {
+                                    list.push((v.person, h));
+                                }
                             }
                         }
                     }
-                }
-                for r in &o.rides {
-                    let Some(&i) = index.get(&r.person) else { continue };
-                    for &(q, t_in, t_out, carriage, row) in &by_trip[&r.trip] {
-                        let overlap = t_out.min(r.t_out) - t_in.max(r.t_in);
-                        if q != r.person && overlap > 0 && carriage == r.carriage {
-                            let d = (row as f64 - r.row as f64).abs();
-                            let h = tr.trip_weight * (-d / tr.trip_row_scale).exp() * overlap as f64 / HOUR as f64;
-                            contacts[i][dow as usize].push((q, h));
-                        }
+                    (list, crowded_sum)
+                })
+                .collect();
+            for (i, (list, crowded)) in per_sample.into_iter().enumerate() {
+                contacts[i][dow as usize] = list;
+                crowd_sum[i][dow as usize] = crowded;
+            }
+            for r in week.rides(dow, base) {
+                let Some(&i) = index.get(&r.person) else { continue };
+                for &(q, t_in, t_out, carriage, row) in &by_trip[&r.trip] {
+                    let overlap = t_out.min(r.t_out) - t_in.max(r.t_in);
+                    if q != r.person && overlap > 0 && carriage == r.carriage {
+                        let d = (row as f64 - r.row as f64).abs();
+                        let h = tr.trip_weight * (-d / tr.trip_row_scale).exp() * overlap as f64 / HOUR as f64;
+                        contacts[i][dow as usize].push((q, h));
                     }
                 }
             }
