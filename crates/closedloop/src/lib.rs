@@ -192,6 +192,9 @@ pub enum Effect {
     SuspectedCase { person: String, sampled_at: Timestamp },
     /// A secondary contact became a close contact (a new measure: notify and transfer again).
     Promoted,
+    /// The person's own isolation, opened (or given the reason) after a positive test converted
+    /// their episode (the application opens it; the engine never does).
+    Isolation { episode: String },
 }
 
 /// The profile's rules and the deployment's calendar.
