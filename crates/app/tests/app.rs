@@ -1778,7 +1778,10 @@ mod closed_loop {
         let id = case_episode(&mut dep, "P1").unwrap();
         let shown = episodes::show(&mut dep, None, &id).unwrap();
         let ep = &shown.episode;
-        assert_eq!((ep.category, ep.kind(), ep.state), (Category::Case, MeasureKind::Isolation, EpisodeState::Confirmed));
+        assert_eq!(
+            (ep.category, ep.kind(), ep.state),
+            (Category::Case, MeasureKind::Isolation, EpisodeState::Confirmed)
+        );
         assert_eq!((ep.reasons[0].source.as_str(), ep.reasons.len()), ("K1", 1));
         assert!(ep.reasons[0].evidence.as_deref().unwrap().contains("case K1 (confirmed)"));
         let two_hours = t0() + jiff::SignedDuration::from_hours(2);
@@ -1875,8 +1878,8 @@ mod closed_loop {
 }
 
 /// The closed loop over a small simulated outbreak with field faults and restarts: every
-/// episode ends with an outcome, none is ever open without a deadline (`drill`; the benchmark
-/// runs it at ≥ 100,000 episodes).
+/// episode (contacts' and cases' isolations) ends with an outcome, none is ever open without a
+/// deadline (`drill`; the benchmark runs it at ≥ 100,000 episodes).
 #[test]
 fn a_drill_over_a_simulated_outbreak_leaves_nobody_out() {
     let dir = tempfile::tempdir().unwrap();
@@ -1891,4 +1894,8 @@ fn a_drill_over_a_simulated_outbreak_leaves_nobody_out() {
     assert!(report.restarts >= 5, "{report:?}");
     assert!(report.outcomes.get("released").copied().unwrap_or(0) > report.episodes / 2, "{report:?}");
     assert_eq!(report.outcomes.values().sum::<usize>(), report.episodes);
+    // The cases' own isolations: every reported or converted case, each discharged in the end.
+    assert!(report.isolations as u64 >= report.cases.min(1), "{report:?}");
+    assert_eq!(report.isolation_outcomes.values().sum::<usize>(), report.isolations);
+    assert!(report.isolation_outcomes.get("released").copied().unwrap_or(0) > report.isolations / 2, "{report:?}");
 }

@@ -53,9 +53,15 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => &[ReadRecords, ManageUsers, ReadAudit],
-            Role::Commander => {
-                &[ReadRecords, ReadPersonalData, ConfirmContacts, ManageEpisodes, DischargeCases, ManageZones, ReadAudit]
-            }
+            Role::Commander => &[
+                ReadRecords,
+                ReadPersonalData,
+                ConfirmContacts,
+                ManageEpisodes,
+                DischargeCases,
+                ManageZones,
+                ReadAudit,
+            ],
             Role::Epidemiologist => {
                 &[ReadRecords, ReadPersonalData, IngestData, ConfirmContacts, ManageEpisodes, DischargeCases]
             }
