@@ -697,7 +697,12 @@ pub fn facility_views(dep: &mut Deployment, days: u32) -> Result<Vec<FacilityVie
         let cal = &dep.calendar;
         let today = cal.day_of(dep.clock.now());
         // The last local day of central quarantine of an episode.
+        // A case's isolation has no last day: it stays over the whole forecast.
+        let horizon = today.checked_add(jiff::Span::new().days(i64::from(days))).unwrap_or(today);
         let last_day = |ep: &Episode| {
+            if ep.is_isolation() {
+                return horizon;
+            }
             let days = i64::from(ep.plan.phases.first().map_or(0, |p| p.days));
             ep.day_zero(cal).checked_add(jiff::Span::new().days(days)).unwrap_or(today)
         };
@@ -709,7 +714,8 @@ pub fn facility_views(dep: &mut Deployment, days: u32) -> Result<Vec<FacilityVie
             .values()
             .filter(|e| {
                 matches!(e.state, EpisodeState::Confirmed | EpisodeState::Notified)
-                    && e.kind() == chainbreak_core::model::MeasureKind::CentralQuarantine
+                    && (e.kind() == chainbreak_core::model::MeasureKind::CentralQuarantine
+                        || (e.is_isolation() && dep.profile.closed_loop.isolation.transfer_required))
             })
             .map(last_day)
             .collect();
@@ -1038,6 +1044,9 @@ pub struct CaseIsolations {
     pub known: usize,
     /// Cases classified `excluded` (see [`exclude_sources`]).
     pub excluded: usize,
+    /// Cases whose outcome is `deceased`: the person's open isolation closed (`deceased`); none
+    /// is opened for them.
+    pub deceased: usize,
 }
 
 /// Opens each reported case's own isolation (DESIGN.md §1 "closed-loop handling"): a suspected,
@@ -1045,14 +1054,15 @@ pub struct CaseIsolations {
 /// reason the case (source: the case id; day 0: onset, else the positive sample, else the
 /// report), owned by `owner`, confirmed at once — the case's report is the decision. A person
 /// with an open isolation gets the case as a reason instead; a case an isolation of the person
-/// already names is left alone, so importing a file again reopens nothing. All or nothing.
+/// already names is left alone, so importing a file again reopens nothing; a case whose outcome
+/// is `deceased` closes the person's open isolation (`deceased`). All or nothing.
 pub fn isolate_cases(
     dep: &mut Deployment,
     actor: &Actor,
     cases: &[chainbreak_core::model::Case],
     owner: &str,
 ) -> Result<CaseIsolations, AppError> {
-    use chainbreak_core::model::Classification;
+    use chainbreak_core::model::{Classification, Outcome};
     let mut report = CaseIsolations::default();
     let mut lp = dep.closed_loop.take().unwrap_or_default();
     let caught = lp.catch_up(&*dep.store, &rules(dep));
@@ -1061,17 +1071,29 @@ pub fn isolate_cases(
     for ep in lp.registry.episodes.values().filter(|e| e.category == Category::Case) {
         named.extend(ep.reasons.iter().map(|r| (ep.person.as_str(), r.source.as_str())));
     }
-    let mut isolated: std::collections::BTreeSet<String> = lp
+    let open: BTreeMap<String, String> = lp
         .registry
         .episodes
-        .values()
-        .filter(|e| e.category == Category::Case && e.is_open())
-        .map(|e| e.person.clone())
+        .iter()
+        .filter(|(_, e)| e.category == Category::Case && e.is_open())
+        .map(|(id, e)| (e.person.clone(), id.clone()))
         .collect();
+    let mut isolated: std::collections::BTreeSet<String> = open.keys().cloned().collect();
+    let mut closed: std::collections::BTreeSet<&str> = Default::default();
     let mut requests = Vec::new();
     for c in cases {
         if c.classification == Classification::Excluded {
             report.excluded += 1;
+            continue;
+        }
+        if c.outcome == Some(Outcome::Deceased) {
+            report.deceased += 1;
+            if let Some(id) = open.get(&c.person_id)
+                && closed.insert(id)
+            {
+                let close = Action::Close { reason: chainbreak_closedloop::CloseReason::Deceased };
+                requests.push(Request::Act { episode: id.clone(), action: close });
+            }
             continue;
         }
         if named.contains(&(c.person_id.as_str(), c.id.as_str())) {

@@ -1803,6 +1803,9 @@ mod closed_loop {
         )
         .unwrap();
         assert_eq!(out[2].state, EpisodeState::InMeasure);
+        // No last day: the isolation (and P2's, on its way) fills rooms over the whole forecast.
+        let view = &episodes::facility_views(&mut dep, 7).unwrap()[0];
+        assert!(view.forecast.iter().all(|d| d.rooms_needed == 2), "{:?}", view.forecast);
         let review = out[2].deadline.unwrap();
         assert_eq!(review, clock.now() + jiff::SignedDuration::from_hours(24), "a review every 24 h");
         let tasks = episodes::tasks(&mut dep, None, false, None).unwrap();
@@ -1873,7 +1876,18 @@ mod closed_loop {
         assert_eq!((isolated.opened, isolated.added), (0, 1));
         let ep = episodes::show(&mut dep, None, &iso).unwrap().episode;
         assert_eq!((ep.state, ep.reasons.len()), (EpisodeState::Confirmed, 2));
-        assert_eq!(case_episode(&mut dep, "P4"), Some(iso));
+        assert_eq!(case_episode(&mut dep, "P4"), Some(iso.clone()));
+        // The case's outcome: deceased. The isolation closes with that reason.
+        std::fs::write(
+            &k3,
+            "id,person_id,classification,sampled_at,reported_at,outcome\n\
+             K3,P4,confirmed,2022-03-17T01:00:00Z,2022-03-17T04:00:00Z,deceased\n",
+        )
+        .unwrap();
+        let (isolated, _) = import(&mut dep, &k3);
+        assert_eq!((isolated.opened, isolated.deceased), (0, 1));
+        let ep = episodes::show(&mut dep, None, &iso).unwrap().episode;
+        assert_eq!((ep.state, ep.closed), (EpisodeState::Closed, Some(chainbreak_closedloop::CloseReason::Deceased)));
     }
 }
 

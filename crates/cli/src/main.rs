@@ -537,8 +537,9 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                 );
                 if let Some(i) = isolated {
                     println!(
-                        "cases: {} isolations opened, {} added to open isolations, {} already isolated for that case",
-                        i.opened, i.added, i.known
+                        "cases: {} isolations opened, {} added to open isolations, {} already isolated for that case, \
+                         {} deceased",
+                        i.opened, i.added, i.known, i.deceased
                     );
                 }
                 if let Some(n) = closed {
