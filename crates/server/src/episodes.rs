@@ -354,8 +354,8 @@ pub(crate) struct TasksQuery {
     params(TasksQuery),
     responses(
         (status = 200, description = "`{\"items\": [task...], \"next\": null}`: a task has `episode_id`, \
-            `person_id`, `state`, `owner_unit`, `unit` (where it sits after escalation), `kind` (`advance` or \
-            `test`), `day`, `due`, `overdue`, `responsibility` (`territorial`, `departmental`, `unit`, \
+            `person_id`, `state`, `owner_unit`, `unit` (where it sits after escalation), `kind` (`advance`, \
+            `review` (a case in isolation: a test or the discharge) or `test`), `day`, `due`, `overdue`, `responsibility` (`territorial`, `departmental`, `unit`, \
             `individual`), `escalation` (steps up the units' hierarchy)", body = Object),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not read records", body = ErrorBody),
