@@ -802,3 +802,96 @@ fn discharge_events_round_trip_as_json() {
     assert!(text.contains("\"action\":\"discharge\"") && text.contains("\"criteria\""), "{text}");
     assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), e);
 }
+
+/// The fault run for cases' isolations: random delays, unreachable cases, hand-overs, missed
+/// daily tests, positives before the negatives, deaths and restarts, under each profile. Every
+/// isolation ends (discharged, closed or lost), none is ever open without a deadline, none is
+/// discharged before the profile's rule allows, and a restart rebuilds each one.
+#[test]
+fn a_fault_run_of_isolations_ends_every_one() {
+    let n: usize = std::env::var("CHAINBREAK_FAULT_RUN_EPISODES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    for profile in ["cn-2022-9th", "cdc-2020-12"] {
+        let w = World::new(profile);
+        let r = w.rules();
+        let mut rng = Mix(2027);
+        let mut outcomes: std::collections::BTreeMap<&str, usize> = Default::default();
+        for i in 0..n / 2 {
+            let opened = rng.range(0, 24 * 30);
+            // Proposed (as by a positive test), confirmed by the report.
+            let open = open_case(&format!("P{i}"), format!("K{i}"), h(opened), h(opened - rng.range(1, 48)));
+            let mut log = vec![open.clone()];
+            let mut ep = Episode::open(&open).unwrap();
+            let mut t = opened;
+            // Positive for this many days of tests, then negative.
+            let shedding = rng.range(0, 12);
+            let mut refusals = 0;
+            while ep.is_open() {
+                assert!(ep.deadline(&r).is_some(), "an open isolation without a deadline: {ep:?}");
+                let action = match ep.state {
+                    S::Proposed => {
+                        t += rng.range(0, 4);
+                        Action::Confirm
+                    }
+                    S::Confirmed | S::Unreachable | S::Refused => {
+                        t += rng.range(0, 3);
+                        match rng.range(0, 100) {
+                            0..=4 => Action::Unreachable,
+                            5 => Action::Lost,
+                            6..=7 => Action::HandOver { to: "D9".into() },
+                            _ => Action::Notify,
+                        }
+                    }
+                    S::HandedOver => {
+                        t += rng.range(1, 30);
+                        Action::Acknowledge
+                    }
+                    S::Notified => {
+                        t += rng.range(0, 3);
+                        if w.profile.closed_loop.isolation.transfer_required || rng.chance(0.3) {
+                            Action::Transfer { facility: "H1".into(), room: format!("{i}") }
+                        } else {
+                            Action::Start
+                        }
+                    }
+                    S::Transferred => {
+                        t += rng.range(0, 3);
+                        Action::Start
+                    }
+                    _ if rng.chance(0.002) => Action::Close { reason: CloseReason::Deceased },
+                    _ if ep.dischargeable(&r, h(t)).is_ok() => Action::Discharge { criteria: "criteria met".into() },
+                    _ => {
+                        // A test a day, one in ten missed; positive while shedding.
+                        t += if rng.chance(0.1) { 48 } else { 24 };
+                        let day = (t - opened) / 24;
+                        let result = if day < shedding { TestResult::Positive } else { TestResult::Negative };
+                        Action::Test { taken_at: h(t - rng.range(1, 6)), result, lab_test: None }
+                    }
+                };
+                let event = ev(h(t), action);
+                let before = ep.clone();
+                match ep.apply(&event, &r) {
+                    Ok(effects) => {
+                        assert!(effects.is_empty(), "an isolation has no effects");
+                        if ep.state == S::Released {
+                            assert!(before.dischargeable(&r, event.at).is_ok());
+                        }
+                        log.push(event);
+                    }
+                    Err(why) => {
+                        refusals += 1;
+                        assert!(refusals < 40, "stuck in {:?}: {why}", ep.state);
+                        t += 24;
+                    }
+                }
+                if rng.chance(0.05) {
+                    assert_eq!(Episode::replay(&log, &r).unwrap(), ep);
+                }
+            }
+            assert!(ep.tasks(&r, h(t + 1000)).is_empty());
+            *outcomes.entry(ep.state.as_str()).or_default() += 1;
+        }
+        assert_eq!(outcomes.values().sum::<usize>(), n / 2, "every isolation ended");
+        assert!(outcomes["released"] * 10 > n / 2 * 8, "{profile}: {outcomes:?}");
+        eprintln!("fault run of isolations under {profile}: {outcomes:?}");
+    }
+}
