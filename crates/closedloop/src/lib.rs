@@ -17,6 +17,11 @@
 //!   release needs the plan's negative tests, one for each test day taken that day or made up
 //!   later (and, for secondary contacts, the linked close contact's); when an index case is excluded, the reasons that hang on it go, and an
 //!   episode left without reasons closes.
+//! - A case's own episode (category `case`, kind `isolation`, [`isolation_plan`]) has no number
+//!   of days: it ends on a [`Action::Discharge`] that the profile's `[closed_loop.isolation]`
+//!   allows (least stay, last negative tests; the clinician attests the rest), or closes with a
+//!   reason; its positive tests are follow-up, and its deadlines may be the profile's own for
+//!   the kind (the response clock's 2 h for cases).
 //! - [`Registry`] keeps one open episode per person and category: a person traced again gets
 //!   the new reason on the open episode.
 //! - [`Episode::tasks`]: what is due (the next move, each test day) with its deadline, the
@@ -331,10 +336,12 @@ impl Episode {
         is_open(self.state)
     }
 
-    /// Day 0: the local date of the latest reason.
+    /// Day 0: the local date of the latest reason; for a case's isolation, of the earliest (its
+    /// onset or first positive sample).
     pub fn day_zero(&self, calendar: &Calendar) -> Date {
-        let latest = self.reasons.iter().map(|r| r.at).max().unwrap_or(self.entered);
-        calendar.day_of(latest)
+        let at = self.reasons.iter().map(|r| r.at);
+        let day = if self.is_isolation() { at.min() } else { at.max() };
+        calendar.day_of(day.unwrap_or(self.entered))
     }
 
     /// The start of local day `day` counted from day 0.
@@ -412,7 +419,7 @@ impl Episode {
     }
 
     /// The earliest discharge the profile allows: the end of its least stay after day 0 (the
-    /// local date of the latest reason: the case's onset or positive sample).
+    /// local date of the case's onset or first positive sample).
     pub fn earliest_discharge(&self, rules: &Rules) -> Timestamp {
         let min = rules.profile.closed_loop.isolation.discharge.min_days;
         if min == 0 { self.entered } else { self.day_start(rules.calendar, i64::from(min) + 1).max(self.entered) }

@@ -748,6 +748,10 @@ fn cdc_cases_isolate_at_home_for_the_least_days_and_discharge_without_tests() {
     for (t, a) in [(2, Action::Confirm), (3, Action::Notify), (4, Action::Start)] {
         ep.apply(&ev(h(t), a), &r).unwrap();
     }
+    // A later record of the same case (a positive two days on) does not move day 0: the
+    // isolation counts from the onset or first positive.
+    let later = Reason { source: "K7".into(), via: None, at: h(48), evidence: None };
+    ep.apply(&ev(h(5), Action::AddReason { reason: later }), &r).unwrap();
     // Day 0 is 1 March (local); at least 10 days: from the start of 12 March.
     let earliest = h(24 * 11);
     assert_eq!((ep.state, ep.earliest_discharge(&r), ep.deadline(&r)), (S::InMeasure, earliest, Some(earliest)));
