@@ -9,6 +9,13 @@
 //! rebuilt from the store's events. After the outbreak's days the drill keeps working until
 //! every episode has ended. It checks, after every day, that every open episode has a deadline,
 //! and at the end that every episode ended with an outcome. Deterministic for a seed.
+//!
+//! Cases get their own isolation: each reported case, and each contact converted by a positive
+//! test, has an isolation episode that is confirmed (the report), notified, transferred to the
+//! designated hospital `H1` (or started at home where the profile allows), tested daily from
+//! the simulator's detection window and discharged when the profile's discharge rule allows.
+//! `episodes` and `outcomes` count the contacts' episodes, as before; `isolations` and
+//! `isolation_outcomes` the cases'; `open_without_deadline` and `left_open` count both.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,15 +38,20 @@ pub struct DrillReport {
     pub persons: u32,
     pub days: u32,
     pub cases: u64,
+    /// Contacts' episodes (quarantine).
     pub episodes: usize,
+    /// Cases' own isolation episodes.
+    pub isolations: usize,
     pub events: u64,
     pub restarts: u32,
     /// Person-days someone notified for central quarantine waited for a free room.
     pub waited_for_a_room: u64,
     /// Days worked after the outbreak's last day until every episode ended.
     pub extra_days: u32,
-    /// Episodes by final state.
+    /// Contacts' episodes by final state.
     pub outcomes: BTreeMap<String, usize>,
+    /// Isolation episodes by final state.
+    pub isolation_outcomes: BTreeMap<String, usize>,
     /// Open episodes seen without a deadline (must be 0), and left open at the end (must be 0).
     pub open_without_deadline: usize,
     pub left_open: usize,
@@ -97,14 +109,20 @@ pub fn run(path: &std::path::Path, profile: &str, mut sim: Outbreak, seed: u64) 
             .collect();
         let mut b = chainbreak_store::Store::begin(&mut store, t0)?;
         b.put_persons(&persons)?;
-        b.put_facilities(&[chainbreak_store::FacilityRow {
-            id: "F1".into(),
-            name: "Drill hotel".into(),
-            area: None,
-            rooms: (0..n / 20 + 10)
+        let rooms = || {
+            (0..n / 20 + 10)
                 .map(|r| chainbreak_store::RoomRow { id: format!("{r:06}"), capacity: 1, state: "clean".into() })
-                .collect(),
-        }])?;
+                .collect()
+        };
+        b.put_facilities(&[
+            chainbreak_store::FacilityRow { id: "F1".into(), name: "Drill hotel".into(), area: None, rooms: rooms() },
+            chainbreak_store::FacilityRow {
+                id: "H1".into(),
+                name: "Drill hospital".into(),
+                area: None,
+                rooms: rooms(),
+            },
+        ])?;
         b.commit()?;
     }
     let mut dep = Deployment::new(Box::new(store), clock.clone())?;
@@ -149,25 +167,31 @@ pub fn run(path: &std::path::Path, profile: &str, mut sim: Outbreak, seed: u64) 
                 all_ids.insert(o.episode_id);
             }
         }
+        // The cases themselves: isolated (the report confirms it).
+        episodes::isolate_cases(&mut dep, &actor, &cases, "U1")?;
 
         // The field work of the day, on the episodes open now.
         let open = episodes::current(&mut dep)?;
         // The rooms left yesterday are disinfected in the morning.
-        let waiting: Vec<String> = dep
+        let waiting: Vec<(String, Vec<String>)> = dep
             .store
             .facilities()?
             .into_iter()
-            .flat_map(|f| f.rooms.into_iter().filter(|r| r.state == "to_disinfect").map(|r| r.id))
+            .map(|f| (f.id, f.rooms.into_iter().filter(|r| r.state == "to_disinfect").map(|r| r.id).collect()))
+            .filter(|(_, rooms): &(String, Vec<String>)| !rooms.is_empty())
             .collect();
-        if !waiting.is_empty() {
-            let rooms: Vec<&str> = waiting.iter().map(String::as_str).collect();
-            episodes::rooms_disinfected(&mut dep, &actor, None, "F1", &rooms)?;
+        for (facility, rooms) in &waiting {
+            let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
+            episodes::rooms_disinfected(&mut dep, &actor, None, facility, &rooms)?;
         }
         // Transfers only into the rooms free today; the others wait for a room.
-        let mut free_rooms: usize = episodes::facility_views(&mut dep, 1)?.iter().map(|f| f.occupancy.clean).sum();
+        let views = episodes::facility_views(&mut dep, 1)?;
+        let free = |id: &str| views.iter().filter(|f| f.id == id).map(|f| f.occupancy.clean).sum::<usize>();
+        let (mut free_rooms, mut free_beds) = (free("F1"), free("H1"));
         let rules = Rules { profile: &profile, calendar: &calendar };
         let mut moves = Vec::new();
         let mut confine = Vec::new();
+        let mut isolate = Vec::new();
         for (id, ep) in &open {
             if ep.deadline(&rules).is_none() {
                 report.open_without_deadline += 1;
@@ -177,11 +201,22 @@ pub fn run(path: &std::path::Path, profile: &str, mut sim: Outbreak, seed: u64) 
                 continue;
             }
             let person = key[&ep.person];
+            let isolation = ep.category == Category::Case;
             let action = match ep.state {
+                // Opened by a positive test: the case is reported.
+                EpisodeState::Proposed if isolation => Some(Action::Confirm),
                 EpisodeState::Confirmed if rng.chance(0.08) => Some(Action::Unreachable),
                 EpisodeState::Confirmed | EpisodeState::Unreachable | EpisodeState::Refused => Some(Action::Notify),
                 EpisodeState::Notified if rng.chance(0.03) => Some(Action::Refuse),
                 EpisodeState::Notified if rng.chance(0.02) => Some(Action::HandOver { to: "D9".into() }),
+                EpisodeState::Notified if isolation && profile.closed_loop.isolation.transfer_required => {
+                    if free_beds == 0 {
+                        None
+                    } else {
+                        free_beds -= 1;
+                        Some(Action::Transfer { facility: "H1".into(), room: String::new() })
+                    }
+                }
                 EpisodeState::Notified if ep.kind() == MeasureKind::CentralQuarantine => {
                     if free_rooms == 0 {
                         report.waited_for_a_room += 1;
@@ -196,6 +231,26 @@ pub fn run(path: &std::path::Path, profile: &str, mut sim: Outbreak, seed: u64) 
                     Some(Action::Start)
                 }
                 EpisodeState::HandedOver => Some(Action::Acknowledge),
+                // In isolation: discharged when the rule allows, else a test a day (10% missed),
+                // found positive within the simulator's detection window.
+                EpisodeState::InMeasure | EpisodeState::Extended if isolation => {
+                    isolate.push(person);
+                    let today = calendar.day_of(now);
+                    let tested_today = ep.tests.iter().any(|t| calendar.day_of(t.taken_at) == today);
+                    if ep.dischargeable(&rules, now).is_ok() {
+                        Some(Action::Discharge { criteria: "drill: the clinical criteria are met".into() })
+                    } else if !tested_today && !rng.chance(0.10) {
+                        let taken_at = now - rng.hours(1, 10);
+                        let result = if sim.detectable(person, taken_at.as_second()) {
+                            TestResult::Positive
+                        } else {
+                            TestResult::Negative
+                        };
+                        Some(Action::Test { taken_at, result, lab_test: None })
+                    } else {
+                        None
+                    }
+                }
                 EpisodeState::InMeasure | EpisodeState::Extended => {
                     confine.push(person);
                     let pending = ep.scheduled_tests(&calendar, &ep.test_days()).into_iter().find(|(_, t)| t.is_none());
@@ -238,6 +293,9 @@ pub fn run(path: &std::path::Path, profile: &str, mut sim: Outbreak, seed: u64) 
             for person in confine {
                 sim.quarantine(person, sim.now()).map_err(sim_error)?;
             }
+            for person in isolate {
+                sim.isolate(person, sim.now()).map_err(sim_error)?;
+            }
         }
         // A restart every seventh day: the episodes are rebuilt from the store.
         if day % 7 == 6 {
@@ -271,6 +329,22 @@ pub fn run(path: &std::path::Path, profile: &str, mut sim: Outbreak, seed: u64) 
         *report.outcomes.entry(shown.episode.state.as_str().to_string()).or_default() += 1;
     }
     report.episodes = all_ids.len();
+    // The cases' isolations.
+    let mut after: Option<String> = None;
+    loop {
+        let page = episodes::list(&dep, None, &chainbreak_store::EpisodeFilter::default(), after.as_deref(), 1000)?;
+        for row in page.iter().filter(|r| r.category == Category::Case.as_str()) {
+            report.isolations += 1;
+            if chainbreak_closedloop::is_open(row.state) {
+                report.left_open += 1;
+            }
+            *report.isolation_outcomes.entry(row.state.as_str().to_string()).or_default() += 1;
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = Some(last.id.clone()),
+            _ => break,
+        }
+    }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -174,6 +174,8 @@ fn plan_of(dep: &Deployment, category: Category) -> Result<chainbreak_core::prof
         Category::Close => Some(p.close_contact_measure.clone()),
         Category::Secondary => p.secondary_contact.measure.clone(),
         Category::Grid => p.grid.measure.clone(),
+        // A case's own episode: isolation until discharge, by `[closed_loop.isolation]`.
+        Category::Case => Some(chainbreak_closedloop::isolation_plan()),
         _ => None,
     };
     plan.ok_or_else(|| AppError::InvalidArgument {
@@ -231,6 +233,19 @@ fn facilities(dep: &Deployment, lp: &ClosedLoop) -> Result<BTreeMap<String, Faci
     Ok(out)
 }
 
+/// A new episode id for a person and category at `at` (`EP-{person}-{category}-{unix time}`,
+/// with `-2`, `-3`... when taken).
+fn fresh_id(registry: &Registry, person: &str, category: Category, at: Timestamp) -> String {
+    let base = format!("EP-{person}-{}-{}", category.as_str(), at.as_second());
+    let mut id = base.clone();
+    let mut n = 1;
+    while registry.episodes.contains_key(&id) {
+        n += 1;
+        id = format!("{base}-{n}");
+    }
+    id
+}
+
 /// Applies transitions, all or nothing: each is checked (the user's role and jurisdiction —
 /// none: the console operator —, the engine's rules, the rooms) in order before anything is
 /// written; then the events, the episodes' new states, room states and one audit record per
@@ -284,6 +299,7 @@ pub fn transition_with<T>(
                         .ok_or_else(|| AppError::NotFound(format!("episode `{episode}` not found")))?;
                     let p = match action {
                         Action::Confirm | Action::Reject => Permission::ConfirmContacts,
+                        Action::Discharge { .. } => Permission::DischargeCases,
                         _ => Permission::ManageEpisodes,
                     };
                     (ep.person.clone(), p)
@@ -328,7 +344,7 @@ pub fn transition_with<T>(
                             return Err(refused("an episode id is 1 to 128 characters".into()));
                         }
                         Some(id) => id.clone(),
-                        None => format!("EP-{person}-{}-{}", category.as_str(), at.as_second()),
+                        None => fresh_id(&work.registry, person, *category, at),
                     };
                     let (id, applied) =
                         work.registry.open_or_add(&new_id, &open, &rules).map_err(|why| refused(why.to_string()))?;
@@ -379,9 +395,57 @@ pub fn transition_with<T>(
                         }
                         room_states.insert((facility.clone(), room.clone()), "occupied");
                     }
-                    let event = Event { at, actor: actor.name.clone(), action, note: actor.reason.clone() };
-                    let effects =
+                    let mut event = Event { at, actor: actor.name.clone(), action, note: actor.reason.clone() };
+                    let mut effects =
                         work.registry.apply(episode, &event, &rules).map_err(|why| refused(why.to_string()))?;
+                    // A positive converted the episode: the person's own isolation opens (or,
+                    // open already, takes the reason), proposed for the case's report to
+                    // confirm; the converted episode's event names it.
+                    let mut isolations = Vec::new();
+                    for effect in &effects {
+                        if let chainbreak_closedloop::Effect::SuspectedCase { person, sampled_at } = effect {
+                            let lab = match &event.action {
+                                Action::Test { lab_test: Some(t), .. } => Some(t.clone()),
+                                _ => None,
+                            };
+                            let source = format!(
+                                "{}{}",
+                                chainbreak_closedloop::POSITIVE_SOURCE,
+                                lab.as_deref().unwrap_or(episode.as_str())
+                            );
+                            let evidence = match &lab {
+                                Some(t) => format!("positive lab test {t} converted episode {episode}"),
+                                None => format!("positive test converted episode {episode}"),
+                            };
+                            let owner = work.registry.episodes[episode].owner.clone();
+                            let open = Event {
+                                at,
+                                actor: actor.name.clone(),
+                                action: Action::Open {
+                                    person: person.clone(),
+                                    category: Category::Case,
+                                    plan: plan_of(dep, Category::Case)?,
+                                    reason: Reason { source, via: None, at: *sampled_at, evidence: Some(evidence) },
+                                    owner,
+                                },
+                                note: None,
+                            };
+                            let new_id = fresh_id(&work.registry, person, Category::Case, at);
+                            let (iso, applied) = work
+                                .registry
+                                .open_or_add(&new_id, &open, &rules)
+                                .map_err(|why| refused(format!("the isolation of `{person}`: {why}")))?;
+                            isolations.push((iso, applied));
+                        }
+                    }
+                    if !isolations.is_empty() {
+                        let named: Vec<&str> = isolations.iter().map(|(id, _)| id.as_str()).collect();
+                        let chain = format!("isolation: {}", named.join(", "));
+                        event.note = Some(match event.note.take() {
+                            Some(n) => format!("{n}; {chain}"),
+                            None => chain,
+                        });
+                    }
                     let ep = &work.registry.episodes[episode];
                     let still_in = matches!(
                         ep.state,
@@ -395,6 +459,10 @@ pub fn transition_with<T>(
                         room_states.insert((fid, rid), state);
                     }
                     events.push((episode.clone(), event));
+                    for (iso, applied) in isolations {
+                        effects.push(chainbreak_closedloop::Effect::Isolation { episode: iso.clone() });
+                        events.push((iso, applied));
+                    }
                     (episode.clone(), None::<()>, effects)
                 }
             };
@@ -411,6 +479,7 @@ pub fn transition_with<T>(
                             format!("suspected_case:{person}:{sampled_at}")
                         }
                         chainbreak_closedloop::Effect::Promoted => "promoted".to_string(),
+                        chainbreak_closedloop::Effect::Isolation { episode } => format!("isolation:{episode}"),
                     })
                     .collect(),
             });
@@ -628,7 +697,12 @@ pub fn facility_views(dep: &mut Deployment, days: u32) -> Result<Vec<FacilityVie
         let cal = &dep.calendar;
         let today = cal.day_of(dep.clock.now());
         // The last local day of central quarantine of an episode.
+        // A case's isolation has no last day: it stays over the whole forecast.
+        let horizon = today.checked_add(jiff::Span::new().days(i64::from(days))).unwrap_or(today);
         let last_day = |ep: &Episode| {
+            if ep.is_isolation() {
+                return horizon;
+            }
             let days = i64::from(ep.plan.phases.first().map_or(0, |p| p.days));
             ep.day_zero(cal).checked_add(jiff::Span::new().days(days)).unwrap_or(today)
         };
@@ -640,7 +714,8 @@ pub fn facility_views(dep: &mut Deployment, days: u32) -> Result<Vec<FacilityVie
             .values()
             .filter(|e| {
                 matches!(e.state, EpisodeState::Confirmed | EpisodeState::Notified)
-                    && e.kind() == chainbreak_core::model::MeasureKind::CentralQuarantine
+                    && (e.kind() == chainbreak_core::model::MeasureKind::CentralQuarantine
+                        || (e.is_isolation() && dep.profile.closed_loop.isolation.transfer_required))
             })
             .map(last_day)
             .collect();
@@ -807,7 +882,8 @@ pub fn record_lab_results(
                 } else {
                     continue;
                 };
-                if result == chainbreak_closedloop::TestResult::Positive {
+                // A positive closes a contact's episode; a case's isolation records on.
+                if result == chainbreak_closedloop::TestResult::Positive && ep.category != Category::Case {
                     done.insert(id.clone());
                 }
                 requests.push(Request::Act { episode: id.clone(), action });
@@ -924,8 +1000,16 @@ pub fn tasks(
 }
 
 /// Index cases excluded: the reasons that come from them leave every episode, and an episode
-/// left without reasons closes (`excluded`), all or nothing.
+/// left without reasons closes (`excluded`); the excluded case's own isolation closes
+/// (`excluded`) unless another case record of the person still stands. All or nothing.
 pub fn exclude_sources(dep: &mut Deployment, actor: &Actor, sources: &[String]) -> Result<usize, AppError> {
+    // The persons of the excluded cases (a source that is no case has none).
+    let mut case_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in sources {
+        if let Some(case) = dep.store.case(s)? {
+            case_of.entry(case.person_id).or_default().push(s.clone());
+        }
+    }
     let mut lp = dep.closed_loop.take().unwrap_or_default();
     let caught = lp.catch_up(&*dep.store, &rules(dep));
     let requests: Vec<Request> = lp
@@ -934,9 +1018,10 @@ pub fn exclude_sources(dep: &mut Deployment, actor: &Actor, sources: &[String]) 
         .iter()
         .filter(|(_, e)| e.is_open())
         .flat_map(|(id, e)| {
+            let own = if e.category == Category::Case { case_of.get(&e.person) } else { None };
             sources
                 .iter()
-                .filter(|s| e.reasons.iter().any(|r| &r.source == *s))
+                .filter(move |s| e.reasons.iter().any(|r| &r.source == *s) || own.is_some_and(|o| o.contains(s)))
                 .map(|s| Request::Act { episode: id.clone(), action: Action::SourceExcluded { source: s.clone() } })
         })
         .collect();
@@ -946,4 +1031,101 @@ pub fn exclude_sources(dep: &mut Deployment, actor: &Actor, sources: &[String]) 
         return Ok(0);
     }
     Ok(transition(dep, actor, None, &requests)?.len())
+}
+
+/// What isolating reported cases did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CaseIsolations {
+    /// New isolation episodes, confirmed by the case's report.
+    pub opened: usize,
+    /// Cases of persons already isolated: the case was added as a reason (never a duplicate).
+    pub added: usize,
+    /// Cases an isolation of the person already names (open or ended: a file imported again).
+    pub known: usize,
+    /// Cases classified `excluded` (see [`exclude_sources`]).
+    pub excluded: usize,
+    /// Cases whose outcome is `deceased`: the person's open isolation closed (`deceased`); none
+    /// is opened for them.
+    pub deceased: usize,
+}
+
+/// Opens each reported case's own isolation (DESIGN.md §1 "closed-loop handling"): a suspected,
+/// confirmed or asymptomatic case gets an episode of kind `isolation`, category `case`, its
+/// reason the case (source: the case id; day 0: onset, else the positive sample, else the
+/// report), owned by `owner`, confirmed at once — the case's report is the decision. A person
+/// with an open isolation gets the case as a reason instead; a case an isolation of the person
+/// already names is left alone, so importing a file again reopens nothing; a case whose outcome
+/// is `deceased` closes the person's open isolation (`deceased`). All or nothing.
+pub fn isolate_cases(
+    dep: &mut Deployment,
+    actor: &Actor,
+    cases: &[chainbreak_core::model::Case],
+    owner: &str,
+) -> Result<CaseIsolations, AppError> {
+    use chainbreak_core::model::{Classification, Outcome};
+    let mut report = CaseIsolations::default();
+    let mut lp = dep.closed_loop.take().unwrap_or_default();
+    let caught = lp.catch_up(&*dep.store, &rules(dep));
+    // The case ids each person's isolations name already, and who is isolated now.
+    let mut named: std::collections::BTreeSet<(&str, &str)> = Default::default();
+    for ep in lp.registry.episodes.values().filter(|e| e.category == Category::Case) {
+        named.extend(ep.reasons.iter().map(|r| (ep.person.as_str(), r.source.as_str())));
+    }
+    let open: BTreeMap<String, String> = lp
+        .registry
+        .episodes
+        .iter()
+        .filter(|(_, e)| e.category == Category::Case && e.is_open())
+        .map(|(id, e)| (e.person.clone(), id.clone()))
+        .collect();
+    let mut isolated: std::collections::BTreeSet<String> = open.keys().cloned().collect();
+    let mut closed: std::collections::BTreeSet<&str> = Default::default();
+    let mut requests = Vec::new();
+    for c in cases {
+        if c.classification == Classification::Excluded {
+            report.excluded += 1;
+            continue;
+        }
+        if c.outcome == Some(Outcome::Deceased) {
+            report.deceased += 1;
+            if let Some(id) = open.get(&c.person_id)
+                && closed.insert(id)
+            {
+                let close = Action::Close { reason: chainbreak_closedloop::CloseReason::Deceased };
+                requests.push(Request::Act { episode: id.clone(), action: close });
+            }
+            continue;
+        }
+        if named.contains(&(c.person_id.as_str(), c.id.as_str())) {
+            report.known += 1;
+            continue;
+        }
+        let at = c.onset.map(|d| dep.calendar.start_of(d)).or(c.sampled_at).unwrap_or(c.reported_at);
+        named.insert((c.person_id.as_str(), c.id.as_str()));
+        if isolated.insert(c.person_id.clone()) {
+            report.opened += 1;
+        } else {
+            report.added += 1;
+        }
+        requests.push(Request::Open {
+            id: None,
+            person: c.person_id.clone(),
+            category: Category::Case,
+            plan: None,
+            reason: Reason {
+                source: c.id.clone(),
+                via: None,
+                at,
+                evidence: Some(format!("case {} ({}) reported at {}", c.id, c.classification, c.reported_at)),
+            },
+            owner: owner.to_string(),
+            confirmed: true,
+        });
+    }
+    dep.closed_loop = Some(lp);
+    caught?;
+    if !requests.is_empty() {
+        transition(dep, actor, None, &requests)?;
+    }
+    Ok(report)
 }

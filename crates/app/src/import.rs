@@ -71,6 +71,10 @@ pub struct ImportReport {
     /// The ids of the cases imported as excluded (a cases file), for the closed loop.
     #[serde(skip)]
     pub excluded_cases: Vec<String>,
+    /// The cases imported as suspected, confirmed or asymptomatic (a cases file), for the
+    /// closed loop: each is isolated.
+    #[serde(skip)]
+    pub cases: Vec<Case>,
 }
 
 /// Records per store call on the generic path.
@@ -320,8 +324,11 @@ fn import_generic<R: Read>(
         Kind::Passengers => go!(TripPassenger, put_passengers),
         Kind::Pings => go!(LocationPing, put_pings),
         Kind::Cases => {
-            let keep = |c: &Case| (c.classification == Classification::Excluded).then(|| c.id.clone());
-            run.report.excluded_cases = import_keeping(batch, input, run, &|b, rows: &[Case]| b.put_cases(rows), keep)?;
+            let kept = import_keeping(batch, input, run, &|b, rows: &[Case]| b.put_cases(rows), |c| Some(c.clone()))?;
+            let (excluded, cases): (Vec<Case>, Vec<Case>) =
+                kept.into_iter().partition(|c| c.classification == Classification::Excluded);
+            run.report.excluded_cases = excluded.into_iter().map(|c| c.id).collect();
+            run.report.cases = cases;
             Ok(())
         }
         Kind::LabTests => {

@@ -1411,7 +1411,7 @@ mod closed_loop {
     use chainbreak_app::episodes::{self, Request};
     use chainbreak_closedloop::{Action, Category, Reason, TestResult};
     use chainbreak_core::access::{Role, User};
-    use chainbreak_core::model::{Area, EpisodeState, Person, Place, PlaceKind};
+    use chainbreak_core::model::{Area, EpisodeState, MeasureKind, Person, Place, PlaceKind};
     use chainbreak_core::time::ManualClock;
     use chainbreak_store::{AuditFilter, EpisodeFilter, FacilityRow, RoomRow, Store};
 
@@ -1561,6 +1561,7 @@ mod closed_loop {
         let out = episodes::transition(&mut dep, &actor(), Some(&d1), &[act(&id, positive)]).unwrap();
         assert_eq!(out[0].state, EpisodeState::ConvertedToCase);
         assert!(out[0].effects[0].starts_with("suspected_case:P1:"), "{:?}", out[0].effects);
+        assert!(out[0].effects[1].starts_with("isolation:EP-P1-case-"), "{:?}", out[0].effects);
         let rooms = dep.store.facilities().unwrap();
         assert_eq!(rooms[0].rooms[0].state, "to_disinfect");
         assert!(episodes::rooms_disinfected(&mut dep, &actor(), None, "F1", &["102"]).is_err(), "102 is clean");
@@ -1573,7 +1574,7 @@ mod closed_loop {
             100,
             &AuditFilter { action: Some("episode_transition".into()), ..Default::default() },
         );
-        assert_eq!(audit.unwrap().len(), 7, "open+confirm, add_reason, notify, transfer, start, test");
+        assert_eq!(audit.unwrap().len(), 8, "open+confirm, add_reason, notify, transfer, start, test, isolation open");
 
         // A restart: the episodes are rebuilt from their events.
         let shown = episodes::show(&mut dep, None, &id).unwrap();
@@ -1730,11 +1731,169 @@ mod closed_loop {
         );
         assert!(episodes::tasks(&mut dep, None, false, None).unwrap().is_empty());
     }
+
+    fn case_episode(dep: &mut Deployment, person: &str) -> Option<String> {
+        let filter = EpisodeFilter { person_id: Some(person.into()), ..Default::default() };
+        episodes::list(dep, None, &filter, None, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.category == "case")
+            .map(|e| e.id)
+            .next_back()
+    }
+
+    /// A case imported from a file gets its own isolation: confirmed by the report, due within
+    /// the response clock's 2 h, open-ended until a facility manager discharges it with the
+    /// profile's negative tests; a restart replays it; importing the file again reopens nothing;
+    /// an excluded case's isolation closes; a contact's positive opens the person's isolation.
+    #[test]
+    fn a_case_is_isolated_until_discharge_on_a_real_store() {
+        use chainbreak_core::model::TestResult as R;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut dep, clock) = deployment(dir.path());
+        let file = dir.path().join("cases.csv");
+        std::fs::write(
+            &file,
+            "id,person_id,classification,onset,sampled_at,reported_at\n\
+             K1,P1,confirmed,2022-03-14,2022-03-14T20:00:00Z,2022-03-14T23:00:00Z\n\
+             K2,P2,asymptomatic,,2022-03-14T21:00:00Z,2022-03-14T23:30:00Z\n",
+        )
+        .unwrap();
+        let import = |dep: &mut Deployment, file: &Path| {
+            let report = import_file(
+                &mut *dep.store,
+                Kind::Cases,
+                file,
+                &ImportOptions::default(),
+                dep.clock.now(),
+                &mut NoProgress,
+            )
+            .unwrap();
+            let isolated = episodes::isolate_cases(dep, &actor(), &report.cases, "U1").unwrap();
+            let closed = episodes::exclude_sources(dep, &actor(), &report.excluded_cases).unwrap();
+            (isolated, closed)
+        };
+        let (isolated, _) = import(&mut dep, &file);
+        assert_eq!((isolated.opened, isolated.added, isolated.known), (2, 0, 0));
+        let id = case_episode(&mut dep, "P1").unwrap();
+        let shown = episodes::show(&mut dep, None, &id).unwrap();
+        let ep = &shown.episode;
+        assert_eq!(
+            (ep.category, ep.kind(), ep.state),
+            (Category::Case, MeasureKind::Isolation, EpisodeState::Confirmed)
+        );
+        assert_eq!((ep.reasons[0].source.as_str(), ep.reasons.len()), ("K1", 1));
+        assert!(ep.reasons[0].evidence.as_deref().unwrap().contains("case K1 (confirmed)"));
+        let two_hours = t0() + jiff::SignedDuration::from_hours(2);
+        assert_eq!(shown.deadline, Some(two_hours), "transferred within 2 h of the report");
+        assert_eq!(dep.store.episode(&id).unwrap().unwrap().deadline, Some(two_hours));
+
+        // Importing the file again opens nothing new.
+        let (again, _) = import(&mut dep, &file);
+        assert_eq!((again.opened, again.added, again.known), (0, 0, 2));
+
+        // Notified and transferred to a room (never shared with contacts), in isolation.
+        clock.advance(jiff::SignedDuration::from_hours(1));
+        let transfer = Action::Transfer { facility: "F1".into(), room: String::new() };
+        let out = episodes::transition(
+            &mut dep,
+            &actor(),
+            None,
+            &[act(&id, Action::Notify), act(&id, transfer), act(&id, Action::Start)],
+        )
+        .unwrap();
+        assert_eq!(out[2].state, EpisodeState::InMeasure);
+        // No last day: the isolation (and P2's, on its way) fills rooms over the whole forecast.
+        let view = &episodes::facility_views(&mut dep, 7).unwrap()[0];
+        assert!(view.forecast.iter().all(|d| d.rooms_needed == 2), "{:?}", view.forecast);
+        let review = out[2].deadline.unwrap();
+        assert_eq!(review, clock.now() + jiff::SignedDuration::from_hours(24), "a review every 24 h");
+        let tasks = episodes::tasks(&mut dep, None, false, None).unwrap();
+        assert!(tasks.iter().any(|t| t.episode_id == id && t.task.kind == "review"), "{tasks:?}");
+
+        // Discharge: only with the two negative tests 24 h apart, and only by roles that may.
+        let discharge = || act(&id, Action::Discharge { criteria: "afebrile 3 days, symptoms improved".into() });
+        let manager = user(Role::FacilityManager, "D1");
+        assert!(matches!(
+            episodes::transition(&mut dep, &actor(), Some(&manager), &[discharge()]),
+            Err(AppError::InvalidArgument { .. })
+        ));
+        clock.advance(jiff::SignedDuration::from_hours(50));
+        let labs = [
+            lab("LT1", "P1", R::Negative, "2022-03-16T01:00:00Z"),
+            lab("LT2", "P1", R::Negative, "2022-03-17T02:00:00Z"),
+        ];
+        let moved = episodes::record_lab_results(&mut dep, &actor(), &labs).unwrap();
+        assert_eq!((moved.tests, moved.converted), (2, 0));
+        let worker = user(Role::CommunityWorker, "D1");
+        assert!(matches!(
+            episodes::transition(&mut dep, &actor(), Some(&worker), &[discharge()]),
+            Err(AppError::Forbidden(_))
+        ));
+        let out = episodes::transition(&mut dep, &actor(), Some(&manager), &[discharge()]).unwrap();
+        assert_eq!((out[0].state, out[0].deadline), (EpisodeState::Released, None));
+        assert_eq!(dep.store.facilities().unwrap()[0].rooms[0].state, "to_disinfect");
+
+        // A restart replays the same isolation; discharged, it reopens on no import.
+        let shown = episodes::show(&mut dep, None, &id).unwrap();
+        let store = chainbreak_app::open(&dir.path().join("e.db")).unwrap();
+        let mut dep = Deployment::new(Box::new(store), clock.clone()).unwrap();
+        let again = episodes::show(&mut dep, None, &id).unwrap();
+        assert_eq!(serde_json::to_value(&again).unwrap(), serde_json::to_value(&shown).unwrap());
+        assert!(matches!(again.history.last().unwrap().action, Action::Discharge { .. }));
+        let (isolated, _) = import(&mut dep, &file);
+        assert_eq!(isolated.opened, 0);
+
+        // K2 is excluded: P2's isolation closes.
+        let p2 = case_episode(&mut dep, "P2").unwrap();
+        let excluded = dir.path().join("excluded.csv");
+        std::fs::write(&excluded, "id,person_id,classification,reported_at\nK2,P2,excluded,2022-03-15T06:00:00Z\n")
+            .unwrap();
+        let (_, closed) = import(&mut dep, &excluded);
+        assert_eq!(closed, 1);
+        let ep = episodes::show(&mut dep, None, &p2).unwrap().episode;
+        assert_eq!((ep.state, ep.closed), (EpisodeState::Closed, Some(chainbreak_closedloop::CloseReason::Excluded)));
+
+        // A close contact's positive: converted, and the person's isolation proposed with the
+        // response clock's 2 h; the converted episode names it.
+        let contact = episodes::transition(&mut dep, &actor(), None, &[open("P4", "2022-03-16T02:00:00Z")]).unwrap();
+        let contact = contact[0].episode_id.clone();
+        let positive = [lab("LT3", "P4", R::Positive, "2022-03-17T01:00:00Z")];
+        assert_eq!(episodes::record_lab_results(&mut dep, &actor(), &positive).unwrap().converted, 1);
+        let iso = case_episode(&mut dep, "P4").unwrap();
+        let shown = episodes::show(&mut dep, None, &iso).unwrap();
+        assert_eq!(shown.episode.state, EpisodeState::Proposed);
+        assert_eq!(shown.deadline, Some(clock.now() + jiff::SignedDuration::from_hours(2)));
+        assert_eq!(shown.episode.reasons[0].source, "positive:LT3");
+        let converted = episodes::show(&mut dep, None, &contact).unwrap();
+        let last = converted.history.last().unwrap();
+        assert_eq!(last.note.as_deref(), Some(format!("isolation: {iso}").as_str()));
+        // Reported as a case: the report confirms the proposed isolation, no duplicate.
+        let k3 = dir.path().join("k3.csv");
+        std::fs::write(&k3, "id,person_id,classification,sampled_at,reported_at\nK3,P4,suspected,2022-03-17T01:00:00Z,2022-03-17T04:00:00Z\n")
+            .unwrap();
+        let (isolated, _) = import(&mut dep, &k3);
+        assert_eq!((isolated.opened, isolated.added), (0, 1));
+        let ep = episodes::show(&mut dep, None, &iso).unwrap().episode;
+        assert_eq!((ep.state, ep.reasons.len()), (EpisodeState::Confirmed, 2));
+        assert_eq!(case_episode(&mut dep, "P4"), Some(iso.clone()));
+        // The case's outcome: deceased. The isolation closes with that reason.
+        std::fs::write(
+            &k3,
+            "id,person_id,classification,sampled_at,reported_at,outcome\n\
+             K3,P4,confirmed,2022-03-17T01:00:00Z,2022-03-17T04:00:00Z,deceased\n",
+        )
+        .unwrap();
+        let (isolated, _) = import(&mut dep, &k3);
+        assert_eq!((isolated.opened, isolated.deceased), (0, 1));
+        let ep = episodes::show(&mut dep, None, &iso).unwrap().episode;
+        assert_eq!((ep.state, ep.closed), (EpisodeState::Closed, Some(chainbreak_closedloop::CloseReason::Deceased)));
+    }
 }
 
 /// The closed loop over a small simulated outbreak with field faults and restarts: every
-/// episode ends with an outcome, none is ever open without a deadline (`drill`; the benchmark
-/// runs it at ≥ 100,000 episodes).
+/// episode (contacts' and cases' isolations) ends with an outcome, none is ever open without a
+/// deadline (`drill`; the benchmark runs it at ≥ 100,000 episodes).
 #[test]
 fn a_drill_over_a_simulated_outbreak_leaves_nobody_out() {
     let dir = tempfile::tempdir().unwrap();
@@ -1749,4 +1908,8 @@ fn a_drill_over_a_simulated_outbreak_leaves_nobody_out() {
     assert!(report.restarts >= 5, "{report:?}");
     assert!(report.outcomes.get("released").copied().unwrap_or(0) > report.episodes / 2, "{report:?}");
     assert_eq!(report.outcomes.values().sum::<usize>(), report.episodes);
+    // The cases' own isolations: every reported or converted case, each discharged in the end.
+    assert!(report.isolations as u64 >= report.cases.min(1), "{report:?}");
+    assert_eq!(report.isolation_outcomes.values().sum::<usize>(), report.isolations);
+    assert!(report.isolation_outcomes.get("released").copied().unwrap_or(0) > report.isolations / 2, "{report:?}");
 }

@@ -48,7 +48,8 @@ pub(crate) enum EpisodesCommand {
     Open {
         #[arg(long)]
         person: String,
-        /// close, secondary or grid (the profile's measure for it).
+        /// close, secondary or grid (the profile's measure for it), or case (the person's own
+        /// isolation until discharge; --exposure is then the onset or positive sample).
         #[arg(long)]
         category: String,
         /// The case (or zone, arrival...) it comes from.
@@ -69,8 +70,8 @@ pub(crate) enum EpisodesCommand {
     /// Move an episode: confirm, reject, notify, unreachable, refuse, transfer (--facility,
     /// --room or the first room the rules allow), start, test (--taken-at, --result),
     /// linked-test (--contact, --taken-at, --result), add-reason (--source, --via, --exposure),
-    /// source-excluded (--source), release, hand-over (--to), acknowledge, lost, close
-    /// (--close-reason).
+    /// source-excluded (--source), release, discharge (a case's isolation; --criteria: what is
+    /// met), hand-over (--to), acknowledge, lost, close (--close-reason).
     Transition {
         id: String,
         action: String,
@@ -96,6 +97,9 @@ pub(crate) enum EpisodesCommand {
         via: Option<String>,
         #[arg(long)]
         exposure: Option<String>,
+        /// For discharge: the profile's discharge criteria the clinician attests are met.
+        #[arg(long)]
+        criteria: Option<String>,
         /// Why, for the event and the audit trail.
         #[arg(long)]
         note: Option<String>,
@@ -239,6 +243,7 @@ pub(crate) fn run(db: &Path, command: EpisodesCommand, clock: Arc<dyn Clock>) ->
             source,
             via,
             exposure,
+            criteria,
             note,
             actor,
         } => {
@@ -280,6 +285,7 @@ pub(crate) fn run(db: &Path, command: EpisodesCommand, clock: Arc<dyn Clock>) ->
                     Action::SourceExcluded { source: source.context("source-excluded needs --source")? }
                 }
                 "release" => Action::Release,
+                "discharge" => Action::Discharge { criteria: criteria.context("discharge needs --criteria")? },
                 "hand-over" | "hand_over" => Action::HandOver { to: to.context("hand-over needs --to")? },
                 "acknowledge" => Action::Acknowledge,
                 "lost" => Action::Lost,

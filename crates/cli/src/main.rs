@@ -82,7 +82,8 @@ enum Command {
         /// pseudonymous ids); never stored in the database.
         #[arg(long, env = "CHAINBREAK_PSEUDONYM_KEY_FILE")]
         pseudonym_key_file: Option<PathBuf>,
-        /// Arrivals: the unit that owns the measures proposed for them.
+        /// Arrivals and cases: the unit that owns the measures proposed for arrivals and the
+        /// cases' isolations.
         #[arg(long, default_value = "intake")]
         owner_unit: String,
     },
@@ -491,7 +492,16 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             } else {
                 None
             };
-            // Excluded cases: the episodes that hang only on them close.
+            // Reported cases are isolated; excluded cases: the episodes that hang only on them
+            // close, and their own isolation.
+            let isolated = if kind == Kind::Cases && !report.cases.is_empty() {
+                let store = chainbreak_app::open(&db)?;
+                let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock.clone())?;
+                let actor = cli_actor(None, "import cases");
+                Some(chainbreak_app::episodes::isolate_cases(&mut dep, &actor, &report.cases, &owner_unit)?)
+            } else {
+                None
+            };
             let closed = if kind == Kind::Cases && !report.excluded_cases.is_empty() {
                 let store = chainbreak_app::open(&db)?;
                 let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock.clone())?;
@@ -525,6 +535,13 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                     report.registered_persons,
                     report.registered_places
                 );
+                if let Some(i) = isolated {
+                    println!(
+                        "cases: {} isolations opened, {} added to open isolations, {} already isolated for that case, \
+                         {} deceased",
+                        i.opened, i.added, i.known, i.deceased
+                    );
+                }
                 if let Some(n) = closed {
                     println!("episodes: {n} reasons from excluded cases withdrawn");
                 }

@@ -693,6 +693,47 @@ fn episodes_and_facilities_at_the_console() {
 }
 
 #[test]
+fn imported_cases_are_isolated_until_discharged_at_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    import_sample(&db, &["areas", "places", "persons"]);
+    let out = ok(&["import", "cases", &s(&sample().join("cases.csv")), "--db", &db, "--owner-unit", "U-hospital"]);
+    // K1–K4 are reported, K5 excluded.
+    assert!(out.contains("cases: 4 isolations opened, 0 added"), "{out}");
+    let again = ok(&["import", "cases", &s(&sample().join("cases.csv")), "--db", &db]);
+    assert!(again.contains("cases: 0 isolations opened, 0 added to open isolations, 4 already"), "{again}");
+    let listed = ok(&["episodes", "list", "--person", "P071", "--format", "json", "--db", &db]);
+    let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(
+        (&rows[0]["category"], &rows[0]["state"], &rows[0]["owner_unit"]),
+        (&"case".into(), &"confirmed".into(), &"U-hospital".into())
+    );
+    let id = rows[0]["id"].as_str().unwrap().to_string();
+    ok(&["facilities", "add", "H1", "--name", "Designated hospital", "--room", "1", "--db", &db]);
+    for action in ["notify", "transfer", "start"] {
+        let mut args = vec!["episodes", "transition", &id, action, "--db", &db];
+        if action == "transfer" {
+            args.extend(["--facility", "H1"]);
+        }
+        ok(&args);
+    }
+    let hours_ago = |h: i64| (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(h)).to_string();
+    let discharge = ["episodes", "transition", &id, "discharge", "--criteria", "afebrile 3 days", "--db", &db];
+    let refused = run(&discharge);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("discharge refused"), "{refused:?}");
+    let missing = run(&["episodes", "transition", &id, "discharge", "--db", &db]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--criteria"), "{missing:?}");
+    for taken in [hours_ago(30), hours_ago(2)] {
+        ok(&["episodes", "transition", &id, "test", "--taken-at", &taken, "--result", "negative", "--db", &db]);
+    }
+    let done: serde_json::Value = serde_json::from_str(&ok(&discharge)).unwrap();
+    assert_eq!(done["state"], "released");
+    let shown: serde_json::Value = serde_json::from_str(&ok(&["episodes", "show", &id, "--db", &db])).unwrap();
+    assert_eq!(shown["history"].as_array().unwrap().last().unwrap()["action"], "discharge");
+}
+
+#[test]
 fn imported_arrivals_get_their_origins_measure_proposed() {
     let dir = tempfile::tempdir().unwrap();
     let db = init(dir.path());

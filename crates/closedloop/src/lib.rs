@@ -17,6 +17,11 @@
 //!   release needs the plan's negative tests, one for each test day taken that day or made up
 //!   later (and, for secondary contacts, the linked close contact's); when an index case is excluded, the reasons that hang on it go, and an
 //!   episode left without reasons closes.
+//! - A case's own episode (category `case`, kind `isolation`, [`isolation_plan`]) has no number
+//!   of days: it ends on a [`Action::Discharge`] that the profile's `[closed_loop.isolation]`
+//!   allows (least stay, last negative tests; the clinician attests the rest), or closes with a
+//!   reason; its positive tests are follow-up, and its deadlines may be the profile's own for
+//!   the kind (the response clock's 2 h for cases).
 //! - [`Registry`] keeps one open episode per person and category: a person traced again gets
 //!   the new reason on the open episode.
 //! - [`Episode::tasks`]: what is due (the next move, each test day) with its deadline, the
@@ -55,6 +60,21 @@ vocabulary!(
     /// A test result.
     TestResult { Negative = "negative", Positive = "positive" }
 );
+
+/// The source of a case's isolation reason that is a positive test rather than a case record
+/// (`positive:{lab test or episode}`): when the case is excluded, such reasons fall with it.
+pub const POSITIVE_SOURCE: &str = "positive:";
+
+/// The measure of a case's own episode: isolation, open-ended (its one phase has no days; the
+/// episode ends on discharge, by the profile's `[closed_loop.isolation]`).
+pub fn isolation_plan() -> MeasurePlan {
+    use chainbreak_core::profile::{DayZero, Phase};
+    MeasurePlan {
+        day_zero: DayZero::Diagnosis,
+        phases: vec![Phase { kind: MeasureKind::Isolation, days: 0, test_days: Vec::new(), tests: None }],
+        early_release: None,
+    }
+}
 
 /// One reason for a measure: what put the person there, and the date the measure counts from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +142,12 @@ pub enum Action {
         source: String,
     },
     Release,
+    /// A case leaves isolation: a clinician (or the facility) records that the profile's
+    /// discharge criteria are met (`criteria`: what they attest); the engine checks the days
+    /// and the negative tests. The only way out of an isolation but a closing reason.
+    Discharge {
+        criteria: String,
+    },
     /// Handed over to another jurisdiction; complete when it acknowledges.
     HandOver {
         to: String,
@@ -152,6 +178,8 @@ pub enum Refusal {
     NotInState { action: &'static str, state: &'static str },
     #[error("release refused: {0}")]
     NotReleasable(String),
+    #[error("discharge refused: {0}")]
+    NotDischargeable(String),
     #[error("the first event of an episode opens it")]
     NotOpened,
     #[error("an episode is opened once")]
@@ -169,6 +197,9 @@ pub enum Effect {
     SuspectedCase { person: String, sampled_at: Timestamp },
     /// A secondary contact became a close contact (a new measure: notify and transfer again).
     Promoted,
+    /// The person's own isolation, opened (or given the reason) after a positive test converted
+    /// their episode (the application opens it; the engine never does).
+    Isolation { episode: String },
 }
 
 /// The profile's rules and the deployment's calendar.
@@ -217,7 +248,8 @@ pub struct Episode {
 /// A piece of work an episode needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Task {
-    /// `advance` (leave the current state) or `test`.
+    /// `advance` (leave the current state), `review` (a case in isolation: a test or the
+    /// discharge) or `test`.
     pub kind: &'static str,
     /// The test day (from day 0), for tests.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -244,6 +276,7 @@ fn action_name(a: &Action) -> &'static str {
         Action::AddReason { .. } => "add_reason",
         Action::SourceExcluded { .. } => "source_excluded",
         Action::Release => "release",
+        Action::Discharge { .. } => "discharge",
         Action::HandOver { .. } => "hand_over",
         Action::Acknowledge => "acknowledge",
         Action::Lost => "lost",
@@ -264,6 +297,9 @@ impl Episode {
         };
         if plan.phases.is_empty() {
             return Err(Refusal::Invalid("a measure plan has at least one phase".into()));
+        }
+        if *category == Category::Case && plan.phases[0].kind != MeasureKind::Isolation {
+            return Err(Refusal::Invalid("a case's own episode is an isolation".into()));
         }
         Ok(Episode {
             person: person.clone(),
@@ -300,10 +336,12 @@ impl Episode {
         is_open(self.state)
     }
 
-    /// Day 0: the local date of the latest reason.
+    /// Day 0: the local date of the latest reason; for a case's isolation, of the earliest (its
+    /// onset or first positive sample).
     pub fn day_zero(&self, calendar: &Calendar) -> Date {
-        let latest = self.reasons.iter().map(|r| r.at).max().unwrap_or(self.entered);
-        calendar.day_of(latest)
+        let at = self.reasons.iter().map(|r| r.at);
+        let day = if self.is_isolation() { at.min() } else { at.max() };
+        calendar.day_of(day.unwrap_or(self.entered))
     }
 
     /// The start of local day `day` counted from day 0.
@@ -361,6 +399,62 @@ impl Episode {
         self.plan.phases[0].kind
     }
 
+    /// A case's own episode: isolation until discharge.
+    pub fn is_isolation(&self) -> bool {
+        self.category == Category::Case
+    }
+
+    /// Whether the measure is in a facility a person is transferred to.
+    fn transferable(&self) -> bool {
+        matches!(self.kind(), MeasureKind::CentralQuarantine | MeasureKind::Isolation)
+    }
+
+    /// Whether the measure may start only in a facility.
+    fn must_transfer(&self, rules: &Rules) -> bool {
+        match self.kind() {
+            MeasureKind::CentralQuarantine => true,
+            MeasureKind::Isolation => rules.profile.closed_loop.isolation.transfer_required,
+            _ => false,
+        }
+    }
+
+    /// The earliest discharge the profile allows: the end of its least stay after day 0 (the
+    /// local date of the case's onset or first positive sample).
+    pub fn earliest_discharge(&self, rules: &Rules) -> Timestamp {
+        let min = rules.profile.closed_loop.isolation.discharge.min_days;
+        if min == 0 { self.entered } else { self.day_start(rules.calendar, i64::from(min) + 1).max(self.entered) }
+    }
+
+    /// Whether a case may be discharged at `at`, or why not: the least stay is over and the
+    /// last tests are negative, the profile's number of them, spaced as it says.
+    pub fn dischargeable(&self, rules: &Rules, at: Timestamp) -> Result<(), String> {
+        let d = &rules.profile.closed_loop.isolation.discharge;
+        if d.min_days > 0 && at < self.day_start(rules.calendar, i64::from(d.min_days) + 1) {
+            return Err(format!(
+                "isolation lasts at least until the end of day {} after day 0 ({})",
+                d.min_days,
+                self.day_zero(rules.calendar)
+            ));
+        }
+        let need = d.negative_tests as usize;
+        if need == 0 {
+            return Ok(());
+        }
+        let mut tests: Vec<&TestRecord> = self.tests.iter().filter(|t| t.taken_at <= at).collect();
+        tests.sort_by_key(|t| t.taken_at);
+        let last = &tests[tests.len().saturating_sub(need)..];
+        let gap = SignedDuration::from_hours(i64::from(d.min_gap_hours));
+        let spaced = last.windows(2).all(|w| w[1].taken_at.duration_since(w[0].taken_at) >= gap);
+        if last.len() < need || last.iter().any(|t| t.result != TestResult::Negative) || !spaced {
+            return Err(format!(
+                "the last {need} tests must be negative and taken at least {} h apart ({} tests recorded)",
+                d.min_gap_hours,
+                tests.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Applies an event, or refuses it and changes nothing.
     pub fn apply(&mut self, event: &Event, rules: &Rules) -> Result<Vec<Effect>, Refusal> {
         if event.at < self.last {
@@ -404,15 +498,13 @@ impl Episode {
                 self.enter(S::Unreachable, at)
             }
             Action::Refuse if matches!(state, S::Notified | S::Refused) => self.enter(S::Refused, at),
-            Action::Transfer { facility, room }
-                if matches!(state, S::Notified | S::Refused) && self.kind() == MeasureKind::CentralQuarantine =>
-            {
+            Action::Transfer { facility, room } if matches!(state, S::Notified | S::Refused) && self.transferable() => {
                 self.facility = Some((facility.clone(), room.clone()));
                 self.enter(S::Transferred, at);
             }
             Action::Start
                 if state == S::Transferred
-                    || (matches!(state, S::Notified | S::Refused) && self.kind() != MeasureKind::CentralQuarantine) =>
+                    || (matches!(state, S::Notified | S::Refused) && !self.must_transfer(rules)) =>
             {
                 self.enter(S::InMeasure, at)
             }
@@ -429,7 +521,8 @@ impl Episode {
                 }
                 self.tests.push(TestRecord { taken_at: *taken_at, result: *result, lab_test: lab_test.clone() });
                 self.lab_tests.extend(lab_test.iter().cloned());
-                if *result == TestResult::Positive {
+                // A case's positive test is its follow-up, not a conversion.
+                if *result == TestResult::Positive && !self.is_isolation() {
                     self.enter(S::ConvertedToCase, at);
                     return Ok(vec![Effect::SuspectedCase { person: self.person.clone(), sampled_at: *taken_at }]);
                 }
@@ -461,19 +554,33 @@ impl Episode {
                 if !self.reasons.contains(reason) {
                     self.reasons.push(reason.clone());
                 }
-                if self.day_zero(rules.calendar) > before && state == S::InMeasure {
+                if self.day_zero(rules.calendar) > before && state == S::InMeasure && !self.is_isolation() {
                     self.enter(S::Extended, at);
                 }
             }
             Action::SourceExcluded { source } => {
                 self.reasons.retain(|r| &r.source != source);
-                if self.reasons.is_empty() {
+                // An isolation left with positive tests only (no case record stands): the
+                // excluded case judged them.
+                if self.reasons.is_empty()
+                    || (self.is_isolation() && self.reasons.iter().all(|r| r.source.starts_with(POSITIVE_SOURCE)))
+                {
                     self.closed = Some(CloseReason::Excluded);
                     self.enter(S::Closed, at);
                 }
             }
-            Action::Release if matches!(state, S::InMeasure | S::Extended) => {
+            Action::Release if matches!(state, S::InMeasure | S::Extended) && !self.is_isolation() => {
                 self.releasable(rules, at).map_err(Refusal::NotReleasable)?;
+                self.enter(S::Released, at);
+            }
+            Action::Discharge { criteria } if matches!(state, S::InMeasure | S::Extended) && self.is_isolation() => {
+                if criteria.trim().is_empty() {
+                    return Err(Refusal::Invalid(format!(
+                        "a discharge says which criteria are met (the profile's: {})",
+                        rules.profile.closed_loop.isolation.discharge.criteria
+                    )));
+                }
+                self.dischargeable(rules, at).map_err(Refusal::NotDischargeable)?;
                 self.enter(S::Released, at);
             }
             Action::HandOver { to } if state != S::HandedOver => {
@@ -566,6 +673,12 @@ impl Episode {
     pub fn deadline(&self, rules: &Rules) -> Option<Timestamp> {
         use EpisodeState as S;
         match self.state {
+            S::InMeasure | S::Extended if self.is_isolation() => {
+                let iso = &rules.profile.closed_loop.isolation;
+                let earliest = self.earliest_discharge(rules);
+                let last = self.tests.iter().map(|t| t.taken_at).max().map_or(self.entered, |t| t.max(self.entered));
+                Some(earliest.max(last + SignedDuration::from_hours(i64::from(iso.review_every_hours))))
+            }
             S::InMeasure | S::Extended => {
                 let end = self
                     .plan
@@ -581,7 +694,7 @@ impl Episode {
                 Some(self.day_start(rules.calendar, end + 1))
             }
             s if is_open(s) => {
-                let d = rules.profile.closed_loop.deadline(s)?;
+                let d = rules.profile.closed_loop.deadline_for(self.kind(), s)?;
                 let from = match d.from {
                     DeadlineFrom::Entered => self.entered,
                     DeadlineFrom::Confirmed => self.confirmed.unwrap_or(self.entered),
@@ -616,7 +729,8 @@ impl Episode {
             S::InMeasure | S::Extended => Responsibility::Unit,
             _ => Responsibility::Territorial,
         };
-        tasks.push(task("advance", None, due, responsibility));
+        let in_isolation = self.is_isolation() && matches!(self.state, S::InMeasure | S::Extended);
+        tasks.push(task(if in_isolation { "review" } else { "advance" }, None, due, responsibility));
         if matches!(self.state, S::InMeasure | S::Extended) {
             for (day, test) in self.scheduled_tests(rules.calendar, &self.test_days()) {
                 if test.is_none() {
@@ -641,7 +755,7 @@ pub fn arrival_proposal(profile: &Profile, arrival: &chainbreak_core::model::Arr
     let plan = profile.arrivals.for_origin(arrival.origin_risk)?;
     let at = match plan.day_zero {
         DayZero::LeftOrigin => arrival.left_origin_at,
-        DayZero::Arrival | DayZero::Notified | DayZero::LastExposure => arrival.arrived_at,
+        DayZero::Arrival | DayZero::Notified | DayZero::LastExposure | DayZero::Diagnosis => arrival.arrived_at,
     };
     Some(Action::Open {
         person: arrival.person_id.clone(),

@@ -2,8 +2,8 @@
 //! that move episodes, deadlines and escalation, and random event sequences.
 
 use chainbreak_closedloop::{
-    Action, Category, CloseReason, Effect, Episode, Event, Reason, Refusal, Registry, Rules, TestResult,
-    escalated_owner,
+    Action, Category, CloseReason, Effect, Episode, Event, POSITIVE_SOURCE, Reason, Refusal, Registry, Rules,
+    TestResult, escalated_owner, isolation_plan,
 };
 use chainbreak_core::model::EpisodeState as S;
 use chainbreak_core::profile::Profile;
@@ -321,8 +321,30 @@ proptest! {
 
 type Steps = Vec<(u8, u8, i64)>;
 
+/// Persons 0–2 are contacts (whose positives open their isolation), 3–5 cases.
 fn steps() -> impl Strategy<Value = Steps> {
-    prop::collection::vec((0u8..3, 0u8..255, 1i64..20), 1..120)
+    prop::collection::vec((0u8..6, 0u8..255, 1i64..20), 1..120)
+}
+
+/// An event for a case's isolation: the contacts' events, with discharges for some releases.
+fn case_action(step: u8, at: i64) -> Action {
+    match step % 16 {
+        12 => Action::Discharge { criteria: "afebrile, symptoms improved".into() },
+        _ => action(step, at),
+    }
+}
+
+fn open_case(person: &str, source: String, at: Timestamp, sampled: Timestamp) -> Event {
+    ev(
+        at,
+        Action::Open {
+            person: person.into(),
+            category: Category::Case,
+            plan: isolation_plan(),
+            reason: Reason { source, via: None, at: sampled, evidence: None },
+            owner: "U1".into(),
+        },
+    )
 }
 
 fn profiles() -> impl Strategy<Value = &'static str> {
@@ -339,10 +361,19 @@ fn drive(steps: Steps, profile: &str) -> Result<std::collections::BTreeSet<&'sta
     let mut now = 30;
     for (i, (person, step, gap)) in steps.into_iter().enumerate() {
         now += gap;
+        let case = person >= 3;
         let person = format!("P{person}");
-        let open =
-            reg.open_episode(&person, Category::Close).or(reg.open_episode(&person, Category::Secondary)).cloned();
+        let open = if case {
+            reg.open_episode(&person, Category::Case).cloned()
+        } else {
+            reg.open_episode(&person, Category::Close).or(reg.open_episode(&person, Category::Secondary)).cloned()
+        };
         match open {
+            None if case => {
+                let event = open_case(&person, format!("K{}", step % 3), h(now), h(now - 5));
+                let (id, applied) = reg.open_or_add(&format!("E{i}"), &event, &r).unwrap();
+                accepted.entry(id).or_default().push(applied);
+            }
             None => {
                 let secondary = step.is_multiple_of(4);
                 let plan = if secondary {
@@ -369,16 +400,32 @@ fn drive(steps: Steps, profile: &str) -> Result<std::collections::BTreeSet<&'sta
                 accepted.entry(id).or_default().push(applied);
             }
             Some(id) => {
-                let event = ev(h(now), action(step, now));
+                let event = ev(h(now), if case { case_action(step, now) } else { action(step, now) });
                 let before = reg.episodes[&id].clone();
                 match reg.apply(&id, &event, &r) {
-                    Ok(_) => {
+                    Ok(effects) => {
                         accepted.get_mut(&id).unwrap().push(event.clone());
                         let ep = &reg.episodes[&id];
                         reached.insert(ep.state.as_str());
-                        if ep.state == S::Released {
+                        if ep.state == S::Released && ep.category == Category::Case {
+                            prop_assert!(before.dischargeable(&r, event.at).is_ok());
+                            let discharged = matches!(event.action, Action::Discharge { .. });
+                            prop_assert!(discharged, "left isolation by {:?}", event.action);
+                            reached.insert("discharged");
+                        } else if ep.state == S::Released {
                             prop_assert!(before.releasable(&r, event.at).is_ok());
                             prop_assert!(matches!(event.action, Action::Release));
+                        }
+                        if ep.category == Category::Case {
+                            prop_assert!(effects.is_empty(), "a case's positive converts nothing");
+                        }
+                        // A positive converts a contact: their isolation opens (or takes the reason).
+                        for effect in effects {
+                            if let Effect::SuspectedCase { person, sampled_at } = effect {
+                                let open = open_case(&person, format!("{POSITIVE_SOURCE}{id}"), h(now), sampled_at);
+                                let (iso, applied) = reg.open_or_add(&format!("I{i}"), &open, &r).unwrap();
+                                accepted.entry(iso).or_default().push(applied);
+                            }
                         }
                     }
                     Err(_) => prop_assert_eq!(&reg.episodes[&id], &before),
@@ -387,10 +434,14 @@ fn drive(steps: Steps, profile: &str) -> Result<std::collections::BTreeSet<&'sta
         }
         // Invariants after every event.
         let mut open_keys = std::collections::BTreeSet::new();
+        let mut open_kinds = std::collections::BTreeSet::new();
         for ep in reg.episodes.values().filter(|e| e.is_open()) {
             prop_assert!(ep.deadline(&r).is_some(), "{:?} has no deadline", ep.state);
             prop_assert!(!ep.tasks(&r, h(now)).is_empty());
             prop_assert!(open_keys.insert((ep.person.clone(), ep.category)), "two open episodes");
+            prop_assert!(open_kinds.insert((ep.person.clone(), ep.kind())), "two open episodes of one kind");
+            prop_assert!(!ep.owner.is_empty(), "an owner");
+            prop_assert_eq!(ep.category == Category::Case, ep.kind() == chainbreak_core::model::MeasureKind::Isolation);
         }
     }
     // A restart: the episodes are what their accepted events make.
@@ -415,6 +466,7 @@ fn random_events_reach_every_state() {
     let all: Vec<&str> = S::ALL.iter().map(|s| s.as_str()).filter(|s| *s != "proposed").collect();
     let missing: Vec<&&str> = all.iter().filter(|s| !reached.contains(**s)).collect();
     assert!(missing.is_empty(), "never reached: {missing:?}");
+    assert!(reached.contains("discharged"), "no case was ever discharged");
 }
 
 #[test]
@@ -622,4 +674,228 @@ fn a_unit_of_work_rolls_back_whole() {
     reg.commit();
     reg.rollback();
     assert_eq!(reg.episodes["E1"].state, S::Confirmed, "nothing to roll back after a commit");
+}
+
+// ---------------------------------------------------------------- a case's own isolation
+
+impl World {
+    fn open_case(&self, at: Timestamp, sampled: Timestamp) -> Event {
+        open_case("P1", "K1".into(), at, sampled)
+    }
+}
+
+fn discharge() -> Action {
+    Action::Discharge { criteria: "temperature normal for 3 days, symptoms improved".into() }
+}
+
+#[test]
+fn a_case_is_isolated_until_a_clinician_discharges_them() {
+    let w = World::new("cn-2022-9th");
+    let r = w.rules();
+    let mut ep = Episode::open(&w.open_case(h(1), h(-2))).unwrap();
+    assert_eq!(
+        (ep.category, ep.kind(), ep.state),
+        (Category::Case, chainbreak_core::model::MeasureKind::Isolation, S::Proposed)
+    );
+    // The response clock: reported within 2 h of the positive, transferred within 2 h of the report.
+    assert_eq!(ep.deadline(&r), Some(h(3)));
+    ep.apply(&ev(h(2), Action::Confirm), &r).unwrap();
+    assert_eq!(ep.deadline(&r), Some(h(4)));
+    ep.apply(&ev(h(2), Action::Notify), &r).unwrap();
+    assert_eq!(ep.deadline(&r), Some(h(4)), "the clock keeps running from the report");
+    // The profile wants cases in a facility: no isolation at home.
+    assert!(matches!(ep.apply(&ev(h(3), Action::Start), &r), Err(Refusal::NotInState { .. })));
+    ep.apply(&ev(h(3), Action::Transfer { facility: "H1".into(), room: "1".into() }), &r).unwrap();
+    assert_eq!(ep.deadline(&r), Some(h(5)));
+    ep.apply(&ev(h(4), Action::Start), &r).unwrap();
+    // In isolation: a review (a test) every 24 h; no fixed end.
+    assert_eq!(ep.deadline(&r), Some(h(28)));
+    let tasks = ep.tasks(&r, h(30));
+    assert_eq!((tasks.len(), tasks[0].kind, tasks[0].overdue), (1, "review", true));
+    assert!(matches!(ep.apply(&ev(h(30), Action::Release), &r), Err(Refusal::NotInState { .. })), "no release by days");
+    // A positive in isolation is follow-up, not a conversion.
+    let effects =
+        ep.apply(&ev(h(30), Action::Test { taken_at: h(29), result: TestResult::Positive, lab_test: None }), &r);
+    assert_eq!(effects, Ok(vec![]));
+    assert_eq!((ep.state, ep.deadline(&r)), (S::InMeasure, Some(h(29 + 24))));
+    assert!(matches!(ep.apply(&ev(h(40), discharge()), &r), Err(Refusal::NotDischargeable(_))));
+    ep.apply(&ev(h(60), negative(h(50))), &r).unwrap();
+    ep.apply(&ev(h(70), negative(h(60))), &r).unwrap();
+    let refused = ep.apply(&ev(h(70), discharge()), &r).unwrap_err();
+    assert!(refused.to_string().contains("24 h apart"), "{refused}");
+    ep.apply(&ev(h(90), negative(h(84))), &r).unwrap();
+    let before = ep.clone();
+    let empty = ep.apply(&ev(h(90), Action::Discharge { criteria: " ".into() }), &r);
+    assert!(matches!(empty, Err(Refusal::Invalid(_))));
+    assert_eq!(ep, before, "a refusal changes nothing");
+    ep.apply(&ev(h(90), discharge()), &r).unwrap();
+    assert_eq!((ep.state, ep.deadline(&r)), (S::Released, None));
+    // Contacts are released, not discharged.
+    let mut contact = Episode::open(&w.open_close(h(0), h(0))).unwrap();
+    contact.apply(&ev(h(1), Action::Confirm), &r).unwrap();
+    contact.apply(&ev(h(1), Action::Notify), &r).unwrap();
+    contact.apply(&ev(h(2), Action::Transfer { facility: "F1".into(), room: "1".into() }), &r).unwrap();
+    contact.apply(&ev(h(3), Action::Start), &r).unwrap();
+    assert!(matches!(contact.apply(&ev(h(300), discharge()), &r), Err(Refusal::NotInState { .. })));
+}
+
+#[test]
+fn cdc_cases_isolate_at_home_for_the_least_days_and_discharge_without_tests() {
+    let w = World::new("cdc-2020-12");
+    let r = w.rules();
+    let mut ep = Episode::open(&w.open_case(h(1), h(0))).unwrap();
+    assert_eq!(ep.deadline(&r), Some(h(25)), "no clock of its own: the general 24 h");
+    for (t, a) in [(2, Action::Confirm), (3, Action::Notify), (4, Action::Start)] {
+        ep.apply(&ev(h(t), a), &r).unwrap();
+    }
+    // A later record of the same case (a positive two days on) does not move day 0: the
+    // isolation counts from the onset or first positive.
+    let later = Reason { source: "K7".into(), via: None, at: h(48), evidence: None };
+    ep.apply(&ev(h(5), Action::AddReason { reason: later }), &r).unwrap();
+    // Day 0 is 1 March (local); at least 10 days: from the start of 12 March.
+    let earliest = h(24 * 11);
+    assert_eq!((ep.state, ep.earliest_discharge(&r), ep.deadline(&r)), (S::InMeasure, earliest, Some(earliest)));
+    let refused = ep.apply(&ev(h(24 * 5), discharge()), &r).unwrap_err();
+    assert!(refused.to_string().contains("day 10"), "{refused}");
+    assert!(ep.tasks(&r, earliest + jiff::SignedDuration::from_hours(1))[0].overdue);
+    ep.apply(&ev(earliest, discharge()), &r).unwrap();
+    assert_eq!(ep.state, S::Released);
+}
+
+#[test]
+fn an_excluded_case_closes_its_isolation_unless_another_case_stands() {
+    let w = World::new("cn-2022-9th");
+    let r = w.rules();
+    let mut reg = Registry::default();
+    // Converted by a positive test, then reported as case K1.
+    let positive = open_case("P1", format!("{POSITIVE_SOURCE}E0"), h(1), h(0));
+    reg.open_or_add("I1", &positive, &r).unwrap();
+    let (id, added) = reg.open_or_add("I2", &w.open_case(h(2), h(0)), &r).unwrap();
+    assert_eq!((id.as_str(), matches!(added.action, Action::AddReason { .. })), ("I1", true), "never a duplicate");
+    assert_eq!(reg.episodes.len(), 1);
+    reg.apply("I1", &ev(h(3), Action::SourceExcluded { source: "K1".into() }), &r).unwrap();
+    let ep = &reg.episodes["I1"];
+    assert_eq!((ep.state, ep.closed), (S::Closed, Some(CloseReason::Excluded)), "the positive fell with the case");
+    assert_eq!(reg.open_episode("P1", Category::Case), None);
+    // Two case records (duplicates): excluding one leaves the other.
+    reg.open_or_add("I3", &open_case("P2", "K2".into(), h(4), h(0)), &r).unwrap();
+    reg.open_or_add("I4", &open_case("P2", "K3".into(), h(4), h(0)), &r).unwrap();
+    reg.apply("I3", &ev(h(5), Action::SourceExcluded { source: "K2".into() }), &r).unwrap();
+    assert!(reg.episodes["I3"].is_open());
+    // Closed for other reasons: deceased.
+    reg.apply("I3", &ev(h(6), Action::Close { reason: CloseReason::Deceased }), &r).unwrap();
+    assert_eq!(reg.episodes["I3"].closed, Some(CloseReason::Deceased));
+    // A case's episode is an isolation.
+    let wrong = ev(
+        h(7),
+        Action::Open {
+            person: "P3".into(),
+            category: Category::Case,
+            plan: w.profile.close_contact_measure.clone(),
+            reason: Reason { source: "K4".into(), via: None, at: h(0), evidence: None },
+            owner: "U1".into(),
+        },
+    );
+    assert!(matches!(Episode::open(&wrong), Err(Refusal::Invalid(_))));
+}
+
+#[test]
+fn discharge_events_round_trip_as_json() {
+    let e = ev(h(1), discharge());
+    let text = serde_json::to_string(&e).unwrap();
+    assert!(text.contains("\"action\":\"discharge\"") && text.contains("\"criteria\""), "{text}");
+    assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), e);
+}
+
+/// The fault run for cases' isolations: random delays, unreachable cases, hand-overs, missed
+/// daily tests, positives before the negatives, deaths and restarts, under each profile. Every
+/// isolation ends (discharged, closed or lost), none is ever open without a deadline, none is
+/// discharged before the profile's rule allows, and a restart rebuilds each one.
+#[test]
+fn a_fault_run_of_isolations_ends_every_one() {
+    let n: usize = std::env::var("CHAINBREAK_FAULT_RUN_EPISODES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    for profile in ["cn-2022-9th", "cdc-2020-12"] {
+        let w = World::new(profile);
+        let r = w.rules();
+        let mut rng = Mix(2027);
+        let mut outcomes: std::collections::BTreeMap<&str, usize> = Default::default();
+        for i in 0..n / 2 {
+            let opened = rng.range(0, 24 * 30);
+            // Proposed (as by a positive test), confirmed by the report.
+            let open = open_case(&format!("P{i}"), format!("K{i}"), h(opened), h(opened - rng.range(1, 48)));
+            let mut log = vec![open.clone()];
+            let mut ep = Episode::open(&open).unwrap();
+            let mut t = opened;
+            // Positive for this many days of tests, then negative.
+            let shedding = rng.range(0, 12);
+            let mut refusals = 0;
+            while ep.is_open() {
+                assert!(ep.deadline(&r).is_some(), "an open isolation without a deadline: {ep:?}");
+                let action = match ep.state {
+                    S::Proposed => {
+                        t += rng.range(0, 4);
+                        Action::Confirm
+                    }
+                    S::Confirmed | S::Unreachable | S::Refused => {
+                        t += rng.range(0, 3);
+                        match rng.range(0, 100) {
+                            0..=4 => Action::Unreachable,
+                            5 => Action::Lost,
+                            6..=7 => Action::HandOver { to: "D9".into() },
+                            _ => Action::Notify,
+                        }
+                    }
+                    S::HandedOver => {
+                        t += rng.range(1, 30);
+                        Action::Acknowledge
+                    }
+                    S::Notified => {
+                        t += rng.range(0, 3);
+                        if w.profile.closed_loop.isolation.transfer_required || rng.chance(0.3) {
+                            Action::Transfer { facility: "H1".into(), room: format!("{i}") }
+                        } else {
+                            Action::Start
+                        }
+                    }
+                    S::Transferred => {
+                        t += rng.range(0, 3);
+                        Action::Start
+                    }
+                    _ if rng.chance(0.002) => Action::Close { reason: CloseReason::Deceased },
+                    _ if ep.dischargeable(&r, h(t)).is_ok() => Action::Discharge { criteria: "criteria met".into() },
+                    _ => {
+                        // A test a day, one in ten missed; positive while shedding.
+                        t += if rng.chance(0.1) { 48 } else { 24 };
+                        let day = (t - opened) / 24;
+                        let result = if day < shedding { TestResult::Positive } else { TestResult::Negative };
+                        Action::Test { taken_at: h(t - rng.range(1, 6)), result, lab_test: None }
+                    }
+                };
+                let event = ev(h(t), action);
+                let before = ep.clone();
+                match ep.apply(&event, &r) {
+                    Ok(effects) => {
+                        assert!(effects.is_empty(), "an isolation has no effects");
+                        if ep.state == S::Released {
+                            assert!(before.dischargeable(&r, event.at).is_ok());
+                        }
+                        log.push(event);
+                    }
+                    Err(why) => {
+                        refusals += 1;
+                        assert!(refusals < 40, "stuck in {:?}: {why}", ep.state);
+                        t += 24;
+                    }
+                }
+                if rng.chance(0.05) {
+                    assert_eq!(Episode::replay(&log, &r).unwrap(), ep);
+                }
+            }
+            assert!(ep.tasks(&r, h(t + 1000)).is_empty());
+            *outcomes.entry(ep.state.as_str()).or_default() += 1;
+        }
+        assert_eq!(outcomes.values().sum::<usize>(), n / 2, "every isolation ended");
+        assert!(outcomes["released"] * 10 > n / 2 * 8, "{profile}: {outcomes:?}");
+        eprintln!("fault run of isolations under {profile}: {outcomes:?}");
+    }
 }

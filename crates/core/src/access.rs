@@ -33,6 +33,9 @@ vocabulary!(
         ConfirmContacts = "confirm_contacts",
         /// Manage measure episodes (notify, transfer, release...).
         ManageEpisodes = "manage_episodes",
+        /// Discharge a case from isolation (a clinical decision: facility staff, epidemiologists,
+        /// the command).
+        DischargeCases = "discharge_cases",
         /// Confirm, widen, narrow and lift risk zones.
         ManageZones = "manage_zones",
         /// Manage quarantine facilities and rooms.
@@ -50,13 +53,21 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => &[ReadRecords, ManageUsers, ReadAudit],
-            Role::Commander => {
-                &[ReadRecords, ReadPersonalData, ConfirmContacts, ManageEpisodes, ManageZones, ReadAudit]
+            Role::Commander => &[
+                ReadRecords,
+                ReadPersonalData,
+                ConfirmContacts,
+                ManageEpisodes,
+                DischargeCases,
+                ManageZones,
+                ReadAudit,
+            ],
+            Role::Epidemiologist => {
+                &[ReadRecords, ReadPersonalData, IngestData, ConfirmContacts, ManageEpisodes, DischargeCases]
             }
-            Role::Epidemiologist => &[ReadRecords, ReadPersonalData, IngestData, ConfirmContacts, ManageEpisodes],
             Role::Tracer => &[ReadRecords, ReadPersonalData, IngestData, ConfirmContacts],
             Role::CommunityWorker => &[ReadRecords, ReadPersonalData, ManageEpisodes],
-            Role::FacilityManager => &[ReadRecords, ReadPersonalData, ManageEpisodes, ManageFacilities],
+            Role::FacilityManager => &[ReadRecords, ReadPersonalData, ManageEpisodes, DischargeCases, ManageFacilities],
             Role::Lab => &[IngestLabResults],
             Role::Viewer => &[ReadRecords],
         }
@@ -133,6 +144,10 @@ mod tests {
         assert!(!Role::Admin.may(Permission::ReadPersonalData), "admins run the system, not the outbreak");
         assert!(!Role::Viewer.may(Permission::ReadPersonalData));
         assert!(Role::Lab.may(Permission::IngestLabResults) && !Role::Lab.may(Permission::ReadRecords));
+        // Discharge is clinical: not for community workers, who otherwise move episodes.
+        let discharge: Vec<Role> = Role::ALL.iter().copied().filter(|r| r.may(Permission::DischargeCases)).collect();
+        assert_eq!(discharge, [Role::Commander, Role::Epidemiologist, Role::FacilityManager]);
+        assert!(discharge.iter().all(|r| r.may(Permission::ManageEpisodes)));
         assert!(Permission::ALL.iter().all(|p| Role::ALL.iter().any(|r| r.may(*p))), "every permission is granted");
     }
 }

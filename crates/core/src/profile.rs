@@ -295,7 +295,7 @@ vocabulary!(
     /// What day 0 of a measure is (a local calendar date in the deployment's zone).
     DayZero {
         LastExposure = "last_exposure", LeftOrigin = "left_origin", Arrival = "arrival",
-        Notified = "notified"
+        Notified = "notified", Diagnosis = "diagnosis"
     }
 );
 
@@ -515,6 +515,10 @@ vocabulary!(
 #[serde(deny_unknown_fields)]
 pub struct StateDeadline {
     pub state: EpisodeState,
+    /// Only for episodes of this measure kind (`isolation`: a case's own episode); absent: for
+    /// every kind without an entry of its own for the state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MeasureKind>,
     pub hours: u32,
     /// From entering the state, or from the episode's confirmation (a clock that keeps
     /// running through notification and transfer).
@@ -535,6 +539,40 @@ pub struct ClosedLoop {
     pub escalate_every_hours: u32,
     /// Members of one household (of one risk group) may share a quarantine room.
     pub household_may_share: bool,
+    /// A case's own episode: isolation (or treatment) until discharge.
+    pub isolation: Isolation,
+}
+
+/// A case's isolation (隔离治疗): open-ended, it ends on a discharge that a clinician records,
+/// not after a number of days.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Isolation {
+    /// Cases are transferred to a facility (a designated hospital, a makeshift hospital); false:
+    /// isolation may start at home.
+    pub transfer_required: bool,
+    /// While in isolation, a review (a test) is due this often, counted from entering it or from
+    /// the last test taken, and not before the earliest discharge.
+    pub review_every_hours: u32,
+    pub discharge: Discharge,
+}
+
+/// What discharge from isolation needs. The engine checks the days and the tests; the
+/// clinician attests `criteria` (temperature, symptoms), which the engine cannot see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Discharge {
+    /// What the clinician attests (the discharge event carries their statement).
+    pub criteria: String,
+    /// Not before the end of this day after day 0 (the local date of the case's onset or first
+    /// positive sample); 0: no least stay.
+    pub min_days: u32,
+    /// The last this many tests negative (0: none needed)...
+    pub negative_tests: u32,
+    /// ...taken at least this many hours apart.
+    pub min_gap_hours: u32,
+    /// Where the numbers come from.
+    pub source: String,
 }
 
 impl ClosedLoop {
@@ -549,8 +587,14 @@ impl ClosedLoop {
         EpisodeState::HandedOver,
     ];
 
+    /// The deadline of a state for every kind without one of its own.
     pub fn deadline(&self, state: EpisodeState) -> Option<&StateDeadline> {
-        self.deadlines.iter().find(|d| d.state == state)
+        self.deadlines.iter().find(|d| d.state == state && d.kind.is_none())
+    }
+
+    /// The deadline of a state for an episode of measure `kind`: the kind's own, or the general.
+    pub fn deadline_for(&self, kind: MeasureKind, state: EpisodeState) -> Option<&StateDeadline> {
+        self.deadlines.iter().find(|d| d.state == state && d.kind == Some(kind)).or_else(|| self.deadline(state))
     }
 }
 
@@ -847,14 +891,26 @@ impl Profile {
                     ),
                 );
             }
-            if c.deadlines[..i].iter().any(|e| e.state == d.state) {
-                return issue(format!("{path}.state"), format!("`{}` is given twice", d.state.as_str()));
+            if c.deadlines[..i].iter().any(|e| e.state == d.state && e.kind == d.kind) {
+                let of = d.kind.map(|k| format!(" for kind `{k}`")).unwrap_or_default();
+                return issue(format!("{path}.state"), format!("`{}` is given twice{of}", d.state.as_str()));
             }
             positive(&format!("{path}.hours"), d.hours)?;
             non_empty(&format!("{path}.source"), &d.source)?;
         }
         if let Some(missing) = ClosedLoop::TIMED.iter().find(|s| c.deadline(**s).is_none()) {
-            return issue("closed_loop.deadlines", format!("needs a deadline for `{}`", missing.as_str()));
+            return issue(
+                "closed_loop.deadlines",
+                format!("needs a deadline without `kind` for `{}`", missing.as_str()),
+            );
+        }
+        let iso = &c.isolation;
+        positive("closed_loop.isolation.review_every_hours", iso.review_every_hours)?;
+        let d = &iso.discharge;
+        non_empty("closed_loop.isolation.discharge.criteria", &d.criteria)?;
+        non_empty("closed_loop.isolation.discharge.source", &d.source)?;
+        if d.negative_tests > 1 {
+            positive("closed_loop.isolation.discharge.min_gap_hours", d.min_gap_hours)?;
         }
         Ok(())
     }
@@ -1366,6 +1422,21 @@ mod tests {
             ]
         );
 
+        // A case's isolation: the response clock's 2 h for the report and the transfer; discharge
+        // by the profile, its numbers working assumptions.
+        let cl = &p.closed_loop;
+        let iso = |s| cl.deadline_for(MeasureKind::Isolation, s).map(|d| (d.hours, d.from));
+        assert_eq!(iso(EpisodeState::Proposed), Some((2, DeadlineFrom::Entered)));
+        assert_eq!(iso(EpisodeState::Confirmed), Some((2, DeadlineFrom::Confirmed)));
+        assert_eq!(iso(EpisodeState::Notified), Some((2, DeadlineFrom::Confirmed)));
+        assert_eq!(iso(EpisodeState::Refused), Some((2, DeadlineFrom::Entered)), "the general one");
+        assert_eq!(cl.deadline(EpisodeState::Confirmed).map(|d| d.hours), Some(12), "contacts keep theirs");
+        assert_eq!(cl.deadline_for(MeasureKind::CentralQuarantine, EpisodeState::Confirmed).map(|d| d.hours), Some(12));
+        assert!(cl.isolation.transfer_required);
+        let d = &cl.isolation.discharge;
+        assert_eq!((d.min_days, d.negative_tests, d.min_gap_hours), (0, 2, 24));
+        assert!(d.source.contains("working assumption"));
+
         let cold = &p.cold_chain;
         assert_eq!([1, 2, 3, 4, 9].map(|n| cold.suspension_weeks(n)), [Some(1), Some(1), Some(4), Some(4), Some(4)]);
         assert_eq!(cold.suspension_weeks(0), None);
@@ -1404,6 +1475,8 @@ mod tests {
         assert_eq!(high.test_days, [1, 3, 5, 7]);
         assert!(p.arrivals.medium.is_none());
         assert_eq!(p.response_clock, nine().response_clock);
+        assert_eq!(p.closed_loop.deadlines, nine().closed_loop.deadlines);
+        assert_eq!(p.closed_loop.isolation.discharge.negative_tests, 2);
         assert_eq!(p.cold_chain, nine().cold_chain);
         assert_eq!(p.screening, nine().screening);
         assert_eq!(p.close_contact, nine().close_contact);
@@ -1431,6 +1504,13 @@ mod tests {
         assert!(p.cold_chain.plant_suspensions.is_empty());
         assert_eq!(p.cold_chain.suspension_weeks(1), None);
         assert_eq!(p.retention.location_days, 28);
+        // A case's isolation: no clock of its own; home isolation, at least 10 days, no tests.
+        let iso = &p.closed_loop.isolation;
+        assert!(!iso.transfer_required);
+        assert_eq!((iso.discharge.min_days, iso.discharge.negative_tests), (10, 0));
+        assert!(iso.discharge.source.contains("working assumption"));
+        let general = p.closed_loop.deadline(EpisodeState::Confirmed);
+        assert_eq!(p.closed_loop.deadline_for(MeasureKind::Isolation, EpisodeState::Confirmed), general);
     }
 
     #[test]
@@ -1516,6 +1596,14 @@ mod tests {
             ("state = \"handed_over\"", "state = \"released\"", "closed_loop.deadlines[6].state"),
             ("state = \"refused\"", "state = \"proposed\"", "closed_loop.deadlines[5].state"),
             ("escalate_every_hours = 12", "escalate_every_hours = 0", "closed_loop.escalate_every_hours"),
+            ("review_every_hours = 24", "review_every_hours = 0", "closed_loop.isolation.review_every_hours"),
+            ("state = \"notified\"\nkind", "state = \"confirmed\"\nkind", "closed_loop.deadlines[9].state"),
+            ("state = \"proposed\"\nkind", "state = \"in_measure\"\nkind", "closed_loop.deadlines[7].state"),
+            (
+                "min_gap_hours = 24\nsource",
+                "min_gap_hours = 0\nsource",
+                "closed_loop.isolation.discharge.min_gap_hours",
+            ),
             (
                 "unit = \"m\"\nscope = \"vehicles\"\nneeds_confirmation = true",
                 "unit = \"m\"\nscope = \"vehicles\"\nneeds_confirmation = false",

@@ -54,7 +54,8 @@ pub(crate) struct OpenBody {
     #[serde(default)]
     id: Option<String>,
     person_id: String,
-    /// `close`, `secondary` or `grid`: the profile's measure for it.
+    /// `close`, `secondary` or `grid`: the profile's measure for it; `case`: the person's own
+    /// isolation, until discharge (`exposure` is then the onset or positive sample).
     category: String,
     /// The case (zone, arrival...) it comes from.
     source: String,
@@ -75,8 +76,8 @@ pub(crate) struct OpenBody {
 
 /// A transition: the engine's action (`{"action": "notify"}`, `{"action": "transfer",
 /// "facility": "F1", "room": ""}` (empty: the first room the rules allow), `{"action": "test",
-/// "taken_at": "...", "result": "negative"}`, `release`, `hand_over` with `to`, `close` with
-/// `reason`...), and why.
+/// "taken_at": "...", "result": "negative"}`, `release`, `{"action": "discharge", "criteria": "..."}`
+/// (a case's isolation), `hand_over` with `to`, `close` with `reason`...), and why.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct TransitionBody {
     #[serde(flatten)]
@@ -222,7 +223,7 @@ pub(crate) async fn open_episode(
 }
 
 /// Moves an episode of the user's jurisdiction (confirm and reject need `confirm_contacts`,
-/// the rest `manage_episodes`). Refused transitions (release without the tests, a full or
+/// a case's `discharge` `discharge_cases`, the rest `manage_episodes`). Refused transitions (release without the tests, a full or
 /// mixed room, a state that does not allow it) change nothing and say why.
 #[utoipa::path(post, path = "/api/v1/episodes/{id}/transitions", tag = "closed loop",
     security(("bearer" = []), ("session" = [])),
@@ -230,7 +231,8 @@ pub(crate) async fn open_episode(
     request_body(content = TransitionBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`{\"episode_id\", \"state\", \"deadline\", \"effects\"}`: effects name a \
-            suspected case to open and trace (`suspected_case:PERSON:SAMPLED_AT`) or a promotion", body = Object),
+            suspected case to open and trace (`suspected_case:PERSON:SAMPLED_AT`) and the person's isolation \
+            opened for it (`isolation:EPISODE`), or a promotion", body = Object),
         (status = 400, description = "`invalid_argument`: the transition is refused, with the reason", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not", body = ErrorBody),
@@ -352,8 +354,8 @@ pub(crate) struct TasksQuery {
     params(TasksQuery),
     responses(
         (status = 200, description = "`{\"items\": [task...], \"next\": null}`: a task has `episode_id`, \
-            `person_id`, `state`, `owner_unit`, `unit` (where it sits after escalation), `kind` (`advance` or \
-            `test`), `day`, `due`, `overdue`, `responsibility` (`territorial`, `departmental`, `unit`, \
+            `person_id`, `state`, `owner_unit`, `unit` (where it sits after escalation), `kind` (`advance`, \
+            `review` (a case in isolation: a test or the discharge) or `test`), `day`, `due`, `overdue`, `responsibility` (`territorial`, `departmental`, `unit`, \
             `individual`), `escalation` (steps up the units' hierarchy)", body = Object),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not read records", body = ErrorBody),

@@ -1655,9 +1655,57 @@ fn episodes_go_through_the_loop_over_http() {
 
     // A positive test: converted, the room left to disinfect, then clean.
     let (_, converted) = step(json!({"action": "test", "taken_at": "2022-03-05T00:00:00Z", "result": "positive"}));
-    assert_eq!(converted["effects"], json!(["suspected_case:P1:2022-03-05T00:00:00Z"]));
+    // ...and the person's own isolation is proposed in the same batch, named by the effects.
+    let isolation = converted["effects"][1].as_str().unwrap().strip_prefix("isolation:").unwrap().to_string();
+    assert_eq!(converted["effects"][0], json!("suspected_case:P1:2022-03-05T00:00:00Z"), "{converted}");
     let r = server.call("post", "/api/v1/facilities/F1/rooms/101/disinfected", Some(&manager), None);
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = server.call("post", "/api/v1/facilities/F1/rooms/101/disinfected", Some(&manager), None);
     assert_eq!(error_of(r, StatusCode::BAD_REQUEST).0, "invalid_argument", "clean already");
+
+    // Reported as a case (category `case`): the proposed isolation is confirmed, not duplicated,
+    // and must see the person transferred within 2 h.
+    let case = json!({"person_id": "P1", "category": "case", "source": "K1", "exposure": "2022-03-04T20:00:00Z",
+        "owner_unit": "U1", "evidence": "case K1"});
+    let (status, opened) = json_of(server.call("post", "/api/v1/episodes", Some(&server.tracer), Some(&case)));
+    assert_eq!(status, StatusCode::OK, "{opened}");
+    assert_eq!(
+        (&opened["episode_id"], &opened["state"], &opened["deadline"]),
+        (&json!(isolation), &json!("confirmed"), &json!("2022-03-05T02:00:00Z"))
+    );
+    let path = format!("/api/v1/episodes/{isolation}/transitions");
+    let step = |body: Value| call("post", &path, Some(body));
+    for body in [
+        json!({"action": "notify"}),
+        json!({"action": "transfer", "facility": "F1", "room": ""}),
+        json!({"action": "start"}),
+        json!({"action": "test", "taken_at": "2022-03-03T01:00:00Z", "result": "negative"}),
+    ] {
+        let (status, moved) = step(body);
+        assert_eq!(status, StatusCode::OK, "{moved}");
+    }
+    // Discharge: not by days (`release` is refused), not with one negative test, and only by
+    // the roles that may discharge (not a community worker, not a tracer).
+    let (status, refused) = step(json!({"action": "release"}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let discharge = json!({"action": "discharge", "criteria": "afebrile for 3 days, symptoms improved",
+        "note": "ward round"});
+    let (status, refused) = step(discharge.clone());
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("discharge refused"), "{refused}");
+    assert_eq!(
+        step(json!({"action": "test", "taken_at": "2022-03-04T02:00:00Z", "result": "negative"})).0,
+        StatusCode::OK
+    );
+    let mut store = server.store();
+    let worker = add_user_with_token(&mut *store, "worker", Role::CommunityWorker);
+    drop(store);
+    for token in [&worker, &server.tracer] {
+        let r = server.call("post", &path, Some(token), Some(&discharge));
+        assert_eq!(error_of(r, StatusCode::FORBIDDEN).0, "forbidden");
+    }
+    let (status, discharged) = step(discharge);
+    assert_eq!((status, &discharged["state"]), (StatusCode::OK, &json!("released")), "{discharged}");
+    let (_, episode) = call("get", &format!("/api/v1/episodes/{isolation}"), None);
+    insta::assert_json_snapshot!("episode_discharged", episode);
 }

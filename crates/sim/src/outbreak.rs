@@ -961,7 +961,9 @@ impl Outbreak {
         }
     }
 
-    fn detectable(&self, p: u32, t: i64) -> bool {
+    /// Whether a test of person `p` taken at `t` (Unix seconds) finds the infection (the
+    /// pathogen's `detectable_from_days` and `detectable_for_days` after infection).
+    pub fn detectable(&self, p: u32, t: i64) -> bool {
         let ti = self.t_inf[p as usize];
         if ti == NEVER {
             return false;
