@@ -40,7 +40,10 @@ vocabulary!(
         /// Add, disable and reset users; issue tokens.
         ManageUsers = "manage_users",
         /// Read the audit trail.
-        ReadAudit = "read_audit"
+        ReadAudit = "read_audit",
+        /// Triage alerts (acknowledge, investigate, close), raise them, and decide the review
+        /// queue of aberration alarms.
+        TriageAlerts = "triage_alerts"
     }
 );
 
@@ -51,9 +54,11 @@ impl Role {
         match self {
             Role::Admin => &[ReadRecords, ManageUsers, ReadAudit],
             Role::Commander => {
-                &[ReadRecords, ReadPersonalData, ConfirmContacts, ManageEpisodes, ManageZones, ReadAudit]
+                &[ReadRecords, ReadPersonalData, ConfirmContacts, ManageEpisodes, ManageZones, ReadAudit, TriageAlerts]
             }
-            Role::Epidemiologist => &[ReadRecords, ReadPersonalData, IngestData, ConfirmContacts, ManageEpisodes],
+            Role::Epidemiologist => {
+                &[ReadRecords, ReadPersonalData, IngestData, ConfirmContacts, ManageEpisodes, TriageAlerts]
+            }
             Role::Tracer => &[ReadRecords, ReadPersonalData, IngestData, ConfirmContacts],
             Role::CommunityWorker => &[ReadRecords, ReadPersonalData, ManageEpisodes],
             Role::FacilityManager => &[ReadRecords, ReadPersonalData, ManageEpisodes, ManageFacilities],
