@@ -694,7 +694,7 @@ mod tests {
         assert_eq!(last.alarm, Some(true), "{last:?}");
         assert!(points[..9].iter().all(|p| p.upperbound.is_none()), "before the baseline nothing is said");
         assert_eq!(points[4].observed, None);
-        assert!(score(20.0, 10.0) > score(3.0, 0.5) && score(3.0, 0.5) == 2.0);
+        assert_eq!((score(20.0, 10.0), score(3.0, 0.5)), (1.0, 2.5), "a bound under 1 counts as 1");
     }
 
     #[test]
