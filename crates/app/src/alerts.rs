@@ -28,6 +28,8 @@ pub enum AlertAction {
     Investigate,
     /// `acknowledged` or `investigating` → `closed`, with how it ended.
     Close { outcome: AlertOutcome },
+    /// A note on the alert (its `note`), in any state; the state stays.
+    Comment,
 }
 
 impl AlertAction {
@@ -35,6 +37,7 @@ impl AlertAction {
     pub fn next(&self, from: AlertState) -> Result<AlertState, String> {
         use AlertState::*;
         match (self, from) {
+            (AlertAction::Comment, s) => Ok(s),
             (_, Closed) => Err("the alert is closed; nothing moves it any more".into()),
             (AlertAction::Acknowledge { .. }, New) => Ok(Acknowledged),
             (AlertAction::Acknowledge { .. }, s) => Err(format!("only a new alert is acknowledged; this one is {s}")),
@@ -226,6 +229,9 @@ pub fn transition(
     if let Some(u) = user {
         crate::reads::require(u, Permission::TriageAlerts)?;
     }
+    if *action == AlertAction::Comment && actor.reason.as_deref().is_none_or(|n| n.trim().is_empty()) {
+        return Err(AppError::InvalidArgument { argument: "note", message: "a comment needs a note".into() });
+    }
     let to = action
         .next(alert.state)
         .map_err(|why| AppError::InvalidArgument { argument: "action", message: format!("alert {id}: {why}") })?;
@@ -234,7 +240,7 @@ pub fn transition(
         AlertAction::Acknowledge { owner_unit } => {
             (owner_unit.clone().filter(|u| !u.is_empty()).or_else(|| user.map(|u| u.unit.clone())), None)
         }
-        AlertAction::Investigate => (None, None),
+        AlertAction::Investigate | AlertAction::Comment => (None, None),
         AlertAction::Close { outcome } => (None, Some(*outcome)),
     };
     let event = AlertEvent {
@@ -269,6 +275,7 @@ mod tests {
         assert_eq!(AlertAction::Investigate.next(Acknowledged), Ok(Investigating));
         assert_eq!(close.next(Investigating), Ok(Closed));
         assert_eq!(close.next(Acknowledged), Ok(Closed));
+        assert_eq!(AlertAction::Comment.next(Closed), Ok(Closed), "a note changes no state");
         assert!(AlertAction::Investigate.next(New).unwrap_err().contains("acknowledge the alert first"));
         assert!(close.next(New).is_err());
         assert!(ack.next(Acknowledged).unwrap_err().contains("only a new alert"));
