@@ -112,7 +112,7 @@ pub fn count_series(records: &[SentinelRecord], frequency: Frequency, to: Date) 
             while p <= last {
                 counts.periods.push(p);
                 counts.observed.push(by_period.get(&p).copied());
-                p = p + frequency.step().days();
+                p += frequency.step().days();
             }
             (key, counts)
         })
