@@ -137,19 +137,7 @@ pub fn show(dep: &Deployment, user: Option<&User>, id: i64) -> Result<AlertView,
     let history = dep.store.alert_events(id)?;
     let now = dep.clock.now();
     let response_clock = match (alert.kind, &alert.subject) {
-        (AlertKind::PositivePerson, Some(case)) => dep
-            .store
-            .clock_of(case)?
-            .into_iter()
-            .map(|item| {
-                let late = match (item.due_at, item.stopped_at) {
-                    (Some(due), Some(stop)) => stop > due,
-                    (Some(due), None) => now > due,
-                    _ => false,
-                };
-                ClockView { item, late }
-            })
-            .collect(),
+        (AlertKind::PositivePerson, Some(case)) => clock_views(dep.store.clock_of(case)?, now),
         _ => vec![],
     };
     Ok(AlertView { alert, details, history, response_clock })
@@ -260,6 +248,51 @@ pub fn transition(
     batch.append_audit(&actor.audit(at, "alert_transition", "alert", &record))?;
     batch.commit()?;
     show(dep, user, id)
+}
+
+/// Records that a response-clock event happened to a case of the user's jurisdiction at `at`
+/// (`triage_alerts`; the console may): the case's items starting with it start, started items
+/// stopping with it stop. Audited as `clock_event`. Returns the case's whole clock.
+pub fn clock_event(
+    dep: &mut Deployment,
+    actor: &Actor,
+    user: Option<&User>,
+    case_id: &str,
+    event: chainbreak_core::profile::ClockEvent,
+    at: jiff::Timestamp,
+) -> Result<Vec<ClockView>, AppError> {
+    let scope = scope_for(dep, user, Permission::ReadRecords)?;
+    let not_found = || AppError::NotFound(format!("case `{case_id}` not found"));
+    if dep.store.case(case_id)?.is_none() || !dep.store.in_scope(&scope, Entity::Case, &[case_id])?[0] {
+        return Err(not_found());
+    }
+    if let Some(u) = user {
+        crate::reads::require(u, Permission::TriageAlerts)?;
+    }
+    let now = dep.clock.now();
+    if at > now {
+        return Err(AppError::InvalidArgument { argument: "at", message: format!("{at} is in the future") });
+    }
+    let mut batch = dep.store.begin(now)?;
+    let changed = batch.clock_event(case_id, event.as_str(), at)?;
+    let items: Vec<&str> = changed.iter().map(|c| c.item.as_str()).collect();
+    let record = format!("{case_id}: {event} at {at} ({})", items.join(", "));
+    batch.append_audit(&actor.audit(now, "clock_event", "case", &record))?;
+    batch.commit()?;
+    Ok(clock_views(dep.store.clock_of(case_id)?, now))
+}
+
+fn clock_views(rows: Vec<ClockRow>, now: jiff::Timestamp) -> Vec<ClockView> {
+    rows.into_iter()
+        .map(|item| {
+            let late = match (item.due_at, item.stopped_at) {
+                (Some(due), Some(stop)) => stop > due,
+                (Some(due), None) => now > due,
+                _ => false,
+            };
+            ClockView { item, late }
+        })
+        .collect()
 }
 
 #[cfg(test)]

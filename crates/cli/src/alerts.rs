@@ -81,6 +81,19 @@ pub(crate) enum AlertsCommand {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// Record a response-clock event of a case (case_reported, case_transferred,
+    /// trail_signed_off, contacts_determined): items starting with it start, those stopping
+    /// with it stop. Prints the case's clock (JSON).
+    Clock {
+        case: String,
+        #[arg(long)]
+        event: String,
+        /// When it happened (default now).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+    },
     /// A note on the alert; its state stays.
     Comment {
         id: i64,
@@ -224,6 +237,16 @@ pub(crate) fn run_alerts(db: &Path, command: AlertsCommand, clock: Arc<dyn Clock
                 vocab("--outcome", Some(outcome), AlertOutcome::parse, AlertOutcome::expected())?.expect("given");
             let line = moved(&mut dep, id, AlertAction::Close { outcome }, noted(actor, "alerts close", note))?;
             writeln!(out, "{line}")?;
+        }
+        AlertsCommand::Clock { case, event, at, actor } => {
+            use chainbreak_core::profile::ClockEvent;
+            let event = vocab("--event", Some(event), ClockEvent::parse, ClockEvent::expected())?.expect("given");
+            let at = match at {
+                Some(a) => chainbreak_core::time::parse_instant(&a).map_err(|m| bad("--at", m))?,
+                None => dep.clock.now(),
+            };
+            let clock = alerts::clock_event(&mut dep, &cli_actor(actor, "alerts clock"), None, &case, event, at)?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&clock)?)?;
         }
         AlertsCommand::Comment { id, note, actor } => {
             let line = moved(&mut dep, id, AlertAction::Comment, noted(actor, "alerts comment", Some(note)))?;

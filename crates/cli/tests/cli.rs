@@ -738,6 +738,19 @@ fn a_positive_lab_result_raises_an_alert_that_is_triaged_from_the_command_line()
     let shown: serde_json::Value = serde_json::from_str(&ok(&["alerts", "show", &id, "--db", &db])).unwrap();
     assert_eq!(shown["history"].as_array().unwrap().len(), 4);
     assert_eq!(shown["response_clock"][0]["started_at"], "2022-03-14T09:00:00Z");
+    let clock: serde_json::Value = serde_json::from_str(&ok(&[
+        "alerts",
+        "clock",
+        "S-X1",
+        "--event",
+        "case_reported",
+        "--at",
+        "2022-03-14T10:00:00Z",
+        "--db",
+        &db,
+    ]))
+    .unwrap();
+    assert_eq!((&clock[0]["stopped_at"], &clock[0]["late"]), (&json!("2022-03-14T10:00:00Z"), &json!(false)));
 
     // The sample's sentinel feeds: detection queues alarms, silent sentinels are listed.
     import_sample(&db, &["sentinel"]);

@@ -242,6 +242,63 @@ pub(crate) async fn transition_alert(
     Ok(Json(view))
 }
 
+/// A response-clock event of a case.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClockEventBody {
+    /// `case_reported`, `case_transferred`, `trail_signed_off`, `contacts_determined` (or
+    /// `positive_result`).
+    event: String,
+    /// When it happened (default now).
+    #[serde(default)]
+    at: Option<String>,
+}
+
+/// Records that a response-clock event happened to a case of the user's jurisdiction: the
+/// items starting with it start, those stopping with it stop (DESIGN.md §4, response clock).
+#[utoipa::path(post, path = "/api/v1/cases/{id}/clock", tag = "surveillance",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "The case's id")),
+    request_body(content = ClockEventBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The case's clock: `[{\"item\", \"start_event\", \"stop_event\", \
+            \"limit_hours\", \"started_at\", \"due_at\", \"stopped_at\", \"late\"}]`; audited as `clock_event`",
+            body = Object),
+        (status = 400, description = "`invalid_argument`: an unknown event, or a time in the future", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not triage alerts", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such case in the user's jurisdiction", body = ErrorBody),
+        (status = 422, description = "`input.invalid_field`, `input.unknown_field`", body = ErrorBody),
+    ))]
+pub(crate) async fn case_clock_event(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    path: Result<Path<String>, PathRejection>,
+    req: Request,
+) -> Result<Json<Vec<alerts::ClockView>>, ApiError> {
+    use chainbreak_core::profile::ClockEvent;
+    let user = auth.require(Permission::TriageAlerts)?;
+    let id = path_id(path)?;
+    // Outside the jurisdiction the case is absent, whatever the body says.
+    let (u, i) = (user.clone(), id.clone());
+    with_deployment(&state.deployment, move |dep| reads::case(&*dep.store, &u, &i).map(|_| ())).await?;
+    let body: ClockEventBody = read_json(req, state.config.max_body_bytes).await?;
+    let event = ClockEvent::parse(&body.event)
+        .ok_or_else(|| bad(format!("event: `{}` is not one of {}", body.event, ClockEvent::expected())))?;
+    let at = body
+        .at
+        .as_deref()
+        .map(chainbreak_core::time::parse_instant)
+        .transpose()
+        .map_err(|m| bad(format!("at: {m}")))?;
+    let clock = with_deployment(&state.deployment, move |dep| {
+        let at = at.unwrap_or_else(|| dep.clock.now());
+        alerts::clock_event(dep, &actor(&user, "POST /api/v1/cases/{id}/clock"), Some(&user), &id, event, at)
+    })
+    .await?;
+    Ok(Json(clock))
+}
+
 /// Which series.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

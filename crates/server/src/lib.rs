@@ -147,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/detect/runs", post(alerts::run_detection))
         .route("/api/v1/sentinels/silent", get(alerts::silent_sentinels))
         .route("/api/v1/rt", get(alerts::rt))
+        .route("/api/v1/cases/{id}/clock", post(alerts::case_clock_event))
         .route("/api/v1/persons", get(records::list_persons))
         .route("/api/v1/persons/{id}", get(records::get_person))
         .route("/api/v1/places", get(records::list_places))

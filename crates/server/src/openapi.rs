@@ -69,6 +69,7 @@ use crate::{alerts, episodes, handlers, proposals, records, sessions, trace, use
         alerts::run_detection,
         alerts::silent_sentinels,
         alerts::rt,
+        alerts::case_clock_event,
         users::list_users,
         users::create_user,
         users::disable_user,

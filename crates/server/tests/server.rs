@@ -762,6 +762,7 @@ const ROUTES: &[(&str, &str, Access, Scoped)] = &[
     ("post", "/api/v1/detect/runs", Access::Needs(Permission::TriageAlerts), Scoped::No),
     ("get", "/api/v1/sentinels/silent", Access::Needs(Permission::ReadRecords), Scoped::No),
     ("get", "/api/v1/rt", Access::Needs(Permission::ReadRecords), Scoped::No),
+    ("post", "/api/v1/cases/{id}/clock", Access::Needs(Permission::TriageAlerts), Scoped::Record("K1", "K2")),
     ("get", "/api/v1/persons", Access::Needs(Permission::ReadRecords), Scoped::List("P1", "P2")),
     ("get", "/api/v1/persons/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("P1", "P2")),
     ("get", "/api/v1/places", Access::Needs(Permission::ReadRecords), Scoped::List("L1", "L2")),
@@ -813,6 +814,7 @@ fn matrix_body(route: &str, inside: bool) -> Option<Value> {
         // A note: accepted in every state, changes no state.
         "/api/v1/alerts/{id}/transitions" => Some(json!({"action": "comment", "note": "matrix"})),
         "/api/v1/review-queue/{id}/decision" => Some(json!({"decision": "escalate"})),
+        "/api/v1/cases/{id}/clock" => Some(json!({"event": "case_reported", "at": "2022-03-04T00:00:00Z"})),
         _ => None,
     }
 }
@@ -1805,6 +1807,18 @@ fn surveillance_over_http() {
     let (status, alert) = as_epi("get", "/api/v1/alerts/1", None);
     assert_eq!(status, StatusCode::OK, "{alert}");
     insta::assert_json_snapshot!("alert_positive_person", alert);
+    let (status, clock) = as_epi(
+        "post",
+        "/api/v1/cases/S-T9/clock",
+        Some(json!({"event": "case_reported", "at": "2022-03-04T23:00:00Z"})),
+    );
+    assert_eq!(status, StatusCode::OK, "{clock}");
+    let reported = clock.as_array().unwrap().iter().find(|c| c["item"] == "case_reported").unwrap();
+    assert_eq!((&reported["stopped_at"], &reported["late"]), (&json!("2022-03-04T23:00:00Z"), &json!(false)));
+    let trail = clock.as_array().unwrap().iter().find(|c| c["item"] == "core_trail_signed_off").unwrap();
+    assert_eq!(trail["due_at"], "2022-03-05T03:00:00Z", "4 hours from the report");
+    let (status, _) = as_epi("post", "/api/v1/cases/S-T9/clock", Some(json!({"event": "lunch"})));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, refusal) = as_epi("post", "/api/v1/alerts/1/transitions", Some(json!({"action": "investigate"})));
     assert_eq!((status, &refusal["error"]["code"]), (StatusCode::BAD_REQUEST, &json!("invalid_argument")), "{refusal}");
     assert!(refusal["error"]["message"].as_str().unwrap().contains("acknowledge the alert first"), "{refusal}");
