@@ -46,6 +46,9 @@ pub struct ImportOptions {
     /// The deployment's pseudonymisation key: person references (`phone:...`) become
     /// pseudonymous ids (see [`crate::pseudonym`]); without it a file holding one is refused.
     pub pseudonymizer: Option<Pseudonymizer>,
+    /// Set off what lab results and sentinel reports trigger ([`crate::triggers`]), in the
+    /// import's batch; `None`: nothing is triggered (the CLI always gives the profile's).
+    pub triggers: Option<crate::triggers::Triggers>,
 }
 
 /// What an import did.
@@ -75,6 +78,11 @@ pub struct ImportReport {
     /// closed loop: each is isolated.
     #[serde(skip)]
     pub cases: Vec<Case>,
+    /// The sentinel records imported (a sentinel file), for the triggers.
+    #[serde(skip)]
+    pub sentinel: Vec<SentinelRecord>,
+    /// What the records triggered: suspected cases opened, alerts raised.
+    pub triggered: crate::triggers::TriggerReport,
 }
 
 /// Records per store call on the generic path.
@@ -226,6 +234,14 @@ pub fn import_file(
         via: "import".into(),
         reason: None,
     });
+    // What the records trigger is written with them: all or nothing.
+    if let Some(triggers) = &opts.triggers {
+        report.triggered = match kind {
+            Kind::LabTests => crate::triggers::on_lab_tests(&mut *batch, triggers, &report.lab_tests, &actor, at)?,
+            Kind::Sentinel => crate::triggers::on_sentinel(&mut *batch, &report.sentinel, &actor, at)?,
+            _ => Default::default(),
+        };
+    }
     let record = format!("{}: {} records, changes after seq {after_seq}", report.file, report.imported);
     batch.append_audit(&actor.audit(at, "import", kind.as_str(), &record))?;
     report.last_seq = batch.commit()?;
@@ -343,7 +359,11 @@ fn import_generic<R: Read>(
         }
         Kind::GoodsBatches => go!(GoodsBatch, put_goods_batches),
         Kind::GoodsHops => go!(GoodsHop, put_goods_hops),
-        Kind::Sentinel => go!(SentinelRecord, put_sentinel),
+        Kind::Sentinel => {
+            let put = |b: &mut dyn Batch, rows: &[SentinelRecord]| b.put_sentinel(rows);
+            run.report.sentinel = import_keeping(batch, input, run, &put, |r| Some(r.clone()))?;
+            Ok(())
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! leaves one `ingest` audit record naming how many records it wrote and the change sequence
 //! it follows (the change feed lists the rows themselves).
 
-use chainbreak_core::model::{Identifier, LabTest, SubjectKind, Visit};
+use chainbreak_core::model::{Identifier, LabTest, SentinelRecord, SubjectKind, Visit};
 use chainbreak_core::{ErrorCode, Location};
 use chainbreak_formats::FormatError;
 use chainbreak_store::{Entity, KeyedVisit, Scope, Store, StoreError};
@@ -17,6 +17,7 @@ use crate::AppError;
 use crate::accounts::Actor;
 use crate::import::record_identifiers;
 use crate::pseudonym::{PersonRefs, PseudonymError, Pseudonymise, Pseudonymizer};
+use crate::triggers::{TriggerReport, Triggers};
 
 /// What an ingest did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -187,13 +188,25 @@ pub fn ingest_visits(
     Ok(report)
 }
 
-/// Ingests lab tests (upserted by id) for `writer`.
+/// Ingests lab tests (upserted by id) for `writer`, triggering nothing.
 pub fn ingest_lab_tests(
     store: &mut dyn Store,
     writer: &Writer,
     tests: &mut [LabTest],
     at: Timestamp,
 ) -> Result<IngestReport, AppError> {
+    ingest_lab_tests_triggering(store, writer, tests, None, at).map(|(report, _)| report)
+}
+
+/// Ingests lab tests (upserted by id) for `writer` and sets off what they trigger
+/// ([`crate::triggers`]) in the same batch: a refused batch triggers nothing.
+pub fn ingest_lab_tests_triggering(
+    store: &mut dyn Store,
+    writer: &Writer,
+    tests: &mut [LabTest],
+    triggers: Option<&Triggers>,
+    at: Timestamp,
+) -> Result<(IngestReport, TriggerReport), AppError> {
     let Writer { scope, actor, pseudonymizer } = writer;
     let identifiers = pseudonymise(tests, "lab_tests", pseudonymizer.as_ref())?;
     let (subjects, labs): (Vec<_>, Vec<_>) = tests
@@ -218,6 +231,44 @@ pub fn ingest_lab_tests(
     }
     record_identifiers(&mut *batch, identifiers)?;
     audit_batch(&mut *batch, actor, "lab_test", tests.len(), after_seq, at)?;
+    let triggered = match triggers {
+        Some(t) => crate::triggers::on_lab_tests(&mut *batch, t, tests, actor, at)?,
+        None => TriggerReport::default(),
+    };
     let last_seq = batch.commit()?;
-    Ok(IngestReport { accepted: tests.len() as u64, last_seq, ..Default::default() })
+    Ok((IngestReport { accepted: tests.len() as u64, last_seq, ..Default::default() }, triggered))
+}
+
+/// Ingests sentinel reports (upserted by place, feed, date and category) for `writer` and sets
+/// off what they trigger, all or nothing. A report lies in the jurisdiction by its place or by
+/// its area.
+pub fn ingest_sentinel(
+    store: &mut dyn Store,
+    writer: &Writer,
+    rows: &[SentinelRecord],
+    at: Timestamp,
+) -> Result<(IngestReport, TriggerReport), AppError> {
+    let Writer { scope, actor, .. } = writer;
+    let (places, areas): (Vec<_>, Vec<_>) =
+        rows.iter().map(|r| (Some(r.place_id.as_str()), r.area_id.as_deref())).unzip();
+    check_scope(&*store, scope, "sentinel", (Entity::Place, &places), (Entity::Area, &areas))?;
+    let after_seq = store.last_seq()?;
+    let mut batch = store.begin(at)?;
+    match batch.put_sentinel(rows) {
+        Ok(()) => {}
+        Err(e @ (StoreError::UnknownReference { .. } | StoreError::Invalid { .. })) => {
+            let (index, field) = match &e {
+                StoreError::UnknownReference { index, field, .. } | StoreError::Invalid { index, field, .. } => {
+                    (*index, *field)
+                }
+                _ => unreachable!("matched above"),
+            };
+            return Err(FormatError::new(e.code(), at_path("sentinel", index, field), e.to_string()).into());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    audit_batch(&mut *batch, actor, "sentinel", rows.len(), after_seq, at)?;
+    let triggered = crate::triggers::on_sentinel(&mut *batch, rows, actor, at)?;
+    let last_seq = batch.commit()?;
+    Ok((IngestReport { accepted: rows.len() as u64, last_seq, ..Default::default() }, triggered))
 }

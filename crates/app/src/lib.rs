@@ -3,6 +3,7 @@
 //! Knows neither HTTP nor terminals: progress is reported through [`Progress`].
 
 pub mod accounts;
+pub mod alerts;
 pub mod drill;
 pub mod episodes;
 pub mod error;
@@ -13,7 +14,9 @@ pub mod proposals;
 pub mod pseudonym;
 pub mod reads;
 pub mod retention;
+pub mod surveillance;
 pub mod trace;
+pub mod triggers;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -14,6 +14,7 @@ use chainbreak_formats::{Format, Kind};
 use chainbreak_store::Store;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod alerts;
 mod contacts;
 mod episodes;
 mod simulate;
@@ -99,6 +100,10 @@ enum Command {
         /// Run the retention purge on start and then every this many minutes (0: never).
         #[arg(long, default_value_t = 60)]
         purge_every_minutes: u64,
+        /// Run aberration detection over the sentinel feeds every this many minutes, first a
+        /// minute after start (0: never; then `chainbreak review run`).
+        #[arg(long, default_value_t = 60)]
+        detect_every_minutes: u64,
     },
     /// Delete the location data older than the profile's retention allows (audited). `serve`
     /// does this every hour; run this from a scheduler when no server runs.
@@ -128,6 +133,27 @@ enum Command {
         db: Option<PathBuf>,
         #[command(subcommand)]
         command: episodes::EpisodesCommand,
+    },
+    /// Alerts and their triage (list, show, raise, ack, investigate, close, comment; audited).
+    Alerts {
+        #[arg(long, env = "CHAINBREAK_DB", global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: alerts::AlertsCommand,
+    },
+    /// The review queue of aberration alarms: run detection, list, escalate, dismiss.
+    Review {
+        #[arg(long, env = "CHAINBREAK_DB", global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: alerts::ReviewCommand,
+    },
+    /// Sentinel feeds: silent sentinels, count series with aberration detection.
+    Sentinels {
+        #[arg(long, env = "CHAINBREAK_DB", global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: alerts::SentinelsCommand,
     },
     /// Quarantine facilities: rooms, occupancy and forecast, disinfection.
     Facilities {
@@ -476,7 +502,12 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             let pseudonymizer = pseudonym_key_file.as_deref().map(Pseudonymizer::from_key_file).transpose()?;
             let mut store = chainbreak_app::open(&db)?;
             let actor = Some(cli_actor(None, "import"));
-            let opts = ImportOptions { register_unknown, skip_invalid, rejects, format, actor, pseudonymizer };
+            // Lab results and sentinel reports trigger in the import's batch (suspected cases,
+            // alerts), under the deployment's profile.
+            let triggers =
+                Some(chainbreak_app::triggers::Triggers::from_profile(&Profile::load(&store.meta()?.profile)?));
+            let opts =
+                ImportOptions { register_unknown, skip_invalid, rejects, format, actor, pseudonymizer, triggers };
             let mut bar = Bar(indicatif::ProgressBar::new(0));
             let report = import_file(&mut store, kind, &file, &opts, clock.now(), &mut bar)?;
             if kind == Kind::Visits || kind == Kind::Pings {
@@ -542,6 +573,14 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                         i.opened, i.added, i.known, i.deceased
                     );
                 }
+                if !report.triggered.suspected_cases.is_empty() || !report.triggered.alerts.is_empty() {
+                    println!(
+                        "triggered: {} suspected cases opened ({}), {} alerts raised",
+                        report.triggered.suspected_cases.len(),
+                        report.triggered.suspected_cases.join(", "),
+                        report.triggered.alerts.len()
+                    );
+                }
                 if let Some(n) = closed {
                     println!("episodes: {n} reasons from excluded cases withdrawn");
                 }
@@ -584,6 +623,18 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             let db = db.context("--db (or CHAINBREAK_DB) is required")?;
             episodes::run(&db, command, clock)?;
         }
+        Command::Alerts { db, command } => {
+            let db = db.context("--db (or CHAINBREAK_DB) is required")?;
+            alerts::run_alerts(&db, command, clock)?;
+        }
+        Command::Review { db, command } => {
+            let db = db.context("--db (or CHAINBREAK_DB) is required")?;
+            alerts::run_review(&db, command, clock)?;
+        }
+        Command::Sentinels { db, command } => {
+            let db = db.context("--db (or CHAINBREAK_DB) is required")?;
+            alerts::run_sentinels(&db, command, clock)?;
+        }
         Command::Facilities { db, command } => {
             let db = db.context("--db (or CHAINBREAK_DB) is required")?;
             episodes::run_facilities(&db, command, clock)?;
@@ -592,10 +643,18 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             chainbreak_app::pseudonym::generate_key_file(&file)?;
             println!("wrote a new pseudonymisation key to {}", file.display());
         }
-        Command::Serve { db, addr, pseudonym_key_file, purge_every_minutes } => {
+        Command::Serve { db, addr, pseudonym_key_file, purge_every_minutes, detect_every_minutes } => {
             let purge_every =
                 (purge_every_minutes > 0).then(|| std::time::Duration::from_secs(purge_every_minutes * 60));
-            let config = chainbreak_server::ServerConfig { db, pseudonym_key_file, purge_every, ..Default::default() };
+            let detect_every =
+                (detect_every_minutes > 0).then(|| std::time::Duration::from_secs(detect_every_minutes * 60));
+            let config = chainbreak_server::ServerConfig {
+                db,
+                pseudonym_key_file,
+                purge_every,
+                detect_every,
+                ..Default::default()
+            };
             let state = chainbreak_server::AppState::open(config, clock)?;
             let rt =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

@@ -750,3 +750,55 @@ fn imported_arrivals_get_their_origins_measure_proposed() {
     let again = ok(&["import", "arrivals", &s(&sample().join("arrivals.csv")), "--db", &db]);
     assert!(again.contains("arrivals: 0 measures proposed"), "{again}");
 }
+
+#[test]
+fn a_positive_lab_result_raises_an_alert_that_is_triaged_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    import_sample(&db, &["areas", "places", "persons"]);
+    let lab = dir.path().join("lab.csv");
+    std::fs::write(
+        &lab,
+        "id,subject_kind,subject_id,method,result,sampled_at,reported_at\n\
+         X1,person,P001,pcr,positive,2022-03-14T01:00:00Z,2022-03-14T09:00:00Z\n",
+    )
+    .unwrap();
+    let out = ok(&["import", "lab_tests", &s(&lab), "--db", &db]);
+    assert!(out.contains("triggered: 1 suspected cases opened (S-X1), 1 alerts raised"), "{out}");
+    let listed = ok(&["alerts", "list", "--kind", "positive_person", "--db", &db]);
+    let alert: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!((&alert["state"], &alert["subject"]), (&json!("new"), &json!("S-X1")));
+    let id = alert["id"].to_string();
+    // Refused: an alert is acknowledged before it is investigated; nothing changes.
+    let refused = run(&["alerts", "investigate", &id, "--db", &db]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("acknowledge the alert first"));
+    assert!(ok(&["alerts", "ack", &id, "--owner-unit", "CDC", "--note", "mine", "--db", &db]).contains("acknowledged"));
+    assert!(ok(&["alerts", "investigate", &id, "--db", &db]).contains("investigating"));
+    assert!(ok(&["alerts", "close", &id, "--outcome", "confirmed", "--db", &db]).contains("closed"));
+    let shown: serde_json::Value = serde_json::from_str(&ok(&["alerts", "show", &id, "--db", &db])).unwrap();
+    assert_eq!(shown["history"].as_array().unwrap().len(), 4);
+    assert_eq!(shown["response_clock"][0]["started_at"], "2022-03-14T09:00:00Z");
+    let clock: serde_json::Value = serde_json::from_str(&ok(&[
+        "alerts",
+        "clock",
+        "S-X1",
+        "--event",
+        "case_reported",
+        "--at",
+        "2022-03-14T10:00:00Z",
+        "--db",
+        &db,
+    ]))
+    .unwrap();
+    assert_eq!((&clock[0]["stopped_at"], &clock[0]["late"]), (&json!("2022-03-14T10:00:00Z"), &json!(false)));
+
+    // The sample's sentinel feeds: detection queues alarms, silent sentinels are listed.
+    import_sample(&db, &["sentinel"]);
+    let run_report: serde_json::Value =
+        serde_json::from_str(&ok(&["--demo-clock", "2022-03-15T00:00:00Z", "review", "run", "--db", &db])).unwrap();
+    assert!(run_report["series"].as_u64().unwrap() > 0, "{run_report}");
+    let queued = ok(&["review", "list", "--status", "all", "--db", &db]);
+    assert_eq!(queued.lines().count() as u64, run_report["queued"].as_u64().unwrap());
+    ok(&["sentinels", "silent", "--db", &db]);
+}

@@ -43,7 +43,10 @@ vocabulary!(
         /// Add, disable and reset users; issue tokens.
         ManageUsers = "manage_users",
         /// Read the audit trail.
-        ReadAudit = "read_audit"
+        ReadAudit = "read_audit",
+        /// Triage alerts (acknowledge, investigate, close), raise them, and decide the review
+        /// queue of aberration alarms.
+        TriageAlerts = "triage_alerts"
     }
 );
 
@@ -61,10 +64,17 @@ impl Role {
                 DischargeCases,
                 ManageZones,
                 ReadAudit,
+                TriageAlerts,
             ],
-            Role::Epidemiologist => {
-                &[ReadRecords, ReadPersonalData, IngestData, ConfirmContacts, ManageEpisodes, DischargeCases]
-            }
+            Role::Epidemiologist => &[
+                ReadRecords,
+                ReadPersonalData,
+                IngestData,
+                ConfirmContacts,
+                ManageEpisodes,
+                DischargeCases,
+                TriageAlerts,
+            ],
             Role::Tracer => &[ReadRecords, ReadPersonalData, IngestData, ConfirmContacts],
             Role::CommunityWorker => &[ReadRecords, ReadPersonalData, ManageEpisodes],
             Role::FacilityManager => &[ReadRecords, ReadPersonalData, ManageEpisodes, DischargeCases, ManageFacilities],

@@ -70,6 +70,8 @@ pub struct Profile {
     pub retention: Retention,
     /// How long a visit without a check-out is taken to have lasted.
     pub open_visits: OpenVisits,
+    /// Sentinel feeds: silent sentinels, aberration detection, pooled retests, Rt.
+    pub surveillance: Surveillance,
 }
 
 /// The citation of a profile's numbers.
@@ -659,6 +661,73 @@ pub struct Retention {
     pub visit_days: u32,
 }
 
+// ---------------------------------------------------------------- surveillance
+
+vocabulary!(
+    /// The aberration-detection method run on daily series (`surveillance::earsC`).
+    DailyMethod { EarsC1 = "ears_c1", EarsC2 = "ears_c2", EarsC3 = "ears_c3" }
+);
+
+vocabulary!(
+    /// The aberration-detection method run on weekly series (`surveillance::farringtonFlexible`):
+    /// the 1996 settings, or Noufaily et al. 2013 (`noPeriods = 10`, `pastWeeksNotIncluded = 26`,
+    /// `weightsThreshold = 2.58`).
+    WeeklyMethod { Farrington = "farrington", FarringtonNoufaily = "farrington_noufaily" }
+);
+
+vocabulary!(
+    /// Farrington's threshold (`thresholdMethod`).
+    ThresholdMethod { Delta = "delta", NbPlugin = "nb_plugin", Muan = "muan" }
+);
+
+/// Daily series: EARS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DailyDetection {
+    pub method: DailyMethod,
+    /// Reference days (`baseline`, at least 3).
+    pub baseline: u32,
+    /// `alpha`, in (0, 1).
+    pub alpha: f64,
+    /// `minSigma`, at least 0.
+    pub min_sigma: f64,
+}
+
+/// Weekly series: Farrington.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeeklyDetection {
+    pub method: WeeklyMethod,
+    /// Years back (`b`).
+    pub b: u32,
+    /// Half-window of weeks around the same week of earlier years (`w`).
+    pub w: u32,
+    /// `alpha`, in (0, 1).
+    pub alpha: f64,
+    pub threshold_method: ThresholdMethod,
+}
+
+/// Sentinel feeds (issue 7): when a sentinel is silent, how series are watched, how soon the
+/// members of a positive pool are retested, and the serial interval Rt is estimated with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Surveillance {
+    /// A sentinel point's feed without a report for more than this many days is silent.
+    pub silent_after_days: u32,
+    /// Each detection run queues the alarms of the periods that start within this many days.
+    pub review_window_days: u32,
+    /// The members of a positive pool are to be sampled singly within this many hours of the
+    /// pool's result.
+    pub pooled_retest_hours: u32,
+    /// The serial interval (gamma, days) for Rt: mean (more than 1) and standard deviation.
+    pub serial_interval_mean_days: f64,
+    pub serial_interval_sd_days: f64,
+    /// Rt's sliding window, in days (at least 2).
+    pub rt_window_days: u32,
+    pub daily: DailyDetection,
+    pub weekly: WeeklyDetection,
+}
+
 // ---------------------------------------------------------------- errors
 
 /// Why a profile could not be had.
@@ -830,7 +899,38 @@ impl Profile {
             positive(&format!("{p}.suspend_weeks"), s.suspend_weeks)?;
         }
         positive("retention.location_days", self.retention.location_days)?;
-        positive("retention.visit_days", self.retention.visit_days)
+        positive("retention.visit_days", self.retention.visit_days)?;
+        self.check_surveillance()
+    }
+
+    fn check_surveillance(&self) -> Result<(), Issue> {
+        let s = &self.surveillance;
+        positive("surveillance.silent_after_days", s.silent_after_days)?;
+        positive("surveillance.review_window_days", s.review_window_days)?;
+        positive("surveillance.pooled_retest_hours", s.pooled_retest_hours)?;
+        if !(s.serial_interval_mean_days > 1.0 && s.serial_interval_mean_days.is_finite()) {
+            return issue("surveillance.serial_interval_mean_days", "must be more than 1 (EpiEstim's rule)");
+        }
+        if !(s.serial_interval_sd_days > 0.0 && s.serial_interval_sd_days.is_finite()) {
+            return issue("surveillance.serial_interval_sd_days", "must be more than 0");
+        }
+        if s.rt_window_days < 2 {
+            return issue("surveillance.rt_window_days", "must be at least 2");
+        }
+        if s.daily.baseline < 3 {
+            return issue("surveillance.daily.baseline", "must be at least 3");
+        }
+        for (path, alpha) in
+            [("surveillance.daily.alpha", s.daily.alpha), ("surveillance.weekly.alpha", s.weekly.alpha)]
+        {
+            if !(alpha > 0.0 && alpha < 1.0) {
+                return issue(path, "must be in (0, 1)");
+            }
+        }
+        if !(s.daily.min_sigma >= 0.0 && s.daily.min_sigma.is_finite()) {
+            return issue("surveillance.daily.min_sigma", "must be at least 0");
+        }
+        positive("surveillance.weekly.b", s.weekly.b)
     }
 
     fn check_close_contact(&self) -> Result<(), Issue> {

@@ -186,18 +186,31 @@ pub(crate) struct IngestReport {
     registered_places: u64,
     /// The store's change sequence number after the ingest.
     last_seq: u64,
+    /// Lab tests: the suspected cases their positives opened (pending confirmation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    suspected_cases: Vec<String>,
+    /// Lab tests: the alerts their positives raised.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    alerts: Vec<i64>,
 }
 
 impl From<ingest::IngestReport> for IngestReport {
     fn from(r: ingest::IngestReport) -> Self {
         // Destructured in full so that a field added to the app's report cannot be dropped.
         let ingest::IngestReport { accepted, registered_persons, registered_places, last_seq } = r;
-        IngestReport { accepted, registered_persons, registered_places, last_seq }
+        IngestReport {
+            accepted,
+            registered_persons,
+            registered_places,
+            last_seq,
+            suspected_cases: vec![],
+            alerts: vec![],
+        }
     }
 }
 
 /// Who writes a batch through `via`: the user's jurisdiction and the deployment's key.
-fn writer(dep: &Deployment, user: &User, via: &str) -> Result<ingest::Writer, AppError> {
+pub(crate) fn writer(dep: &Deployment, user: &User, via: &str) -> Result<ingest::Writer, AppError> {
     Ok(ingest::Writer {
         scope: reads::scope_of(&*dep.store, user)?,
         actor: actor(user, via),
@@ -205,7 +218,7 @@ fn writer(dep: &Deployment, user: &User, via: &str) -> Result<ingest::Writer, Ap
     })
 }
 
-fn check_batch_size(array: &str, n: usize, max: usize) -> Result<(), ApiError> {
+pub(crate) fn check_batch_size(array: &str, n: usize, max: usize) -> Result<(), ApiError> {
     if n > max {
         return Err(ApiError::new(
             ErrorCode::InputTooLarge,
@@ -294,7 +307,10 @@ pub(crate) async fn lab_tests_batch(
     let report = with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
         let writer = writer(dep, &user, "POST /api/v1/lab-tests:batch")?;
-        let report = ingest::ingest_lab_tests(&mut *dep.store, &writer, &mut lab_tests, now)?;
+        // Positives open suspected cases and raise alerts in the same batch.
+        let triggers = chainbreak_app::triggers::Triggers::from_profile(&dep.profile);
+        let (report, triggered) =
+            ingest::ingest_lab_tests_triggering(&mut *dep.store, &writer, &mut lab_tests, Some(&triggers), now)?;
         // The results move the episodes of the tested persons (and of the secondary contacts
         // who hang on them). The results are stored either way; a failure here is logged and
         // made up by the next batch or `chainbreak episodes` (each result is recorded once).
@@ -304,12 +320,16 @@ pub(crate) async fn lab_tests_batch(
             Ok(_) => {}
             Err(e) => tracing::error!(error = ?e, "lab results could not move episodes"),
         }
-        Ok(report)
+        Ok((report, triggered))
     })
     .await?;
+    let (report, triggered) = report;
     state.metrics.ingested("lab_test", report.accepted);
     state.metrics.set_last_seq(report.last_seq);
-    Ok(Json(report.into()))
+    let mut body: IngestReport = report.into();
+    body.suspected_cases = triggered.suspected_cases;
+    body.alerts = triggered.alerts;
+    Ok(Json(body))
 }
 
 // ---------------------------------------------------------------- fallbacks

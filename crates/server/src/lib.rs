@@ -14,6 +14,7 @@
 //! span and one `request` event per request, with method, matched route (never the raw path,
 //! which could carry identifiers), status and latency; request bodies are never logged.
 
+mod alerts;
 mod auth;
 mod body;
 mod episodes;
@@ -59,6 +60,10 @@ pub struct ServerConfig {
     /// asked for it (changes written by other processes: file imports, merges); `None`: only
     /// after ingest batches. A recompute also runs after every accepted ingest batch.
     pub recompute_every: Option<std::time::Duration>,
+    /// How often aberration detection runs over the sentinel feeds (queueing alarms for review
+    /// and raising silent sentinels' alerts), first a minute after start; `None`: never (then
+    /// `chainbreak detect run` or `POST /api/v1/detect/runs`).
+    pub detect_every: Option<std::time::Duration>,
     /// The deployment's pseudonymisation key file (`chainbreak key generate`); without it,
     /// batches naming persons by identifier (`phone:...`) are refused.
     pub pseudonym_key_file: Option<PathBuf>,
@@ -73,6 +78,7 @@ impl Default for ServerConfig {
             pseudonym_key_file: None,
             purge_every: Some(std::time::Duration::from_secs(3600)),
             recompute_every: Some(std::time::Duration::from_secs(300)),
+            detect_every: Some(std::time::Duration::from_secs(3600)),
             session_hours: 12,
             secure_cookies: false,
         }
@@ -131,6 +137,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks", get(episodes::list_tasks))
         .route("/api/v1/facilities", get(episodes::list_facilities).post(episodes::put_facility))
         .route("/api/v1/facilities/{id}/rooms/{room}/disinfected", post(episodes::room_disinfected))
+        .route("/api/v1/sentinel:batch", post(alerts::sentinel_batch))
+        .route("/api/v1/alerts", get(alerts::list_alerts).post(alerts::raise_alert))
+        .route("/api/v1/alerts/{id}", get(alerts::get_alert))
+        .route("/api/v1/alerts/{id}/transitions", post(alerts::transition_alert))
+        .route("/api/v1/series", get(alerts::list_series))
+        .route("/api/v1/review-queue", get(alerts::review_queue))
+        .route("/api/v1/review-queue/{id}/decision", post(alerts::decide_review))
+        .route("/api/v1/detect/runs", post(alerts::run_detection))
+        .route("/api/v1/sentinels/silent", get(alerts::silent_sentinels))
+        .route("/api/v1/rt", get(alerts::rt))
+        .route("/api/v1/cases/{id}/clock", post(alerts::case_clock_event))
         .route("/api/v1/persons", get(records::list_persons))
         .route("/api/v1/persons/{id}", get(records::get_person))
         .route("/api/v1/places", get(records::list_places))
@@ -165,11 +182,15 @@ pub async fn serve(
     tracing::info!(%addr, db = %state.config.db.display(), "serving the chainbreak API");
     let purger = state.config.purge_every.map(|every| tokio::spawn(purge_every(state.clone(), every)));
     let recomputer = tokio::spawn(recompute_proposals(state.clone(), state.config.recompute_every));
+    let detector = state.config.detect_every.map(|every| tokio::spawn(detect_every(state.clone(), every)));
     let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     if let Some(purger) = purger {
         purger.abort();
     }
     recomputer.abort();
+    if let Some(detector) = detector {
+        detector.abort();
+    }
     served?;
     tracing::info!("server stopped");
     Ok(())
@@ -193,6 +214,34 @@ async fn purge_every(state: AppState, every: std::time::Duration) {
         match done {
             Ok(report) => state.metrics.set_last_seq(report.last_seq),
             Err(e) => tracing::error!(error = ?e, "retention purge failed"),
+        }
+    }
+}
+
+/// Runs aberration detection a minute after start and then every `every`, as `system`: alarms
+/// go to the review queue, silent sentinels raise their alerts. A failed run is logged and
+/// tried again at the next tick.
+async fn detect_every(state: AppState, every: std::time::Duration) {
+    let start = tokio::time::Instant::now() + every.min(std::time::Duration::from_secs(60));
+    let mut ticks = tokio::time::interval_at(start, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let done = handlers::with_deployment(&state.deployment, |dep| {
+            let actor = chainbreak_app::accounts::Actor {
+                name: "system".into(),
+                via: "scheduled detection".into(),
+                reason: None,
+            };
+            chainbreak_app::surveillance::run(dep, &actor, None)
+        })
+        .await;
+        match done {
+            Ok(report) if report.queued > 0 || report.silent_alerts > 0 => {
+                tracing::info!(?report, "aberration detection queued alarms or raised alerts")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = ?e, "aberration detection failed"),
         }
     }
 }

@@ -18,7 +18,7 @@ use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{ErrorBody, ErrorDetail, ErrorLocation};
-use crate::{episodes, handlers, proposals, records, sessions, trace, users};
+use crate::{alerts, episodes, handlers, proposals, records, sessions, trace, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -58,6 +58,18 @@ use crate::{episodes, handlers, proposals, records, sessions, trace, users};
         episodes::list_facilities,
         episodes::put_facility,
         episodes::room_disinfected,
+        alerts::sentinel_batch,
+        alerts::list_alerts,
+        alerts::raise_alert,
+        alerts::get_alert,
+        alerts::transition_alert,
+        alerts::list_series,
+        alerts::review_queue,
+        alerts::decide_review,
+        alerts::run_detection,
+        alerts::silent_sentinels,
+        alerts::rt,
+        alerts::case_clock_event,
         users::list_users,
         users::create_user,
         users::disable_user,
@@ -77,6 +89,8 @@ use crate::{episodes, handlers, proposals, records, sessions, trace, users};
             tracers confirm or reject"),
         (name = "closed loop", description = "Measure episodes from proposal to release, with deadlines and tasks; \
             quarantine facilities, rooms, occupancy and forecast"),
+        (name = "surveillance", description = "Alerts and their triage, sentinel series with aberration detection, \
+            the review queue of alarms, silent sentinels, Rt"),
         (name = "records", description = "Reads of persons, places, cases, lab tests and visits, scoped by the \
             user's jurisdiction; personal data only on request, for roles that may, audited"),
         (name = "admin", description = "User accounts, API tokens and the audit trail"),

@@ -194,11 +194,11 @@ impl TestServer {
     }
 
     /// The token of the fixture user whose role serves `path`: `lab` for lab tests, `tracer`
-    /// for visits, `admin` for the rest.
+    /// for visits and sentinel reports, `admin` for the rest.
     fn token_for(&self, path: &str) -> &str {
         if path.starts_with("/api/v1/lab-tests") {
             &self.lab
-        } else if path.starts_with("/api/v1/visits") {
+        } else if path.starts_with("/api/v1/visits") || path.starts_with("/api/v1/sentinel") {
             &self.tracer
         } else {
             &self.admin
@@ -749,6 +749,20 @@ const ROUTES: &[(&str, &str, Access, Scoped)] = &[
         Access::Needs(Permission::ManageFacilities),
         Scoped::No,
     ),
+    ("post", "/api/v1/sentinel:batch", Access::Needs(Permission::IngestData), Scoped::Write),
+    // Alert 1 and review item 1 lie in D1, alert 2 and review item 2 in D2 (`seed_alerts`).
+    ("get", "/api/v1/alerts", Access::Needs(Permission::ReadRecords), Scoped::List("1", "2")),
+    ("post", "/api/v1/alerts", Access::Needs(Permission::TriageAlerts), Scoped::Query),
+    ("get", "/api/v1/alerts/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("1", "2")),
+    ("post", "/api/v1/alerts/{id}/transitions", Access::Needs(Permission::TriageAlerts), Scoped::Record("1", "2")),
+    ("get", "/api/v1/series", Access::Needs(Permission::ReadRecords), Scoped::No),
+    ("get", "/api/v1/review-queue", Access::Needs(Permission::ReadRecords), Scoped::List("1", "2")),
+    // Decided once: the jurisdiction is checked in `surveillance_over_http`.
+    ("post", "/api/v1/review-queue/{id}/decision", Access::Needs(Permission::TriageAlerts), Scoped::No),
+    ("post", "/api/v1/detect/runs", Access::Needs(Permission::TriageAlerts), Scoped::No),
+    ("get", "/api/v1/sentinels/silent", Access::Needs(Permission::ReadRecords), Scoped::No),
+    ("get", "/api/v1/rt", Access::Needs(Permission::ReadRecords), Scoped::No),
+    ("post", "/api/v1/cases/{id}/clock", Access::Needs(Permission::TriageAlerts), Scoped::Record("K1", "K2")),
     ("get", "/api/v1/persons", Access::Needs(Permission::ReadRecords), Scoped::List("P1", "P2")),
     ("get", "/api/v1/persons/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("P1", "P2")),
     ("get", "/api/v1/places", Access::Needs(Permission::ReadRecords), Scoped::List("L1", "L2")),
@@ -793,6 +807,14 @@ fn matrix_body(route: &str, inside: bool) -> Option<Value> {
             Some(json!({"action": "add_reason", "reason": {"source": "K1", "at": "2022-03-03T12:00:00Z"}}))
         }
         "/api/v1/facilities" => Some(json!({"id": "F9", "name": "Matrix hotel", "rooms": [{"id": "1"}]})),
+        "/api/v1/sentinel:batch" => {
+            Some(json!({"sentinel": [{"place_id": place, "feed": "pharmacy", "date": "2022-03-01", "count": 3}]}))
+        }
+        "/api/v1/alerts" => Some(json!({"summary": "matrix", "place_id": place})),
+        // A note: accepted in every state, changes no state.
+        "/api/v1/alerts/{id}/transitions" => Some(json!({"action": "comment", "note": "matrix"})),
+        "/api/v1/review-queue/{id}/decision" => Some(json!({"decision": "escalate"})),
+        "/api/v1/cases/{id}/clock" => Some(json!({"event": "case_reported", "at": "2022-03-04T00:00:00Z"})),
         _ => None,
     }
 }
@@ -822,6 +844,7 @@ fn item_ids(page: &Value) -> Vec<String> {
             (Some(id), _) => id.to_string(),
             (None, Some(contact)) => contact.to_string(),
             (None, None) if item["episode_id"].is_string() => item["episode_id"].as_str().unwrap().to_string(),
+            (None, None) if item["id"].is_i64() => item["id"].as_i64().unwrap().to_string(),
             (None, None) => {
                 format!("{}@{}", item["person_id"].as_str().unwrap(), item["place_id"].as_str().unwrap())
             }
@@ -858,6 +881,7 @@ fn authorisation_matrix() {
     assert_eq!(server.post_json("/api/v1/visits:batch", &visits).status(), StatusCode::OK);
     record_k1_and_k2(&server);
     open_e1_and_e2(&server);
+    seed_alerts(&server);
 
     for (method, route, access, scoped) in ROUTES {
         let path = match scoped {
@@ -932,7 +956,16 @@ fn authorisation_matrix() {
                         (code.as_str(), &location["json_path"]),
                         (
                             "forbidden",
-                            &json!(format!("${}[0]", if route.contains("visits") { ".visits" } else { ".lab_tests" }))
+                            &json!(format!(
+                                "${}[0]",
+                                if route.contains("visits") {
+                                    ".visits"
+                                } else if route.contains("sentinel") {
+                                    ".sentinel"
+                                } else {
+                                    ".lab_tests"
+                                }
+                            ))
                         ),
                         "{what}, outside"
                     );
@@ -1343,6 +1376,7 @@ fn browser_sessions_sign_in_work_like_tokens_and_sign_out() {
     // Every route answers a session as it answers the same user's token.
     record_k1_and_k2(&server);
     open_e1_and_e2(&server);
+    seed_alerts(&server);
     for (method, route, access, _) in ROUTES {
         if *access != Access::Needs(Permission::ReadRecords) && *access != Access::Needs(Permission::IngestData) {
             continue;
@@ -1350,6 +1384,7 @@ fn browser_sessions_sign_in_work_like_tokens_and_sign_out() {
         let path = route.replace("{id}", "P1").replace("/places/P1", "/places/L1");
         let path = path.replace("/cases/P1", "/cases/K1").replace("/lab-tests/P1", "/lab-tests/LT1");
         let path = path.replace("/proposals/P1", "/proposals/2").replace("/episodes/P1", "/episodes/E1");
+        let path = path.replace("/alerts/P1", "/alerts/1");
         let by_token = server.call(method, &path, Some(&server.tracer), matrix_body(route, true).as_ref()).status();
         let by_cookie = with_cookie(&server, method, &path, &cookie, None).status();
         assert_eq!(by_cookie, by_token, "{method} {path}");
@@ -1708,4 +1743,196 @@ fn episodes_go_through_the_loop_over_http() {
     assert_eq!((status, &discharged["state"]), (StatusCode::OK, &json!("released")), "{discharged}");
     let (_, episode) = call("get", &format!("/api/v1/episodes/{isolation}"), None);
     insta::assert_json_snapshot!("episode_discharged", episode);
+}
+
+// ---------------------------------------------------------------- surveillance
+
+/// Alert 1 (at L1, in D1) and 2 (at L2, in D2); review items 1 (D1) and 2 (D2).
+fn seed_alerts(server: &TestServer) {
+    use chainbreak_store::{AlertKind, AlertRow, ReviewItem, ReviewStatus};
+    let mut store = server.store();
+    let mut batch = store.begin(now()).unwrap();
+    let alert = |key: &str, place: &str| AlertRow {
+        id: 0,
+        kind: AlertKind::Manual,
+        state: chainbreak_core::model::AlertState::New,
+        key: key.into(),
+        summary: format!("at {place}"),
+        owner_unit: None,
+        area_id: None,
+        place_id: Some(place.into()),
+        person_id: None,
+        subject: None,
+        details: "{}".into(),
+        outcome: None,
+        raised_at: now(),
+        updated_at: now(),
+    };
+    let ids = batch.raise_alerts(&[alert("m1", "L1"), alert("m2", "L2")], "fixture").unwrap();
+    assert_eq!(ids, [Some(1), Some(2)]);
+    let item = |area: &str, score: f64| ReviewItem {
+        id: 0,
+        series: format!("{area}/pharmacy/-/daily"),
+        area_id: Some(area.into()),
+        feed: "pharmacy".into(),
+        category: None,
+        frequency: "daily".into(),
+        period: "2022-03-04".into(),
+        method: "ears_c2".into(),
+        observed: 30.0,
+        expected: Some(10.0),
+        upperbound: 20.0,
+        score,
+        status: ReviewStatus::Pending,
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+        alert_id: None,
+        created_at: now(),
+    };
+    assert_eq!(batch.queue_review_items(&[item("D1", 0.5), item("D2", 0.7)]).unwrap(), [Some(1), Some(2)]);
+    batch.commit().unwrap();
+}
+
+/// Daily pharmacy reports at `place` from 2022-02-10 to `last`, 10 to 12 a day, and `spike` on
+/// the last day.
+fn pharmacy_reports(place: &str, last: &str, spike: u32) -> Value {
+    let mut rows = Vec::new();
+    let mut day: jiff::civil::Date = "2022-02-10".parse().unwrap();
+    let end: jiff::civil::Date = last.parse().unwrap();
+    while day <= end {
+        let count = if day == end { spike } else { 10 + (day.day() as u32) % 3 };
+        rows.push(json!({"place_id": place, "feed": "pharmacy", "category": "antipyretic", "date": day.to_string(),
+            "count": count}));
+        day = day.tomorrow().unwrap();
+    }
+    json!({"sentinel": rows})
+}
+
+#[test]
+fn surveillance_over_http() {
+    let server = TestServer::start_with(|c| c.detect_every = None);
+    let mut store = server.store();
+    let epi = add_user_with_token(&mut *store, "epi", Role::Epidemiologist);
+    let epi_d2 = add_user_in(&mut *store, "epi-d2", Role::Epidemiologist, "D2");
+    // P3 lives in D1 and, unlike P1 and P2, is no case yet.
+    let mut batch = store.begin(now()).unwrap();
+    batch.put_persons(&[person("P3", "H1")]).unwrap();
+    batch.commit().unwrap();
+    drop(store);
+    let as_epi =
+        |method: &str, path: &str, body: Option<Value>| json_of(server.call(method, path, Some(&epi), body.as_ref()));
+
+    // A positive opens a suspected case and raises an alert, with the batch.
+    let mut positive = lab_test("T9", "P3");
+    positive["result"] = json!("positive");
+    positive["reported_at"] = json!("2022-03-04T22:00:00Z");
+    let (status, report) = json_of(server.post_json("/api/v1/lab-tests:batch", &json!({"lab_tests": [positive]})));
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!((&report["suspected_cases"], &report["alerts"]), (&json!(["S-T9"]), &json!([1])));
+    let (_, case) = as_epi("get", "/api/v1/cases/S-T9", None);
+    assert_eq!((&case["classification"], &case["person_id"]), (&json!("suspected"), &json!("P3")));
+
+    // A refused batch (an unknown person after a positive) leaves cases and alerts as they were.
+    let before = (server.store().count(Entity::Case).unwrap(), server.store().count(Entity::Alert).unwrap());
+    let mut second = lab_test("T10", "P2");
+    second["result"] = json!("positive");
+    let refused = json!({"lab_tests": [second, lab_test("T11", "NOBODY")]});
+    let (code, location) =
+        error_of(server.post_json("/api/v1/lab-tests:batch", &refused), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        (code.as_str(), &location["json_path"]),
+        ("input.unknown_reference", &json!("$.lab_tests[1].subject_id"))
+    );
+    let bad_sentinel = json!({"sentinel": [{"place_id": "L2", "feed": "environment", "date": "2022-03-04", "count": 5,
+        "positives": 1}, {"place_id": "L2", "feed": "environment", "date": "2022-03-05", "count": 1, "positives": 2}]});
+    let (code, location) =
+        error_of(server.post_json("/api/v1/sentinel:batch", &bad_sentinel), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!((code.as_str(), &location["json_path"]), ("input.inconsistent", &json!("$.sentinel[1].positives")));
+    assert_eq!((server.store().count(Entity::Case).unwrap(), server.store().count(Entity::Alert).unwrap()), before);
+
+    // Triage, with the case's response clock.
+    let (status, alert) = as_epi("get", "/api/v1/alerts/1", None);
+    assert_eq!(status, StatusCode::OK, "{alert}");
+    insta::assert_json_snapshot!("alert_positive_person", alert);
+    let (status, clock) = as_epi(
+        "post",
+        "/api/v1/cases/S-T9/clock",
+        Some(json!({"event": "case_reported", "at": "2022-03-04T23:00:00Z"})),
+    );
+    assert_eq!(status, StatusCode::OK, "{clock}");
+    let reported = clock.as_array().unwrap().iter().find(|c| c["item"] == "case_reported").unwrap();
+    assert_eq!((&reported["stopped_at"], &reported["late"]), (&json!("2022-03-04T23:00:00Z"), &json!(false)));
+    let trail = clock.as_array().unwrap().iter().find(|c| c["item"] == "core_trail_signed_off").unwrap();
+    assert_eq!(trail["due_at"], "2022-03-05T03:00:00Z", "4 hours from the report");
+    let (status, _) = as_epi("post", "/api/v1/cases/S-T9/clock", Some(json!({"event": "lunch"})));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, refusal) = as_epi("post", "/api/v1/alerts/1/transitions", Some(json!({"action": "investigate"})));
+    assert_eq!((status, &refusal["error"]["code"]), (StatusCode::BAD_REQUEST, &json!("invalid_argument")), "{refusal}");
+    assert!(refusal["error"]["message"].as_str().unwrap().contains("acknowledge the alert first"), "{refusal}");
+    for body in [
+        json!({"action": "acknowledge", "owner_unit": "CDC", "note": "taking it"}),
+        json!({"action": "investigate"}),
+        json!({"action": "close", "outcome": "confirmed", "note": "case reported"}),
+    ] {
+        let (status, moved) = as_epi("post", "/api/v1/alerts/1/transitions", Some(body));
+        assert_eq!(status, StatusCode::OK, "{moved}");
+    }
+    let (status, _) = as_epi("post", "/api/v1/alerts/1/transitions", Some(json!({"action": "acknowledge"})));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "closed stays closed");
+    let (_, closed) = as_epi("get", "/api/v1/alerts/1", None);
+    insta::assert_json_snapshot!("alert_closed", closed["history"]);
+    let (_, open) = as_epi("get", "/api/v1/alerts?open=true", None);
+    assert!(open["items"].as_array().unwrap().is_empty(), "{open}");
+    let (status, _) = json_of(server.call(
+        "post",
+        "/api/v1/alerts/1/transitions",
+        Some(&server.tracer),
+        Some(&json!({"action": "comment", "note": "x"})),
+    ));
+    assert_eq!(status, StatusCode::FORBIDDEN, "a tracer does not triage");
+
+    // Sentinel feeds: L1 (D1) reports daily with a spike today's eve; L2 (D2) stopped on 28 Feb.
+    for body in [pharmacy_reports("L1", "2022-03-04", 60), pharmacy_reports("L2", "2022-02-28", 11)] {
+        let (status, report) = json_of(server.post_json("/api/v1/sentinel:batch", &body));
+        assert_eq!(status, StatusCode::OK, "{report}");
+    }
+    let cold = json!({"sentinel": [{"place_id": "L2", "feed": "cold_chain", "date": "2022-03-04", "category": "surface",
+        "count": 8, "positives": 1}]});
+    let (_, report) = json_of(server.post_json("/api/v1/sentinel:batch", &cold));
+    assert_eq!(report["alerts"], json!([2]), "{report}");
+
+    let (_, series) = as_epi("get", "/api/v1/series?place=L1", None);
+    assert_eq!(series["error"]["code"], "invalid_argument", "unknown parameters are refused: {series}");
+    let (status, series) = as_epi("get", "/api/v1/series?area=D1&feed=pharmacy&frequency=daily&from=2022-02-25", None);
+    assert_eq!(status, StatusCode::OK, "{series}");
+    insta::assert_json_snapshot!("series_daily", series);
+    let (_, silent) = as_epi("get", "/api/v1/sentinels/silent", None);
+    insta::assert_json_snapshot!("sentinels_silent", silent);
+
+    let (status, run) = as_epi("post", "/api/v1/detect/runs", None);
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!((&run["queued"], &run["silent_alerts"]), (&json!(1), &json!(1)), "{run}");
+    let (_, again) = as_epi("post", "/api/v1/detect/runs", None);
+    assert_eq!((&again["queued"], &again["silent_alerts"]), (&json!(0), &json!(0)), "once per period and silence");
+    let (_, queue) = as_epi("get", "/api/v1/review-queue", None);
+    insta::assert_json_snapshot!("review_queue", queue);
+    let id = queue["items"][0]["id"].as_i64().unwrap();
+    let decision = json!({"decision": "escalate", "reason": "real rise"});
+    let (status, _) =
+        json_of(server.call("post", &format!("/api/v1/review-queue/{id}/decision"), Some(&epi_d2), Some(&decision)));
+    assert_eq!(status, StatusCode::NOT_FOUND, "a D1 alarm is absent to D2");
+    let (status, decided) = as_epi("post", &format!("/api/v1/review-queue/{id}/decision"), Some(decision.clone()));
+    assert_eq!((status, &decided["status"]), (StatusCode::OK, &json!("escalated")), "{decided}");
+    let (status, _) = as_epi("post", &format!("/api/v1/review-queue/{id}/decision"), Some(decision));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "decided once");
+    let (_, aberration) = as_epi("get", &format!("/api/v1/alerts/{}", decided["alert_id"]), None);
+    assert_eq!(aberration["kind"], "aberration");
+    let (_, d2_alerts) = json_of(server.call("get", "/api/v1/alerts", Some(&epi_d2), None));
+    let kinds: Vec<&str> = d2_alerts["items"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["goods_positive", "silent_sentinel"], "{d2_alerts}");
+
+    let (status, rt) = as_epi("get", "/api/v1/rt?to=2022-03-05", None);
+    assert_eq!(status, StatusCode::OK, "{rt}");
+    insta::assert_json_snapshot!("rt", rt);
 }

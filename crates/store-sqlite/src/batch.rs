@@ -931,6 +931,62 @@ impl Batch for SqliteBatch<'_> {
         self.atomically(|c| crate::access::append_audit(c, record))
     }
 
+    fn open_cases_of(&self, person_ids: &[&str]) -> Result<Vec<Case>> {
+        crate::surveillance::open_cases_of(&self.tx, person_ids)
+    }
+
+    fn pool_members(&self, pool_ids: &[&str]) -> Result<Vec<LabTest>> {
+        crate::surveillance::pool_members(&self.tx, pool_ids)
+    }
+
+    fn raise_alerts(&mut self, rows: &[chainbreak_store::AlertRow], actor: &str) -> Result<Vec<Option<i64>>> {
+        self.atomically(|c| {
+            let ids = crate::surveillance::raise(c, rows, actor)?;
+            for id in ids.iter().flatten() {
+                log(c, Entity::Alert, ChangeOp::Upsert, *id, *id)?;
+            }
+            Ok(ids)
+        })
+    }
+
+    fn transition_alert(&mut self, event: &chainbreak_store::AlertEvent) -> Result<chainbreak_store::AlertRow> {
+        self.atomically(|c| {
+            let row = crate::surveillance::transition(c, event)?;
+            log(c, Entity::Alert, ChangeOp::Upsert, row.id, row.id)?;
+            Ok(row)
+        })
+    }
+
+    fn queue_review_items(&mut self, rows: &[chainbreak_store::ReviewItem]) -> Result<Vec<Option<i64>>> {
+        self.atomically(|c| {
+            let ids = crate::surveillance::queue(c, rows)?;
+            for id in ids.iter().flatten() {
+                log(c, Entity::ReviewItem, ChangeOp::Upsert, *id, *id)?;
+            }
+            Ok(ids)
+        })
+    }
+
+    fn decide_review_item(
+        &mut self,
+        id: i64,
+        decision: &chainbreak_store::ReviewDecision,
+    ) -> Result<chainbreak_store::ReviewItem> {
+        self.atomically(|c| {
+            let item = crate::surveillance::decide(c, id, decision)?;
+            log(c, Entity::ReviewItem, ChangeOp::Upsert, id, id)?;
+            Ok(item)
+        })
+    }
+
+    fn put_clock(&mut self, rows: &[chainbreak_store::ClockRow]) -> Result<()> {
+        self.atomically(|c| crate::surveillance::put_clock(c, rows))
+    }
+
+    fn clock_event(&mut self, case_id: &str, event: &str, at: Timestamp) -> Result<Vec<chainbreak_store::ClockRow>> {
+        self.atomically(|c| crate::surveillance::clock_event(c, case_id, event, at))
+    }
+
     fn commit(self: Box<Self>) -> Result<u64> {
         if self.dropped_indexes {
             tracing::debug!(rows = ?self.visit_rows, "visits written; rebuilding indexes");

@@ -11,6 +11,7 @@ mod episodes;
 mod proposals;
 mod read;
 mod scope;
+mod surveillance;
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_0002_access.sql"),
     include_str!("schema_0003_proposals.sql"),
     include_str!("schema_0004_episodes.sql"),
+    include_str!("schema_0005_surveillance.sql"),
 ];
 
 /// The schema version this build writes.
@@ -364,5 +366,53 @@ impl Store for SqliteStore {
 
     fn last_seq(&self) -> Result<u64> {
         self.conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0)).map_err(backend)
+    }
+
+    fn alert(&self, id: i64) -> Result<Option<chainbreak_store::AlertRow>> {
+        surveillance::alert(&self.conn, id)
+    }
+
+    fn alerts_page(
+        &self,
+        scope: &Scope,
+        filter: &chainbreak_store::AlertFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<chainbreak_store::AlertRow>> {
+        surveillance::alerts_page(&self.conn, scope, filter, after, limit)
+    }
+
+    fn alert_events(&self, id: i64) -> Result<Vec<chainbreak_store::AlertEvent>> {
+        surveillance::alert_events(&self.conn, id)
+    }
+
+    fn review_queue(
+        &self,
+        scope: &Scope,
+        status: Option<chainbreak_store::ReviewStatus>,
+        limit: usize,
+    ) -> Result<Vec<chainbreak_store::ReviewItem>> {
+        surveillance::review_queue(&self.conn, scope, status, limit)
+    }
+
+    fn review_item(&self, id: i64) -> Result<Option<chainbreak_store::ReviewItem>> {
+        surveillance::review_item(&self.conn, id)
+    }
+
+    fn sentinel_records(
+        &self,
+        scope: &Scope,
+        from: jiff::civil::Date,
+        to: jiff::civil::Date,
+    ) -> Result<Vec<SentinelRecord>> {
+        surveillance::sentinel_records(&self.conn, scope, from, to)
+    }
+
+    fn sentinel_last_reports(&self, scope: &Scope) -> Result<Vec<chainbreak_store::SentinelLast>> {
+        surveillance::sentinel_last_reports(&self.conn, scope)
+    }
+
+    fn clock_of(&self, case_id: &str) -> Result<Vec<chainbreak_store::ClockRow>> {
+        surveillance::clock_of(&self.conn, case_id)
     }
 }

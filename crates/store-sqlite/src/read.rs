@@ -33,6 +33,8 @@ pub(crate) fn table_of(entity: Entity) -> &'static str {
         Entity::Proposal => "proposals",
         Entity::Episode => "episodes",
         Entity::Facility => "facilities",
+        Entity::Alert => "alerts",
+        Entity::ReviewItem => "review_items",
     }
 }
 

@@ -7,8 +7,12 @@
 //! chainbreak_store::conformance_tests!(fresh_store());
 //! ```
 
+mod surveillance;
+
 use chainbreak_core::model::*;
 use jiff::Timestamp;
+
+pub use surveillance::*;
 
 use chainbreak_core::access::{AuditRecord, Role, User};
 
@@ -29,7 +33,9 @@ macro_rules! conformance_tests {
             accounts_and_tokens, audit_is_appended_and_filtered, scoped_reads_follow_the_area_tree,
             purge_deletes_old_location_data_and_logs_each_run, proposals_are_recorded_by_index_atomically,
             proposals_are_decided_all_or_nothing, proposals_are_listed_by_case_status_and_scope,
-            episodes_are_events_with_a_current_state, facilities_keep_their_rooms);
+            episodes_are_events_with_a_current_state, facilities_keep_their_rooms,
+            alerts_are_raised_once_and_moved_with_their_events, review_items_are_queued_once_ranked_and_decided,
+            response_clock_starts_and_stops_on_events, sentinel_records_and_batch_lookups_read_what_was_written);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(

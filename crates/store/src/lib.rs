@@ -7,11 +7,15 @@
 //! dropped without commit (an error, a crash, a kill) leaves the store as it was.
 
 pub mod conformance;
+mod surveillance;
+
+pub use surveillance::*;
 
 use chainbreak_core::access::{AuditRecord, TokenInfo, User};
 use chainbreak_core::model::*;
 use chainbreak_core::{ErrorCode, model::VisitSource};
 use jiff::Timestamp;
+use jiff::civil::Date;
 use serde::Serialize;
 
 /// The compact key a store gives each person, place, area...: dense, starting at 1.
@@ -112,7 +116,7 @@ chainbreak_core::vocabulary!(
         Staff = "staff", Group = "group", Membership = "membership", Visit = "visit", Trip = "trip",
         Passenger = "passenger", Ping = "ping", Case = "case", LabTest = "lab_test", Arrival = "arrival",
         GoodsBatch = "goods_batch", GoodsHop = "goods_hop", Sentinel = "sentinel", Proposal = "proposal",
-        Episode = "episode", Facility = "facility"
+        Episode = "episode", Facility = "facility", Alert = "alert", ReviewItem = "review_item"
     }
 );
 
@@ -488,6 +492,25 @@ pub trait Store: Send {
     fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>>;
     /// The newest change's `seq` (0 for an empty store).
     fn last_seq(&self) -> Result<u64>;
+
+    /// One alert.
+    fn alert(&self, id: i64) -> Result<Option<AlertRow>>;
+    /// Up to `limit` alerts in `scope` (by area, place or person) matching `filter`, with id
+    /// greater than `after`, by id.
+    fn alerts_page(&self, scope: &Scope, filter: &AlertFilter, after: i64, limit: usize) -> Result<Vec<AlertRow>>;
+    /// An alert's triage events, oldest first.
+    fn alert_events(&self, id: i64) -> Result<Vec<AlertEvent>>;
+    /// Up to `limit` review items in `scope` (by area) with the given status, highest score
+    /// first (then by id).
+    fn review_queue(&self, scope: &Scope, status: Option<ReviewStatus>, limit: usize) -> Result<Vec<ReviewItem>>;
+    fn review_item(&self, id: i64) -> Result<Option<ReviewItem>>;
+    /// The sentinel records in `scope` (by their area, or their place's) dated `from..=to`,
+    /// by place, feed, category and date; `area_id` is the record's or else its place's.
+    fn sentinel_records(&self, scope: &Scope, from: Date, to: Date) -> Result<Vec<SentinelRecord>>;
+    /// The last report of every sentinel point and feed in `scope`, by place and feed.
+    fn sentinel_last_reports(&self, scope: &Scope) -> Result<Vec<SentinelLast>>;
+    /// A case's response clock, by item name.
+    fn clock_of(&self, case_id: &str) -> Result<Vec<ClockRow>>;
 }
 
 /// An all-or-nothing batch of writes. Each `put_*` call is itself atomic: on error nothing of
@@ -586,6 +609,31 @@ pub trait Batch {
     fn set_room_state(&mut self, facility_id: &str, room_id: &str, state: &str) -> Result<()>;
     /// Appends an audit record (its `seq` is assigned); audit records are never changed.
     fn append_audit(&mut self, record: &AuditRecord) -> Result<i64>;
+
+    /// The non-excluded cases of the given persons, as seen inside this batch, by id.
+    fn open_cases_of(&self, person_ids: &[&str]) -> Result<Vec<Case>>;
+    /// Every lab test of the given pools, as seen inside this batch, by pool then id.
+    fn pool_members(&self, pool_ids: &[&str]) -> Result<Vec<LabTest>>;
+    /// Raises alerts, all or nothing: each row is inserted in state `new` with a first event
+    /// by `actor`, unless an alert with its key exists (then `None` in its place). Areas,
+    /// places and persons named must exist. Each alert raised is an `Upsert` change of
+    /// [`Entity::Alert`]. Returns the new ids.
+    fn raise_alerts(&mut self, rows: &[AlertRow], actor: &str) -> Result<Vec<Option<i64>>>;
+    /// Moves an alert as `event` says (`event.from` must be its state now, else
+    /// [`StoreError::Invalid`]; a missing alert is [`StoreError::NotFound`]), setting the owner
+    /// and outcome the event gives; appends the event. Returns the alert as moved.
+    fn transition_alert(&mut self, event: &AlertEvent) -> Result<AlertRow>;
+    /// Queues aberration alarms, all or nothing: one item per series and period, so an item
+    /// already queued (whatever its status) is kept and `None` comes back in its place.
+    fn queue_review_items(&mut self, rows: &[ReviewItem]) -> Result<Vec<Option<i64>>>;
+    /// Records a reviewer's decision on a pending item ([`StoreError::Invalid`] if decided
+    /// already, [`StoreError::NotFound`] if missing). Returns the item as decided.
+    fn decide_review_item(&mut self, id: i64, decision: &ReviewDecision) -> Result<ReviewItem>;
+    /// Starts the response clock of cases: each row inserted unless the case has that item.
+    fn put_clock(&mut self, rows: &[ClockRow]) -> Result<()>;
+    /// Records that `event` happened to a case at `at`: items starting with it start (due
+    /// `limit_hours` later), started items stopping with it stop. Returns the items changed.
+    fn clock_event(&mut self, case_id: &str, event: &str, at: Timestamp) -> Result<Vec<ClockRow>>;
 
     /// Makes everything visible at once; returns the last change `seq`.
     fn commit(self: Box<Self>) -> Result<u64>;
