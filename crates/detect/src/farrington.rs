@@ -536,6 +536,14 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
     Ok(out)
 }
 
+/// [`farrington_flexible`] on many series with one control, the series spread over rayon's
+/// threads (`RAYON_NUM_THREADS`). Each series is computed alone and the results come back in the
+/// order of the series, so the output does not depend on the number of threads.
+pub fn farrington_flexible_many(series: &[Series<'_>], control: &Control) -> Vec<Result<Vec<FarringtonPoint>, Error>> {
+    use rayon::prelude::*;
+    series.par_iter().map(|s| farrington_flexible(s, control)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
