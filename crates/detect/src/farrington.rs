@@ -625,6 +625,21 @@ mod tests {
     }
 
     #[test]
+    fn many_series_give_each_series_alone_whatever_the_threads() {
+        let xs: Vec<Vec<Option<f64>>> = (0..6)
+            .map(|s| (0..320).map(|i| Some(f64::from((i * (7 + s) + 3 * s) % (5 + s) + i % 4))).collect())
+            .collect();
+        let series: Vec<Series<'_>> =
+            xs.iter().map(|x| Series { observed: x, freq: 52, dates: None, population: None }).collect();
+        let c = Control::noufaily(ThresholdMethod::Muan);
+        let alone: Vec<_> = series.iter().map(|s| farrington_flexible(s, &c)).collect();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            assert_eq!(pool.install(|| farrington_flexible_many(&series, &c)), alone);
+        }
+    }
+
+    #[test]
     fn zeros_have_no_bound_for_want_of_cases() {
         let x: Vec<Option<f64>> = vec![Some(0.0); 300];
         let s = Series { observed: &x, freq: 52, dates: None, population: None };
