@@ -375,9 +375,10 @@ fn read_series(path: &Path) -> Result<Vec<SeriesIn>, FormatError> {
     let (it, io) = (t.index("t").unwrap_or(0), t.index("observed").unwrap_or(0));
     let (idate, ipop, iseries) = (t.index("date"), t.index("population"), t.index("series"));
     let mut out: Vec<SeriesIn> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut record = csv::StringRecord::new();
     while let Some(line) = t.next(&mut record)? {
-        let id = iseries.map(|i| record[i].to_string());
+        let id = iseries.map(|i| &record[i]);
         let tv = integer(&t, line, "t", &record[it])?;
         let observed = count(&t, line, "observed", &record[io])?;
         let date = match idate.map(|i| &record[i]) {
@@ -397,11 +398,12 @@ fn read_series(path: &Path) -> Result<Vec<SeriesIn>, FormatError> {
         };
         let new = match out.last() {
             None => true,
-            Some(s) => s.id != id,
+            Some(s) => s.id.as_deref() != id,
         };
         if new {
+            let id = id.map(str::to_string);
             if let Some(id) = &id
-                && out.iter().any(|s| s.id.as_ref() == Some(id))
+                && !seen.insert(id.clone())
             {
                 return Err(t.error(
                     line,
