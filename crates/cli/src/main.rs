@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod alerts;
 mod contacts;
+mod detect;
 mod episodes;
 mod simulate;
 mod trace;
@@ -192,6 +193,12 @@ enum Command {
         #[command(subcommand)]
         command: simulate::SimulateCommand,
     },
+    /// Aberration detection on count series from a CSV file, as R's surveillance 1.20.3 computes
+    /// it: EARS C1-C3 (earsC), Farrington (farringtonFlexible), CUSUM (algo.cusum).
+    Detect(detect::DetectArgs),
+    /// The reproduction number of Cori et al. 2013 from an incidence CSV file, as EpiEstim
+    /// 2.2-4's estimate_R computes it (sliding windows).
+    Rt(detect::RtArgs),
     /// Read the audit trail (JSON Lines, oldest first).
     Audit {
         #[arg(long, env = "CHAINBREAK_DB")]
@@ -448,7 +455,8 @@ fn main() -> ExitCode {
             let code = e
                 .downcast_ref::<AppError>()
                 .map(AppError::code)
-                .or_else(|| e.downcast_ref::<chainbreak_store::StoreError>().map(|s| s.code()));
+                .or_else(|| e.downcast_ref::<chainbreak_store::StoreError>().map(|s| s.code()))
+                .or_else(|| e.downcast_ref::<chainbreak_formats::FormatError>().map(|f| f.code));
             match code {
                 Some(code) => eprintln!("error[{code}]: {e:#}"),
                 None => eprintln!("error: {e:#}"),
@@ -770,6 +778,8 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             }
         }
         Command::Simulate { command } => simulate::run(command)?,
+        Command::Detect(args) => detect::run_detect(args)?,
+        Command::Rt(args) => detect::run_rt(args)?,
         Command::Audit { db, actor, action, entity, record, after, limit } => {
             let store = chainbreak_app::open(&db)?;
             let filter = chainbreak_store::AuditFilter { actor, action, entity, record, actors_within: None };

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use chainbreak_store::{Entity, Store};
 use serde_json::json;
 
+mod detect;
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_chainbreak"));
     c.env("CHAINBREAK_LOG", "warn");

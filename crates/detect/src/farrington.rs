@@ -536,6 +536,14 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
     Ok(out)
 }
 
+/// [`farrington_flexible`] on many series with one control, the series spread over rayon's
+/// threads (`RAYON_NUM_THREADS`). Each series is computed alone and the results come back in the
+/// order of the series, so the output does not depend on the number of threads.
+pub fn farrington_flexible_many(series: &[Series<'_>], control: &Control) -> Vec<Result<Vec<FarringtonPoint>, Error>> {
+    use rayon::prelude::*;
+    series.par_iter().map(|s| farrington_flexible(s, control)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,6 +621,21 @@ mod tests {
                 assert_eq!(p.point.alarm, Some(false));
                 assert!(p.point.upperbound.unwrap() >= p.point.expected.unwrap());
             }
+        }
+    }
+
+    #[test]
+    fn many_series_give_each_series_alone_whatever_the_threads() {
+        let xs: Vec<Vec<Option<f64>>> = (0..6)
+            .map(|s| (0..320).map(|i| Some(f64::from((i * (7 + s) + 3 * s) % (5 + s) + i % 4))).collect())
+            .collect();
+        let series: Vec<Series<'_>> =
+            xs.iter().map(|x| Series { observed: x, freq: 52, dates: None, population: None }).collect();
+        let c = Control::noufaily(ThresholdMethod::Muan);
+        let alone: Vec<_> = series.iter().map(|s| farrington_flexible(s, &c)).collect();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            assert_eq!(pool.install(|| farrington_flexible_many(&series, &c)), alone);
         }
     }
 
