@@ -443,7 +443,7 @@ impl Outbreak {
         // A full day plans everyone's day (it is written, or pings are); other days plan only
         // those whose day is not their routine, and copy everyone else's rides.
         let full = day >= self.full_from || self.city.params.ping_share > 0.0;
-        let planned: Vec<(DayOut, Vec<(u32, Care)>, Vec<u32>)> = chunks
+        let planned: Vec<Planned> = chunks
             .par_iter()
             .zip(spare.into_par_iter())
             .map(|(&(a, b), mut o)| {
@@ -688,8 +688,10 @@ impl Outbreak {
         let mut parts: Vec<Vec<(u32, f64)>> = places
             .par_iter()
             .map(|(place, kw, _, pr)| {
+                let (first, last) = pr.span();
                 week.visits(day, *place)
                     .iter()
+                    .filter(|v| start + v.t_out as i64 > first && start + (v.t_in as i64) < last)
                     .filter(|v| open[v.person as usize] & 2 != 0)
                     .map(|v| (v.person, kw * pr.exposure(start + v.t_in as i64, start + v.t_out as i64) / HOUR as f64))
                     .filter(|x| x.1 > 0.0)
@@ -1525,6 +1527,9 @@ fn stays_of(stays: &[Stay], p: u32) -> &[Stay] {
     &stays[from..to]
 }
 
+/// A chunk's planned day, its care seekers and the persons off their routine.
+type Planned = (DayOut, Vec<(u32, Care)>, Vec<u32>);
+
 /// A day as the outbreak sees it: on a full day everyone's planned day; on other days the
 /// planned days of those whose day is not their routine (`odd`), and everyone's rides.
 struct Today<'a> {
@@ -1637,6 +1642,11 @@ impl Pressure {
             }
         }
         p
+    }
+
+    /// The first and last instants at which the pressure changes (none outside them).
+    fn span(&self) -> (i64, i64) {
+        (self.times.first().copied().unwrap_or(0), self.times.last().copied().unwrap_or(0))
     }
 
     /// How many of `times` are at or before `t`.
