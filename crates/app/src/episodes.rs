@@ -862,6 +862,9 @@ pub fn record_lab_results(
         let mut done: std::collections::BTreeSet<String> = Default::default();
         for t in tests {
             let result = match (t.subject_kind, t.result) {
+                // A positive pool is not the member's own positive: the members are retested
+                // (the trigger raises the pool's alert); a negative pool clears each member.
+                (SubjectKind::Person, LabResult::Positive) if t.pool_id.is_some() => continue,
                 (SubjectKind::Person, LabResult::Positive) => chainbreak_closedloop::TestResult::Positive,
                 (SubjectKind::Person, LabResult::Negative) => chainbreak_closedloop::TestResult::Negative,
                 _ => continue,

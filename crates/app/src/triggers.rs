@@ -53,12 +53,17 @@ pub struct TriggerReport {
     pub suspected_cases: Vec<String>,
     /// The alerts raised (ids).
     pub alerts: Vec<i64>,
+    /// The suspected cases opened, as stored: each is isolated by the caller
+    /// (`episodes::isolate_cases`) once the batch is committed.
+    #[serde(skip)]
+    pub cases: Vec<Case>,
 }
 
 impl TriggerReport {
     fn add(&mut self, other: TriggerReport) {
         self.suspected_cases.extend(other.suspected_cases);
         self.alerts.extend(other.alerts);
+        self.cases.extend(other.cases);
     }
 }
 
@@ -222,7 +227,8 @@ fn positive_person(
         infector_case_id: None,
         cluster: None,
     };
-    batch.put_cases(&[case])?;
+    batch.put_cases(std::slice::from_ref(&case))?;
+    report.cases.push(case);
     let clock: Vec<ClockRow> = triggers
         .clock
         .iter()

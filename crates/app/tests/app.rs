@@ -1858,6 +1858,11 @@ mod closed_loop {
         // response clock's 2 h; the converted episode names it.
         let contact = episodes::transition(&mut dep, &actor(), None, &[open("P4", "2022-03-16T02:00:00Z")]).unwrap();
         let contact = contact[0].episode_id.clone();
+        // A positive pool the contact was in is not their own positive: nothing converts.
+        let mut pooled = lab("LT2P", "P4", R::Positive, "2022-03-16T20:00:00Z");
+        pooled.pool_id = Some("POOL-1".into());
+        let moved = episodes::record_lab_results(&mut dep, &actor(), &[pooled]).unwrap();
+        assert_eq!((moved.tests, moved.converted), (0, 0));
         let positive = [lab("LT3", "P4", R::Positive, "2022-03-17T01:00:00Z")];
         assert_eq!(episodes::record_lab_results(&mut dep, &actor(), &positive).unwrap().converted, 1);
         let iso = case_episode(&mut dep, "P4").unwrap();

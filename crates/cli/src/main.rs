@@ -84,8 +84,8 @@ enum Command {
         /// pseudonymous ids); never stored in the database.
         #[arg(long, env = "CHAINBREAK_PSEUDONYM_KEY_FILE")]
         pseudonym_key_file: Option<PathBuf>,
-        /// Arrivals and cases: the unit that owns the measures proposed for arrivals and the
-        /// cases' isolations.
+        /// Arrivals, cases and lab tests: the unit that owns the measures proposed for arrivals
+        /// and the isolations of reported cases and of the suspected cases positives open.
         #[arg(long, default_value = "intake")]
         owner_unit: String,
     },
@@ -557,6 +557,15 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                 Some(chainbreak_app::episodes::record_lab_results(&mut dep, &actor, &report.lab_tests)?)
             } else {
                 None
+            };
+            // The suspected cases that positives opened are isolated like reported cases.
+            let isolated = if kind == Kind::LabTests && !report.triggered.cases.is_empty() {
+                let store = chainbreak_app::open(&db)?;
+                let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock.clone())?;
+                let actor = cli_actor(None, "import lab_tests");
+                Some(chainbreak_app::episodes::isolate_cases(&mut dep, &actor, &report.triggered.cases, &owner_unit)?)
+            } else {
+                isolated
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

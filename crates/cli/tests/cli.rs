@@ -767,6 +767,15 @@ fn a_positive_lab_result_raises_an_alert_that_is_triaged_from_the_command_line()
     .unwrap();
     let out = ok(&["import", "lab_tests", &s(&lab), "--db", &db]);
     assert!(out.contains("triggered: 1 suspected cases opened (S-X1), 1 alerts raised"), "{out}");
+    // The suspected case is isolated at once, like a reported case (its report is the decision).
+    assert!(out.contains("cases: 1 isolations opened, 0 added"), "{out}");
+    let listed = ok(&["episodes", "list", "--person", "P001", "--format", "json", "--db", &db]);
+    let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(
+        (&rows[0]["category"], &rows[0]["state"], &rows[0]["owner_unit"]),
+        (&"case".into(), &"confirmed".into(), &"intake".into())
+    );
     let listed = ok(&["alerts", "list", "--kind", "positive_person", "--db", &db]);
     let alert: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
     assert_eq!((&alert["state"], &alert["subject"]), (&json!("new"), &json!("S-X1")));

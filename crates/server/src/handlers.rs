@@ -320,6 +320,14 @@ pub(crate) async fn lab_tests_batch(
             Ok(_) => {}
             Err(e) => tracing::error!(error = ?e, "lab results could not move episodes"),
         }
+        // The suspected cases the positives opened are isolated, owned by the submitting lab's
+        // unit of intake like imported cases (made up by `chainbreak episodes` on a failure).
+        if !triggered.cases.is_empty() {
+            match chainbreak_app::episodes::isolate_cases(dep, &actor, &triggered.cases, INTAKE_UNIT) {
+                Ok(isolated) => tracing::info!(?isolated, "suspected cases isolated"),
+                Err(e) => tracing::error!(error = ?e, "suspected cases could not be isolated"),
+            }
+        }
         Ok((report, triggered))
     })
     .await?;
@@ -331,6 +339,10 @@ pub(crate) async fn lab_tests_batch(
     body.alerts = triggered.alerts;
     Ok(Json(body))
 }
+
+/// The unit that owns the isolations of suspected cases opened over HTTP, as `chainbreak import
+/// --owner-unit` does by default.
+const INTAKE_UNIT: &str = "intake";
 
 // ---------------------------------------------------------------- fallbacks
 
