@@ -1,6 +1,8 @@
 //! The application layer on real SQLite files: imports of every kind, atomicity, rejects,
 //! registration, and ingest.
 
+mod surveillance;
+
 use std::path::{Path, PathBuf};
 
 use chainbreak_app::import::{ImportOptions, ImportReport, import_file};

@@ -1,5 +1,5 @@
-//! Triggers, alerts and triage, detection runs, the review queue, silent sentinels and Rt, on
-//! real SQLite files.
+// Triggers, alerts and triage, detection runs, the review queue, silent sentinels and Rt, on
+// real SQLite files.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
