@@ -216,19 +216,7 @@ pub fn ingest_lab_tests_triggering(
     check_scope(&*store, scope, "lab_tests", (Entity::Person, &subjects), (Entity::Place, &labs))?;
     let after_seq = store.last_seq()?;
     let mut batch = store.begin(at)?;
-    match batch.put_lab_tests(tests) {
-        Ok(()) => {}
-        Err(e @ (StoreError::UnknownReference { .. } | StoreError::Invalid { .. })) => {
-            let (index, field) = match &e {
-                StoreError::UnknownReference { index, field, .. } | StoreError::Invalid { index, field, .. } => {
-                    (*index, *field)
-                }
-                _ => unreachable!("matched above"),
-            };
-            return Err(FormatError::new(e.code(), at_path("lab_tests", index, field), e.to_string()).into());
-        }
-        Err(e) => return Err(e.into()),
-    }
+    batch.put_lab_tests(tests).map_err(|e| located("lab_tests", e))?;
     record_identifiers(&mut *batch, identifiers)?;
     audit_batch(&mut *batch, actor, "lab_test", tests.len(), after_seq, at)?;
     let triggered = match triggers {
@@ -254,21 +242,20 @@ pub fn ingest_sentinel(
     check_scope(&*store, scope, "sentinel", (Entity::Place, &places), (Entity::Area, &areas))?;
     let after_seq = store.last_seq()?;
     let mut batch = store.begin(at)?;
-    match batch.put_sentinel(rows) {
-        Ok(()) => {}
-        Err(e @ (StoreError::UnknownReference { .. } | StoreError::Invalid { .. })) => {
-            let (index, field) = match &e {
-                StoreError::UnknownReference { index, field, .. } | StoreError::Invalid { index, field, .. } => {
-                    (*index, *field)
-                }
-                _ => unreachable!("matched above"),
-            };
-            return Err(FormatError::new(e.code(), at_path("sentinel", index, field), e.to_string()).into());
-        }
-        Err(e) => return Err(e.into()),
-    }
+    batch.put_sentinel(rows).map_err(|e| located("sentinel", e))?;
     audit_batch(&mut *batch, actor, "sentinel", rows.len(), after_seq, at)?;
     let triggered = crate::triggers::on_sentinel(&mut *batch, rows, actor, at)?;
     let last_seq = batch.commit()?;
     Ok((IngestReport { accepted: rows.len() as u64, last_seq, ..Default::default() }, triggered))
+}
+
+/// A store's refusal of a record (an unknown reference, an invalid value) as an error at the
+/// record's JSON path in the batch; other store errors as they are.
+fn located(kind: &str, e: StoreError) -> AppError {
+    match &e {
+        StoreError::UnknownReference { index, field, .. } | StoreError::Invalid { index, field, .. } => {
+            FormatError::new(e.code(), at_path(kind, *index, field), e.to_string()).into()
+        }
+        _ => e.into(),
+    }
 }
