@@ -165,6 +165,9 @@ pub struct Outcome {
     /// A positive test: a suspected case to open and trace; a promotion.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub effects: Vec<String>,
+    /// What a positive set off ([`respond_to_positives`]), when the caller ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<PositiveResponse>,
 }
 
 /// The measure plan of a category under the profile.
@@ -482,6 +485,7 @@ pub fn transition_with<T>(
                         chainbreak_closedloop::Effect::Isolation { episode } => format!("isolation:{episode}"),
                     })
                     .collect(),
+                response: None,
             });
         }
         // Write: the events, each touched episode's state after them, the rooms, the audit.
@@ -1131,4 +1135,84 @@ pub fn isolate_cases(
         transition(dep, actor, None, &requests)?;
     }
     Ok(report)
+}
+
+/// What [`respond_to_positives`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PositiveResponse {
+    /// The suspected cases opened (pending confirmation).
+    pub suspected_cases: Vec<String>,
+    /// The alerts raised.
+    pub alerts: Vec<i64>,
+    /// The cases linked to the isolations the conversions opened.
+    pub isolations: CaseIsolations,
+    /// The trace the cases started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traced: Option<crate::proposals::CaseTraces>,
+}
+
+/// Sets off for positive tests entered on episodes (`requests`, answered by `outcomes` of
+/// [`transition`]) what a positive lab result sets off on ingest (`triggers`): each positive
+/// that converted an episode opens a suspected case `S-<lab test>` (or `S-<episode>` for a
+/// test without a lab record), pending confirmation, with its `positive_person` alert and its
+/// response clock, unless the person has an open case already (a lab result ingested before
+/// opened it); the case is added to the isolation the conversion opened, owned by the
+/// converted episode's unit; and the cases are traced at once (their contacts proposed).
+pub fn respond_to_positives(
+    dep: &mut Deployment,
+    actor: &Actor,
+    requests: &[Request],
+    outcomes: &[Outcome],
+) -> Result<PositiveResponse, AppError> {
+    let mut out = PositiveResponse::default();
+    let mut positives = Vec::new();
+    for (request, outcome) in requests.iter().zip(outcomes) {
+        let Request::Act { episode, action: Action::Test { taken_at, lab_test, .. } } = request else { continue };
+        if !outcome.effects.iter().any(|e| e.starts_with("suspected_case:")) {
+            continue;
+        }
+        let Some(ep) = dep.closed_loop.as_ref().and_then(|lp| lp.registry.episodes.get(episode)) else { continue };
+        let key = lab_test.clone().unwrap_or_else(|| episode.clone());
+        let what = match lab_test {
+            Some(t) => format!("test {t} entered on episode {episode}"),
+            None => format!("test entered on episode {episode}"),
+        };
+        let positive = crate::triggers::Positive {
+            key,
+            person_id: ep.person.clone(),
+            what,
+            sampled_at: *taken_at,
+            result_at: dep.clock.now(),
+            details: serde_json::json!({"episode": episode, "lab_test": lab_test}),
+        };
+        positives.push((positive, ep.owner.clone()));
+    }
+    if positives.is_empty() {
+        return Ok(out);
+    }
+    let triggers = crate::triggers::Triggers::from_profile(&dep.profile);
+    let now = dep.clock.now();
+    let mut batch = dep.store.begin(now)?;
+    let mut opened: Vec<(chainbreak_core::model::Case, String)> = Vec::new();
+    for (positive, owner) in positives {
+        let report = crate::triggers::open_suspected_case(&mut *batch, &triggers, positive, actor, now)?;
+        out.suspected_cases.extend(report.suspected_cases);
+        out.alerts.extend(report.alerts);
+        opened.extend(report.cases.into_iter().map(|c| (c, owner.clone())));
+    }
+    batch.commit()?;
+    let mut by_owner: BTreeMap<String, Vec<chainbreak_core::model::Case>> = BTreeMap::new();
+    for (case, owner) in opened {
+        by_owner.entry(owner).or_default().push(case);
+    }
+    for (owner, cases) in &by_owner {
+        let i = isolate_cases(dep, actor, cases, owner)?;
+        out.isolations.opened += i.opened;
+        out.isolations.added += i.added;
+        out.isolations.known += i.known;
+    }
+    if !out.suspected_cases.is_empty() {
+        out.traced = Some(crate::proposals::trace_cases(dep, actor, &out.suspected_cases)?);
+    }
+    Ok(out)
 }

@@ -491,6 +491,69 @@ pub fn trace_and_record(
     Ok((report, recorded))
 }
 
+/// What [`trace_cases`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CaseTraces {
+    /// The cases traced (together, in one request).
+    pub traced: Vec<String>,
+    /// The cases that could not be traced, with why (excluded meanwhile, no dates, a person
+    /// the tracer does not know).
+    pub skipped: Vec<(String, String)>,
+    /// What recording the result did.
+    pub recorded: RecordReport,
+}
+
+/// Starts tracing new cases at once (DESIGN.md §1: a positive starts the response; issue 6: a
+/// positive "converts the episode to a suspected case and starts tracing"): traces `case_ids`
+/// together under the deployment's profile rule, close and secondary contacts, each case's
+/// window from its dates (the profile's look-back from onset, else from sampling) to the end
+/// of the data, and records the result as proposals for tracers to confirm, as `chainbreak
+/// trace --record --case …` does. [`recompute`] keeps them current like any recorded trace.
+/// Cases that cannot be traced are left out and named in the answer; nothing is recorded when
+/// none can.
+pub fn trace_cases(dep: &mut Deployment, actor: &Actor, case_ids: &[String]) -> Result<CaseTraces, AppError> {
+    let mut out = CaseTraces::default();
+    let mut ids: Vec<String> = case_ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    let mut resolved = Vec::with_capacity(ids.len());
+    for id in ids {
+        match case_index(&*dep.store, &dep.profile, &dep.calendar, std::slice::from_ref(&id)) {
+            Ok(entries) => {
+                resolved.push((id, entries.into_iter().next().map(|e| e.person_id).ok_or("not found".into())))
+            }
+            Err(e @ (AppError::NotFound(_) | AppError::InvalidArgument { .. })) => {
+                resolved.push((id, Err(e.to_string())))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // The tracer catches up with the store first: the cases' persons may be new.
+    let tracer = dep.tracer()?;
+    for (id, person) in resolved {
+        match person {
+            Ok(p) if tracer.knows(&p) => out.traced.push(id),
+            Ok(p) => out.skipped.push((id, format!("person `{p}` is not registered"))),
+            Err(why) => out.skipped.push((id, why)),
+        }
+    }
+    if out.traced.is_empty() {
+        return Ok(out);
+    }
+    let request = RecordedRequest {
+        rule: Rule::Profile.as_str().to_string(),
+        depth: 2,
+        // The profile rule takes the least overlap per setting from the profile.
+        min_overlap_seconds: 0,
+        to: None,
+        cases: out.traced.iter().map(|c| RecordedCase { case_id: c.clone(), from: None }).collect(),
+        persons: Vec::new(),
+    };
+    let (_, recorded) = trace_and_record(dep, &request, actor)?;
+    out.recorded = recorded;
+    Ok(out)
+}
+
 /// What [`recompute`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RecomputeReport {

@@ -732,6 +732,11 @@ impl Tracer {
     }
 
     /// The change `seq` the index is current to.
+    /// Whether `person_id` is a registered person the tracer can trace from.
+    pub fn knows(&self, person_id: &str) -> bool {
+        self.person_keys.contains_key(person_id)
+    }
+
     pub fn seq(&self) -> u64 {
         self.seq
     }

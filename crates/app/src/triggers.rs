@@ -57,6 +57,10 @@ pub struct TriggerReport {
     /// (`episodes::isolate_cases`) once the batch is committed.
     #[serde(skip)]
     pub cases: Vec<Case>,
+    /// The trace the suspected cases started (`proposals::trace_cases`), set by the caller once
+    /// they are isolated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traced: Option<crate::proposals::CaseTraces>,
 }
 
 impl TriggerReport {
@@ -190,34 +194,68 @@ fn positive_person(
     actor: &Actor,
     at: Timestamp,
 ) -> Result<TriggerReport, AppError> {
+    let positive = Positive {
+        key: t.id.clone(),
+        person_id: t.subject_id.clone(),
+        what: format!("{} test {}", t.method, t.id),
+        sampled_at: t.sampled_at,
+        result_at: t.reported_at.unwrap_or(at),
+        details: json!({"lab_test": t.id, "method": t.method, "ct": t.ct}),
+    };
+    open_suspected_case(batch, triggers, positive, actor, at)
+}
+
+/// A person's positive, from a lab result or entered by hand on an episode.
+#[derive(Debug, Clone)]
+pub(crate) struct Positive {
+    /// What names it: the lab test's id (the case is `S-<key>`, the alert's key `lab_test:<key>`).
+    pub key: String,
+    pub person_id: String,
+    /// How the alert names the test.
+    pub what: String,
+    pub sampled_at: Timestamp,
+    pub result_at: Timestamp,
+    /// More of the alert's details.
+    pub details: serde_json::Value,
+}
+
+/// Opens the suspected case a person's positive sets off (see the module's documentation),
+/// unless the person has an open case or this positive did already.
+pub(crate) fn open_suspected_case(
+    batch: &mut dyn Batch,
+    triggers: &Triggers,
+    p: Positive,
+    actor: &Actor,
+    at: Timestamp,
+) -> Result<TriggerReport, AppError> {
     let mut report = TriggerReport::default();
-    if !batch.open_cases_of(&[t.subject_id.as_str()])?.is_empty() {
+    if !batch.open_cases_of(&[p.person_id.as_str()])?.is_empty() {
         return Ok(report);
     }
-    let case_id = suspected_case_id(&t.id);
-    let result_at = t.reported_at.unwrap_or(at);
+    let case_id = suspected_case_id(&p.key);
+    let result_at = p.result_at;
     let mut row = new_alert(
         AlertKind::PositivePerson,
-        format!("lab_test:{}", t.id),
-        format!(
-            "{} test {} of person {} positive: suspected case {case_id} opened, pending confirmation",
-            t.method, t.id, t.subject_id
-        ),
+        format!("lab_test:{}", p.key),
+        format!("{} of person {} positive: suspected case {case_id} opened, pending confirmation", p.what, p.person_id),
         at,
     );
-    row.person_id = Some(t.subject_id.clone());
+    row.person_id = Some(p.person_id.clone());
     row.subject = Some(case_id.clone());
-    row.details = json!({"lab_test": t.id, "case_id": case_id, "method": t.method,
-        "sampled_at": t.sampled_at.to_string(), "result_at": result_at.to_string(), "ct": t.ct})
-    .to_string();
+    let mut details = json!({"case_id": case_id, "sampled_at": p.sampled_at.to_string(),
+        "result_at": result_at.to_string()});
+    if let (Some(d), Some(more)) = (details.as_object_mut(), p.details.as_object()) {
+        d.extend(more.clone());
+    }
+    row.details = details.to_string();
     let Some(id) = raise(batch, row, actor)? else { return Ok(report) };
     report.alerts.push(id);
     let case = Case {
         id: case_id.clone(),
-        person_id: t.subject_id.clone(),
+        person_id: p.person_id.clone(),
         classification: Classification::Suspected,
         onset: None,
-        sampled_at: Some(t.sampled_at),
+        sampled_at: Some(p.sampled_at),
         reported_at: result_at,
         imported: false,
         detection: None,

@@ -1587,6 +1587,42 @@ mod closed_loop {
         assert_eq!(again.history.len(), 7);
     }
 
+    /// A positive entered on a contact's episode (no lab record) sets off what a positive lab
+    /// result does: a suspected case with its alert and response clock, added to the isolation
+    /// the conversion opened, and traced at once; entered again, nothing more.
+    #[test]
+    fn a_positive_entered_on_an_episode_opens_a_suspected_case_and_traces_it() {
+        use chainbreak_core::model::Classification;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut dep, clock) = deployment(dir.path());
+        let out = episodes::transition(&mut dep, &actor(), None, &[open("P4", "2022-03-14T02:00:00Z")]).unwrap();
+        let id = out[0].episode_id.clone();
+        clock.advance(jiff::SignedDuration::from_hours(30));
+        let taken: jiff::Timestamp = "2022-03-16T01:00:00Z".parse().unwrap();
+        let test = Action::Test { taken_at: taken, result: TestResult::Positive, lab_test: None };
+        let requests = [act(&id, test)];
+        let out = episodes::transition(&mut dep, &actor(), None, &requests).unwrap();
+        assert!(out[0].effects.iter().any(|e| e.starts_with("suspected_case:P4:")), "{:?}", out[0].effects);
+        let response = episodes::respond_to_positives(&mut dep, &actor(), &requests, &out).unwrap();
+        let case_id = format!("S-{id}");
+        assert_eq!(response.suspected_cases, std::slice::from_ref(&case_id));
+        assert_eq!(response.alerts.len(), 1);
+        let case = dep.store.case(&case_id).unwrap().unwrap();
+        assert_eq!(
+            (case.person_id.as_str(), case.classification, case.sampled_at),
+            ("P4", Classification::Suspected, Some(taken))
+        );
+        assert_eq!((response.isolations.opened, response.isolations.added), (0, 1), "the conversion's isolation");
+        let iso = case_episode(&mut dep, "P4").unwrap();
+        let ep = episodes::show(&mut dep, None, &iso).unwrap().episode;
+        assert!(ep.reasons.iter().any(|r| r.source == case_id), "{:?}", ep.reasons);
+        let traced = response.traced.unwrap();
+        assert_eq!((traced.traced.as_slice(), traced.recorded.indexes), (&[case_id.clone()][..], 1));
+        // The same requests answered again: the person has an open case, nothing more opens.
+        let again = episodes::respond_to_positives(&mut dep, &actor(), &requests, &out).unwrap();
+        assert_eq!(again, Default::default());
+    }
+
     fn lab(
         id: &str,
         person: &str,

@@ -303,7 +303,14 @@ pub(crate) fn run(db: &Path, command: EpisodesCommand, clock: Arc<dyn Clock>) ->
             if note.is_some() {
                 actor.reason = note;
             }
-            let done = episodes::transition(&mut dep, &actor, None, &[Request::Act { episode: id, action }])?;
+            let requests = [Request::Act { episode: id, action }];
+            let mut done = episodes::transition(&mut dep, &actor, None, &requests)?;
+            // A positive opens a suspected case and starts tracing, as a lab result does.
+            let response = episodes::respond_to_positives(&mut dep, &actor, &requests, &done)
+                .context("the transition is recorded, but the positive's response failed (trace the case by hand)")?;
+            if response != Default::default() {
+                done[0].response = Some(response);
+            }
             writeln!(out, "{}", serde_json::to_string(&done[0])?)?;
         }
     }

@@ -88,6 +88,10 @@ enum Command {
         /// and the isolations of reported cases and of the suspected cases positives open.
         #[arg(long, default_value = "intake")]
         owner_unit: String,
+        /// Lab tests: do not trace the suspected cases that positives open (leave them to
+        /// `chainbreak trace --record`), e.g. when loading a backlog.
+        #[arg(long)]
+        no_trace: bool,
     },
     /// Serve the API on 127.0.0.1.
     Serve {
@@ -506,6 +510,7 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             json,
             pseudonym_key_file,
             owner_unit,
+            no_trace,
         } => {
             let pseudonymizer = pseudonym_key_file.as_deref().map(Pseudonymizer::from_key_file).transpose()?;
             let mut store = chainbreak_app::open(&db)?;
@@ -517,7 +522,7 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             let opts =
                 ImportOptions { register_unknown, skip_invalid, rejects, format, actor, pseudonymizer, triggers };
             let mut bar = Bar(indicatif::ProgressBar::new(0));
-            let report = import_file(&mut store, kind, &file, &opts, clock.now(), &mut bar)?;
+            let mut report = import_file(&mut store, kind, &file, &opts, clock.now(), &mut bar)?;
             if kind == Kind::Visits || kind == Kind::Pings {
                 let started = std::time::Instant::now();
                 store.checkpoint()?;
@@ -559,11 +564,19 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                 None
             };
             // The suspected cases that positives opened are isolated like reported cases.
+            // The suspected cases that positives opened are isolated like reported cases, and
+            // traced at once: their contacts are proposed for tracers to confirm.
             let isolated = if kind == Kind::LabTests && !report.triggered.cases.is_empty() {
                 let store = chainbreak_app::open(&db)?;
                 let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock.clone())?;
                 let actor = cli_actor(None, "import lab_tests");
-                Some(chainbreak_app::episodes::isolate_cases(&mut dep, &actor, &report.triggered.cases, &owner_unit)?)
+                let isolated =
+                    chainbreak_app::episodes::isolate_cases(&mut dep, &actor, &report.triggered.cases, &owner_unit)?;
+                if !no_trace {
+                    let ids: Vec<String> = report.triggered.cases.iter().map(|c| c.id.clone()).collect();
+                    report.triggered.traced = Some(chainbreak_app::proposals::trace_cases(&mut dep, &actor, &ids)?);
+                }
+                Some(isolated)
             } else {
                 isolated
             };
@@ -600,6 +613,23 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                 }
                 if let Some(n) = closed {
                     println!("episodes: {n} reasons from excluded cases withdrawn");
+                }
+                if let Some(t) = &report.triggered.traced {
+                    let r = &t.recorded;
+                    println!(
+                        "traced: {} suspected cases; {} contacts proposed, {} updated, {} withdrawn, {} flagged{}",
+                        t.traced.len(),
+                        r.proposed,
+                        r.updated,
+                        r.withdrawn,
+                        r.flagged,
+                        if t.skipped.is_empty() {
+                            String::new()
+                        } else {
+                            let why: Vec<String> = t.skipped.iter().map(|(c, why)| format!("{c}: {why}")).collect();
+                            format!("; not traced: {}", why.join("; "))
+                        }
+                    );
                 }
                 if let Some(m) = moved {
                     println!(

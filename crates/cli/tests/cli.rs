@@ -692,6 +692,18 @@ fn episodes_and_facilities_at_the_console() {
     assert_eq!(facilities[0]["forecast"].as_array().unwrap().len(), 7);
     let audit = ok(&["audit", "--db", &db, "--action", "episode_transition"]);
     assert!(audit.contains("tracer-1"), "{audit}");
+
+    // A positive entered on the episode: a suspected case opens, joins the person's isolation
+    // and is traced at once (P001's household proposed).
+    import_sample(&db, &["groups", "memberships"]);
+    let taken = jiff::Timestamp::now().to_string();
+    let out = ok(&["episodes", "transition", &id, "test", "--taken-at", &taken, "--result", "positive", "--db", &db]);
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let case = format!("S-{id}");
+    assert_eq!(out["response"]["suspected_cases"], serde_json::json!([case]), "{out}");
+    assert_eq!(out["response"]["traced"]["traced"], serde_json::json!([case]), "{out}");
+    let listed = ok(&["contacts", "list", "--case", &case, "--format", "json", "--db", &db]);
+    assert!(listed.contains("\"P002\""), "{listed}");
 }
 
 #[test]
@@ -757,7 +769,7 @@ fn imported_arrivals_get_their_origins_measure_proposed() {
 fn a_positive_lab_result_raises_an_alert_that_is_triaged_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let db = init(dir.path());
-    import_sample(&db, &["areas", "places", "persons"]);
+    import_sample(&db, &["areas", "places", "persons", "groups", "memberships", "visits"]);
     let lab = dir.path().join("lab.csv");
     std::fs::write(
         &lab,
@@ -767,8 +779,16 @@ fn a_positive_lab_result_raises_an_alert_that_is_triaged_from_the_command_line()
     .unwrap();
     let out = ok(&["import", "lab_tests", &s(&lab), "--db", &db]);
     assert!(out.contains("triggered: 1 suspected cases opened (S-X1), 1 alerts raised"), "{out}");
-    // The suspected case is isolated at once, like a reported case (its report is the decision).
+    // The suspected case is isolated at once, like a reported case (its report is the decision),
+    // and traced at once: its contacts are proposed for tracers to confirm.
     assert!(out.contains("cases: 1 isolations opened, 0 added"), "{out}");
+    assert!(out.contains("traced: 1 suspected cases; "), "{out}");
+    let listed = ok(&["contacts", "list", "--case", "S-X1", "--format", "json", "--db", &db]);
+    let proposals: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(proposals.iter().any(|p| p["contact_id"] == "P002" && p["category"] == "close"), "{listed}");
+    assert!(proposals.iter().all(|p| p["status"] == "proposed"), "{listed}");
+    let proposed = proposals.len();
+    assert!(out.contains(&format!("traced: 1 suspected cases; {proposed} contacts proposed")), "{out}");
     let listed = ok(&["episodes", "list", "--person", "P001", "--format", "json", "--db", &db]);
     let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 1, "{listed}");

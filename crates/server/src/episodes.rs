@@ -255,7 +255,16 @@ pub(crate) async fn transition_episode(
     let mut done = with_deployment(&state.deployment, move |dep| {
         let mut actor = actor(&user, "POST /api/v1/episodes/{id}/transitions");
         actor.reason = body.note;
-        episodes::transition(dep, &actor, Some(&user), &[episodes::Request::Act { episode: id, action: body.action }])
+        let requests = [episodes::Request::Act { episode: id, action: body.action }];
+        let mut done = episodes::transition(dep, &actor, Some(&user), &requests)?;
+        // A positive opens a suspected case and starts tracing, as a lab result does (the
+        // transition is written either way; a failure here is logged).
+        match episodes::respond_to_positives(dep, &actor, &requests, &done) {
+            Ok(r) if r != Default::default() => done[0].response = Some(r),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = ?e, "the positive's response could not be set off"),
+        }
+        Ok(done)
     })
     .await?;
     Ok(Json(done.remove(0)))

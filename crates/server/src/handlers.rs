@@ -192,6 +192,41 @@ pub(crate) struct IngestReport {
     /// Lab tests: the alerts their positives raised.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     alerts: Vec<i64>,
+    /// Lab tests: the trace the suspected cases started at once (their contacts proposed for
+    /// tracers to confirm; `GET /api/v1/proposals`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traced: Option<TracedCases>,
+}
+
+/// The trace that new suspected cases started.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TracedCases {
+    /// The cases traced (together).
+    cases: Vec<String>,
+    /// New contact proposals.
+    proposed: usize,
+    /// Proposals that took new evidence.
+    updated: usize,
+    /// Cases that could not be traced, with why.
+    skipped: Vec<SkippedCase>,
+}
+
+/// A case not traced.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SkippedCase {
+    case_id: String,
+    reason: String,
+}
+
+impl From<chainbreak_app::proposals::CaseTraces> for TracedCases {
+    fn from(t: chainbreak_app::proposals::CaseTraces) -> Self {
+        TracedCases {
+            cases: t.traced,
+            proposed: t.recorded.proposed,
+            updated: t.recorded.updated,
+            skipped: t.skipped.into_iter().map(|(case_id, reason)| SkippedCase { case_id, reason }).collect(),
+        }
+    }
 }
 
 impl From<ingest::IngestReport> for IngestReport {
@@ -205,6 +240,7 @@ impl From<ingest::IngestReport> for IngestReport {
             last_seq,
             suspected_cases: vec![],
             alerts: vec![],
+            traced: None,
         }
     }
 }
@@ -322,21 +358,33 @@ pub(crate) async fn lab_tests_batch(
         }
         // The suspected cases the positives opened are isolated, owned by the submitting lab's
         // unit of intake like imported cases (made up by `chainbreak episodes` on a failure).
+        // They are traced at once: their contacts are proposed for tracers to confirm (a failure
+        // is logged; `chainbreak trace --record` or `POST /api/v1/trace` makes it up).
+        let mut traced = None;
         if !triggered.cases.is_empty() {
             match chainbreak_app::episodes::isolate_cases(dep, &actor, &triggered.cases, INTAKE_UNIT) {
                 Ok(isolated) => tracing::info!(?isolated, "suspected cases isolated"),
                 Err(e) => tracing::error!(error = ?e, "suspected cases could not be isolated"),
             }
+            let ids: Vec<String> = triggered.cases.iter().map(|c| c.id.clone()).collect();
+            match chainbreak_app::proposals::trace_cases(dep, &actor, &ids) {
+                Ok(t) => {
+                    tracing::info!(traced = t.traced.len(), proposed = t.recorded.proposed, "suspected cases traced");
+                    traced = Some(t);
+                }
+                Err(e) => tracing::error!(error = ?e, "suspected cases could not be traced"),
+            }
         }
-        Ok((report, triggered))
+        Ok((report, triggered, traced))
     })
     .await?;
-    let (report, triggered) = report;
+    let (report, triggered, traced) = report;
     state.metrics.ingested("lab_test", report.accepted);
     state.metrics.set_last_seq(report.last_seq);
     let mut body: IngestReport = report.into();
     body.suspected_cases = triggered.suspected_cases;
     body.alerts = triggered.alerts;
+    body.traced = traced.map(TracedCases::from);
     Ok(Json(body))
 }
 

@@ -562,6 +562,31 @@ fn lab_tests_batch() {
     assert_eq!(loc["json_path"], "$.lab_tests[0].result");
 }
 
+/// A positive of a person without a case opens a suspected case that is isolated and traced at
+/// once: the contact it met is proposed for tracers to confirm (issue 6).
+#[test]
+fn a_positive_over_http_is_isolated_and_traced_at_once() {
+    let server = TestServer::start();
+    let body = json!({"register_unknown": true, "visits": [
+        {"person_id": "P3", "place_id": "L2", "t_in": "2022-03-01T11:00:00Z", "t_out": "2022-03-01T12:00:00Z"},
+        {"person_id": "P2", "place_id": "L2", "t_in": "2022-03-01T11:30:00Z", "t_out": "2022-03-01T13:00:00Z"}]});
+    let (status, report) = json_of(server.post_json("/api/v1/visits:batch", &body));
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let (status, report) =
+        json_of(server.post_json("/api/v1/lab-tests:batch", &json!({"lab_tests": [lab_test("T3", "P3")]})));
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["suspected_cases"], json!(["S-T3"]));
+    assert_eq!(report["traced"], json!({"cases": ["S-T3"], "proposed": 1, "updated": 0, "skipped": []}));
+    let (status, page) = json_of(server.call("get", "/api/v1/proposals?case=S-T3", Some(&server.admin), None));
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!((&items[0]["contact_id"], &items[0]["status"]), (&json!("P2"), &json!("proposed")));
+    let (status, episodes) = json_of(server.call("get", "/api/v1/episodes?person=P3", Some(&server.admin), None));
+    assert_eq!(status, StatusCode::OK, "{episodes}");
+    assert_eq!(episodes["items"][0]["category"], "case", "{episodes}");
+}
+
 // ---------------------------------------------------------------- metrics and OpenAPI
 
 #[test]

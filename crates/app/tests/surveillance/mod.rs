@@ -428,3 +428,51 @@ fn rt_is_estimated_over_the_stores_cases_by_onset() {
     let scoped = surveillance::rt(&f.dep, Some(&d2), Some("2022-03-14".parse().unwrap())).unwrap();
     assert!(scoped.local.iter().sum::<f64>() + scoped.imported.iter().sum::<f64>() < n as f64);
 }
+
+/// A positive starts the response at once (issue 6): the suspected case it opens is isolated
+/// and traced, its household and the co-workers it met proposed as close contacts for tracers
+/// to confirm; tracing it again proposes nothing new; a case that cannot be traced is named.
+#[test]
+fn a_positive_is_isolated_and_traced_at_once() {
+    use chainbreak_app::{episodes, proposals};
+    use chainbreak_store::{ProposalFilter, ProposalStatus};
+    let mut f = fresh();
+    f.import(Kind::Groups, "groups.csv", "id,kind,name,place_id,start,end\nHH1,household,,H1,,\n").unwrap();
+    f.import(Kind::Memberships, "members.csv", "group_id,person_id,role\nHH1,P1,head\nHH1,P2,\n").unwrap();
+    // P1 and P3 at the cold-chain warehouse W2 the day before the sample.
+    f.import(
+        Kind::Visits,
+        "visits.csv",
+        "person_id,place_id,t_in,t_out\nP1,W2,2022-03-13T01:00:00Z,2022-03-13T04:00:00Z\n\
+         P3,W2,2022-03-13T02:00:00Z,2022-03-13T06:00:00Z\n",
+    )
+    .unwrap();
+    let text = format!("{LAB_HEADER}T1,person,P1,,pcr,positive,2022-03-14T08:00:00Z,2022-03-14T20:00:00Z,LAB\n");
+    let report = f.import(Kind::LabTests, "lab.csv", &text).unwrap();
+    let isolated = episodes::isolate_cases(&mut f.dep, &actor("importer"), &report.triggered.cases, "intake").unwrap();
+    assert_eq!(isolated.opened, 1);
+    let traced = proposals::trace_cases(&mut f.dep, &actor("importer"), &["S-T1".to_string()]).unwrap();
+    assert_eq!((traced.traced.as_slice(), traced.skipped.len()), (&["S-T1".to_string()][..], 0));
+    assert_eq!((traced.recorded.indexes, traced.recorded.proposed), (1, 2), "{traced:?}");
+    let epi = user("epi", Role::Epidemiologist, "C1");
+    let filter = ProposalFilter { case_id: Some("S-T1".into()), status: None };
+    let page = proposals::list(&*f.dep.store, &epi, &filter, None, 100).unwrap();
+    let mut found: Vec<(&str, &str, ProposalStatus)> = page
+        .items
+        .iter()
+        .map(|p| (p.proposal.contact_id.as_str(), p.proposal.category.as_str(), p.proposal.status))
+        .collect();
+    found.sort();
+    assert_eq!(found, [("P2", "close", ProposalStatus::Proposed), ("P3", "close", ProposalStatus::Proposed)]);
+    let w2 = page.items.iter().find(|p| p.proposal.contact_id == "P3").unwrap();
+    assert!(w2.evidence.to_string().contains("W2"), "the evidence names the place: {}", w2.evidence);
+
+    // Traced again (a second import, a restart): nothing new; an unknown case is named, not traced.
+    let again =
+        proposals::trace_cases(&mut f.dep, &actor("importer"), &["S-T1".to_string(), "S-NONE".to_string()]).unwrap();
+    assert_eq!(again.recorded.proposed, 0);
+    assert_eq!(again.skipped.len(), 1);
+    assert_eq!(again.skipped[0].0, "S-NONE");
+    let none = proposals::trace_cases(&mut f.dep, &actor("importer"), &["S-NONE".to_string()]).unwrap();
+    assert_eq!((none.traced.len(), none.recorded), (0, Default::default()));
+}
