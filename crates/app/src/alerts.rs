@@ -251,8 +251,13 @@ pub fn transition(
 }
 
 /// Records that a response-clock event happened to a case of the user's jurisdiction at `at`
-/// (`triage_alerts`; the console may): the case's items starting with it start, started items
-/// stopping with it stop. Audited as `clock_event`. Returns the case's whole clock.
+/// (`triage_alerts`; the console may): the case's items starting with it start, items stopping
+/// with it stop (before they start too: met). Audited as `clock_event`. Returns the case's
+/// whole clock. chainbreak records `positive_result` (a positive's suspected case),
+/// `case_reported` (a case imported as confirmed or asymptomatic, also for the person's open
+/// suspected cases), `case_transferred` (the case's isolation transferred) and
+/// `contacts_determined` (the last proposal of the case decided) by itself; the others
+/// (`trail_signed_off`) are recorded here.
 pub fn clock_event(
     dep: &mut Deployment,
     actor: &Actor,

@@ -518,6 +518,16 @@ pub fn transition_with<T>(
                 &format!("{id} {}", what.unwrap_or_default()),
             ))?;
         }
+        // The response clock (DESIGN.md §4): a case taken to its isolation facility is
+        // `case_transferred` for every case its isolation names.
+        for (id, e) in &events {
+            let ep = &work.registry.episodes[id];
+            if ep.category == Category::Case && matches!(e.action, Action::Transfer { .. }) {
+                for r in &ep.reasons {
+                    batch.clock_event(&r.source, "case_transferred", e.at)?;
+                }
+            }
+        }
         let extra = also(&mut *batch)?;
         batch.commit()?;
         Ok((outcomes, stored_events, extra))

@@ -239,6 +239,10 @@ pub fn import_file(
         report.triggered = match kind {
             Kind::LabTests => crate::triggers::on_lab_tests(&mut *batch, triggers, &report.lab_tests, &actor, at)?,
             Kind::Sentinel => crate::triggers::on_sentinel(&mut *batch, &report.sentinel, &actor, at)?,
+            Kind::Cases => {
+                crate::triggers::on_cases(&mut *batch, triggers, &report.cases)?;
+                Default::default()
+            }
             _ => Default::default(),
         };
     }

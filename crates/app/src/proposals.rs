@@ -720,6 +720,18 @@ fn empty_report(request: &TraceRequest) -> TraceReport {
     }
 }
 
+/// The response clock (DESIGN.md §4): an index case whose proposals are all decided by these
+/// decisions (none left `proposed`) has its contacts `contacts_determined` at `at`.
+fn contacts_determined(batch: &mut dyn Batch, decided: &[Proposal], at: Timestamp) -> Result<(), AppError> {
+    let indexes: BTreeSet<&ProposalIndex> = decided.iter().map(|p| &p.index).filter(|i| i.case_id.is_some()).collect();
+    for index in indexes {
+        if batch.proposals_of(index)?.iter().all(|p| p.status != ProposalStatus::Proposed) {
+            batch.clock_event(index.case_id.as_deref().expect("filtered"), "contacts_determined", at)?;
+        }
+    }
+    Ok(())
+}
+
 /// A person's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -788,6 +800,7 @@ pub fn decide_within(
     for p in &decided {
         batch.append_audit(&actor.audit(at, action, "proposal", &p.id.to_string()))?;
     }
+    contacts_determined(&mut *batch, &decided, at)?;
     batch.commit()?;
     Ok(decided.into_iter().map(ProposalView::from).collect())
 }
@@ -855,6 +868,7 @@ pub fn decide_and_open(
         for p in &decided {
             batch.append_audit(&audit_actor.audit(at, "proposal_confirm", "proposal", &p.id.to_string()))?;
         }
+        contacts_determined(batch, &decided, at)?;
         Ok(decided)
     })?;
     Ok((decided.into_iter().map(ProposalView::from).collect(), outcomes))

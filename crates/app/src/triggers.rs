@@ -267,11 +267,19 @@ pub(crate) fn open_suspected_case(
     };
     batch.put_cases(std::slice::from_ref(&case))?;
     report.cases.push(case);
-    let clock: Vec<ClockRow> = triggers
+    batch.put_clock(&clock_rows(triggers, &case_id))?;
+    batch.clock_event(&case_id, "positive_result", result_at)?;
+    report.suspected_cases.push(case_id);
+    Ok(report)
+}
+
+/// The response-clock rows of a case: every case item of the profile, not started.
+fn clock_rows(triggers: &Triggers, case_id: &str) -> Vec<ClockRow> {
+    triggers
         .clock
         .iter()
         .map(|c| ClockRow {
-            case_id: case_id.clone(),
+            case_id: case_id.to_string(),
             item: c.name.clone(),
             start_event: c.start.as_str().into(),
             stop_event: c.stop.as_str().into(),
@@ -280,11 +288,29 @@ pub(crate) fn open_suspected_case(
             due_at: None,
             stopped_at: None,
         })
-        .collect();
-    batch.put_clock(&clock)?;
-    batch.clock_event(&case_id, "positive_result", result_at)?;
-    report.suspected_cases.push(case_id);
-    Ok(report)
+        .collect()
+}
+
+/// Sets off what reported cases (as stored in `batch`; not excluded) trigger on the response
+/// clock (DESIGN.md §4): each case gets the profile's case items (kept if it has them); a
+/// confirmed or asymptomatic case is `case_reported` at its report time, which stops its own
+/// `positive_result → case_reported` item and starts the items that run from the report — and
+/// so is each open suspected case of the same person (the positive's suspected case `S-<test>`
+/// reported under the case's own id).
+pub fn on_cases(batch: &mut dyn Batch, triggers: &Triggers, cases: &[Case]) -> Result<(), AppError> {
+    for c in cases.iter().filter(|c| c.classification != Classification::Excluded) {
+        batch.put_clock(&clock_rows(triggers, &c.id))?;
+        if c.classification == Classification::Suspected {
+            continue;
+        }
+        batch.clock_event(&c.id, "case_reported", c.reported_at)?;
+        for s in batch.open_cases_of(&[c.person_id.as_str()])? {
+            if s.id != c.id && s.classification == Classification::Suspected {
+                batch.clock_event(&s.id, "case_reported", c.reported_at)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sets off what sentinel reports trigger: positives in the environment and cold-chain feeds.

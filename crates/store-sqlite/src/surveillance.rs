@@ -411,7 +411,7 @@ pub(crate) fn clock_event(c: &Connection, case_id: &str, event: &str, at: Timest
     let mut s = c
         .prepare_cached(
             "UPDATE response_clock SET stopped_at = ?3
-             WHERE case_id = ?1 AND stop_event = ?2 AND started_at IS NOT NULL AND stopped_at IS NULL RETURNING item",
+             WHERE case_id = ?1 AND stop_event = ?2 AND stopped_at IS NULL RETURNING item",
         )
         .map_err(backend)?;
     let stopped: Vec<String> = s

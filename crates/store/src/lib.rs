@@ -632,7 +632,8 @@ pub trait Batch {
     /// Starts the response clock of cases: each row inserted unless the case has that item.
     fn put_clock(&mut self, rows: &[ClockRow]) -> Result<()>;
     /// Records that `event` happened to a case at `at`: items starting with it start (due
-    /// `limit_hours` later), started items stopping with it stop. Returns the items changed.
+    /// `limit_hours` later), items stopping with it stop — also before they start (the work
+    /// was done before its clock ran: met when it starts). Returns the items changed.
     fn clock_event(&mut self, case_id: &str, event: &str, at: Timestamp) -> Result<Vec<ClockRow>>;
 
     /// Makes everything visible at once; returns the last change `seq`.

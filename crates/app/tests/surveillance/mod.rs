@@ -432,6 +432,7 @@ fn rt_is_estimated_over_the_stores_cases_by_onset() {
 /// A positive starts the response at once (issue 6): the suspected case it opens is isolated
 /// and traced, its household and the co-workers it met proposed as close contacts for tracers
 /// to confirm; tracing it again proposes nothing new; a case that cannot be traced is named.
+/// Its response clock runs by itself: contacts determined, reported, transferred.
 #[test]
 fn a_positive_is_isolated_and_traced_at_once() {
     use chainbreak_app::{episodes, proposals};
@@ -475,4 +476,58 @@ fn a_positive_is_isolated_and_traced_at_once() {
     assert_eq!(again.skipped[0].0, "S-NONE");
     let none = proposals::trace_cases(&mut f.dep, &actor("importer"), &["S-NONE".to_string()]).unwrap();
     assert_eq!((none.traced.len(), none.recorded), (0, Default::default()));
+
+    // The response clock runs by itself. The tracer decides both proposals: the case's
+    // contacts are determined (before the case is reported: met once its clock starts).
+    let clock_item = |f: &Fixture, case: &str, item: &str| {
+        f.dep.store.clock_of(case).unwrap().into_iter().find(|c| c.item == item).unwrap()
+    };
+    let ids: Vec<i64> = page.items.iter().map(|p| p.proposal.id).collect();
+    let decided_at = f.clock.now();
+    proposals::decide_and_open(&mut f.dep, None, &actor("tracer"), &ids[..1], proposals::Verdict::Confirm, None, "U1")
+        .unwrap();
+    assert_eq!(clock_item(&f, "S-T1", "contacts_determined").stopped_at, None, "one proposal is still open");
+    proposals::decide_and_open(&mut f.dep, None, &actor("tracer"), &ids[1..], proposals::Verdict::Confirm, None, "U1")
+        .unwrap();
+    assert_eq!(clock_item(&f, "S-T1", "contacts_determined").stopped_at, Some(decided_at));
+    // The case is reported (under its own id K1) an hour after the result: the suspected case's
+    // report item stops in time, the items that run from the report start.
+    let report = f
+        .import(
+            Kind::Cases,
+            "cases.csv",
+            "id,person_id,classification,sampled_at,reported_at\nK1,P1,confirmed,2022-03-14T08:00:00Z,2022-03-14T21:00:00Z\n",
+        )
+        .unwrap();
+    episodes::isolate_cases(&mut f.dep, &actor("importer"), &report.cases, "intake").unwrap();
+    let reported: Timestamp = "2022-03-14T21:00:00Z".parse().unwrap();
+    let item = clock_item(&f, "S-T1", "case_reported");
+    assert_eq!((item.stopped_at, item.due_at), (Some(reported), Some(reported + SignedDuration::from_hours(1))));
+    let item = clock_item(&f, "S-T1", "contacts_determined");
+    assert_eq!((item.started_at, item.stopped_at), (Some(reported), Some(decided_at)));
+    let item = clock_item(&f, "K1", "case_transferred");
+    assert_eq!((item.started_at, item.stopped_at), (Some(reported), None), "K1 has its own clock from its report");
+    // Taken to the isolation facility: transferred, for both cases the isolation names.
+    let room = chainbreak_store::RoomRow { id: "1".into(), capacity: 1, state: "clean".into() };
+    let hospital =
+        chainbreak_store::FacilityRow { id: "DH".into(), name: "Hospital".into(), area: None, rooms: vec![room] };
+    episodes::put_facilities(&mut f.dep, &actor("importer"), None, &[hospital]).unwrap();
+    let iso = episodes::list(&f.dep, None, &Default::default(), None, 100)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.person_id == "P1" && e.category == "case")
+        .unwrap()
+        .id;
+    let transfer = chainbreak_closedloop::Action::Transfer { facility: "DH".into(), room: String::new() };
+    let act = |a| episodes::Request::Act { episode: iso.clone(), action: a };
+    episodes::transition(
+        &mut f.dep,
+        &actor("tracer"),
+        None,
+        &[act(chainbreak_closedloop::Action::Notify), act(transfer)],
+    )
+    .unwrap();
+    for case in ["S-T1", "K1"] {
+        assert_eq!(clock_item(&f, case, "case_transferred").stopped_at, Some(f.clock.now()), "{case}");
+    }
 }
