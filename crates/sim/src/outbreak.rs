@@ -10,6 +10,11 @@
 //! - from contaminated cold-chain batches to the workers on shift at the warehouse;
 //! - by importation: arriving travellers, by their origin's risk; and seeds on day 0.
 //!
+//! Each setting's infections are drawn apart, with its own random stream (a place's routine
+//! visitors by geometric skips bounded by the place's whole-day pressure, so that the work
+//! follows the infections rather than the visitors); a person infected in several settings is
+//! infected by the first, which gives the same probability as one draw on the summed hazard.
+//!
 //! Infectiousness follows the generation-time density (gamma, stretched in time by
 //! [`Outbreak::stretch`]) from the day after infection. Before the first day a pilot week on a
 //! sample of persons sets two numbers: the global scale `beta`, so that the expected number of
@@ -39,7 +44,7 @@ use crate::SimError;
 use crate::city::{City, NONE};
 use crate::day::{DayMods, DayOut, NO_END, Rec, Stay, TripKey};
 use crate::pathogen::{DRUG_CLASSES, Pathogen};
-use crate::rng::{Stream, mix, rng};
+use crate::rng::{Pcg, Stream, mix, rng};
 use crate::write::{CHUNK, CityIds, person_chunks, trip_id, trip_origin};
 
 /// Never infected.
@@ -163,6 +168,8 @@ pub struct Outbreak {
     full_from: u32,
     /// Seconds spent so far: pilot week, planning, goods and importation, transmission, observation.
     pub phase_seconds: [f64; 5],
+    /// Per place: the profile's weight of its kind (looked up once, not per stay).
+    place_w: Vec<f64>,
 }
 
 /// Weight of a place kind in the profile.
@@ -235,7 +242,9 @@ impl Outbreak {
             warehouse_workers: Vec::new(),
             spare: Vec::new(),
             full_from: 0,
+            place_w: Vec::new(),
         };
+        o.place_w = o.city.places.iter().map(|pl| place_weight(&o.pathogen, pl.kind)).collect();
         o.screen_every = (0..n as u32)
             .map(|p| {
                 o.city
@@ -594,36 +603,44 @@ impl Outbreak {
         for v in &mut hh_lists {
             v.sort_unstable_by_key(|x| x.0);
         }
-        let hh_of = |h: u32| -> Option<&Vec<(u32, f64)>> {
-            let k = hh_slot[h as usize];
-            (k != NO_SLOT).then(|| &hh_lists[k as usize])
-        };
         // The stays and rides of the infectious, in person order (the same lists whatever the
         // thread count).
-        let pathogen = &self.pathogen;
         let city = &self.city;
-        let places_of = &city.places;
+        let place_w = &self.place_w;
         let week = &city.week;
         let mut infectious: Vec<u32> =
             self.active.iter().copied().filter(|p| slot_of[*p as usize] != NO_SLOT).collect();
         infectious.sort_unstable();
         // place → index into `lists` (NO_SLOT: no infectious stay there today).
-        let mut place_slot = vec![NO_SLOT; places_of.len()];
+        let mut place_slot = vec![NO_SLOT; place_w.len()];
         let mut lists: Vec<(u32, Vec<InfStay>)> = Vec::new();
         let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
+        // Read in parallel (in person order per block), gathered by place in person order.
+        let away: Vec<Vec<(u32, InfStay)>> = infectious
+            .par_chunks(1024)
+            .map(|block| {
+                let mut out = Vec::with_capacity(block.len() * 4);
+                for &p in block {
+                    let w = w_of[slot_of[p as usize] as usize].0;
+                    today.each_away(city, p, |place, t_in, t_out| {
+                        if t_out != NO_END && place_w[place as usize] > 0.0 {
+                            out.push((place, (t_in, t_out, w, p)));
+                        }
+                    });
+                }
+                out
+            })
+            .collect();
+        for (place, stay) in away.into_iter().flatten() {
+            let k = &mut place_slot[place as usize];
+            if *k == NO_SLOT {
+                *k = lists.len() as u32;
+                lists.push((place, Vec::new()));
+            }
+            lists[*k as usize].1.push(stay);
+        }
         for &p in &infectious {
             let w = w_of[slot_of[p as usize] as usize].0;
-            today.each_away(city, p, |place, t_in, t_out| {
-                if t_out == NO_END || place_weight(pathogen, places_of[place as usize].kind) <= 0.0 {
-                    return;
-                }
-                let k = &mut place_slot[place as usize];
-                if *k == NO_SLOT {
-                    *k = lists.len() as u32;
-                    lists.push((place, Vec::new()));
-                }
-                lists[*k as usize].1.push((t_in, t_out, w, p));
-            });
             for r in rides_of(&today.outs[(p / CHUNK) as usize].rides, p) {
                 on_trip.entry(r.trip).or_default().push((r.t_in, r.t_out, w, p, r.carriage, r.row));
             }
@@ -635,7 +652,7 @@ impl Outbreak {
             .map(|(place, stays)| {
                 let visitors = week.visits(day, place).len();
                 let crowd = (tr.crowd_reference / (visitors as f64).max(1.0)).powf(tr.crowd_exponent).min(1.0);
-                let kw = beta * place_weight(pathogen, places_of[place as usize].kind) * crowd;
+                let kw = beta * place_w[place as usize] * crowd;
                 let pressure = Pressure::new(&stays);
                 (place, kw, stays, pressure)
             })
@@ -650,17 +667,8 @@ impl Outbreak {
         };
         let seed = city.params.seed;
         let hh_h = beta * tr.household_weight * tr.household_hours;
-        // Who can be infected today (not yet infected, not confined all day); and of them, who
-        // keeps their routine.
-        let open: Vec<u8> = (0..n)
-            .into_par_iter()
-            .with_min_len(1 << 14)
-            .map(|q| {
-                let s = self.t_inf[q] == NEVER && self.confined[q] > start;
-                s as u8 | ((s && !today.odd[q]) as u8) << 1
-            })
-            .collect();
-        let susceptible = |q: u32| open[q as usize] & 1 != 0;
+        // Who can be infected today: not yet infected, not confined all day.
+        let susceptible = |q: u32| self.t_inf[q as usize] == NEVER && self.confined[q as usize] > start;
         let stay_h = |s: &crate::day::Stay| -> f64 {
             match place_day(s.place) {
                 Some((_, kw, _, pr)) if s.t_out != NO_END => kw * pr.exposure(s.t_in, s.t_out) / HOUR as f64,
@@ -678,37 +686,107 @@ impl Outbreak {
                     .sum()
             })
         };
-        let home_h = |p: u32| -> f64 {
-            hh_of(city.persons[p as usize].household)
-                .map_or(0.0, |m| m.iter().filter(|x| x.0 != p).map(|x| hh_h * x.1).sum())
+        // A source at a place for a stay [a, b) of `p` (by hazard, `u` uniform), and when.
+        let source_at = |place: u32, p: u32, a: i64, b: i64, r: &mut Pcg| -> Option<Infection> {
+            let (_, kw, list, _) = place_day(place)?;
+            let overlaps: Vec<(f64, u32, i64, i64)> = list
+                .iter()
+                .filter_map(|&(t_in, t_out, w, q)| {
+                    let (lo, hi) = (t_in.max(a), t_out.min(b));
+                    (hi > lo && q != p).then(|| (kw * w * (hi - lo) as f64 / HOUR as f64, q, lo, hi))
+                })
+                .collect();
+            let total: f64 = overlaps.iter().map(|o| o.0).sum();
+            if total <= 0.0 {
+                return None;
+            }
+            let (q, lo, hi) = pick(&overlaps, r.random::<f64>() * total, |o| o.0, |o| (o.1, o.2, o.3));
+            Some(Infection {
+                infectee: p,
+                infector: q,
+                t: r.random_range(lo..hi),
+                route: Route::Place,
+                place,
+                trip: None,
+                batch: NONE,
+            })
         };
-        // Hazards (person, hazard): the routine visitors of each infectious place (whoever keeps
-        // their routine today), then those whose day is not their routine, the riders of the
-        // infectious trips and the households of the infectious; summed in this order.
-        let mut parts: Vec<Vec<(u32, f64)>> = places
+        // Each setting's infections are drawn apart, each with its own stream: a person exposed
+        // in several settings is infected with probability 1 − Π exp(−hᵢ) = 1 − exp(−Σ hᵢ), the
+        // same as one draw on the summed hazard, and by the setting that infects first.
+        //
+        // 1. The routine visitors of each infectious place (whoever keeps their routine today):
+        // no visitor's hazard exceeds the place's whole-day pressure H, so the visitors are
+        // visited by geometric skips at rate 1 − exp(−H) and each one met is infected with
+        // probability (1 − exp(−h)) / (1 − exp(−H)): work in proportion to the infections, not to
+        // the visitors.
+        let mut found: Vec<Vec<Infection>> = places
             .par_iter()
             .map(|(place, kw, _, pr)| {
+                let mut out = Vec::new();
                 let (first, last) = pr.span();
-                week.visits(day, *place)
-                    .iter()
-                    .filter(|v| start + v.t_out as i64 > first && start + (v.t_in as i64) < last)
-                    .filter(|v| open[v.person as usize] & 2 != 0)
-                    .map(|v| (v.person, kw * pr.exposure(start + v.t_in as i64, start + v.t_out as i64) / HOUR as f64))
-                    .filter(|x| x.1 > 0.0)
-                    .collect()
+                let whole = kw * pr.exposure(first, last) / HOUR as f64;
+                if whole <= 0.0 {
+                    return out;
+                }
+                let p_max = -(-whole).exp_m1();
+                let visits = week.visits(day, *place);
+                let mut r = rng(seed, Stream::Exposure, *place as u64, day as u64);
+                let ln_miss = (-whole).max(-700.0); // ln(1 − p_max)
+                let mut i = 0usize;
+                loop {
+                    // Visitors skipped before the next one met: ⌊ln U / ln(1 − p_max)⌋.
+                    let u: f64 = r.random();
+                    let skip = ((1.0 - u).ln() / ln_miss).floor();
+                    if !skip.is_finite() || skip >= (visits.len() - i) as f64 {
+                        break;
+                    }
+                    i += skip as usize;
+                    let v = &visits[i];
+                    i += 1;
+                    let (a, b) = (start + v.t_in as i64, start + v.t_out as i64);
+                    let h = kw * pr.exposure(a, b) / HOUR as f64;
+                    let accept: f64 = r.random();
+                    if h > 0.0
+                        && accept * p_max < -(-h).exp_m1()
+                        && susceptible(v.person)
+                        && !today.odd[v.person as usize]
+                        && let Some(inf) = source_at(*place, v.person, a, b, &mut r)
+                    {
+                        out.push(inf);
+                    }
+                    if i >= visits.len() {
+                        break;
+                    }
+                }
+                out
             })
             .collect();
-        parts.push(
+        // 2. Those whose day is not their routine, over their own stays.
+        found.push(
             today
                 .odd_list
-                .iter()
+                .par_iter()
+                .with_min_len(256)
                 .filter(|q| susceptible(**q))
-                .map(|&q| (q, today.person(city, q).0.iter().map(stay_h).sum::<f64>()))
-                .filter(|x| x.1 > 0.0)
+                .filter_map(|&q| {
+                    let (stays, _) = today.person(city, q);
+                    let h: f64 = stays.iter().map(stay_h).sum();
+                    if h <= 0.0 {
+                        return None;
+                    }
+                    let mut r = rng(seed, Stream::Transmit, q as u64, day as u64);
+                    if !r.random_bool(-(-h).exp_m1()) {
+                        return None;
+                    }
+                    let s = pick(&stays, r.random::<f64>() * h, stay_h, |s| *s);
+                    source_at(s.place, q, s.t_in, s.t_out, &mut r)
+                })
                 .collect(),
         );
+        // 3. The riders of the infectious trips, per ride.
         if !on_trip.is_empty() {
-            parts.extend(
+            found.extend(
                 today
                     .outs
                     .par_iter()
@@ -716,143 +794,76 @@ impl Outbreak {
                         o.rides
                             .iter()
                             .filter(|r| on_trip.contains_key(&r.trip) && susceptible(r.person))
-                            .map(|r| (r.person, ride_h(r.person, r)))
-                            .filter(|x| x.1 > 0.0)
+                            .filter_map(|ride| {
+                                let h = ride_h(ride.person, ride);
+                                if h <= 0.0 {
+                                    return None;
+                                }
+                                let key = mix(ride.trip.0) ^ ride.person as u64;
+                                let mut r = rng(seed, Stream::Exposure, key, (1 << 32) | day as u64);
+                                if !r.random_bool(-(-h).exp_m1()) {
+                                    return None;
+                                }
+                                let overlaps: Vec<(f64, u32, i64, i64)> = on_trip[&ride.trip]
+                                    .iter()
+                                    .filter_map(|x| {
+                                        let (lo, hi) = (x.0.max(ride.t_in), x.1.min(ride.t_out));
+                                        (hi > lo && x.3 != ride.person && x.4 == ride.carriage).then(|| {
+                                            let d = (x.5 as f64 - ride.row as f64).abs();
+                                            (trip_hazard(x.2, lo, hi, d), x.3, lo, hi)
+                                        })
+                                    })
+                                    .collect();
+                                let (q, lo, hi) = pick(&overlaps, r.random::<f64>() * h, |o| o.0, |o| (o.1, o.2, o.3));
+                                Some(Infection {
+                                    infectee: ride.person,
+                                    infector: q,
+                                    t: r.random_range(lo..hi),
+                                    route: Route::Trip,
+                                    place: NONE,
+                                    trip: Some(ride.trip),
+                                    batch: NONE,
+                                })
+                            })
                             .collect::<Vec<_>>()
                     })
                     .collect::<Vec<_>>(),
             );
         }
+        // 4. The households of the infectious.
         let mut homes = Vec::new();
         for list in &hh_lists {
             let (first, size) = city.households[city.persons[list[0].0 as usize].household as usize];
-            for q in first..first + size {
-                if susceptible(q) {
-                    homes.push((q, home_h(q)));
+            for q in (first..first + size).filter(|q| susceptible(*q)) {
+                let h: f64 = list.iter().filter(|x| x.0 != q).map(|x| hh_h * x.1).sum();
+                if h <= 0.0 {
+                    continue;
                 }
+                let mut r = rng(seed, Stream::Exposure, q as u64, (2 << 32) | day as u64);
+                if !r.random_bool(-(-h).exp_m1()) {
+                    continue;
+                }
+                let members: Vec<&(u32, f64)> = list.iter().filter(|x| x.0 != q).collect();
+                let infector = pick(&members, r.random::<f64>() * h, |x| hh_h * x.1, |x| x.0);
+                // While the infector is at large (not after their isolation).
+                let free = (self.confined[infector as usize] - start).clamp(1, DAY);
+                homes.push(Infection {
+                    infectee: q,
+                    infector,
+                    t: start + r.random_range(0..free),
+                    route: Route::Household,
+                    place: city.persons[q as usize].building,
+                    trip: None,
+                    batch: NONE,
+                });
             }
         }
-        parts.push(homes);
-        let mut total = vec![0.0f64; n];
-        let mut touched = Vec::new();
-        for (q, h) in parts.into_iter().flatten() {
-            if total[q as usize] == 0.0 {
-                touched.push(q);
-            }
-            total[q as usize] += h;
-        }
-        touched.sort_unstable();
-        let total = &total;
-        let results: Vec<Vec<Infection>> = touched
-            .par_chunks(4096)
-            .map(|chunk| {
-                let mut found = Vec::new();
-                for &p in chunk {
-                    let mut rr = rng(seed, Stream::Transmit, p as u64, day as u64);
-                    if !rr.random_bool(1.0 - (-total[p as usize]).exp()) {
-                        continue;
-                    }
-                    let person = &city.persons[p as usize];
-                    let members = hh_of(person.household);
-                    let (stays, rides) = today.person(city, p);
-                    let (stays, rides) = (&stays[..], &rides[..]);
-                    let h_home = home_h(p);
-                    let h_stays: f64 = stays.iter().map(stay_h).sum();
-                    let h_rides: f64 = rides.iter().map(|r| ride_h(p, r)).sum();
-                    let total = h_home + h_stays + h_rides;
-                    let ride_h = |r: &crate::day::Ride| ride_h(p, r);
-                    // Who: a setting in proportion to its hazard, then a source within it.
-                    let base = Infection {
-                        infectee: p,
-                        infector: NONE,
-                        t: 0,
-                        route: Route::Household,
-                        place: person.building,
-                        trip: None,
-                        batch: NONE,
-                    };
-                    let mut x = rr.random::<f64>() * total;
-                    let mut chosen = None;
-                    if x < h_home {
-                        let m = members.expect("household hazard > 0");
-                        let mut y = x / hh_h;
-                        let mut q = m.iter().rev().find(|q| q.0 != p).map(|q| q.0).expect("an infectious member");
-                        for &(c, w) in m.iter().filter(|c| c.0 != p) {
-                            if y < w {
-                                q = c;
-                                break;
-                            }
-                            y -= w;
-                        }
-                        chosen = Some(Infection { infector: q, t: start + rr.random_range(0..DAY), ..base });
-                    } else {
-                        x -= h_home;
-                    }
-                    if chosen.is_none() {
-                        for s in stays {
-                            let h = stay_h(s);
-                            if x >= h {
-                                x -= h;
-                                continue;
-                            }
-                            let (_, kw, list, _) = place_day(s.place).expect("a stay with hazard");
-                            let overlaps: Vec<(f64, u32, i64, i64)> = list
-                                .iter()
-                                .filter_map(|&(t_in, t_out, w, q)| {
-                                    let (lo, hi) = (t_in.max(s.t_in), t_out.min(s.t_out));
-                                    (hi > lo && q != p).then(|| (kw * w * (hi - lo) as f64 / HOUR as f64, q, lo, hi))
-                                })
-                                .collect();
-                            let (q, lo, hi) = pick(&overlaps, x, |o| o.0, |o| (o.1, o.2, o.3));
-                            chosen = Some(Infection {
-                                infector: q,
-                                route: Route::Place,
-                                place: s.place,
-                                t: rr.random_range(lo..hi),
-                                ..base
-                            });
-                            break;
-                        }
-                    }
-                    if chosen.is_none() {
-                        for r in rides {
-                            let h = ride_h(r);
-                            if x >= h && !std::ptr::eq(r, rides.last().expect("rides")) {
-                                x -= h;
-                                continue;
-                            }
-                            let overlaps: Vec<(f64, u32, i64, i64)> = on_trip[&r.trip]
-                                .iter()
-                                .filter_map(|x| {
-                                    let (lo, hi) = (x.0.max(r.t_in), x.1.min(r.t_out));
-                                    (hi > lo && x.3 != p && x.4 == r.carriage).then(|| {
-                                        (trip_hazard(x.2, lo, hi, (x.5 as f64 - r.row as f64).abs()), x.3, lo, hi)
-                                    })
-                                })
-                                .collect();
-                            if overlaps.is_empty() {
-                                continue;
-                            }
-                            let (q, lo, hi) = pick(&overlaps, x, |o| o.0, |o| (o.1, o.2, o.3));
-                            chosen = Some(Infection {
-                                infector: q,
-                                route: Route::Trip,
-                                place: NONE,
-                                trip: Some(r.trip),
-                                t: rr.random_range(lo..hi),
-                                ..base
-                            });
-                            break;
-                        }
-                    }
-                    if let Some(c) = chosen {
-                        found.push(c);
-                    }
-                }
-                found
-            })
-            .collect();
-        results.into_iter().flatten().collect()
+        found.push(homes);
+        // A person infected in several settings: by the first (then in the order above).
+        let mut all: Vec<(usize, Infection)> = found.into_iter().flatten().enumerate().collect();
+        all.sort_unstable_by_key(|(k, inf)| (inf.infectee, inf.t, *k));
+        all.dedup_by_key(|(_, inf)| inf.infectee);
+        all.into_iter().map(|(_, inf)| inf).collect()
     }
 
     fn goods(&mut self, day: u32, today: &Today, result: &mut DayResult) {
@@ -1206,8 +1217,7 @@ impl Outbreak {
                     let mut list = Vec::new();
                     let mut crowded_sum = 0.0;
                     for (place, t_in, t_out) in week.stays_of(p, dow, base) {
-                        let kind = city.places[place as usize].kind;
-                        let kw = place_weight(&self.pathogen, kind);
+                        let kw = self.place_w[place as usize];
                         if kw <= 0.0 || t_out == NO_END {
                             continue;
                         }

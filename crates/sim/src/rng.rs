@@ -17,6 +17,7 @@ pub(crate) enum Stream {
     Observe = 11,
     Goods = 12,
     Seeding = 13,
+    Exposure = 14,
 }
 
 /// SplitMix64's finaliser: a bijective mixer with good avalanche.
@@ -28,6 +29,9 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 }
 
 /// The stream for (seed, purpose, a, b).
+/// The generator of every stream.
+pub(crate) type Pcg = Pcg64Mcg;
+
 pub(crate) fn rng(seed: u64, stream: Stream, a: u64, b: u64) -> Pcg64Mcg {
     let h1 = mix(seed ^ mix((stream as u64) ^ mix(a ^ mix(b))));
     let h2 = mix(h1 ^ 0xD1B5_4A32_D192_ED03);
