@@ -148,8 +148,15 @@ pub enum MeanArg {
 pub struct RtArgs {
     /// CSV with columns `t,local` and optionally `imported` (cases per time step; the first step's
     /// cases count as imported, as EpiEstim makes them).
+    #[arg(long, required_unless_present = "db")]
+    incidence: Option<PathBuf>,
+    /// Instead of a file: the deployment's cases by day of onset (else sampling, else report),
+    /// local and imported, with the profile's serial interval and window; prints JSON.
+    #[arg(long, conflicts_with_all = ["incidence", "si_mean", "si_sd", "si_distr"])]
+    db: Option<PathBuf>,
+    /// With --db: the last day (default: today in the deployment's zone).
     #[arg(long)]
-    incidence: PathBuf,
+    to: Option<jiff::civil::Date>,
     /// Mean of the serial interval (a gamma discretised as `discr_si`; `method = "parametric_si"`).
     #[arg(long, requires = "si_sd", conflicts_with = "si_distr")]
     si_mean: Option<f64>,
@@ -805,27 +812,33 @@ fn read_si_distr(path: &Path) -> Result<Vec<f64>, FormatError> {
     Ok(p)
 }
 
-pub fn run_rt(a: RtArgs) -> anyhow::Result<()> {
+pub fn run_rt(a: RtArgs, clock: std::sync::Arc<dyn chainbreak_core::time::Clock>) -> anyhow::Result<()> {
+    if let Some(db) = &a.db {
+        let store = chainbreak_app::open(db)?;
+        let dep = chainbreak_app::Deployment::new(Box::new(store), clock)?;
+        let view = chainbreak_app::surveillance::rt(&dep, None, a.to)?;
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    if a.to.is_some() {
+        bail!("--to DATE goes with --db (a file's estimates cover its time steps)");
+    }
+    let incidence = a.incidence.as_ref().context("--incidence FILE or --db DB")?;
     let si = match (a.si_mean, a.si_sd, &a.si_distr) {
         (Some(mean), Some(sd), None) => SerialInterval::Parametric { mean, sd },
         (None, None, Some(file)) => SerialInterval::NonParametric(read_si_distr(file)?),
         _ => bail!("give the serial interval as --si-mean M --si-sd S or as --si-distr FILE"),
     };
-    let (t0, inc) = read_incidence(&a.incidence)?;
+    let (t0, inc) = read_incidence(incidence)?;
     let t_len = inc.local.len();
     if a.window == 0 || a.window + 1 > t_len {
-        bail!(
-            "--window {} needs at least {} time steps; {} has {t_len}",
-            a.window,
-            a.window + 1,
-            a.incidence.display()
-        );
+        bail!("--window {} needs at least {} time steps; {} has {t_len}", a.window, a.window + 1, incidence.display());
     }
     let mut config = epiestim::Config::new(si);
     config.mean_prior = a.mean_prior;
     config.std_prior = a.std_prior;
     config.windows = Some((2..=t_len + 1 - a.window).map(|s| (s, s + a.window - 1)).collect());
-    let out = epiestim::estimate_r(&inc, &config).map_err(|e| anyhow::anyhow!("{}: {e}", a.incidence.display()))?;
+    let out = epiestim::estimate_r(&inc, &config).map_err(|e| anyhow::anyhow!("{}: {e}", incidence.display()))?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
     writeln!(w, "t_start,t_end,mean,std,q025,q05,q25,median,q75,q95,q975")?;

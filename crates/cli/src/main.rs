@@ -818,7 +818,7 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
         }
         Command::Simulate { command } => simulate::run(command)?,
         Command::Detect(args) => detect::run_detect(args)?,
-        Command::Rt(args) => detect::run_rt(args)?,
+        Command::Rt(args) => detect::run_rt(args, clock)?,
         Command::Audit { db, actor, action, entity, record, after, limit } => {
             let store = chainbreak_app::open(&db)?;
             let filter = chainbreak_store::AuditFilter { actor, action, entity, record, actors_within: None };

@@ -833,3 +833,28 @@ fn a_positive_lab_result_raises_an_alert_that_is_triaged_from_the_command_line()
     assert_eq!(queued.lines().count() as u64, run_report["queued"].as_u64().unwrap());
     ok(&["sentinels", "silent", "--db", &db]);
 }
+
+/// `chainbreak rt --db` estimates Rt over the deployment's cases by onset day with the
+/// profile's serial interval (the numbers are EpiEstim's: `rt_equals_epiestim`).
+#[test]
+fn rt_over_the_deployments_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    import_sample(&db, &["areas", "places", "persons", "cases"]);
+    let out = ok(&["rt", "--db", &db, "--to", "2022-03-31"]);
+    let view: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((view["si_mean"].as_f64(), view["window_days"].as_u64()), (Some(3.5), Some(7)), "{view}");
+    let days = view["days"].as_array().unwrap();
+    assert_eq!((days.first().unwrap(), days.last().unwrap()), (&json!("2022-03-08"), &json!("2022-03-31")));
+    let cases: f64 = ["local", "imported"]
+        .iter()
+        .flat_map(|k| view[*k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+        .sum();
+    assert_eq!(cases, 4.0, "the sample's cases but the excluded K5, by onset or sampling: {view}");
+    assert!(!view["estimates"].as_array().unwrap().is_empty(), "{view}");
+    // A file or a deployment, not both; the date only with a deployment.
+    let both = run(&["rt", "--db", &db, "--incidence", "x.csv"]);
+    assert!(!both.status.success());
+    let to = run(&["rt", "--incidence", "x.csv", "--si-mean", "3", "--si-sd", "1", "--to", "2022-03-31"]);
+    assert!(String::from_utf8_lossy(&to.stderr).contains("--db"), "{to:?}");
+}
