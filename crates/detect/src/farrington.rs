@@ -265,15 +265,11 @@ fn blocks(
 /// The rows of one monitored week's model, in buffers reused from week to week.
 #[derive(Default)]
 struct Data {
-    y: Vec<f64>,
-    /// [`glm::Start`] of each `y`, and `y^(2/3)` (the Anscombe residual's), from the series'.
-    start: Vec<glm::Start>,
+    rows: glm::GroupedRows,
+    /// `y^(2/3)` of each row (the Anscombe residual's), from the series'.
     y23: Vec<f64>,
-    wtime: Vec<f64>,
-    /// Factor level index (0-based into `levels`) per row; all 0 without the factor.
-    group: Vec<usize>,
+    /// The levels present (block numbers, sorted).
     levels: Vec<usize>,
-    offset: Vec<f64>,
 }
 
 /// A model's fit: the grouped one in the caller's [`glm::GroupedFit`], or a dense one where R's QR
@@ -288,8 +284,10 @@ trait FitView {
     fn converged(&self) -> bool;
     fn mu(&self) -> &[f64];
     fn hat(&self) -> &[f64];
-    fn working_weights(&self) -> &[f64];
-    fn dispersion_with(&self, weights: &[f64]) -> f64;
+    /// `summary.glm`'s dispersion with the working weights.
+    fn dispersion(&self) -> f64;
+    /// The same with the prior weights as `model$weights` (the package's after reweighting).
+    fn dispersion_prior(&self) -> f64;
     fn df_residual(&self) -> usize;
     /// The trend's coefficient and its unscaled variance.
     fn trend(&self) -> (f64, f64);
@@ -308,11 +306,11 @@ impl FitView for glm::GroupedFit {
     fn hat(&self) -> &[f64] {
         &self.hat
     }
-    fn working_weights(&self) -> &[f64] {
-        &self.weights
+    fn dispersion(&self) -> f64 {
+        glm::GroupedFit::dispersion(self)
     }
-    fn dispersion_with(&self, weights: &[f64]) -> f64 {
-        glm::GroupedFit::dispersion_with(self, weights)
+    fn dispersion_prior(&self) -> f64 {
+        glm::GroupedFit::dispersion_prior(self)
     }
     fn df_residual(&self) -> usize {
         self.df_residual
@@ -336,11 +334,11 @@ impl FitView for glm::Fit {
     fn hat(&self) -> &[f64] {
         &self.hat
     }
-    fn working_weights(&self) -> &[f64] {
-        &self.weights
+    fn dispersion(&self) -> f64 {
+        glm::Fit::dispersion(self)
     }
-    fn dispersion_with(&self, weights: &[f64]) -> f64 {
-        glm::Fit::dispersion_with(self, weights)
+    fn dispersion_prior(&self) -> f64 {
+        self.dispersion_with(&self.prior)
     }
     fn df_residual(&self) -> usize {
         self.df_residual
@@ -376,68 +374,63 @@ struct Model {
 }
 
 impl Model {
-    /// `model$weights` as the package leaves it (ω after reweighting).
-    fn weights<'a>(&'a self, grouped: &'a glm::GroupedFit, omega: &'a [f64]) -> &'a [f64] {
-        if self.reweighted {
-            omega
-        } else {
-            match &self.fit {
-                Fitted::Grouped => &grouped.weights,
-                Fitted::Dense(f) => &f.weights,
-            }
-        }
+    /// `summary.glm(model)$dispersion` with `model$weights` as the package leaves them (ω after
+    /// reweighting, the fit's prior weights).
+    fn dispersion(&self, grouped: &glm::GroupedFit) -> f64 {
+        let v = self.fit.view(grouped);
+        if self.reweighted { v.dispersion_prior() } else { v.dispersion() }
     }
 }
 
 /// The quasi-Poisson fit of `response ~ 1 (+ wtime) (+ seasgroups)`, solved by group means (see
 /// [`glm::GroupedFit`]; without the factor, one group), or densely where R's QR aliases a column.
-fn glm_fit(d: &Data, fit: &mut glm::GroupedFit, trend: bool, weights: Option<&[f64]>, offset: bool) -> Fitted {
-    let rows = glm::GroupedRows {
-        y: &d.y,
-        start: &d.start,
-        trend: trend.then_some(d.wtime.as_slice()),
-        group: &d.group,
-        levels: d.levels.len().max(1),
-        offset: offset.then_some(d.offset.as_slice()),
-    };
-    if fit.fit(&rows, weights) {
+fn glm_fit(d: &Data, fit: &mut glm::GroupedFit, trend: bool, weights: Option<&[f64]>) -> Fitted {
+    if fit.fit(&d.rows, trend, weights) {
         return Fitted::Grouped;
     }
-    let design = glm::Design::Grouped { trend: rows.trend, group: rows.group, levels: rows.levels };
-    Fitted::Dense(Box::new(glm::fit_design(design, &d.y, weights, rows.offset)))
+    let r = &d.rows;
+    let design = glm::Design::Grouped { trend: trend.then_some(r.t()), group: r.group(), levels: r.levels() };
+    Fitted::Dense(Box::new(glm::fit_design(design, r.y(), weights, r.offset())))
 }
 
 fn fit_flexible(d: &Data, fit: &mut glm::GroupedFit, omega: &mut Vec<f64>, trend: bool, c: &Control) -> Option<Model> {
-    let off = c.population_offset;
     let mut trend = trend;
-    let mut f = glm_fit(d, fit, trend, None, off);
+    let mut f = glm_fit(d, fit, trend, None);
     if !f.view(fit).converged() {
         if trend {
             trend = false;
-            f = glm_fit(d, fit, false, None, off);
+            f = glm_fit(d, fit, false, None);
         }
         if !f.view(fit).converged() {
             return None;
         }
     }
-    let v = f.view(fit);
-    let mut phi = v.dispersion_with(v.working_weights()).max(1.0);
+    let mut phi = f.view(fit).dispersion().max(1.0);
     if c.reweight {
+        // μ^(−1/6) first (see GroupedFit::mu_pow), then the Anscombe residuals in place.
+        match &f {
+            Fitted::Grouped => {
+                fit.compute_hat(&d.rows);
+                fit.mu_pow(-1.0 / 6.0, omega, &d.rows);
+            }
+            Fitted::Dense(dense) => {
+                omega.clear();
+                omega.extend(dense.mu.iter().map(|m| m.powf(-1.0 / 6.0)));
+            }
+        }
+        let v = f.view(fit);
         let (mu, hat) = (v.mu(), v.hat());
-        omega.clear();
-        omega.extend((0..d.y.len()).map(|i| {
-            let mu = mu[i];
-            1.5 * (d.y23[i] * mu.powf(-1.0 / 6.0) - mu.sqrt()) / (phi * (1.0 - hat[i])).sqrt()
-        }));
+        for (i, s) in omega.iter_mut().enumerate() {
+            *s = 1.5 * (d.y23[i] * *s - mu[i].sqrt()) / (phi * (1.0 - hat[i])).sqrt();
+        }
         let thr = c.weights_threshold;
         let denom: f64 = omega.iter().map(|&s| if s > thr { s.powi(-2) } else { 1.0 }).sum();
         let gamma = omega.len() as f64 / denom;
         for s in omega.iter_mut() {
             *s = if *s > thr { gamma * s.powi(-2) } else { gamma };
         }
-        f = glm_fit(d, fit, trend, Some(omega), off);
-        let v = f.view(fit);
-        phi = v.dispersion_with(v.working_weights()).max(1.0);
+        f = glm_fit(d, fit, trend, Some(omega));
+        phi = f.view(fit).dispersion().max(1.0);
     }
     Some(Model { fit: f, reweighted: c.reweight, phi, has_trend: trend })
 }
@@ -479,7 +472,7 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
     let y23s: Vec<f64> = obs.iter().map(|o| value(o).map_or(f64::NAN, |y| y.powf(2.0 / 3.0))).collect();
     let mut out = Vec::with_capacity(to - from + 1);
     let mut f: Vec<Option<usize>> = Vec::new();
-    let (mut refs, mut ref_pos, mut included, mut rows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut refs, mut ref_pos, mut included) = (Vec::new(), Vec::new(), Vec::new());
     let mut level_index = vec![usize::MAX; c.no_periods + 1];
     let mut d = Data::default();
     let mut fit = glm::GroupedFit::default();
@@ -529,24 +522,17 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
             Some(d) => (d[i - 1] - d[origin - 1]) as f64 / (d[1] - d[0]) as f64,
         };
         let first = included.first().copied().ok_or(Error::TooShort)?;
-        rows.clear();
-        rows.extend(included.iter().copied().filter(|&i| value(&obs[i - 1]).is_some()));
-        d.y.clear();
-        d.y.extend(rows.iter().map(|&i| obs[i - 1].unwrap_or(f64::NAN)));
-        d.start.clear();
-        d.start.extend(rows.iter().map(|&i| starts[i - 1]));
+        d.rows.clear(if factors { d.levels.len() } else { 1 }, c.population_offset);
         d.y23.clear();
-        d.y23.extend(rows.iter().map(|&i| y23s[i - 1]));
-        d.wtime.clear();
-        d.wtime.extend(rows.iter().map(|&i| wtime_of(i, first)));
-        d.group.clear();
-        d.group.extend(rows.iter().map(|&i| if factors { level_index[f[i].unwrap_or(0)] } else { 0 }));
-        d.offset.clear();
-        if c.population_offset {
-            d.offset.extend(rows.iter().map(|&i| series.population.map_or(0.0, |p| p[i - 1].ln())));
-        }
-        if !factors {
-            d.levels.truncate(1);
+        let mut first_row = None;
+        for &i in &included {
+            if let Some(y) = value(&obs[i - 1]) {
+                first_row.get_or_insert(i);
+                let group = if factors { level_index[f[i].unwrap_or(0)] } else { 0 };
+                let offset = if c.population_offset { series.population.map_or(0.0, |p| p[i - 1].ln()) } else { 0.0 };
+                d.rows.push(y, starts[i - 1], wtime_of(i, first), group, offset);
+                d.y23.push(y23s[i - 1]);
+            }
         }
         let none = || FarringtonPoint {
             point: Point { t: k, observed: obs[k - 1], expected: None, upperbound: None, alarm: None },
@@ -554,15 +540,15 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
             trend: None,
             score: None,
         };
-        if d.y.is_empty() {
+        let Some(first_row) = first_row else {
             out.push(none());
             continue;
-        }
+        };
         // The prediction row at k: its trend value and the level whose dummy is 1 (the window's,
         // `noPeriods`; the baseline if that is the first level or absent).
         let wtime_k = match series.dates {
             None => k as f64,
-            Some(_) => wtime_of(k, rows[0]),
+            Some(_) => wtime_of(k, first_row),
         };
         let level_k = if factors { d.levels.iter().position(|&l| l == c.no_periods).unwrap_or(0) } else { 0 };
         let off_k = if c.population_offset { series.population.map_or(0.0, |p| p[k - 1].ln()) } else { 0.0 };
@@ -573,7 +559,7 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
         let mut do_trend = false;
         if model.has_trend {
             let v = model.fit.view(&fit);
-            let disp = v.dispersion_with(model.weights(&fit, &omega));
+            let disp = model.dispersion(&fit);
             let (eta, _) = v.predict_link(level_k, Some(wtime_k), disp);
             let mu = (eta + off_k).exp().max(f64::EPSILON);
             let (coef, var) = v.trend();
@@ -581,7 +567,7 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
             let tval = coef / se_b;
             let pval = 2.0 * pt(-tval.abs(), v.df_residual() as f64);
             let significant = pval < c.p_threshold_trend;
-            let max_y = d.y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let max_y = d.rows.y().iter().copied().fold(f64::NEG_INFINITY, f64::max);
             do_trend = c.b >= 3 && significant && mu <= max_y;
             if !do_trend {
                 match fit_flexible(&d, &mut fit, &mut omega, false, c) {
@@ -594,7 +580,7 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
             }
         }
         let v = model.fit.view(&fit);
-        let disp = v.dispersion_with(model.weights(&fit, &omega));
+        let disp = model.dispersion(&fit);
         let (eta_raw, se_eta) = v.predict_link(level_k, model.has_trend.then_some(wtime_k), disp);
         let eta0 = eta_raw + off_k;
         let phi = model.phi;

@@ -222,10 +222,10 @@ pub fn fit_design(design: Design<'_>, y: &[f64], weights: Option<&[f64]>, offset
     match design {
         Design::Dense(x) => fit_dense(x, y, weights, offset),
         Design::Grouped { trend, group, levels } => {
-            let start: Vec<Start> = y.iter().map(|&y| Start::of(y)).collect();
-            let rows = GroupedRows { y, start: &start, trend, group, levels, offset };
+            let rows = GroupedRows::from_slices(y, trend, group, levels, offset);
             let mut g = GroupedFit::default();
-            if g.fit(&rows, weights) {
+            if g.fit(&rows, trend.is_some(), weights) {
+                g.compute_hat(&rows);
                 g.to_fit(&rows)
             } else {
                 // Where R's QR would alias a column, take the dense path, which does what R does.
@@ -346,41 +346,158 @@ impl Start {
     }
 }
 
-/// The rows of a [`Design::Grouped`] fit: response, [`Start`]s, trend column, levels, offset.
-#[derive(Debug, Clone, Copy)]
-pub struct GroupedRows<'a> {
-    /// Response (non-missing).
-    pub y: &'a [f64],
-    /// [`Start::of`] each response value.
-    pub start: &'a [Start],
-    /// The trend column (`wtime`), if the model has a trend.
-    pub trend: Option<&'a [f64]>,
-    /// 0-based level of each row (0 the baseline).
-    pub group: &'a [usize],
-    /// Number of levels.
-    pub levels: usize,
-    /// Offset, if any.
-    pub offset: Option<&'a [f64]>,
+/// The rows of a [`Design::Grouped`] fit, filled once and fitted several times (with and
+/// without the trend, with several prior weights): response, [`Start`]s, trend column, level,
+/// offset, and what the fits derive from them (the runs of rows of one level, the trend as
+/// integers).
+#[derive(Debug, Clone, Default)]
+pub struct GroupedRows {
+    y: Vec<f64>,
+    start: Vec<Start>,
+    t: Vec<f64>,
+    group: Vec<usize>,
+    offset: Vec<f64>,
+    levels: usize,
+    has_offset: bool,
+    /// (first row, end, level) of each run of consecutive rows of one level.
+    runs: Vec<(usize, usize, usize)>,
+    /// The trend as integers, while every value is one in `0..65536`.
+    t_int: Vec<u32>,
+    t_integral: bool,
+    t_int_lo: u32,
+    t_int_hi: u32,
+    /// Per level: rows, Σ t (in row order), first t; whether t varies within some level.
+    level_rows: Vec<usize>,
+    level_t_sum: Vec<f64>,
+    level_first_t: Vec<f64>,
+    t_varies: bool,
 }
 
-/// Σ W, Σ W z and Σ W t per level and W, W z per row of one weighted least-squares step.
+impl GroupedRows {
+    /// Empties the rows for a design of `levels` levels, with an offset or not.
+    pub fn clear(&mut self, levels: usize, has_offset: bool) {
+        self.y.clear();
+        self.start.clear();
+        self.t.clear();
+        self.group.clear();
+        self.offset.clear();
+        self.runs.clear();
+        self.t_int.clear();
+        self.levels = levels;
+        self.has_offset = has_offset;
+        self.t_integral = true;
+        self.t_int_lo = u32::MAX;
+        self.t_int_hi = 0;
+        self.level_rows.clear();
+        self.level_rows.resize(levels, 0);
+        self.level_t_sum.clear();
+        self.level_t_sum.resize(levels, 0.0);
+        self.level_first_t.clear();
+        self.level_first_t.resize(levels, f64::NAN);
+        self.t_varies = false;
+    }
+
+    /// Adds a row: response `y ≥ 0` with its [`Start::of`], trend value `t`, 0-based level
+    /// `group < levels`, offset (ignored without one).
+    #[inline]
+    pub fn push(&mut self, y: f64, start: Start, t: f64, group: usize, offset: f64) {
+        let i = self.y.len();
+        self.level_rows[group] += 1;
+        self.level_t_sum[group] += t;
+        if self.level_rows[group] == 1 {
+            self.level_first_t[group] = t;
+        } else {
+            self.t_varies |= self.level_first_t[group] != t;
+        }
+        self.y.push(y);
+        self.start.push(start);
+        self.t.push(t);
+        self.group.push(group);
+        if self.has_offset {
+            self.offset.push(offset);
+        }
+        match self.runs.last_mut() {
+            Some((_, end, g)) if *g == group => *end = i + 1,
+            _ => self.runs.push((i, i + 1, group)),
+        }
+        if (0.0..65536.0).contains(&t) && t == f64::from(t as u32) {
+            self.t_int.push(t as u32);
+            self.t_int_lo = self.t_int_lo.min(t as u32);
+            self.t_int_hi = self.t_int_hi.max(t as u32);
+        } else {
+            self.t_integral = false;
+        }
+    }
+
+    /// The rows of a design from slices ([`Start`]s computed here).
+    pub fn from_slices(
+        y: &[f64],
+        trend: Option<&[f64]>,
+        group: &[usize],
+        levels: usize,
+        offset: Option<&[f64]>,
+    ) -> GroupedRows {
+        let mut rows = GroupedRows::default();
+        rows.clear(levels, offset.is_some());
+        for i in 0..y.len() {
+            let t = trend.map_or(0.0, |t| t[i]);
+            rows.push(y[i], Start::of(y[i]), t, group[i], offset.map_or(0.0, |o| o[i]));
+        }
+        rows
+    }
+
+    /// The response.
+    pub fn y(&self) -> &[f64] {
+        &self.y
+    }
+
+    /// The trend column.
+    pub fn t(&self) -> &[f64] {
+        &self.t
+    }
+
+    /// The level of each row.
+    pub fn group(&self) -> &[usize] {
+        &self.group
+    }
+
+    /// The number of levels.
+    pub fn levels(&self) -> usize {
+        self.levels
+    }
+
+    /// The offset, if any.
+    pub fn offset(&self) -> Option<&[f64]> {
+        self.has_offset.then_some(self.offset.as_slice())
+    }
+}
+
+/// Per level, of one weighted least-squares step: Σ W, Σ W z and, with `c` the level's centre of
+/// the trend, Σ W (t − c), Σ W (t − c)², Σ (t − c) W z.
 #[derive(Debug, Clone, Default)]
 struct Sums {
     w: Vec<f64>,
     wz: Vec<f64>,
     wt: Vec<f64>,
-    row_w: Vec<f64>,
-    row_wz: Vec<f64>,
+    wtt: Vec<f64>,
+    wtz: Vec<f64>,
 }
 
 impl Sums {
-    fn reset(&mut self, levels: usize, n: usize) {
-        for v in [&mut self.w, &mut self.wz, &mut self.wt] {
+    fn reset(&mut self, levels: usize) {
+        for v in [&mut self.w, &mut self.wz, &mut self.wt, &mut self.wtt, &mut self.wtz] {
             v.clear();
             v.resize(levels, 0.0);
         }
-        self.row_w.resize(n, 0.0);
-        self.row_wz.resize(n, 0.0);
+    }
+
+    #[inline]
+    fn add(&mut self, g: usize, s: [f64; 5]) {
+        self.w[g] += s[0];
+        self.wz[g] += s[1];
+        self.wt[g] += s[2];
+        self.wtt[g] += s[3];
+        self.wtz[g] += s[4];
     }
 }
 
@@ -389,15 +506,22 @@ impl Sums {
 /// The iteration is [`fit`]'s (R's): the same start, steps, convergence test, step halving and
 /// what is kept from the last step; each weighted least-squares step is solved by group means
 /// (Frisch–Waugh: the levels' intercepts are weighted means once the trend is taken out, the
-/// trend's coefficient is a weighted regression on the within-level deviations). Shortcuts equal
-/// to rounding, each removing work from the pass over the rows that every iteration makes:
+/// trend's coefficient is a weighted regression on the within-level deviations), from sums that
+/// one pass over the rows an iteration collects while it computes the previous step's `μ` and
+/// deviance. Shortcuts equal to rounding, each removing work from that pass:
 /// - the working weight `prior·μ` (R: `prior·μ²/μ`) and the working response only as the
 ///   product `W z = prior·(μ (η − offset) + y − μ)`, which is all the sums need (R forms
 ///   `z = η − offset + (y − μ)/μ`, then `z·√W`): no division a row;
-/// - the within-level cross product `Σ (t − t̄_g)(W z − W z̄_g)`, mathematically R's
-///   `Σ W (t − t̄_g)(z − z̄_g)`;
+/// - the within-level sums of squares and cross products of the trend about a centre `c_g` of
+///   each level (the level's previous weighted mean of `t`, first its plain mean), corrected to
+///   the current weighted mean `t̄_g` as `S_tt = Σ W (t − c)² − t̄'·Σ W (t − c)` and
+///   `S_tz = Σ (t − c) W z − z̄ Σ W (t − c) − t̄' (Σ W z − z̄ Σ W)` with `t̄' = t̄_g − c_g`:
+///   mathematically R's `Σ W (t − t̄_g)²` and `Σ W (t − t̄_g)(z − z̄_g)`, and with `c_g` within a
+///   few weeks of `t̄_g` the corrections are small (no cancellation beyond a few bits);
+/// - sums added a run of consecutive rows of one level at a time (the deviance too), not row by
+///   row into one total;
 /// - the deviance's `log(y/μ)` as `log y − η` (`log y` once per value, in [`Start`]) where `μ` is
-///   not clipped at `DBL_EPSILON`;
+///   not clipped at `DBL_EPSILON`, and its factor 2 applied to the sum;
 /// - with a trend, integer `wtime` and no offset, `μ = exp(η)` for `η = α_g + b t` as
 ///   `exp(α_g) · (exp(16 b ⌊t/16⌋) · exp(b (t mod 16)))`: one `exp` a level and ~35 a step
 ///   instead of one a row. Each factor is within half an ulp of its exact value and each product
@@ -414,20 +538,22 @@ impl Sums {
 pub struct GroupedFit {
     /// Coefficients in R's parametrisation: intercept, trend, the levels' dummies.
     pub coef: Vec<f64>,
-    /// Linear predictor, offset included.
-    pub eta: Vec<f64>,
     /// Fitted means.
     pub mu: Vec<f64>,
     /// Working weights of the last iteration (`model$weights`).
     pub weights: Vec<f64>,
     /// Working residuals `(y − μ)/μ`.
     pub residuals: Vec<f64>,
-    /// Diagonal of the hat matrix.
+    /// Diagonal of the hat matrix, after [`GroupedFit::compute_hat`].
     pub hat: Vec<f64>,
     /// Whether the deviance converged within 25 iterations.
     pub converged: bool,
     /// Rows with positive prior weight minus the number of coefficients.
     pub df_residual: usize,
+    /// `summary.glm`'s dispersion with the working weights, and with the prior weights standing
+    /// for them (`Σ w r² / df` over the rows of positive weight).
+    dispersion: f64,
+    dispersion_prior: f64,
     /// Σ W per level of the last step.
     level_w: Vec<f64>,
     /// Weighted mean of the trend per level of the last step.
@@ -435,29 +561,36 @@ pub struct GroupedFit {
     /// Σ W (t − t̄_g)² of the last step (∞ without a trend).
     s_tt: f64,
     has_trend: bool,
+    mu_by: MuBy,
+    /// Whether the last pass computed μ as factors.
+    factored: bool,
     // Buffers.
     prior: Vec<f64>,
+    /// μ the last step's sums were computed from.
+    mu_prev: Vec<f64>,
     cur: Sums,
     next: Sums,
+    /// The centre of the trend per level of `next` (and, once swapped, of `cur`).
+    centre: Vec<f64>,
+    centre_cur: Vec<f64>,
     zbar: Vec<f64>,
-    /// Per level: the dummy's coefficient (0 for the baseline) and `exp(α_g)` or `μ_g`.
-    level_d: Vec<f64>,
-    level_e: Vec<f64>,
+    /// Per level: η without the trend, and `exp` of it (or `μ_g` without a trend).
+    level_eta: Vec<f64>,
+    level_exp: Vec<f64>,
     /// `exp(16 b q)` from `q_lo`, `exp(b r)` for r < 16.
     exp_hi: Vec<f64>,
     exp_lo: [f64; 16],
-    /// `wtime` as an integer, if the factorised `exp` applies.
-    t_int: Vec<u32>,
-    runs: Vec<(usize, usize, usize)>,
+    q_lo: usize,
     coefold: Vec<f64>,
     count: Vec<usize>,
     first_t: Vec<f64>,
 }
 
 /// How the pass over the rows computes `μ`.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum MuBy {
     /// One value a level (no trend, no offset).
+    #[default]
     Level,
     /// `exp(α_g) · exp(16 b q) · exp(b r)`.
     Factors,
@@ -467,112 +600,109 @@ enum MuBy {
 
 #[allow(clippy::needless_range_loop)] // rows index several slices at once
 impl GroupedFit {
-    /// Fits the rows with prior weights (`None`: 1), as [`fit_design`] does. Returns false,
-    /// leaving the fit undefined, where R's QR would find a column aliased (a level without rows
-    /// of positive weight, or a trend constant within every level): the caller then fits the
-    /// dense design.
-    pub fn fit(&mut self, d: &GroupedRows<'_>, weights: Option<&[f64]>) -> bool {
+    /// Fits the rows, with or without the trend, with prior weights (`None`: 1), as
+    /// [`fit_design`] does. Returns false, leaving the fit undefined, where R's QR would find a
+    /// column aliased (a level without rows of positive weight, or a trend constant within every
+    /// level): the caller then fits the dense design.
+    pub fn fit(&mut self, d: &GroupedRows, trend: bool, weights: Option<&[f64]>) -> bool {
         let n = d.y.len();
         let levels = d.levels;
-        let trend = d.trend;
-        let has_trend = trend.is_some();
-        let idx = 1 + usize::from(has_trend);
+        let idx = 1 + usize::from(trend);
         let p = idx + levels - 1;
-        self.has_trend = has_trend;
+        self.has_trend = trend;
         self.prior.clear();
         match weights {
             Some(w) => self.prior.extend_from_slice(&w[..n]),
             None => self.prior.resize(n, 1.0),
         }
-        // Aliasing, as R's QR would find it.
+        // Aliasing, as R's QR would find it; the centres of the trend (from the rows' own
+        // counts where every prior weight is positive, the usual case).
         self.count.clear();
-        self.count.resize(levels, 0);
-        self.first_t.clear();
-        self.first_t.resize(levels, f64::NAN);
-        let mut varies = false;
-        for i in 0..n {
-            if self.prior[i] > 0.0 {
-                let g = d.group[i];
-                self.count[g] += 1;
-                if let Some(t) = trend {
+        self.centre.clear();
+        let (good, varies) = if self.prior.iter().all(|&w| w > 0.0) {
+            self.count.extend_from_slice(&d.level_rows);
+            self.centre.extend_from_slice(&d.level_t_sum);
+            (n, d.t_varies)
+        } else {
+            self.count.resize(levels, 0);
+            self.first_t.clear();
+            self.first_t.resize(levels, f64::NAN);
+            self.centre.resize(levels, 0.0);
+            let mut varies = false;
+            let mut good = 0usize;
+            for i in 0..n {
+                if self.prior[i] > 0.0 {
+                    good += 1;
+                    let g = d.group[i];
+                    self.count[g] += 1;
+                    self.centre[g] += d.t[i];
                     if self.count[g] == 1 {
-                        self.first_t[g] = t[i];
+                        self.first_t[g] = d.t[i];
                     } else {
-                        varies |= self.first_t[g] != t[i];
+                        varies |= self.first_t[g] != d.t[i];
                     }
                 }
             }
-        }
-        if self.count.contains(&0) || (has_trend && !varies) {
+            (good, varies)
+        };
+        if self.count.contains(&0) || (trend && !varies) {
             return false;
         }
-        let good = self.prior.iter().filter(|&&w| w > 0.0).count();
-        // Runs of rows of one level (the blocks are runs of consecutive weeks).
-        self.runs.clear();
-        let mut i = 0;
-        while i < n {
-            let (s, g) = (i, d.group[i]);
-            while i < n && d.group[i] == g {
-                i += 1;
-            }
-            self.runs.push((s, i, g));
+        for g in 0..levels {
+            self.centre[g] /= self.count[g] as f64;
         }
-        let mu_by = match (trend, d.offset) {
-            (None, None) => MuBy::Level,
-            (Some(t), None) if t.iter().all(|&v| (0.0..65536.0).contains(&v) && v == f64::from(v as u32)) => {
-                self.t_int.clear();
-                self.t_int.extend(t.iter().map(|&v| v as u32));
-                MuBy::Factors
-            }
+        self.mu_by = match (trend, d.has_offset) {
+            (false, false) => MuBy::Level,
+            (true, false) if d.t_integral => MuBy::Factors,
             _ => MuBy::Row,
         };
-        for v in [&mut self.eta, &mut self.mu] {
+        for v in [&mut self.mu, &mut self.mu_prev, &mut self.residuals] {
             v.resize(n, 0.0);
         }
         self.zbar.resize(levels, 0.0);
         self.tbar.clear();
         self.tbar.resize(levels, 0.0);
-        self.level_d.resize(levels, 0.0);
-        self.level_e.resize(levels, 0.0);
+        self.level_eta.resize(levels, 0.0);
+        self.level_exp.resize(levels, 0.0);
         // The first step's sums from the start.
-        self.next.reset(levels, n);
+        self.next.reset(levels);
         let mut devold = 0.0;
-        for &(s, e, g) in &self.runs {
-            let (mut sw, mut swz, mut swt) = (0.0, 0.0, 0.0);
+        for &(s, e, g) in &d.runs {
+            let c = self.centre[g];
+            let mut sums = [0.0; 5];
+            let mut dev = 0.0;
             for i in s..e {
                 let (y, st, wt) = (d.y[i], d.start[i], self.prior[i]);
-                devold += 2.0 * wt * st.dev;
-                let eta = match d.offset {
-                    Some(o) => st.eta - o[i],
-                    None => st.eta,
-                };
+                self.mu[i] = st.mu;
+                dev += wt * st.dev;
+                let eta = if d.has_offset { st.eta - d.offset[i] } else { st.eta };
                 let w = wt * st.mu;
                 let wz = wt * (st.mu * eta + (y - st.mu));
-                self.next.row_w[i] = w;
-                self.next.row_wz[i] = wz;
-                sw += w;
-                swz += wz;
-                if let Some(t) = trend {
-                    swt += w * t[i];
-                }
+                let tc = d.t[i] - c;
+                sums[0] += w;
+                sums[1] += wz;
+                sums[2] += w * tc;
+                sums[3] += w * tc * tc;
+                sums[4] += tc * wz;
             }
-            self.next.w[g] += sw;
-            self.next.wz[g] += swz;
-            self.next.wt[g] += swt;
+            devold += dev;
+            self.next.add(g, sums);
         }
+        devold *= 2.0;
         self.coef.clear();
         self.coef.resize(p, 0.0);
         self.converged = false;
         for iter in 0..MAXIT {
             std::mem::swap(&mut self.cur, &mut self.next);
+            std::mem::swap(&mut self.mu, &mut self.mu_prev);
             self.solve(d, idx);
-            let (mut dev, mut finite) = self.pass(d, mu_by, idx);
+            let (mut dev, mut finite) = self.pass(d);
             if (!dev.is_finite() || !finite) && iter > 0 {
                 for _ in 0..MAXIT {
                     for (c, o) in self.coef.iter_mut().zip(&self.coefold) {
                         *c = (*c + o) / 2.0;
                     }
-                    (dev, finite) = self.pass(d, mu_by, idx);
+                    (dev, finite) = self.pass(d);
                     if dev.is_finite() && finite {
                         break;
                     }
@@ -587,61 +717,91 @@ impl GroupedFit {
             self.coefold.extend_from_slice(&self.coef);
         }
         // What R keeps: the weights and sums of the last step, μ of its coefficients.
-        std::mem::swap(&mut self.weights, &mut self.cur.row_w);
         self.level_w.clear();
         self.level_w.extend_from_slice(&self.cur.w);
-        self.hat.clear();
-        self.residuals.clear();
-        for &(s, e, g) in &self.runs {
-            for i in s..e {
-                let w = self.weights[i];
-                let mut h = w / self.level_w[g];
-                if let Some(t) = trend {
-                    let dt = t[i] - self.tbar[g];
-                    h += w * dt * dt / self.s_tt;
+        self.weights.resize(n, 0.0);
+        let (mut pearson, mut pearson_prior) = (0.0, 0.0);
+        {
+            let (prior, mu, mu_prev) = (&self.prior[..n], &self.mu[..n], &self.mu_prev[..n]);
+            let (w, res) = (&mut self.weights[..n], &mut self.residuals[..n]);
+            for &(s, e, _) in &d.runs {
+                let (mut sp, mut spp) = (0.0, 0.0);
+                for i in s..e {
+                    // The working weight of the last step, as its pass computed it.
+                    let wi = prior[i] * mu_prev[i];
+                    w[i] = wi;
+                    let r = (d.y[i] - mu[i]) / mu[i];
+                    res[i] = r;
+                    if wi > 0.0 {
+                        sp += wi * r * r;
+                    }
+                    if prior[i] > 0.0 {
+                        spp += prior[i] * r * r;
+                    }
                 }
-                self.hat.push(h);
-                self.residuals.push((d.y[i] - self.mu[i]) / self.mu[i]);
+                pearson += sp;
+                pearson_prior += spp;
             }
         }
-        // `cur.row_w` must stay a row vector for the next fit.
-        self.cur.row_w.resize(n, 0.0);
         self.df_residual = good.saturating_sub(p);
+        let df = self.df_residual as f64;
+        (self.dispersion, self.dispersion_prior) =
+            if self.df_residual == 0 { (f64::NAN, f64::NAN) } else { (pearson / df, pearson_prior / df) };
         true
     }
 
-    /// The weighted least-squares step of the sums in `cur` into `coef`.
-    fn solve(&mut self, d: &GroupedRows<'_>, idx: usize) {
-        let levels = d.levels;
-        for g in 0..levels {
-            self.zbar[g] = self.cur.wz[g] / self.cur.w[g];
+    /// The diagonal of the hat matrix into `hat`: `W/ΣW_g + W (t − t̄_g)²/S_tt`, with the
+    /// reciprocals of `ΣW_g` and `S_tt` taken once (within an ulp of R's; only the reweighting
+    /// reads the hat values, through `√(φ(1 − h))`).
+    pub fn compute_hat(&mut self, d: &GroupedRows) {
+        let n = d.y.len();
+        self.hat.resize(n, 0.0);
+        let inv_stt = 1.0 / self.s_tt;
+        for &(s, e, g) in &d.runs {
+            let (inv_w, tb) = (1.0 / self.level_w[g], self.tbar[g]);
+            for i in s..e {
+                let w = self.weights[i];
+                let mut h = w * inv_w;
+                if self.has_trend {
+                    let dt = d.t[i] - tb;
+                    h += w * dt * dt * inv_stt;
+                }
+                self.hat[i] = h;
+            }
         }
-        let b = match d.trend {
-            Some(t) => {
-                for g in 0..levels {
-                    self.tbar[g] = self.cur.wt[g] / self.cur.w[g];
-                }
-                let (mut stt, mut stz) = (0.0, 0.0);
-                for &(s, e, g) in &self.runs {
-                    let (tb, zb) = (self.tbar[g], self.zbar[g]);
-                    for i in s..e {
-                        let (w, wz) = (self.cur.row_w[i], self.cur.row_wz[i]);
-                        let dt = t[i] - tb;
-                        stt += w * dt * dt;
-                        stz += dt * (wz - w * zb);
-                    }
-                }
-                self.s_tt = stt;
-                stz / stt
+    }
+
+    /// The weighted least-squares step of the sums in `cur` into `coef`; the next centres.
+    fn solve(&mut self, d: &GroupedRows, idx: usize) {
+        let levels = d.levels;
+        // The sums in `cur` were taken about the centres now in `centre`.
+        std::mem::swap(&mut self.centre, &mut self.centre_cur);
+        self.centre.clear();
+        self.centre.extend_from_slice(&self.centre_cur);
+        let cur = &self.cur;
+        for g in 0..levels {
+            self.zbar[g] = cur.wz[g] / cur.w[g];
+        }
+        let b = if self.has_trend {
+            let (mut stt, mut stz) = (0.0, 0.0);
+            for g in 0..levels {
+                let (w, zbar) = (cur.w[g], self.zbar[g]);
+                let tb = cur.wt[g] / w; // t̄_g − c_g
+                stt += cur.wtt[g] - tb * cur.wt[g];
+                stz += (cur.wtz[g] - zbar * cur.wt[g]) - tb * (cur.wz[g] - zbar * w);
+                self.tbar[g] = self.centre_cur[g] + tb;
             }
-            None => {
-                self.s_tt = f64::INFINITY;
-                0.0
-            }
+            self.s_tt = stt;
+            // The next sums about the current means.
+            self.centre.copy_from_slice(&self.tbar);
+            stz / stt
+        } else {
+            self.s_tt = f64::INFINITY;
+            0.0
         };
         let a0 = self.zbar[0] - b * self.tbar[0];
         self.coef[0] = a0;
-        if d.trend.is_some() {
+        if self.has_trend {
             self.coef[1] = b;
         }
         for g in 1..levels {
@@ -649,40 +809,40 @@ impl GroupedFit {
         }
     }
 
-    /// η, μ and the deviance of `coef`, and the next step's sums into `next`. Returns the
-    /// deviance and whether every μ is finite.
-    fn pass(&mut self, d: &GroupedRows<'_>, mu_by: MuBy, idx: usize) -> (f64, bool) {
+    /// μ and the deviance of `coef`, and the next step's sums into `next` (about `centre`).
+    /// Returns the deviance and whether every μ is finite.
+    fn pass(&mut self, d: &GroupedRows) -> (f64, bool) {
+        let n = d.y.len();
         let levels = d.levels;
+        let idx = 1 + usize::from(self.has_trend);
         let c0 = self.coef[0];
-        let b = if d.trend.is_some() { self.coef[1] } else { 0.0 };
-        self.level_d[0] = 0.0;
-        for g in 1..levels {
-            self.level_d[g] = self.coef[idx + g - 1];
+        let b = if self.has_trend { self.coef[1] } else { 0.0 };
+        let mut mu_by = self.mu_by;
+        for g in 0..levels {
+            // η of the level's rows without the trend, as a row adds it up.
+            self.level_eta[g] = if g == 0 { 0.0 } else { self.coef[idx + g - 1] };
         }
-        let mut mu_by = mu_by;
-        let mut q_lo = 0;
         match mu_by {
             MuBy::Level => {
                 for g in 0..levels {
-                    // η of the rows of the level, as a row computes it.
-                    let v = if g == 0 { c0 } else { c0 + self.level_d[g] };
-                    self.level_d[g] = v;
-                    self.level_e[g] = linkinv(v);
+                    let v = if g == 0 { c0 } else { c0 + self.level_eta[g] };
+                    self.level_eta[g] = v;
+                    self.level_exp[g] = linkinv(v);
                 }
             }
             MuBy::Factors => {
-                let (t_lo, t_hi) = self.t_int.iter().fold((u32::MAX, 0), |(lo, hi), &t| (lo.min(t), hi.max(t)));
-                q_lo = (t_lo >> 4) as usize;
-                let q_hi = (t_hi >> 4) as usize;
+                let (t_lo, t_hi) = (d.t_int_lo, d.t_int_hi);
                 let mut ok = (b * f64::from(t_hi)).abs() < 300.0 && b.abs() < 16.0;
                 for g in 0..levels {
-                    let a = if g == 0 { c0 } else { c0 + self.level_d[g] };
+                    let a = if g == 0 { c0 } else { c0 + self.level_eta[g] };
                     ok &= a.abs() < 300.0;
-                    self.level_e[g] = a.exp();
+                    self.level_exp[g] = a.exp();
                 }
                 if ok {
+                    self.q_lo = (t_lo >> 4) as usize;
+                    let q_hi = (t_hi >> 4) as usize;
                     self.exp_hi.clear();
-                    self.exp_hi.extend((q_lo..=q_hi).map(|q| (b * (16 * q) as f64).exp()));
+                    self.exp_hi.extend((self.q_lo..=q_hi).map(|q| (b * (16 * q) as f64).exp()));
                     for (r, e) in self.exp_lo.iter_mut().enumerate() {
                         *e = (b * r as f64).exp();
                     }
@@ -692,69 +852,129 @@ impl GroupedFit {
             }
             MuBy::Row => {}
         }
-        let trend = d.trend;
-        let has_trend = trend.is_some();
-        self.next.reset(levels, d.y.len());
+        self.factored = mu_by == MuBy::Factors;
+        self.next.reset(levels);
         let mut dev = 0.0;
         let mut finite = true;
         let mut clipped = false;
-        for &(s, e, g) in &self.runs {
-            let (dg, eg) = (self.level_d[g], self.level_e[g]);
-            let (mut sw, mut swz, mut swt) = (0.0, 0.0, 0.0);
-            for i in s..e {
-                let (y, wt, ln_y) = (d.y[i], self.prior[i], d.start[i].ln_y);
-                let (v, mv, t) = match mu_by {
-                    MuBy::Level => (dg, eg, 0.0),
-                    MuBy::Factors => {
-                        let t = trend.map_or(0.0, |t| t[i]);
-                        let k = self.t_int[i] as usize;
-                        let v = (c0 + b * t) + dg;
-                        let m = eg * (self.exp_hi[(k >> 4) - q_lo] * self.exp_lo[k & 15]);
-                        (v, m.max(f64::EPSILON), t)
+        let prior = &self.prior[..n];
+        let mu = &mut self.mu[..n];
+        for &(s, e, g) in &d.runs {
+            let (dg, eg, c) = (self.level_eta[g], self.level_exp[g], self.centre[g]);
+            let (y, st, t, wt) = (&d.y[s..e], &d.start[s..e], &d.t[s..e], &prior[s..e]);
+            let mu = &mut mu[s..e];
+            let mut sums = [0.0; 5];
+            let mut dev_run = 0.0;
+            // The row's deviance term and sums from its η (offset included) and μ.
+            macro_rules! row {
+                ($j:expr, $v:expr, $mv:expr, $eta_no_offset:expr, $trend:expr) => {{
+                    let (j, v, mv) = ($j, $v, $mv);
+                    let (y, wt) = (y[j], wt[j]);
+                    mu[j] = mv;
+                    // y log(y/μ) − (y − μ) with log(y/μ) = log y − η; for y = 0 this is μ.
+                    dev_run += wt * (y * (st[j].ln_y - v) - (y - mv));
+                    let w = wt * mv;
+                    let wz = wt * (mv * $eta_no_offset + (y - mv));
+                    sums[0] += w;
+                    sums[1] += wz;
+                    if $trend {
+                        let tc = t[j] - c;
+                        sums[2] += w * tc;
+                        sums[3] += w * tc * tc;
+                        sums[4] += tc * wz;
                     }
-                    MuBy::Row => {
-                        let t = trend.map_or(0.0, |t| t[i]);
+                }};
+            }
+            match mu_by {
+                MuBy::Level => {
+                    clipped |= eg <= f64::EPSILON;
+                    finite &= eg.is_finite();
+                    for j in 0..y.len() {
+                        row!(j, dg, eg, dg, false);
+                    }
+                }
+                MuBy::Factors => {
+                    let ti = &d.t_int[s..e];
+                    let (hi, lo, q_lo) = (&self.exp_hi, &self.exp_lo, self.q_lo);
+                    for j in 0..y.len() {
+                        let k = ti[j] as usize;
+                        let v = (c0 + b * t[j]) + dg;
+                        let mv = (eg * (hi[(k >> 4) - q_lo] * lo[k & 15])).max(f64::EPSILON);
+                        clipped |= mv <= f64::EPSILON;
+                        row!(j, v, mv, v, true);
+                    }
+                }
+                MuBy::Row => {
+                    let has_trend = self.has_trend;
+                    for j in 0..y.len() {
                         let mut v = c0;
                         if has_trend {
-                            v += b * t;
+                            v += b * t[j];
                         }
                         if g > 0 {
                             v += dg;
                         }
-                        let v = match d.offset {
-                            Some(o) => v + o[i],
-                            None => v,
-                        };
-                        (v, linkinv(v), t)
+                        let o = if d.has_offset { d.offset[s + j] } else { 0.0 };
+                        let v = v + o;
+                        let mv = linkinv(v);
+                        finite &= mv.is_finite();
+                        clipped |= mv <= f64::EPSILON; // (NaN: the deviance is NaN either way)
+                        row!(j, v, mv, v - o, has_trend);
                     }
-                };
-                self.eta[i] = v;
-                self.mu[i] = mv;
-                finite &= mv.is_finite();
-                clipped |= mv <= f64::EPSILON; // (NaN: the deviance is NaN either way)
-                // y log(y/μ) − (y − μ) with log(y/μ) = log y − η; for y = 0 this is μ.
-                dev += 2.0 * wt * (y * (ln_y - v) - (y - mv));
-                let eta = match d.offset {
-                    Some(o) => v - o[i],
-                    None => v,
-                };
-                let w = wt * mv;
-                let wz = wt * (mv * eta + (y - mv));
-                self.next.row_w[i] = w;
-                self.next.row_wz[i] = wz;
-                sw += w;
-                swz += wz;
-                swt += w * t;
+                }
             }
-            self.next.w[g] += sw;
-            self.next.wz[g] += swz;
-            self.next.wt[g] += swt;
+            dev += dev_run;
+            self.next.add(g, sums);
         }
+        dev *= 2.0;
         if clipped {
             // log(y/μ) where μ is clipped, as R (and `deviance`) computes it.
-            dev = deviance(d.y, &self.mu, &self.prior);
+            dev = deviance(&d.y, &self.mu, &self.prior);
         }
         (dev, finite)
+    }
+
+    /// `μ^e` for each row into `out`: `μ.powf(e)`, or where μ is a product of factors
+    /// ([`GroupedFit`]) the product of the factors' powers, `exp(e α_g) · exp(16 e b q) ·
+    /// exp(e b r)`, within a few ulp of `μ.powf(e)` (the factors' rounding, as for μ).
+    pub fn mu_pow(&mut self, e: f64, out: &mut Vec<f64>, d: &GroupedRows) {
+        let n = d.y.len();
+        out.clear();
+        let factors = self.factored && self.mu.iter().all(|&m| m > f64::EPSILON);
+        if self.mu_by == MuBy::Level {
+            // μ is one value a level.
+            for g in 0..d.levels {
+                self.level_exp[g] = self.level_exp[g].powf(e);
+            }
+        } else if factors {
+            let b = self.coef[1];
+            let c0 = self.coef[0];
+            for g in 0..d.levels {
+                let a = if g == 0 { c0 } else { c0 + self.coef[2 + g - 1] };
+                self.level_exp[g] = (e * a).exp();
+            }
+            for (q, x) in self.exp_hi.iter_mut().enumerate() {
+                *x = (e * (b * (16 * (q + self.q_lo)) as f64)).exp();
+            }
+            for (r, x) in self.exp_lo.iter_mut().enumerate() {
+                *x = (e * (b * r as f64)).exp();
+            }
+        } else {
+            out.extend(self.mu[..n].iter().map(|&m| m.powf(e)));
+            return;
+        }
+        out.resize(n, 0.0);
+        for &(s, end, g) in &d.runs {
+            let a = self.level_exp[g];
+            if factors {
+                for i in s..end {
+                    let k = d.t_int[i] as usize;
+                    out[i] = a * (self.exp_hi[(k >> 4) - self.q_lo] * self.exp_lo[k & 15]);
+                }
+            } else {
+                out[s..end].fill(a);
+            }
+        }
     }
 
     /// The linear predictor at a new row of level `level` (0-based, 0 the baseline) and trend
@@ -780,18 +1000,41 @@ impl GroupedFit {
         1.0 / self.s_tt
     }
 
-    /// `summary.glm(model)$dispersion` with `weights` standing for `model$weights`.
-    pub fn dispersion_with(&self, weights: &[f64]) -> f64 {
-        dispersion(self.df_residual, weights, &self.residuals)
+    /// `summary.glm(model)$dispersion`.
+    pub fn dispersion(&self) -> f64 {
+        self.dispersion
+    }
+
+    /// `summary.glm(model)$dispersion` after `model$weights` was replaced by the prior weights
+    /// (as `farringtonFlexible` does after reweighting).
+    pub fn dispersion_prior(&self) -> f64 {
+        self.dispersion_prior
+    }
+
+    /// The linear predictor of each row (offset included).
+    pub fn eta(&self, d: &GroupedRows) -> Vec<f64> {
+        let idx = 1 + usize::from(self.has_trend);
+        (0..d.y.len())
+            .map(|i| {
+                let mut v = self.coef[0];
+                if self.has_trend {
+                    v += self.coef[1] * d.t[i];
+                }
+                if d.group[i] > 0 {
+                    v += self.coef[idx + d.group[i] - 1];
+                }
+                if d.has_offset { v + d.offset[i] } else { v }
+            })
+            .collect()
     }
 
     /// The fit as [`fit_design`] returns it.
-    pub fn to_fit(&self, d: &GroupedRows<'_>) -> Fit {
+    pub fn to_fit(&self, d: &GroupedRows) -> Fit {
         let p = self.coef.len();
         let g = Groups { w: self.level_w.clone(), tbar: self.tbar.clone(), s_tt: self.has_trend.then_some(self.s_tt) };
         Fit {
             coef: self.coef.clone(),
-            eta: self.eta.clone(),
+            eta: self.eta(d),
             mu: self.mu.clone(),
             weights: self.weights.clone(),
             residuals: self.residuals.clone(),
@@ -801,7 +1044,7 @@ impl GroupedFit {
             cov_unscaled: g.cov_unscaled(p),
             hat: self.hat.clone(),
             prior: self.prior.clone(),
-            y: d.y.to_vec(),
+            y: d.y.clone(),
         }
     }
 }
