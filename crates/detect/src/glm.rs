@@ -491,7 +491,7 @@ impl Sums {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, g: usize, s: [f64; 5]) {
         self.w[g] += s[0];
         self.wz[g] += s[1];
