@@ -133,7 +133,9 @@ pub struct DetectArgs {
     /// the range, time counted from the first row's `t`); default: the mean of those counts.
     #[arg(long = "m", value_parser = parse_m, help_heading = "CUSUM (algo.cusum)")]
     m: Option<MeanArg>,
-    /// Print on stderr, as one JSON line, the seconds spent reading, computing and writing.
+    /// Print on stderr, as one JSON line, the seconds spent reading, computing and writing (for
+    /// Farrington, which computes each series beside the reading of the next: the seconds until
+    /// the file was read and the computing after that).
     #[arg(long)]
     timings: bool,
 }
@@ -378,10 +380,19 @@ fn integer(t: &Table, line: u64, field: &str, v: &str) -> Result<i64, FormatErro
 }
 
 fn read_series(path: &Path) -> Result<Vec<SeriesIn>, FormatError> {
+    let mut out = Vec::new();
+    read_series_each(path, |s| out.push(s))?;
+    Ok(out)
+}
+
+/// Reads the series of a file and hands each to `each` as soon as its last row is read, in the
+/// order of the file.
+fn read_series_each(path: &Path, mut each: impl FnMut(SeriesIn)) -> Result<(), FormatError> {
     let mut t = Table::open(path, &["t", "observed"], &["date", "population", "series"])?;
     let (it, io) = (t.index("t").unwrap_or(0), t.index("observed").unwrap_or(0));
     let (idate, ipop, iseries) = (t.index("date"), t.index("population"), t.index("series"));
-    let mut out: Vec<SeriesIn> = Vec::new();
+    // The series being read (the last one of the file so far).
+    let mut out: Option<SeriesIn> = None;
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut record = csv::StringRecord::new();
     while let Some(line) = t.next(&mut record)? {
@@ -403,7 +414,7 @@ fn read_series(path: &Path) -> Result<Vec<SeriesIn>, FormatError> {
                 _ => return Err(t.error(line, "population", format!("`{p}` is not a population (a number > 0)"))),
             },
         };
-        let new = match out.last() {
+        let new = match &out {
             None => true,
             Some(s) => s.id.as_deref() != id,
         };
@@ -418,16 +429,19 @@ fn read_series(path: &Path) -> Result<Vec<SeriesIn>, FormatError> {
                     format!("series `{id}` again: the rows of a series must be together"),
                 ));
             }
-            out.push(SeriesIn {
+            let next = SeriesIn {
                 id,
                 t0: tv,
                 observed: Vec::new(),
                 dates: date.map(|_| Vec::new()),
                 population: Vec::new(),
                 line,
-            });
+            };
+            if let Some(done) = out.replace(next) {
+                each(done);
+            }
         }
-        let s = out.last_mut().expect("pushed");
+        let s = out.as_mut().expect("a series is being read");
         let expected_t = s.t0 + s.observed.len() as i64;
         if tv != expected_t {
             return Err(t.error(
@@ -451,10 +465,13 @@ fn read_series(path: &Path) -> Result<Vec<SeriesIn>, FormatError> {
         s.observed.push(observed);
         s.population.push(population);
     }
-    if out.is_empty() {
-        return Err(FormatError::new(ErrorCode::InputMissingField, Location::file(&t.file), "no rows"));
+    match out {
+        Some(last) => {
+            each(last);
+            Ok(())
+        }
+        None => Err(FormatError::new(ErrorCode::InputMissingField, Location::file(&t.file), "no rows")),
     }
-    Ok(out)
 }
 
 // ----------------------------------------------------------------------------------- detect
@@ -641,72 +658,135 @@ fn lgl(v: Option<bool>) -> &'static str {
     }
 }
 
-pub fn run_detect(a: DetectArgs) -> anyhow::Result<()> {
-    check_flags(&a)?;
+/// What came of one series in the Farrington path.
+enum Outcome {
+    Points(Vec<Point>),
+    /// The flags do not fit the series (refused before anything is computed, as R would).
+    Control(anyhow::Error),
+    /// The engine stopped on the series (as R would stop).
+    Engine(anyhow::Error),
+}
+
+/// The series of the input with their points, and the seconds spent reading and computing.
+struct Computed {
+    series: Vec<SeriesIn>,
+    results: Vec<Vec<Point>>,
+    read_s: f64,
+    compute_s: f64,
+}
+
+/// Farrington on every series of the file, each computed on rayon's threads as soon as its last
+/// row is read (reading runs on a thread of its own beside the computing). Each series is
+/// computed alone with its own control, so the results do not depend on the order in which they
+/// finish or on the number of threads; they are put back in the order of the file, and the errors
+/// are reported as reading the whole file first would report them: a reading error, else the
+/// first series whose flags do not fit, else the first series the engine stops on. The reading
+/// time is until the file was read, the computing time what came after.
+fn farrington_streamed(a: &DetectArgs) -> anyhow::Result<Computed> {
+    use rayon::iter::{ParallelBridge, ParallelIterator};
     let started = Instant::now();
-    let series = read_series(&a.series)?;
-    let read_s = started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let results: Vec<Vec<Point>> = match a.method {
-        Method::EarsC1 | Method::EarsC2 | Method::EarsC3 => series
-            .iter()
-            .map(|s| ears::ears_c(&s.observed, &ears_control(&a, s)?).map_err(|e| engine_error(s, e)))
-            .collect::<anyhow::Result<_>>()?,
-        Method::Cusum => series
-            .iter()
-            .map(|s| {
-                let c = cusum_control(&a, s)?;
-                let p = cusum::cusum(&s.observed, &c).map_err(|e| engine_error(s, e))?;
-                Ok(p.into_iter().map(|p| p.point).collect())
-            })
-            .collect::<anyhow::Result<_>>()?,
-        Method::Farrington => {
-            let base = farrington_control(&a);
-            let mut controls = Vec::with_capacity(series.len());
-            let mut populations = Vec::with_capacity(series.len());
-            for s in &series {
-                let mut c = base.clone();
-                c.range = a.range.map(|r| positions(s, r)).transpose()?;
-                let population: Option<Vec<f64>> = if c.population_offset {
-                    match s.population.iter().position(Option::is_none) {
-                        Some(i) => bail!(
-                            "--population-offset needs a population on every row; {} has none at t {}",
-                            s.name(),
-                            s.t0 + i as i64
-                        ),
-                        None => Some(s.population.iter().flatten().copied().collect()),
-                    }
-                } else {
-                    None
-                };
-                controls.push((c, frequency(&a, s)?));
-                populations.push(population);
-            }
-            // One control for all series (the usual case) runs them in parallel.
-            let same = controls.iter().all(|(c, f)| *c == controls[0].0 && *f == controls[0].1);
-            let inputs: Vec<farrington::Series<'_>> = series
-                .iter()
-                .zip(&controls)
-                .zip(&populations)
-                .map(|((s, (_, freq)), p)| farrington::Series {
-                    observed: &s.observed,
-                    freq: *freq,
-                    dates: s.dates.as_deref(),
-                    population: p.as_deref(),
-                })
-                .collect();
-            let raw = if same {
-                farrington::farrington_flexible_many(&inputs, &controls[0].0)
+    let base = farrington_control(a);
+    let compute = |s: &SeriesIn| -> Outcome {
+        let control = || -> anyhow::Result<(farrington::Control, usize, Option<Vec<f64>>)> {
+            let mut c = base.clone();
+            c.range = a.range.map(|r| positions(s, r)).transpose()?;
+            let population: Option<Vec<f64>> = if c.population_offset {
+                match s.population.iter().position(Option::is_none) {
+                    Some(i) => bail!(
+                        "--population-offset needs a population on every row; {} has none at t {}",
+                        s.name(),
+                        s.t0 + i as i64
+                    ),
+                    None => Some(s.population.iter().flatten().copied().collect()),
+                }
             } else {
-                inputs.iter().zip(&controls).map(|(s, (c, _))| farrington::farrington_flexible(s, c)).collect()
+                None
             };
-            raw.into_iter()
-                .zip(&series)
-                .map(|(r, s)| r.map(|p| p.into_iter().map(|p| p.point).collect()).map_err(|e| engine_error(s, e)))
-                .collect::<anyhow::Result<_>>()?
+            Ok((c, frequency(a, s)?, population))
+        };
+        match control() {
+            Err(e) => Outcome::Control(e),
+            Ok((c, freq, population)) => {
+                let input = farrington::Series {
+                    observed: &s.observed,
+                    freq,
+                    dates: s.dates.as_deref(),
+                    population: population.as_deref(),
+                };
+                match farrington::farrington_flexible(&input, &c) {
+                    Ok(p) => Outcome::Points(p.into_iter().map(|p| p.point).collect()),
+                    Err(e) => Outcome::Engine(engine_error(s, e)),
+                }
+            }
         }
     };
-    let compute_s = started.elapsed().as_secs_f64();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, SeriesIn)>(256);
+    let path = a.series.as_path();
+    let ((read, read_s), mut done) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut i = 0;
+            let read = read_series_each(path, |s| {
+                // The receiver lives until every series is computed.
+                let _ = tx.send((i, s));
+                i += 1;
+            });
+            (read, started.elapsed().as_secs_f64())
+        });
+        let done: Vec<(usize, SeriesIn, Outcome)> = rx
+            .into_iter()
+            .par_bridge()
+            .map(|(i, s)| {
+                let outcome = compute(&s);
+                (i, s, outcome)
+            })
+            .collect();
+        (reader.join().expect("the reader thread does not panic"), done)
+    });
+    read?;
+    let compute_s = started.elapsed().as_secs_f64() - read_s;
+    done.sort_unstable_by_key(|d| d.0);
+    if let Some(i) = done.iter().position(|d| matches!(d.2, Outcome::Control(_))) {
+        let Outcome::Control(e) = done.swap_remove(i).2 else { unreachable!("a control error") };
+        return Err(e);
+    }
+    let mut series = Vec::with_capacity(done.len());
+    let mut results = Vec::with_capacity(done.len());
+    for (_, s, outcome) in done {
+        match outcome {
+            Outcome::Points(p) => results.push(p),
+            Outcome::Control(e) | Outcome::Engine(e) => return Err(e),
+        }
+        series.push(s);
+    }
+    Ok(Computed { series, results, read_s, compute_s })
+}
+
+pub fn run_detect(a: DetectArgs) -> anyhow::Result<()> {
+    check_flags(&a)?;
+    let Computed { series, results, read_s, compute_s } = if a.method == Method::Farrington {
+        farrington_streamed(&a)?
+    } else {
+        let started = Instant::now();
+        let series = read_series(&a.series)?;
+        let read_s = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let results: Vec<Vec<Point>> = match a.method {
+            Method::EarsC1 | Method::EarsC2 | Method::EarsC3 => series
+                .iter()
+                .map(|s| ears::ears_c(&s.observed, &ears_control(&a, s)?).map_err(|e| engine_error(s, e)))
+                .collect::<anyhow::Result<_>>()?,
+            Method::Cusum => series
+                .iter()
+                .map(|s| {
+                    let c = cusum_control(&a, s)?;
+                    let p = cusum::cusum(&s.observed, &c).map_err(|e| engine_error(s, e))?;
+                    Ok(p.into_iter().map(|p| p.point).collect())
+                })
+                .collect::<anyhow::Result<_>>()?,
+            Method::Farrington => unreachable!("streamed above"),
+        };
+        Computed { series, results, read_s, compute_s: started.elapsed().as_secs_f64() }
+    };
     let started = Instant::now();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -204,23 +204,24 @@ fn reference_dates(day: i64, b: usize, weekly: bool) -> Vec<i64> {
         .collect()
 }
 
-/// R's `a:b` (descending when `b < a`), 1-based positions.
-fn r_colon(a: i64, b: i64) -> Vec<i64> {
-    if a <= b { (a..=b).collect() } else { (b..=a).rev().collect() }
-}
-
-/// The block (seasonal period) of each position, 1-based positions; `None` outside the blocks.
+/// The block (seasonal period) of each position into `f`, 1-based positions (`f[0]` unused);
+/// `None` outside the blocks. `refs` is a buffer.
+#[allow(clippy::too_many_arguments)] // the parameters of the package's blocks()
 fn blocks(
+    f: &mut Vec<Option<usize>>,
+    refs: &mut Vec<usize>,
     reference_positions: &[usize],
     now: usize,
     n: usize,
     b: usize,
     w: usize,
     p: usize,
-) -> Result<Vec<Option<usize>>, Error> {
-    let mut f: Vec<Option<usize>> = vec![None; n + 1];
-    let mut set = |range: Vec<i64>, v: usize| -> Result<(), Error> {
-        for i in range {
+) -> Result<(), Error> {
+    f.clear();
+    f.resize(n + 1, None);
+    // R's a:b (either direction) set to v.
+    let mut set = |a: i64, b: i64, v: usize| -> Result<(), Error> {
+        for i in a.min(b)..=a.max(b) {
             if i < 1 || i as usize > n {
                 return Err(Error::TooShort);
             }
@@ -229,9 +230,10 @@ fn blocks(
         Ok(())
     };
     let (w_i, now_i) = (w as i64, now as i64);
-    set(r_colon(now_i - w_i, now_i), p)?;
+    set(now_i - w_i, now_i, p)?;
     // referenceWeeks: positions in decreasing order.
-    let mut refs: Vec<usize> = reference_positions.to_vec();
+    refs.clear();
+    refs.extend_from_slice(reference_positions);
     refs.sort_unstable_by(|a, b| b.cmp(a));
     refs.dedup();
     if refs.len() < b + 1 {
@@ -239,7 +241,7 @@ fn blocks(
     }
     for i in 0..b {
         let ref_week = refs[i + 1] as i64;
-        set(r_colon(ref_week - w_i, ref_week + w_i), p)?;
+        set(ref_week - w_i, ref_week + w_i, p)?;
         if p != 1 {
             let period = refs[i] as i64 - 2 * w_i - 1 - ref_week;
             if period < p as i64 - (2 * w_i + 1) {
@@ -248,97 +250,189 @@ fn blocks(
             let q = (p - 1) as i64;
             let len = period.div_euclid(q);
             let rest = period.rem_euclid(q);
-            let mut cum = vec![0_i64];
-            for j in 0..q {
-                cum.push(cum[j as usize] + len + i64::from(j < rest));
-            }
+            // The first j blocks hold j·len weeks and one more for each of the first `rest`.
+            let cum = |j: i64| j * len + j.min(rest);
             for j in 1..p {
-                let start = ref_week + w_i + 1 + cum[j - 1];
-                let end = ref_week + w_i + 1 + cum[j] - 1;
-                set(r_colon(start, end), j)?;
+                let start = ref_week + w_i + 1 + cum(j as i64 - 1);
+                let end = ref_week + w_i + 1 + cum(j as i64) - 1;
+                set(start, end, j)?;
             }
         }
     }
-    Ok(f)
+    Ok(())
+}
+
+/// The rows of one monitored week's model, in buffers reused from week to week.
+#[derive(Default)]
+struct Data {
+    rows: glm::GroupedRows,
+    /// `y^(2/3)` of each row (the Anscombe residual's), from the series'.
+    y23: Vec<f64>,
+    /// The levels present (block numbers, sorted).
+    levels: Vec<usize>,
+}
+
+/// A model's fit: the grouped one in the caller's [`glm::GroupedFit`], or a dense one where R's QR
+/// aliases a column.
+enum Fitted {
+    Grouped,
+    Dense(Box<glm::Fit>),
+}
+
+/// What the algorithm reads of a fit, of either kind.
+trait FitView {
+    fn converged(&self) -> bool;
+    fn mu(&self) -> &[f64];
+    fn hat(&self) -> &[f64];
+    /// `summary.glm`'s dispersion with the working weights.
+    fn dispersion(&self) -> f64;
+    /// The same with the prior weights as `model$weights` (the package's after reweighting).
+    fn dispersion_prior(&self) -> f64;
+    fn df_residual(&self) -> usize;
+    /// The trend's coefficient and its unscaled variance.
+    fn trend(&self) -> (f64, f64);
+    /// `predict.glm(type = "link", se.fit = TRUE)` at a row of level `level` (0-based, 0 the
+    /// baseline) and trend value `t` (if the model has the trend).
+    fn predict_link(&self, level: usize, t: Option<f64>, dispersion: f64) -> (f64, f64);
+}
+
+impl FitView for glm::GroupedFit {
+    fn converged(&self) -> bool {
+        self.converged
+    }
+    fn mu(&self) -> &[f64] {
+        &self.mu
+    }
+    fn hat(&self) -> &[f64] {
+        &self.hat
+    }
+    fn dispersion(&self) -> f64 {
+        glm::GroupedFit::dispersion(self)
+    }
+    fn dispersion_prior(&self) -> f64 {
+        glm::GroupedFit::dispersion_prior(self)
+    }
+    fn df_residual(&self) -> usize {
+        self.df_residual
+    }
+    fn trend(&self) -> (f64, f64) {
+        (self.coef[1], self.trend_variance())
+    }
+    fn predict_link(&self, level: usize, t: Option<f64>, dispersion: f64) -> (f64, f64) {
+        let (eta, var) = glm::GroupedFit::predict_link(self, level, t.unwrap_or(0.0));
+        (eta, (var * dispersion).sqrt())
+    }
+}
+
+impl FitView for glm::Fit {
+    fn converged(&self) -> bool {
+        self.converged
+    }
+    fn mu(&self) -> &[f64] {
+        &self.mu
+    }
+    fn hat(&self) -> &[f64] {
+        &self.hat
+    }
+    fn dispersion(&self) -> f64 {
+        glm::Fit::dispersion(self)
+    }
+    fn dispersion_prior(&self) -> f64 {
+        self.dispersion_with(&self.prior)
+    }
+    fn df_residual(&self) -> usize {
+        self.df_residual
+    }
+    fn trend(&self) -> (f64, f64) {
+        (self.coef[1], self.cov_unscaled[1][1])
+    }
+    fn predict_link(&self, level: usize, t: Option<f64>, dispersion: f64) -> (f64, f64) {
+        // x0: the intercept, the trend, the dummies of levels 1.. (1 for `level`).
+        let mut x0 = vec![1.0];
+        x0.extend(t);
+        let levels = self.coef.len() - x0.len() + 1;
+        x0.extend((1..levels).map(|l| if l == level { 1.0 } else { 0.0 }));
+        glm::Fit::predict_link(self, &x0, dispersion)
+    }
+}
+
+impl Fitted {
+    fn view<'a>(&'a self, grouped: &'a glm::GroupedFit) -> &'a dyn FitView {
+        match self {
+            Fitted::Grouped => grouped,
+            Fitted::Dense(f) => f.as_ref(),
+        }
+    }
 }
 
 struct Model {
-    fit: glm::Fit,
-    /// `model$weights` as the package leaves it (ω after reweighting).
-    weights: Vec<f64>,
+    fit: Fitted,
+    /// Whether `model$weights` are the reweighting weights ω (else the working weights).
+    reweighted: bool,
     phi: f64,
     has_trend: bool,
 }
 
-struct Data {
-    y: Vec<f64>,
-    wtime: Vec<f64>,
-    /// Factor level index (0-based into `levels`) per row.
-    group: Vec<usize>,
-    levels: Vec<usize>,
-    offset: Vec<f64>,
-}
-
-fn design(d: &Data, trend: bool, factors: bool) -> Vec<Vec<f64>> {
-    let n = d.y.len();
-    let mut x = vec![vec![1.0; n]];
-    if trend {
-        x.push(d.wtime.clone());
-    }
-    if factors {
-        for l in 1..d.levels.len() {
-            x.push(d.group.iter().map(|&g| if g == l { 1.0 } else { 0.0 }).collect());
-        }
-    }
-    x
-}
-
-/// The quasi-Poisson fit of `response ~ 1 (+ wtime) (+ seasgroups)`, the factor solved by group
-/// means (see [`glm::Design::Grouped`]).
-fn glm_fit(d: &Data, trend: bool, factors: bool, weights: Option<&[f64]>, offset: Option<&[f64]>) -> glm::Fit {
-    if factors {
-        let design = glm::Design::Grouped {
-            trend: trend.then_some(d.wtime.as_slice()),
-            group: &d.group,
-            levels: d.levels.len(),
-        };
-        glm::fit_design(design, &d.y, weights, offset)
-    } else {
-        glm::fit(&design(d, trend, false), &d.y, weights, offset)
+impl Model {
+    /// `summary.glm(model)$dispersion` with `model$weights` as the package leaves them (ω after
+    /// reweighting, the fit's prior weights).
+    fn dispersion(&self, grouped: &glm::GroupedFit) -> f64 {
+        let v = self.fit.view(grouped);
+        if self.reweighted { v.dispersion_prior() } else { v.dispersion() }
     }
 }
 
-fn fit_flexible(d: &Data, trend: bool, factors: bool, c: &Control, offset: bool) -> Option<Model> {
-    let off = if offset { Some(d.offset.as_slice()) } else { None };
+/// The quasi-Poisson fit of `response ~ 1 (+ wtime) (+ seasgroups)`, solved by group means (see
+/// [`glm::GroupedFit`]; without the factor, one group), or densely where R's QR aliases a column.
+fn glm_fit(d: &Data, fit: &mut glm::GroupedFit, trend: bool, weights: Option<&[f64]>) -> Fitted {
+    if fit.fit(&d.rows, trend, weights) {
+        return Fitted::Grouped;
+    }
+    let r = &d.rows;
+    let design = glm::Design::Grouped { trend: trend.then_some(r.t()), group: r.group(), levels: r.levels() };
+    Fitted::Dense(Box::new(glm::fit_design(design, r.y(), weights, r.offset())))
+}
+
+fn fit_flexible(d: &Data, fit: &mut glm::GroupedFit, omega: &mut Vec<f64>, trend: bool, c: &Control) -> Option<Model> {
     let mut trend = trend;
-    let mut f = glm_fit(d, trend, factors, None, off);
-    if !f.converged {
+    let mut f = glm_fit(d, fit, trend, None);
+    if !f.view(fit).converged() {
         if trend {
             trend = false;
-            f = glm_fit(d, false, factors, None, off);
+            f = glm_fit(d, fit, false, None);
         }
-        if !f.converged {
+        if !f.view(fit).converged() {
             return None;
         }
     }
-    let mut phi = f.dispersion().max(1.0);
-    let mut weights = f.weights.clone();
+    let mut phi = f.view(fit).dispersion().max(1.0);
     if c.reweight {
-        let s: Vec<f64> = (0..d.y.len())
-            .map(|i| {
-                let (y, mu) = (d.y[i], f.mu[i]);
-                1.5 * (y.powf(2.0 / 3.0) * mu.powf(-1.0 / 6.0) - mu.sqrt()) / (phi * (1.0 - f.hat[i])).sqrt()
-            })
-            .collect();
+        // μ^(−1/6) first (see GroupedFit::mu_pow), then the Anscombe residuals in place.
+        match &f {
+            Fitted::Grouped => {
+                fit.compute_hat(&d.rows);
+                fit.mu_pow(-1.0 / 6.0, omega, &d.rows);
+            }
+            Fitted::Dense(dense) => {
+                omega.clear();
+                omega.extend(dense.mu.iter().map(|m| m.powf(-1.0 / 6.0)));
+            }
+        }
+        let v = f.view(fit);
+        let (mu, hat) = (v.mu(), v.hat());
+        for (i, s) in omega.iter_mut().enumerate() {
+            *s = 1.5 * (d.y23[i] * *s - mu[i].sqrt()) / (phi * (1.0 - hat[i])).sqrt();
+        }
         let thr = c.weights_threshold;
-        let denom: f64 = s.iter().map(|&s| if s > thr { s.powi(-2) } else { 1.0 }).sum();
-        let gamma = s.len() as f64 / denom;
-        let omega: Vec<f64> = s.iter().map(|&s| if s > thr { gamma * s.powi(-2) } else { gamma }).collect();
-        f = glm_fit(d, trend, factors, Some(&omega), off);
-        phi = f.dispersion().max(1.0);
-        weights = omega;
+        let denom: f64 = omega.iter().map(|&s| if s > thr { s.powi(-2) } else { 1.0 }).sum();
+        let gamma = omega.len() as f64 / denom;
+        for s in omega.iter_mut() {
+            *s = if *s > thr { gamma * s.powi(-2) } else { gamma };
+        }
+        f = glm_fit(d, fit, trend, Some(omega));
+        phi = f.view(fit).dispersion().max(1.0);
     }
-    Some(Model { fit: f, weights, phi, has_trend: trend })
+    Some(Model { fit: f, reweighted: c.reweight, phi, has_trend: trend })
 }
 
 /// `farringtonFlexible(sts, control)` on one series.
@@ -371,99 +465,112 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
     let pwni = c.past_weeks_not_included.unwrap_or(c.w);
     let factors = c.no_periods != 1;
     let z = qnorm(1.0 - c.alpha);
+    // Per count, once for all the weeks that use it.
+    let value = |o: &Option<f64>| o.filter(|v| !v.is_nan());
+    let starts: Vec<glm::Start> =
+        obs.iter().map(|o| value(o).map_or_else(glm::Start::default, glm::Start::of)).collect();
+    let y23s: Vec<f64> = obs.iter().map(|o| value(o).map_or(f64::NAN, |y| y.powf(2.0 / 3.0))).collect();
     let mut out = Vec::with_capacity(to - from + 1);
+    let mut f: Vec<Option<usize>> = Vec::new();
+    let (mut refs, mut ref_pos, mut included) = (Vec::new(), Vec::new(), Vec::new());
+    let mut level_index = vec![usize::MAX; c.no_periods + 1];
+    let mut d = Data::default();
+    let mut fit = glm::GroupedFit::default();
+    let mut omega = Vec::new();
     for k in from..=to {
         // Reference points as positions.
-        let ref_pos: Vec<usize> = match series.dates {
+        ref_pos.clear();
+        match series.dates {
             None => {
-                let mut v = Vec::new();
                 for i in 0..=c.b {
                     let back = i * freq;
                     if back >= k {
                         return Err(Error::TooShort);
                     }
-                    v.push(k - back);
+                    ref_pos.push(k - back);
                 }
-                v
             }
             Some(dates) => {
-                let refs = reference_dates(dates[k - 1], c.b, freq == 52);
-                let mut v = Vec::new();
-                for r in refs {
+                for r in reference_dates(dates[k - 1], c.b, freq == 52) {
                     match dates.iter().position(|&d| d == r) {
-                        Some(i) => v.push(i + 1),
+                        Some(i) => ref_pos.push(i + 1),
                         None => return Err(Error::TooShort),
                     }
                 }
-                v
             }
-        };
-        let f = blocks(&ref_pos, k, n, c.b, c.w, c.no_periods)?;
+        }
+        blocks(&mut f, &mut refs, &ref_pos, k, n, c.b, c.w, c.no_periods)?;
         if pwni >= k {
             return Err(Error::TooShort);
         }
-        let included: Vec<usize> = (1..=n).filter(|&i| f[i].is_some() && !(k - pwni..=k).contains(&i)).collect();
-        let mut levels: Vec<usize> = included.iter().map(|&i| f[i].unwrap_or(0)).collect();
-        levels.sort_unstable();
-        levels.dedup();
+        included.clear();
+        included.extend((1..=n).filter(|&i| f[i].is_some() && !(k - pwni..=k).contains(&i)));
+        // The levels present (sorted), and each one's index.
+        level_index.iter_mut().for_each(|v| *v = usize::MAX);
+        for &i in &included {
+            level_index[f[i].unwrap_or(0)] = 0;
+        }
+        d.levels.clear();
+        for (l, v) in level_index.iter_mut().enumerate() {
+            if *v == 0 {
+                *v = d.levels.len();
+                d.levels.push(l);
+            }
+        }
         let wtime_of = |i: usize, origin: usize| match series.dates {
             None => i as f64,
             Some(d) => (d[i - 1] - d[origin - 1]) as f64 / (d[1] - d[0]) as f64,
         };
         let first = included.first().copied().ok_or(Error::TooShort)?;
-        let rows: Vec<usize> = included.iter().copied().filter(|&i| obs[i - 1].is_some_and(|v| !v.is_nan())).collect();
-        let data = Data {
-            y: rows.iter().map(|&i| obs[i - 1].unwrap_or(f64::NAN)).collect(),
-            wtime: rows.iter().map(|&i| wtime_of(i, first)).collect(),
-            group: rows.iter().map(|&i| levels.iter().position(|&l| Some(l) == f[i]).unwrap_or(0)).collect(),
-            offset: rows.iter().map(|&i| series.population.map_or(0.0, |p| p[i - 1].ln())).collect(),
-            levels: levels.clone(),
-        };
+        d.rows.clear(if factors { d.levels.len() } else { 1 }, c.population_offset);
+        d.y23.clear();
+        let mut first_row = None;
+        for &i in &included {
+            if let Some(y) = value(&obs[i - 1]) {
+                first_row.get_or_insert(i);
+                let group = if factors { level_index[f[i].unwrap_or(0)] } else { 0 };
+                let offset = if c.population_offset { series.population.map_or(0.0, |p| p[i - 1].ln()) } else { 0.0 };
+                d.rows.push(y, starts[i - 1], wtime_of(i, first), group, offset);
+                d.y23.push(y23s[i - 1]);
+            }
+        }
         let none = || FarringtonPoint {
             point: Point { t: k, observed: obs[k - 1], expected: None, upperbound: None, alarm: None },
             phi: None,
             trend: None,
             score: None,
         };
-        if data.y.is_empty() {
+        let Some(first_row) = first_row else {
             out.push(none());
             continue;
-        }
-        // The prediction row at k.
+        };
+        // The prediction row at k: its trend value and the level whose dummy is 1 (the window's,
+        // `noPeriods`; the baseline if that is the first level or absent).
         let wtime_k = match series.dates {
             None => k as f64,
-            Some(_) => wtime_of(k, rows[0]),
+            Some(_) => wtime_of(k, first_row),
         };
+        let level_k = if factors { d.levels.iter().position(|&l| l == c.no_periods).unwrap_or(0) } else { 0 };
         let off_k = if c.population_offset { series.population.map_or(0.0, |p| p[k - 1].ln()) } else { 0.0 };
-        let x0 = |trend: bool| {
-            let mut x = vec![1.0];
-            if trend {
-                x.push(wtime_k);
-            }
-            if factors {
-                for &l in &levels[1..] {
-                    x.push(if l == c.no_periods { 1.0 } else { 0.0 });
-                }
-            }
-            x
-        };
-        let Some(mut model) = fit_flexible(&data, c.trend, factors, c, c.population_offset) else {
+        let Some(mut model) = fit_flexible(&d, &mut fit, &mut omega, c.trend, c) else {
             out.push(none());
             continue;
         };
         let mut do_trend = false;
         if model.has_trend {
-            let disp = model.fit.dispersion_with(&model.weights);
-            let (eta, _) = model.fit.predict_link(&x0(true), disp);
+            let v = model.fit.view(&fit);
+            let disp = model.dispersion(&fit);
+            let (eta, _) = v.predict_link(level_k, Some(wtime_k), disp);
             let mu = (eta + off_k).exp().max(f64::EPSILON);
-            let se_b = (model.fit.cov_unscaled[1][1] * disp).sqrt();
-            let tval = model.fit.coef[1] / se_b;
-            let pval = 2.0 * pt(-tval.abs(), model.fit.df_residual as f64);
+            let (coef, var) = v.trend();
+            let se_b = (var * disp).sqrt();
+            let tval = coef / se_b;
+            let pval = 2.0 * pt(-tval.abs(), v.df_residual() as f64);
             let significant = pval < c.p_threshold_trend;
-            let max_y = data.y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let max_y = d.rows.y().iter().copied().fold(f64::NEG_INFINITY, f64::max);
             do_trend = c.b >= 3 && significant && mu <= max_y;
             if !do_trend {
-                match fit_flexible(&data, false, factors, c, c.population_offset) {
+                match fit_flexible(&d, &mut fit, &mut omega, false, c) {
                     Some(m) => model = m,
                     None => {
                         out.push(none());
@@ -472,8 +579,9 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
                 }
             }
         }
-        let disp = model.fit.dispersion_with(&model.weights);
-        let (eta_raw, se_eta) = model.fit.predict_link(&x0(model.has_trend), disp);
+        let v = model.fit.view(&fit);
+        let disp = model.dispersion(&fit);
+        let (eta_raw, se_eta) = v.predict_link(level_k, model.has_trend.then_some(wtime_k), disp);
         let eta0 = eta_raw + off_k;
         let phi = model.phi;
         let y = obs[k - 1].unwrap_or(f64::NAN);
@@ -515,11 +623,10 @@ pub fn farrington_flexible(series: &Series<'_>, control: &Control) -> Result<Vec
             }
         };
         let score = if upper.is_nan() { f64::NAN } else { (y - fit_value) / (upper - fit_value) };
-        let window: Vec<f64> = (k + 1 - c.limit54.1.min(k)..=k).map(|i| obs[i - 1].unwrap_or(f64::NAN)).collect();
         let enough = if c.limit54.1 > k {
             None
         } else {
-            let s: f64 = window.iter().sum();
+            let s: f64 = (k + 1 - c.limit54.1.min(k)..=k).map(|i| obs[i - 1].unwrap_or(f64::NAN)).sum();
             if s.is_nan() { None } else { Some(s >= c.limit54.0) }
         };
         let x = if enough == Some(true) { score } else { f64::NAN };
@@ -575,7 +682,8 @@ mod tests {
         let n = 200;
         let k = 200;
         let refs = vec![200, 148, 96];
-        let f = blocks(&refs, k, n, 2, 3, 10).unwrap();
+        let mut f = Vec::new();
+        blocks(&mut f, &mut Vec::new(), &refs, k, n, 2, 3, 10).unwrap();
         assert_eq!(f[200], Some(10));
         assert_eq!(f[148 - 3], Some(10));
         assert_eq!(f[148 + 3], Some(10));

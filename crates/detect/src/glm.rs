@@ -193,13 +193,6 @@ pub enum Design<'a> {
 }
 
 impl Design<'_> {
-    fn columns(&self) -> usize {
-        match self {
-            Design::Dense(x) => x.len(),
-            Design::Grouped { trend, levels, .. } => 1 + usize::from(trend.is_some()) + levels - 1,
-        }
-    }
-
     fn dense(&self, n: usize) -> Vec<Vec<f64>> {
         match self {
             Design::Dense(x) => x.to_vec(),
@@ -224,10 +217,844 @@ pub fn fit(x: &[Vec<f64>], y: &[f64], weights: Option<&[f64]>, offset: Option<&[
     fit_design(Design::Dense(x), y, weights, offset)
 }
 
-/// The solution of one weighted least-squares step.
-enum Solved {
-    Qr(Qr, Vec<usize>),
-    Grouped(Groups),
+/// Fits a design as [`fit`] does.
+pub fn fit_design(design: Design<'_>, y: &[f64], weights: Option<&[f64]>, offset: Option<&[f64]>) -> Fit {
+    match design {
+        Design::Dense(x) => fit_dense(x, y, weights, offset),
+        Design::Grouped { trend, group, levels } => {
+            let rows = GroupedRows::from_slices(y, trend, group, levels, offset);
+            let mut g = GroupedFit::default();
+            if g.fit(&rows, trend.is_some(), weights) {
+                g.compute_hat(&rows);
+                g.to_fit(&rows)
+            } else {
+                // Where R's QR would alias a column, take the dense path, which does what R does.
+                fit_dense(&design.dense(y.len()), y, weights, offset)
+            }
+        }
+    }
+}
+
+/// [`fit_design`] of a [`Design::Dense`]: R's iteration with a QR a step.
+fn fit_dense(x: &[Vec<f64>], y: &[f64], weights: Option<&[f64]>, offset: Option<&[f64]>) -> Fit {
+    let n = y.len();
+    let p = x.len();
+    let prior: Vec<f64> = weights.map_or_else(|| vec![1.0; n], <[f64]>::to_vec);
+    let offset: Vec<f64> = offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
+    let tol = 1e-7_f64.min(EPSILON / 1000.0);
+    let mut mu: Vec<f64> = y.iter().map(|y| y + 0.1).collect();
+    let mut eta: Vec<f64> = mu.iter().map(|m| m.ln()).collect();
+    mu = eta.iter().map(|&e| linkinv(e)).collect();
+    let mut devold = deviance(y, &mu, &prior);
+    let mut coefold: Option<Vec<f64>> = None;
+    let mut converged = false;
+    let mut coef = vec![0.0; p];
+    let mut w2 = vec![0.0; n];
+    let mut qr = None;
+    for _ in 0..MAXIT {
+        let good: Vec<usize> = (0..n).filter(|&i| prior[i] > 0.0).collect();
+        let mut ws = vec![0.0; n];
+        let mut zw = Vec::with_capacity(good.len());
+        for &i in &good {
+            let mueta = mu[i]; // mu.eta(eta) = max(exp(eta), DBL_EPSILON) = mu for the log link
+            let z = (eta[i] - offset[i]) + (y[i] - mu[i]) / mueta;
+            let w = (prior[i] * mueta * mueta / mu[i]).sqrt();
+            ws[i] = w;
+            zw.push(z * w);
+        }
+        w2 = ws.iter().map(|w| w * w).collect();
+        let a: Vec<Vec<f64>> = x.iter().map(|col| good.iter().map(|&i| col[i] * ws[i]).collect()).collect();
+        let (mut start, q) = qr_solve(&a, &zw, tol);
+        let compute = |start: &[f64]| {
+            let eta: Vec<f64> = (0..n).map(|i| (0..p).map(|j| x[j][i] * start[j]).sum::<f64>() + offset[i]).collect();
+            let mu: Vec<f64> = eta.iter().map(|&e| linkinv(e)).collect();
+            (eta, mu)
+        };
+        let (mut e, mut m) = compute(&start);
+        let mut dev = deviance(y, &m, &prior);
+        if (!dev.is_finite() || m.iter().any(|v| !v.is_finite()))
+            && let Some(old) = &coefold
+        {
+            for _ in 0..MAXIT {
+                start = start.iter().zip(old).map(|(a, b)| (a + b) / 2.0).collect();
+                (e, m) = compute(&start);
+                dev = deviance(y, &m, &prior);
+                if dev.is_finite() && m.iter().all(|v| v.is_finite()) {
+                    break;
+                }
+            }
+        }
+        eta = e;
+        mu = m;
+        coef = start;
+        qr = Some((q, good));
+        if (dev - devold).abs() / (dev.abs() + 0.1) < EPSILON {
+            converged = true;
+            break;
+        }
+        devold = dev;
+        coefold = Some(coef.clone());
+    }
+    let good_count = (0..n).filter(|&i| prior[i] > 0.0).count();
+    let (q, good) = qr.expect("at least one iteration");
+    for (j, c) in coef.iter_mut().enumerate() {
+        if !q.kept.contains(&j) {
+            *c = f64::NAN;
+        }
+    }
+    let inv = q.inverse_rtr();
+    let mut cov_unscaled = vec![vec![0.0; p]; p];
+    for (a, &ja) in q.kept.iter().enumerate() {
+        for (b, &jb) in q.kept.iter().enumerate() {
+            cov_unscaled[ja][jb] = inv[a][b];
+        }
+    }
+    let hat_good = q.hat(good.len());
+    let mut hat = vec![0.0; n];
+    for (h, &i) in hat_good.iter().zip(&good) {
+        hat[i] = *h;
+    }
+    let rank = q.kept.len();
+    let residuals: Vec<f64> = (0..n).map(|i| (y[i] - mu[i]) / mu[i]).collect();
+    let df_residual = good_count.saturating_sub(rank);
+    Fit { coef, eta, mu, weights: w2, residuals, converged, rank, df_residual, cov_unscaled, hat, prior, y: y.to_vec() }
+}
+
+/// What every fit of a response value from R's starting values needs, computed once per value
+/// (a count of a series is a row of up to 4 fits in each of many monitored weeks): the values
+/// are those of [`fit`]'s start, so gathering them changes no number.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Start {
+    /// `log(y + 0.1)`, the starting linear predictor (`mustart = y + 0.1`).
+    pub eta: f64,
+    /// `max(exp(eta), DBL_EPSILON)`.
+    pub mu: f64,
+    /// `log y` (0 for `y = 0`).
+    pub ln_y: f64,
+    /// The deviance term at the start without its factor `2·prior`: `y log(y/μ) − (y − μ)`, or
+    /// `μ` for `y = 0`.
+    pub dev: f64,
+}
+
+impl Start {
+    /// The start of a response value `y ≥ 0`.
+    pub fn of(y: f64) -> Start {
+        let eta = (y + 0.1).ln();
+        let mu = linkinv(eta);
+        let (ln_y, dev) = if y > 0.0 { (y.ln(), y * (y / mu).ln() - (y - mu)) } else { (0.0, mu) };
+        Start { eta, mu, ln_y, dev }
+    }
+}
+
+/// The rows of a [`Design::Grouped`] fit, filled once and fitted several times (with and
+/// without the trend, with several prior weights): response, [`Start`]s, trend column, level,
+/// offset, and what the fits derive from them (the runs of rows of one level, the trend as
+/// integers).
+#[derive(Debug, Clone, Default)]
+pub struct GroupedRows {
+    y: Vec<f64>,
+    start: Vec<Start>,
+    t: Vec<f64>,
+    group: Vec<usize>,
+    offset: Vec<f64>,
+    levels: usize,
+    has_offset: bool,
+    /// (first row, end, level) of each run of consecutive rows of one level.
+    runs: Vec<(usize, usize, usize)>,
+    /// The trend as integers, while every value is one in `0..65536`.
+    t_int: Vec<u32>,
+    t_integral: bool,
+    t_int_lo: u32,
+    t_int_hi: u32,
+    /// Per level: rows, Σ t (in row order), first t; whether t varies within some level.
+    level_rows: Vec<usize>,
+    level_t_sum: Vec<f64>,
+    level_first_t: Vec<f64>,
+    t_varies: bool,
+}
+
+impl GroupedRows {
+    /// Empties the rows for a design of `levels` levels, with an offset or not.
+    pub fn clear(&mut self, levels: usize, has_offset: bool) {
+        self.y.clear();
+        self.start.clear();
+        self.t.clear();
+        self.group.clear();
+        self.offset.clear();
+        self.runs.clear();
+        self.t_int.clear();
+        self.levels = levels;
+        self.has_offset = has_offset;
+        self.t_integral = true;
+        self.t_int_lo = u32::MAX;
+        self.t_int_hi = 0;
+        self.level_rows.clear();
+        self.level_rows.resize(levels, 0);
+        self.level_t_sum.clear();
+        self.level_t_sum.resize(levels, 0.0);
+        self.level_first_t.clear();
+        self.level_first_t.resize(levels, f64::NAN);
+        self.t_varies = false;
+    }
+
+    /// Adds a row: response `y ≥ 0` with its [`Start::of`], trend value `t`, 0-based level
+    /// `group < levels`, offset (ignored without one).
+    #[inline]
+    pub fn push(&mut self, y: f64, start: Start, t: f64, group: usize, offset: f64) {
+        let i = self.y.len();
+        self.level_rows[group] += 1;
+        self.level_t_sum[group] += t;
+        if self.level_rows[group] == 1 {
+            self.level_first_t[group] = t;
+        } else {
+            self.t_varies |= self.level_first_t[group] != t;
+        }
+        self.y.push(y);
+        self.start.push(start);
+        self.t.push(t);
+        self.group.push(group);
+        if self.has_offset {
+            self.offset.push(offset);
+        }
+        match self.runs.last_mut() {
+            Some((_, end, g)) if *g == group => *end = i + 1,
+            _ => self.runs.push((i, i + 1, group)),
+        }
+        if (0.0..65536.0).contains(&t) && t == f64::from(t as u32) {
+            self.t_int.push(t as u32);
+            self.t_int_lo = self.t_int_lo.min(t as u32);
+            self.t_int_hi = self.t_int_hi.max(t as u32);
+        } else {
+            self.t_integral = false;
+        }
+    }
+
+    /// The rows of a design from slices ([`Start`]s computed here).
+    pub fn from_slices(
+        y: &[f64],
+        trend: Option<&[f64]>,
+        group: &[usize],
+        levels: usize,
+        offset: Option<&[f64]>,
+    ) -> GroupedRows {
+        let mut rows = GroupedRows::default();
+        rows.clear(levels, offset.is_some());
+        for i in 0..y.len() {
+            let t = trend.map_or(0.0, |t| t[i]);
+            rows.push(y[i], Start::of(y[i]), t, group[i], offset.map_or(0.0, |o| o[i]));
+        }
+        rows
+    }
+
+    /// The response.
+    pub fn y(&self) -> &[f64] {
+        &self.y
+    }
+
+    /// The trend column.
+    pub fn t(&self) -> &[f64] {
+        &self.t
+    }
+
+    /// The level of each row.
+    pub fn group(&self) -> &[usize] {
+        &self.group
+    }
+
+    /// The number of levels.
+    pub fn levels(&self) -> usize {
+        self.levels
+    }
+
+    /// The offset, if any.
+    pub fn offset(&self) -> Option<&[f64]> {
+        self.has_offset.then_some(self.offset.as_slice())
+    }
+}
+
+/// Per level, of one weighted least-squares step: Σ W, Σ W z and, with `c` the level's centre of
+/// the trend, Σ W (t − c), Σ W (t − c)², Σ (t − c) W z.
+#[derive(Debug, Clone, Default)]
+struct Sums {
+    w: Vec<f64>,
+    wz: Vec<f64>,
+    wt: Vec<f64>,
+    wtt: Vec<f64>,
+    wtz: Vec<f64>,
+}
+
+impl Sums {
+    fn reset(&mut self, levels: usize) {
+        for v in [&mut self.w, &mut self.wz, &mut self.wt, &mut self.wtt, &mut self.wtz] {
+            v.clear();
+            v.resize(levels, 0.0);
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, g: usize, s: [f64; 5]) {
+        self.w[g] += s[0];
+        self.wz[g] += s[1];
+        self.wt[g] += s[2];
+        self.wtt[g] += s[3];
+        self.wtz[g] += s[4];
+    }
+}
+
+/// A fit of a [`Design::Grouped`] and the buffers it was computed in, reused from fit to fit.
+///
+/// The iteration is [`fit`]'s (R's): the same start, steps, convergence test, step halving and
+/// what is kept from the last step; each weighted least-squares step is solved by group means
+/// (Frisch–Waugh: the levels' intercepts are weighted means once the trend is taken out, the
+/// trend's coefficient is a weighted regression on the within-level deviations), from sums that
+/// one pass over the rows an iteration collects while it computes the previous step's `μ` and
+/// deviance. Shortcuts equal to rounding, each removing work from that pass:
+/// - the working weight `prior·μ` (R: `prior·μ²/μ`) and the working response only as the
+///   product `W z = prior·(μ (η − offset) + y − μ)`, which is all the sums need (R forms
+///   `z = η − offset + (y − μ)/μ`, then `z·√W`): no division a row;
+/// - the within-level sums of squares and cross products of the trend about a centre `c_g` of
+///   each level (the level's previous weighted mean of `t`, first its plain mean), corrected to
+///   the current weighted mean `t̄_g` as `S_tt = Σ W (t − c)² − t̄'·Σ W (t − c)` and
+///   `S_tz = Σ (t − c) W z − z̄ Σ W (t − c) − t̄' (Σ W z − z̄ Σ W)` with `t̄' = t̄_g − c_g`:
+///   mathematically R's `Σ W (t − t̄_g)²` and `Σ W (t − t̄_g)(z − z̄_g)`, and with `c_g` within a
+///   few weeks of `t̄_g` the corrections are small (no cancellation beyond a few bits);
+/// - sums added a run of consecutive rows of one level at a time (the deviance too), not row by
+///   row into one total;
+/// - the deviance's `log(y/μ)` as `log y − η` (`log y` once per value, in [`Start`]) where `μ` is
+///   not clipped at `DBL_EPSILON`, and its factor 2 applied to the sum;
+/// - with a trend, integer `wtime` and no offset, `μ = exp(η)` for `η = α_g + b t` as
+///   `exp(α_g) · (exp(16 b ⌊t/16⌋) · exp(b (t mod 16)))`: one `exp` a level and ~35 a step
+///   instead of one a row. Each factor is within half an ulp of its exact value and each product
+///   adds half an ulp, so `μ` is within ~2.5 ulp of `exp(η)` (the rounding of `η` itself, ~1 ulp of
+///   `|η|`, is as large); only where all exponents are below 300 in magnitude, so nothing
+///   overflows or underflows (else one `exp` a row). Without a trend `μ` is one `exp` a level,
+///   the same number as a row's.
+///
+/// The convergence test reads the deviance only through `|dev − dev_old| / (|dev| + 0.1) < 1e-8`:
+/// rounding-level differences change where the iteration stops only when that ratio falls within
+/// rounding of 1e-8. (Group means round differently from R's QR anyway; the fixtures agree with
+/// R to ~1e-13.)
+#[derive(Debug, Clone, Default)]
+pub struct GroupedFit {
+    /// Coefficients in R's parametrisation: intercept, trend, the levels' dummies.
+    pub coef: Vec<f64>,
+    /// Fitted means.
+    pub mu: Vec<f64>,
+    /// Working weights of the last iteration (`model$weights`).
+    pub weights: Vec<f64>,
+    /// Working residuals `(y − μ)/μ`.
+    pub residuals: Vec<f64>,
+    /// Diagonal of the hat matrix, after [`GroupedFit::compute_hat`].
+    pub hat: Vec<f64>,
+    /// Whether the deviance converged within 25 iterations.
+    pub converged: bool,
+    /// Rows with positive prior weight minus the number of coefficients.
+    pub df_residual: usize,
+    /// `summary.glm`'s dispersion with the working weights, and with the prior weights standing
+    /// for them (`Σ w r² / df` over the rows of positive weight).
+    dispersion: f64,
+    dispersion_prior: f64,
+    /// Σ W per level of the last step.
+    level_w: Vec<f64>,
+    /// Weighted mean of the trend per level of the last step.
+    tbar: Vec<f64>,
+    /// Σ W (t − t̄_g)² of the last step (∞ without a trend).
+    s_tt: f64,
+    has_trend: bool,
+    mu_by: MuBy,
+    /// Whether the last pass computed μ as factors.
+    factored: bool,
+    // Buffers.
+    prior: Vec<f64>,
+    /// μ the last step's sums were computed from.
+    mu_prev: Vec<f64>,
+    cur: Sums,
+    next: Sums,
+    /// The centre of the trend per level of `next` (and, once swapped, of `cur`).
+    centre: Vec<f64>,
+    centre_cur: Vec<f64>,
+    zbar: Vec<f64>,
+    /// Per level: η without the trend, and `exp` of it (or `μ_g` without a trend).
+    level_eta: Vec<f64>,
+    level_exp: Vec<f64>,
+    /// `exp(16 b q)` from `q_lo`, `exp(b r)` for r < 16.
+    exp_hi: Vec<f64>,
+    exp_lo: [f64; 16],
+    q_lo: usize,
+    coefold: Vec<f64>,
+    count: Vec<usize>,
+    first_t: Vec<f64>,
+}
+
+/// How the pass over the rows computes `μ`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum MuBy {
+    /// One value a level (no trend, no offset).
+    #[default]
+    Level,
+    /// `exp(α_g) · exp(16 b q) · exp(b r)`.
+    Factors,
+    /// `exp(η)` a row.
+    Row,
+}
+
+#[allow(clippy::needless_range_loop)] // rows index several slices at once
+impl GroupedFit {
+    /// Fits the rows, with or without the trend, with prior weights (`None`: 1), as
+    /// [`fit_design`] does. Returns false, leaving the fit undefined, where R's QR would find a
+    /// column aliased (a level without rows of positive weight, or a trend constant within every
+    /// level): the caller then fits the dense design.
+    pub fn fit(&mut self, d: &GroupedRows, trend: bool, weights: Option<&[f64]>) -> bool {
+        let n = d.y.len();
+        let levels = d.levels;
+        let idx = 1 + usize::from(trend);
+        let p = idx + levels - 1;
+        self.has_trend = trend;
+        self.prior.clear();
+        match weights {
+            Some(w) => self.prior.extend_from_slice(&w[..n]),
+            None => self.prior.resize(n, 1.0),
+        }
+        // Aliasing, as R's QR would find it; the centres of the trend (from the rows' own
+        // counts where every prior weight is positive, the usual case).
+        self.count.clear();
+        self.centre.clear();
+        let (good, varies) = if self.prior.iter().all(|&w| w > 0.0) {
+            self.count.extend_from_slice(&d.level_rows);
+            self.centre.extend_from_slice(&d.level_t_sum);
+            (n, d.t_varies)
+        } else {
+            self.count.resize(levels, 0);
+            self.first_t.clear();
+            self.first_t.resize(levels, f64::NAN);
+            self.centre.resize(levels, 0.0);
+            let mut varies = false;
+            let mut good = 0usize;
+            for i in 0..n {
+                if self.prior[i] > 0.0 {
+                    good += 1;
+                    let g = d.group[i];
+                    self.count[g] += 1;
+                    self.centre[g] += d.t[i];
+                    if self.count[g] == 1 {
+                        self.first_t[g] = d.t[i];
+                    } else {
+                        varies |= self.first_t[g] != d.t[i];
+                    }
+                }
+            }
+            (good, varies)
+        };
+        if self.count.contains(&0) || (trend && !varies) {
+            return false;
+        }
+        for g in 0..levels {
+            self.centre[g] /= self.count[g] as f64;
+        }
+        self.mu_by = match (trend, d.has_offset) {
+            (false, false) => MuBy::Level,
+            (true, false) if d.t_integral => MuBy::Factors,
+            _ => MuBy::Row,
+        };
+        for v in [&mut self.mu, &mut self.mu_prev, &mut self.residuals] {
+            v.resize(n, 0.0);
+        }
+        self.zbar.resize(levels, 0.0);
+        self.tbar.clear();
+        self.tbar.resize(levels, 0.0);
+        self.level_eta.resize(levels, 0.0);
+        self.level_exp.resize(levels, 0.0);
+        // The first step's sums from the start.
+        self.next.reset(levels);
+        let mut devold = 0.0;
+        for &(s, e, g) in &d.runs {
+            let c = self.centre[g];
+            let mut sums = [0.0; 5];
+            let mut dev = 0.0;
+            for i in s..e {
+                let (y, st, wt) = (d.y[i], d.start[i], self.prior[i]);
+                self.mu[i] = st.mu;
+                dev += wt * st.dev;
+                let eta = if d.has_offset { st.eta - d.offset[i] } else { st.eta };
+                let w = wt * st.mu;
+                let wz = wt * (st.mu * eta + (y - st.mu));
+                let tc = d.t[i] - c;
+                sums[0] += w;
+                sums[1] += wz;
+                sums[2] += w * tc;
+                sums[3] += w * tc * tc;
+                sums[4] += tc * wz;
+            }
+            devold += dev;
+            self.next.add(g, sums);
+        }
+        devold *= 2.0;
+        self.coef.clear();
+        self.coef.resize(p, 0.0);
+        self.converged = false;
+        for iter in 0..MAXIT {
+            std::mem::swap(&mut self.cur, &mut self.next);
+            std::mem::swap(&mut self.mu, &mut self.mu_prev);
+            self.solve(d, idx);
+            let (mut dev, mut finite) = self.pass(d);
+            if (!dev.is_finite() || !finite) && iter > 0 {
+                for _ in 0..MAXIT {
+                    for (c, o) in self.coef.iter_mut().zip(&self.coefold) {
+                        *c = (*c + o) / 2.0;
+                    }
+                    (dev, finite) = self.pass(d);
+                    if dev.is_finite() && finite {
+                        break;
+                    }
+                }
+            }
+            if (dev - devold).abs() / (dev.abs() + 0.1) < EPSILON {
+                self.converged = true;
+                break;
+            }
+            devold = dev;
+            self.coefold.clear();
+            self.coefold.extend_from_slice(&self.coef);
+        }
+        // What R keeps: the weights and sums of the last step, μ of its coefficients.
+        self.level_w.clear();
+        self.level_w.extend_from_slice(&self.cur.w);
+        self.weights.resize(n, 0.0);
+        let (mut pearson, mut pearson_prior) = (0.0, 0.0);
+        {
+            let (prior, mu, mu_prev) = (&self.prior[..n], &self.mu[..n], &self.mu_prev[..n]);
+            let (w, res) = (&mut self.weights[..n], &mut self.residuals[..n]);
+            for &(s, e, _) in &d.runs {
+                let (mut sp, mut spp) = (0.0, 0.0);
+                for i in s..e {
+                    // The working weight of the last step, as its pass computed it.
+                    let wi = prior[i] * mu_prev[i];
+                    w[i] = wi;
+                    let r = (d.y[i] - mu[i]) / mu[i];
+                    res[i] = r;
+                    if wi > 0.0 {
+                        sp += wi * r * r;
+                    }
+                    if prior[i] > 0.0 {
+                        spp += prior[i] * r * r;
+                    }
+                }
+                pearson += sp;
+                pearson_prior += spp;
+            }
+        }
+        self.df_residual = good.saturating_sub(p);
+        let df = self.df_residual as f64;
+        (self.dispersion, self.dispersion_prior) =
+            if self.df_residual == 0 { (f64::NAN, f64::NAN) } else { (pearson / df, pearson_prior / df) };
+        true
+    }
+
+    /// The diagonal of the hat matrix into `hat`: `W/ΣW_g + W (t − t̄_g)²/S_tt`, with the
+    /// reciprocals of `ΣW_g` and `S_tt` taken once (within an ulp of R's; only the reweighting
+    /// reads the hat values, through `√(φ(1 − h))`).
+    pub fn compute_hat(&mut self, d: &GroupedRows) {
+        let n = d.y.len();
+        self.hat.resize(n, 0.0);
+        let inv_stt = 1.0 / self.s_tt;
+        for &(s, e, g) in &d.runs {
+            let (inv_w, tb) = (1.0 / self.level_w[g], self.tbar[g]);
+            for i in s..e {
+                let w = self.weights[i];
+                let mut h = w * inv_w;
+                if self.has_trend {
+                    let dt = d.t[i] - tb;
+                    h += w * dt * dt * inv_stt;
+                }
+                self.hat[i] = h;
+            }
+        }
+    }
+
+    /// The weighted least-squares step of the sums in `cur` into `coef`; the next centres.
+    fn solve(&mut self, d: &GroupedRows, idx: usize) {
+        let levels = d.levels;
+        // The sums in `cur` were taken about the centres now in `centre`.
+        std::mem::swap(&mut self.centre, &mut self.centre_cur);
+        self.centre.clear();
+        self.centre.extend_from_slice(&self.centre_cur);
+        let cur = &self.cur;
+        for g in 0..levels {
+            self.zbar[g] = cur.wz[g] / cur.w[g];
+        }
+        let b = if self.has_trend {
+            let (mut stt, mut stz) = (0.0, 0.0);
+            for g in 0..levels {
+                let (w, zbar) = (cur.w[g], self.zbar[g]);
+                let tb = cur.wt[g] / w; // t̄_g − c_g
+                stt += cur.wtt[g] - tb * cur.wt[g];
+                stz += (cur.wtz[g] - zbar * cur.wt[g]) - tb * (cur.wz[g] - zbar * w);
+                self.tbar[g] = self.centre_cur[g] + tb;
+            }
+            self.s_tt = stt;
+            // The next sums about the current means.
+            self.centre.copy_from_slice(&self.tbar);
+            stz / stt
+        } else {
+            self.s_tt = f64::INFINITY;
+            0.0
+        };
+        let a0 = self.zbar[0] - b * self.tbar[0];
+        self.coef[0] = a0;
+        if self.has_trend {
+            self.coef[1] = b;
+        }
+        for g in 1..levels {
+            self.coef[idx + g - 1] = (self.zbar[g] - b * self.tbar[g]) - a0;
+        }
+    }
+
+    /// μ and the deviance of `coef`, and the next step's sums into `next` (about `centre`).
+    /// Returns the deviance and whether every μ is finite.
+    fn pass(&mut self, d: &GroupedRows) -> (f64, bool) {
+        let n = d.y.len();
+        let levels = d.levels;
+        let idx = 1 + usize::from(self.has_trend);
+        let c0 = self.coef[0];
+        let b = if self.has_trend { self.coef[1] } else { 0.0 };
+        let mut mu_by = self.mu_by;
+        for g in 0..levels {
+            // η of the level's rows without the trend, as a row adds it up.
+            self.level_eta[g] = if g == 0 { 0.0 } else { self.coef[idx + g - 1] };
+        }
+        match mu_by {
+            MuBy::Level => {
+                for g in 0..levels {
+                    let v = if g == 0 { c0 } else { c0 + self.level_eta[g] };
+                    self.level_eta[g] = v;
+                    self.level_exp[g] = linkinv(v);
+                }
+            }
+            MuBy::Factors => {
+                let (t_lo, t_hi) = (d.t_int_lo, d.t_int_hi);
+                let mut ok = (b * f64::from(t_hi)).abs() < 300.0 && b.abs() < 16.0;
+                for g in 0..levels {
+                    let a = if g == 0 { c0 } else { c0 + self.level_eta[g] };
+                    ok &= a.abs() < 300.0;
+                    self.level_exp[g] = a.exp();
+                }
+                if ok {
+                    self.q_lo = (t_lo >> 4) as usize;
+                    let q_hi = (t_hi >> 4) as usize;
+                    self.exp_hi.clear();
+                    self.exp_hi.extend((self.q_lo..=q_hi).map(|q| (b * (16 * q) as f64).exp()));
+                    for (r, e) in self.exp_lo.iter_mut().enumerate() {
+                        *e = (b * r as f64).exp();
+                    }
+                } else {
+                    mu_by = MuBy::Row;
+                }
+            }
+            MuBy::Row => {}
+        }
+        self.factored = mu_by == MuBy::Factors;
+        self.next.reset(levels);
+        let mut dev = 0.0;
+        let mut finite = true;
+        let mut clipped = false;
+        let prior = &self.prior[..n];
+        let mu = &mut self.mu[..n];
+        for &(s, e, g) in &d.runs {
+            let (dg, eg, c) = (self.level_eta[g], self.level_exp[g], self.centre[g]);
+            let (y, st, t, wt) = (&d.y[s..e], &d.start[s..e], &d.t[s..e], &prior[s..e]);
+            let mu = &mut mu[s..e];
+            let mut sums = [0.0; 5];
+            let mut dev_run = 0.0;
+            // The row's deviance term and sums from its η (offset included) and μ.
+            macro_rules! row {
+                ($j:expr, $v:expr, $mv:expr, $eta_no_offset:expr, $trend:expr) => {{
+                    let (j, v, mv) = ($j, $v, $mv);
+                    let (y, wt) = (y[j], wt[j]);
+                    mu[j] = mv;
+                    // y log(y/μ) − (y − μ) with log(y/μ) = log y − η; for y = 0 this is μ.
+                    dev_run += wt * (y * (st[j].ln_y - v) - (y - mv));
+                    let w = wt * mv;
+                    let wz = wt * (mv * $eta_no_offset + (y - mv));
+                    sums[0] += w;
+                    sums[1] += wz;
+                    if $trend {
+                        let tc = t[j] - c;
+                        sums[2] += w * tc;
+                        sums[3] += w * tc * tc;
+                        sums[4] += tc * wz;
+                    }
+                }};
+            }
+            match mu_by {
+                MuBy::Level => {
+                    clipped |= eg <= f64::EPSILON;
+                    finite &= eg.is_finite();
+                    for j in 0..y.len() {
+                        row!(j, dg, eg, dg, false);
+                    }
+                }
+                MuBy::Factors => {
+                    let ti = &d.t_int[s..e];
+                    let (hi, lo, q_lo) = (&self.exp_hi, &self.exp_lo, self.q_lo);
+                    for j in 0..y.len() {
+                        let k = ti[j] as usize;
+                        let v = (c0 + b * t[j]) + dg;
+                        let mv = (eg * (hi[(k >> 4) - q_lo] * lo[k & 15])).max(f64::EPSILON);
+                        clipped |= mv <= f64::EPSILON;
+                        row!(j, v, mv, v, true);
+                    }
+                }
+                MuBy::Row => {
+                    let has_trend = self.has_trend;
+                    for j in 0..y.len() {
+                        let mut v = c0;
+                        if has_trend {
+                            v += b * t[j];
+                        }
+                        if g > 0 {
+                            v += dg;
+                        }
+                        let o = if d.has_offset { d.offset[s + j] } else { 0.0 };
+                        let v = v + o;
+                        let mv = linkinv(v);
+                        finite &= mv.is_finite();
+                        clipped |= mv <= f64::EPSILON; // (NaN: the deviance is NaN either way)
+                        row!(j, v, mv, v - o, has_trend);
+                    }
+                }
+            }
+            dev += dev_run;
+            self.next.add(g, sums);
+        }
+        dev *= 2.0;
+        if clipped {
+            // log(y/μ) where μ is clipped, as R (and `deviance`) computes it.
+            dev = deviance(&d.y, &self.mu, &self.prior);
+        }
+        (dev, finite)
+    }
+
+    /// `μ^e` for each row into `out`: `μ.powf(e)`, or where μ is a product of factors
+    /// ([`GroupedFit`]) the product of the factors' powers, `exp(e α_g) · exp(16 e b q) ·
+    /// exp(e b r)`, within a few ulp of `μ.powf(e)` (the factors' rounding, as for μ).
+    pub fn mu_pow(&mut self, e: f64, out: &mut Vec<f64>, d: &GroupedRows) {
+        let n = d.y.len();
+        out.clear();
+        let factors = self.factored && self.mu.iter().all(|&m| m > f64::EPSILON);
+        if self.mu_by == MuBy::Level {
+            // μ is one value a level.
+            for g in 0..d.levels {
+                self.level_exp[g] = self.level_exp[g].powf(e);
+            }
+        } else if factors {
+            let b = self.coef[1];
+            let c0 = self.coef[0];
+            for g in 0..d.levels {
+                let a = if g == 0 { c0 } else { c0 + self.coef[2 + g - 1] };
+                self.level_exp[g] = (e * a).exp();
+            }
+            for (q, x) in self.exp_hi.iter_mut().enumerate() {
+                *x = (e * (b * (16 * (q + self.q_lo)) as f64)).exp();
+            }
+            for (r, x) in self.exp_lo.iter_mut().enumerate() {
+                *x = (e * (b * r as f64)).exp();
+            }
+        } else {
+            out.extend(self.mu[..n].iter().map(|&m| m.powf(e)));
+            return;
+        }
+        out.resize(n, 0.0);
+        for &(s, end, g) in &d.runs {
+            let a = self.level_exp[g];
+            if factors {
+                for i in s..end {
+                    let k = d.t_int[i] as usize;
+                    out[i] = a * (self.exp_hi[(k >> 4) - self.q_lo] * self.exp_lo[k & 15]);
+                }
+            } else {
+                out[s..end].fill(a);
+            }
+        }
+    }
+
+    /// The linear predictor at a new row of level `level` (0-based, 0 the baseline) and trend
+    /// value `t` (offset excluded), and its variance without the dispersion: `predict.glm`'s
+    /// `x₀ β` and `x₀ᵀ (XᵀWX)⁻¹ x₀`, the latter as `1/ΣW_g + (t − t̄_g)²/S_tt`.
+    pub fn predict_link(&self, level: usize, t: f64) -> (f64, f64) {
+        let idx = 1 + usize::from(self.has_trend);
+        let mut eta = self.coef[0];
+        let mut var = 1.0 / self.level_w[level];
+        if self.has_trend {
+            eta += t * self.coef[1];
+            let dt = t - self.tbar[level];
+            var += dt * dt / self.s_tt;
+        }
+        if level > 0 {
+            eta += self.coef[idx + level - 1];
+        }
+        (eta, var)
+    }
+
+    /// The unscaled variance of the trend's coefficient (`1/S_tt`).
+    pub fn trend_variance(&self) -> f64 {
+        1.0 / self.s_tt
+    }
+
+    /// `summary.glm(model)$dispersion`.
+    pub fn dispersion(&self) -> f64 {
+        self.dispersion
+    }
+
+    /// `summary.glm(model)$dispersion` after `model$weights` was replaced by the prior weights
+    /// (as `farringtonFlexible` does after reweighting).
+    pub fn dispersion_prior(&self) -> f64 {
+        self.dispersion_prior
+    }
+
+    /// The linear predictor of each row (offset included).
+    pub fn eta(&self, d: &GroupedRows) -> Vec<f64> {
+        let idx = 1 + usize::from(self.has_trend);
+        (0..d.y.len())
+            .map(|i| {
+                let mut v = self.coef[0];
+                if self.has_trend {
+                    v += self.coef[1] * d.t[i];
+                }
+                if d.group[i] > 0 {
+                    v += self.coef[idx + d.group[i] - 1];
+                }
+                if d.has_offset { v + d.offset[i] } else { v }
+            })
+            .collect()
+    }
+
+    /// The fit as [`fit_design`] returns it.
+    pub fn to_fit(&self, d: &GroupedRows) -> Fit {
+        let p = self.coef.len();
+        let g = Groups { w: self.level_w.clone(), tbar: self.tbar.clone(), s_tt: self.has_trend.then_some(self.s_tt) };
+        Fit {
+            coef: self.coef.clone(),
+            eta: self.eta(d),
+            mu: self.mu.clone(),
+            weights: self.weights.clone(),
+            residuals: self.residuals.clone(),
+            converged: self.converged,
+            rank: p,
+            df_residual: self.df_residual,
+            cov_unscaled: g.cov_unscaled(p),
+            hat: self.hat.clone(),
+            prior: self.prior.clone(),
+            y: d.y.clone(),
+        }
+    }
+}
+
+fn dispersion(df_residual: usize, weights: &[f64], residuals: &[f64]) -> f64 {
+    if df_residual == 0 {
+        return f64::NAN;
+    }
+    let s: f64 = weights.iter().zip(residuals).filter(|(w, _)| **w > 0.0).map(|(w, r)| w * r * r).sum();
+    s / df_residual as f64
 }
 
 /// Group sums of a weighted least-squares step of a [`Design::Grouped`].
@@ -238,51 +1065,6 @@ struct Groups {
     tbar: Vec<f64>,
     /// Σ W (t − t̄_g)², if there is a trend.
     s_tt: Option<f64>,
-    /// W per row.
-    wrow: Vec<f64>,
-}
-
-/// Solves min Σ W (z − a_g − b t)² and returns the coefficients in R's parametrisation.
-fn grouped_solve(
-    wrow: Vec<f64>,
-    z: &[f64],
-    trend: Option<&[f64]>,
-    group: &[usize],
-    levels: usize,
-) -> (Vec<f64>, Groups) {
-    let mut w = vec![0.0; levels];
-    let mut tz = vec![0.0; levels];
-    let mut zz = vec![0.0; levels];
-    for i in 0..z.len() {
-        let g = group[i];
-        w[g] += wrow[i];
-        zz[g] += wrow[i] * z[i];
-        if let Some(t) = trend {
-            tz[g] += wrow[i] * t[i];
-        }
-    }
-    let zbar: Vec<f64> = zz.iter().zip(&w).map(|(s, w)| s / w).collect();
-    let tbar: Vec<f64> = tz.iter().zip(&w).map(|(s, w)| s / w).collect();
-    let (b, s_tt) = match trend {
-        Some(t) => {
-            let (mut stt, mut stz) = (0.0, 0.0);
-            for i in 0..z.len() {
-                let g = group[i];
-                let dt = t[i] - tbar[g];
-                stt += wrow[i] * dt * dt;
-                stz += wrow[i] * dt * (z[i] - zbar[g]);
-            }
-            (stz / stt, Some(stt))
-        }
-        None => (0.0, None),
-    };
-    let a: Vec<f64> = (0..levels).map(|g| zbar[g] - b * tbar[g]).collect();
-    let mut coef = vec![a[0]];
-    if trend.is_some() {
-        coef.push(b);
-    }
-    coef.extend((1..levels).map(|g| a[g] - a[0]));
-    (coef, Groups { w, tbar, s_tt, wrow })
 }
 
 impl Groups {
@@ -320,364 +1102,13 @@ impl Groups {
         }
         c
     }
-
-    fn hat(&self, trend: Option<&[f64]>, group: &[usize]) -> Vec<f64> {
-        (0..self.wrow.len())
-            .map(|i| {
-                let g = group[i];
-                let w = self.wrow[i];
-                if w == 0.0 {
-                    return 0.0;
-                }
-                let mut h = w / self.w[g];
-                if let (Some(t), Some(stt)) = (trend, self.s_tt) {
-                    let dt = t[i] - self.tbar[g];
-                    h += w * dt * dt / stt;
-                }
-                h
-            })
-            .collect()
-    }
-}
-
-/// Fits a design as [`fit`] does.
-pub fn fit_design(design: Design<'_>, y: &[f64], weights: Option<&[f64]>, offset: Option<&[f64]>) -> Fit {
-    let n = y.len();
-    let prior_check: Vec<f64> = weights.map_or_else(|| vec![1.0; n], <[f64]>::to_vec);
-    if let Design::Grouped { trend, group, levels } = design {
-        // Where R's QR would alias a column, take the dense path, which does what R does.
-        let mut rows = vec![0usize; levels];
-        let mut first_t: Vec<Option<f64>> = vec![None; levels];
-        let mut varies = false;
-        for i in 0..n {
-            if prior_check[i] > 0.0 {
-                rows[group[i]] += 1;
-                if let Some(t) = trend {
-                    match first_t[group[i]] {
-                        None => first_t[group[i]] = Some(t[i]),
-                        Some(t0) => varies |= t0 != t[i],
-                    }
-                }
-            }
-        }
-        if rows.contains(&0) || (trend.is_some() && !varies) {
-            let x = design.dense(n);
-            return fit_design(Design::Dense(&x), y, weights, offset);
-        }
-    }
-    if let Design::Grouped { trend, group, levels } = design {
-        return fit_grouped(trend, group, levels, y, weights, offset);
-    }
-    let p = design.columns();
-    let x_dense: &[Vec<f64>] = match design {
-        Design::Dense(x) => x,
-        Design::Grouped { .. } => &[],
-    };
-    let prior: Vec<f64> = weights.map_or_else(|| vec![1.0; n], <[f64]>::to_vec);
-    let offset: Vec<f64> = offset.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
-    let tol = 1e-7_f64.min(EPSILON / 1000.0);
-    let mut mu: Vec<f64> = y.iter().map(|y| y + 0.1).collect();
-    let mut eta: Vec<f64> = mu.iter().map(|m| m.ln()).collect();
-    mu = eta.iter().map(|&e| linkinv(e)).collect();
-    let mut devold = deviance(y, &mu, &prior);
-    let mut coefold: Option<Vec<f64>> = None;
-    let mut converged = false;
-    let mut coef = vec![0.0; p];
-    let mut w2 = vec![0.0; n];
-    let mut qr = None;
-    for _ in 0..MAXIT {
-        let good: Vec<usize> = (0..n).filter(|&i| prior[i] > 0.0).collect();
-        let mut ws = vec![0.0; n];
-        let mut zw = Vec::with_capacity(good.len());
-        for &i in &good {
-            let mueta = mu[i]; // mu.eta(eta) = max(exp(eta), DBL_EPSILON) = mu for the log link
-            let z = (eta[i] - offset[i]) + (y[i] - mu[i]) / mueta;
-            let w = (prior[i] * mueta * mueta / mu[i]).sqrt();
-            ws[i] = w;
-            zw.push(z * w);
-        }
-        w2 = ws.iter().map(|w| w * w).collect();
-        let (start, solved) = match design {
-            Design::Dense(x) => {
-                let a: Vec<Vec<f64>> = x.iter().map(|col| good.iter().map(|&i| col[i] * ws[i]).collect()).collect();
-                let (start, q) = qr_solve(&a, &zw, tol);
-                (start, Solved::Qr(q, good.clone()))
-            }
-            Design::Grouped { trend, group, levels } => {
-                // z itself (zw / w) for the good rows, 0 weight elsewhere.
-                let mut z = vec![0.0; n];
-                for (k, &i) in good.iter().enumerate() {
-                    z[i] = zw[k] / ws[i];
-                }
-                let (start, g) = grouped_solve(w2.clone(), &z, trend, group, levels);
-                (start, Solved::Grouped(g))
-            }
-        };
-        let mut start = start;
-        let compute = |start: &[f64]| {
-            let eta: Vec<f64> = match design {
-                Design::Dense(_) => {
-                    (0..n).map(|i| (0..p).map(|j| x_dense[j][i] * start[j]).sum::<f64>() + offset[i]).collect()
-                }
-                Design::Grouped { trend, group, .. } => {
-                    let off = 1 + usize::from(trend.is_some());
-                    (0..n)
-                        .map(|i| {
-                            let mut e = start[0];
-                            if let Some(t) = trend {
-                                e += start[1] * t[i];
-                            }
-                            if group[i] > 0 {
-                                e += start[off + group[i] - 1];
-                            }
-                            e + offset[i]
-                        })
-                        .collect()
-                }
-            };
-            let mu: Vec<f64> = eta.iter().map(|&e| linkinv(e)).collect();
-            (eta, mu)
-        };
-        let (mut e, mut m) = compute(&start);
-        let mut dev = deviance(y, &m, &prior);
-        if (!dev.is_finite() || m.iter().any(|v| !v.is_finite()))
-            && let Some(old) = &coefold
-        {
-            {
-                for _ in 0..MAXIT {
-                    start = start.iter().zip(old).map(|(a, b)| (a + b) / 2.0).collect();
-                    (e, m) = compute(&start);
-                    dev = deviance(y, &m, &prior);
-                    if dev.is_finite() && m.iter().all(|v| v.is_finite()) {
-                        break;
-                    }
-                }
-            }
-        }
-        eta = e;
-        mu = m;
-        coef = start;
-        qr = Some(solved);
-        if (dev - devold).abs() / (dev.abs() + 0.1) < EPSILON {
-            converged = true;
-            break;
-        }
-        devold = dev;
-        coefold = Some(coef.clone());
-    }
-    let good_count = (0..n).filter(|&i| prior[i] > 0.0).count();
-    let (rank, cov_unscaled, hat) = match qr.expect("at least one iteration") {
-        Solved::Qr(q, good) => {
-            for (j, c) in coef.iter_mut().enumerate() {
-                if !q.kept.contains(&j) {
-                    *c = f64::NAN;
-                }
-            }
-            let inv = q.inverse_rtr();
-            let mut cov_unscaled = vec![vec![0.0; p]; p];
-            for (a, &ja) in q.kept.iter().enumerate() {
-                for (b, &jb) in q.kept.iter().enumerate() {
-                    cov_unscaled[ja][jb] = inv[a][b];
-                }
-            }
-            let hat_good = q.hat(good.len());
-            let mut hat = vec![0.0; n];
-            for (h, &i) in hat_good.iter().zip(&good) {
-                hat[i] = *h;
-            }
-            (q.kept.len(), cov_unscaled, hat)
-        }
-        Solved::Grouped(g) => {
-            let (trend, group) = match design {
-                Design::Grouped { trend, group, .. } => (trend, group),
-                Design::Dense(_) => unreachable!("grouped solution of a dense design"),
-            };
-            (p, g.cov_unscaled(p), g.hat(trend, group))
-        }
-    };
-    let residuals: Vec<f64> = (0..n).map(|i| (y[i] - mu[i]) / mu[i]).collect();
-    let df_residual = good_count.saturating_sub(rank);
-    Fit { coef, eta, mu, weights: w2, residuals, converged, rank, df_residual, cov_unscaled, hat, prior, y: y.to_vec() }
-}
-
-/// [`fit_design`] of a [`Design::Grouped`] without aliasing: the same iteration as the general
-/// path (R's), with the working vectors allocated once, the passes over the rows fused, and three
-/// shortcuts equal to rounding: the working weight `prior·μ` (R: `prior·μ²/μ`), the working
-/// response without R's `z·w` (the group means need no QR), and the deviance's `log(y/μ)` as
-/// `log y − η` (`log y` once per fit). Only the convergence test reads the deviance, so the
-/// iterations are R's unless a ratio falls within rounding of the 1e-8 tolerance. (The group
-/// means themselves round differently from R's QR anyway; the fixtures agree to ~1e-13.)
-fn fit_grouped(
-    trend: Option<&[f64]>,
-    group: &[usize],
-    levels: usize,
-    y: &[f64],
-    weights: Option<&[f64]>,
-    offset: Option<&[f64]>,
-) -> Fit {
-    let n = y.len();
-    let p = 1 + usize::from(trend.is_some()) + levels - 1;
-    let prior: Vec<f64> = weights.map_or_else(|| vec![1.0; n], <[f64]>::to_vec);
-    let off = |i: usize| offset.map_or(0.0, |o| o[i]);
-    let good_count = prior.iter().filter(|&&w| w > 0.0).count();
-    let mut mu: Vec<f64> = y.iter().map(|y| linkinv((y + 0.1).ln())).collect();
-    let mut eta: Vec<f64> = y.iter().map(|y| (y + 0.1).ln()).collect();
-    let mut devold = deviance(y, &mu, &prior);
-    let ln_y: Vec<f64> = y.iter().map(|&y| if y > 0.0 { y.ln() } else { 0.0 }).collect();
-    let mut coefold: Option<Vec<f64>> = None;
-    let mut coef = vec![0.0; p];
-    let mut converged = false;
-    let mut w2 = vec![0.0; n];
-    let mut z = vec![0.0; n];
-    let mut e = vec![0.0; n];
-    let mut m = vec![0.0; n];
-    let mut groups = None;
-    // Group sums, reused.
-    let mut gw = vec![0.0; levels];
-    let mut gz = vec![0.0; levels];
-    let mut gt = vec![0.0; levels];
-    let idx = 1 + usize::from(trend.is_some());
-    // eta and mu of coefficients into (e, m), and the deviance; whether all mu are finite.
-    let compute = |start: &[f64], e: &mut [f64], m: &mut [f64]| -> (f64, bool) {
-        let mut dev = 0.0;
-        let mut finite = true;
-        for i in 0..n {
-            let mut v = start[0];
-            if let Some(t) = trend {
-                v += start[1] * t[i];
-            }
-            let g = group[i];
-            if g > 0 {
-                v += start[idx + g - 1];
-            }
-            let v = v + off(i);
-            let mv = linkinv(v);
-            e[i] = v;
-            m[i] = mv;
-            finite &= mv.is_finite();
-            let (yi, wt) = (y[i], prior[i]);
-            dev += if yi > 0.0 {
-                // log(y/μ) as log y − η: μ = e^η unless clipped, equal to rounding.
-                let l = if mv > f64::EPSILON { ln_y[i] - v } else { (yi / mv).ln() };
-                2.0 * wt * (yi * l - (yi - mv))
-            } else {
-                2.0 * mv * wt
-            };
-        }
-        (dev, finite)
-    };
-    for _ in 0..MAXIT {
-        gw.iter_mut().for_each(|v| *v = 0.0);
-        gz.iter_mut().for_each(|v| *v = 0.0);
-        gt.iter_mut().for_each(|v| *v = 0.0);
-        // Working response and weights: rows independent of each other.
-        for i in 0..n {
-            if prior[i] > 0.0 {
-                // z and w² of glm.fit for the log link (mu.eta = variance = μ): w² = prior·μ²/μ
-                // taken as prior·μ, and z itself rather than z·w solved back (the group means
-                // need no QR): equal to rounding, three divisions and a square root a row fewer.
-                let m = mu[i];
-                z[i] = (eta[i] - off(i)) + (y[i] - m) / m;
-                w2[i] = prior[i] * m;
-            } else {
-                w2[i] = 0.0;
-                z[i] = 0.0;
-            }
-        }
-        // Group sums, each added in row order as before, in registers over each run of rows of
-        // one group (the blocks are runs of consecutive weeks).
-        let mut i = 0;
-        while i < n {
-            let g = group[i];
-            let (mut sw, mut sz, mut st) = (gw[g], gz[g], gt[g]);
-            while i < n && group[i] == g {
-                if prior[i] > 0.0 {
-                    let ww = w2[i];
-                    sw += ww;
-                    sz += ww * z[i];
-                    if let Some(t) = trend {
-                        st += ww * t[i];
-                    }
-                }
-                i += 1;
-            }
-            (gw[g], gz[g], gt[g]) = (sw, sz, st);
-        }
-        let zbar: Vec<f64> = gz.iter().zip(&gw).map(|(s, w)| s / w).collect();
-        let tbar: Vec<f64> = gt.iter().zip(&gw).map(|(s, w)| s / w).collect();
-        let (b, s_tt) = match trend {
-            Some(t) => {
-                let (mut stt, mut stz) = (0.0, 0.0);
-                for i in 0..n {
-                    let g = group[i];
-                    let dt = t[i] - tbar[g];
-                    stt += w2[i] * dt * dt;
-                    stz += w2[i] * dt * (z[i] - zbar[g]);
-                }
-                (stz / stt, Some(stt))
-            }
-            None => (0.0, None),
-        };
-        let a0 = zbar[0] - b * tbar[0];
-        let mut start = Vec::with_capacity(p);
-        start.push(a0);
-        if trend.is_some() {
-            start.push(b);
-        }
-        start.extend((1..levels).map(|g| (zbar[g] - b * tbar[g]) - a0));
-        let (mut dev, mut finite) = compute(&start, &mut e, &mut m);
-        if (!dev.is_finite() || !finite)
-            && let Some(old) = &coefold
-        {
-            for _ in 0..MAXIT {
-                start = start.iter().zip(old).map(|(a, b)| (a + b) / 2.0).collect();
-                (dev, finite) = compute(&start, &mut e, &mut m);
-                if dev.is_finite() && finite {
-                    break;
-                }
-            }
-        }
-        std::mem::swap(&mut eta, &mut e);
-        std::mem::swap(&mut mu, &mut m);
-        coef = start;
-        groups = Some((gw.clone(), tbar, s_tt));
-        if (dev - devold).abs() / (dev.abs() + 0.1) < EPSILON {
-            converged = true;
-            break;
-        }
-        devold = dev;
-        coefold = Some(coef.clone());
-    }
-    let (w, tbar, s_tt) = groups.expect("at least one iteration");
-    let g = Groups { w, tbar, s_tt, wrow: w2 };
-    let cov_unscaled = g.cov_unscaled(p);
-    let hat = g.hat(trend, group);
-    let residuals: Vec<f64> = (0..n).map(|i| (y[i] - mu[i]) / mu[i]).collect();
-    Fit {
-        coef,
-        eta,
-        mu,
-        weights: g.wrow,
-        residuals,
-        converged,
-        rank: p,
-        df_residual: good_count.saturating_sub(p),
-        cov_unscaled,
-        hat,
-        prior,
-        y: y.to_vec(),
-    }
 }
 
 impl Fit {
     /// `summary.glm(model)$dispersion` for a quasi family, with `weights` standing for
     /// `model$weights` (the working weights, unless a caller replaced them).
     pub fn dispersion_with(&self, weights: &[f64]) -> f64 {
-        if self.df_residual == 0 {
-            return f64::NAN;
-        }
-        let s: f64 = weights.iter().zip(&self.residuals).filter(|(w, _)| **w > 0.0).map(|(w, r)| w * r * r).sum();
-        s / self.df_residual as f64
+        dispersion(self.df_residual, weights, &self.residuals)
     }
 
     /// `summary.glm(model)$dispersion` with the working weights.
