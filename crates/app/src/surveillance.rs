@@ -342,11 +342,15 @@ pub struct RunReport {
     pub silent: usize,
     /// Silent-sentinel alerts raised (one per silence).
     pub silent_alerts: usize,
+    /// Quarantine facilities short of rooms in their 7-day forecast: alerts raised
+    /// ([`crate::episodes::raise_shortage_alerts`]).
+    pub shortage_alerts: usize,
 }
 
 /// Runs detection over every series and raises the silent sentinels' alerts (`triage_alerts`;
 /// the console and the scheduler may): alarms in the profile's review window go to the review
-/// queue, once per series and period. One batch, audited as `detect_run`.
+/// queue, once per series and period. One batch, audited as `detect_run`. Then raises the
+/// alerts of quarantine facilities short of rooms in their forecast (a batch of its own).
 pub fn run(dep: &mut Deployment, actor: &Actor, user: Option<&User>) -> Result<RunReport, AppError> {
     let scope = scope_for(dep, user, Permission::TriageAlerts)?;
     let today = today(dep);
@@ -423,6 +427,7 @@ pub fn run(dep: &mut Deployment, actor: &Actor, user: Option<&User>) -> Result<R
     );
     batch.append_audit(&actor.audit(at, "detect_run", "review_item", &record))?;
     batch.commit()?;
+    report.shortage_alerts = crate::episodes::raise_shortage_alerts(dep, actor)?.len();
     Ok(report)
 }
 

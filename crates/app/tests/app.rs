@@ -1587,6 +1587,36 @@ mod closed_loop {
         assert_eq!(again.history.len(), 7);
     }
 
+    /// A facility whose forecast needs more rooms than it has raises one alert for the
+    /// shortage (not one per run), in the scheduled review run.
+    #[test]
+    fn a_facility_short_of_rooms_raises_an_alert_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut dep, _clock) = deployment(dir.path());
+        // Three close contacts to quarantine centrally, two rooms.
+        let opened = episodes::transition(
+            &mut dep,
+            &actor(),
+            None,
+            &[
+                open("P1", "2022-03-14T02:00:00Z"),
+                open("P2", "2022-03-14T02:00:00Z"),
+                open("P4", "2022-03-14T02:00:00Z"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(opened.len(), 3);
+        let view = &episodes::facility_views(&mut dep, 7).unwrap()[0];
+        assert!(view.forecast.iter().any(|d| d.short), "{view:?}");
+        let run = chainbreak_app::surveillance::run(&mut dep, &actor(), None).unwrap();
+        assert_eq!(run.shortage_alerts, 1);
+        let listed = chainbreak_app::alerts::list(&dep, None, &Default::default(), 0, 100).unwrap();
+        let alert = listed.iter().find(|a| a.kind == chainbreak_store::AlertKind::FacilityShortage).unwrap();
+        assert_eq!(alert.subject.as_deref(), Some("F1"));
+        assert!(alert.summary.contains("3 needed, 2 rooms"), "{}", alert.summary);
+        assert_eq!(chainbreak_app::surveillance::run(&mut dep, &actor(), None).unwrap().shortage_alerts, 0);
+    }
+
     /// A positive entered on a contact's episode (no lab record) sets off what a positive lab
     /// result does: a suspected case with its alert and response clock, added to the isolation
     /// the conversion opened, and traced at once; entered again, nothing more.

@@ -449,7 +449,7 @@ pub(crate) async fn decide_review(
 /// runs it on a schedule), queueing alarms and raising silent sentinels' alerts.
 #[utoipa::path(post, path = "/api/v1/detect/runs", tag = "surveillance", security(("bearer" = []), ("session" = [])),
     responses(
-        (status = 200, description = "`{\"series\", \"alarms\", \"queued\", \"silent\", \"silent_alerts\"}`; audited \
+        (status = 200, description = "`{\"series\", \"alarms\", \"queued\", \"silent\", \"silent_alerts\", \"shortage_alerts\"}` (facilities short of rooms); audited \
             as `detect_run`", body = Object),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the role may not triage alerts", body = ErrorBody),

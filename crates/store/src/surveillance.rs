@@ -20,6 +20,8 @@ chainbreak_core::vocabulary!(
         EnvironmentPositive = "environment_positive",
         /// A goods or cold-chain sample was positive (for the goods trace).
         GoodsPositive = "goods_positive",
+        /// A quarantine facility's 7-day forecast needs more rooms than it has.
+        FacilityShortage = "facility_shortage",
         /// Raised by a person.
         Manual = "manual"
     }
