@@ -523,7 +523,8 @@ pub fn transition_with<T>(
         for (id, e) in &events {
             let ep = &work.registry.episodes[id];
             if ep.category == Category::Case && matches!(e.action, Action::Transfer { .. }) {
-                for r in &ep.reasons {
+                // Reasons that are cases (a positive without a case record has no clock).
+                for r in ep.reasons.iter().filter(|r| !r.source.starts_with(chainbreak_closedloop::POSITIVE_SOURCE)) {
                     batch.clock_event(&r.source, "case_transferred", e.at)?;
                 }
             }

@@ -512,45 +512,38 @@ pub struct CaseTraces {
 /// Cases that cannot be traced are left out and named in the answer; nothing is recorded when
 /// none can.
 pub fn trace_cases(dep: &mut Deployment, actor: &Actor, case_ids: &[String]) -> Result<CaseTraces, AppError> {
-    let mut out = CaseTraces::default();
     let mut ids: Vec<String> = case_ids.to_vec();
     ids.sort();
     ids.dedup();
-    let mut resolved = Vec::with_capacity(ids.len());
-    for id in ids {
-        match case_index(&*dep.store, &dep.profile, &dep.calendar, std::slice::from_ref(&id)) {
-            Ok(entries) => {
-                resolved.push((id, entries.into_iter().next().map(|e| e.person_id).ok_or("not found".into())))
-            }
-            Err(e @ (AppError::NotFound(_) | AppError::InvalidArgument { .. })) => {
-                resolved.push((id, Err(e.to_string())))
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    // The tracer catches up with the store first: the cases' persons may be new.
-    let tracer = dep.tracer()?;
-    for (id, person) in resolved {
-        match person {
-            Ok(p) if tracer.knows(&p) => out.traced.push(id),
-            Ok(p) => out.skipped.push((id, format!("person `{p}` is not registered"))),
-            Err(why) => out.skipped.push((id, why)),
-        }
-    }
-    if out.traced.is_empty() {
-        return Ok(out);
-    }
-    let request = RecordedRequest {
+    let mut request = RecordedRequest {
         rule: Rule::Profile.as_str().to_string(),
         depth: 2,
         // The profile rule takes the least overlap per setting from the profile.
         min_overlap_seconds: 0,
         to: None,
-        cases: out.traced.iter().map(|c| RecordedCase { case_id: c.clone(), from: None }).collect(),
+        cases: ids.into_iter().map(|case_id| RecordedCase { case_id, from: None }).collect(),
         persons: Vec::new(),
     };
-    let (_, recorded) = trace_and_record(dep, &request, actor)?;
-    out.recorded = recorded;
+    let (mut trace_request, dropped) = request.resolve(dep)?;
+    let mut out =
+        CaseTraces { skipped: dropped.into_iter().map(|(c, e)| (c, e.to_string())).collect(), ..Default::default() };
+    // The tracer catches up with the store first: the cases' persons may be new.
+    let tracer = dep.tracer()?;
+    trace_request.index.retain(|e| {
+        let known = tracer.knows(&e.person_id);
+        if !known && let Some(c) = &e.case_id {
+            out.skipped.push((c.clone(), format!("person `{}` is not registered", e.person_id)));
+        }
+        known
+    });
+    out.skipped.sort();
+    out.traced = trace_request.index.iter().filter_map(|e| e.case_id.clone()).collect();
+    if out.traced.is_empty() {
+        return Ok(out);
+    }
+    request.cases.retain(|c| out.traced.contains(&c.case_id));
+    let report = tracer.trace(&trace_request)?;
+    out.recorded = record(dep, &request, &report, actor)?;
     Ok(out)
 }
 
