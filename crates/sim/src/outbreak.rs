@@ -570,58 +570,38 @@ impl Outbreak {
         let start = self.city.day_start(day);
         let tr = &self.pathogen.transmission;
         let beta = self.beta;
-        let n = self.city.persons.len();
-        // Infectious persons today: (infectiousness over the day, share of the day free), with a
-        // dense index person → slot so that the passes over every stay cost no hashing.
-        let mut w_of: Vec<(f64, f64)> = Vec::new();
-        let mut slot_of = vec![NO_SLOT; n];
-        for &p in &self.active {
-            let (w, frac) = self.day_infectiousness(p, start);
-            if w > 0.0 {
-                slot_of[p as usize] = w_of.len() as u32;
-                w_of.push((w, frac));
-            }
-        }
-        if w_of.is_empty() {
-            return Vec::new();
-        }
-        // Households.
-        let mut hh_slot = vec![NO_SLOT; self.city.households.len()];
-        let mut hh_lists: Vec<Vec<(u32, f64)>> = Vec::new();
-        for &p in &self.active {
-            let s = slot_of[p as usize];
-            if s != NO_SLOT {
-                let (w, frac) = w_of[s as usize];
-                let k = &mut hh_slot[self.city.persons[p as usize].household as usize];
-                if *k == NO_SLOT {
-                    *k = hh_lists.len() as u32;
-                    hh_lists.push(Vec::new());
-                }
-                hh_lists[*k as usize].push((p, w * frac));
-            }
-        }
-        for v in &mut hh_lists {
-            v.sort_unstable_by_key(|x| x.0);
-        }
-        // The stays and rides of the infectious, in person order (the same lists whatever the
-        // thread count).
         let city = &self.city;
         let place_w = &self.place_w;
         let week = &city.week;
-        let mut infectious: Vec<u32> =
-            self.active.iter().copied().filter(|p| slot_of[*p as usize] != NO_SLOT).collect();
-        infectious.sort_unstable();
-        // place → index into `lists` (NO_SLOT: no infectious stay there today).
-        let mut place_slot = vec![NO_SLOT; place_w.len()];
-        let mut lists: Vec<(u32, Vec<InfStay>)> = Vec::new();
-        let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
-        // Read in parallel (in person order per block), gathered by place in person order.
-        let away: Vec<Vec<(u32, InfStay)>> = infectious
+        // Infectious persons today in person order: (person, infectiousness over the day, share
+        // of the day free).
+        let mut infectious: Vec<(u32, f64, f64)> = self
+            .active
+            .par_iter()
+            .with_min_len(4096)
+            .filter_map(|&p| {
+                let (w, frac) = self.day_infectiousness(p, start);
+                (w > 0.0).then_some((p, w, frac))
+            })
+            .collect();
+        if infectious.is_empty() {
+            return Vec::new();
+        }
+        infectious.par_sort_unstable_by_key(|x| x.0);
+        // Households: (household, member, infectiousness at home), grouped by household.
+        let mut at_home: Vec<(u32, u32, f64)> = infectious
+            .par_iter()
+            .with_min_len(4096)
+            .map(|&(p, w, frac)| (city.persons[p as usize].household, p, w * frac))
+            .collect();
+        at_home.par_sort_unstable_by_key(|x| (x.0, x.1));
+        // The stays of the infectious, read in parallel and gathered by place in person order
+        // (a stable sort of lists in person order: the same whatever the thread count).
+        let mut away: Vec<(u32, InfStay)> = infectious
             .par_chunks(1024)
-            .map(|block| {
+            .flat_map_iter(|block| {
                 let mut out = Vec::with_capacity(block.len() * 4);
-                for &p in block {
-                    let w = w_of[slot_of[p as usize] as usize].0;
+                for &(p, w, _) in block {
                     today.each_away(city, p, |place, t_in, t_out| {
                         if t_out != NO_END && place_w[place as usize] > 0.0 {
                             out.push((place, (t_in, t_out, w, p)));
@@ -631,16 +611,20 @@ impl Outbreak {
                 out
             })
             .collect();
-        for (place, stay) in away.into_iter().flatten() {
-            let k = &mut place_slot[place as usize];
-            if *k == NO_SLOT {
-                *k = lists.len() as u32;
-                lists.push((place, Vec::new()));
-            }
-            lists[*k as usize].1.push(stay);
+        away.par_sort_by_key(|x| x.0);
+        let (stay_place, stays): (Vec<u32>, Vec<InfStay>) = away.into_par_iter().unzip();
+        // place → index into `lists` (NO_SLOT: no infectious stay there today); a list is the
+        // place and its range in `stays`.
+        let mut place_slot = vec![NO_SLOT; place_w.len()];
+        let mut lists: Vec<(u32, std::ops::Range<usize>)> = Vec::new();
+        let mut from = 0;
+        for run in stay_place.chunk_by(|a, b| a == b) {
+            place_slot[run[0] as usize] = lists.len() as u32;
+            lists.push((run[0], from..from + run.len()));
+            from += run.len();
         }
-        for &p in &infectious {
-            let w = w_of[slot_of[p as usize] as usize].0;
+        let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
+        for &(p, w, _) in &infectious {
             for r in rides_of(&today.outs[(p / CHUNK) as usize].rides, p) {
                 on_trip.entry(r.trip).or_default().push((r.t_in, r.t_out, w, p, r.carriage, r.row));
             }
@@ -649,12 +633,12 @@ impl Outbreak {
         // the infectious stays, and their cumulative pressure.
         let places: Vec<PlaceDay> = lists
             .into_par_iter()
-            .map(|(place, stays)| {
+            .map(|(place, range)| {
                 let visitors = week.visits(day, place).len();
                 let crowd = (tr.crowd_reference / (visitors as f64).max(1.0)).powf(tr.crowd_exponent).min(1.0);
                 let kw = beta * place_w[place as usize] * crowd;
-                let pressure = Pressure::new(&stays);
-                (place, kw, stays, pressure)
+                let list = &stays[range];
+                (place, kw, list, Pressure::new(list))
             })
             .collect();
         let place_slot = &place_slot;
@@ -831,33 +815,35 @@ impl Outbreak {
             );
         }
         // 4. The households of the infectious.
-        let mut homes = Vec::new();
-        for list in &hh_lists {
-            let (first, size) = city.households[city.persons[list[0].0 as usize].household as usize];
-            for q in (first..first + size).filter(|q| susceptible(*q)) {
-                let h: f64 = list.iter().filter(|x| x.0 != q).map(|x| hh_h * x.1).sum();
-                if h <= 0.0 {
-                    continue;
-                }
-                let mut r = rng(seed, Stream::Exposure, q as u64, (2 << 32) | day as u64);
-                if !r.random_bool(-(-h).exp_m1()) {
-                    continue;
-                }
-                let members: Vec<&(u32, f64)> = list.iter().filter(|x| x.0 != q).collect();
-                let infector = pick(&members, r.random::<f64>() * h, |x| hh_h * x.1, |x| x.0);
-                // While the infector is at large (not after their isolation).
-                let free = (self.confined[infector as usize] - start).clamp(1, DAY);
-                homes.push(Infection {
-                    infectee: q,
-                    infector,
-                    t: start + r.random_range(0..free),
-                    route: Route::Household,
-                    place: city.persons[q as usize].building,
-                    trip: None,
-                    batch: NONE,
-                });
-            }
-        }
+        let homes: Vec<Infection> = at_home
+            .par_chunk_by(|a, b| a.0 == b.0)
+            .flat_map_iter(|list| {
+                let (first, size) = city.households[list[0].0 as usize];
+                (first..first + size).filter(|q| susceptible(*q)).filter_map(move |q| {
+                    let h: f64 = list.iter().filter(|x| x.1 != q).map(|x| hh_h * x.2).sum();
+                    if h <= 0.0 {
+                        return None;
+                    }
+                    let mut r = rng(seed, Stream::Exposure, q as u64, (2 << 32) | day as u64);
+                    if !r.random_bool(-(-h).exp_m1()) {
+                        return None;
+                    }
+                    let members: Vec<&(u32, u32, f64)> = list.iter().filter(|x| x.1 != q).collect();
+                    let infector = pick(&members, r.random::<f64>() * h, |x| hh_h * x.2, |x| x.1);
+                    // While the infector is at large (not after their isolation).
+                    let free = (self.confined[infector as usize] - start).clamp(1, DAY);
+                    Some(Infection {
+                        infectee: q,
+                        infector,
+                        t: start + r.random_range(0..free),
+                        route: Route::Household,
+                        place: city.persons[q as usize].building,
+                        trip: None,
+                        batch: NONE,
+                    })
+                })
+            })
+            .collect();
         found.push(homes);
         // A person infected in several settings: by the first (then in the order above).
         let mut all: Vec<(usize, Infection)> = found.into_iter().flatten().enumerate().collect();
@@ -1524,7 +1510,7 @@ type InfStay = (i64, i64, f64, u32);
 /// An infectious person's ride: (t_in, t_out, infectiousness, person, carriage, row).
 type InfRide = (i64, i64, f64, u32, u8, u8);
 /// A place on a day: weight × crowd damping, infectious stays (t_in, t_out, w, person), pressure.
-type PlaceDay = (u32, f64, Vec<(i64, i64, f64, u32)>, Pressure);
+type PlaceDay<'a> = (u32, f64, &'a [InfStay], Pressure);
 /// A ride in the pilot week: (person, t_in, t_out, carriage, row).
 type PilotRide = (u32, i64, i64, u8, u8);
 /// A sample's contacts on a weekday: the strongest one by one, the sum of the rest.

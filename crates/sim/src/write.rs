@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use chainbreak_core::model::{
@@ -123,38 +124,98 @@ pub fn format_rows<T: Serialize>(
     Ok((w.finish().map_err(|e| werr(file, e))?, n))
 }
 
-/// An output directory: files are created on first write and appended to.
+/// An output directory: files are created on first write and appended to. The bytes are
+/// written by a thread of their own, so that writing overlaps the next day's work; at most
+/// [`IN_FLIGHT`] buffers wait for it.
 pub struct Output {
     dir: PathBuf,
-    open: Vec<(String, File)>,
+    /// Files begun, by name; a file's number is its place here.
+    begun: Vec<String>,
+    tx: Option<SyncSender<(usize, WriteJob)>>,
+    writer: Option<std::thread::JoinHandle<Result<Duration, SimError>>>,
     pub stats: Stats,
+}
+
+/// Buffers waiting for the writer thread, at most (a day's visits are ~60 buffers of ~2 MB).
+const IN_FLIGHT: usize = 64;
+
+enum WriteJob {
+    Open(String, File),
+    Bytes(Vec<u8>),
+}
+
+/// The writer thread: writes the buffers in the order received; stops at the first error.
+fn write_jobs(rx: Receiver<(usize, WriteJob)>) -> Result<Duration, SimError> {
+    let mut files: Vec<(String, File)> = Vec::new();
+    let mut busy = Duration::ZERO;
+    for (i, job) in rx {
+        let t = Instant::now();
+        match job {
+            WriteJob::Open(name, f) => files.push((name, f)),
+            WriteJob::Bytes(bytes) => {
+                let (name, f) = &mut files[i];
+                f.write_all(&bytes).map_err(|e| werr(name, e))?;
+            }
+        }
+        busy += t.elapsed();
+    }
+    Ok(busy)
 }
 
 impl Output {
     pub fn create(dir: &Path) -> Result<Output, SimError> {
         std::fs::create_dir_all(dir).map_err(|e| werr(&dir.display().to_string(), e))?;
-        Ok(Output { dir: dir.to_path_buf(), open: Vec::new(), stats: Stats::default() })
+        let (tx, rx) = sync_channel(IN_FLIGHT);
+        let writer = std::thread::Builder::new()
+            .name("sim-writer".into())
+            .spawn(move || write_jobs(rx))
+            .map_err(|e| werr(&dir.display().to_string(), e))?;
+        Ok(Output {
+            dir: dir.to_path_buf(),
+            begun: Vec::new(),
+            tx: Some(tx),
+            writer: Some(writer),
+            stats: Stats::default(),
+        })
     }
 
     /// Whether `file` has been begun (its header written).
     pub fn begun(&self, file: &str) -> bool {
-        self.open.iter().any(|f| f.0 == file)
+        self.begun.iter().any(|f| f == file)
     }
 
-    /// Appends formatted bytes to `file`.
-    pub fn append(&mut self, file: &str, bytes: &[u8], rows: u64) -> Result<(), SimError> {
-        let t = Instant::now();
-        let i = match self.open.iter().position(|f| f.0 == file) {
+    /// Appends formatted bytes to `file` (created on its first bytes).
+    pub fn append(&mut self, file: &str, bytes: Vec<u8>, rows: u64) -> Result<(), SimError> {
+        let i = match self.begun.iter().position(|f| f == file) {
             Some(i) => i,
             None => {
                 let f = File::create(self.dir.join(file)).map_err(|e| werr(file, e))?;
-                self.open.push((file.to_string(), f));
-                self.open.len() - 1
+                self.send(self.begun.len(), WriteJob::Open(file.to_string(), f))?;
+                self.begun.push(file.to_string());
+                self.begun.len() - 1
             }
         };
-        self.open[i].1.write_all(bytes).map_err(|e| werr(file, e))?;
         self.stats.add(file, bytes.len() as u64, rows);
-        self.stats.write += t.elapsed();
+        self.send(i, WriteJob::Bytes(bytes))
+    }
+
+    fn send(&mut self, i: usize, job: WriteJob) -> Result<(), SimError> {
+        let tx = self.tx.as_ref().expect("open until finished");
+        if tx.send((i, job)).is_err() {
+            // The writer stopped at an error: report it.
+            self.join()?;
+            return Err(werr(&self.begun[i], "the writer thread stopped"));
+        }
+        Ok(())
+    }
+
+    /// Waits for the writer thread; its time writing goes to `stats.write`.
+    fn join(&mut self) -> Result<(), SimError> {
+        self.tx = None;
+        if let Some(w) = self.writer.take() {
+            let busy = w.join().map_err(|_| werr(&self.dir.display().to_string(), "the writer thread panicked"))??;
+            self.stats.write += busy;
+        }
         Ok(())
     }
 
@@ -166,7 +227,7 @@ impl Output {
         if n == 0 {
             return Ok(());
         }
-        self.append(file, &bytes, n)
+        self.append(file, bytes, n)
     }
 
     /// Formats chunks of rows in parallel and appends them in order.
@@ -215,7 +276,7 @@ impl Output {
         self.stats.format += t.elapsed();
         for (bytes, n) in parts {
             if n > 0 {
-                self.append(file, &bytes, n)?;
+                self.append(file, bytes, n)?;
             }
         }
         Ok(())
@@ -253,11 +314,11 @@ impl Output {
         };
         self.stats.format += t.elapsed();
         if let Some(head) = head {
-            self.append(file, &head, 0)?;
+            self.append(file, head, 0)?;
         }
         for (bytes, n) in parts {
             if n > 0 {
-                self.append(file, &bytes, n)?;
+                self.append(file, bytes, n)?;
             }
         }
         Ok(())
@@ -265,12 +326,13 @@ impl Output {
 
     /// Writes a whole file at once (GeoJSON).
     pub fn whole(&mut self, file: &str, text: &str) -> Result<(), SimError> {
-        self.append(file, text.as_bytes(), 0)
+        self.append(file, text.as_bytes().to_vec(), 0)
     }
 
-    /// Flushes nothing (files are unbuffered) but closes them; returns the statistics.
-    pub fn finish(self) -> Stats {
-        self.stats
+    /// Waits for every byte to be written and closes the files; returns the statistics.
+    pub fn finish(mut self) -> Result<Stats, SimError> {
+        self.join()?;
+        Ok(self.stats)
     }
 }
 
@@ -737,7 +799,7 @@ pub fn simulate_city(
         write_day(&city, &ids, &outs, what, &mut out)?;
         progress(day + 1, city.params.days);
     }
-    Ok(out.finish())
+    out.finish()
 }
 
 /// What an outbreak run writes besides the city.
@@ -762,10 +824,20 @@ pub fn write_outbreak_day(
     write_day(&sim.city, &sim.ids, &day.chunks, what, out)?;
     out.rows("goods_batches.csv", &day.goods_batches)?;
     out.rows("goods_hops.csv", &day.goods_hops)?;
-    out.rows("lab_tests.csv", &day.lab_tests)?;
-    out.rows("cases.csv", &day.cases)?;
-    out.rows("sentinel.csv", &day.sentinel)?;
-    out.rows("ground_truth.csv", day.infections.iter().map(|i| sim.truth_row(i)))?;
+    // The day's feeds, formatted in parallel in blocks of rows.
+    const BLOCK: usize = 2048;
+    out.chunked_iter("lab_tests.csv", &day.lab_tests.chunks(BLOCK).collect::<Vec<_>>(), |rows, emit| {
+        rows.iter().try_for_each(emit)
+    })?;
+    out.chunked_iter("cases.csv", &day.cases.chunks(BLOCK).collect::<Vec<_>>(), |rows, emit| {
+        rows.iter().try_for_each(emit)
+    })?;
+    out.chunked_iter("sentinel.csv", &day.sentinel.chunks(BLOCK).collect::<Vec<_>>(), |rows, emit| {
+        rows.iter().try_for_each(emit)
+    })?;
+    out.chunked_iter("ground_truth.csv", &day.infections.chunks(BLOCK).collect::<Vec<_>>(), |rows, emit| {
+        rows.iter().try_for_each(|i| emit(sim.truth_row(i)))
+    })?;
     Ok(())
 }
 
@@ -801,5 +873,5 @@ pub fn simulate_outbreak(
     if std::env::var_os("CHAINBREAK_SIM_PHASES").is_some() {
         eprintln!("phases (s): pilot, plan, goods+importation, transmission, observation: {:.2?}", sim.phase_seconds);
     }
-    Ok(out.finish())
+    out.finish()
 }
