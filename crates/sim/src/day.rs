@@ -666,7 +666,10 @@ impl Week {
         use rayon::prelude::*;
         let n = city.persons.len() as u32;
         let chunks = crate::write::person_chunks(n);
+        // The weekdays in parallel too, so that one day's serial merge and counting sort
+        // overlap another day's planning.
         let days = (0..7u32)
+            .into_par_iter()
             .map(|slot| {
                 let parts: Vec<WeekDay> = chunks
                     .par_iter()

@@ -9,11 +9,12 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chainbreak_core::model::{
     Area, Arrival, Group, GroupKind as GK, Membership, OriginRisk, Person, Place, PlaceKind, Sex, StaffMember, Trip,
-    TripMode, TripPassenger, TripRole, Unit,
+    TripMode, Unit,
 };
 use chainbreak_formats::{Format, RecordWriter, geojson_areas};
 use jiff::Timestamp;
@@ -133,7 +134,43 @@ pub struct Output {
     begun: Vec<String>,
     tx: Option<SyncSender<(usize, WriteJob)>>,
     writer: Option<std::thread::JoinHandle<Result<Duration, SimError>>>,
+    /// Buffers the writer has emptied, for the next chunks to format into (fresh memory costs
+    /// a page fault every 4 KiB).
+    pool: Arc<Mutex<Pool>>,
     pub stats: Stats,
+}
+
+/// Empty buffers kept for reuse, up to [`POOL_BYTES`] of capacity.
+#[derive(Default)]
+struct Pool {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+const POOL_BYTES: usize = 128 << 20;
+
+impl Pool {
+    /// An empty buffer: a kept one, or a new one of 1 MiB.
+    fn take(pool: &Mutex<Pool>) -> Vec<u8> {
+        let mut p = pool.lock().expect("pool lock");
+        match p.bufs.pop() {
+            Some(b) => {
+                p.bytes -= b.capacity();
+                b
+            }
+            None => Vec::with_capacity(1 << 20),
+        }
+    }
+
+    /// Keeps `buf` (emptied) for reuse if there is room.
+    fn give(pool: &Mutex<Pool>, mut buf: Vec<u8>) {
+        let mut p = pool.lock().expect("pool lock");
+        if p.bytes + buf.capacity() <= POOL_BYTES {
+            buf.clear();
+            p.bytes += buf.capacity();
+            p.bufs.push(buf);
+        }
+    }
 }
 
 /// Buffers waiting for the writer thread, at most (a day's visits are ~60 buffers of ~2 MB).
@@ -145,7 +182,7 @@ enum WriteJob {
 }
 
 /// The writer thread: writes the buffers in the order received; stops at the first error.
-fn write_jobs(rx: Receiver<(usize, WriteJob)>) -> Result<Duration, SimError> {
+fn write_jobs(rx: Receiver<(usize, WriteJob)>, pool: Arc<Mutex<Pool>>) -> Result<Duration, SimError> {
     let mut files: Vec<(String, File)> = Vec::new();
     let mut busy = Duration::ZERO;
     for (i, job) in rx {
@@ -155,6 +192,7 @@ fn write_jobs(rx: Receiver<(usize, WriteJob)>) -> Result<Duration, SimError> {
             WriteJob::Bytes(bytes) => {
                 let (name, f) = &mut files[i];
                 f.write_all(&bytes).map_err(|e| werr(name, e))?;
+                Pool::give(&pool, bytes);
             }
         }
         busy += t.elapsed();
@@ -166,15 +204,18 @@ impl Output {
     pub fn create(dir: &Path) -> Result<Output, SimError> {
         std::fs::create_dir_all(dir).map_err(|e| werr(&dir.display().to_string(), e))?;
         let (tx, rx) = sync_channel(IN_FLIGHT);
+        let pool = Arc::new(Mutex::new(Pool::default()));
+        let kept = pool.clone();
         let writer = std::thread::Builder::new()
             .name("sim-writer".into())
-            .spawn(move || write_jobs(rx))
+            .spawn(move || write_jobs(rx, kept))
             .map_err(|e| werr(&dir.display().to_string(), e))?;
         Ok(Output {
             dir: dir.to_path_buf(),
             begun: Vec::new(),
             tx: Some(tx),
             writer: Some(writer),
+            pool,
             stats: Stats::default(),
         })
     }
@@ -254,8 +295,9 @@ impl Output {
         each: impl Fn(&C, &mut dyn FnMut(T) -> Result<(), SimError>) -> Result<(), SimError> + Sync,
     ) -> Result<(), SimError> {
         let t = Instant::now();
+        let pool = &*self.pool;
         let format = |c: &C, header: bool| -> Result<(Vec<u8>, u64), SimError> {
-            let out = Vec::with_capacity(1 << 20);
+            let out = Pool::take(pool);
             let mut w =
                 if header { RecordWriter::new(out, Format::Csv) } else { RecordWriter::continuation(out, Format::Csv) }
                     .map_err(|e| werr(file, e))?;
@@ -277,6 +319,8 @@ impl Output {
         for (bytes, n) in parts {
             if n > 0 {
                 self.append(file, bytes, n)?;
+            } else {
+                Pool::give(&self.pool, bytes);
             }
         }
         Ok(())
@@ -292,11 +336,11 @@ impl Output {
         each: impl Fn(&C, &mut dyn FnMut([&[u8]; N]) -> Result<(), SimError>) -> Result<(), SimError> + Sync,
     ) -> Result<(), SimError> {
         let t = Instant::now();
+        let pool = &*self.pool;
         let parts: Vec<(Vec<u8>, u64)> = chunks
             .par_iter()
             .map(|c| {
-                let mut w =
-                    RecordWriter::continuation(Vec::with_capacity(1 << 20), Format::Csv).map_err(|e| werr(file, e))?;
+                let mut w = RecordWriter::continuation(Pool::take(pool), Format::Csv).map_err(|e| werr(file, e))?;
                 let mut n = 0u64;
                 each(c, &mut |fields| {
                     n += 1;
@@ -319,6 +363,8 @@ impl Output {
         for (bytes, n) in parts {
             if n > 0 {
                 self.append(file, bytes, n)?;
+            } else {
+                Pool::give(&self.pool, bytes);
             }
         }
         Ok(())
@@ -589,12 +635,30 @@ const ABROAD: [&str; 8] = ["HK", "SG", "KR", "JP", "DE", "US", "TH", "AE"];
 
 /// A trip's id.
 pub fn trip_id(key: TripKey) -> String {
+    let mut s = String::new();
+    write_trip_id(key, &mut s);
+    s
+}
+
+/// Appends a trip's id to `out`.
+fn write_trip_id(key: TripKey, out: &mut String) {
+    use std::fmt::Write as _;
     match key.mode() {
-        TripMode::Bus => format!("BUS{}-{:03}-{:02}", key.line() + 1, key.day() + 1, key.slot()),
-        TripMode::Train => format!("TRN-{:03}-{:02}", key.day() + 1, key.line() + 1),
-        TripMode::Flight => format!("FLT-{:03}-{:02}", key.day() + 1, key.line() + 1),
-        TripMode::Ship => format!("SHP-{:03}-{:02}", key.day() + 1, key.line() + 1),
+        TripMode::Bus => write!(out, "BUS{}-{:03}-{:02}", key.line() + 1, key.day() + 1, key.slot()),
+        TripMode::Train => write!(out, "TRN-{:03}-{:02}", key.day() + 1, key.line() + 1),
+        TripMode::Flight => write!(out, "FLT-{:03}-{:02}", key.day() + 1, key.line() + 1),
+        TripMode::Ship => write!(out, "SHP-{:03}-{:02}", key.day() + 1, key.line() + 1),
     }
+    .expect("string");
+}
+
+/// `TripRole::Passenger` as the CSV writes it.
+const PASSENGER_ROLE: &str = "passenger";
+
+/// A ride's seat letter (flights ABCDEF, other modes ABCDF); the ride has a seat.
+fn seat_letter(r: &crate::day::Ride) -> char {
+    let letters = if r.trip.mode() == TripMode::Flight { "ABCDEF" } else { "ABCDF" };
+    letters.as_bytes()[r.seat as usize] as char
 }
 
 /// Whether a flight comes from abroad, and its origin.
@@ -708,20 +772,36 @@ pub fn write_day(
     keys.dedup();
     out.stats.format += t.elapsed();
     out.rows("trips.csv", keys.iter().map(|k| trip_record(city, ids, *k)))?;
-    out.chunked_iter("passengers.csv", chunks, |c: &DayOut, emit| {
-        for r in &c.rides {
-            let letters = if r.trip.mode() == TripMode::Flight { "ABCDEF" } else { "ABCDF" };
-            emit(TripPassenger {
-                trip_id: trip_id(r.trip),
-                person_id: ids.persons.get(r.person).to_string(),
-                role: TripRole::Passenger,
-                carriage: (r.carriage > 0).then_some(r.carriage as u32),
-                seat_row: Some(r.row as u32),
-                seat: (r.seat != 255).then(|| format!("{}{}", r.row, &letters[r.seat as usize..r.seat as usize + 1])),
-            })?;
-        }
-        Ok(())
-    })?;
+    // Formatted without serde: the columns of `model::TripPassenger` (the tests hold the file
+    // equal to its rows written through serde).
+    out.chunked_fields(
+        "passengers.csv",
+        ["trip_id", "person_id", "role", "carriage", "seat_row", "seat"],
+        chunks,
+        |c: &DayOut, emit| {
+            let (mut trip, mut seat) = (String::new(), String::new());
+            let (mut carriage, mut row) = (itoa::Buffer::new(), itoa::Buffer::new());
+            for r in &c.rides {
+                trip.clear();
+                write_trip_id(r.trip, &mut trip);
+                seat.clear();
+                if r.seat != 255 {
+                    use std::fmt::Write as _;
+                    write!(seat, "{}{}", r.row, seat_letter(r)).expect("string");
+                }
+                let carriage: &[u8] = if r.carriage > 0 { carriage.format(r.carriage).as_bytes() } else { b"" };
+                emit([
+                    trip.as_bytes(),
+                    ids.persons.get(r.person).as_bytes(),
+                    PASSENGER_ROLE.as_bytes(),
+                    carriage,
+                    row.format(r.row).as_bytes(),
+                    seat.as_bytes(),
+                ])?;
+            }
+            Ok(())
+        },
+    )?;
     let t = Instant::now();
     let arrivals: Vec<Arrival> = chunks
         .iter()
