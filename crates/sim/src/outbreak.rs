@@ -1392,18 +1392,21 @@ impl Outbreak {
             }
             if den > 0.0 { (num_r / den, num_l / den) } else { (0.0, 0.0) }
         };
+        // What the pilot aims at: R read from the ground truth of a clustered city falls short
+        // of the pilot's expectation by the profile's `clustering_gain`.
+        let pilot_r = tr.target_r * tr.clustering_gain;
         // The last beta found: the next stretch's beta is near it.
         let last = std::cell::Cell::new(0.0f64);
         let beta_for = |profile: &[(Vec<f64>, Vec<f64>)]| -> (f64, f64) {
             let guess = last.get();
             let (mut lo, mut hi) = if guess > 0.0 { (guess * 0.7, guess * 1.4) } else { (0.0, 1.0) };
-            while eval(profile, hi).0 < tr.target_r && hi < 1e9 {
+            while eval(profile, hi).0 < pilot_r && hi < 1e9 {
                 (lo, hi) = (hi, hi * 2.0);
             }
-            while lo > 0.0 && eval(profile, lo).0 > tr.target_r {
+            while lo > 0.0 && eval(profile, lo).0 > pilot_r {
                 (lo, hi) = (lo * 0.5, lo);
             }
-            let beta = solve(|b| eval(profile, b).0 - tr.target_r, lo, hi, 1e-7);
+            let beta = solve(|b| eval(profile, b).0 - pilot_r, lo, hi, 1e-7);
             last.set(beta);
             (beta, eval(profile, beta).1)
         };

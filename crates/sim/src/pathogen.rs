@@ -52,6 +52,10 @@ pub struct NaturalHistory {
 pub struct Transmission {
     pub target_r: f64,
     pub target_doubling_days: f64,
+    /// The pilot aims at `target_r × clustering_gain`: in a clustered city R read from the
+    /// ground truth falls short of the pilot's expectation (close contacts are often infected
+    /// by someone else first), by a factor measured with `examples/calibrate`.
+    pub clustering_gain: f64,
     pub household_hours: f64,
     pub household_weight: f64,
     pub crowd_reference: f64,
@@ -184,6 +188,9 @@ impl Pathogen {
             return Err(format!("transmission.target_r = {} must be in (1, 20] for an outbreak to grow", t.target_r));
         }
         positive("transmission.target_doubling_days", t.target_doubling_days)?;
+        if !(1.0..=1.5).contains(&t.clustering_gain) {
+            return Err(format!("transmission.clustering_gain = {} must be in [1, 1.5]", t.clustering_gain));
+        }
         let implied = self.implied_doubling_days();
         if (t.target_doubling_days - implied).abs() > 0.1 * implied {
             return Err(format!(
