@@ -15,7 +15,7 @@ pub enum SimulateCommand {
     /// memberships, visits, trips, passengers, arrivals (and pings with --ping-share).
     City(CityArgs),
     /// A synthetic city with an outbreak and no response: the city's files (visits of the last
-    /// 14 days only, unless --all-visits), cases, lab tests, sentinel reports, goods batches
+    /// 14 days only, unless --all-visits or --visit-days), cases, lab tests, sentinel reports, goods batches
     /// and hops, and ground_truth.csv (who infected whom; for evaluation only).
     Outbreak(OutbreakArgs),
 }
@@ -28,8 +28,12 @@ pub struct OutbreakArgs {
     #[arg(long, default_value = "omicron")]
     pathogen: String,
     /// Write every day's visits, not only the last 14 days'.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "visit_days")]
     all_visits: bool,
+    /// Write the visits of the last N days only (0: no visits file; presence at places is
+    /// simulated every day all the same).
+    #[arg(long, default_value_t = chainbreak_sim::write::VISIT_DAYS)]
+    visit_days: u32,
 }
 
 #[derive(Args)]
@@ -74,7 +78,8 @@ pub fn run(command: SimulateCommand) -> anyhow::Result<()> {
             let pathogen = chainbreak_sim::Pathogen::load(&o.pathogen)?;
             let started = Instant::now();
             let bar = day_bar(o.city.days);
-            let options = chainbreak_sim::write::OutbreakOptions { all_visits: o.all_visits };
+            let options =
+                chainbreak_sim::write::OutbreakOptions { visit_days: (!o.all_visits).then_some(o.visit_days) };
             let stats =
                 chainbreak_sim::write::simulate_outbreak(params, pathogen, options, &o.city.out, &mut |d, _| {
                     bar.set_position(d as u64)

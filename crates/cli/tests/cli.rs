@@ -537,6 +537,27 @@ fn simulate_outbreak_writes_the_ground_truth_and_names_a_bad_pathogen() {
     assert!(files.contains(&"ground_truth.csv") && files.contains(&"lab_tests.csv"), "{files:?}");
     let truth = std::fs::read_to_string(out.join("ground_truth.csv")).unwrap();
     assert!(truth.starts_with("infectee_id,infector_id,t,route,"), "{truth}");
+    // What is written does not change what is simulated: with the visits of the last 2 days
+    // or none, the same ground truth; visits of exactly the days asked for.
+    let visit_dates = |dir: &std::path::Path| -> std::collections::BTreeSet<i64> {
+        let text = std::fs::read_to_string(dir.join("visits.csv")).unwrap();
+        // Local dates (Asia/Shanghai, UTC+8) of the check-ins.
+        let local = |t: &str| (t.parse::<i64>().unwrap() + 8 * 3600).div_euclid(86_400);
+        text.lines().skip(1).map(|l| local(l.split(',').nth(2).unwrap())).collect()
+    };
+    assert_eq!(visit_dates(&out).len(), 5);
+    for (days, visits) in [("2", true), ("0", false)] {
+        let other = dir.path().join(format!("visits-{days}"));
+        let args = ["simulate", "outbreak", "--persons", "3000", "--days", "5", "--seed", "2"];
+        ok(&[&args[..], &["--pathogen", "ancestral", "--visit-days", days, "--out", &s(&other)]].concat());
+        assert_eq!(std::fs::read_to_string(other.join("ground_truth.csv")).unwrap(), truth, "--visit-days {days}");
+        assert_eq!(other.join("visits.csv").exists(), visits, "--visit-days {days}");
+        if visits {
+            let (all, last) = (visit_dates(&out), visit_dates(&other));
+            assert_eq!(last.len(), 2);
+            assert!(last.iter().all(|d| *d >= *all.iter().nth(3).unwrap()), "{last:?} of {all:?}");
+        }
+    }
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "format_version = 1\nname = \"x\"\n").unwrap();
     let failed = run(&[

@@ -883,10 +883,17 @@ pub fn simulate_city(
 }
 
 /// What an outbreak run writes besides the city.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct OutbreakOptions {
-    /// Write every day's visits (default: only the last 14 days').
-    pub all_visits: bool,
+    /// How many of the last days' visits are written (0: no visits file; `None`: every day's).
+    /// Presence at places is simulated every day whatever is written.
+    pub visit_days: Option<u32>,
+}
+
+impl Default for OutbreakOptions {
+    fn default() -> Self {
+        OutbreakOptions { visit_days: Some(VISIT_DAYS) }
+    }
 }
 
 /// Days of visits an outbreak run writes unless asked for all.
@@ -939,14 +946,14 @@ pub fn simulate_outbreak(
     let mut out = Output::create(dir)?;
     out.stats.generate += build;
     write_city(&sim.city, &sim.ids, &mut out)?;
-    if !options.all_visits {
-        sim.plan_everyone_from(days.saturating_sub(VISIT_DAYS));
-    }
+    // Visits are written from this day on: only then is everyone's day planned in full.
+    let visits_from = options.visit_days.map_or(0, |k| days.saturating_sub(k));
+    sim.plan_everyone_from(visits_from);
     for d in 0..days {
         let t = Instant::now();
         let result = sim.step_day()?;
         out.stats.generate += t.elapsed();
-        write_outbreak_day(&sim, &result, options.all_visits || d + VISIT_DAYS >= days, &mut out)?;
+        write_outbreak_day(&sim, &result, d >= visits_from, &mut out)?;
         sim.recycle(result);
         progress(d + 1, days);
     }
