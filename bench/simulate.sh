@@ -8,7 +8,8 @@
 #   1. chainbreak simulate city     --persons 1000000 --days 14  (all files written)
 #   2. chainbreak simulate outbreak --persons 1000000 --days 90  (visits of the last 14 days)
 #   3. Covasim (PyPI covasim, default parameters) beside chainbreak simulate outbreak on
-#      100,000 and 1,000,000 agents × 60 days, per agent-day (skipped with --no-covasim, or
+#      100,000 and 1,000,000 agents × 60 days, per agent-day, chainbreak both with its
+#      default files and with --visit-days 0 (no visits written) (skipped with --no-covasim, or
 #      when covasim cannot be installed into bench/.venv).
 # The split generate / format / write and the bytes written come from the command's --json
 # report. Output goes to a scratch directory (BENCH_SIM_DIR, default bench/data/sim) that is
@@ -77,14 +78,18 @@ if [[ $COVASIM == 1 ]]; then
     "$VENV/bin/python" -c 'import covasim; print(covasim.__version__)' > "$RAW/covasim.version"
     for n in $COMPARE_AGENTS; do
       for i in $(seq 1 "$RUNS"); do
-        # Alternate which goes first.
+        # Alternate which goes first. chainbreak runs twice: with its default files (visits of
+        # the last 14 days written) and writing no visits (--visit-days 0: presence at places
+        # still simulated every day; Covasim writes nothing).
         if (( i % 2 )); then
           run "compare-chainbreak-$n-$i" outbreak --persons "$n" --days "$COMPARE_DAYS" --seed "$i"
+          run "compare-novisits-$n-$i" outbreak --persons "$n" --days "$COMPARE_DAYS" --seed "$i" --visit-days 0
           /usr/bin/time -v -o "$RAW/compare-covasim-$n-$i.time" "$VENV/bin/python" bench/covasim_run.py \
             --agents "$n" --days "$COMPARE_DAYS" --seed "$i" > "$RAW/compare-covasim-$n-$i.json"
         else
           /usr/bin/time -v -o "$RAW/compare-covasim-$n-$i.time" "$VENV/bin/python" bench/covasim_run.py \
             --agents "$n" --days "$COMPARE_DAYS" --seed "$i" > "$RAW/compare-covasim-$n-$i.json"
+          run "compare-novisits-$n-$i" outbreak --persons "$n" --days "$COMPARE_DAYS" --seed "$i" --visit-days 0
           run "compare-chainbreak-$n-$i" outbreak --persons "$n" --days "$COMPARE_DAYS" --seed "$i"
         fi
       done

@@ -985,19 +985,7 @@ impl Outbreak {
         ct: Option<f64>,
     ) -> LabTest {
         self.next_test += 1;
-        LabTest {
-            id: format!("LT{:09}", self.next_test),
-            subject_kind: kind,
-            subject_id: subject,
-            pool_id: None,
-            method: TestMethod::Pcr,
-            result: if positive { TestResult::Positive } else { TestResult::Negative },
-            ct: if positive { ct } else { None },
-            sampled_at: ts(sampled),
-            reported_at: Some(ts(reported)),
-            lab_id: Some(self.ids.places.get(site).to_string()),
-            variant: None,
-        }
+        lab_test_record(&self.ids, self.next_test, kind, subject, positive, sampled, reported, site, ct)
     }
 
     fn observe(&mut self, day: u32, today: &Today, cares: &[Vec<(u32, Care)>], result: &mut DayResult) {
@@ -1070,21 +1058,40 @@ impl Outbreak {
                 Seen::Test(p, t, place, route) => tests.push((p, t, place, route)),
             }
         }
-        for (p, sampled, site, route) in tests {
-            let mut r = rng(seed, Stream::Observe, p as u64, day as u64);
-            let positive = self.detectable(p, sampled) && r.random_bool(te.pcr_sensitivity);
-            let delay = r.random_range(te.lab_delay_min_hours..=te.lab_delay_max_hours);
-            let reported = sampled + (delay * HOUR as f64) as i64;
-            let ct = 18.0 + r.random::<f64>() * 17.0;
-            let test = self.lab_test(
-                SubjectKind::Person,
-                self.ids.persons.get(p).to_string(),
-                positive,
-                sampled,
-                reported,
-                site,
-                Some((ct * 10.0).round() / 10.0),
-            );
+        // The tests' draws and records in parallel (each test's own stream; numbered in order),
+        // then who becomes a case, in order.
+        let first = self.next_test;
+        let this = &*self;
+        let drawn: Vec<(LabTest, bool, i64, f64, f64)> = tests
+            .par_iter()
+            .enumerate()
+            .with_min_len(256)
+            .map(|(k, &(p, sampled, site, _))| {
+                let mut r = rng(seed, Stream::Observe, p as u64, day as u64);
+                let positive = this.detectable(p, sampled) && r.random_bool(te.pcr_sensitivity);
+                let delay = r.random_range(te.lab_delay_min_hours..=te.lab_delay_max_hours);
+                let reported = sampled + (delay * HOUR as f64) as i64;
+                let ct = 18.0 + r.random::<f64>() * 17.0;
+                let test = lab_test_record(
+                    &this.ids,
+                    first + k as u64 + 1,
+                    SubjectKind::Person,
+                    this.ids.persons.get(p).to_string(),
+                    positive,
+                    sampled,
+                    reported,
+                    site,
+                    Some((ct * 10.0).round() / 10.0),
+                );
+                // The draws of a case's report delay and severity, should it become one.
+                let (u_report, u_severity) = if positive { (r.random(), r.random()) } else { (0.0, 0.0) };
+                (test, positive, reported, u_report, u_severity)
+            })
+            .collect();
+        self.next_test += tests.len() as u64;
+        for ((p, sampled, site, route), (test, positive, reported, u_report, u_severity)) in
+            tests.into_iter().zip(drawn)
+        {
             result.lab_tests.push(test);
             if positive {
                 match route {
@@ -1095,14 +1102,14 @@ impl Outbreak {
             if positive && !self.has_case[p as usize] {
                 self.has_case[p as usize] = true;
                 self.next_case += 1;
-                let report = reported + (r.random::<f64>() * te.report_delay_max_hours * HOUR as f64) as i64;
+                let report = reported + (u_report * te.report_delay_max_hours * HOUR as f64) as i64;
                 let onset = self.onset[p as usize];
                 let symptomatic = onset != NO_TIME && onset <= report;
                 let imported = self.imported[p as usize];
                 let severity = if !symptomatic {
                     Severity::Asymptomatic
                 } else {
-                    match r.random::<f64>() {
+                    match u_severity {
                         x if x < 0.85 => Severity::Mild,
                         x if x < 0.96 => Severity::Moderate,
                         x if x < 0.99 => Severity::Severe,
@@ -1424,6 +1431,34 @@ impl Outbreak {
         let cdf = gamma_cdf(k, theta * stretch, nh.infectious_days);
         let (beta, _) = beta_for(&profile(&cdf));
         (beta, stretch, cdf)
+    }
+}
+
+/// Lab test number `number` (its id `LT…`).
+#[allow(clippy::too_many_arguments)]
+fn lab_test_record(
+    ids: &CityIds,
+    number: u64,
+    kind: SubjectKind,
+    subject: String,
+    positive: bool,
+    sampled: i64,
+    reported: i64,
+    site: u32,
+    ct: Option<f64>,
+) -> LabTest {
+    LabTest {
+        id: format!("LT{number:09}"),
+        subject_kind: kind,
+        subject_id: subject,
+        pool_id: None,
+        method: TestMethod::Pcr,
+        result: if positive { TestResult::Positive } else { TestResult::Negative },
+        ct: if positive { ct } else { None },
+        sampled_at: ts(sampled),
+        reported_at: Some(ts(reported)),
+        lab_id: Some(ids.places.get(site).to_string()),
+        variant: None,
     }
 }
 
