@@ -1979,7 +1979,12 @@ fn a_drill_over_a_simulated_outbreak_leaves_nobody_out() {
     assert!(report.episodes > 100, "{report:?}");
     assert_eq!((report.open_without_deadline, report.left_open), (0, 0), "{report:?}");
     assert!(report.restarts >= 5, "{report:?}");
-    assert!(report.outcomes.get("released").copied().unwrap_or(0) > report.episodes / 2, "{report:?}");
+    // Household contacts of a calibrated outbreak are often infected already: about half are
+    // converted to cases; most of the rest are released, few closed otherwise.
+    let released = report.outcomes.get("released").copied().unwrap_or(0);
+    let converted = report.outcomes.get("converted_to_case").copied().unwrap_or(0);
+    assert!(released * 10 > report.episodes * 4, "{report:?}");
+    assert!((released + converted) * 100 > report.episodes * 95, "{report:?}");
     assert_eq!(report.outcomes.values().sum::<usize>(), report.episodes);
     // The cases' own isolations: every reported or converted case, each discharged in the end.
     assert!(report.isolations as u64 >= report.cases.min(1), "{report:?}");

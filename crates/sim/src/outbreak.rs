@@ -931,7 +931,10 @@ impl Outbreak {
                 // Sampled at the warehouse at 10:00, reported the next morning.
                 let positive = contaminated && r.random_bool(im.goods_test_sensitivity);
                 let sampled = start + 10 * HOUR;
-                result.lab_tests.push(self.lab_test(
+                self.next_test += 1;
+                result.lab_tests.push(lab_test_record(
+                    &self.ids,
+                    self.next_test,
                     SubjectKind::Goods,
                     id.clone(),
                     positive,
@@ -971,21 +974,6 @@ impl Outbreak {
         let from = ti + (nh.detectable_from_days * DAY as f64) as i64;
         let to = from + (nh.detectable_for_days * DAY as f64) as i64;
         t >= from && t < to
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn lab_test(
-        &mut self,
-        kind: SubjectKind,
-        subject: String,
-        positive: bool,
-        sampled: i64,
-        reported: i64,
-        site: u32,
-        ct: Option<f64>,
-    ) -> LabTest {
-        self.next_test += 1;
-        lab_test_record(&self.ids, self.next_test, kind, subject, positive, sampled, reported, site, ct)
     }
 
     fn observe(&mut self, day: u32, today: &Today, cares: &[Vec<(u32, Care)>], result: &mut DayResult) {
