@@ -17,6 +17,7 @@ pub mod retention;
 pub mod surveillance;
 pub mod trace;
 pub mod triggers;
+pub mod zones;
 
 use std::path::Path;
 use std::sync::Arc;

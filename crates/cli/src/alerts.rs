@@ -178,7 +178,7 @@ fn date(argument: &'static str, v: Option<String>) -> Result<Option<jiff::civil:
     v.map(|s| s.parse().map_err(|_| bad(argument, format!("`{s}` is not a date (YYYY-MM-DD)")))).transpose()
 }
 
-fn deployment(db: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Deployment> {
+pub(crate) fn deployment(db: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Deployment> {
     let store = chainbreak_app::open(db)?;
     Ok(Deployment::new(Box::new(store), clock)?)
 }

@@ -20,6 +20,7 @@ mod detect;
 mod episodes;
 mod simulate;
 mod trace;
+mod zones;
 
 #[derive(Parser)]
 #[command(name = "chainbreak", version = version(), about = "Outbreak surveillance and response engine")]
@@ -152,6 +153,13 @@ enum Command {
         db: Option<PathBuf>,
         #[command(subcommand)]
         command: alerts::ReviewCommand,
+    },
+    /// Risk zones proposed from cases by the profile's rules, with their reasons (read only).
+    Zones {
+        #[arg(long, env = "CHAINBREAK_DB", global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: zones::ZonesCommand,
     },
     /// Sentinel feeds: silent sentinels, count series with aberration detection.
     Sentinels {
@@ -677,6 +685,10 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
         Command::Review { db, command } => {
             let db = db.context("--db (or CHAINBREAK_DB) is required")?;
             alerts::run_review(&db, command, clock)?;
+        }
+        Command::Zones { db, command } => {
+            let db = db.context("--db (or CHAINBREAK_DB) is required")?;
+            zones::run(&db, command, clock)?;
         }
         Command::Sentinels { db, command } => {
             let db = db.context("--db (or CHAINBREAK_DB) is required")?;

@@ -879,3 +879,41 @@ fn rt_over_the_deployments_cases() {
     let to = run(&["rt", "--incidence", "x.csv", "--si-mean", "3", "--si-sd", "1", "--to", "2022-03-31"]);
     assert!(String::from_utf8_lossy(&to.stderr).contains("--db"), "{to:?}");
 }
+
+#[test]
+fn zones_are_proposed_from_the_sample_cases_as_json_and_geojson() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    import_sample(&db, &["areas", "places", "persons", "visits", "cases"]);
+    let args = ["zones", "propose", "--db", &db, "--case", "K1", "--case", "K2", "--case", "NOPE"];
+    let plan: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+    assert_eq!(plan["profile"], "cn-2022-9th");
+    assert_eq!(plan["skipped"][0][0], "NOPE", "{plan:#}");
+    let proposals = plan["proposals"].as_array().unwrap();
+    // Each case's residence compound is high, its places stayed at medium, the county low.
+    let level = |kind: &str, id: &str| {
+        proposals
+            .iter()
+            .find(|p| p["target"]["kind"] == kind && p["target"]["id"] == id)
+            .map(|p| p["level"].as_str().unwrap().to_string())
+    };
+    let high: Vec<&serde_json::Value> = proposals.iter().filter(|p| p["level"] == "high").collect();
+    assert!(!high.is_empty(), "{plan:#}");
+    for p in &high {
+        assert!(p["reasons"].as_array().unwrap().iter().all(|r| r["case_id"] == "K1" || r["case_id"] == "K2"));
+    }
+    assert!(proposals.iter().any(|p| p["level"] == "medium" && p["target"]["kind"] == "place"), "{plan:#}");
+    assert!(proposals.iter().any(|p| p["level"] == "low" && p["target"]["kind"] == "area"), "{plan:#}");
+    assert_eq!(level("area", "HS"), Some("low".into()), "{plan:#}");
+    // The case's workplace is not looked up yet: said, not guessed.
+    assert!(plan["undecided"].as_array().unwrap().iter().any(|u| u[1].as_str().unwrap().contains("unit")));
+    // GeoJSON: a feature per proposal, areas with their polygons.
+    let geo: serde_json::Value = serde_json::from_str(&ok(&[&args[..], &["--format", "geojson"]].concat())).unwrap();
+    assert_eq!(geo["type"], "FeatureCollection");
+    let features = geo["features"].as_array().unwrap();
+    assert_eq!(features.len(), proposals.len());
+    let county = features.iter().find(|f| f["properties"]["target_id"] == "HS").unwrap();
+    assert_eq!(county["properties"]["level"], "low");
+    assert!(county["geometry"]["type"] == "Polygon" || county["geometry"]["type"] == "MultiPolygon", "{county:#}");
+    assert!(features.iter().any(|f| f["geometry"]["type"] == "Point"), "{geo:#}");
+}
