@@ -22,9 +22,9 @@ pub struct ZonePlan {
 }
 
 /// Proposes zones for `case_ids` by the deployment's profile: each case's residence (its
-/// residence place's area) and the places it stayed at from the start of its infectious
-/// window (the profile's look-back) to its report; its source is known when it is linked to
-/// an infector case or imported.
+/// residence place's area), its units (the places it is on the staff of) and the places it
+/// stayed at from the start of its infectious window (the profile's look-back) to its
+/// report; its source is known when it is linked to an infector case or imported.
 pub fn propose(dep: &Deployment, case_ids: &[String]) -> Result<ZonePlan, AppError> {
     let meta = dep.store.meta()?;
     let mut ids = case_ids.to_vec();
@@ -34,13 +34,6 @@ pub fn propose(dep: &Deployment, case_ids: &[String]) -> Result<ZonePlan, AppErr
     let mut kinds: BTreeMap<String, Option<PlaceKind>> = BTreeMap::new();
     let mut facts = Vec::new();
     let mut skipped = Vec::new();
-    let mut undecided = Vec::new();
-    let units_drawn = dep
-        .profile
-        .zones
-        .levels
-        .iter()
-        .any(|l| l.level == chainbreak_core::model::ZoneLevel::High && l.drawn_at.iter().any(|a| a == "place"));
     for id in ids {
         let entries =
             match crate::trace::case_index(&*dep.store, &dep.profile, &dep.calendar, std::slice::from_ref(&id)) {
@@ -78,13 +71,10 @@ pub fn propose(dep: &Deployment, case_ids: &[String]) -> Result<ZonePlan, AppErr
                 stayed.insert(v.place_id);
             }
         }
-        if units_drawn {
-            undecided.push((id.clone(), "unit: the case's workplace is not looked up yet (no unit zone drawn)".into()));
-        }
         facts.push(CaseFacts {
             case_id: id,
             residence: home,
-            unit: None,
+            units: dep.store.units_of(&case.person_id)?.into_iter().map(|s| s.place_id).collect(),
             stayed: stayed.into_iter().collect(),
             source_known: case.infector_case_id.is_some() || case.imported,
         });
@@ -95,10 +85,8 @@ pub fn propose(dep: &Deployment, case_ids: &[String]) -> Result<ZonePlan, AppErr
         areas.iter().map(|(id, (level, parent))| (id.as_str(), level.as_str(), parent.as_deref())),
     )
     .map_err(|e| AppError::InvalidArgument { argument: "areas", message: e.to_string() })?;
-    let mut designation = designate(&dep.profile.zones, &tree, &facts)
+    let designation = designate(&dep.profile.zones, &tree, &facts)
         .map_err(|e| AppError::InvalidArgument { argument: "profile", message: e.to_string() })?;
-    designation.undecided.extend(undecided);
-    designation.undecided.sort();
     Ok(ZonePlan { profile: dep.profile.name.clone(), designation, skipped })
 }
 

@@ -884,7 +884,7 @@ fn rt_over_the_deployments_cases() {
 fn zones_are_proposed_from_the_sample_cases_as_json_and_geojson() {
     let dir = tempfile::tempdir().unwrap();
     let db = init(dir.path());
-    import_sample(&db, &["areas", "places", "persons", "visits", "cases"]);
+    import_sample(&db, &["areas", "places", "persons", "staff", "visits", "cases"]);
     let args = ["zones", "propose", "--db", &db, "--case", "K1", "--case", "K2", "--case", "NOPE"];
     let plan: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
     assert_eq!(plan["profile"], "cn-2022-9th");
@@ -905,8 +905,11 @@ fn zones_are_proposed_from_the_sample_cases_as_json_and_geojson() {
     assert!(proposals.iter().any(|p| p["level"] == "medium" && p["target"]["kind"] == "place"), "{plan:#}");
     assert!(proposals.iter().any(|p| p["level"] == "low" && p["target"]["kind"] == "area"), "{plan:#}");
     assert_eq!(level("area", "HS"), Some("low".into()), "{plan:#}");
-    // The case's workplace is not looked up yet: said, not guessed.
-    assert!(plan["undecided"].as_array().unwrap().iter().any(|u| u[1].as_str().unwrap().contains("unit")));
+    // K1's unit (P071 works at V23) is proposed high, for a person to judge ("frequent").
+    let unit = proposals.iter().find(|p| p["target"]["kind"] == "place" && p["target"]["id"] == "V23").unwrap();
+    assert_eq!((unit["level"].as_str(), unit["needs_confirmation"].as_bool()), (Some("high"), Some(true)), "{unit:#}");
+    assert!(unit["reasons"].as_array().unwrap().iter().any(|r| r["why"] == "unit" && r["case_id"] == "K1"));
+    assert!(plan["undecided"].as_array().unwrap().is_empty(), "{plan:#}");
     // GeoJSON: a feature per proposal, areas with their polygons.
     let geo: serde_json::Value = serde_json::from_str(&ok(&[&args[..], &["--format", "geojson"]].concat())).unwrap();
     assert_eq!(geo["type"], "FeatureCollection");

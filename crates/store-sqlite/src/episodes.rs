@@ -285,6 +285,20 @@ pub(crate) fn households_of(c: &Connection, person_ids: &[&str]) -> Result<Vec<O
     person_ids.iter().map(|id| s.query_row([id], |r| r.get(0)).map_err(backend)).collect()
 }
 
+pub(crate) fn units_of(c: &Connection, person_id: &str) -> Result<Vec<chainbreak_core::model::StaffMember>> {
+    let mut s = c
+        .prepare_cached(
+            "SELECT l.id, p.id, s.role FROM staff s JOIN places l ON l.key = s.place JOIN persons p ON p.key = s.person
+             WHERE p.id = ?1 ORDER BY l.id",
+        )
+        .map_err(backend)?;
+    s.query_map([person_id], |r| {
+        Ok(chainbreak_core::model::StaffMember { place_id: r.get(0)?, person_id: r.get(1)?, role: r.get(2)? })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(backend)
+}
+
 pub(crate) fn staff_of(c: &Connection, place_id: &str) -> Result<Vec<chainbreak_core::model::StaffMember>> {
     let mut s = c
         .prepare_cached(

@@ -332,6 +332,10 @@ impl Store for SqliteStore {
         episodes::staff_of(&self.conn, place_id)
     }
 
+    fn units_of(&self, person_id: &str) -> Result<Vec<StaffMember>> {
+        episodes::units_of(&self.conn, person_id)
+    }
+
     fn households_of(&self, person_ids: &[&str]) -> Result<Vec<Option<String>>> {
         episodes::households_of(&self.conn, person_ids)
     }

@@ -239,6 +239,9 @@ pub fn entities_round_trip(store: &mut dyn Store) {
     let staff = store.staff_of("W1").unwrap();
     assert_eq!((staff.len(), staff[0].person_id.as_str(), staff[0].role.as_deref()), (1, "P3", Some("clerk")));
     assert!(store.staff_of("M1").unwrap().is_empty());
+    let units = store.units_of("P3").unwrap();
+    assert_eq!((units.len(), units[0].place_id.as_str()), (1, "W1"));
+    assert!(store.units_of("P1").unwrap().is_empty());
     let riders = store.trip_riders().unwrap();
     assert_eq!(riders.len(), 1);
     let r = &riders[0];

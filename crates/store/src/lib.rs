@@ -470,6 +470,8 @@ pub trait Store: Send {
     /// The staff of a place (a quarantine facility's staff are those of the place with its id),
     /// by person.
     fn staff_of(&self, place_id: &str) -> Result<Vec<StaffMember>>;
+    /// The places a person is on the staff of (their units), by place id.
+    fn units_of(&self, person_id: &str) -> Result<Vec<StaffMember>>;
     /// The household (group id) of each person named, where they have one (the least id when
     /// several).
     fn households_of(&self, person_ids: &[&str]) -> Result<Vec<Option<String>>>;

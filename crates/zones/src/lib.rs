@@ -106,8 +106,8 @@ pub struct CaseFacts {
     pub case_id: String,
     /// The area the case lives in (a building, or the finest level known).
     pub residence: Option<String>,
-    /// The case's unit (workplace or school), a place id.
-    pub unit: Option<String>,
+    /// The case's units (workplaces or schools), place ids.
+    pub units: Vec<String>,
     /// Places the case stayed at while infectious (place ids).
     pub stayed: Vec<String>,
     /// Whether the source is known: a link to a known case (trace engine) or a known exposure.
@@ -216,7 +216,7 @@ pub fn designate(rules: &Zones, tree: &AreaTree, cases: &[CaseFacts]) -> Result<
             for at in &rule.drawn_at {
                 if at == "place" {
                     if rule.level == ZoneLevel::High {
-                        if let Some(u) = &case.unit {
+                        for u in &case.units {
                             offer(
                                 Target::Place(u.clone()),
                                 rule.level,
@@ -324,7 +324,7 @@ mod tests {
         CaseFacts {
             case_id: id.into(),
             residence: Some(home.into()),
-            unit: Some("L9".into()),
+            units: vec!["L9".into()],
             stayed: vec!["L1".into(), "L9".into()],
             source_known,
         }

@@ -62,7 +62,7 @@ fn district() -> District {
             CaseFacts {
                 case_id: c.id.clone(),
                 residence: person.residence.as_ref().and_then(|r| place_area.get(r).cloned()),
-                unit: staff.iter().find(|s| s.person_id == c.person_id).map(|s| s.place_id.clone()),
+                units: staff.iter().filter(|s| s.person_id == c.person_id).map(|s| s.place_id.clone()).collect(),
                 stayed: stayed.into_iter().collect(),
                 source_known: c.infector_case_id.is_some(),
             }
