@@ -285,28 +285,24 @@ pub(crate) fn households_of(c: &Connection, person_ids: &[&str]) -> Result<Vec<O
     person_ids.iter().map(|id| s.query_row([id], |r| r.get(0)).map_err(backend)).collect()
 }
 
+/// The places a person is on the staff of (their units), by place id.
 pub(crate) fn units_of(c: &Connection, person_id: &str) -> Result<Vec<chainbreak_core::model::StaffMember>> {
-    let mut s = c
-        .prepare_cached(
-            "SELECT l.id, p.id, s.role FROM staff s JOIN places l ON l.key = s.place JOIN persons p ON p.key = s.person
-             WHERE p.id = ?1 ORDER BY l.id",
-        )
-        .map_err(backend)?;
-    s.query_map([person_id], |r| {
-        Ok(chainbreak_core::model::StaffMember { place_id: r.get(0)?, person_id: r.get(1)?, role: r.get(2)? })
-    })
-    .and_then(|rows| rows.collect())
-    .map_err(backend)
+    staff_rows(c, "p.id = ?1 ORDER BY l.id", person_id)
 }
 
+/// The staff of a place, by person id.
 pub(crate) fn staff_of(c: &Connection, place_id: &str) -> Result<Vec<chainbreak_core::model::StaffMember>> {
-    let mut s = c
-        .prepare_cached(
-            "SELECT l.id, p.id, s.role FROM staff s JOIN places l ON l.key = s.place JOIN persons p ON p.key = s.person
-             WHERE l.id = ?1 ORDER BY p.id",
-        )
-        .map_err(backend)?;
-    s.query_map([place_id], |r| {
+    staff_rows(c, "l.id = ?1 ORDER BY p.id", place_id)
+}
+
+/// Staff rows with ids, filtered and ordered by `filter` (a constant of the callers above).
+fn staff_rows(c: &Connection, filter: &str, id: &str) -> Result<Vec<chainbreak_core::model::StaffMember>> {
+    let sql = format!(
+        "SELECT l.id, p.id, s.role FROM staff s JOIN places l ON l.key = s.place JOIN persons p ON p.key = s.person
+         WHERE {filter}"
+    );
+    let mut s = c.prepare_cached(&sql).map_err(backend)?;
+    s.query_map([id], |r| {
         Ok(chainbreak_core::model::StaffMember { place_id: r.get(0)?, person_id: r.get(1)?, role: r.get(2)? })
     })
     .and_then(|rows| rows.collect())

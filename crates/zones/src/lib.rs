@@ -215,26 +215,14 @@ pub fn designate(rules: &Zones, tree: &AreaTree, cases: &[CaseFacts]) -> Result<
         for rule in &rules.levels {
             for at in &rule.drawn_at {
                 if at == "place" {
-                    if rule.level == ZoneLevel::High {
-                        for u in &case.units {
-                            offer(
-                                Target::Place(u.clone()),
-                                rule.level,
-                                rule.needs_confirmation,
-                                false,
-                                reason(Why::Unit, u),
-                            );
-                        }
+                    // High zones at the case's units, the others at the places it stayed at.
+                    let (places, why) = if rule.level == ZoneLevel::High {
+                        (&case.units, Why::Unit)
                     } else {
-                        for p in &case.stayed {
-                            offer(
-                                Target::Place(p.clone()),
-                                rule.level,
-                                rule.needs_confirmation,
-                                false,
-                                reason(Why::Stayed, p),
-                            );
-                        }
+                        (&case.stayed, Why::Stayed)
+                    };
+                    for p in places {
+                        offer(Target::Place(p.clone()), rule.level, rule.needs_confirmation, false, reason(why, p));
                     }
                     continue;
                 }
