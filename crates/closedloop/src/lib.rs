@@ -76,6 +76,22 @@ pub fn isolation_plan() -> MeasurePlan {
     }
 }
 
+/// The source of a zone resident's reason: `zone:<zone id>`.
+pub fn zone_source(zone: &str) -> String {
+    format!("zone:{zone}")
+}
+
+/// The measure of a zone's residents: the profile's kind for the zone's level, open-ended (its
+/// one phase has no days); it lasts as long as the zone, and ends with [`Action::ZoneEnded`].
+pub fn zone_resident_plan(kind: MeasureKind) -> MeasurePlan {
+    use chainbreak_core::profile::{DayZero, Phase};
+    MeasurePlan {
+        day_zero: DayZero::Notified,
+        phases: vec![Phase { kind, days: 0, test_days: Vec::new(), tests: None }],
+        early_release: None,
+    }
+}
+
 /// One reason for a measure: what put the person there, and the date the measure counts from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
@@ -156,6 +172,12 @@ pub enum Action {
     Lost,
     Close {
         reason: CloseReason,
+    },
+    /// A zone a resident is under a measure for was lowered or lifted: its reason goes, and
+    /// with no reason left the measure ends (released). The only way out of a zone resident's
+    /// measure but a closing reason.
+    ZoneEnded {
+        zone: String,
     },
 }
 
@@ -281,6 +303,7 @@ fn action_name(a: &Action) -> &'static str {
         Action::Acknowledge => "acknowledge",
         Action::Lost => "lost",
         Action::Close { .. } => "close",
+        Action::ZoneEnded { .. } => "zone_ended",
     }
 }
 
@@ -402,6 +425,11 @@ impl Episode {
     /// A case's own episode: isolation until discharge.
     pub fn is_isolation(&self) -> bool {
         self.category == Category::Case
+    }
+
+    /// A zone resident's measure: it lasts as long as its zones.
+    pub fn is_zone_resident(&self) -> bool {
+        self.category == Category::ZoneResident
     }
 
     /// Whether the measure is in a facility a person is transferred to.
@@ -554,7 +582,11 @@ impl Episode {
                 if !self.reasons.contains(reason) {
                     self.reasons.push(reason.clone());
                 }
-                if self.day_zero(rules.calendar) > before && state == S::InMeasure && !self.is_isolation() {
+                if self.day_zero(rules.calendar) > before
+                    && state == S::InMeasure
+                    && !self.is_isolation()
+                    && !self.is_zone_resident()
+                {
                     self.enter(S::Extended, at);
                 }
             }
@@ -569,7 +601,19 @@ impl Episode {
                     self.enter(S::Closed, at);
                 }
             }
-            Action::Release if matches!(state, S::InMeasure | S::Extended) && !self.is_isolation() => {
+            Action::ZoneEnded { zone } if self.is_zone_resident() => {
+                let source = zone_source(zone);
+                if !self.reasons.iter().any(|r| r.source == source) {
+                    return Err(Refusal::Invalid(format!("the episode has no reason from zone {zone}")));
+                }
+                self.reasons.retain(|r| r.source != source);
+                if self.reasons.is_empty() {
+                    self.enter(S::Released, at);
+                }
+            }
+            Action::Release
+                if matches!(state, S::InMeasure | S::Extended) && !self.is_isolation() && !self.is_zone_resident() =>
+            {
                 self.releasable(rules, at).map_err(Refusal::NotReleasable)?;
                 self.enter(S::Released, at);
             }
@@ -679,6 +723,8 @@ impl Episode {
                 let last = self.tests.iter().map(|t| t.taken_at).max().map_or(self.entered, |t| t.max(self.entered));
                 Some(earliest.max(last + SignedDuration::from_hours(i64::from(iso.review_every_hours))))
             }
+            // A zone resident's measure ends with its zones, reviewed by the zone engine.
+            S::InMeasure | S::Extended if self.is_zone_resident() => None,
             S::InMeasure | S::Extended => {
                 let end = self
                     .plan

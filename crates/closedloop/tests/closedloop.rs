@@ -3,7 +3,7 @@
 
 use chainbreak_closedloop::{
     Action, Category, CloseReason, Effect, Episode, Event, POSITIVE_SOURCE, Reason, Refusal, Registry, Rules,
-    TestResult, escalated_owner, isolation_plan,
+    TestResult, escalated_owner, isolation_plan, zone_resident_plan, zone_source,
 };
 use chainbreak_core::model::EpisodeState as S;
 use chainbreak_core::profile::Profile;
@@ -898,4 +898,37 @@ fn a_fault_run_of_isolations_ends_every_one() {
         assert!(outcomes["released"] * 10 > n / 2 * 8, "{profile}: {outcomes:?}");
         eprintln!("fault run of isolations under {profile}: {outcomes:?}");
     }
+}
+
+#[test]
+fn a_zone_resident_stays_under_the_measure_until_every_zone_of_theirs_ends() {
+    use chainbreak_core::model::MeasureKind;
+    let w = World::new("cn-2022-9th");
+    let r = w.rules();
+    let reason = |zone: &str| Reason { source: zone_source(zone), via: None, at: h(10), evidence: None };
+    let open = ev(
+        h(10),
+        Action::Open {
+            person: "P1".into(),
+            category: Category::ZoneResident,
+            plan: zone_resident_plan(MeasureKind::HomeQuarantine),
+            reason: reason("area:K1/1"),
+            owner: "U-community".into(),
+        },
+    );
+    let mut ep = Episode::open(&open).unwrap();
+    ep.apply(&ev(h(11), Action::Confirm), &r).unwrap();
+    ep.apply(&ev(h(12), Action::Notify), &r).unwrap();
+    ep.apply(&ev(h(13), Action::Start), &r).unwrap();
+    assert_eq!((ep.state, ep.deadline(&r)), (S::InMeasure, None), "the zone's review ends it, not a day count");
+    assert!(ep.tasks(&r, h(24 * 30)).is_empty());
+    // Not released by hand; a second zone adds a reason without extending anything.
+    assert!(ep.apply(&ev(h(24 * 30), Action::Release), &r).is_err());
+    ep.apply(&ev(h(14), Action::AddReason { reason: reason("area:M1/1") }), &r).unwrap();
+    assert_eq!(ep.state, S::InMeasure);
+    assert!(ep.apply(&ev(h(15), Action::ZoneEnded { zone: "area:K9/1".into() }), &r).is_err(), "not its zone");
+    ep.apply(&ev(h(24 * 8), Action::ZoneEnded { zone: "area:K1/1".into() }), &r).unwrap();
+    assert_eq!(ep.state, S::InMeasure, "still under the widened zone");
+    ep.apply(&ev(h(24 * 9), Action::ZoneEnded { zone: "area:M1/1".into() }), &r).unwrap();
+    assert_eq!(ep.state, S::Released);
 }

@@ -389,6 +389,11 @@ pub struct ZoneLevelRule {
     pub needs_confirmation: bool,
     /// What the zone covers, in words.
     pub condition: String,
+    /// The measure its residents are under while the zone is in force at this level (proposed
+    /// for each resident when a commander confirms the zone; ends when the zone is lowered
+    /// below it or lifted). Absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resident_measure: Option<MeasureKind>,
 }
 
 vocabulary!(
@@ -1065,6 +1070,9 @@ impl Profile {
                 non_empty(&format!("{p}.drawn_at[{j}]"), d)?;
             }
             non_empty(&format!("{p}.condition"), &l.condition)?;
+            if l.resident_measure == Some(MeasureKind::Isolation) {
+                return issue(format!("{p}.resident_measure"), "isolation is for cases, not for a zone's residents");
+            }
         }
         let used = |level: ZoneLevel| z.levels.iter().any(|l| l.level == level);
         for (i, t) in z.transitions.iter().enumerate() {

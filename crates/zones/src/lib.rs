@@ -11,11 +11,15 @@ use std::collections::BTreeMap;
 
 use chainbreak_core::model::ZoneLevel;
 use chainbreak_core::profile::Zones;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 mod lifecycle;
+mod screening;
+mod zone;
 
 pub use lifecycle::{Change, Entered, ZoneState, schedule};
+pub use screening::{RoundDue, next_round};
+pub use zone::{Refusal, Round, Status, Zone, ZoneAction, ZoneEvent};
 
 /// Bad area data: which area and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,7 +119,7 @@ pub struct CaseFacts {
 }
 
 /// What a zone covers: an area, or a place (a venue) itself.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Target {
     Area(String),
@@ -123,7 +127,7 @@ pub enum Target {
 }
 
 /// Why a case puts a zone on a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Why {
     /// The case lives there.
@@ -138,7 +142,7 @@ pub enum Why {
     UnknownSource,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     pub case_id: String,
     pub why: Why,

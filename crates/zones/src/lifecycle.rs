@@ -11,10 +11,10 @@
 use chainbreak_core::model::ZoneLevel;
 use chainbreak_core::profile::{ZoneEntry, ZoneTransition, Zones};
 use jiff::civil::Date;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a zone reached its level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Entered {
     Designated,
@@ -22,7 +22,7 @@ pub enum Entered {
 }
 
 /// Where a zone stands: its level, how it got there and on which day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZoneState {
     pub level: ZoneLevel,
     pub entered: Entered,
@@ -30,7 +30,7 @@ pub struct ZoneState {
 }
 
 /// A zone lowered by a rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub on: Date,
     pub from: ZoneLevel,
@@ -48,7 +48,7 @@ pub(crate) fn add_days(d: Date, n: i64) -> Date {
 }
 
 /// The rule that lowers a zone in `state`, if any (the profile's check keeps them apart).
-fn rule_for<'a>(rules: &'a Zones, state: &ZoneState) -> Option<(usize, &'a ZoneTransition)> {
+pub(crate) fn rule_for<'a>(rules: &'a Zones, state: &ZoneState) -> Option<(usize, &'a ZoneTransition)> {
     rules.transitions.iter().enumerate().find(|(_, t)| {
         t.from == state.level
             && match t.entered {
