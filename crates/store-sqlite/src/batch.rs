@@ -910,6 +910,19 @@ impl Batch for SqliteBatch<'_> {
         })
     }
 
+    fn append_zone_events(
+        &mut self,
+        events: &[chainbreak_store::ZoneEventRow],
+        rows: &[chainbreak_store::ZoneRow],
+    ) -> Result<()> {
+        self.atomically(|c| {
+            for key in crate::zones::append(c, events, rows)? {
+                log(c, Entity::Zone, ChangeOp::Upsert, key, key)?;
+            }
+            Ok(())
+        })
+    }
+
     fn put_facilities(&mut self, rows: &[chainbreak_store::FacilityRow]) -> Result<()> {
         self.atomically(|c| {
             for key in crate::episodes::put_facilities(c, rows)? {

@@ -12,6 +12,7 @@ mod proposals;
 mod read;
 mod scope;
 mod surveillance;
+mod zones;
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_0003_proposals.sql"),
     include_str!("schema_0004_episodes.sql"),
     include_str!("schema_0005_surveillance.sql"),
+    include_str!("schema_0006_zones.sql"),
 ];
 
 /// The schema version this build writes.
@@ -318,6 +320,24 @@ impl Store for SqliteStore {
 
     fn episode(&self, id: &str) -> Result<Option<chainbreak_store::EpisodeRow>> {
         episodes::by_id(&self.conn, id)
+    }
+
+    fn zones_page(
+        &self,
+        scope: &Scope,
+        filter: &chainbreak_store::ZoneFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<chainbreak_store::ZoneRow>> {
+        zones::page(&self.conn, scope, filter, after, limit)
+    }
+
+    fn zone(&self, id: &str) -> Result<Option<chainbreak_store::ZoneRow>> {
+        zones::by_id(&self.conn, id)
+    }
+
+    fn zone_events(&self, zone_id: &str) -> Result<Vec<chainbreak_store::ZoneEventRow>> {
+        zones::events_of(&self.conn, zone_id)
     }
 
     fn facilities(&self) -> Result<Vec<chainbreak_store::FacilityRow>> {

@@ -35,6 +35,7 @@ pub(crate) fn table_of(entity: Entity) -> &'static str {
         Entity::Facility => "facilities",
         Entity::Alert => "alerts",
         Entity::ReviewItem => "review_items",
+        Entity::Zone => "zones",
     }
 }
 

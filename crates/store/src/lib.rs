@@ -116,7 +116,8 @@ chainbreak_core::vocabulary!(
         Staff = "staff", Group = "group", Membership = "membership", Visit = "visit", Trip = "trip",
         Passenger = "passenger", Ping = "ping", Case = "case", LabTest = "lab_test", Arrival = "arrival",
         GoodsBatch = "goods_batch", GoodsHop = "goods_hop", Sentinel = "sentinel", Proposal = "proposal",
-        Episode = "episode", Facility = "facility", Alert = "alert", ReviewItem = "review_item"
+        Episode = "episode", Facility = "facility", Alert = "alert", ReviewItem = "review_item",
+        Zone = "zone"
     }
 );
 
@@ -317,6 +318,49 @@ pub struct EpisodeFilter {
     pub due_before: Option<Timestamp>,
 }
 
+/// One event of a risk zone as stored: the zone engine's action as JSON text (its shape
+/// belongs to the engine).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZoneEventRow {
+    /// Assigned by the store (ignored when written).
+    pub seq: i64,
+    pub zone_id: String,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+}
+
+/// A zone's current state, as its latest event left it: the engine's zone as JSON text, with
+/// the fields lists filter on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZoneRow {
+    pub id: String,
+    /// `area` or `place`.
+    pub target_kind: String,
+    pub target_id: String,
+    /// `proposed`, `confirmed`, `rejected`, `lifted`, `lapsed` (the engine's status).
+    pub status: String,
+    pub level: ZoneLevel,
+    /// The next local date the zone's rules may change it.
+    pub next_review: Option<Date>,
+    pub updated_at: Timestamp,
+    pub events: u32,
+    pub state: String,
+}
+
+/// Which zones a page holds (every given field must match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneFilter {
+    pub status: Option<String>,
+    /// Only proposed or confirmed zones.
+    pub open: bool,
+    pub level: Option<ZoneLevel>,
+    /// (`area` or `place`, id).
+    pub target: Option<(String, String)>,
+    /// Only those whose next review is on or before this date.
+    pub review_by: Option<Date>,
+}
+
 /// A quarantine facility and its rooms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FacilityRow {
@@ -463,6 +507,13 @@ pub trait Store: Send {
         limit: usize,
     ) -> Result<Vec<EpisodeRow>>;
     fn episode(&self, id: &str) -> Result<Option<EpisodeRow>>;
+    /// A page of zones lying in the scope (a zone lies in its area, or in its place's area),
+    /// by id, after `after`.
+    fn zones_page(&self, scope: &Scope, filter: &ZoneFilter, after: Option<&str>, limit: usize)
+    -> Result<Vec<ZoneRow>>;
+    fn zone(&self, id: &str) -> Result<Option<ZoneRow>>;
+    /// A zone's history, in order.
+    fn zone_events(&self, zone_id: &str) -> Result<Vec<ZoneEventRow>>;
     /// Every facility with its rooms, by id.
     fn facilities(&self) -> Result<Vec<FacilityRow>>;
     /// Every unit (the administrative hierarchy tasks escalate up), by id.
@@ -606,6 +657,9 @@ pub trait Batch {
     /// registered. Each row written is an `Upsert` change of [`Entity::Episode`].
     fn append_episode_events(&mut self, events: &[EpisodeEvent], rows: &[EpisodeRow]) -> Result<()>;
     /// Adds or replaces facilities with their rooms (a room left out is kept), all or nothing.
+    /// Appends zone events and upserts the zones' rows (every event's zone has its row here;
+    /// the target must be a known area or place). All or nothing.
+    fn append_zone_events(&mut self, events: &[ZoneEventRow], rows: &[ZoneRow]) -> Result<()>;
     fn put_facilities(&mut self, rows: &[FacilityRow]) -> Result<()>;
     /// Sets a room's state (`clean`, `occupied`, `to_disinfect`).
     fn set_room_state(&mut self, facility_id: &str, room_id: &str, state: &str) -> Result<()>;
