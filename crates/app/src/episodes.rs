@@ -10,7 +10,7 @@ use std::time::Instant;
 use chainbreak_closedloop::facility::{Facility, FacilityError, Occupant, RoomState};
 use chainbreak_closedloop::{Action, Category, Episode, Event, Reason, Registry, Rules, Task};
 use chainbreak_core::access::{Permission, User};
-use chainbreak_core::model::EpisodeState;
+use chainbreak_core::model::{EpisodeState, OriginRisk, ZoneLevel};
 use chainbreak_store::{Entity, EpisodeEvent, EpisodeFilter, EpisodeRow, FacilityRow, Scope, Store};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -106,6 +106,31 @@ pub fn current(dep: &mut Deployment) -> Result<Vec<(String, Episode)>, AppError>
     dep.closed_loop = Some(lp);
     caught?;
     Ok(open)
+}
+
+/// The zone residents' measures that name `source` (a zone, [`chainbreak_closedloop::zone_source`]):
+/// the open ones by person (episode id), and the persons whose such measure was closed without
+/// the zone ending it — rejected, closed, lost —, which is their recorded exemption.
+pub fn zone_measures(
+    dep: &mut Deployment,
+    source: &str,
+) -> Result<(BTreeMap<String, String>, std::collections::BTreeSet<String>), AppError> {
+    let mut lp = dep.closed_loop.take().unwrap_or_default();
+    let caught = lp.catch_up(&*dep.store, &rules(dep));
+    let (mut open, mut exempt) = (BTreeMap::new(), std::collections::BTreeSet::new());
+    for (id, e) in &lp.registry.episodes {
+        if e.category != Category::ZoneResident || !e.reasons.iter().any(|r| r.source == source) {
+            continue;
+        }
+        if e.is_open() {
+            open.insert(e.person.clone(), id.clone());
+        } else {
+            exempt.insert(e.person.clone());
+        }
+    }
+    dep.closed_loop = Some(lp);
+    caught?;
+    Ok((open, exempt))
 }
 
 /// Rebuilds the deployment's episodes from the stored events (what a restart does), and says
@@ -834,16 +859,37 @@ pub fn propose_arrivals(
     let mut report = ArrivalProposals::default();
     let mut requests = Vec::new();
     for a in arrivals {
-        match chainbreak_closedloop::arrival_proposal(&dep.profile, a, owner) {
-            Some(Action::Open { person, category, plan, reason, owner }) => requests.push(Request::Open {
-                id: None,
-                person,
-                category,
-                plan: Some(plan),
-                reason,
-                owner,
-                confirmed: false,
-            }),
+        // From a zone of this deployment in force: its level's rule, if stricter (issue 8).
+        let mut a = a.clone();
+        let zone = match a.origin_risk {
+            OriginRisk::Abroad => None,
+            _ => crate::zones::origin_zone(dep, &a.origin)?,
+        };
+        if let Some((_, level)) = &zone {
+            let risk = match level {
+                ZoneLevel::High => OriginRisk::High,
+                ZoneLevel::Medium => OriginRisk::Medium,
+                ZoneLevel::Low => OriginRisk::Low,
+            };
+            if risk < a.origin_risk {
+                a.origin_risk = risk;
+            }
+        }
+        match chainbreak_closedloop::arrival_proposal(&dep.profile, &a, owner) {
+            Some(Action::Open { person, category, plan, mut reason, owner }) => {
+                if let (Some((id, level)), Some(evidence)) = (&zone, reason.evidence.as_mut()) {
+                    evidence.push_str(&format!("; origin in {level} zone {id}"));
+                }
+                requests.push(Request::Open {
+                    id: None,
+                    person,
+                    category,
+                    plan: Some(plan),
+                    reason,
+                    owner,
+                    confirmed: false,
+                })
+            }
             _ => report.without_measure += 1,
         }
     }

@@ -2,6 +2,7 @@
 //! registration, and ingest.
 
 mod surveillance;
+mod zones;
 
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,8 @@
 //! positive round starts the cadence again. Besides the cadence, a lowering rule that asks for
 //! an all-negative round on day N of its count makes that day's round due. The caller tracks
 //! completion: a round is late when it is not completed within the profile's
-//! `round_completion_hours` of the start of its day.
+//! `round_completion_hours` of the start of its day. Zones no rule lowers (the county's low
+//! zone) have no rounds of their own.
 
 use chainbreak_core::profile::{Screening, Zones};
 use jiff::civil::Date;
@@ -41,6 +42,8 @@ pub fn next_round(
     infections: &[Date],
     rounds: &[Round],
 ) -> Option<RoundDue> {
+    // Rounds serve zones that can be lowered (not the county's low zone).
+    rule_for(zones, &state)?;
     let cadence = if screening.enabled {
         let interval = i64::from(screening.interval_days.unwrap_or(1));
         let stop = screening.stop_after_clean_rounds.unwrap_or(u32::MAX) as usize;
@@ -116,5 +119,7 @@ mod tests {
         let mut off = p.screening.clone();
         off.enabled = false;
         assert_eq!(next_round(&off, &p.zones, high, &[], &[]).unwrap().on, day(8));
+        let low = ZoneState { level: ZoneLevel::Low, ..high };
+        assert_eq!(next_round(&p.screening, &p.zones, low, &[], &[]), None);
     }
 }

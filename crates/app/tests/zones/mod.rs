@@ -1,0 +1,256 @@
+//! Risk zones end to end on the sample district (a real SQLite file): proposals recorded from
+//! cases, a commander's decisions, residents' measures, widening that lapses, screening rounds,
+//! lowering and lifting on the days the rules say in the deployment's time zone, publication,
+//! and arrivals from a zone; and a property: every resident of a confirmed high zone has an
+//! open measure or a recorded exemption.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chainbreak_app::Deployment;
+use chainbreak_app::accounts::Actor;
+use chainbreak_app::zones::{self, Decision};
+use chainbreak_closedloop::Action;
+use chainbreak_core::model::{Arrival, OriginRisk, ZoneLevel};
+use chainbreak_core::time::ManualClock;
+use chainbreak_store::{Scope, ZoneFilter};
+use chainbreak_zones::{Round, Status, Target, Why};
+use jiff::civil::Date;
+
+use super::*;
+
+fn actor() -> Actor {
+    Actor { name: "commander".into(), via: "test".into(), reason: None }
+}
+
+/// 2022-03-`d` at `h`:`m` local time (Asia/Shanghai, UTC+8).
+fn local(d: i8, h: i8, m: i8) -> Timestamp {
+    jiff::civil::date(2022, 3, d)
+        .at(h, m, 0, 0)
+        .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap())
+        .unwrap()
+        .timestamp()
+}
+
+fn day(d: i8) -> Date {
+    jiff::civil::date(2022, 3, d)
+}
+
+/// The sample district, with the clock at 2022-03-13 12:00 local.
+fn sample_deployment(dir: &Path, profile: &str) -> (Deployment, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(local(13, 12, 0)));
+    let mut store = chainbreak_app::init(&dir.join("z.db"), "Asia/Shanghai", profile, &*clock).unwrap();
+    for (kind, name) in [
+        (Kind::Areas, "areas.geojson"),
+        (Kind::Units, "units.csv"),
+        (Kind::Places, "places.csv"),
+        (Kind::Persons, "persons.csv"),
+        (Kind::Staff, "staff.csv"),
+        (Kind::Visits, "visits.csv"),
+        (Kind::Cases, "cases.csv"),
+    ] {
+        import_file(&mut store, kind, &sample().join(name), &ImportOptions::default(), t0(), &mut NoProgress)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let dep = Deployment::new(Box::new(store), clock.clone()).unwrap();
+    (dep, clock)
+}
+
+fn ids(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn zone_on(dep: &Deployment, kind: &str, id: &str) -> zones::ZoneView {
+    let filter = ZoneFilter { target: Some((kind.into(), id.into())), open: true, ..Default::default() };
+    let mut found = zones::list(dep, None, &filter).unwrap();
+    assert_eq!(found.len(), 1, "one open zone on {kind} {id}: {found:?}");
+    found.pop().unwrap()
+}
+
+fn residents_of(dep: &Deployment, area: &str) -> BTreeSet<String> {
+    dep.store.persons_page(&Scope::Within(area.into()), None, 100_000).unwrap().into_iter().map(|p| p.id).collect()
+}
+
+/// Residents of confirmed zones whose level has a resident measure who have neither an open
+/// measure naming the zone nor a recorded exemption (a closed one naming it).
+fn uncovered(dep: &mut Deployment) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let confirmed = ZoneFilter { status: Some("confirmed".into()), level: Some(ZoneLevel::High), ..Default::default() };
+    for z in zones::list(dep, None, &confirmed).unwrap() {
+        let Target::Area(area) = &z.zone.target else { continue };
+        let (open, exempt) =
+            chainbreak_app::episodes::zone_measures(dep, &chainbreak_closedloop::zone_source(&z.zone.id)).unwrap();
+        for person in residents_of(dep, area) {
+            if !open.contains_key(&person) && !exempt.contains(&person) {
+                out.push((z.zone.id.clone(), person));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_case_s_compound_is_proposed_confirmed_lowered_and_lifted_on_the_rule_s_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut dep, clock) = sample_deployment(dir.path(), "cn-2022-9th");
+    // K1 (source unknown) and K2, K3 (infected by K1).
+    let rec = zones::record(&mut dep, &actor(), None, &ids(&["K1", "K2", "K3"])).unwrap();
+    assert!(!rec.proposed.is_empty() && rec.updated.is_empty(), "{rec:?}");
+    // K1 lives in R11, building HS-S1-C2-K2-B2 of compound HS-S1-C2-K2: a high zone proposed on
+    // the compound, with K1's residence as its reason.
+    let compound = zone_on(&dep, "area", "HS-S1-C2-K2");
+    assert_eq!((compound.zone.status, compound.zone.level), (Status::Proposed, ZoneLevel::High));
+    assert!(compound.zone.reasons.iter().any(|r| r.case_id == "K1" && r.why == Why::Residence), "{compound:?}");
+    // K1's source is unknown: the community around widens, for a commander to confirm.
+    let widened = zone_on(&dep, "area", "HS-S1-C2");
+    assert!(widened.zone.widening && widened.zone.needs_confirmation, "{widened:?}");
+    // Recording again adds nothing: each reason once per target.
+    let again = zones::record(&mut dep, &actor(), None, &ids(&["K1", "K2", "K3"])).unwrap();
+    assert!(again.proposed.is_empty() && again.updated.is_empty(), "{again:?}");
+    assert_eq!(again.unchanged, rec.plan.designation.proposals.len());
+
+    // Nothing is in force until confirmed; confirming proposes the residents' measure.
+    assert!(uncovered(&mut dep).is_empty());
+    let residents = residents_of(&dep, "HS-S1-C2-K2");
+    assert!(residents.len() >= 10, "{residents:?}");
+    let confirm = Decision::Confirm { note: Some("K1's compound".into()) };
+    let done = zones::decide(&mut dep, &actor(), None, &compound.zone.id, confirm, "U-community").unwrap();
+    assert_eq!(done.residents_proposed, residents.len());
+    assert_eq!(done.zone.zone.since, Some(day(13)));
+    assert!(uncovered(&mut dep).is_empty());
+    // A resident's measure rejected with a reason is their exemption.
+    let (open, _) =
+        chainbreak_app::episodes::zone_measures(&mut dep, &chainbreak_closedloop::zone_source(&compound.zone.id))
+            .unwrap();
+    let (person, episode) = open.iter().next().map(|(p, e)| (p.clone(), e.clone())).unwrap();
+    let reject = chainbreak_app::episodes::Request::Act { episode, action: Action::Reject };
+    chainbreak_app::episodes::transition(&mut dep, &actor(), None, &[reject]).unwrap();
+    assert!(uncovered(&mut dep).is_empty(), "{person} is exempt");
+
+    // The county's low zone, confirmed too.
+    let county = zone_on(&dep, "area", "HS");
+    assert_eq!(county.zone.level, ZoneLevel::Low);
+    zones::decide(&mut dep, &actor(), None, &county.zone.id, Decision::Confirm { note: None }, "U").unwrap();
+
+    // Screening rounds: daily from the day in force (the 17th's is missed); all negative.
+    for d in 13..=19 {
+        clock.set(local(d, 20, 0));
+        let round = Round { on: day(d), tested: 40, positives: 0, completed_at: local(d, 20, 0) };
+        if d != 17 {
+            zones::record_round(&mut dep, &actor(), None, &compound.zone.id, round).unwrap();
+        }
+        let review = zones::review(&mut dep, &actor(), None, "U").unwrap();
+        assert!(review.lowered.is_empty(), "day {d}: {review:?}");
+        // Only the zones that can be lowered have rounds; the missed one is late by the 18th.
+        assert!(review.rounds_due.iter().all(|r| r.zone == compound.zone.id), "{review:?}");
+    }
+    // Day 7 after 13 March is 20 March (local time): not lowered in the 19th's last minute, nor
+    // on the 20th before its all-negative round is in; lowered once it is.
+    let z = zone_on(&dep, "area", "HS-S1-C2-K2");
+    assert_eq!((z.zone.level, z.next_review), (ZoneLevel::High, Some(day(20))));
+    clock.set(local(20, 0, 0) - jiff::SignedDuration::from_secs(60));
+    assert!(zones::review(&mut dep, &actor(), None, "U").unwrap().lowered.is_empty());
+    clock.set(local(20, 0, 0));
+    let review = zones::review(&mut dep, &actor(), None, "U").unwrap();
+    assert!(review.lowered.is_empty(), "{review:?}");
+    assert_eq!(review.rounds_due.iter().map(|r| (r.due.on, r.late)).collect::<Vec<_>>(), [(day(20), false)]);
+    clock.set(local(20, 18, 0));
+    let round = Round { on: day(20), tested: 40, positives: 0, completed_at: local(20, 18, 0) };
+    zones::record_round(&mut dep, &actor(), None, &compound.zone.id, round).unwrap();
+    let review = zones::review(&mut dep, &actor(), None, "U").unwrap();
+    let lowered: Vec<_> = review.lowered.iter().filter(|l| l.zone == compound.zone.id).collect();
+    assert_eq!(lowered.len(), 1, "{review:?}");
+    assert_eq!((lowered[0].change.on, lowered[0].change.to), (day(20), ZoneLevel::Medium));
+    // Medium has no resident measure: the residents' measures end with the high level.
+    assert_eq!(review.measures_ended, residents.len() - 1, "{review:?}");
+    let (open, _) =
+        chainbreak_app::episodes::zone_measures(&mut dep, &chainbreak_closedloop::zone_source(&compound.zone.id))
+            .unwrap();
+    assert!(open.is_empty());
+    // A medium zone that came from high: low (lifted) 3 clean days later, on the 23rd.
+    clock.set(local(22, 23, 59));
+    assert!(zones::review(&mut dep, &actor(), None, "U").unwrap().lifted.is_empty());
+    clock.set(local(23, 0, 0));
+    let review = zones::review(&mut dep, &actor(), None, "U").unwrap();
+    assert!(review.lifted.contains(&compound.zone.id), "{review:?}");
+    // With no higher zone left in it, the county's low zone is lifted too.
+    assert!(review.lifted.contains(&county.zone.id), "{review:?}");
+    let history = zones::show(&dep, None, &compound.zone.id).unwrap();
+    let names: Vec<&str> = history.events.iter().map(|e| e.action.name()).collect();
+    assert_eq!(names.first(), Some(&"propose"));
+    assert!(names.contains(&"confirm") && names.iter().filter(|n| **n == "lower").count() == 2, "{names:?}");
+    assert_eq!(history.zone.zone.status, Status::Lifted);
+    assert_eq!(history.zone.zone.ended_on, Some(day(23)));
+}
+
+#[test]
+fn a_widening_lapses_when_the_source_is_found_and_a_case_is_widened_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut dep, clock) = sample_deployment(dir.path(), "cn-2022-9th");
+    zones::record(&mut dep, &actor(), None, &ids(&["K1"])).unwrap();
+    let widened = zone_on(&dep, "area", "HS-S1-C2");
+    let community = residents_of(&dep, "HS-S1-C2");
+    let done =
+        zones::decide(&mut dep, &actor(), None, &widened.zone.id, Decision::Confirm { note: None }, "U").unwrap();
+    assert_eq!(done.residents_proposed, community.len());
+    assert!(uncovered(&mut dep).is_empty());
+    // The source is found: K1 turns out imported. The widening lapses at the next review, and
+    // its residents' measures end.
+    clock.set(local(14, 9, 0));
+    let cases = sample().join("cases.csv");
+    let text = std::fs::read_to_string(&cases).unwrap().replace(
+        "K1,P071,confirmed,2022-03-08,2022-03-09T02:00:00Z,2022-03-09T08:00:00Z,false,",
+        "K1,P071,confirmed,2022-03-08,2022-03-09T02:00:00Z,2022-03-09T08:00:00Z,true,",
+    );
+    let path = dir.path().join("cases.csv");
+    std::fs::write(&path, text).unwrap();
+    let mut store = chainbreak_store_sqlite::SqliteStore::open(&dir.path().join("z.db")).unwrap();
+    import_file(&mut store, Kind::Cases, &path, &ImportOptions::default(), t0(), &mut NoProgress).unwrap();
+    let review = zones::review(&mut dep, &actor(), None, "U").unwrap();
+    assert_eq!(review.lapsed, vec![widened.zone.id.clone()], "{review:?}");
+    assert_eq!(review.measures_ended, community.len());
+    let history = zones::show(&dep, None, &widened.zone.id).unwrap();
+    assert_eq!(history.zone.zone.status, Status::Lapsed);
+    // K1's widening is recorded once: proposing for K1 again does not widen again.
+    let again = zones::record(&mut dep, &actor(), None, &ids(&["K1"])).unwrap();
+    assert!(!again.proposed.iter().any(|z| z.starts_with("area:HS-S1-C2/")), "{again:?}");
+}
+
+#[test]
+fn confirmed_zones_are_published_without_cases_and_arrivals_from_them_get_their_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut dep, _clock) = sample_deployment(dir.path(), "cn-2022-20-measures");
+    zones::record(&mut dep, &actor(), None, &ids(&["K1"])).unwrap();
+    assert!(zones::published(&dep).unwrap().is_empty(), "nothing confirmed, nothing published");
+    // 20 measures: high by building, no widening.
+    let building = zone_on(&dep, "area", "HS-S1-C2-K2-B2");
+    assert!(
+        !zones::list(&dep, None, &ZoneFilter { open: true, ..Default::default() })
+            .unwrap()
+            .iter()
+            .any(|z| z.zone.widening)
+    );
+    zones::decide(&mut dep, &actor(), None, &building.zone.id, Decision::Confirm { note: None }, "U").unwrap();
+    let public = zones::published(&dep).unwrap();
+    assert_eq!(public.len(), 1);
+    assert_eq!((public[0].level, public[0].drawn_at.as_str()), (ZoneLevel::High, "building"));
+    let text = serde_json::to_string(&zones::published_geojson(&dep).unwrap()).unwrap();
+    assert!(text.contains("Polygon") && !text.contains("K1") && !text.contains("P071"), "{text}");
+    // An arrival whose origin lies in the high zone gets the high-risk arrival rule (7 days at
+    // home under this profile), though its record says low.
+    let arrival = Arrival {
+        person_id: "P001".into(),
+        origin: "R11".into(),
+        origin_risk: OriginRisk::Low,
+        left_origin_at: local(13, 8, 0),
+        arrived_at: local(13, 10, 0),
+        trip_id: None,
+        destination: None,
+    };
+    let report = chainbreak_app::episodes::propose_arrivals(&mut dep, &actor(), &[arrival], "U").unwrap();
+    assert_eq!(report.proposed, 1);
+    let open = chainbreak_app::episodes::current(&mut dep).unwrap();
+    let (_, ep) = open.iter().find(|(_, e)| e.person == "P001").unwrap();
+    assert_eq!(ep.plan, dep.profile.arrivals.for_origin(OriginRisk::High).unwrap().clone());
+    assert!(ep.reasons[0].evidence.as_deref().unwrap().contains(&building.zone.id), "{ep:?}");
+}
