@@ -467,6 +467,7 @@ pub enum Decision {
 /// What a decision did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decided {
+    #[serde(flatten)]
     pub zone: ZoneView,
     /// Residents whose measure was proposed (or whose open measure took this zone's reason).
     pub residents_proposed: usize,

@@ -154,7 +154,7 @@ enum Command {
         #[command(subcommand)]
         command: alerts::ReviewCommand,
     },
-    /// Risk zones proposed from cases by the profile's rules, with their reasons (read only).
+    /// Risk zones: proposed from cases by the profile's rules, confirmed, lowered, lifted, published.
     Zones {
         #[arg(long, env = "CHAINBREAK_DB", global = true)]
         db: Option<PathBuf>,

@@ -920,3 +920,49 @@ fn zones_are_proposed_from_the_sample_cases_as_json_and_geojson() {
     assert!(county["geometry"]["type"] == "Polygon" || county["geometry"]["type"] == "MultiPolygon", "{county:#}");
     assert!(features.iter().any(|f| f["geometry"]["type"] == "Point"), "{geo:#}");
 }
+
+#[test]
+fn zones_are_recorded_confirmed_reviewed_and_published_at_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    import_sample(&db, &["areas", "places", "persons", "staff", "visits", "cases"]);
+    let at = |t: &str, args: &[&str]| ok(&[&["--demo-clock", t][..], args].concat());
+    let day13 = "2022-03-13T12:00:00+08:00";
+    let rec: serde_json::Value =
+        serde_json::from_str(&at(day13, &["zones", "propose", "--record", "--db", &db, "--case", "K1"])).unwrap();
+    let proposed: Vec<&str> = rec["proposed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(proposed.contains(&"area:HS-S1-C2-K2/1"), "{rec:#}");
+    let table = at(day13, &["zones", "list", "--db", &db, "--open"]);
+    assert!(table.lines().any(|l| l.starts_with("area:HS-S1-C2-K2/1") && l.contains("proposed")), "{table}");
+    // A rejection needs a note; confirming puts the zone in force and proposes the residents'
+    // measure.
+    assert!(!run(&["zones", "reject", "area:HS-S1-C2-K2/1", "--db", &db]).status.success());
+    let done: serde_json::Value = serde_json::from_str(&at(
+        day13,
+        &["zones", "confirm", "area:HS-S1-C2-K2/1", "--db", &db, "--note", "K1's compound", "--actor", "cmdr"],
+    ))
+    .unwrap();
+    assert_eq!(done["status"], "confirmed", "{done:#}");
+    assert!(done["residents_proposed"].as_u64().unwrap() >= 10, "{done:#}");
+    assert_eq!(done["next_round"]["on"], "2022-03-13");
+    let round = ["zones", "round", "area:HS-S1-C2-K2/1", "--db", &db, "--on", "2022-03-13", "--tested", "40"];
+    let view: serde_json::Value =
+        serde_json::from_str(&at(day13, &[&round[..], &["--positives", "0"]].concat())).unwrap();
+    assert_eq!(view["rounds"][0]["tested"], 40, "{view:#}");
+    let review: serde_json::Value =
+        serde_json::from_str(&at("2022-03-14T09:00:00+08:00", &["zones", "review", "--db", &db])).unwrap();
+    assert_eq!(review["today"], "2022-03-14");
+    assert!(review["lowered"].as_array().unwrap().is_empty(), "{review:#}");
+    // Published: only the zone in force, as GeoJSON with its polygon and no case.
+    let public = at(day13, &["zones", "publish", "--db", &db, "--format", "geojson"]);
+    let geo: serde_json::Value = serde_json::from_str(&public).unwrap();
+    assert_eq!(geo["features"].as_array().unwrap().len(), 1, "{geo:#}");
+    assert_eq!(geo["features"][0]["properties"]["level"], "high");
+    assert!(!public.contains("K1") && !public.contains("P071"));
+    // The history names who confirmed it.
+    let show: serde_json::Value =
+        serde_json::from_str(&at(day13, &["zones", "show", "area:HS-S1-C2-K2/1", "--db", &db])).unwrap();
+    let events = show["events"].as_array().unwrap();
+    assert_eq!(events[1]["action"]["type"], "confirm");
+    assert_eq!(events[1]["actor"], "cmdr");
+}
