@@ -363,7 +363,8 @@ pub struct Recorded {
     pub unchanged: usize,
 }
 
-/// Proposes zones for `case_ids` ([`propose`]) and records them: a new zone on a target with
+/// Proposes zones for `case_ids` ([`propose`]; every case in the user's jurisdiction) and
+/// records them, each zone `{area|place}:{target}:{n}` (the target's n-th zone): a new zone on a target with
 /// no open zone, or the new reasons added to the open one. A reason recorded once on a target
 /// (on any of its zones, past ones included) is not proposed again.
 pub fn record(
@@ -372,7 +373,15 @@ pub fn record(
     user: Option<&User>,
     case_ids: &[String],
 ) -> Result<Recorded, AppError> {
-    user_scope(dep, user, Permission::ManageZones)?;
+    let scope = user_scope(dep, user, Permission::ManageZones)?;
+    if let Scope::Within(_) = scope {
+        let ids: Vec<&str> = case_ids.iter().map(String::as_str).collect();
+        for (id, inside) in ids.iter().zip(dep.store.in_scope(&scope, chainbreak_store::Entity::Case, &ids)?) {
+            if !inside {
+                return Err(AppError::NotFound(format!("case `{id}` not found in your jurisdiction")));
+            }
+        }
+    }
     let plan = propose(dep, case_ids)?;
     let mut staged = Staged::new();
     let (mut proposed, mut updated, mut unchanged) = (Vec::new(), Vec::new(), 0);
@@ -393,7 +402,7 @@ pub fn record(
                 updated.push(open.id.clone());
             }
             None => {
-                let zone_id = format!("{kind}:{id}/{}", existing.len() + 1);
+                let zone_id = format!("{kind}:{id}:{}", existing.len() + 1);
                 let e = event(
                     dep,
                     actor,
@@ -425,6 +434,19 @@ pub fn list(dep: &Deployment, user: Option<&User>, filter: &ZoneFilter) -> Resul
     let scope = user_scope(dep, user, Permission::ReadRecords)?;
     let now = dep.clock.now();
     zones_where(dep, &scope, filter)?.into_iter().map(|z| view(dep, z, now)).collect()
+}
+
+/// A page of the zones in the user's jurisdiction matching `filter`, by id after `after`.
+pub fn page(
+    dep: &Deployment,
+    user: Option<&User>,
+    filter: &ZoneFilter,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ZoneView>, AppError> {
+    let scope = user_scope(dep, user, Permission::ReadRecords)?;
+    let now = dep.clock.now();
+    dep.store.zones_page(&scope, filter, after, limit)?.iter().map(|r| view(dep, zone_of(r)?, now)).collect()
 }
 
 /// A zone with its whole history.
@@ -745,6 +767,8 @@ pub struct PublicZone {
     pub level: ZoneLevel,
     pub target_kind: &'static str,
     pub target_id: String,
+    /// The area's or the place's name.
+    pub name: Option<String>,
     /// The area's level, or `place`.
     pub drawn_at: String,
     pub since: Option<Date>,
@@ -757,9 +781,9 @@ pub fn published(dep: &Deployment) -> Result<Vec<PublicZone>, AppError> {
     let mut out = Vec::new();
     for zone in zones_where(dep, &Scope::All, &ZoneFilter { status: Some("confirmed".into()), ..Default::default() })? {
         let (kind, id) = target_parts(&zone.target);
-        let drawn_at = match &zone.target {
-            Target::Area(a) => dep.store.area(a)?.map(|a| a.level).unwrap_or_default(),
-            Target::Place(_) => "place".to_string(),
+        let (name, drawn_at) = match &zone.target {
+            Target::Area(a) => dep.store.area(a)?.map(|a| (Some(a.name), a.level)).unwrap_or_default(),
+            Target::Place(p) => (dep.store.place(p)?.and_then(|p| p.name), "place".to_string()),
         };
         let (kind, id) = (kind, id.to_string());
         let v = view(dep, zone, now)?;
@@ -768,6 +792,7 @@ pub fn published(dep: &Deployment) -> Result<Vec<PublicZone>, AppError> {
             level: v.zone.level,
             target_kind: kind,
             target_id: id,
+            name,
             drawn_at,
             since: v.zone.since,
             next_review: v.next_review,

@@ -931,21 +931,21 @@ fn zones_are_recorded_confirmed_reviewed_and_published_at_the_console() {
     let rec: serde_json::Value =
         serde_json::from_str(&at(day13, &["zones", "propose", "--record", "--db", &db, "--case", "K1"])).unwrap();
     let proposed: Vec<&str> = rec["proposed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(proposed.contains(&"area:HS-S1-C2-K2/1"), "{rec:#}");
+    assert!(proposed.contains(&"area:HS-S1-C2-K2:1"), "{rec:#}");
     let table = at(day13, &["zones", "list", "--db", &db, "--open"]);
-    assert!(table.lines().any(|l| l.starts_with("area:HS-S1-C2-K2/1") && l.contains("proposed")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("area:HS-S1-C2-K2:1") && l.contains("proposed")), "{table}");
     // A rejection needs a note; confirming puts the zone in force and proposes the residents'
     // measure.
-    assert!(!run(&["zones", "reject", "area:HS-S1-C2-K2/1", "--db", &db]).status.success());
+    assert!(!run(&["zones", "reject", "area:HS-S1-C2-K2:1", "--db", &db]).status.success());
     let done: serde_json::Value = serde_json::from_str(&at(
         day13,
-        &["zones", "confirm", "area:HS-S1-C2-K2/1", "--db", &db, "--note", "K1's compound", "--actor", "cmdr"],
+        &["zones", "confirm", "area:HS-S1-C2-K2:1", "--db", &db, "--note", "K1's compound", "--actor", "cmdr"],
     ))
     .unwrap();
     assert_eq!(done["status"], "confirmed", "{done:#}");
     assert!(done["residents_proposed"].as_u64().unwrap() >= 10, "{done:#}");
     assert_eq!(done["next_round"]["on"], "2022-03-13");
-    let round = ["zones", "round", "area:HS-S1-C2-K2/1", "--db", &db, "--on", "2022-03-13", "--tested", "40"];
+    let round = ["zones", "round", "area:HS-S1-C2-K2:1", "--db", &db, "--on", "2022-03-13", "--tested", "40"];
     let view: serde_json::Value =
         serde_json::from_str(&at(day13, &[&round[..], &["--positives", "0"]].concat())).unwrap();
     assert_eq!(view["rounds"][0]["tested"], 40, "{view:#}");
@@ -961,7 +961,7 @@ fn zones_are_recorded_confirmed_reviewed_and_published_at_the_console() {
     assert!(!public.contains("K1") && !public.contains("P071"));
     // The history names who confirmed it.
     let show: serde_json::Value =
-        serde_json::from_str(&at(day13, &["zones", "show", "area:HS-S1-C2-K2/1", "--db", &db])).unwrap();
+        serde_json::from_str(&at(day13, &["zones", "show", "area:HS-S1-C2-K2:1", "--db", &db])).unwrap();
     let events = show["events"].as_array().unwrap();
     assert_eq!(events[1]["action"]["type"], "confirm");
     assert_eq!(events[1]["actor"], "cmdr");

@@ -912,7 +912,7 @@ fn a_zone_resident_stays_under_the_measure_until_every_zone_of_theirs_ends() {
             person: "P1".into(),
             category: Category::ZoneResident,
             plan: zone_resident_plan(MeasureKind::HomeQuarantine),
-            reason: reason("area:K1/1"),
+            reason: reason("area:K1:1"),
             owner: "U-community".into(),
         },
     );
@@ -924,11 +924,11 @@ fn a_zone_resident_stays_under_the_measure_until_every_zone_of_theirs_ends() {
     assert!(ep.tasks(&r, h(24 * 30)).is_empty());
     // Not released by hand; a second zone adds a reason without extending anything.
     assert!(ep.apply(&ev(h(24 * 30), Action::Release), &r).is_err());
-    ep.apply(&ev(h(14), Action::AddReason { reason: reason("area:M1/1") }), &r).unwrap();
+    ep.apply(&ev(h(14), Action::AddReason { reason: reason("area:M1:1") }), &r).unwrap();
     assert_eq!(ep.state, S::InMeasure);
-    assert!(ep.apply(&ev(h(15), Action::ZoneEnded { zone: "area:K9/1".into() }), &r).is_err(), "not its zone");
-    ep.apply(&ev(h(24 * 8), Action::ZoneEnded { zone: "area:K1/1".into() }), &r).unwrap();
+    assert!(ep.apply(&ev(h(15), Action::ZoneEnded { zone: "area:K9:1".into() }), &r).is_err(), "not its zone");
+    ep.apply(&ev(h(24 * 8), Action::ZoneEnded { zone: "area:K1:1".into() }), &r).unwrap();
     assert_eq!(ep.state, S::InMeasure, "still under the widened zone");
-    ep.apply(&ev(h(24 * 9), Action::ZoneEnded { zone: "area:M1/1".into() }), &r).unwrap();
+    ep.apply(&ev(h(24 * 9), Action::ZoneEnded { zone: "area:M1:1".into() }), &r).unwrap();
     assert_eq!(ep.state, S::Released);
 }

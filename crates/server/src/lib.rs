@@ -27,6 +27,7 @@ mod records;
 mod sessions;
 mod trace;
 mod users;
+mod zones;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -61,8 +62,9 @@ pub struct ServerConfig {
     /// after ingest batches. A recompute also runs after every accepted ingest batch.
     pub recompute_every: Option<std::time::Duration>,
     /// How often aberration detection runs over the sentinel feeds (queueing alarms for review
-    /// and raising silent sentinels' alerts), first a minute after start; `None`: never (then
-    /// `chainbreak detect run` or `POST /api/v1/detect/runs`).
+    /// and raising silent sentinels' alerts), and the zones' daily review with it, first a
+    /// minute after start; `None`: never (then `chainbreak detect run` or `POST
+    /// /api/v1/detect/runs`, and `chainbreak zones review` or `POST /api/v1/zones/review`).
     pub detect_every: Option<std::time::Duration>,
     /// The deployment's pseudonymisation key file (`chainbreak key generate`); without it,
     /// batches naming persons by identifier (`phone:...`) are refused.
@@ -148,6 +150,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sentinels/silent", get(alerts::silent_sentinels))
         .route("/api/v1/rt", get(alerts::rt))
         .route("/api/v1/cases/{id}/clock", post(alerts::case_clock_event))
+        .route("/api/v1/zones", get(zones::list_zones))
+        .route("/api/v1/zones:propose", post(zones::propose_zones))
+        .route("/api/v1/zones/review", post(zones::review_zones))
+        .route("/api/v1/zones/{id}", get(zones::get_zone))
+        .route("/api/v1/zones/{id}/decision", post(zones::decide_zone))
+        .route("/api/v1/zones/{id}/rounds", post(zones::zone_round))
+        .route("/api/v1/public/zones", get(zones::public_zones))
+        .route("/api/v1/public/zones.geojson", get(zones::public_zones_geojson))
         .route("/api/v1/persons", get(records::list_persons))
         .route("/api/v1/persons/{id}", get(records::get_person))
         .route("/api/v1/places", get(records::list_places))
@@ -219,8 +229,9 @@ async fn purge_every(state: AppState, every: std::time::Duration) {
 }
 
 /// Runs aberration detection a minute after start and then every `every`, as `system`: alarms
-/// go to the review queue, silent sentinels raise their alerts. A failed run is logged and
-/// tried again at the next tick.
+/// go to the review queue, silent sentinels raise their alerts; then the zones' review (new
+/// residents' measures owned by `command`). A failed run is logged and tried again at the
+/// next tick.
 async fn detect_every(state: AppState, every: std::time::Duration) {
     let start = tokio::time::Instant::now() + every.min(std::time::Duration::from_secs(60));
     let mut ticks = tokio::time::interval_at(start, every);
@@ -233,15 +244,37 @@ async fn detect_every(state: AppState, every: std::time::Duration) {
                 via: "scheduled detection".into(),
                 reason: None,
             };
-            chainbreak_app::surveillance::run(dep, &actor, None)
+            let detection = chainbreak_app::surveillance::run(dep, &actor, None);
+            // The zones' daily review runs with it (lowering and lifting are by local day).
+            let actor = chainbreak_app::accounts::Actor { via: "scheduled zone review".into(), ..actor };
+            Ok((detection, chainbreak_app::zones::review(dep, &actor, None, "command")))
         })
         .await;
-        match done {
+        let (detection, zones) = match done {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::error!(error = ?e, "scheduled detection failed");
+                continue;
+            }
+        };
+        match detection {
             Ok(report) if report.queued > 0 || report.silent_alerts > 0 => {
                 tracing::info!(?report, "aberration detection queued alarms or raised alerts")
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = ?e, "aberration detection failed"),
+        }
+        match zones {
+            Ok(r) if !(r.lowered.is_empty() && r.lapsed.is_empty() && r.lifted.is_empty()) => {
+                tracing::info!(
+                    lowered = r.lowered.len(),
+                    lifted = r.lifted.len(),
+                    lapsed = r.lapsed.len(),
+                    "zones reviewed"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = ?e, "the zones' review failed"),
         }
     }
 }

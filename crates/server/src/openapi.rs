@@ -18,7 +18,7 @@ use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{ErrorBody, ErrorDetail, ErrorLocation};
-use crate::{alerts, episodes, handlers, proposals, records, sessions, trace, users};
+use crate::{alerts, episodes, handlers, proposals, records, sessions, trace, users, zones};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -70,6 +70,14 @@ use crate::{alerts, episodes, handlers, proposals, records, sessions, trace, use
         alerts::silent_sentinels,
         alerts::rt,
         alerts::case_clock_event,
+        zones::list_zones,
+        zones::get_zone,
+        zones::propose_zones,
+        zones::decide_zone,
+        zones::zone_round,
+        zones::review_zones,
+        zones::public_zones,
+        zones::public_zones_geojson,
         users::list_users,
         users::create_user,
         users::disable_user,
@@ -91,6 +99,10 @@ use crate::{alerts, episodes, handlers, proposals, records, sessions, trace, use
             quarantine facilities, rooms, occupancy and forecast"),
         (name = "surveillance", description = "Alerts and their triage, sentinel series with aberration detection, \
             the review queue of alarms, silent sentinels, Rt"),
+        (name = "zones", description = "Risk zones: proposed from cases by the profile's rules with their reasons, \
+            confirmed or rejected by a commander, screening rounds, lowered and lifted by rule, with their history"),
+        (name = "public", description = "What the public sees: the zones in force, with no case and no person \
+            (no token needed)"),
         (name = "records", description = "Reads of persons, places, cases, lab tests and visits, scoped by the \
             user's jurisdiction; personal data only on request, for roles that may, audited"),
         (name = "admin", description = "User accounts, API tokens and the audit trail"),

@@ -788,6 +788,16 @@ const ROUTES: &[(&str, &str, Access, Scoped)] = &[
     ("get", "/api/v1/sentinels/silent", Access::Needs(Permission::ReadRecords), Scoped::No),
     ("get", "/api/v1/rt", Access::Needs(Permission::ReadRecords), Scoped::No),
     ("post", "/api/v1/cases/{id}/clock", Access::Needs(Permission::TriageAlerts), Scoped::Record("K1", "K2")),
+    // Zones area:D1:1 and area:D2:1: the districts' low zones of K1 and K2 (`seed_zones`).
+    ("get", "/api/v1/zones", Access::Needs(Permission::ReadRecords), Scoped::List("area:D1:1", "area:D2:1")),
+    ("post", "/api/v1/zones:propose", Access::Needs(Permission::ManageZones), Scoped::Query),
+    ("post", "/api/v1/zones/review", Access::Needs(Permission::ManageZones), Scoped::No),
+    ("get", "/api/v1/zones/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("area:D1:1", "area:D2:1")),
+    // Decided and rounds entered once: the jurisdiction is checked in `zones_over_http`.
+    ("post", "/api/v1/zones/{id}/decision", Access::Needs(Permission::ManageZones), Scoped::No),
+    ("post", "/api/v1/zones/{id}/rounds", Access::Needs(Permission::IngestData), Scoped::No),
+    ("get", "/api/v1/public/zones", Access::Public, Scoped::No),
+    ("get", "/api/v1/public/zones.geojson", Access::Public, Scoped::No),
     ("get", "/api/v1/persons", Access::Needs(Permission::ReadRecords), Scoped::List("P1", "P2")),
     ("get", "/api/v1/persons/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("P1", "P2")),
     ("get", "/api/v1/places", Access::Needs(Permission::ReadRecords), Scoped::List("L1", "L2")),
@@ -840,6 +850,10 @@ fn matrix_body(route: &str, inside: bool) -> Option<Value> {
         "/api/v1/alerts/{id}/transitions" => Some(json!({"action": "comment", "note": "matrix"})),
         "/api/v1/review-queue/{id}/decision" => Some(json!({"decision": "escalate"})),
         "/api/v1/cases/{id}/clock" => Some(json!({"event": "case_reported", "at": "2022-03-04T00:00:00Z"})),
+        "/api/v1/zones:propose" => Some(json!({"case_ids": [if inside { "K1" } else { "K2" }]})),
+        "/api/v1/zones/review" => Some(json!({})),
+        "/api/v1/zones/{id}/decision" => Some(json!({"decision": "confirm"})),
+        "/api/v1/zones/{id}/rounds" => Some(json!({"on": "2022-03-05", "tested": 10, "positives": 0})),
         _ => None,
     }
 }
@@ -907,6 +921,7 @@ fn authorisation_matrix() {
     record_k1_and_k2(&server);
     open_e1_and_e2(&server);
     seed_alerts(&server);
+    seed_zones(&server);
 
     for (method, route, access, scoped) in ROUTES {
         let path = match scoped {
@@ -1402,14 +1417,19 @@ fn browser_sessions_sign_in_work_like_tokens_and_sign_out() {
     record_k1_and_k2(&server);
     open_e1_and_e2(&server);
     seed_alerts(&server);
+    seed_zones(&server);
     for (method, route, access, _) in ROUTES {
         if *access != Access::Needs(Permission::ReadRecords) && *access != Access::Needs(Permission::IngestData) {
+            continue;
+        }
+        // A round is entered once, on a zone in force (`zones_over_http`).
+        if route.ends_with("/rounds") {
             continue;
         }
         let path = route.replace("{id}", "P1").replace("/places/P1", "/places/L1");
         let path = path.replace("/cases/P1", "/cases/K1").replace("/lab-tests/P1", "/lab-tests/LT1");
         let path = path.replace("/proposals/P1", "/proposals/2").replace("/episodes/P1", "/episodes/E1");
-        let path = path.replace("/alerts/P1", "/alerts/1");
+        let path = path.replace("/alerts/P1", "/alerts/1").replace("/zones/P1", "/zones/area:D1:1");
         let by_token = server.call(method, &path, Some(&server.tracer), matrix_body(route, true).as_ref()).status();
         let by_cookie = with_cookie(&server, method, &path, &cookie, None).status();
         assert_eq!(by_cookie, by_token, "{method} {path}");
@@ -1773,6 +1793,18 @@ fn episodes_go_through_the_loop_over_http() {
 // ---------------------------------------------------------------- surveillance
 
 /// Alert 1 (at L1, in D1) and 2 (at L2, in D2); review items 1 (D1) and 2 (D2).
+/// The zones of cases K1 (P1, district D1) and K2 (P2, D2), proposed: the fixture has no
+/// compounds, so each case's county is its zone (`area:D1:1`, `area:D2:1`), low.
+fn seed_zones(server: &TestServer) {
+    let clock = Arc::new(ManualClock::new(now()));
+    let mut dep = chainbreak_app::Deployment::new(server.store(), clock).unwrap();
+    let actor = Actor { name: "fixture".into(), via: "test".into(), reason: None };
+    let done = chainbreak_app::zones::record(&mut dep, &actor, None, &["K1".into(), "K2".into()]).unwrap();
+    for zone in ["area:D1:1", "area:D2:1"] {
+        assert!(done.proposed.iter().any(|z| z == zone), "{done:?}");
+    }
+}
+
 fn seed_alerts(server: &TestServer) {
     use chainbreak_store::{AlertKind, AlertRow, ReviewItem, ReviewStatus};
     let mut store = server.store();
@@ -1960,4 +1992,55 @@ fn surveillance_over_http() {
     let (status, rt) = as_epi("get", "/api/v1/rt?to=2022-03-05", None);
     assert_eq!(status, StatusCode::OK, "{rt}");
     insta::assert_json_snapshot!("rt", rt);
+}
+
+#[test]
+fn zones_over_http() {
+    let server = TestServer::start();
+    let visits = json!({"visits": [visit("P1", "L1", json!(1646208000)), visit("P2", "L2", json!(1646208000))]});
+    assert_eq!(server.post_json("/api/v1/visits:batch", &visits).status(), StatusCode::OK);
+    let mut store = server.store();
+    let commander = add_user_in(&mut *store, "cmdr-d1", Role::Commander, "D1");
+    drop(store);
+    seed_zones(&server);
+    let call = |method: &str, path: &str, body: Option<Value>| {
+        json_of(server.call(method, path, Some(&commander), body.as_ref()))
+    };
+    // K1 stayed at L1 (a restaurant in D1): a medium zone there; its county D1 low.
+    let (status, page) = call("get", "/api/v1/zones?open=true", None);
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(item_ids(&page), ["area:D1:1", "place:L1:1"], "D1's zones only");
+    let (status, bad) = call("get", "/api/v1/zones?level=severe", None);
+    assert_eq!((status, bad["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_argument")));
+    // Proposing again changes nothing; a case of D2 is outside the commander's jurisdiction.
+    let (status, again) = call("post", "/api/v1/zones:propose", Some(json!({"case_ids": ["K1"]})));
+    assert_eq!((status, again["proposed"].clone(), again["updated"].clone()), (StatusCode::OK, json!([]), json!([])));
+    let (status, _) = call("post", "/api/v1/zones:propose", Some(json!({"case_ids": ["K2"]})));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Decisions: a rejection needs a note; D2's zone reads as absent.
+    let decide = |id: &str, body: Value| call("post", &format!("/api/v1/zones/{id}/decision"), Some(body));
+    assert_eq!(decide("place:L1:1", json!({"decision": "reject"})).0, StatusCode::BAD_REQUEST);
+    assert_eq!(decide("area:D2:1", json!({"decision": "confirm"})).0, StatusCode::NOT_FOUND);
+    let (status, confirmed) = decide("place:L1:1", json!({"decision": "confirm", "note": "K1 dined there"}));
+    assert_eq!(status, StatusCode::OK, "{confirmed}");
+    assert_eq!((confirmed["status"].as_str(), confirmed["since"].as_str()), (Some("confirmed"), Some("2022-03-05")));
+    assert_eq!(decide("place:L1:1", json!({"decision": "confirm"})).0, StatusCode::BAD_REQUEST, "confirmed once");
+    // A round; the commander's role may not enter one (ingest), a tracer may.
+    let round = json!({"on": "2022-03-05", "tested": 12, "positives": 0, "completed_at": "2022-03-05T10:00:00Z"});
+    assert_eq!(call("post", "/api/v1/zones/place:L1:1/rounds", Some(round.clone())).0, StatusCode::FORBIDDEN);
+    let r = server.call("post", "/api/v1/zones/place:L1:1/rounds", Some(&server.tracer), Some(&round));
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, review) = call("post", "/api/v1/zones/review", Some(json!({})));
+    assert_eq!((status, review["today"].as_str()), (StatusCode::OK, Some("2022-03-05")), "{review}");
+    let (status, zone) = call("get", "/api/v1/zones/place:L1:1", None);
+    assert_eq!(status, StatusCode::OK);
+    insta::assert_json_snapshot!("zone", zone);
+    // The public sees only the zone in force, without a token, and no case.
+    let (status, public) = json_of(server.get("/api/v1/public/zones"));
+    assert_eq!(status, StatusCode::OK);
+    insta::assert_json_snapshot!("public_zones", public);
+    let (status, geo) = json_of(server.get("/api/v1/public/zones.geojson"));
+    assert_eq!((status, geo["features"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{geo}");
+    assert!(!geo.to_string().contains("K1"));
 }

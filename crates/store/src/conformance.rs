@@ -1139,58 +1139,58 @@ pub fn zones_are_events_with_a_current_state(store: &mut dyn Store) {
     let mut b = store.begin(t(20)).unwrap();
     b.append_zone_events(
         &[
-            zone_event("area:B1/1", 10, r#"{"type":"propose"}"#),
-            zone_event("place:M1/1", 11, r#"{"type":"propose"}"#),
-            zone_event("place:W1/1", 11, r#"{"type":"propose"}"#),
+            zone_event("area:B1:1", 10, r#"{"type":"propose"}"#),
+            zone_event("place:M1:1", 11, r#"{"type":"propose"}"#),
+            zone_event("place:W1:1", 11, r#"{"type":"propose"}"#),
         ],
         &[
-            zone_row("area:B1/1", ("area", "B1"), "proposed", ZoneLevel::High, None, 1),
-            zone_row("place:M1/1", ("place", "M1"), "proposed", ZoneLevel::Medium, None, 1),
-            zone_row("place:W1/1", ("place", "W1"), "proposed", ZoneLevel::High, None, 1),
+            zone_row("area:B1:1", ("area", "B1"), "proposed", ZoneLevel::High, None, 1),
+            zone_row("place:M1:1", ("place", "M1"), "proposed", ZoneLevel::Medium, None, 1),
+            zone_row("place:W1:1", ("place", "W1"), "proposed", ZoneLevel::High, None, 1),
         ],
     )
     .unwrap();
     b.append_zone_events(
-        &[zone_event("area:B1/1", 12, r#"{"type":"confirm"}"#)],
-        &[zone_row("area:B1/1", ("area", "B1"), "confirmed", ZoneLevel::High, Some(8), 2)],
+        &[zone_event("area:B1:1", 12, r#"{"type":"confirm"}"#)],
+        &[zone_row("area:B1:1", ("area", "B1"), "confirmed", ZoneLevel::High, Some(8), 2)],
     )
     .unwrap();
     b.commit().unwrap();
     let changes: Vec<Entity> = store.changes_since(before, 10).unwrap().iter().map(|c| c.entity).collect();
     assert_eq!(changes, [Entity::Zone; 4]);
 
-    let events = store.zone_events("area:B1/1").unwrap();
+    let events = store.zone_events("area:B1:1").unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, [r#"{"type":"propose"}"#, r#"{"type":"confirm"}"#]);
     assert!(events[0].seq < events[1].seq && events[1].at == t(12) && events[1].actor == "commander");
-    let z = store.zone("area:B1/1").unwrap().unwrap();
-    assert_eq!(z, zone_row("area:B1/1", ("area", "B1"), "confirmed", ZoneLevel::High, Some(8), 2));
-    assert_eq!(store.zone("area:B9/1").unwrap(), None);
+    let z = store.zone("area:B1:1").unwrap().unwrap();
+    assert_eq!(z, zone_row("area:B1:1", ("area", "B1"), "confirmed", ZoneLevel::High, Some(8), 2));
+    assert_eq!(store.zone("area:B9:1").unwrap(), None);
 
     let ids = |scope: &Scope, filter: &crate::ZoneFilter| -> Vec<String> {
         store.zones_page(scope, filter, None, 10).unwrap().into_iter().map(|z| z.id).collect()
     };
-    assert_eq!(ids(&Scope::All, &Default::default()), ["area:B1/1", "place:M1/1", "place:W1/1"]);
+    assert_eq!(ids(&Scope::All, &Default::default()), ["area:B1:1", "place:M1:1", "place:W1:1"]);
     // A zone lies in its area, or in its place's area (W1 has none: only a scope of all).
-    assert_eq!(ids(&Scope::Within("D1".into()), &Default::default()), ["area:B1/1", "place:M1/1"]);
-    assert_eq!(ids(&Scope::Within("B1".into()), &Default::default()), ["area:B1/1"]);
+    assert_eq!(ids(&Scope::Within("D1".into()), &Default::default()), ["area:B1:1", "place:M1:1"]);
+    assert_eq!(ids(&Scope::Within("B1".into()), &Default::default()), ["area:B1:1"]);
     let confirmed = crate::ZoneFilter { status: Some("confirmed".into()), ..Default::default() };
-    assert_eq!(ids(&Scope::All, &confirmed), ["area:B1/1"]);
+    assert_eq!(ids(&Scope::All, &confirmed), ["area:B1:1"]);
     let high = crate::ZoneFilter { level: Some(ZoneLevel::High), open: true, ..Default::default() };
-    assert_eq!(ids(&Scope::All, &high), ["area:B1/1", "place:W1/1"]);
+    assert_eq!(ids(&Scope::All, &high), ["area:B1:1", "place:W1:1"]);
     let on_m1 = crate::ZoneFilter { target: Some(("place".into(), "M1".into())), ..Default::default() };
-    assert_eq!(ids(&Scope::All, &on_m1), ["place:M1/1"]);
+    assert_eq!(ids(&Scope::All, &on_m1), ["place:M1:1"]);
     let due = |d: i8| crate::ZoneFilter { review_by: Some(jiff::civil::date(2022, 3, d)), ..Default::default() };
-    assert_eq!(ids(&Scope::All, &due(8)), ["area:B1/1"]);
+    assert_eq!(ids(&Scope::All, &due(8)), ["area:B1:1"]);
     assert!(ids(&Scope::All, &due(7)).is_empty());
-    assert_eq!(store.zones_page(&Scope::All, &Default::default(), Some("area:B1/1"), 1).unwrap().len(), 1);
+    assert_eq!(store.zones_page(&Scope::All, &Default::default(), Some("area:B1:1"), 1).unwrap().len(), 1);
 
     // All or nothing: an unknown target, a bad kind, or events without their row write nothing.
     let seq = store.last_seq().unwrap();
     let mut b = store.begin(t(30)).unwrap();
     let unknown = b.append_zone_events(
-        &[zone_event("area:X/1", 30, "{}")],
-        &[zone_row("area:X/1", ("area", "X"), "proposed", ZoneLevel::High, None, 1)],
+        &[zone_event("area:X:1", 30, "{}")],
+        &[zone_row("area:X:1", ("area", "X"), "proposed", ZoneLevel::High, None, 1)],
     );
     assert!(matches!(unknown, Err(StoreError::UnknownReference { field: "target_id", .. })), "{unknown:?}");
     assert!(
@@ -1200,11 +1200,11 @@ pub fn zones_are_events_with_a_current_state(store: &mut dyn Store) {
         )
         .is_err()
     );
-    assert!(b.append_zone_events(&[zone_event("area:B1/1", 30, "{}")], &[]).is_err());
+    assert!(b.append_zone_events(&[zone_event("area:B1:1", 30, "{}")], &[]).is_err());
     b.commit().unwrap();
     assert_eq!(store.last_seq().unwrap(), seq);
-    assert_eq!(store.zone_events("area:X/1").unwrap(), []);
-    assert_eq!(store.zone_events("area:B1/1").unwrap().len(), 2);
+    assert_eq!(store.zone_events("area:X:1").unwrap(), []);
+    assert_eq!(store.zone_events("area:B1:1").unwrap().len(), 2);
 }
 
 pub fn facilities_keep_their_rooms(store: &mut dyn Store) {

@@ -344,7 +344,7 @@ mod tests {
 
     fn ev(d: i8, action: ZoneAction) -> ZoneEvent {
         ZoneEvent {
-            zone: "area:K1/1".into(),
+            zone: "area:K1:1".into(),
             at: day(d).to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp(),
             on: day(d),
             actor: "commander".into(),
