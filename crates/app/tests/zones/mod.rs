@@ -254,3 +254,254 @@ fn confirmed_zones_are_published_without_cases_and_arrivals_from_them_get_their_
     assert_eq!(ep.plan, dep.profile.arrivals.for_origin(OriginRisk::High).unwrap().clone());
     assert!(ep.reasons[0].evidence.as_deref().unwrap().contains(&building.zone.id), "{ep:?}");
 }
+
+mod property {
+    //! Random commanders over a small random district: whatever they do, every person living in
+    //! a confirmed high zone has an open measure naming it or a recorded exemption once the
+    //! zone is confirmed or reviewed; and no open measure names a zone that is not in force at
+    //! a level with a resident measure.
+
+    use chainbreak_core::model::{Area, Case, Classification, Person, Place, PlaceKind};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Record zones for these cases (a bit mask over the cases).
+        Record(u8),
+        /// Confirm the n-th proposed zone.
+        Confirm(u8),
+        /// Reject the n-th proposed zone.
+        Reject(u8),
+        /// Lift the n-th confirmed zone by hand.
+        Lift(u8),
+        /// Reject the n-th open resident's measure (the person's recorded exemption).
+        Exempt(u8),
+        /// An all-negative (or positive) round today on the n-th confirmed zone.
+        Round(u8, bool),
+        /// Move the clock by this many hours and review.
+        Review(u8),
+        /// Person n moves to building b (the next review catches up).
+        Move(u8, u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            2 => any::<u8>().prop_map(Op::Record),
+            3 => any::<u8>().prop_map(Op::Confirm),
+            1 => any::<u8>().prop_map(Op::Reject),
+            1 => any::<u8>().prop_map(Op::Lift),
+            1 => any::<u8>().prop_map(Op::Exempt),
+            2 => (any::<u8>(), prop::bool::weighted(0.2)).prop_map(|(z, p)| Op::Round(z, p)),
+            3 => (1u8..72).prop_map(Op::Review),
+            1 => (any::<u8>(), any::<u8>()).prop_map(|(p, b)| Op::Move(p, b)),
+        ]
+    }
+
+    const BUILDINGS: [&str; 6] = ["B11", "B12", "B21", "B22", "B31", "B32"];
+
+    fn area(id: &str, level: &str, parent: Option<&str>) -> Area {
+        Area { id: id.into(), name: id.into(), level: level.into(), parent: parent.map(Into::into), geometry: None }
+    }
+
+    fn residence(b: &str) -> Place {
+        Place {
+            id: format!("R-{b}"),
+            name: None,
+            kind: PlaceKind::Residence,
+            key_place: false,
+            lat: None,
+            lon: None,
+            area: Some(b.into()),
+        }
+    }
+
+    /// District D → subdistrict S → community M → compounds K1..K3 → two buildings each; 24
+    /// persons; four cases (some of unknown source) reported over the first days.
+    fn world(dir: &Path, profile: &str, homes: &[u8], sources: &[bool]) -> (Deployment, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(local(10, 9, 0)));
+        let mut store = chainbreak_app::init(&dir.join("p.db"), "Asia/Shanghai", profile, &*clock).unwrap();
+        let mut b = store.begin(local(10, 9, 0)).unwrap();
+        let mut areas = vec![
+            area("D", "district", None),
+            area("S", "subdistrict", Some("D")),
+            area("M", "community", Some("S")),
+        ];
+        for k in 1..=3 {
+            areas.push(area(&format!("K{k}"), "compound", Some("M")));
+            for n in 1..=2 {
+                areas.push(area(&format!("B{k}{n}"), "building", Some(&format!("K{k}"))));
+            }
+        }
+        b.put_areas(&areas).unwrap();
+        b.put_places(&BUILDINGS.map(residence)).unwrap();
+        let persons: Vec<Person> = homes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Person {
+                id: format!("P{i:02}"),
+                residence: Some(format!("R-{}", BUILDINGS[*h as usize % BUILDINGS.len()])),
+                birth_year: None,
+                sex: None,
+                occupation: None,
+            })
+            .collect();
+        b.put_persons(&persons).unwrap();
+        let cases: Vec<Case> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, known)| Case {
+                id: format!("K{i}"),
+                person_id: format!("P{:02}", i * 5),
+                classification: Classification::Confirmed,
+                onset: None,
+                sampled_at: Some(local(8 + i as i8, 8, 0)),
+                reported_at: local(8 + i as i8, 12, 0),
+                imported: *known,
+                detection: None,
+                severity: None,
+                outcome: None,
+                vaccine_doses: None,
+                infector_case_id: None,
+                cluster: None,
+            })
+            .collect();
+        b.put_cases(&cases).unwrap();
+        b.commit().unwrap();
+        let dep = Deployment::new(Box::new(store), clock.clone()).unwrap();
+        (dep, clock)
+    }
+
+    fn zones_with(dep: &Deployment, status: &str) -> Vec<String> {
+        let filter = ZoneFilter { status: Some(status.into()), ..Default::default() };
+        zones::list(dep, None, &filter).unwrap().into_iter().map(|z| z.zone.id).collect()
+    }
+
+    fn pick(ids: &[String], n: u8) -> Option<&String> {
+        (!ids.is_empty()).then(|| &ids[n as usize % ids.len()])
+    }
+
+    /// Open zone residents' measures naming zones not in force at a level with a measure.
+    fn stray(dep: &mut Deployment) -> Vec<(String, String)> {
+        let in_force: BTreeSet<String> = zones::list(
+            dep,
+            None,
+            &ZoneFilter { status: Some("confirmed".into()), level: Some(ZoneLevel::High), ..Default::default() },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|z| chainbreak_closedloop::zone_source(&z.zone.id))
+        .collect();
+        let mut out = Vec::new();
+        for (id, ep) in chainbreak_app::episodes::current(dep).unwrap() {
+            if ep.category != chainbreak_closedloop::Category::ZoneResident {
+                continue;
+            }
+            for r in &ep.reasons {
+                if !in_force.contains(&r.source) {
+                    out.push((id.clone(), r.source.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    fn run(profile: &str, homes: &[u8], sources: &[bool], ops: &[Op]) -> Result<(), TestCaseError> {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut dep, clock) = world(dir.path(), profile, homes, sources);
+        let cases: Vec<String> = (0..sources.len()).map(|i| format!("K{i}")).collect();
+        let mut now = local(10, 9, 0);
+        // A person moved in since the last review: the next review catches them up.
+        let mut moved = false;
+        for (step, op) in ops.iter().enumerate() {
+            match op {
+                Op::Record(mask) => {
+                    let chosen: Vec<String> =
+                        cases.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, c)| c.clone()).collect();
+                    if !chosen.is_empty() {
+                        zones::record(&mut dep, &actor(), None, &chosen).unwrap();
+                    }
+                }
+                Op::Confirm(n) => {
+                    if let Some(id) = pick(&zones_with(&dep, "proposed"), *n) {
+                        zones::decide(&mut dep, &actor(), None, id, Decision::Confirm { note: None }, "U").unwrap();
+                    }
+                }
+                Op::Reject(n) => {
+                    if let Some(id) = pick(&zones_with(&dep, "proposed"), *n) {
+                        let note = "not warranted".to_string();
+                        zones::decide(&mut dep, &actor(), None, id, Decision::Reject { note }, "U").unwrap();
+                    }
+                }
+                Op::Lift(n) => {
+                    if let Some(id) = pick(&zones_with(&dep, "confirmed"), *n) {
+                        let note = "lifted by the command".to_string();
+                        zones::decide(&mut dep, &actor(), None, id, Decision::Lift { note }, "U").unwrap();
+                    }
+                }
+                Op::Exempt(n) => {
+                    let open: Vec<String> = chainbreak_app::episodes::current(&mut dep)
+                        .unwrap()
+                        .into_iter()
+                        .filter(|(_, e)| {
+                            e.category == chainbreak_closedloop::Category::ZoneResident
+                                && e.state == chainbreak_core::model::EpisodeState::Proposed
+                        })
+                        .map(|(id, _)| id)
+                        .collect();
+                    if let Some(id) = pick(&open, *n) {
+                        let reject = chainbreak_app::episodes::Request::Act { episode: id.clone(), action: Action::Reject };
+                        chainbreak_app::episodes::transition(&mut dep, &actor(), None, &[reject]).unwrap();
+                    }
+                }
+                Op::Round(n, positive) => {
+                    if let Some(id) = pick(&zones_with(&dep, "confirmed"), *n) {
+                        let z = zones::show(&dep, None, id).unwrap().zone.zone;
+                        let today = dep.calendar.day_of(now);
+                        if z.since.is_some_and(|s| s <= today) {
+                            let round = Round { on: today, tested: 20, positives: u32::from(*positive), completed_at: now };
+                            zones::record_round(&mut dep, &actor(), None, id, round).unwrap();
+                        }
+                    }
+                }
+                Op::Review(hours) => {
+                    now += jiff::SignedDuration::from_hours(i64::from(*hours));
+                    clock.set(now);
+                    zones::review(&mut dep, &actor(), None, "U").unwrap();
+                    moved = false;
+                }
+                Op::Move(p, b) => {
+                    let id = format!("P{:02}", *p as usize % homes.len());
+                    let mut person = dep.store.person(&id).unwrap().unwrap();
+                    person.residence = Some(format!("R-{}", BUILDINGS[*b as usize % BUILDINGS.len()]));
+                    let mut batch = dep.store.begin(now).unwrap();
+                    batch.put_persons(&[person]).unwrap();
+                    batch.commit().unwrap();
+                    moved = true;
+                }
+            }
+            if !moved {
+                let missing = uncovered(&mut dep);
+                prop_assert!(missing.is_empty(), "after step {step} {op:?}: {missing:?}");
+            }
+            let stray = stray(&mut dep);
+            prop_assert!(stray.is_empty(), "after step {step} {op:?}: measures of zones not in force {stray:?}");
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn every_resident_of_a_confirmed_high_zone_has_a_measure_or_an_exemption(
+            twenty in any::<bool>(),
+            homes in prop::collection::vec(any::<u8>(), 24),
+            sources in prop::collection::vec(any::<bool>(), 4),
+            ops in prop::collection::vec(op(), 1..24),
+        ) {
+            let profile = if twenty { "cn-2022-20-measures" } else { "cn-2022-9th" };
+            run(profile, &homes, &sources, &ops)?;
+        }
+    }
+}
