@@ -61,6 +61,19 @@ pub struct TriggerReport {
     /// they are isolated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traced: Option<crate::proposals::CaseTraces>,
+    /// The zones reported cases proposed (`zones::record`), set by the caller once they are
+    /// isolated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zones: Option<ZonesProposed>,
+}
+
+/// The zones a batch of cases proposed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ZonesProposed {
+    /// New zones, proposed.
+    pub proposed: Vec<String>,
+    /// Open zones that gained reasons.
+    pub updated: Vec<String>,
 }
 
 impl TriggerReport {

@@ -8,6 +8,7 @@ use anyhow::Context;
 use chainbreak_app::import::{ImportOptions, import_file};
 use chainbreak_app::pseudonym::Pseudonymizer;
 use chainbreak_app::{AppError, Progress};
+use chainbreak_core::model::Classification;
 use chainbreak_core::profile::Profile;
 use chainbreak_core::time::{Clock, SystemClock};
 use chainbreak_formats::{Format, Kind};
@@ -93,6 +94,10 @@ enum Command {
         /// `chainbreak trace --record`), e.g. when loading a backlog.
         #[arg(long)]
         no_trace: bool,
+        /// Cases: do not propose zones for the confirmed and asymptomatic cases (leave them to
+        /// `chainbreak zones propose --record`), e.g. when loading a backlog.
+        #[arg(long)]
+        no_zones: bool,
     },
     /// Serve the API on 127.0.0.1.
     Serve {
@@ -519,6 +524,7 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             pseudonym_key_file,
             owner_unit,
             no_trace,
+            no_zones,
         } => {
             let pseudonymizer = pseudonym_key_file.as_deref().map(Pseudonymizer::from_key_file).transpose()?;
             let mut store = chainbreak_app::open(&db)?;
@@ -571,7 +577,26 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             } else {
                 None
             };
-            // The suspected cases that positives opened are isolated like reported cases.
+            // Confirmed and asymptomatic cases propose their zones at once, for a commander to
+            // decide (DESIGN.md §4a).
+            if kind == Kind::Cases && !no_zones {
+                let ids: Vec<String> = report
+                    .cases
+                    .iter()
+                    .filter(|c| matches!(c.classification, Classification::Confirmed | Classification::Asymptomatic))
+                    .map(|c| c.id.clone())
+                    .collect();
+                if !ids.is_empty() {
+                    let store = chainbreak_app::open(&db)?;
+                    let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock.clone())?;
+                    let actor = cli_actor(None, "import cases");
+                    let recorded = chainbreak_app::zones::record(&mut dep, &actor, None, &ids)?;
+                    report.triggered.zones = Some(chainbreak_app::triggers::ZonesProposed {
+                        proposed: recorded.proposed,
+                        updated: recorded.updated,
+                    });
+                }
+            }
             // The suspected cases that positives opened are isolated like reported cases, and
             // traced at once: their contacts are proposed for tracers to confirm.
             let isolated = if kind == Kind::LabTests && !report.triggered.cases.is_empty() {
@@ -621,6 +646,13 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                 }
                 if let Some(n) = closed {
                     println!("episodes: {n} reasons from excluded cases withdrawn");
+                }
+                if let Some(z) = &report.triggered.zones {
+                    println!(
+                        "zones: {} proposed, {} open zones with new reasons (chainbreak zones list --open)",
+                        z.proposed.len(),
+                        z.updated.len()
+                    );
                 }
                 if let Some(t) = &report.triggered.traced {
                     let r = &t.recorded;

@@ -925,13 +925,20 @@ fn zones_are_proposed_from_the_sample_cases_as_json_and_geojson() {
 fn zones_are_recorded_confirmed_reviewed_and_published_at_the_console() {
     let dir = tempfile::tempdir().unwrap();
     let db = init(dir.path());
-    import_sample(&db, &["areas", "places", "persons", "staff", "visits", "cases"]);
+    import_sample(&db, &["areas", "places", "persons", "staff", "visits"]);
     let at = |t: &str, args: &[&str]| ok(&[&["--demo-clock", t][..], args].concat());
     let day13 = "2022-03-13T12:00:00+08:00";
+    // Imported confirmed and asymptomatic cases propose their zones at once.
+    let cases = s(&sample().join("cases.csv"));
+    let imported: serde_json::Value =
+        serde_json::from_str(&at(day13, &["import", "cases", &cases, "--db", &db, "--json"])).unwrap();
+    let proposed: Vec<&str> =
+        imported["triggered"]["zones"]["proposed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(proposed.contains(&"area:HS-S1-C2-K2:1"), "{imported:#}");
+    // Recording again adds nothing.
     let rec: serde_json::Value =
         serde_json::from_str(&at(day13, &["zones", "propose", "--record", "--db", &db, "--case", "K1"])).unwrap();
-    let proposed: Vec<&str> = rec["proposed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(proposed.contains(&"area:HS-S1-C2-K2:1"), "{rec:#}");
+    assert_eq!((rec["proposed"].as_array().unwrap().len(), rec["updated"].as_array().unwrap().len()), (0, 0));
     let table = at(day13, &["zones", "list", "--db", &db, "--open"]);
     assert!(table.lines().any(|l| l.starts_with("area:HS-S1-C2-K2:1") && l.contains("proposed")), "{table}");
     // A rejection needs a note; confirming puts the zone in force and proposes the residents'
@@ -965,4 +972,80 @@ fn zones_are_recorded_confirmed_reviewed_and_published_at_the_console() {
     let events = show["events"].as_array().unwrap();
     assert_eq!(events[1]["action"]["type"], "confirm");
     assert_eq!(events[1]["actor"], "cmdr");
+}
+
+#[test]
+fn a_simulated_outbreak_s_cases_propose_their_compounds_as_soon_as_they_are_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("outbreak");
+    ok(&["simulate", "outbreak", "--persons", "3000", "--days", "20", "--seed", "2", "--out", &s(&out)]);
+    let db = init(dir.path());
+    for (kind, file) in [
+        ("areas", "areas.geojson"),
+        ("units", "units.csv"),
+        ("places", "places.csv"),
+        ("persons", "persons.csv"),
+        ("staff", "staff.csv"),
+        ("visits", "visits.csv"),
+    ] {
+        ok(&["import", kind, &s(&out.join(file)), "--db", &db]);
+    }
+    // Where each person lives: person → residence place → building → compound.
+    let read = |file: &str| -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        text.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect()
+    };
+    let place_area: std::collections::HashMap<String, String> =
+        read("places.csv").into_iter().map(|r| (r[0].clone(), r[6].clone())).collect();
+    let areas: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("areas.geojson")).unwrap()).unwrap();
+    let parent: std::collections::HashMap<String, String> = areas["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| {
+            Some((f["properties"]["id"].as_str()?.to_string(), f["properties"]["parent"].as_str()?.to_string()))
+        })
+        .collect();
+    let compound_of: std::collections::HashMap<String, String> =
+        read("persons.csv").into_iter().map(|r| (r[0].clone(), parent[&place_area[&r[1]]].clone())).collect();
+
+    // The cases come in: each confirmed or asymptomatic case's compound is proposed at once,
+    // with the case's residence as a reason.
+    let clock = "2022-03-25T12:00:00+08:00";
+    let at = |args: &[&str]| ok(&[&["--demo-clock", clock][..], args].concat());
+    let imported: serde_json::Value =
+        serde_json::from_str(&at(&["import", "cases", &s(&out.join("cases.csv")), "--db", &db, "--json"])).unwrap();
+    assert!(!imported["triggered"]["zones"]["proposed"].as_array().unwrap().is_empty(), "{imported:#}");
+    let zones: Vec<serde_json::Value> =
+        serde_json::from_str(&at(&["zones", "list", "--db", &db, "--open", "--format", "json"])).unwrap();
+    let cases: Vec<(String, String)> = read("cases.csv")
+        .into_iter()
+        .filter(|r| r[2] == "confirmed" || r[2] == "asymptomatic")
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    assert!(cases.len() >= 10, "the outbreak took off: {} cases", cases.len());
+    for (case, person) in &cases {
+        let compound = &compound_of[person];
+        let zone = zones
+            .iter()
+            .find(|z| z["target"]["kind"] == "area" && z["target"]["id"] == compound.as_str())
+            .unwrap_or_else(|| panic!("case {case}: no zone on compound {compound}"));
+        assert_eq!(zone["level"], "high");
+        assert!(
+            zone["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["case_id"] == case.as_str() && r["why"] == "residence"),
+            "case {case} on {zone:#}"
+        );
+    }
+    // A commander confirms one: everyone living there gets the measure proposed.
+    let (_, person) = &cases[0];
+    let compound = &compound_of[person];
+    let id = zones.iter().find(|z| z["target"]["id"] == compound.as_str()).unwrap()["id"].as_str().unwrap().to_string();
+    let done: serde_json::Value = serde_json::from_str(&at(&["zones", "confirm", &id, "--db", &db])).unwrap();
+    let living_there = compound_of.values().filter(|c| *c == compound).count();
+    assert_eq!(done["residents_proposed"].as_u64(), Some(living_there as u64), "{done:#}");
 }

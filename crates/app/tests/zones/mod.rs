@@ -323,11 +323,8 @@ mod property {
         let clock = Arc::new(ManualClock::new(local(10, 9, 0)));
         let mut store = chainbreak_app::init(&dir.join("p.db"), "Asia/Shanghai", profile, &*clock).unwrap();
         let mut b = store.begin(local(10, 9, 0)).unwrap();
-        let mut areas = vec![
-            area("D", "district", None),
-            area("S", "subdistrict", Some("D")),
-            area("M", "community", Some("S")),
-        ];
+        let mut areas =
+            vec![area("D", "district", None), area("S", "subdistrict", Some("D")), area("M", "community", Some("S"))];
         for k in 1..=3 {
             areas.push(area(&format!("K{k}"), "compound", Some("M")));
             for n in 1..=2 {
@@ -417,8 +414,12 @@ mod property {
         for (step, op) in ops.iter().enumerate() {
             match op {
                 Op::Record(mask) => {
-                    let chosen: Vec<String> =
-                        cases.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, c)| c.clone()).collect();
+                    let chosen: Vec<String> = cases
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| mask & (1 << i) != 0)
+                        .map(|(_, c)| c.clone())
+                        .collect();
                     if !chosen.is_empty() {
                         zones::record(&mut dep, &actor(), None, &chosen).unwrap();
                     }
@@ -451,7 +452,8 @@ mod property {
                         .map(|(id, _)| id)
                         .collect();
                     if let Some(id) = pick(&open, *n) {
-                        let reject = chainbreak_app::episodes::Request::Act { episode: id.clone(), action: Action::Reject };
+                        let reject =
+                            chainbreak_app::episodes::Request::Act { episode: id.clone(), action: Action::Reject };
                         chainbreak_app::episodes::transition(&mut dep, &actor(), None, &[reject]).unwrap();
                     }
                 }
@@ -460,7 +462,8 @@ mod property {
                         let z = zones::show(&dep, None, id).unwrap().zone.zone;
                         let today = dep.calendar.day_of(now);
                         if z.since.is_some_and(|s| s <= today) {
-                            let round = Round { on: today, tested: 20, positives: u32::from(*positive), completed_at: now };
+                            let round =
+                                Round { on: today, tested: 20, positives: u32::from(*positive), completed_at: now };
                             zones::record_round(&mut dep, &actor(), None, id, round).unwrap();
                         }
                     }
