@@ -560,20 +560,6 @@ vocabulary!(
     ZoneLevel { High = "high", Medium = "medium", Low = "low" }
 );
 
-/// A zone designation: an area at a risk level, proposed then confirmed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ZoneDesignation {
-    pub id: String,
-    pub area_id: String,
-    pub level: ZoneLevel,
-    pub confirmed: bool,
-    pub reasons: Vec<String>,
-    #[serde(with = "ts")]
-    pub since: Timestamp,
-    #[serde(default, with = "opt_ts")]
-    pub next_review: Option<Timestamp>,
-}
-
 vocabulary!(
     /// Triage state of an alert.
     AlertState { New = "new", Acknowledged = "acknowledged", Investigating = "investigating", Closed = "closed" }
