@@ -25,8 +25,9 @@ pub struct ZonePlan {
 /// Proposes zones for `case_ids` by the deployment's profile: each case's residence (its
 /// residence place's area), its units (the places it is on the staff of) and the places it
 /// stayed at from the start of its infectious window (the profile's look-back) to its
-/// report; its source is known when it is linked to an infector case or imported.
-pub fn propose(dep: &Deployment, case_ids: &[String]) -> Result<ZonePlan, AppError> {
+/// report; its source is known when it has an infector case, is imported, or the trace engine
+/// links it to another case ([`linked_sources`]).
+pub fn propose(dep: &mut Deployment, case_ids: &[String]) -> Result<ZonePlan, AppError> {
     let meta = dep.store.meta()?;
     let mut ids = case_ids.to_vec();
     ids.sort();
@@ -80,6 +81,11 @@ pub fn propose(dep: &Deployment, case_ids: &[String]) -> Result<ZonePlan, AppErr
             source_known: case.infector_case_id.is_some() || case.imported,
         });
     }
+    let unknown: Vec<String> = facts.iter().filter(|f| !f.source_known).map(|f| f.case_id.clone()).collect();
+    let linked = linked_sources(dep, &unknown)?;
+    for f in &mut facts {
+        f.source_known |= linked.contains_key(&f.case_id);
+    }
     let levels: Vec<&str> = meta.area_levels.iter().map(String::as_str).collect();
     let tree = AreaTree::new(
         &levels,
@@ -100,6 +106,89 @@ fn geometry(dep: &Deployment, target: &Target) -> Result<Option<geojson::Geometr
             _ => None,
         }),
     })
+}
+
+/// The cases among `candidates` whose source the trace engine finds, with that source: traced
+/// together with every other case of the deployment that is not excluded (the profile rule,
+/// close contacts only), a candidate exposed to another case's person while that one was
+/// infectious — at a place, in a household or group, on a trip — first before its own onset
+/// (or sampling, or report), is linked to it, and the chain is no longer unclear. The source
+/// fell ill (or was sampled) before the candidate; a case the records say the candidate
+/// infected is not its source. Cases the engine cannot trace (no
+/// dates, an unknown person) link nothing.
+pub fn linked_sources(dep: &mut Deployment, candidates: &[String]) -> Result<BTreeMap<String, String>, AppError> {
+    let mut out = BTreeMap::new();
+    if candidates.is_empty() {
+        return Ok(out);
+    }
+    let mut cases = Vec::new();
+    // Each case: the latest an exposure can have infected it, and its recorded infector.
+    let mut known: BTreeMap<String, (Timestamp, Option<String>)> = BTreeMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = dep.store.cases_page(&Scope::All, after.as_deref(), PAGE)?;
+        for c in page.iter().filter(|c| c.classification != chainbreak_core::model::Classification::Excluded) {
+            let bound = match (c.onset, c.sampled_at) {
+                (Some(onset), _) => dep.calendar.start_of(onset),
+                (None, Some(sampled)) => sampled,
+                (None, None) => c.reported_at,
+            };
+            known.insert(c.id.clone(), (bound, c.infector_case_id.clone()));
+            cases.push(c.id.clone());
+        }
+        if page.len() < PAGE {
+            break;
+        }
+        after = page.last().map(|c| c.id.clone());
+    }
+    let mut index = Vec::new();
+    for id in &cases {
+        match crate::trace::case_index(&*dep.store, &dep.profile, &dep.calendar, std::slice::from_ref(id)) {
+            Ok(mut e) => index.append(&mut e),
+            Err(AppError::NotFound(_) | AppError::InvalidArgument { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    let mut cases_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in &index {
+        if let Some(c) = &e.case_id {
+            cases_of.entry(e.person_id.clone()).or_default().push(c.clone());
+        }
+    }
+    let tracer = dep.tracer()?;
+    index.retain(|e| tracer.knows(&e.person_id));
+    if index.len() < 2 {
+        return Ok(out);
+    }
+    let request = crate::trace::TraceRequest {
+        rule: crate::trace::Rule::Profile,
+        index,
+        to: None,
+        min_overlap: jiff::SignedDuration::ZERO,
+        depth: 1,
+    };
+    let report = tracer.trace(&request)?;
+    for link in &report.links {
+        let (Some(exposed), Some(sources)) = (cases_of.get(&link.exposed), cases_of.get(&link.source)) else {
+            continue;
+        };
+        for case in exposed.iter().filter(|c| candidates.contains(c)) {
+            if known.get(case).is_some_and(|(bound, _)| link.evidence.from > *bound) {
+                continue;
+            }
+            // The source fell ill (or was sampled) first, and was not infected by the candidate.
+            let plausible = |s: &&String| {
+                *s != case
+                    && known.get(*s).is_some_and(|(bound, infector)| {
+                        known.get(case).is_some_and(|(own, _)| bound < own) && infector.as_ref() != Some(case)
+                    })
+            };
+            if let Some(source) = sources.iter().find(plausible) {
+                out.entry(case.clone()).or_insert_with(|| source.clone());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The proposals as a GeoJSON FeatureCollection: an area's polygon from its geometry, a
@@ -630,7 +719,7 @@ pub fn record_round(
     view(dep, after, dep.clock.now())
 }
 
-/// Whether a case's source is known: linked to an infector case, or imported.
+/// Whether a case's record says where it came from: an infector case, or imported.
 fn source_known(dep: &Deployment, case_id: &str) -> Result<bool, AppError> {
     Ok(dep.store.case(case_id)?.is_some_and(|c| c.infector_case_id.is_some() || c.imported))
 }
@@ -687,6 +776,15 @@ pub fn review(dep: &mut Deployment, actor: &Actor, user: Option<&User>, owner: &
         measures_ended: 0,
         rounds_due: Vec::new(),
     };
+    // The widenings' cases whose source the trace engine now finds.
+    let mut widened: Vec<String> = open
+        .iter()
+        .filter(|z| z.widening)
+        .flat_map(|z| z.reasons.iter().filter(|r| r.why == Why::UnknownSource).map(|r| r.case_id.clone()))
+        .collect();
+    widened.sort();
+    widened.dedup();
+    let linked = linked_sources(dep, &widened)?;
     for zone in &open {
         if zone.widening {
             let mut unknown: Vec<&str> =
@@ -694,7 +792,7 @@ pub fn review(dep: &mut Deployment, actor: &Actor, user: Option<&User>, owner: &
             unknown.dedup();
             let mut all_found = !unknown.is_empty();
             for c in &unknown {
-                all_found &= source_known(dep, c)?;
+                all_found &= linked.contains_key(*c) || source_known(dep, c)?;
             }
             let widened_on = zone.since.unwrap_or(zone.proposed_on);
             if widening_lapsed(&dep.profile.zones, widened_on, all_found.then_some(today), today) {

@@ -140,7 +140,7 @@ pub(crate) fn run(db: &Path, command: ZonesCommand, clock: Arc<dyn Clock>) -> an
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match command {
         ZonesCommand::Propose { cases, record: false, format, .. } => {
-            let plan = zones::propose(&dep, &cases)?;
+            let plan = zones::propose(&mut dep, &cases)?;
             match format {
                 ZoneFormat::Json => json!(out, &plan),
                 ZoneFormat::Geojson => json!(out, &zones::to_geojson(&dep, &plan)?),

@@ -217,6 +217,39 @@ fn a_widening_lapses_when_the_source_is_found_and_a_case_is_widened_once() {
 }
 
 #[test]
+fn a_case_the_trace_engine_links_to_an_earlier_case_does_not_widen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut dep, _clock) = sample_deployment(dir.path(), "cn-2022-9th");
+    let mut store = chainbreak_store_sqlite::SqliteStore::open(&dir.path().join("z.db")).unwrap();
+    for (kind, name) in [(Kind::Groups, "groups.csv"), (Kind::Memberships, "memberships.csv")] {
+        import_file(&mut store, kind, &sample().join(name), &ImportOptions::default(), t0(), &mut NoProgress).unwrap();
+    }
+    // K6: P072, of K1's household (H027), fell ill on 11 March, no infector on record. K1 (ill
+    // on the 8th) and K2 (the 10th) were infectious at home: the trace engine links K6 to one
+    // of them. K1 fell ill first: K6 is not K1's source, and K1 still widens.
+    let cases = dir.path().join("k6.csv");
+    std::fs::write(
+        &cases,
+        "id,person_id,classification,onset,sampled_at,reported_at\n\
+         K6,P072,confirmed,2022-03-11,2022-03-11T02:00:00Z,2022-03-11T09:00:00Z\n",
+    )
+    .unwrap();
+    import_file(&mut store, Kind::Cases, &cases, &ImportOptions::default(), t0(), &mut NoProgress).unwrap();
+    let linked = zones::linked_sources(&mut dep, &ids(&["K1", "K6"])).unwrap();
+    // K1 or K2 (ill on the 10th), both infectious at home before K6 fell ill.
+    assert!(matches!(linked.get("K6").map(String::as_str), Some("K1" | "K2")), "{linked:?}");
+    assert!(!linked.contains_key("K1"), "{linked:?}");
+    let plan = zones::propose(&mut dep, &ids(&["K1", "K6"])).unwrap();
+    let widened: Vec<&str> = plan
+        .designation
+        .proposals
+        .iter()
+        .flat_map(|p| p.reasons.iter().filter(|r| r.why == Why::UnknownSource).map(|r| r.case_id.as_str()))
+        .collect();
+    assert_eq!(widened, ["K1"], "{plan:?}");
+}
+
+#[test]
 fn confirmed_zones_are_published_without_cases_and_arrivals_from_them_get_their_rule() {
     let dir = tempfile::tempdir().unwrap();
     let (mut dep, _clock) = sample_deployment(dir.path(), "cn-2022-20-measures");
