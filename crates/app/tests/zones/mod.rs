@@ -184,6 +184,45 @@ fn a_case_s_compound_is_proposed_confirmed_lowered_and_lifted_on_the_rule_s_days
 }
 
 #[test]
+fn a_new_case_on_the_last_clean_day_restarts_the_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut dep, clock) = sample_deployment(dir.path(), "cn-2022-9th");
+    zones::record(&mut dep, &actor(), None, &ids(&["K1"])).unwrap();
+    let compound = zone_on(&dep, "area", "HS-S1-C2-K2");
+    zones::decide(&mut dep, &actor(), None, &compound.zone.id, Decision::Confirm { note: None }, "U").unwrap();
+    let mut store = chainbreak_store_sqlite::SqliteStore::open(&dir.path().join("z.db")).unwrap();
+    let day_of = |d: i8, dep: &mut Deployment| {
+        clock.set(local(d, 18, 0));
+        let round = Round { on: day(d), tested: 30, positives: 0, completed_at: local(d, 18, 0) };
+        zones::record_round(dep, &actor(), None, &compound.zone.id, round).unwrap();
+        zones::review(dep, &actor(), None, "U").unwrap()
+    };
+    for d in 13..=19 {
+        assert!(day_of(d, &mut dep).lowered.is_empty());
+    }
+    // On the 20th, the last clean day, P021 of the same compound (building B3) is reported.
+    let cases = dir.path().join("k7.csv");
+    std::fs::write(
+        &cases,
+        "id,person_id,classification,onset,sampled_at,reported_at\n\
+         K7,P021,confirmed,2022-03-19,2022-03-20T01:00:00Z,2022-03-20T03:00:00Z\n",
+    )
+    .unwrap();
+    import_file(&mut store, Kind::Cases, &cases, &ImportOptions::default(), t0(), &mut NoProgress).unwrap();
+    clock.set(local(20, 12, 0));
+    let rec = zones::record(&mut dep, &actor(), None, &ids(&["K7"])).unwrap();
+    assert!(rec.updated.contains(&compound.zone.id), "{rec:?}");
+    // The count restarts from the 20th: not lowered that day, nor until the 27th.
+    for d in 20..=26 {
+        assert!(day_of(d, &mut dep).lowered.is_empty(), "day {d}");
+    }
+    let review = day_of(27, &mut dep);
+    let lowered: Vec<_> = review.lowered.iter().filter(|l| l.zone == compound.zone.id).collect();
+    assert_eq!(lowered.len(), 1, "{review:?}");
+    assert_eq!((lowered[0].change.on, lowered[0].change.counted_from), (day(27), day(20)));
+}
+
+#[test]
 fn a_widening_lapses_when_the_source_is_found_and_a_case_is_widened_once() {
     let dir = tempfile::tempdir().unwrap();
     let (mut dep, clock) = sample_deployment(dir.path(), "cn-2022-9th");
