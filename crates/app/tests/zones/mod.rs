@@ -56,6 +56,13 @@ fn sample_deployment(dir: &Path, profile: &str) -> (Deployment, Arc<ManualClock>
     (dep, clock)
 }
 
+/// Imports one case, given as `id,person_id,classification,onset,sampled_at,reported_at`.
+fn import_case(dir: &Path, store: &mut chainbreak_store_sqlite::SqliteStore, row: &str) {
+    let path = dir.join("case.csv");
+    std::fs::write(&path, format!("id,person_id,classification,onset,sampled_at,reported_at\n{row}\n")).unwrap();
+    import_file(store, Kind::Cases, &path, &ImportOptions::default(), t0(), &mut NoProgress).unwrap();
+}
+
 fn ids(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -201,14 +208,7 @@ fn a_new_case_on_the_last_clean_day_restarts_the_count() {
         assert!(day_of(d, &mut dep).lowered.is_empty());
     }
     // On the 20th, the last clean day, P021 of the same compound (building B3) is reported.
-    let cases = dir.path().join("k7.csv");
-    std::fs::write(
-        &cases,
-        "id,person_id,classification,onset,sampled_at,reported_at\n\
-         K7,P021,confirmed,2022-03-19,2022-03-20T01:00:00Z,2022-03-20T03:00:00Z\n",
-    )
-    .unwrap();
-    import_file(&mut store, Kind::Cases, &cases, &ImportOptions::default(), t0(), &mut NoProgress).unwrap();
+    import_case(dir.path(), &mut store, "K7,P021,confirmed,2022-03-19,2022-03-20T01:00:00Z,2022-03-20T03:00:00Z");
     clock.set(local(20, 12, 0));
     let rec = zones::record(&mut dep, &actor(), None, &ids(&["K7"])).unwrap();
     assert!(rec.updated.contains(&compound.zone.id), "{rec:?}");
@@ -266,14 +266,7 @@ fn a_case_the_trace_engine_links_to_an_earlier_case_does_not_widen() {
     // K6: P072, of K1's household (H027), fell ill on 11 March, no infector on record. K1 (ill
     // on the 8th) and K2 (the 10th) were infectious at home: the trace engine links K6 to one
     // of them. K1 fell ill first: K6 is not K1's source, and K1 still widens.
-    let cases = dir.path().join("k6.csv");
-    std::fs::write(
-        &cases,
-        "id,person_id,classification,onset,sampled_at,reported_at\n\
-         K6,P072,confirmed,2022-03-11,2022-03-11T02:00:00Z,2022-03-11T09:00:00Z\n",
-    )
-    .unwrap();
-    import_file(&mut store, Kind::Cases, &cases, &ImportOptions::default(), t0(), &mut NoProgress).unwrap();
+    import_case(dir.path(), &mut store, "K6,P072,confirmed,2022-03-11,2022-03-11T02:00:00Z,2022-03-11T09:00:00Z");
     let linked = zones::linked_sources(&mut dep, &ids(&["K1", "K6"])).unwrap();
     // K1 or K2 (ill on the 10th), both infectious at home before K6 fell ill.
     assert!(matches!(linked.get("K6").map(String::as_str), Some("K1" | "K2")), "{linked:?}");
