@@ -108,29 +108,35 @@ pub fn current(dep: &mut Deployment) -> Result<Vec<(String, Episode)>, AppError>
     Ok(open)
 }
 
-/// The zone residents' measures that name `source` (a zone, [`chainbreak_closedloop::zone_source`]):
-/// the open ones by person (episode id), and the persons whose such measure was closed without
-/// the zone ending it — rejected, closed, lost —, which is their recorded exemption.
-pub fn zone_measures(
-    dep: &mut Deployment,
-    source: &str,
-) -> Result<(BTreeMap<String, String>, std::collections::BTreeSet<String>), AppError> {
+/// Zone residents' measures by the zone source they name ([`chainbreak_closedloop::zone_source`]).
+#[derive(Debug, Clone, Default)]
+pub struct ZoneMeasures {
+    /// The open ones, by person (episode id).
+    pub open: BTreeMap<String, String>,
+    /// The persons whose such measure was closed without the zone ending it — rejected,
+    /// closed, lost —: their recorded exemption.
+    pub exempt: std::collections::BTreeSet<String>,
+}
+
+/// Every zone residents' measure, by the zone sources its reasons name (one pass over the
+/// episodes).
+pub fn zone_measures(dep: &mut Deployment) -> Result<BTreeMap<String, ZoneMeasures>, AppError> {
     let mut lp = dep.closed_loop.take().unwrap_or_default();
     let caught = lp.catch_up(&*dep.store, &rules(dep));
-    let (mut open, mut exempt) = (BTreeMap::new(), std::collections::BTreeSet::new());
-    for (id, e) in &lp.registry.episodes {
-        if e.category != Category::ZoneResident || !e.reasons.iter().any(|r| r.source == source) {
-            continue;
-        }
-        if e.is_open() {
-            open.insert(e.person.clone(), id.clone());
-        } else {
-            exempt.insert(e.person.clone());
+    let mut out: BTreeMap<String, ZoneMeasures> = BTreeMap::new();
+    for (id, e) in lp.registry.episodes.iter().filter(|(_, e)| e.category == Category::ZoneResident) {
+        for r in &e.reasons {
+            let m = out.entry(r.source.clone()).or_default();
+            if e.is_open() {
+                m.open.insert(e.person.clone(), id.clone());
+            } else {
+                m.exempt.insert(e.person.clone());
+            }
         }
     }
     dep.closed_loop = Some(lp);
     caught?;
-    Ok((open, exempt))
+    Ok(out)
 }
 
 /// Rebuilds the deployment's episodes from the stored events (what a restart does), and says

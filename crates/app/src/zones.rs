@@ -617,9 +617,15 @@ fn resident_measure(dep: &Deployment, zone: &Zone) -> Option<chainbreak_core::mo
 /// The requests that put every resident of `zone` without a measure or an exemption for it
 /// under the level's measure, proposed; and (when the zone no longer asks for one) those that
 /// end its residents' measures.
-fn measure_requests(dep: &mut Deployment, zone: &Zone, owner: &str) -> Result<(Vec<Request>, usize, usize), AppError> {
+fn measure_requests(
+    dep: &Deployment,
+    measures: &BTreeMap<String, crate::episodes::ZoneMeasures>,
+    zone: &Zone,
+    owner: &str,
+) -> Result<(Vec<Request>, usize, usize), AppError> {
     let source = zone_source(&zone.id);
-    let (open, exempt) = crate::episodes::zone_measures(dep, &source)?;
+    let none = crate::episodes::ZoneMeasures::default();
+    let crate::episodes::ZoneMeasures { open, exempt } = measures.get(&source).unwrap_or(&none);
     let mut requests = Vec::new();
     match resident_measure(dep, zone) {
         Some(kind) => {
@@ -647,8 +653,11 @@ fn measure_requests(dep: &mut Deployment, zone: &Zone, owner: &str) -> Result<(V
             Ok((requests, n, 0))
         }
         None => {
-            for episode in open.into_values() {
-                requests.push(Request::Act { episode, action: Action::ZoneEnded { zone: zone.id.clone() } });
+            for episode in open.values() {
+                requests.push(Request::Act {
+                    episode: episode.clone(),
+                    action: Action::ZoneEnded { zone: zone.id.clone() },
+                });
             }
             let n = requests.len();
             Ok((requests, 0, n))
@@ -676,7 +685,8 @@ pub fn decide(
     };
     let mut staged = Staged::new();
     let after = staged.apply(&zone, event(dep, actor, id, action))?.clone();
-    let (requests, residents_proposed, measures_ended) = measure_requests(dep, &after, owner)?;
+    let measures = crate::episodes::zone_measures(dep)?;
+    let (requests, residents_proposed, measures_ended) = measure_requests(dep, &measures, &after, owner)?;
     let prepared = staged.prepare(dep, actor)?;
     apply_with_measures(dep, actor, &requests, prepared)?;
     Ok(Decided { zone: view(dep, after, dep.clock.now())?, residents_proposed, measures_ended })
@@ -842,9 +852,10 @@ pub fn review(dep: &mut Deployment, actor: &Actor, user: Option<&User>, owner: &
     }
     // Residents' measures, and rounds due, by each zone as it now stands.
     let mut requests = Vec::new();
+    let measures = crate::episodes::zone_measures(dep)?;
     for zone in &open {
         let z = staged.zones.get(&zone.id).unwrap_or(zone).clone();
-        let (mut r, proposed, ended) = measure_requests(dep, &z, owner)?;
+        let (mut r, proposed, ended) = measure_requests(dep, &measures, &z, owner)?;
         requests.append(&mut r);
         report.residents_proposed += proposed;
         report.measures_ended += ended;
