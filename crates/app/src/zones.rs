@@ -312,11 +312,14 @@ fn visible(dep: &Deployment, scope: &Scope, id: &str) -> Result<Zone, AppError> 
     zone_of(&row)
 }
 
-/// The report dates (local) of the cases that count as infections in the zone.
+/// The report dates (local) of the cases that count as infections in the zone (an excluded
+/// case does not).
 fn infections(dep: &Deployment, zone: &Zone) -> Result<Vec<Date>, AppError> {
     let mut days = Vec::new();
     for id in zone.infection_cases() {
-        if let Some(case) = dep.store.case(id)? {
+        if let Some(case) = dep.store.case(id)?
+            && case.classification != chainbreak_core::model::Classification::Excluded
+        {
             days.push(dep.calendar.day_of(case.reported_at));
         }
     }
