@@ -11,6 +11,7 @@ pub mod import;
 pub mod ingest;
 pub mod persons;
 pub mod proposals;
+pub mod public;
 pub mod pseudonym;
 pub mod reads;
 pub mod retention;
