@@ -68,13 +68,13 @@ pub fn protect(body: &[Vec<u64>]) -> Vec<Vec<Cell>> {
         // Hide the smallest count still shown on a line through the exposed cell, or, when
         // those lines show none (the reader pins it through other lines), anywhere.
         let mut candidates: Vec<(u64, usize, usize)> = Vec::new();
-        for jj in 0..=cols {
-            if let Cell::Count(x) = shown[i][jj] {
-                candidates.push((x, i, jj));
+        for (jj, c) in shown[i].iter().enumerate() {
+            if let Cell::Count(x) = c {
+                candidates.push((*x, i, jj));
             }
         }
-        for ii in 0..=rows {
-            if let Cell::Count(x) = shown[ii][j] {
+        for (ii, row) in shown.iter().enumerate() {
+            if let Cell::Count(x) = row[j] {
                 candidates.push((x, ii, j));
             }
         }
@@ -119,7 +119,8 @@ fn audit(v: &[Vec<u64>], shown: &[Vec<Cell>]) -> Option<(usize, usize)> {
         }
     }
     // Each line: its cells and its total, as coordinates.
-    let mut lines: Vec<(Vec<(usize, usize)>, (usize, usize))> = Vec::new();
+    type At = (usize, usize);
+    let mut lines: Vec<(Vec<At>, At)> = Vec::new();
     for i in 0..=rows {
         lines.push(((0..cols).map(|j| (i, j)).collect(), (i, cols)));
     }
@@ -199,10 +200,9 @@ pub struct Summary {
 pub fn summary(dep: &Deployment, days: u32) -> Result<Summary, AppError> {
     let days = days.clamp(1, 366);
     let today = dep.calendar.day_of(dep.clock.now());
-    let first = today.checked_sub(jiff::Span::new().days(i64::from(days))).map_err(|e| AppError::InvalidArgument {
-        argument: "days",
-        message: e.to_string(),
-    })?;
+    let first = today
+        .checked_sub(jiff::Span::new().days(i64::from(days)))
+        .map_err(|e| AppError::InvalidArgument { argument: "days", message: e.to_string() })?;
     let mut counts: BTreeMap<Date, [u64; 2]> = BTreeMap::new();
     let mut after: Option<String> = None;
     loop {
@@ -376,4 +376,57 @@ mod tests {
             }
         }
     }
+}
+
+/// An outline on the public map.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MapArea {
+    pub id: String,
+    pub name: String,
+    pub geometry: Option<geojson::Geometry>,
+}
+
+/// The public map: the counties the zones lie in (the profile's low-zone level) as the base,
+/// and each zone in force with its shape (an area's polygon, a place's point).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PublicMap {
+    pub base: Vec<MapArea>,
+    pub zones: Vec<(PublicZone, Option<geojson::Geometry>)>,
+}
+
+/// The map of the zones in force.
+pub fn map(dep: &Deployment) -> Result<PublicMap, AppError> {
+    let features = crate::zones::published_geojson(dep)?;
+    let zones_now = crate::zones::published(dep)?;
+    let base_level = dep
+        .profile
+        .zones
+        .levels
+        .iter()
+        .find(|l| l.level == chainbreak_core::model::ZoneLevel::Low)
+        .and_then(|l| l.drawn_at.first().cloned())
+        .unwrap_or_else(|| "district".to_string());
+    let mut base: BTreeMap<String, MapArea> = BTreeMap::new();
+    for z in &zones_now {
+        // The area the zone lies in: its own, or its place's.
+        let mut at = match z.target_kind {
+            "area" => Some(z.target_id.clone()),
+            _ => dep.store.place(&z.target_id)?.and_then(|p| p.area),
+        };
+        let mut steps = 0;
+        while let Some(id) = at.take() {
+            let Some(area) = dep.store.area(&id)? else { break };
+            if area.level == base_level {
+                base.entry(id.clone()).or_insert(MapArea { id, name: area.name, geometry: area.geometry });
+                break;
+            }
+            at = area.parent;
+            steps += 1;
+            if steps > 64 {
+                break;
+            }
+        }
+    }
+    let zones = zones_now.into_iter().zip(features.features.into_iter().map(|f| f.geometry)).collect();
+    Ok(PublicMap { base: base.into_values().collect(), zones })
 }

@@ -20,11 +20,14 @@ mod body;
 mod episodes;
 mod error;
 mod handlers;
+mod i18n;
 mod metrics;
 mod openapi;
+mod pages;
 mod proposals;
 mod records;
 mod sessions;
+mod svg;
 mod trace;
 mod users;
 mod zones;
@@ -156,6 +159,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/zones/{id}", get(zones::get_zone))
         .route("/api/v1/zones/{id}/decision", post(zones::decide_zone))
         .route("/api/v1/zones/{id}/rounds", post(zones::zone_round))
+        .route("/public", get(pages::public_page))
+        .route("/api/v1/public/summary", get(pages::public_summary))
         .route("/api/v1/public/zones", get(zones::public_zones))
         .route("/api/v1/public/zones.geojson", get(zones::public_zones_geojson))
         .route("/api/v1/persons", get(records::list_persons))

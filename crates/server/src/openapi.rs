@@ -18,7 +18,7 @@ use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{ErrorBody, ErrorDetail, ErrorLocation};
-use crate::{alerts, episodes, handlers, proposals, records, sessions, trace, users, zones};
+use crate::{alerts, episodes, handlers, pages, proposals, records, sessions, trace, users, zones};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -77,6 +77,7 @@ use crate::{alerts, episodes, handlers, proposals, records, sessions, trace, use
         zones::zone_round,
         zones::review_zones,
         zones::public_zones,
+        pages::public_summary,
         zones::public_zones_geojson,
         users::list_users,
         users::create_user,

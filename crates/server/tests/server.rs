@@ -797,6 +797,7 @@ const ROUTES: &[(&str, &str, Access, Scoped)] = &[
     ("post", "/api/v1/zones/{id}/decision", Access::Needs(Permission::ManageZones), Scoped::No),
     ("post", "/api/v1/zones/{id}/rounds", Access::Needs(Permission::IngestData), Scoped::No),
     ("get", "/api/v1/public/zones", Access::Public, Scoped::No),
+    ("get", "/api/v1/public/summary", Access::Public, Scoped::No),
     ("get", "/api/v1/public/zones.geojson", Access::Public, Scoped::No),
     ("get", "/api/v1/persons", Access::Needs(Permission::ReadRecords), Scoped::List("P1", "P2")),
     ("get", "/api/v1/persons/{id}", Access::Needs(Permission::ReadRecords), Scoped::Record("P1", "P2")),
@@ -2043,4 +2044,52 @@ fn zones_over_http() {
     let (status, geo) = json_of(server.get("/api/v1/public/zones.geojson"));
     assert_eq!((status, geo["features"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{geo}");
     assert!(!geo.to_string().contains("K1"));
+}
+
+#[test]
+fn the_public_page_shows_the_zones_and_counts_in_either_language_and_nothing_personal() {
+    let server = TestServer::start();
+    let visits = json!({"visits": [visit("P1", "L1", json!(1646208000))]});
+    assert_eq!(server.post_json("/api/v1/visits:batch", &visits).status(), StatusCode::OK);
+    seed_zones(&server);
+    let mut store = server.store();
+    let commander = add_user_in(&mut *store, "cmdr", Role::Commander, "C1");
+    drop(store);
+    let r = server.call(
+        "post",
+        "/api/v1/zones/place:L1:1/decision",
+        Some(&commander),
+        Some(&json!({"decision": "confirm"})),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let page = |lang: Option<&str>, accept: Option<&str>| {
+        let mut req = server
+            .client
+            .get(server.url(&format!("/public{}", lang.map(|l| format!("?lang={l}")).unwrap_or_default())));
+        if let Some(a) = accept {
+            req = req.header("accept-language", a);
+        }
+        let r = req.send().unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        r.text().unwrap()
+    };
+    let en = page(Some("en"), None);
+    assert!(en.contains("Risk zones in force") && en.contains("Medium risk"), "{en}");
+    assert!(en.contains(r#"data-zone="place:L1:1""#), "the zone is listed");
+    assert!(en.contains("&lt;5"), "small counts read <5: {en}");
+    let zh = page(None, Some("zh-CN,zh;q=0.9,en;q=0.8"));
+    assert!(zh.contains("现行风险区域") && zh.contains(r#"lang="zh-CN""#), "{zh}");
+    assert!(page(None, Some("en-US")).contains("Risk zones in force"));
+    for text in [&en, &zh] {
+        for secret in ["K1", "K2", "P1", "P2", "+86"] {
+            assert!(!text.contains(secret), "{secret} on the public page");
+        }
+    }
+    let (status, summary) = json_of(server.get("/api/v1/public/summary?days=3"));
+    assert_eq!(status, StatusCode::OK);
+    insta::assert_json_snapshot!("public_summary", summary);
+    let (status, _) = json_of(server.get("/api/v1/public/summary?days=3&person=P1"));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -1,0 +1,215 @@
+//! Plots drawn on the server as SVG (no tile server, nothing loaded from the internet): the
+//! public map of risk zones and bar charts of daily counts. Text goes through askama's escaping
+//! rules by hand here: every string written into the SVG is escaped.
+
+use std::fmt::Write;
+
+use chainbreak_app::public::{Cell, DayCounts, PublicMap};
+use chainbreak_core::model::ZoneLevel;
+
+use crate::i18n::Lang;
+
+/// Escapes text for XML content and attributes.
+pub(crate) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn fill(level: ZoneLevel) -> &'static str {
+    match level {
+        ZoneLevel::High => "#d7191c",
+        ZoneLevel::Medium => "#fdae61",
+        ZoneLevel::Low => "#fff3b0",
+    }
+}
+
+/// Every position of a geometry, to fit the view.
+fn positions(g: &geojson::Value, out: &mut Vec<(f64, f64)>) {
+    use geojson::Value as V;
+    match g {
+        V::Point(p) => out.push((p[0], p[1])),
+        V::MultiPoint(ps) | V::LineString(ps) => out.extend(ps.iter().map(|p| (p[0], p[1]))),
+        V::Polygon(rings) | V::MultiLineString(rings) => {
+            out.extend(rings.iter().flatten().map(|p| (p[0], p[1])));
+        }
+        V::MultiPolygon(polys) => out.extend(polys.iter().flatten().flatten().map(|p| (p[0], p[1]))),
+        V::GeometryCollection(gs) => gs.iter().for_each(|g| positions(&g.value, out)),
+    }
+}
+
+/// A linear projection of longitude and latitude onto the view (longitudes shrunk by the
+/// cosine of the middle latitude, so shapes keep their proportions over a city).
+struct View {
+    min: (f64, f64),
+    scale: f64,
+    kx: f64,
+    height: f64,
+}
+
+impl View {
+    fn fit(points: &[(f64, f64)], width: f64) -> Option<View> {
+        let (mut lo, mut hi) = ((f64::MAX, f64::MAX), (f64::MIN, f64::MIN));
+        for &(x, y) in points {
+            lo = (lo.0.min(x), lo.1.min(y));
+            hi = (hi.0.max(x), hi.1.max(y));
+        }
+        if points.is_empty() {
+            return None;
+        }
+        let kx = ((lo.1 + hi.1) / 2.0).to_radians().cos().max(0.1);
+        let span = ((hi.0 - lo.0) * kx).max(hi.1 - lo.1).max(1e-6);
+        let scale = (width - 20.0) / span;
+        let height = ((hi.1 - lo.1) * scale + 20.0).max(60.0);
+        Some(View { min: lo, scale, kx, height })
+    }
+
+    fn xy(&self, p: &[f64]) -> (f64, f64) {
+        (10.0 + (p[0] - self.min.0) * self.kx * self.scale, self.height - 10.0 - (p[1] - self.min.1) * self.scale)
+    }
+
+    /// SVG path data of a geometry's rings (points are drawn apart).
+    fn path(&self, g: &geojson::Value) -> String {
+        use geojson::Value as V;
+        let mut d = String::new();
+        let mut ring = |r: &[Vec<f64>]| {
+            for (k, p) in r.iter().enumerate() {
+                let (x, y) = self.xy(p);
+                let _ = write!(d, "{}{x:.1},{y:.1} ", if k == 0 { "M" } else { "L" });
+            }
+            d.push_str("Z ");
+        };
+        match g {
+            V::Polygon(rings) => rings.iter().for_each(|r| ring(r)),
+            V::MultiPolygon(polys) => polys.iter().flatten().for_each(|r| ring(r)),
+            _ => {}
+        }
+        d.trim_end().to_string()
+    }
+}
+
+/// The map of the zones in force over their counties; `None` when nothing has a shape.
+pub(crate) fn zone_map(map: &PublicMap, lang: Lang) -> Option<String> {
+    let mut points = Vec::new();
+    for a in &map.base {
+        if let Some(g) = &a.geometry {
+            positions(&g.value, &mut points);
+        }
+    }
+    for (_, g) in &map.zones {
+        if let Some(g) = g {
+            positions(&g.value, &mut points);
+        }
+    }
+    let width = 640.0;
+    let view = View::fit(&points, width)?;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h:.0}" class="map" role="img" aria-label="{label}">"#,
+        h = view.height,
+        label = esc(lang.t("map")),
+    );
+    for a in &map.base {
+        if let Some(g) = &a.geometry {
+            let _ = write!(
+                svg,
+                r##"<path class="base" d="{}" fill="#f2f2f2" stroke="#888" stroke-width="1"><title>{}</title></path>"##,
+                view.path(&g.value),
+                esc(&a.name)
+            );
+        }
+    }
+    // Lower levels first, so that high zones are drawn on top.
+    let mut zones: Vec<_> = map.zones.iter().collect();
+    zones.sort_by_key(|(z, _)| std::cmp::Reverse(z.level));
+    for (z, g) in zones {
+        let Some(g) = g else { continue };
+        let title = format!(
+            "{} · {}",
+            lang.t(&format!("level_{}", z.level.as_str())),
+            z.name.as_deref().unwrap_or(&z.target_id)
+        );
+        let level = z.level.as_str();
+        match &g.value {
+            geojson::Value::Point(p) => {
+                let (x, y) = view.xy(p);
+                let _ = write!(
+                    svg,
+                    r##"<circle class="zone {level}" data-zone="{}" cx="{x:.1}" cy="{y:.1}" r="6" fill="{}" stroke="#333"><title>{}</title></circle>"##,
+                    esc(&z.id),
+                    fill(z.level),
+                    esc(&title)
+                );
+            }
+            value => {
+                let _ = write!(
+                    svg,
+                    r##"<path class="zone {level}" data-zone="{}" d="{}" fill="{}" fill-opacity="0.75" stroke="#333" stroke-width="1"><title>{}</title></path>"##,
+                    esc(&z.id),
+                    view.path(value),
+                    fill(z.level),
+                    esc(&title)
+                );
+            }
+        }
+    }
+    svg.push_str("</svg>");
+    Some(svg)
+}
+
+/// Daily totals as bars: counts to scale, "<5" as a low grey bar, "x" as an empty slot, each
+/// labelled.
+pub(crate) fn daily_bars(days: &[DayCounts], lang: Lang) -> String {
+    let (width, height, top) = (640.0, 180.0, 16.0);
+    let max =
+        days.iter().filter_map(|d| if let Cell::Count(n) = d.total { Some(n) } else { None }).max().unwrap_or(5).max(5);
+    let slot = (width - 20.0) / days.len().max(1) as f64;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h}" class="bars" role="img" aria-label="{}">"#,
+        esc(lang.t("daily")),
+        h = height + 24.0
+    );
+    for (k, d) in days.iter().enumerate() {
+        let x = 10.0 + k as f64 * slot;
+        let (bar, colour) = match d.total {
+            Cell::Count(n) => ((n as f64 / max as f64) * (height - top), "#3b6ea5"),
+            Cell::Small => ((4.0 / max as f64) * (height - top), "#aab4c0"),
+            Cell::Hidden => (0.0, "none"),
+        };
+        let _ = write!(
+            svg,
+            r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{bar:.1}" fill="{colour}"><title>{} {}</title></rect>"#,
+            x + slot * 0.1,
+            height - bar,
+            slot * 0.8,
+            d.date,
+            esc(&d.total.text())
+        );
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}</text>"#,
+            x + slot / 2.0,
+            height - bar - 3.0,
+            esc(&d.total.text())
+        );
+        if days.len() <= 31 && (k % 7 == 0 || k + 1 == days.len()) {
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}</text>"#,
+                x + slot / 2.0,
+                height + 16.0,
+                &d.date.to_string()[5..]
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
