@@ -150,14 +150,28 @@ impl TestServer {
         batch.put_cases(&[fixture_case("K1", "P1"), fixture_case("K2", "P2")]).unwrap();
         batch.put_lab_tests(&[fixture_lab_test("LT1", "P1"), fixture_lab_test("LT2", "P2")]).unwrap();
         batch.commit().unwrap();
-        let admin = add_user_with_token(&mut store, "admin", Role::Admin);
-        let tracer = add_user_with_token(&mut store, "tracer", Role::Tracer);
-        let lab = add_user_with_token(&mut store, "lab", Role::Lab);
+        drop(store);
+        Self::launch(dir, db, now(), "C1", configure)
+    }
+
+    /// Adds the users `admin`, `tracer` and `lab` (jurisdiction `top`) to the store at `db` and
+    /// serves it with the clock at `at`.
+    fn launch(
+        dir: tempfile::TempDir,
+        db: PathBuf,
+        at: Timestamp,
+        top: &str,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        let mut store = chainbreak_app::open(&db).unwrap();
+        let admin = add_user_in(&mut store, "admin", Role::Admin, top);
+        let tracer = add_user_in(&mut store, "tracer", Role::Tracer, top);
+        let lab = add_user_in(&mut store, "lab", Role::Lab, top);
         drop(store);
 
         let mut config = ServerConfig { db: db.clone(), ..Default::default() };
         configure(&mut config);
-        let state = AppState::open(config, Arc::new(ManualClock::new(now()))).unwrap();
+        let state = AppState::open(config, Arc::new(ManualClock::new(at))).unwrap();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -2092,4 +2106,148 @@ fn the_public_page_shows_the_zones_and_counts_in_either_language_and_nothing_per
     insta::assert_json_snapshot!("public_summary", summary);
     let (status, _) = json_of(server.get("/api/v1/public/summary?days=3&person=P1"));
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+mod browser {
+    //! The pages in a real headless Chromium (Debian's `chromium` and `chromium-driver`, which
+    //! `.ci/run` installs), driven over WebDriver; screenshots are kept under
+    //! `target/browser-artefacts/`.
+
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+
+    use chainbreak_app::import::{ImportOptions, import_file};
+    use chainbreak_formats::Kind;
+    use fantoccini::{Client as Browser, ClientBuilder, Locator};
+
+    use super::*;
+
+    /// chromedriver on a free port of 127.0.0.1, stopped on drop.
+    struct Driver {
+        child: Child,
+        url: String,
+    }
+
+    impl Driver {
+        fn start() -> Driver {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let child = Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver runs (Debian package chromium-driver; .ci/run installs it)");
+            // Stopped by `drop` on every path, the panic below included.
+            let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return driver;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            panic!("chromedriver did not listen on {}", driver.url);
+        }
+    }
+
+    impl Drop for Driver {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    async fn browser(driver: &Driver, lang: &str) -> Browser {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1600", format!("--lang={lang}")], "prefs": {"intl.accept_languages": lang}}),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("a headless Chromium session")
+    }
+
+    async fn screenshot(b: &Browser, name: &str) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artefacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), b.screenshot().await.unwrap()).unwrap();
+    }
+
+    /// The sample district with K1's compound and the county confirmed, served on 13 March 2022.
+    fn sample_server() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("chainbreak.db");
+        let at: Timestamp = "2022-03-13T04:00:00Z".parse().unwrap();
+        let clock = Arc::new(ManualClock::new(at));
+        let mut store = chainbreak_app::init(&db, "Asia/Shanghai", "cn-2022-9th", &*clock).unwrap();
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample");
+        for (kind, file) in [
+            (Kind::Areas, "areas.geojson"),
+            (Kind::Places, "places.csv"),
+            (Kind::Persons, "persons.csv"),
+            (Kind::Visits, "visits.csv"),
+            (Kind::Cases, "cases.csv"),
+        ] {
+            import_file(
+                &mut store,
+                kind,
+                &sample.join(file),
+                &ImportOptions::default(),
+                at,
+                &mut chainbreak_app::NoProgress,
+            )
+            .unwrap();
+        }
+        let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock).unwrap();
+        let actor = Actor { name: "commander".into(), via: "test".into(), reason: None };
+        chainbreak_app::zones::record(&mut dep, &actor, None, &["K1".into()]).unwrap();
+        for zone in ["area:HS-S1-C2-K2:1", "area:HS:1"] {
+            let confirm = chainbreak_app::zones::Decision::Confirm { note: None };
+            chainbreak_app::zones::decide(&mut dep, &actor, None, zone, confirm, "U").unwrap();
+        }
+        drop(dep);
+        TestServer::launch(dir, db, at, "HB", |_| {})
+    }
+
+    #[test]
+    fn the_public_page_in_a_real_browser_shows_the_zone_on_the_map_and_switches_language() {
+        let server = sample_server();
+        let driver = Driver::start();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            // The browser's language is English: the page is in English.
+            let b = browser(&driver, "en-US").await;
+            b.goto(&server.url("/public")).await.unwrap();
+            let title = b.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+            assert_eq!(title, "Epidemic situation and risk zones");
+            // The compound's high zone is drawn on the map, over the county's low zone.
+            let high = b.find_all(Locator::Css("#map svg path.zone.high")).await.unwrap();
+            assert_eq!(high.len(), 1);
+            assert_eq!(high[0].attr("data-zone").await.unwrap().as_deref(), Some("area:HS-S1-C2-K2:1"));
+            assert_eq!(b.find_all(Locator::Css("#map svg path.zone.low")).await.unwrap().len(), 1);
+            let rows = b.find_all(Locator::Css("#zones tr.zone")).await.unwrap();
+            assert_eq!(rows.len(), 2);
+            let bulletin = b.find(Locator::Css("#bulletin p")).await.unwrap().text().await.unwrap();
+            assert!(bulletin.contains("1 high-risk"), "{bulletin}");
+            let body = b.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+            assert!(!body.contains("K1") && !body.contains("P071"), "no case, no person: {body}");
+            screenshot(&b, "public-en").await;
+            // The switch: Chinese.
+            b.find(Locator::Id("switch-language")).await.unwrap().click().await.unwrap();
+            let title = b.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+            assert_eq!(title, "疫情通报与风险区域");
+            let level = b.find(Locator::Css("#zones td.level-high")).await.unwrap().text().await.unwrap();
+            assert_eq!(level, "高风险");
+            screenshot(&b, "public-zh").await;
+            b.close().await.unwrap();
+            // A Chinese browser gets Chinese first.
+            let b = browser(&driver, "zh-CN").await;
+            b.goto(&server.url("/public")).await.unwrap();
+            assert_eq!(b.find(Locator::Css("h1")).await.unwrap().text().await.unwrap(), "疫情通报与风险区域");
+            b.close().await.unwrap();
+        });
+    }
 }
