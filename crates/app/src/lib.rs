@@ -9,6 +9,7 @@ pub mod episodes;
 pub mod error;
 pub mod import;
 pub mod ingest;
+pub mod overview;
 pub mod persons;
 pub mod proposals;
 pub mod pseudonym;

@@ -17,6 +17,7 @@
 mod alerts;
 mod auth;
 mod body;
+mod dashboard;
 mod episodes;
 mod error;
 mod handlers;
@@ -160,6 +161,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/zones/{id}/decision", post(zones::decide_zone))
         .route("/api/v1/zones/{id}/rounds", post(zones::zone_round))
         .route("/public", get(pages::public_page))
+        .route("/sign-in", get(dashboard::sign_in_page).post(dashboard::sign_in))
+        .route("/sign-out", post(dashboard::sign_out))
+        .route("/dashboard", get(dashboard::dashboard))
         .route("/api/v1/public/summary", get(pages::public_summary))
         .route("/api/v1/public/zones", get(zones::public_zones))
         .route("/api/v1/public/zones.geojson", get(zones::public_zones_geojson))

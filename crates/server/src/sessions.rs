@@ -36,7 +36,7 @@ pub(crate) struct SessionView {
     expires_at: Timestamp,
 }
 
-fn session_cookie(value: &str, max_age_seconds: i64, secure: bool) -> Result<HeaderValue, ApiError> {
+pub(crate) fn session_cookie(value: &str, max_age_seconds: i64, secure: bool) -> Result<HeaderValue, ApiError> {
     let cookie = cookie::Cookie::build((SESSION_COOKIE, value.to_string()))
         .http_only(true)
         .same_site(cookie::SameSite::Strict)

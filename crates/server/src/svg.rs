@@ -213,3 +213,74 @@ pub(crate) fn daily_bars(days: &[DayCounts], lang: Lang) -> String {
     svg.push_str("</svg>");
     svg
 }
+
+/// Daily counts as bars over `days`, those from `incomplete_from` on lighter; every seventh day
+/// labelled.
+pub(crate) fn day_bars(
+    days: &[jiff::civil::Date],
+    values: &[u64],
+    incomplete_from: Option<jiff::civil::Date>,
+    label: &str,
+) -> String {
+    let (width, height, top) = (640.0, 160.0, 14.0);
+    let max = values.iter().copied().max().unwrap_or(0).max(1);
+    let slot = (width - 20.0) / days.len().max(1) as f64;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h}" class="curve" role="img" aria-label="{}">"#,
+        esc(label),
+        h = height + 22.0
+    );
+    for (k, (d, &n)) in days.iter().zip(values).enumerate() {
+        let x = 10.0 + k as f64 * slot;
+        let bar = (n as f64 / max as f64) * (height - top);
+        let incomplete = incomplete_from.is_some_and(|f| *d >= f);
+        let colour = if incomplete { "#b9cbe0" } else { "#3b6ea5" };
+        let _ = write!(
+            svg,
+            r#"<rect class="day{}" x="{:.1}" y="{:.1}" width="{:.1}" height="{bar:.1}" fill="{colour}"><title>{d}: {n}</title></rect>"#,
+            if incomplete { " incomplete" } else { "" },
+            x + slot * 0.1,
+            height - bar,
+            slot * 0.8,
+        );
+        if k % 7 == 0 || k + 1 == days.len() {
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}</text>"#,
+                x + slot / 2.0,
+                height + 16.0,
+                &d.to_string()[5..]
+            );
+        }
+    }
+    let _ = write!(svg, r#"<text x="12" y="11" font-size="10">{max}</text>"#);
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Horizontal bars, one per (label, count), largest first as given.
+pub(crate) fn labelled_bars(items: &[(String, u64)], label: &str) -> String {
+    let (width, row) = (640.0, 22.0);
+    let max = items.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h}" class="hbars" role="img" aria-label="{}">"#,
+        esc(label),
+        h = row * items.len().max(1) as f64 + 4.0
+    );
+    for (k, (name, n)) in items.iter().enumerate() {
+        let y = 2.0 + k as f64 * row;
+        let bar = (*n as f64 / max as f64) * (width - 200.0);
+        let _ = write!(
+            svg,
+            r##"<text x="0" y="{:.1}" font-size="12">{}</text><rect x="160" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="#b00"/><text x="{:.1}" y="{:.1}" font-size="12">{n}</text>"##,
+            y + 14.0,
+            esc(name),
+            y + 3.0,
+            row - 6.0,
+            164.0 + bar,
+            y + 14.0
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}

@@ -2213,7 +2213,7 @@ mod browser {
     }
 
     #[test]
-    fn the_public_page_in_a_real_browser_shows_the_zone_on_the_map_and_switches_language() {
+    fn the_public_page_and_the_command_centre_in_a_real_browser() {
         let server = sample_server();
         let driver = Driver::start();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -2242,6 +2242,34 @@ mod browser {
             let level = b.find(Locator::Css("#zones td.level-high")).await.unwrap().text().await.unwrap();
             assert_eq!(level, "高风险");
             screenshot(&b, "public-zh").await;
+            // The command centre: a page asked for without a session leads to the sign-in.
+            b.goto(&server.url("/dashboard?lang=en")).await.unwrap();
+            assert!(b.current_url().await.unwrap().path().starts_with("/sign-in"));
+            b.find(Locator::Id("name")).await.unwrap().send_keys("tracer").await.unwrap();
+            b.find(Locator::Id("password")).await.unwrap().send_keys("wrong password").await.unwrap();
+            b.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+            assert!(b.find(Locator::Id("sign-in-error")).await.is_ok(), "a refused sign-in says so");
+            b.find(Locator::Id("name")).await.unwrap().send_keys("tracer").await.unwrap();
+            b.find(Locator::Id("password")).await.unwrap().send_keys("a long enough password").await.unwrap();
+            b.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+            assert_eq!(b.current_url().await.unwrap().path(), "/dashboard");
+            let h1 = b.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+            assert!(h1.starts_with("Overview"), "{h1}");
+            let confirmed =
+                b.find(Locator::Css("#classifications tr[data-classification=confirmed] td.n")).await.unwrap();
+            assert_eq!(confirmed.text().await.unwrap(), "0", "none reported today (13 March)");
+            assert!(!b.find_all(Locator::Css("#curve-onset svg rect.day")).await.unwrap().is_empty());
+            let who = b.find(Locator::Id("who")).await.unwrap().text().await.unwrap();
+            assert!(who.contains("tracer"), "{who}");
+            screenshot(&b, "overview-en").await;
+            b.find(Locator::Id("switch-language")).await.unwrap().click().await.unwrap();
+            let h1 = b.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+            assert!(h1.starts_with("总览"), "{h1}");
+            screenshot(&b, "overview-zh").await;
+            b.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();
+            assert!(b.current_url().await.unwrap().path().starts_with("/sign-in"));
+            b.goto(&server.url("/dashboard")).await.unwrap();
+            assert!(b.current_url().await.unwrap().path().starts_with("/sign-in"), "signed out");
             b.close().await.unwrap();
             // A Chinese browser gets Chinese first.
             let b = browser(&driver, "zh-CN").await;

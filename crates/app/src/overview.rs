@@ -1,0 +1,193 @@
+//! The command centre's overview (issue 9): where the outbreak stands and what is late, within
+//! the user's jurisdiction — cases by classification today and in all, the epidemic curve by
+//! onset and by report date (the most recent onset days marked incomplete: those within the
+//! 90th percentile of the observed onset-to-report delay), Rt with its interval, the share of
+//! new cases found already under a measure, the response clock, open alerts and overdue tasks
+//! by unit.
+
+use std::collections::BTreeMap;
+
+use chainbreak_core::access::{Permission, User};
+use chainbreak_core::model::{Classification, DetectionRoute};
+use chainbreak_store::{AlertFilter, AlertRow};
+use jiff::civil::Date;
+use serde::Serialize;
+
+use crate::reads::{require, scope_of};
+use crate::surveillance::RtWindow;
+use crate::{AppError, Deployment};
+
+/// Cases of one classification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClassCount {
+    pub classification: Classification,
+    /// Reported today.
+    pub today: u64,
+    pub total: u64,
+}
+
+/// Daily cases by onset and by report date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Curve {
+    pub days: Vec<Date>,
+    pub by_onset: Vec<u64>,
+    pub by_report: Vec<u64>,
+    /// Onset days from this one on are incomplete (cases with those onsets are still being
+    /// reported).
+    pub incomplete_from: Option<Date>,
+    /// The 90th percentile of the onset-to-report delay, in days, it comes from.
+    pub delay_days: Option<i64>,
+}
+
+/// How one item of the response clock (DESIGN.md §4) is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClockShare {
+    pub item: String,
+    pub limit_hours: u32,
+    /// Stopped within the limit.
+    pub met: u64,
+    /// Stopped late, or past due and not stopped.
+    pub late: u64,
+    /// Started, not yet due.
+    pub running: u64,
+}
+
+/// The overview.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Overview {
+    pub today: Date,
+    pub classifications: Vec<ClassCount>,
+    pub curve: Curve,
+    /// The latest Rt window, and why there is none when there is none.
+    pub rt: Option<RtWindow>,
+    pub rt_note: Option<String>,
+    /// New cases (reported in the last `recent_days`) and those found already under a measure.
+    pub recent_days: u32,
+    pub recent_cases: u64,
+    pub found_under_measure: u64,
+    pub clock: Vec<ClockShare>,
+    pub open_alerts: u64,
+    /// The most recent open alerts.
+    pub alerts: Vec<AlertRow>,
+    /// Overdue tasks by the unit they sit at now, most first.
+    pub overdue_by_unit: Vec<(String, u64)>,
+}
+
+/// The overview of the user's jurisdiction, as of now; the curve over the last `days` days.
+pub fn overview(dep: &mut Deployment, user: &User, days: u32) -> Result<Overview, AppError> {
+    require(user, Permission::ReadRecords)?;
+    let scope = scope_of(&*dep.store, user)?;
+    let now = dep.clock.now();
+    let today = dep.calendar.day_of(now);
+    let days = days.clamp(7, 366);
+    let first = today.checked_sub(jiff::Span::new().days(i64::from(days) - 1)).expect("dates in range");
+    let dates: Vec<Date> = first.series(jiff::Span::new().days(1)).take(days as usize).collect();
+    let index = |d: Date| dates.binary_search(&d).ok();
+    let recent_days = 7;
+    let recent_from = today.checked_sub(jiff::Span::new().days(recent_days - 1)).expect("dates in range");
+
+    let mut classes: BTreeMap<Classification, (u64, u64)> = BTreeMap::new();
+    let (mut by_onset, mut by_report) = (vec![0u64; dates.len()], vec![0u64; dates.len()]);
+    let mut delays = Vec::new();
+    let (mut recent_cases, mut found_under_measure) = (0, 0);
+    let mut clock: BTreeMap<String, ClockShare> = BTreeMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = dep.store.cases_page(&scope, after.as_deref(), 1000)?;
+        for c in &page {
+            let reported = dep.calendar.day_of(c.reported_at);
+            let e = classes.entry(c.classification).or_default();
+            e.1 += 1;
+            if reported == today {
+                e.0 += 1;
+            }
+            if matches!(c.classification, Classification::Excluded) {
+                continue;
+            }
+            if let Some(i) = index(reported) {
+                by_report[i] += 1;
+            }
+            if let Some(onset) = c.onset {
+                if let Some(i) = index(onset) {
+                    by_onset[i] += 1;
+                }
+                delays.push((reported - onset).get_days() as i64);
+            }
+            if reported >= recent_from {
+                recent_cases += 1;
+                if c.detection == Some(DetectionRoute::InQuarantine) {
+                    found_under_measure += 1;
+                }
+            }
+            for row in dep.store.clock_of(&c.id)? {
+                let share = clock.entry(row.item.clone()).or_insert_with(|| ClockShare {
+                    item: row.item.clone(),
+                    limit_hours: row.limit_hours,
+                    met: 0,
+                    late: 0,
+                    running: 0,
+                });
+                match (row.due_at, row.stopped_at) {
+                    (Some(due), Some(stopped)) if stopped <= due => share.met += 1,
+                    (Some(_), Some(_)) => share.late += 1,
+                    (Some(due), None) if now > due => share.late += 1,
+                    (Some(_), None) => share.running += 1,
+                    // Not started: nothing to count yet.
+                    (None, _) => {}
+                }
+            }
+        }
+        if page.len() < 1000 {
+            break;
+        }
+        after = page.last().map(|c| c.id.clone());
+    }
+    delays.sort_unstable();
+    let delay_days = (!delays.is_empty()).then(|| delays[(delays.len() * 9).div_ceil(10).saturating_sub(1)].max(1));
+    let incomplete_from =
+        delay_days.and_then(|d| today.checked_sub(jiff::Span::new().days(d)).ok()).map(|d| d.max(first));
+
+    let rt_view = crate::surveillance::rt(dep, Some(user), None)?;
+    let rt = rt_view.estimates.iter().rev().find(|w| w.mean.is_some()).cloned();
+
+    let open = AlertFilter { open: true, ..Default::default() };
+    let mut open_alerts = 0u64;
+    let mut alerts = Vec::new();
+    let mut after_alert = 0;
+    loop {
+        let page = crate::alerts::list(dep, Some(user), &open, after_alert, 1000)?;
+        open_alerts += page.len() as u64;
+        alerts.extend(page.iter().cloned());
+        if page.len() < 1000 {
+            break;
+        }
+        after_alert = page.last().map(|a| a.id).unwrap_or(after_alert);
+    }
+    alerts.sort_by(|a, b| b.raised_at.cmp(&a.raised_at).then(b.id.cmp(&a.id)));
+    alerts.truncate(10);
+
+    let mut overdue: BTreeMap<String, u64> = BTreeMap::new();
+    for t in crate::episodes::tasks(dep, Some(user), true, None)? {
+        *overdue.entry(t.unit).or_default() += 1;
+    }
+    let mut overdue_by_unit: Vec<(String, u64)> = overdue.into_iter().collect();
+    overdue_by_unit.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+
+    Ok(Overview {
+        today,
+        classifications: classes
+            .into_iter()
+            .map(|(classification, (today, total))| ClassCount { classification, today, total })
+            .collect(),
+        curve: Curve { days: dates, by_onset, by_report, incomplete_from, delay_days },
+        rt,
+        rt_note: rt_view.note,
+        recent_days: recent_days as u32,
+        recent_cases,
+        found_under_measure,
+        clock: clock.into_values().collect(),
+        open_alerts,
+        alerts,
+        overdue_by_unit,
+    })
+}

@@ -1,0 +1,256 @@
+//! The command centre's pages (issue 9): sign-in with the browser-session cookie, and the
+//! overview of the user's jurisdiction. A page asked for without a session leads to the
+//! sign-in form, and back.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::State;
+use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use chainbreak_app::accounts;
+use chainbreak_app::overview::{self, Overview};
+use chainbreak_core::access::User;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::{Authenticated, Credential};
+use crate::error::ApiError;
+use crate::handlers::with_deployment;
+use crate::i18n::Lang;
+use crate::records::query;
+use crate::svg;
+
+/// `?lang=` and, for the sign-in, where to go after.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    lang: Option<String>,
+    next: Option<String>,
+}
+
+fn lang_of(headers: &HeaderMap, q: &PageQuery) -> Lang {
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    Lang::negotiate(q.lang.as_deref(), accept)
+}
+
+/// Only a path of this site is a place to go back to.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/dashboard".to_string(),
+    }
+}
+
+fn page(html: Result<String, askama::Error>, lang: Lang) -> Result<Response, ApiError> {
+    let html = html.map_err(|e| ApiError::internal(format_args!("the page failed: {e}")))?;
+    Ok(([(header::CONTENT_LANGUAGE, lang.code())], Html(html)).into_response())
+}
+
+fn redirect(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, to.to_string())]).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    lang: Lang,
+    next: String,
+    failed: bool,
+}
+
+/// The sign-in form.
+pub(crate) async fn sign_in_page(headers: HeaderMap, uri: Uri) -> Result<Response, ApiError> {
+    let q: PageQuery = query(&uri)?;
+    let lang = lang_of(&headers, &q);
+    page(SignInPage { lang, next: safe_next(q.next.as_deref()), failed: false }.render(), lang)
+}
+
+/// The sign-in form's fields.
+#[derive(Deserialize)]
+pub(crate) struct SignInForm {
+    name: String,
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// Signs in from the form: the session cookie and back to where the user was going; the form
+/// again, saying so, when refused (audited either way).
+pub(crate) async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<SignInForm>,
+) -> Result<Response, ApiError> {
+    let q: PageQuery = query(&uri)?;
+    let lang = lang_of(&headers, &q);
+    let next = safe_next(form.next.as_deref());
+    let hours = state.config.session_hours;
+    let SignInForm { name, password, .. } = form;
+    let opened = with_deployment(&state.deployment, move |dep| {
+        let now = dep.clock.now();
+        accounts::start_session(&mut *dep.store, &name, &password, hours, now, "POST /sign-in")
+    })
+    .await?;
+    match opened {
+        Ok((token, _, _)) => {
+            let cookie = crate::sessions::session_cookie(&token, i64::from(hours) * 3600, state.config.secure_cookies)?;
+            let mut to = next;
+            if q.lang.is_some() && !to.contains("lang=") {
+                to.push_str(if to.contains('?') { "&" } else { "?" });
+                to.push_str(&format!("lang={}", lang.code()));
+            }
+            Ok((StatusCode::SEE_OTHER, [(SET_COOKIE, cookie.to_str().unwrap_or_default().to_string()), (LOCATION, to)])
+                .into_response())
+        }
+        Err(refused) => {
+            tracing::info!(reason = %refused, "sign-in refused");
+            let mut r = page(SignInPage { lang, next, failed: true }.render(), lang)?;
+            *r.status_mut() = StatusCode::UNAUTHORIZED;
+            Ok(r)
+        }
+    }
+}
+
+/// Signs out (the session ends, the cookie is cleared) and shows the sign-in form.
+pub(crate) async fn sign_out(
+    State(state): State<AppState>,
+    auth: Result<Authenticated, ApiError>,
+) -> Result<Response, ApiError> {
+    if let Ok(Authenticated(_, credential)) = auth {
+        let token = credential.token().to_string();
+        with_deployment(&state.deployment, move |dep| {
+            let now = dep.clock.now();
+            accounts::end_session(&mut *dep.store, &token, now, "POST /sign-out")
+        })
+        .await?;
+        if let Credential::Session(_) = credential {
+            let cleared = crate::sessions::session_cookie("", 0, state.config.secure_cookies)?;
+            return Ok((
+                StatusCode::SEE_OTHER,
+                [(SET_COOKIE, cleared.to_str().unwrap_or_default().to_string()), (LOCATION, "/sign-in".to_string())],
+            )
+                .into_response());
+        }
+    }
+    Ok(redirect("/sign-in"))
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    lang: Lang,
+    who: String,
+    today: String,
+    classes: Vec<(String, &'static str, u64, u64)>,
+    rt: String,
+    under_measure: String,
+    curve_onset: String,
+    curve_report: String,
+    incomplete: String,
+    clock: Vec<(String, String, String, String, String)>,
+    open_alerts: u64,
+    alerts: Vec<(String, String, String, String)>,
+    overdue: Option<String>,
+}
+
+fn overview_page(o: &Overview, user: &User, lang: Lang) -> OverviewPage {
+    let who = lang.fill(
+        "signed_in_as",
+        &[("name", user.name.clone()), ("role", user.role.to_string()), ("jurisdiction", user.jurisdiction.clone())],
+    );
+    let rt = match &o.rt {
+        Some(w) => match (w.mean, w.quantiles) {
+            (Some(mean), Some(q)) => lang.fill(
+                "rt_value",
+                &[
+                    ("mean", format!("{mean:.2}")),
+                    ("lo", format!("{:.2}", q[0])),
+                    ("hi", format!("{:.2}", q[6])),
+                    ("from", w.t_start.to_string()),
+                    ("to", w.t_end.to_string()),
+                ],
+            ),
+            (Some(mean), None) => format!("Rt {mean:.2}"),
+            _ => lang.t("rt_none").to_string(),
+        },
+        None => lang.t("rt_none").to_string(),
+    };
+    let share = if o.recent_cases == 0 {
+        "—".to_string()
+    } else {
+        format!("{:.0}%", 100.0 * o.found_under_measure as f64 / o.recent_cases as f64)
+    };
+    let under_measure = lang.fill(
+        "under_measure_value",
+        &[
+            ("under", o.found_under_measure.to_string()),
+            ("of", o.recent_cases.to_string()),
+            ("days", o.recent_days.to_string()),
+            ("share", share),
+        ],
+    );
+    let incomplete = match (o.curve.incomplete_from, o.curve.delay_days) {
+        (Some(d), Some(days)) => lang.fill("incomplete_note", &[("date", d.to_string()), ("days", days.to_string())]),
+        _ => String::new(),
+    };
+    OverviewPage {
+        lang,
+        who,
+        today: o.today.to_string(),
+        classes: o
+            .classifications
+            .iter()
+            .map(|c| {
+                let key = format!("class_{}", c.classification.as_str());
+                (c.classification.as_str().to_string(), lang.t(&key), c.today, c.total)
+            })
+            .collect(),
+        rt,
+        under_measure,
+        curve_onset: svg::day_bars(&o.curve.days, &o.curve.by_onset, o.curve.incomplete_from, lang.t("curve_onset")),
+        curve_report: svg::day_bars(&o.curve.days, &o.curve.by_report, None, lang.t("curve_report")),
+        incomplete,
+        clock: o
+            .clock
+            .iter()
+            .map(|c| {
+                (
+                    c.item.clone(),
+                    lang.fill("hours", &[("n", c.limit_hours.to_string())]),
+                    c.met.to_string(),
+                    c.late.to_string(),
+                    c.running.to_string(),
+                )
+            })
+            .collect(),
+        open_alerts: o.open_alerts,
+        alerts: o
+            .alerts
+            .iter()
+            .map(|a| {
+                (a.raised_at.to_string(), a.kind.as_str().to_string(), a.summary.clone(), a.state.as_str().to_string())
+            })
+            .collect(),
+        overdue: (!o.overdue_by_unit.is_empty())
+            .then(|| svg::labelled_bars(&o.overdue_by_unit, lang.t("overdue_tasks"))),
+    }
+}
+
+/// The overview of the signed-in user's jurisdiction; the sign-in form first without a session.
+pub(crate) async fn dashboard(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    auth: Result<Authenticated, ApiError>,
+) -> Result<Response, ApiError> {
+    let q: PageQuery = query(&uri)?;
+    let lang = lang_of(&headers, &q);
+    let Ok(Authenticated(user, _)) = auth else {
+        return Ok(redirect(&format!("/sign-in?lang={}&next=/dashboard", lang.code())));
+    };
+    let u = user.clone();
+    let o = with_deployment(&state.deployment, move |dep| overview::overview(dep, &u, 28)).await?;
+    page(overview_page(&o, &user, lang).render(), lang)
+}
