@@ -398,6 +398,15 @@ pub struct PublicMap {
 pub fn map(dep: &Deployment) -> Result<PublicMap, AppError> {
     let features = crate::zones::published_geojson(dep)?;
     let zones_now = crate::zones::published(dep)?;
+    let targets: Vec<(&str, &str)> = zones_now.iter().map(|z| (z.target_kind, z.target_id.as_str())).collect();
+    let base = base_areas(dep, &targets)?;
+    let zones = zones_now.into_iter().zip(features.features.into_iter().map(|f| f.geometry)).collect();
+    Ok(PublicMap { base, zones })
+}
+
+/// The counties (the profile's low-zone level) that zones on these targets (`area` or `place`,
+/// id) lie in: the base of a zone map.
+pub fn base_areas(dep: &Deployment, targets: &[(&str, &str)]) -> Result<Vec<MapArea>, AppError> {
     let base_level = dep
         .profile
         .zones
@@ -407,11 +416,11 @@ pub fn map(dep: &Deployment) -> Result<PublicMap, AppError> {
         .and_then(|l| l.drawn_at.first().cloned())
         .unwrap_or_else(|| "district".to_string());
     let mut base: BTreeMap<String, MapArea> = BTreeMap::new();
-    for z in &zones_now {
+    for (kind, id) in targets {
         // The area the zone lies in: its own, or its place's.
-        let mut at = match z.target_kind {
-            "area" => Some(z.target_id.clone()),
-            _ => dep.store.place(&z.target_id)?.and_then(|p| p.area),
+        let mut at = match *kind {
+            "area" => Some(id.to_string()),
+            _ => dep.store.place(id)?.and_then(|p| p.area),
         };
         let mut steps = 0;
         while let Some(id) = at.take() {
@@ -427,6 +436,5 @@ pub fn map(dep: &Deployment) -> Result<PublicMap, AppError> {
             }
         }
     }
-    let zones = zones_now.into_iter().zip(features.features.into_iter().map(|f| f.geometry)).collect();
-    Ok(PublicMap { base: base.into_values().collect(), zones })
+    Ok(base.into_values().collect())
 }

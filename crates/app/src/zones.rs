@@ -98,7 +98,7 @@ pub fn propose(dep: &mut Deployment, case_ids: &[String]) -> Result<ZonePlan, Ap
 }
 
 /// A target's geometry: an area's polygon, a place's point; none when the store has neither.
-fn geometry(dep: &Deployment, target: &Target) -> Result<Option<geojson::Geometry>, AppError> {
+pub fn geometry(dep: &Deployment, target: &Target) -> Result<Option<geojson::Geometry>, AppError> {
     Ok(match target {
         Target::Area(id) => dep.store.area(id)?.and_then(|a| a.geometry),
         Target::Place(id) => dep.store.place(id)?.and_then(|pl| match (pl.lon, pl.lat) {
@@ -935,6 +935,24 @@ pub fn published_geojson(dep: &Deployment) -> Result<geojson::FeatureCollection,
         });
     }
     Ok(geojson::FeatureCollection { bbox: None, features, foreign_members: None })
+}
+
+/// The open zones (proposed or confirmed) of the user's jurisdiction with their shapes, and the
+/// counties they lie in: the command centre's zone map.
+#[allow(clippy::type_complexity)]
+pub fn map(
+    dep: &Deployment,
+    user: Option<&User>,
+) -> Result<(Vec<crate::public::MapArea>, Vec<(ZoneView, Option<geojson::Geometry>)>), AppError> {
+    let open = list(dep, user, &ZoneFilter { open: true, ..Default::default() })?;
+    let targets: Vec<(&str, &str)> = open.iter().map(|z| target_parts(&z.zone.target)).collect();
+    let base = crate::public::base_areas(dep, &targets)?;
+    let mut out = Vec::new();
+    for z in open {
+        let g = geometry(dep, &z.zone.target)?;
+        out.push((z, g));
+    }
+    Ok((base, out))
 }
 
 /// The highest zone in force over an origin (an area or a place id of this deployment): a zone

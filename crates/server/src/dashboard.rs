@@ -156,10 +156,7 @@ struct OverviewPage {
 }
 
 fn overview_page(o: &Overview, user: &User, lang: Lang) -> OverviewPage {
-    let who = lang.fill(
-        "signed_in_as",
-        &[("name", user.name.clone()), ("role", user.role.to_string()), ("jurisdiction", user.jurisdiction.clone())],
-    );
+    let who = who(user, lang);
     let rt = match &o.rt {
         Some(w) => match (w.mean, w.quantiles) {
             (Some(mean), Some(q)) => lang.fill(
@@ -253,4 +250,175 @@ pub(crate) async fn dashboard(
     let u = user.clone();
     let o = with_deployment(&state.deployment, move |dep| overview::overview(dep, &u, 28)).await?;
     page(overview_page(&o, &user, lang).render(), lang)
+}
+
+struct ZoneLine {
+    id: String,
+    name: String,
+    status: &'static str,
+    status_text: &'static str,
+    widening: bool,
+    level: &'static str,
+    level_text: &'static str,
+    raise: &'static str,
+    reasons: Vec<String>,
+    since: String,
+    next_round: String,
+    round_late: bool,
+    next_review: String,
+    decidable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "zones.html")]
+struct ZonesPage {
+    lang: Lang,
+    who: String,
+    message: String,
+    map_svg: Option<String>,
+    zones: Vec<ZoneLine>,
+}
+
+fn who(user: &User, lang: Lang) -> String {
+    lang.fill(
+        "signed_in_as",
+        &[("name", user.name.clone()), ("role", user.role.to_string()), ("jurisdiction", user.jurisdiction.clone())],
+    )
+}
+
+/// What the zones page shows: the open zones of the user's jurisdiction on the map and in a
+/// list, with their reasons, rounds and review, and a commander's confirm and reject.
+fn zones_page(
+    dep: &chainbreak_app::Deployment,
+    user: &User,
+    lang: Lang,
+    message: String,
+) -> Result<ZonesPage, chainbreak_app::AppError> {
+    use chainbreak_zones::{Status, Target, Why};
+    let (base, zones) = chainbreak_app::zones::map(dep, Some(user))?;
+    let level_text = |l: chainbreak_core::model::ZoneLevel| lang.t(&format!("level_{}", l.as_str()));
+    let name_of = |t: &Target| -> Result<String, chainbreak_app::AppError> {
+        Ok(match t {
+            Target::Area(a) => dep.store.area(a)?.map(|a| a.name).unwrap_or_else(|| a.clone()),
+            Target::Place(p) => dep.store.place(p)?.and_then(|p| p.name).unwrap_or_else(|| p.clone()),
+        })
+    };
+    let mut lines = Vec::new();
+    let mut names = Vec::new();
+    for (v, _) in &zones {
+        let z = &v.zone;
+        let name = name_of(&z.target)?;
+        names.push(name.clone());
+        let date = |d: Option<jiff::civil::Date>| d.map(|d| d.to_string()).unwrap_or_else(|| "—".into());
+        lines.push(ZoneLine {
+            id: z.id.clone(),
+            name,
+            status: z.status.as_str(),
+            status_text: lang.t(&format!("status_{}", z.status.as_str())),
+            widening: z.widening,
+            level: z.level.as_str(),
+            level_text: level_text(z.level),
+            raise: z.raise.map(level_text).unwrap_or(""),
+            reasons: z
+                .reasons
+                .iter()
+                .map(|r| {
+                    let key = match r.why {
+                        Why::Residence => "why_residence",
+                        Why::Unit => "why_unit",
+                        Why::Stayed => "why_stayed",
+                        Why::County => "why_county",
+                        Why::UnknownSource => "why_unknown_source",
+                    };
+                    lang.fill(key, &[("case", r.case_id.clone()), ("from", r.from.clone())])
+                })
+                .collect(),
+            since: date(z.since),
+            next_round: v.next_round.map(|r| r.on.to_string()).unwrap_or_else(|| "—".into()),
+            round_late: v.round_late,
+            next_review: date(v.next_review),
+            decidable: user.role.may(chainbreak_core::access::Permission::ManageZones)
+                && (z.status == Status::Proposed || z.raise.is_some()),
+        });
+    }
+    let shapes: Vec<svg::Shape> = zones
+        .iter()
+        .zip(&names)
+        .map(|((v, g), name)| svg::Shape {
+            id: &v.zone.id,
+            level: v.zone.level,
+            proposed: v.zone.status == Status::Proposed,
+            title: format!("{} · {name}", level_text(v.zone.level)),
+            geometry: g.as_ref(),
+        })
+        .collect();
+    let map_svg = svg::zones_svg(&base, &shapes, lang);
+    Ok(ZonesPage { lang, who: who(user, lang), message, map_svg, zones: lines })
+}
+
+/// The command centre's zone page (signed in).
+pub(crate) async fn zones(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    auth: Result<Authenticated, ApiError>,
+) -> Result<Response, ApiError> {
+    let q: PageQuery = query(&uri)?;
+    let lang = lang_of(&headers, &q);
+    let Ok(Authenticated(user, _)) = auth else {
+        return Ok(redirect(&format!("/sign-in?lang={}&next=/zones", lang.code())));
+    };
+    let p = with_deployment(&state.deployment, move |dep| zones_page(dep, &user, lang, String::new())).await?;
+    page(p.render(), lang)
+}
+
+/// A commander's decision from the zone page's form.
+#[derive(Deserialize)]
+pub(crate) struct DecisionForm {
+    decision: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// Confirms or rejects a zone from the zone page, then shows the page again (with the refusal,
+/// when refused: a rejection without a note, a zone outside the jurisdiction...).
+pub(crate) async fn decide_zone(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    auth: Result<Authenticated, ApiError>,
+    Form(form): Form<DecisionForm>,
+) -> Result<Response, ApiError> {
+    let q: PageQuery = query(&uri)?;
+    let lang = lang_of(&headers, &q);
+    let Authenticated(user, _) = auth?;
+    let note = form.note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    let decision = match (form.decision.as_str(), note.clone()) {
+        ("confirm", note) => Some(chainbreak_app::zones::Decision::Confirm { note }),
+        ("reject", Some(note)) => Some(chainbreak_app::zones::Decision::Reject { note }),
+        _ => None,
+    };
+    let p = with_deployment(&state.deployment, move |dep| {
+        let message = match decision {
+            None => lang.t("note").to_string(),
+            Some(d) => {
+                let mut actor = crate::auth::actor(&user, "POST /zones/{id}/decision");
+                actor.reason = note;
+                let owner = user.unit.clone();
+                match chainbreak_app::zones::decide(dep, &actor, Some(&user), &id, d, &owner) {
+                    Ok(_) => String::new(),
+                    Err(
+                        e @ (chainbreak_app::AppError::Forbidden(_)
+                        | chainbreak_app::AppError::NotFound(_)
+                        | chainbreak_app::AppError::InvalidArgument { .. }),
+                    ) => e.to_string(),
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        zones_page(dep, &user, lang, message)
+    })
+    .await?;
+    page(p.render(), lang)
 }

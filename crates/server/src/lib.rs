@@ -164,6 +164,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sign-in", get(dashboard::sign_in_page).post(dashboard::sign_in))
         .route("/sign-out", post(dashboard::sign_out))
         .route("/dashboard", get(dashboard::dashboard))
+        .route("/zones", get(dashboard::zones))
+        .route("/zones/{id}/decision", post(dashboard::decide_zone))
         .route("/api/v1/public/summary", get(pages::public_summary))
         .route("/api/v1/public/zones", get(zones::public_zones))
         .route("/api/v1/public/zones.geojson", get(zones::public_zones_geojson))

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use chainbreak_app::public::{Cell, DayCounts, PublicMap};
+use chainbreak_app::public::{Cell, DayCounts, MapArea, PublicMap};
 use chainbreak_core::model::ZoneLevel;
 
 use crate::i18n::Lang;
@@ -97,16 +97,46 @@ impl View {
     }
 }
 
-/// The map of the zones in force over their counties; `None` when nothing has a shape.
+/// A zone on a map.
+pub(crate) struct Shape<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) level: ZoneLevel,
+    /// Proposed, not in force: drawn dashed and lighter.
+    pub(crate) proposed: bool,
+    pub(crate) title: String,
+    pub(crate) geometry: Option<&'a geojson::Geometry>,
+}
+
+/// The public map: the zones in force over their counties.
 pub(crate) fn zone_map(map: &PublicMap, lang: Lang) -> Option<String> {
+    let shapes: Vec<Shape> = map
+        .zones
+        .iter()
+        .map(|(z, g)| Shape {
+            id: &z.id,
+            level: z.level,
+            proposed: false,
+            title: format!(
+                "{} · {}",
+                lang.t(&format!("level_{}", z.level.as_str())),
+                z.name.as_deref().unwrap_or(&z.target_id)
+            ),
+            geometry: g.as_ref(),
+        })
+        .collect();
+    zones_svg(&map.base, &shapes, lang)
+}
+
+/// Zones over their counties; `None` when nothing has a shape.
+pub(crate) fn zones_svg(base: &[MapArea], shapes: &[Shape], lang: Lang) -> Option<String> {
     let mut points = Vec::new();
-    for a in &map.base {
+    for a in base {
         if let Some(g) = &a.geometry {
             positions(&g.value, &mut points);
         }
     }
-    for (_, g) in &map.zones {
-        if let Some(g) = g {
+    for s in shapes {
+        if let Some(g) = s.geometry {
             positions(&g.value, &mut points);
         }
     }
@@ -117,7 +147,7 @@ pub(crate) fn zone_map(map: &PublicMap, lang: Lang) -> Option<String> {
         h = view.height,
         label = esc(lang.t("map")),
     );
-    for a in &map.base {
+    for a in base {
         if let Some(g) = &a.geometry {
             let _ = write!(
                 svg,
@@ -128,35 +158,32 @@ pub(crate) fn zone_map(map: &PublicMap, lang: Lang) -> Option<String> {
         }
     }
     // Lower levels first, so that high zones are drawn on top.
-    let mut zones: Vec<_> = map.zones.iter().collect();
-    zones.sort_by_key(|(z, _)| std::cmp::Reverse(z.level));
-    for (z, g) in zones {
-        let Some(g) = g else { continue };
-        let title = format!(
-            "{} · {}",
-            lang.t(&format!("level_{}", z.level.as_str())),
-            z.name.as_deref().unwrap_or(&z.target_id)
-        );
-        let level = z.level.as_str();
+    let mut order: Vec<&Shape> = shapes.iter().collect();
+    order.sort_by_key(|s| (std::cmp::Reverse(s.level), !s.proposed));
+    for s in order {
+        let Some(g) = s.geometry else { continue };
+        let level = s.level.as_str();
+        let (status, dash, opacity) =
+            if s.proposed { ("proposed", r#" stroke-dasharray="4 3""#, "0.35") } else { ("in-force", "", "0.75") };
         match &g.value {
             geojson::Value::Point(p) => {
                 let (x, y) = view.xy(p);
                 let _ = write!(
                     svg,
-                    r##"<circle class="zone {level}" data-zone="{}" cx="{x:.1}" cy="{y:.1}" r="6" fill="{}" stroke="#333"><title>{}</title></circle>"##,
-                    esc(&z.id),
-                    fill(z.level),
-                    esc(&title)
+                    r##"<circle class="zone {level} {status}" data-zone="{}" cx="{x:.1}" cy="{y:.1}" r="6" fill="{}" fill-opacity="{opacity}" stroke="#333"{dash}><title>{}</title></circle>"##,
+                    esc(s.id),
+                    fill(s.level),
+                    esc(&s.title)
                 );
             }
             value => {
                 let _ = write!(
                     svg,
-                    r##"<path class="zone {level}" data-zone="{}" d="{}" fill="{}" fill-opacity="0.75" stroke="#333" stroke-width="1"><title>{}</title></path>"##,
-                    esc(&z.id),
+                    r##"<path class="zone {level} {status}" data-zone="{}" d="{}" fill="{}" fill-opacity="{opacity}" stroke="#333" stroke-width="1"{dash}><title>{}</title></path>"##,
+                    esc(s.id),
                     view.path(value),
-                    fill(z.level),
-                    esc(&title)
+                    fill(s.level),
+                    esc(&s.title)
                 );
             }
         }

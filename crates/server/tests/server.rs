@@ -2170,6 +2170,34 @@ mod browser {
             .expect("a headless Chromium session")
     }
 
+    /// Waits until the browser is at a path starting with `prefix` (a click's navigation ends
+    /// after the click returns); the path it is at.
+    async fn wait_for(b: &Browser, prefix: &str) -> String {
+        let mut path = String::new();
+        for _ in 0..100 {
+            path = b.current_url().await.unwrap().path().to_string();
+            if path.starts_with(prefix) && b.find(Locator::Css("body")).await.is_ok() {
+                return path;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the browser stayed at {path}, not {prefix}");
+    }
+
+    /// Clicks what leads to another page and waits until the new page is there (the old one's
+    /// root element gone stale).
+    async fn follow(b: &Browser, what: Locator<'_>) {
+        let old = b.find(Locator::Css("html")).await.unwrap();
+        b.find(what).await.unwrap().click().await.unwrap();
+        for _ in 0..200 {
+            if old.tag_name().await.is_err() && b.find(Locator::Css("body")).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the click led to no new page");
+    }
+
     async fn screenshot(b: &Browser, name: &str) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artefacts");
         std::fs::create_dir_all(&dir).unwrap();
@@ -2208,6 +2236,15 @@ mod browser {
             let confirm = chainbreak_app::zones::Decision::Confirm { note: None };
             chainbreak_app::zones::decide(&mut dep, &actor, None, zone, confirm, "U").unwrap();
         }
+        let commander = User {
+            name: "commander".into(),
+            role: Role::Commander,
+            unit: "U1".into(),
+            jurisdiction: "HB".into(),
+            disabled: false,
+            created_at: at,
+        };
+        accounts::add_user(&mut *dep.store, &commander, "a long enough password", &actor).unwrap();
         drop(dep);
         TestServer::launch(dir, db, at, "HB", |_| {})
     }
@@ -2236,7 +2273,7 @@ mod browser {
             assert!(!body.contains("K1") && !body.contains("P071"), "no case, no person: {body}");
             screenshot(&b, "public-en").await;
             // The switch: Chinese.
-            b.find(Locator::Id("switch-language")).await.unwrap().click().await.unwrap();
+            follow(&b, Locator::Id("switch-language")).await;
             let title = b.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
             assert_eq!(title, "疫情通报与风险区域");
             let level = b.find(Locator::Css("#zones td.level-high")).await.unwrap().text().await.unwrap();
@@ -2247,12 +2284,12 @@ mod browser {
             assert!(b.current_url().await.unwrap().path().starts_with("/sign-in"));
             b.find(Locator::Id("name")).await.unwrap().send_keys("tracer").await.unwrap();
             b.find(Locator::Id("password")).await.unwrap().send_keys("wrong password").await.unwrap();
-            b.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+            follow(&b, Locator::Id("sign-in")).await;
             assert!(b.find(Locator::Id("sign-in-error")).await.is_ok(), "a refused sign-in says so");
             b.find(Locator::Id("name")).await.unwrap().send_keys("tracer").await.unwrap();
             b.find(Locator::Id("password")).await.unwrap().send_keys("a long enough password").await.unwrap();
-            b.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
-            assert_eq!(b.current_url().await.unwrap().path(), "/dashboard");
+            follow(&b, Locator::Id("sign-in")).await;
+            assert_eq!(wait_for(&b, "/dashboard").await, "/dashboard");
             let h1 = b.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
             assert!(h1.starts_with("Overview"), "{h1}");
             let confirmed =
@@ -2262,12 +2299,40 @@ mod browser {
             let who = b.find(Locator::Id("who")).await.unwrap().text().await.unwrap();
             assert!(who.contains("tracer"), "{who}");
             screenshot(&b, "overview-en").await;
-            b.find(Locator::Id("switch-language")).await.unwrap().click().await.unwrap();
+            follow(&b, Locator::Id("switch-language")).await;
             let h1 = b.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
             assert!(h1.starts_with("总览"), "{h1}");
             screenshot(&b, "overview-zh").await;
-            b.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();
-            assert!(b.current_url().await.unwrap().path().starts_with("/sign-in"));
+            // The zones: the compound in force, the widened community proposed; a commander
+            // confirms it on the page, and a rejection without a note is refused, saying why.
+            follow(&b, Locator::Id("nav-zones")).await;
+            wait_for(&b, "/zones").await;
+            let in_force = b.find_all(Locator::Css("#zone-map svg .zone.in-force")).await.unwrap();
+            let proposed = b.find_all(Locator::Css("#zone-map svg .zone.proposed")).await.unwrap();
+            assert!(!in_force.is_empty() && !proposed.is_empty());
+            let row = r#"tr.zone[data-zone="area:HS-S1-C2:1"]"#;
+            let status = b.find(Locator::Css(row)).await.unwrap().attr("data-status").await.unwrap();
+            assert_eq!(status.as_deref(), Some("proposed"));
+            assert!(
+                b.find_all(Locator::Css(&format!("{row} button.confirm"))).await.unwrap().is_empty(),
+                "a tracer may not decide zones"
+            );
+            follow(&b, Locator::Id("sign-out")).await;
+            wait_for(&b, "/sign-in").await;
+            b.goto(&server.url("/zones?lang=en")).await.unwrap();
+            wait_for(&b, "/sign-in").await;
+            b.find(Locator::Id("name")).await.unwrap().send_keys("commander").await.unwrap();
+            b.find(Locator::Id("password")).await.unwrap().send_keys("a long enough password").await.unwrap();
+            follow(&b, Locator::Id("sign-in")).await;
+            assert_eq!(wait_for(&b, "/zones").await, "/zones");
+            follow(&b, Locator::Css(&format!("{row} button.reject"))).await;
+            assert!(b.find(Locator::Id("message")).await.is_ok(), "a rejection needs a note");
+            follow(&b, Locator::Css(&format!("{row} button.confirm"))).await;
+            let status = b.find(Locator::Css(row)).await.unwrap().attr("data-status").await.unwrap();
+            assert_eq!(status.as_deref(), Some("confirmed"));
+            screenshot(&b, "zones-en").await;
+            follow(&b, Locator::Id("sign-out")).await;
+            wait_for(&b, "/sign-in").await;
             b.goto(&server.url("/dashboard")).await.unwrap();
             assert!(b.current_url().await.unwrap().path().starts_with("/sign-in"), "signed out");
             b.close().await.unwrap();
