@@ -191,3 +191,54 @@ pub fn overview(dep: &mut Deployment, user: &User, days: u32) -> Result<Overview
         overdue_by_unit,
     })
 }
+
+/// The closed-loop board (issue 9): where the jurisdiction's measures stand.
+#[derive(Debug, Clone, Serialize)]
+pub struct Board {
+    /// Open episodes by state.
+    pub by_state: Vec<(String, u64)>,
+    /// Open episodes and overdue tasks by owning unit, most overdue first.
+    pub by_owner: Vec<(String, u64, u64)>,
+    /// Overdue tasks, most overdue first (at most `limit`), and how many there are in all.
+    pub overdue: Vec<crate::episodes::TaskView>,
+    pub overdue_total: usize,
+    pub facilities: Vec<crate::episodes::FacilityView>,
+}
+
+/// The board of the user's jurisdiction, as of now, with at most `limit` overdue tasks listed
+/// and each facility's forecast over `days` days.
+pub fn board(dep: &mut Deployment, user: &User, limit: usize, days: u32) -> Result<Board, AppError> {
+    require(user, Permission::ReadRecords)?;
+    let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_owner: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = crate::episodes::list(dep, Some(user), &Default::default(), after.as_deref(), 1000)?;
+        for e in &page {
+            if chainbreak_closedloop::is_open(e.state) {
+                *by_state.entry(e.state.as_str().to_string()).or_default() += 1;
+                by_owner.entry(e.owner_unit.clone()).or_default().0 += 1;
+            }
+        }
+        if page.len() < 1000 {
+            break;
+        }
+        after = page.last().map(|e| e.id.clone());
+    }
+    let overdue = crate::episodes::tasks(dep, Some(user), true, None)?;
+    for t in &overdue {
+        by_owner.entry(t.owner_unit.clone()).or_default().1 += 1;
+    }
+    let mut by_owner: Vec<(String, u64, u64)> = by_owner.into_iter().map(|(o, (n, late))| (o, n, late)).collect();
+    by_owner.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0)));
+    let mut by_state: Vec<(String, u64)> = by_state.into_iter().collect();
+    by_state.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let overdue_total = overdue.len();
+    Ok(Board {
+        by_state,
+        by_owner,
+        overdue: overdue.into_iter().take(limit).collect(),
+        overdue_total,
+        facilities: crate::episodes::facility_views(dep, days)?,
+    })
+}

@@ -231,7 +231,7 @@ fn overview_page(o: &Overview, user: &User, lang: Lang) -> OverviewPage {
             })
             .collect(),
         overdue: (!o.overdue_by_unit.is_empty())
-            .then(|| svg::labelled_bars(&o.overdue_by_unit, lang.t("overdue_tasks"))),
+            .then(|| svg::labelled_bars(&o.overdue_by_unit, lang.t("overdue_tasks"), "#b00")),
     }
 }
 
@@ -420,5 +420,71 @@ pub(crate) async fn decide_zone(
         zones_page(dep, &user, lang, message)
     })
     .await?;
+    page(p.render(), lang)
+}
+
+#[derive(Template)]
+#[template(path = "board.html")]
+struct BoardPage {
+    lang: Lang,
+    who: String,
+    by_state: String,
+    by_owner: Vec<(String, u64, u64)>,
+    overdue_title: String,
+    overdue: Vec<(String, String, String, String, String)>,
+    facilities: Vec<(String, usize, usize, usize, usize, String)>,
+}
+
+/// The closed-loop board (signed in): open measures by state and owner, overdue tasks first,
+/// facilities with their occupancy and rooms forecast.
+pub(crate) async fn board(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    auth: Result<Authenticated, ApiError>,
+) -> Result<Response, ApiError> {
+    let q: PageQuery = query(&uri)?;
+    let lang = lang_of(&headers, &q);
+    let Ok(Authenticated(user, _)) = auth else {
+        return Ok(redirect(&format!("/sign-in?lang={}&next=/board", lang.code())));
+    };
+    let u = user.clone();
+    let b = with_deployment(&state.deployment, move |dep| overview::board(dep, &u, 100, 7)).await?;
+    let state_name = |s: &str| {
+        let key = format!("state_{s}");
+        match lang.t(&key) {
+            "" => s.to_string(),
+            t => t.to_string(),
+        }
+    };
+    let by_state: Vec<(String, u64)> = b.by_state.iter().map(|(s, n)| (state_name(s), *n)).collect();
+    let p = BoardPage {
+        lang,
+        who: who(&user, lang),
+        by_state: svg::labelled_bars(&by_state, lang.t("open_by_state"), "#3b6ea5"),
+        by_owner: b.by_owner.clone(),
+        overdue_title: lang.fill("overdue_list", &[("n", b.overdue_total.to_string())]),
+        overdue: b
+            .overdue
+            .iter()
+            .map(|t| {
+                (
+                    t.episode_id.clone(),
+                    format!("{}{}", t.task.kind, t.task.day.map(|d| format!(" ({d})")).unwrap_or_default()),
+                    t.task.due.to_string(),
+                    t.owner_unit.clone(),
+                    t.unit.clone(),
+                )
+            })
+            .collect(),
+        facilities: b
+            .facilities
+            .iter()
+            .map(|f| {
+                let o = &f.occupancy;
+                (f.name.clone(), o.rooms, o.occupied, o.to_disinfect, o.people, svg::forecast(&f.forecast))
+            })
+            .collect(),
+    };
     page(p.render(), lang)
 }

@@ -165,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sign-out", post(dashboard::sign_out))
         .route("/dashboard", get(dashboard::dashboard))
         .route("/zones", get(dashboard::zones))
+        .route("/board", get(dashboard::board))
         .route("/zones/{id}/decision", post(dashboard::decide_zone))
         .route("/api/v1/public/summary", get(pages::public_summary))
         .route("/api/v1/public/zones", get(zones::public_zones))

@@ -285,8 +285,8 @@ pub(crate) fn day_bars(
     svg
 }
 
-/// Horizontal bars, one per (label, count), largest first as given.
-pub(crate) fn labelled_bars(items: &[(String, u64)], label: &str) -> String {
+/// Horizontal bars in `colour`, one per (label, count), in the order given.
+pub(crate) fn labelled_bars(items: &[(String, u64)], label: &str, colour: &str) -> String {
     let (width, row) = (640.0, 22.0);
     let max = items.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
     let mut svg = format!(
@@ -299,13 +299,47 @@ pub(crate) fn labelled_bars(items: &[(String, u64)], label: &str) -> String {
         let bar = (*n as f64 / max as f64) * (width - 200.0);
         let _ = write!(
             svg,
-            r##"<text x="0" y="{:.1}" font-size="12">{}</text><rect x="160" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="#b00"/><text x="{:.1}" y="{:.1}" font-size="12">{n}</text>"##,
+            r##"<text x="0" y="{:.1}" font-size="12">{}</text><rect x="160" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="{colour}"/><text x="{:.1}" y="{:.1}" font-size="12">{n}</text>"##,
             y + 14.0,
             esc(name),
             y + 3.0,
             row - 6.0,
             164.0 + bar,
             y + 14.0
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A facility's forecast in a line: rooms needed each day as bars (red when short) under a line
+/// at the rooms there are.
+pub(crate) fn forecast(days: &[chainbreak_closedloop::facility::ForecastDay]) -> String {
+    let (width, height) = (140.0, 28.0);
+    let max = days.iter().map(|d| d.rooms_needed.max(d.rooms)).max().unwrap_or(1).max(1) as f64;
+    let slot = width / days.len().max(1) as f64;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="forecast" style="max-width:10rem">"#
+    );
+    for (k, d) in days.iter().enumerate() {
+        let bar = d.rooms_needed as f64 / max * (height - 2.0);
+        let colour = if d.short { "#b00" } else { "#3b6ea5" };
+        let _ = write!(
+            svg,
+            r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{bar:.1}" fill="{colour}"><title>{}: {} / {}</title></rect>"#,
+            k as f64 * slot + 1.0,
+            height - bar,
+            slot - 2.0,
+            d.date,
+            d.rooms_needed,
+            d.rooms
+        );
+    }
+    if let Some(d) = days.first() {
+        let y = height - d.rooms as f64 / max * (height - 2.0);
+        let _ = write!(
+            svg,
+            r##"<line x1="0" x2="{width}" y1="{y:.1}" y2="{y:.1}" stroke="#333" stroke-dasharray="2 2"/>"##
         );
     }
     svg.push_str("</svg>");

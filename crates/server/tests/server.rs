@@ -2331,6 +2331,11 @@ mod browser {
             let status = b.find(Locator::Css(row)).await.unwrap().attr("data-status").await.unwrap();
             assert_eq!(status.as_deref(), Some("confirmed"));
             screenshot(&b, "zones-en").await;
+            // The closed-loop board: the residents' measures the confirmations proposed.
+            follow(&b, Locator::Id("nav-board")).await;
+            let by_state = b.find(Locator::Css("#by-state svg")).await.unwrap().text().await.unwrap();
+            assert!(by_state.contains("Proposed"), "{by_state}");
+            screenshot(&b, "board-en").await;
             follow(&b, Locator::Id("sign-out")).await;
             wait_for(&b, "/sign-in").await;
             b.goto(&server.url("/dashboard")).await.unwrap();
