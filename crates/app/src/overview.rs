@@ -242,3 +242,51 @@ pub fn board(dep: &mut Deployment, user: &User, limit: usize, days: u32) -> Resu
         facilities: crate::episodes::facility_views(dep, days)?,
     })
 }
+
+/// A case as an epidemiologist reads it (issue 9 "case page"): the record, the activity trail
+/// (流调轨迹) over its infectious window, the contacts proposed with their evidence, and the
+/// person's measures.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseFile {
+    pub case: crate::reads::CaseView,
+    /// The start of the infectious window (the profile's look-back); none when the case has no
+    /// dates to count from.
+    pub window_from: Option<jiff::Timestamp>,
+    pub trail: Vec<chainbreak_core::model::Visit>,
+    pub proposals: Vec<crate::proposals::ProposalView>,
+    pub episodes: Vec<chainbreak_store::EpisodeRow>,
+}
+
+/// The case file of a case in the user's jurisdiction.
+pub fn case_file(dep: &Deployment, user: &User, id: &str) -> Result<CaseFile, AppError> {
+    let case = crate::reads::case(&*dep.store, user, id)?;
+    let window_from = match crate::trace::case_index(&*dep.store, &dep.profile, &dep.calendar, &[id.to_string()]) {
+        Ok(entries) => entries.first().map(|e| e.from),
+        Err(AppError::InvalidArgument { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let trail = match window_from {
+        Some(from) => dep.store.visits_of_person(&case.case.person_id, from, case.case.reported_at)?,
+        None => Vec::new(),
+    };
+    let scope = scope_of(&*dep.store, user)?;
+    let mut proposals = Vec::new();
+    let mut after: Option<String> = None;
+    let filter = chainbreak_store::ProposalFilter { case_id: Some(id.to_string()), status: None };
+    loop {
+        let page = crate::proposals::list_within(&*dep.store, &scope, &filter, after.as_deref(), 1000)?;
+        proposals.extend(page.items);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let episodes = crate::episodes::list(
+        dep,
+        Some(user),
+        &chainbreak_store::EpisodeFilter { person_id: Some(case.case.person_id.clone()), ..Default::default() },
+        None,
+        1000,
+    )?;
+    Ok(CaseFile { case, window_from, trail, proposals, episodes })
+}

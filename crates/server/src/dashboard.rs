@@ -488,3 +488,257 @@ pub(crate) async fn board(
     };
     page(p.render(), lang)
 }
+
+#[derive(Template)]
+#[template(path = "cases.html")]
+struct CasesPage {
+    lang: Lang,
+    who: String,
+    cases: Vec<(String, &'static str, String, String, String)>,
+    next: Option<String>,
+}
+
+/// `?lang=` and the list's cursor.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    lang: Option<String>,
+    after: Option<String>,
+}
+
+fn class_text(lang: Lang, c: chainbreak_core::model::Classification) -> &'static str {
+    lang.t(&format!("class_{}", c.as_str()))
+}
+
+/// The cases of the user's jurisdiction, by id, a page at a time (keyset).
+pub(crate) async fn cases(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    auth: Result<Authenticated, ApiError>,
+) -> Result<Response, ApiError> {
+    let q: ListQuery = query(&uri)?;
+    let lang = lang_of(&headers, &PageQuery { lang: q.lang.clone(), next: None });
+    let Ok(Authenticated(user, _)) = auth else {
+        return Ok(redirect(&format!("/sign-in?lang={}&next=/cases", lang.code())));
+    };
+    let u = user.clone();
+    let after = q.after.clone();
+    let page_of = with_deployment(&state.deployment, move |dep| {
+        chainbreak_app::reads::cases(&*dep.store, &u, after.as_deref(), 100)
+    })
+    .await?;
+    let date = |d: Option<jiff::civil::Date>| d.map(|d| d.to_string()).unwrap_or_else(|| "—".into());
+    let p = CasesPage {
+        lang,
+        who: who(&user, lang),
+        cases: page_of
+            .items
+            .iter()
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    class_text(lang, c.classification),
+                    date(c.onset),
+                    c.reported_at.to_string(),
+                    c.detection.map(|d| d.as_str().to_string()).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        next: page_of.next,
+    };
+    page(p.render(), lang)
+}
+
+struct ContactLine {
+    id: i64,
+    tier: u8,
+    category: String,
+    person: String,
+    first: String,
+    last: String,
+    evidence: String,
+    status: &'static str,
+    decidable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "case.html")]
+struct CasePage {
+    lang: Lang,
+    who: String,
+    id: String,
+    message: String,
+    fields: Vec<(&'static str, String)>,
+    episodes: Vec<(String, String, &'static str, String)>,
+    trail: Option<String>,
+    contacts: Vec<ContactLine>,
+}
+
+/// One piece of evidence in words: where (place, group or trip) and how long.
+fn evidence_text(e: &serde_json::Value) -> String {
+    let first = match e {
+        serde_json::Value::Array(items) => items.first(),
+        other => Some(other),
+    };
+    let Some(e) = first else { return String::new() };
+    let at = ["place_id", "group_id", "trip_id", "cell"].iter().find_map(|k| e[*k].as_str()).unwrap_or("");
+    match e["overlap_minutes"].as_f64() {
+        Some(m) if m > 0.0 => format!("{at} · {m:.0} min"),
+        _ => at.to_string(),
+    }
+}
+
+fn case_page(
+    dep: &chainbreak_app::Deployment,
+    user: &User,
+    id: &str,
+    lang: Lang,
+    message: String,
+) -> Result<CasePage, chainbreak_app::AppError> {
+    let f = overview::case_file(dep, user, id)?;
+    let c = &f.case.case;
+    let opt = |s: Option<String>| s.unwrap_or_else(|| "—".into());
+    let fields = vec![
+        (lang.t("person"), c.person_id.clone()),
+        (lang.t("classification"), class_text(lang, c.classification).to_string()),
+        (lang.t("onset"), opt(c.onset.map(|d| d.to_string()))),
+        (lang.t("sampled"), opt(c.sampled_at.map(|t| t.to_string()))),
+        (lang.t("reported"), c.reported_at.to_string()),
+        (lang.t("detection"), opt(c.detection.map(|d| d.as_str().to_string()))),
+        (lang.t("infector"), opt(c.infector_case_id.clone())),
+    ];
+    let tz = dep.calendar.time_zone();
+    let mut stays = Vec::new();
+    for v in &f.trail {
+        let kind = dep.store.place(&v.place_id)?.map(|p| p.kind);
+        let dwell =
+            kind.map_or(dep.profile.open_visits.default_dwell_minutes, |k| dep.profile.open_visits.dwell_minutes(k));
+        let end = v.t_out.unwrap_or(v.t_in + jiff::SignedDuration::from_mins(i64::from(dwell)));
+        let (zin, zout) = (v.t_in.to_zoned(tz.clone()), end.to_zoned(tz.clone()));
+        let hours = |z: &jiff::Zoned| f64::from(z.hour()) + f64::from(z.minute()) / 60.0;
+        let to_hour = if zout.date() == zin.date() { hours(&zout) } else { 24.0 };
+        stays.push(svg::TrailStay {
+            day: zin.date(),
+            from_hour: hours(&zin),
+            to_hour,
+            place: v.place_id.clone(),
+            open: v.t_out.is_none(),
+        });
+    }
+    let may_decide = user.role.may(chainbreak_core::access::Permission::ConfirmContacts);
+    let mut contacts: Vec<ContactLine> = f
+        .proposals
+        .iter()
+        .map(|p| ContactLine {
+            id: p.proposal.id,
+            tier: p.proposal.tier,
+            category: p.proposal.category.clone(),
+            person: p.proposal.contact_id.clone(),
+            first: p.proposal.first_exposure.to_string(),
+            last: p.proposal.last_exposure.to_string(),
+            evidence: evidence_text(&p.evidence),
+            status: p.proposal.status.as_str(),
+            decidable: may_decide && p.proposal.status == chainbreak_store::ProposalStatus::Proposed,
+        })
+        .collect();
+    contacts.sort_by(|a, b| (a.tier, &a.category, &a.person).cmp(&(b.tier, &b.category, &b.person)));
+    Ok(CasePage {
+        lang,
+        who: who(user, lang),
+        id: id.to_string(),
+        message,
+        fields,
+        episodes: f
+            .episodes
+            .iter()
+            .map(|e| {
+                (
+                    e.id.clone(),
+                    e.category.clone(),
+                    lang.t(&format!("state_{}", e.state.as_str())),
+                    e.deadline.map(|d| d.to_string()).unwrap_or_else(|| "—".into()),
+                )
+            })
+            .collect(),
+        trail: svg::trail(&stays, lang.t("trail")),
+        contacts,
+    })
+}
+
+/// A case of the user's jurisdiction: its record, measures, trail and contacts.
+pub(crate) async fn case(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    auth: Result<Authenticated, ApiError>,
+) -> Result<Response, ApiError> {
+    let q: PageQuery = query(&uri)?;
+    let lang = lang_of(&headers, &q);
+    let Ok(Authenticated(user, _)) = auth else {
+        return Ok(redirect(&format!("/sign-in?lang={}&next=/cases", lang.code())));
+    };
+    let p = with_deployment(&state.deployment, move |dep| case_page(dep, &user, &id, lang, String::new())).await?;
+    page(p.render(), lang)
+}
+
+/// A tracer's decision on a proposed contact, from the case page.
+#[derive(Deserialize)]
+pub(crate) struct ProposalForm {
+    proposal: i64,
+    decision: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// Confirms (opening the contact's measure) or rejects a proposed contact, then shows the case
+/// again, with the refusal when refused.
+pub(crate) async fn decide_proposal(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    auth: Result<Authenticated, ApiError>,
+    Form(form): Form<ProposalForm>,
+) -> Result<Response, ApiError> {
+    let q: PageQuery = query(&uri)?;
+    let lang = lang_of(&headers, &q);
+    let Authenticated(user, _) = auth?;
+    let note = form.note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    let verdict = match form.decision.as_str() {
+        "confirm" => Some(chainbreak_app::proposals::Verdict::Confirm),
+        "reject" => Some(chainbreak_app::proposals::Verdict::Reject),
+        _ => None,
+    };
+    let p = with_deployment(&state.deployment, move |dep| {
+        let message = match verdict {
+            None => String::new(),
+            Some(v) => {
+                let mut actor = crate::auth::actor(&user, "POST /cases/{id}/proposals");
+                actor.reason = note.clone();
+                let owner = user.unit.clone();
+                match chainbreak_app::proposals::decide_and_open(
+                    dep,
+                    Some(&user),
+                    &actor,
+                    &[form.proposal],
+                    v,
+                    note.as_deref(),
+                    &owner,
+                ) {
+                    Ok(_) => String::new(),
+                    Err(
+                        e @ (chainbreak_app::AppError::Forbidden(_)
+                        | chainbreak_app::AppError::NotFound(_)
+                        | chainbreak_app::AppError::InvalidArgument { .. }),
+                    ) => e.to_string(),
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        case_page(dep, &user, &id, lang, message)
+    })
+    .await?;
+    page(p.render(), lang)
+}

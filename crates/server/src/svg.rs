@@ -345,3 +345,57 @@ pub(crate) fn forecast(days: &[chainbreak_closedloop::facility::ForecastDay]) ->
     svg.push_str("</svg>");
     svg
 }
+
+/// A stay on a trail: the local day, the hours it spans that day (0 to 24), and the place.
+pub(crate) struct TrailStay {
+    pub(crate) day: jiff::civil::Date,
+    pub(crate) from_hour: f64,
+    pub(crate) to_hour: f64,
+    pub(crate) place: String,
+    /// No check-out: the end is assumed.
+    pub(crate) open: bool,
+}
+
+/// A case's trail on a timeline: one row a day, the hours across, each stay a labelled bar.
+pub(crate) fn trail(stays: &[TrailStay], label: &str) -> Option<String> {
+    let first = stays.iter().map(|s| s.day).min()?;
+    let last = stays.iter().map(|s| s.day).max()?;
+    let days: Vec<jiff::civil::Date> = first.series(jiff::Span::new().days(1)).take_while(|d| *d <= last).collect();
+    let (width, row, left) = (900.0, 26.0, 80.0);
+    let hour = (width - left - 10.0) / 24.0;
+    let height = row * days.len() as f64 + 24.0;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="trail" role="img" aria-label="{}">"#,
+        esc(label)
+    );
+    for h in (0..=24).step_by(3) {
+        let x = left + f64::from(h) * hour;
+        let _ = write!(
+            svg,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="0" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" font-size="10" text-anchor="middle">{h:02}</text>"##,
+            height - 20.0,
+            height - 6.0
+        );
+    }
+    for (k, d) in days.iter().enumerate() {
+        let y = k as f64 * row;
+        let _ = write!(svg, r#"<text x="0" y="{:.1}" font-size="11">{d}</text>"#, y + 16.0);
+        for s in stays.iter().filter(|s| s.day == *d) {
+            let x = left + s.from_hour * hour;
+            let w = ((s.to_hour - s.from_hour) * hour).max(2.0);
+            let _ = write!(
+                svg,
+                r##"<rect class="stay" x="{x:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}" stroke="#1f3b5a"><title>{}</title></rect><text x="{:.1}" y="{:.1}" font-size="9">{}</text>"##,
+                y + 4.0,
+                row - 8.0,
+                if s.open { "#c9d6e6" } else { "#7fa3c9" },
+                esc(&s.place),
+                x + 2.0,
+                y + 15.0,
+                esc(&s.place)
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    Some(svg)
+}

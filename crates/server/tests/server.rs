@@ -2216,6 +2216,8 @@ mod browser {
             (Kind::Areas, "areas.geojson"),
             (Kind::Places, "places.csv"),
             (Kind::Persons, "persons.csv"),
+            (Kind::Groups, "groups.csv"),
+            (Kind::Memberships, "memberships.csv"),
             (Kind::Visits, "visits.csv"),
             (Kind::Cases, "cases.csv"),
         ] {
@@ -2232,6 +2234,8 @@ mod browser {
         let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock).unwrap();
         let actor = Actor { name: "commander".into(), via: "test".into(), reason: None };
         chainbreak_app::zones::record(&mut dep, &actor, None, &["K1".into()]).unwrap();
+        let traced = chainbreak_app::proposals::trace_cases(&mut dep, &actor, &["K1".into()]).unwrap();
+        assert!(traced.recorded.proposed > 0, "{traced:?}");
         for zone in ["area:HS-S1-C2-K2:1", "area:HS:1"] {
             let confirm = chainbreak_app::zones::Decision::Confirm { note: None };
             chainbreak_app::zones::decide(&mut dep, &actor, None, zone, confirm, "U").unwrap();
@@ -2303,6 +2307,18 @@ mod browser {
             let h1 = b.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
             assert!(h1.starts_with("总览"), "{h1}");
             screenshot(&b, "overview-zh").await;
+            // A case: its trail over the infectious window, its contacts; the tracer confirms one.
+            follow(&b, Locator::Id("nav-cases")).await;
+            follow(&b, Locator::Css(r#"tr.case[data-case="K1"] a"#)).await;
+            assert!(!b.find_all(Locator::Css("#trail svg rect.stay")).await.unwrap().is_empty(), "a trail");
+            let contacts = b.find_all(Locator::Css("#contacts tr.contact")).await.unwrap();
+            assert!(!contacts.is_empty());
+            let first = contacts[0].attr("data-proposal").await.unwrap().unwrap();
+            let row = format!(r#"#contacts tr.contact[data-proposal="{first}"]"#);
+            follow(&b, Locator::Css(&format!("{row} button.confirm"))).await;
+            let status = b.find(Locator::Css(&row)).await.unwrap().attr("data-status").await.unwrap();
+            assert_eq!(status.as_deref(), Some("confirmed"));
+            screenshot(&b, "case-en").await;
             // The zones: the compound in force, the widened community proposed; a commander
             // confirms it on the page, and a rejection without a note is refused, saying why.
             follow(&b, Locator::Id("nav-zones")).await;
