@@ -742,3 +742,125 @@ pub(crate) async fn decide_proposal(
     .await?;
     page(p.render(), lang)
 }
+
+#[derive(Template)]
+#[template(path = "surveillance.html")]
+struct SurveillancePage {
+    lang: Lang,
+    who: String,
+    message: String,
+    may_triage: bool,
+    queue: Vec<(i64, String, String, String, String, String)>,
+    series: Vec<(String, String)>,
+    silent: Vec<(String, String, String, i64)>,
+}
+
+fn surveillance_page(
+    dep: &chainbreak_app::Deployment,
+    user: &User,
+    lang: Lang,
+    message: String,
+) -> Result<SurveillancePage, chainbreak_app::AppError> {
+    use chainbreak_app::surveillance as s;
+    let today = dep.calendar.day_of(dep.clock.now());
+    let from = today.checked_sub(jiff::Span::new().weeks(8)).ok();
+    let q = s::SeriesQuery { frequency: Some(s::Frequency::Daily), from, ..Default::default() };
+    let mut series = s::series(dep, Some(user), &q)?;
+    // Series with alarms first, then the busiest; at most twelve.
+    let alarms = |v: &s::SeriesView| v.points.iter().filter(|p| p.alarm == Some(true)).count();
+    let total = |v: &s::SeriesView| v.points.iter().filter_map(|p| p.observed).sum::<f64>();
+    series.sort_by(|a, b| alarms(b).cmp(&alarms(a)).then(total(b).total_cmp(&total(a))).then(a.series.cmp(&b.series)));
+    series.truncate(12);
+    let queue = s::review_queue(dep, Some(user), Some(chainbreak_store::ReviewStatus::Pending), 50)?;
+    let silent = s::silent(dep, Some(user))?;
+    Ok(SurveillancePage {
+        lang,
+        who: who(user, lang),
+        message,
+        may_triage: user.role.may(chainbreak_core::access::Permission::TriageAlerts),
+        queue: queue
+            .iter()
+            .map(|r| {
+                (
+                    r.id,
+                    format!("{:.2}", r.score),
+                    r.series.clone(),
+                    r.period.clone(),
+                    format!("{}", r.observed),
+                    format!("{:.1}", r.upperbound),
+                )
+            })
+            .collect(),
+        series: series.iter().map(|v| (v.series.clone(), svg::series(&v.points, &v.series))).collect(),
+        silent: silent
+            .iter()
+            .map(|x| (x.last.place_id.clone(), x.last.feed.clone(), x.last.last_date.clone(), x.days_silent))
+            .collect(),
+    })
+}
+
+/// Surveillance (signed in): the ranked alarm queue with escalate and dismiss, the sentinel
+/// series with their bounds and alarms, the silent sentinels.
+pub(crate) async fn surveillance(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    auth: Result<Authenticated, ApiError>,
+) -> Result<Response, ApiError> {
+    let q: PageQuery = query(&uri)?;
+    let lang = lang_of(&headers, &q);
+    let Ok(Authenticated(user, _)) = auth else {
+        return Ok(redirect(&format!("/sign-in?lang={}&next=/surveillance", lang.code())));
+    };
+    let p = with_deployment(&state.deployment, move |dep| surveillance_page(dep, &user, lang, String::new())).await?;
+    page(p.render(), lang)
+}
+
+/// A reviewer's decision on an alarm.
+#[derive(Deserialize)]
+pub(crate) struct ReviewForm {
+    decision: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Escalates (an alert) or dismisses (with a reason) an alarm from the surveillance page.
+pub(crate) async fn decide_review(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    auth: Result<Authenticated, ApiError>,
+    Form(form): Form<ReviewForm>,
+) -> Result<Response, ApiError> {
+    let q: PageQuery = query(&uri)?;
+    let lang = lang_of(&headers, &q);
+    let Authenticated(user, _) = auth?;
+    let reason = form.reason.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    let verdict = match form.decision.as_str() {
+        "escalate" => Some(chainbreak_app::surveillance::Verdict::Escalate),
+        "dismiss" => Some(chainbreak_app::surveillance::Verdict::Dismiss),
+        _ => None,
+    };
+    let p = with_deployment(&state.deployment, move |dep| {
+        let message = match verdict {
+            None => String::new(),
+            Some(v) => {
+                chainbreak_app::reads::require(&user, chainbreak_core::access::Permission::TriageAlerts)?;
+                let actor = crate::auth::actor(&user, "POST /surveillance/review/{id}");
+                match chainbreak_app::surveillance::decide_review(dep, &actor, Some(&user), id, v, reason) {
+                    Ok(_) => String::new(),
+                    Err(
+                        e @ (chainbreak_app::AppError::Forbidden(_)
+                        | chainbreak_app::AppError::NotFound(_)
+                        | chainbreak_app::AppError::InvalidArgument { .. }),
+                    ) => e.to_string(),
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        surveillance_page(dep, &user, lang, message)
+    })
+    .await?;
+    page(p.render(), lang)
+}

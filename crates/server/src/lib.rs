@@ -166,6 +166,8 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard", get(dashboard::dashboard))
         .route("/zones", get(dashboard::zones))
         .route("/board", get(dashboard::board))
+        .route("/surveillance", get(dashboard::surveillance))
+        .route("/surveillance/review/{id}", post(dashboard::decide_review))
         .route("/cases", get(dashboard::cases))
         .route("/cases/{id}", get(dashboard::case))
         .route("/cases/{id}/proposals", post(dashboard::decide_proposal))

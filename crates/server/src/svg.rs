@@ -399,3 +399,40 @@ pub(crate) fn trail(stays: &[TrailStay], label: &str) -> Option<String> {
     svg.push_str("</svg>");
     Some(svg)
 }
+
+/// A count series: observed as bars, the method's upper bound as a line, alarms in red.
+pub(crate) fn series(points: &[chainbreak_app::surveillance::SeriesPoint], label: &str) -> String {
+    let (width, height) = (320.0, 90.0);
+    let max = points.iter().flat_map(|p| [p.observed, p.upperbound]).flatten().fold(1.0f64, f64::max);
+    let slot = width / points.len().max(1) as f64;
+    let y = |v: f64| height - v / max * (height - 4.0);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="series" role="img" aria-label="{}">"#,
+        esc(label)
+    );
+    let mut line = String::new();
+    for (k, p) in points.iter().enumerate() {
+        let x = k as f64 * slot;
+        if let Some(o) = p.observed {
+            let colour = if p.alarm == Some(true) { "#b00" } else { "#7fa3c9" };
+            let class = if p.alarm == Some(true) { "obs alarm" } else { "obs" };
+            let _ = write!(
+                svg,
+                r#"<rect class="{class}" x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{}: {o}</title></rect>"#,
+                x + 0.5,
+                y(o),
+                (slot - 1.0).max(0.5),
+                height - y(o),
+                p.period
+            );
+        }
+        if let Some(b) = p.upperbound {
+            let _ = write!(line, "{}{:.1},{:.1} ", if line.is_empty() { "M" } else { "L" }, x + slot / 2.0, y(b));
+        }
+    }
+    if !line.is_empty() {
+        let _ = write!(svg, r##"<path d="{}" fill="none" stroke="#333" stroke-width="1"/>"##, line.trim_end());
+    }
+    svg.push_str("</svg>");
+    svg
+}

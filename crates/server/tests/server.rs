@@ -2220,6 +2220,7 @@ mod browser {
             (Kind::Memberships, "memberships.csv"),
             (Kind::Visits, "visits.csv"),
             (Kind::Cases, "cases.csv"),
+            (Kind::Sentinel, "sentinel.csv"),
         ] {
             import_file(
                 &mut store,
@@ -2234,6 +2235,7 @@ mod browser {
         let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock).unwrap();
         let actor = Actor { name: "commander".into(), via: "test".into(), reason: None };
         chainbreak_app::zones::record(&mut dep, &actor, None, &["K1".into()]).unwrap();
+        chainbreak_app::surveillance::run(&mut dep, &actor, None).unwrap();
         let traced = chainbreak_app::proposals::trace_cases(&mut dep, &actor, &["K1".into()]).unwrap();
         assert!(traced.recorded.proposed > 0, "{traced:?}");
         for zone in ["area:HS-S1-C2-K2:1", "area:HS:1"] {
@@ -2319,6 +2321,10 @@ mod browser {
             let status = b.find(Locator::Css(&row)).await.unwrap().attr("data-status").await.unwrap();
             assert_eq!(status.as_deref(), Some("confirmed"));
             screenshot(&b, "case-en").await;
+            // Surveillance: the sentinel series with their bounds, the alarms to review.
+            follow(&b, Locator::Id("nav-surveillance")).await;
+            assert!(!b.find_all(Locator::Css("#series figure.series svg")).await.unwrap().is_empty());
+            screenshot(&b, "surveillance").await;
             // The zones: the compound in force, the widened community proposed; a commander
             // confirms it on the page, and a rejection without a note is refused, saying why.
             follow(&b, Locator::Id("nav-zones")).await;
