@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod alerts;
 mod contacts;
+mod demo;
 mod detect;
 mod episodes;
 mod simulate;
@@ -98,6 +99,29 @@ enum Command {
         /// `chainbreak zones propose --record`), e.g. when loading a backlog.
         #[arg(long)]
         no_zones: bool,
+    },
+    /// A live demo: a synthetic city with an outbreak, replayed through the real API on an
+    /// accelerated clock into a fresh store, with the dashboard and the public page served.
+    Demo {
+        /// The city's people.
+        #[arg(long, default_value_t = 20_000)]
+        persons: u32,
+        /// The outbreak's days.
+        #[arg(long, default_value_t = 60)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Simulated seconds per real second (8640: a day every 10 s).
+        #[arg(long, default_value_t = 8640.0)]
+        speed: f64,
+        /// Where the demo's store and city files go (replaced).
+        #[arg(long, default_value = "chainbreak-demo")]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// The policy profile.
+        #[arg(long, default_value = "cn-2022-9th")]
+        profile: String,
     },
     /// Serve the API on 127.0.0.1.
     Serve {
@@ -733,6 +757,10 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
         Command::Key { command: KeyCommand::Generate { file } } => {
             chainbreak_app::pseudonym::generate_key_file(&file)?;
             println!("wrote a new pseudonymisation key to {}", file.display());
+        }
+        Command::Demo { persons, days, seed, speed, dir, addr, profile } => {
+            anyhow::ensure!(speed.is_finite() && speed > 0.0, "--speed is a positive number");
+            demo::run(demo::DemoOptions { persons, days, seed, speed, dir, addr, profile })?;
         }
         Command::Serve { db, addr, pseudonym_key_file, purge_every_minutes, detect_every_minutes } => {
             let purge_every =

@@ -1049,3 +1049,65 @@ fn a_simulated_outbreak_s_cases_propose_their_compounds_as_soon_as_they_are_in()
     let living_there = compound_of.values().filter(|c| *c == compound).count();
     assert_eq!(done["residents_proposed"].as_u64(), Some(living_there as u64), "{done:#}");
 }
+
+#[test]
+fn the_demo_replays_an_outbreak_through_the_api_and_serves_the_pages() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["demo", "--persons", "3000", "--days", "8", "--speed", "172800", "--addr", "127.0.0.1:0", "--dir"])
+        .arg(dir.path().join("demo"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _guard = Kill(child);
+    // Keep reading the output (a closed pipe would end the demo).
+    let mut out_lines = BufReader::new(stdout).lines();
+    let first = out_lines.next().unwrap().unwrap();
+    std::thread::spawn(move || out_lines.for_each(drop));
+    // "chainbreak demo: http://127.0.0.1:PORT/dashboard  (sign in as `demo`, ...)"
+    let url = first.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let base = url.trim_end_matches("/dashboard").to_string();
+    assert!(first.contains("`demo`") && first.contains("chainbreak-demo"), "{first}");
+    // The replay reports each day, then that it is done.
+    let mut days = 0;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if line.starts_with("day ") {
+            days += 1;
+        }
+        if line.contains("replayed") {
+            break;
+        }
+    }
+    assert_eq!(days, 8);
+    let client = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let public = client.get(format!("{base}/public?lang=en")).send().unwrap();
+    assert_eq!(public.status(), 200);
+    assert!(public.text().unwrap().contains("Risk zones in force"));
+    // The check-ins went through the API: the visits are there, for the demo user to read.
+    let session = client
+        .post(format!("{base}/api/v1/sessions"))
+        .json(&serde_json::json!({"name": "demo", "password": "chainbreak-demo"}))
+        .send()
+        .unwrap();
+    assert_eq!(session.status(), 201);
+    let cookie = session.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let overview = client.get(format!("{base}/dashboard?lang=en")).header("cookie", &cookie).send().unwrap();
+    assert_eq!(overview.status(), 200);
+    assert!(overview.text().unwrap().contains("Overview"));
+    let visits: serde_json::Value =
+        client.get(format!("{base}/api/v1/visits?limit=5")).header("cookie", &cookie).send().unwrap().json().unwrap();
+    assert_eq!(visits["items"].as_array().unwrap().len(), 5, "{visits}");
+}

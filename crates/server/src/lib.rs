@@ -73,6 +73,9 @@ pub struct ServerConfig {
     /// The deployment's pseudonymisation key file (`chainbreak key generate`); without it,
     /// batches naming persons by identifier (`phone:...`) are refused.
     pub pseudonym_key_file: Option<PathBuf>,
+    /// Confirm new contact proposals that need no person's confirmation as they are recorded.
+    /// DESIGN.md §4a allows it for simulation and the demo only: only `chainbreak demo` sets it.
+    pub auto_confirm: bool,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +90,7 @@ impl Default for ServerConfig {
             detect_every: Some(std::time::Duration::from_secs(3600)),
             session_hours: 12,
             secure_cookies: false,
+            auto_confirm: false,
         }
     }
 }
@@ -110,6 +114,7 @@ impl AppState {
         if let Some(path) = &config.pseudonym_key_file {
             deployment.pseudonymizer = Some(chainbreak_app::pseudonym::Pseudonymizer::from_key_file(path)?);
         }
+        deployment.auto_confirm = config.auto_confirm;
         let metrics = Metrics::new();
         metrics.set_last_seq(deployment.store.last_seq()?);
         Ok(AppState {
