@@ -51,6 +51,43 @@ fn redirect(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, to.to_string())]).into_response()
 }
 
+/// A page for a signed-in user: built from the deployment by `build`, rendered in the
+/// negotiated language; without a session, the sign-in form first, then back to `path`.
+async fn signed_in<T, F>(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    auth: Result<Authenticated, ApiError>,
+    path: &str,
+    build: F,
+) -> Result<Response, ApiError>
+where
+    T: Template + Send + 'static,
+    F: FnOnce(&mut chainbreak_app::Deployment, &User, Lang) -> Result<T, chainbreak_app::AppError> + Send + 'static,
+{
+    let q: PageQuery = query(uri)?;
+    let lang = lang_of(headers, &q);
+    let Ok(Authenticated(user, _)) = auth else {
+        return Ok(redirect(&format!("/sign-in?lang={}&next={path}", lang.code())));
+    };
+    let p = with_deployment(&state.deployment, move |dep| build(dep, &user, lang)).await?;
+    page(p.render(), lang)
+}
+
+/// What a decision made on a page says: nothing when done; the refusal (forbidden, absent,
+/// not allowed) to show on the page; any other failure is the request's.
+fn refusal<T>(done: Result<T, chainbreak_app::AppError>) -> Result<String, chainbreak_app::AppError> {
+    match done {
+        Ok(_) => Ok(String::new()),
+        Err(
+            e @ (chainbreak_app::AppError::Forbidden(_)
+            | chainbreak_app::AppError::NotFound(_)
+            | chainbreak_app::AppError::InvalidArgument { .. }),
+        ) => Ok(e.to_string()),
+        Err(e) => Err(e),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "sign_in.html")]
 struct SignInPage {
@@ -242,14 +279,10 @@ pub(crate) async fn dashboard(
     uri: Uri,
     auth: Result<Authenticated, ApiError>,
 ) -> Result<Response, ApiError> {
-    let q: PageQuery = query(&uri)?;
-    let lang = lang_of(&headers, &q);
-    let Ok(Authenticated(user, _)) = auth else {
-        return Ok(redirect(&format!("/sign-in?lang={}&next=/dashboard", lang.code())));
-    };
-    let u = user.clone();
-    let o = with_deployment(&state.deployment, move |dep| overview::overview(dep, &u, 28)).await?;
-    page(overview_page(&o, &user, lang).render(), lang)
+    signed_in(&state, &headers, &uri, auth, "/dashboard", |dep, user, lang| {
+        Ok(overview_page(&overview::overview(dep, user, 28)?, user, lang))
+    })
+    .await
 }
 
 struct ZoneLine {
@@ -363,13 +396,8 @@ pub(crate) async fn zones(
     uri: Uri,
     auth: Result<Authenticated, ApiError>,
 ) -> Result<Response, ApiError> {
-    let q: PageQuery = query(&uri)?;
-    let lang = lang_of(&headers, &q);
-    let Ok(Authenticated(user, _)) = auth else {
-        return Ok(redirect(&format!("/sign-in?lang={}&next=/zones", lang.code())));
-    };
-    let p = with_deployment(&state.deployment, move |dep| zones_page(dep, &user, lang, String::new())).await?;
-    page(p.render(), lang)
+    signed_in(&state, &headers, &uri, auth, "/zones", |dep, user, lang| zones_page(dep, user, lang, String::new()))
+        .await
 }
 
 /// A commander's decision from the zone page's form.
@@ -443,13 +471,13 @@ pub(crate) async fn board(
     uri: Uri,
     auth: Result<Authenticated, ApiError>,
 ) -> Result<Response, ApiError> {
-    let q: PageQuery = query(&uri)?;
-    let lang = lang_of(&headers, &q);
-    let Ok(Authenticated(user, _)) = auth else {
-        return Ok(redirect(&format!("/sign-in?lang={}&next=/board", lang.code())));
-    };
-    let u = user.clone();
-    let b = with_deployment(&state.deployment, move |dep| overview::board(dep, &u, 100, 7)).await?;
+    signed_in(&state, &headers, &uri, auth, "/board", |dep, user, lang| {
+        Ok(board_page(&overview::board(dep, user, 100, 7)?, user, lang))
+    })
+    .await
+}
+
+fn board_page(b: &overview::Board, user: &User, lang: Lang) -> BoardPage {
     let state_name = |s: &str| {
         let key = format!("state_{s}");
         match lang.t(&key) {
@@ -458,9 +486,9 @@ pub(crate) async fn board(
         }
     };
     let by_state: Vec<(String, u64)> = b.by_state.iter().map(|(s, n)| (state_name(s), *n)).collect();
-    let p = BoardPage {
+    BoardPage {
         lang,
-        who: who(&user, lang),
+        who: who(user, lang),
         by_state: svg::labelled_bars(&by_state, lang.t("open_by_state"), "#3b6ea5"),
         by_owner: b.by_owner.clone(),
         overdue_title: lang.fill("overdue_list", &[("n", b.overdue_total.to_string())]),
@@ -485,8 +513,7 @@ pub(crate) async fn board(
                 (f.name.clone(), o.rooms, o.occupied, o.to_disinfect, o.people, svg::forecast(&f.forecast))
             })
             .collect(),
-    };
-    page(p.render(), lang)
+    }
 }
 
 #[derive(Template)]
@@ -674,13 +701,10 @@ pub(crate) async fn case(
     axum::extract::Path(id): axum::extract::Path<String>,
     auth: Result<Authenticated, ApiError>,
 ) -> Result<Response, ApiError> {
-    let q: PageQuery = query(&uri)?;
-    let lang = lang_of(&headers, &q);
-    let Ok(Authenticated(user, _)) = auth else {
-        return Ok(redirect(&format!("/sign-in?lang={}&next=/cases", lang.code())));
-    };
-    let p = with_deployment(&state.deployment, move |dep| case_page(dep, &user, &id, lang, String::new())).await?;
-    page(p.render(), lang)
+    signed_in(&state, &headers, &uri, auth, "/cases", move |dep, user, lang| {
+        case_page(dep, user, &id, lang, String::new())
+    })
+    .await
 }
 
 /// A tracer's decision on a proposed contact, from the case page.
@@ -718,7 +742,7 @@ pub(crate) async fn decide_proposal(
                 let mut actor = crate::auth::actor(&user, "POST /cases/{id}/proposals");
                 actor.reason = note.clone();
                 let owner = user.unit.clone();
-                match chainbreak_app::proposals::decide_and_open(
+                refusal(chainbreak_app::proposals::decide_and_open(
                     dep,
                     Some(&user),
                     &actor,
@@ -726,15 +750,7 @@ pub(crate) async fn decide_proposal(
                     v,
                     note.as_deref(),
                     &owner,
-                ) {
-                    Ok(_) => String::new(),
-                    Err(
-                        e @ (chainbreak_app::AppError::Forbidden(_)
-                        | chainbreak_app::AppError::NotFound(_)
-                        | chainbreak_app::AppError::InvalidArgument { .. }),
-                    ) => e.to_string(),
-                    Err(e) => return Err(e),
-                }
+                ))?
             }
         };
         case_page(dep, &user, &id, lang, message)
@@ -807,13 +823,10 @@ pub(crate) async fn surveillance(
     uri: Uri,
     auth: Result<Authenticated, ApiError>,
 ) -> Result<Response, ApiError> {
-    let q: PageQuery = query(&uri)?;
-    let lang = lang_of(&headers, &q);
-    let Ok(Authenticated(user, _)) = auth else {
-        return Ok(redirect(&format!("/sign-in?lang={}&next=/surveillance", lang.code())));
-    };
-    let p = with_deployment(&state.deployment, move |dep| surveillance_page(dep, &user, lang, String::new())).await?;
-    page(p.render(), lang)
+    signed_in(&state, &headers, &uri, auth, "/surveillance", |dep, user, lang| {
+        surveillance_page(dep, user, lang, String::new())
+    })
+    .await
 }
 
 /// A reviewer's decision on an alarm.
