@@ -290,3 +290,48 @@ pub fn case_file(dep: &Deployment, user: &User, id: &str) -> Result<CaseFile, Ap
     )?;
     Ok(CaseFile { case, window_from, trail, proposals, episodes })
 }
+
+/// A transmission chain's node: a case, the case that infected it (as the records say) and its
+/// depth in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainNode {
+    pub case_id: String,
+    pub classification: Classification,
+    pub infector: Option<String>,
+    pub reported: Date,
+}
+
+/// The transmission chains of the user's jurisdiction: every case that is not excluded, with the
+/// case that infected it when the records name one inside the jurisdiction (a forest: the roots
+/// are cases of unknown or outside source), ordered by report date then id.
+pub fn chains(dep: &Deployment, user: &User) -> Result<Vec<ChainNode>, AppError> {
+    require(user, Permission::ReadRecords)?;
+    let scope = scope_of(&*dep.store, user)?;
+    let mut nodes = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = dep.store.cases_page(&scope, after.as_deref(), 1000)?;
+        for c in page.iter().filter(|c| c.classification != Classification::Excluded) {
+            nodes.push(ChainNode {
+                case_id: c.id.clone(),
+                classification: c.classification,
+                infector: c.infector_case_id.clone(),
+                reported: dep.calendar.day_of(c.reported_at),
+            });
+        }
+        if page.len() < 1000 {
+            break;
+        }
+        after = page.last().map(|c| c.id.clone());
+    }
+    let known: std::collections::BTreeSet<String> = nodes.iter().map(|n| n.case_id.clone()).collect();
+    for n in &mut nodes {
+        // A source outside the jurisdiction (or excluded) leaves the case a root here; a case
+        // naming itself too.
+        if n.infector.as_ref().is_some_and(|i| !known.contains(i) || *i == n.case_id) {
+            n.infector = None;
+        }
+    }
+    nodes.sort_by(|a, b| (a.reported, &a.case_id).cmp(&(b.reported, &b.case_id)));
+    Ok(nodes)
+}

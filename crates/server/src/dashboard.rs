@@ -877,3 +877,45 @@ pub(crate) async fn decide_review(
     .await?;
     page(p.render(), lang)
 }
+
+#[derive(Template)]
+#[template(path = "chains.html")]
+struct ChainsPage {
+    lang: Lang,
+    who: String,
+    summary: String,
+    svg: String,
+}
+
+/// `?lang=` and the chain to open.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChainsQuery {
+    lang: Option<String>,
+    expand: Option<String>,
+}
+
+/// Chains larger than this are drawn as one node until opened.
+const COLLAPSE_OVER: usize = 200;
+
+/// The transmission chains of the user's jurisdiction as a forest (signed in).
+pub(crate) async fn chains(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    auth: Result<Authenticated, ApiError>,
+) -> Result<Response, ApiError> {
+    let q: ChainsQuery = query(&uri)?;
+    let lang = lang_of(&headers, &PageQuery { lang: q.lang.clone(), next: None });
+    let Ok(Authenticated(user, _)) = auth else {
+        return Ok(redirect(&format!("/sign-in?lang={}&next=/chains", lang.code())));
+    };
+    let u = user.clone();
+    let nodes = with_deployment(&state.deployment, move |dep| overview::chains(dep, &u)).await?;
+    let (svg, (chains, largest, singles)) = svg::chain_forest(&nodes, q.expand.as_deref(), COLLAPSE_OVER, lang);
+    let summary = lang.fill(
+        "chains_summary",
+        &[("chains", chains.to_string()), ("largest", largest.to_string()), ("singles", singles.to_string())],
+    );
+    page(ChainsPage { lang, who: who(&user, lang), summary, svg }.render(), lang)
+}

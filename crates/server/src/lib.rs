@@ -171,6 +171,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard", get(dashboard::dashboard))
         .route("/zones", get(dashboard::zones))
         .route("/board", get(dashboard::board))
+        .route("/chains", get(dashboard::chains))
         .route("/surveillance", get(dashboard::surveillance))
         .route("/surveillance/review/{id}", post(dashboard::decide_review))
         .route("/cases", get(dashboard::cases))

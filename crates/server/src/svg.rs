@@ -436,3 +436,201 @@ pub(crate) fn series(points: &[chainbreak_app::surveillance::SeriesPoint], label
     svg.push_str("</svg>");
     svg
 }
+
+/// The transmission chains as a forest, laid out deterministically: each chain a tree (depth
+/// down, its leaves side by side), chains left to right by their root's report date; chains of
+/// one case in a grid below; a chain of more than `collapse_over` cases drawn as one node
+/// (linking to `?expand=ROOT`) unless it is `expand`. Returns the SVG and (chains, the largest,
+/// single cases).
+pub(crate) fn chain_forest(
+    nodes: &[chainbreak_app::overview::ChainNode],
+    expand: Option<&str>,
+    collapse_over: usize,
+    lang: Lang,
+) -> (String, (usize, usize, usize)) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let order: BTreeMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.case_id.as_str(), i)).collect();
+    let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for n in nodes {
+        if let Some(i) = &n.infector {
+            children.entry(i.as_str()).or_default().push(n.case_id.as_str());
+        }
+    }
+    for kids in children.values_mut() {
+        kids.sort_by_key(|k| order[k]);
+    }
+    // Roots: cases without an infector; then, for cycles in the records, the earliest case of
+    // each part never reached.
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut trees: Vec<Vec<(&str, usize)>> = Vec::new();
+    fn walk<'a>(
+        root: &'a str,
+        children: &BTreeMap<&'a str, Vec<&'a str>>,
+        seen: &mut BTreeSet<&'a str>,
+    ) -> Vec<(&'a str, usize)> {
+        let mut out = Vec::new();
+        let mut stack = vec![(root, 0usize)];
+        while let Some((c, d)) = stack.pop() {
+            if !seen.insert(c) {
+                continue;
+            }
+            out.push((c, d));
+            if let Some(kids) = children.get(c) {
+                for k in kids.iter().rev() {
+                    stack.push((k, d + 1));
+                }
+            }
+        }
+        out
+    }
+    for n in nodes.iter().filter(|n| n.infector.is_none()) {
+        let t = walk(&n.case_id, &children, &mut seen);
+        if !t.is_empty() {
+            trees.push(t);
+        }
+    }
+    for n in nodes {
+        if !seen.contains(n.case_id.as_str()) {
+            let t = walk(&n.case_id, &children, &mut seen);
+            trees.push(t);
+        }
+    }
+    let class_of: BTreeMap<&str, &chainbreak_app::overview::ChainNode> =
+        nodes.iter().map(|n| (n.case_id.as_str(), n)).collect();
+    let (gap, level) = (16.0, 42.0);
+    let chains = trees.iter().filter(|t| t.len() > 1).count();
+    let largest = trees.iter().map(Vec::len).max().unwrap_or(0);
+    let singles: Vec<&str> = trees.iter().filter(|t| t.len() == 1).map(|t| t[0].0).collect();
+    let mut body = String::new();
+    let mut x = 10.0f64;
+    let mut height = 40.0f64;
+    let colour = |c: chainbreak_core::model::Classification| match c {
+        chainbreak_core::model::Classification::Confirmed => "#b00",
+        chainbreak_core::model::Classification::Asymptomatic => "#e8a",
+        _ => "#999",
+    };
+    for t in trees.iter().filter(|t| t.len() > 1) {
+        let root = t[0].0;
+        if t.len() > collapse_over && expand != Some(root) {
+            let _ = write!(
+                body,
+                r##"<a href="?expand={r}"><circle class="cluster" data-root="{r}" cx="{x:.1}" cy="20" r="12" fill="#1f3b5a"/><text x="{x:.1}" y="44" font-size="10" text-anchor="middle">{r} (+{n})</text></a>"##,
+                r = esc(root),
+                n = t.len() - 1
+            );
+            x += 80.0;
+            continue;
+        }
+        // Leaves left to right in walk order; a parent above the middle of its children.
+        let mut pos: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+        let mut next_leaf = x;
+        for &(c, d) in t.iter().rev() {
+            let y = 20.0 + d as f64 * level;
+            let kid_x: Vec<f64> =
+                children.get(c).into_iter().flatten().filter_map(|k| pos.get(k).map(|p| p.0)).collect();
+            let cx = if kid_x.is_empty() {
+                let v = next_leaf;
+                next_leaf += gap;
+                v
+            } else {
+                (kid_x[0] + kid_x[kid_x.len() - 1]) / 2.0
+            };
+            pos.insert(c, (cx, y));
+            height = height.max(y + 30.0);
+        }
+        // Leaves were placed right to left (reverse walk): mirror them into reading order.
+        let (lo, hi) = pos.values().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+        for p in pos.values_mut() {
+            p.0 = lo + hi - p.0;
+        }
+        let depth: BTreeMap<&str, usize> = t.iter().copied().collect();
+        for &(c, d) in t {
+            let (cx, cy) = pos[c];
+            // The tree's edges only (a cycle in the records has one edge too many).
+            if let Some(i) = class_of[c].infector.as_deref()
+                && depth.get(i).is_some_and(|di| di + 1 == d)
+                && let Some(&(px, py)) = pos.get(i)
+            {
+                let _ = write!(body, r##"<line x1="{px:.1}" y1="{py:.1}" x2="{cx:.1}" y2="{cy:.1}" stroke="#999"/>"##);
+            }
+        }
+        for &(c, _) in t {
+            let (cx, cy) = pos[c];
+            let _ = write!(
+                body,
+                r#"<circle class="case" data-case="{id}" cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{}"><title>{id} · {}</title></circle>"#,
+                colour(class_of[c].classification),
+                class_of[c].reported,
+                id = esc(c),
+            );
+        }
+        x = hi + gap * 2.0;
+    }
+    // Single cases: a grid under the chains.
+    let per_row = ((x.max(400.0) - 10.0) / gap).floor().max(1.0) as usize;
+    let top = height + 20.0;
+    if !singles.is_empty() {
+        let _ =
+            write!(body, r#"<text x="10" y="{:.1}" font-size="11">{}</text>"#, top - 6.0, esc(lang.t("single_cases")));
+    }
+    for (k, c) in singles.iter().enumerate() {
+        let (cx, cy) = (10.0 + (k % per_row) as f64 * gap, top + 10.0 + (k / per_row) as f64 * gap);
+        let _ = write!(
+            body,
+            r#"<circle class="case single" data-case="{id}" cx="{cx:.1}" cy="{cy:.1}" r="4" fill="{}"><title>{id} · {}</title></circle>"#,
+            colour(class_of[c].classification),
+            class_of[c].reported,
+            id = esc(c),
+        );
+    }
+    let rows = singles.len().div_ceil(per_row) as f64;
+    let width = x.max(400.0) + 10.0;
+    let total_height = top + 20.0 + rows * gap;
+    let svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" id="chains-svg" viewBox="0 0 {width:.0} {total_height:.0}" class="chains" role="img" aria-label="{}">{body}</svg>"#,
+        esc(lang.t("chains"))
+    );
+    (svg, (chains, largest, singles.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chainbreak_app::overview::ChainNode;
+    use chainbreak_core::model::Classification;
+
+    fn node(id: &str, infector: Option<&str>, d: i8) -> ChainNode {
+        ChainNode {
+            case_id: id.into(),
+            classification: Classification::Confirmed,
+            infector: infector.map(Into::into),
+            reported: jiff::civil::date(2022, 3, d),
+        }
+    }
+
+    #[test]
+    fn the_forest_is_laid_out_the_same_every_time_and_survives_cycles() {
+        let nodes = vec![
+            node("A", None, 1),
+            node("B", Some("A"), 2),
+            node("C", Some("A"), 3),
+            node("D", Some("B"), 4),
+            node("S", None, 5),
+            // A cycle in the records: X ← Y ← X.
+            node("X", Some("Y"), 6),
+            node("Y", Some("X"), 7),
+        ];
+        let (svg, (chains, largest, singles)) = chain_forest(&nodes, None, 200, Lang::En);
+        assert_eq!((chains, largest, singles), (2, 4, 1));
+        for id in ["A", "B", "C", "D", "S", "X", "Y"] {
+            assert_eq!(svg.matches(&format!(r#"data-case="{id}""#)).count(), 1, "{id} drawn once");
+        }
+        assert_eq!(svg.matches("<line").count(), 4, "A-B, A-C, B-D and X-Y");
+        assert_eq!(chain_forest(&nodes, None, 200, Lang::En).0, svg);
+        // A chain over the limit is one node, until opened.
+        let (collapsed, _) = chain_forest(&nodes, None, 3, Lang::En);
+        assert!(collapsed.contains(r#"data-root="A""#) && !collapsed.contains(r#"data-case="D""#));
+        let (opened, _) = chain_forest(&nodes, Some("A"), 3, Lang::En);
+        assert!(opened.contains(r#"data-case="D""#));
+    }
+}

@@ -2321,6 +2321,16 @@ mod browser {
             let status = b.find(Locator::Css(&row)).await.unwrap().attr("data-status").await.unwrap();
             assert_eq!(status.as_deref(), Some("confirmed"));
             screenshot(&b, "case-en").await;
+            // The chains: K1 infected K2 and K3 (the records say).
+            follow(&b, Locator::Id("nav-chains")).await;
+            for case in ["K1", "K2", "K3"] {
+                assert_eq!(
+                    b.find_all(Locator::Css(&format!(r#"#chains circle[data-case="{case}"]"#))).await.unwrap().len(),
+                    1
+                );
+            }
+            assert_eq!(b.find_all(Locator::Css("#chains line")).await.unwrap().len(), 2);
+            screenshot(&b, "chains").await;
             // Surveillance: the sentinel series with their bounds, the alarms to review.
             follow(&b, Locator::Id("nav-surveillance")).await;
             assert!(!b.find_all(Locator::Css("#series figure.series svg")).await.unwrap().is_empty());
