@@ -192,6 +192,29 @@ pub fn cases(store: &dyn Store, user: &User, after: Option<&str>, limit: usize) 
     Ok(paged(store.cases_page(&scope, after, limit)?, limit, |c| c.id.clone()))
 }
 
+/// A page of the cases of the user's jurisdiction in `query`'s order, after the cursor (the
+/// `next` of the previous page: the last row's sort value and id, `value|id`).
+pub fn cases_sorted(
+    store: &dyn Store,
+    user: &User,
+    query: &chainbreak_store::CaseQuery,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<Case>, AppError> {
+    require(user, Permission::ReadRecords)?;
+    let scope = scope_of(store, user)?;
+    let after = match after {
+        None => None,
+        Some(cursor) => Some(cursor.split_once('|').ok_or_else(|| AppError::InvalidArgument {
+            argument: "after",
+            message: format!("`{cursor}` is not a case list cursor (the `next` of the previous page)"),
+        })?),
+    };
+    let items = store.cases_sorted(&scope, query, after, limit)?;
+    let next = if items.len() == limit { items.last().map(|c| format!("{}|{}", query.key_of(c), c.id)) } else { None };
+    Ok(Page { items, next })
+}
+
 /// One case of the user's jurisdiction, with its classification history.
 pub fn case(store: &dyn Store, user: &User, id: &str) -> Result<CaseView, AppError> {
     require(user, Permission::ReadRecords)?;

@@ -522,40 +522,102 @@ struct CasesPage {
     lang: Lang,
     who: String,
     cases: Vec<(String, &'static str, String, String, String)>,
+    /// The list's own query (sort, order, classification) for the next page's link.
+    current: String,
+    sort: &'static str,
+    order: &'static str,
+    /// Each column's link: (sort, the query that sorts by it, the arrow shown when sorted).
+    sorts: Vec<(&'static str, String, &'static str)>,
+    classes: Vec<(&'static str, &'static str, bool)>,
     next: Option<String>,
 }
 
-/// `?lang=` and the list's cursor.
+/// `?lang=`, the list's order and filter, and the cursor.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     lang: Option<String>,
     after: Option<String>,
+    /// `id`, `reported`, `onset` or `classification`.
+    sort: Option<String>,
+    /// `asc` or `desc`.
+    order: Option<String>,
+    classification: Option<String>,
 }
 
 fn class_text(lang: Lang, c: chainbreak_core::model::Classification) -> &'static str {
     lang.t(&format!("class_{}", c.as_str()))
 }
 
-/// The cases of the user's jurisdiction, by id, a page at a time (keyset).
+fn bad_query(message: String) -> ApiError {
+    ApiError::new(chainbreak_core::ErrorCode::InvalidArgument, message)
+}
+
+/// The cases of the user's jurisdiction, a page at a time (keyset), filtered by classification
+/// and sorted by id, report, onset or classification, either way.
 pub(crate) async fn cases(
     State(state): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
     auth: Result<Authenticated, ApiError>,
 ) -> Result<Response, ApiError> {
+    use chainbreak_core::model::Classification;
+    use chainbreak_store::{CaseQuery, CaseSort};
     let q: ListQuery = query(&uri)?;
     let lang = lang_of(&headers, &PageQuery { lang: q.lang.clone(), next: None });
     let Ok(Authenticated(user, _)) = auth else {
         return Ok(redirect(&format!("/sign-in?lang={}&next=/cases", lang.code())));
     };
+    let sort = match q.sort.as_deref() {
+        None | Some("") => CaseSort::Reported,
+        Some(s) => CaseSort::parse(s)
+            .ok_or_else(|| bad_query(format!("sort: `{s}` is not one of {}", CaseSort::expected())))?,
+    };
+    let descending = match q.order.as_deref() {
+        None | Some("") => sort == CaseSort::Reported,
+        Some("desc") => true,
+        Some("asc") => false,
+        Some(o) => return Err(bad_query(format!("order: `{o}` is not asc or desc"))),
+    };
+    let classification =
+        match q.classification.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(Classification::parse(c).ok_or_else(|| {
+                bad_query(format!("classification: `{c}` is not one of {}", Classification::expected()))
+            })?),
+        };
+    let query_of = CaseQuery { classification, sort, descending };
     let u = user.clone();
     let after = q.after.clone();
+    let cq = query_of.clone();
     let page_of = with_deployment(&state.deployment, move |dep| {
-        chainbreak_app::reads::cases(&*dep.store, &u, after.as_deref(), 100)
+        chainbreak_app::reads::cases_sorted(&*dep.store, &u, &cq, after.as_deref(), 100)
     })
     .await?;
     let date = |d: Option<jiff::civil::Date>| d.map(|d| d.to_string()).unwrap_or_else(|| "—".into());
+    let class_param = classification.map(|c| format!("&classification={}", c.as_str())).unwrap_or_default();
+    let current = format!(
+        "lang={}&sort={}&order={}{class_param}",
+        lang.code(),
+        sort.as_str(),
+        if descending { "desc" } else { "asc" }
+    );
+    let sorts = [CaseSort::Id, CaseSort::Classification, CaseSort::Onset, CaseSort::Reported]
+        .into_iter()
+        .map(|s| {
+            let (order, arrow) = if s == sort {
+                (if descending { "asc" } else { "desc" }, if descending { " ▼" } else { " ▲" })
+            } else {
+                ("asc", "")
+            };
+            (s.as_str(), format!("lang={}&sort={}&order={order}{class_param}", lang.code(), s.as_str()), arrow)
+        })
+        .collect();
+    let classes =
+        [Classification::Confirmed, Classification::Asymptomatic, Classification::Suspected, Classification::Excluded]
+            .into_iter()
+            .map(|c| (c.as_str(), class_text(lang, c), classification == Some(c)))
+            .collect();
     let p = CasesPage {
         lang,
         who: who(&user, lang),
@@ -572,7 +634,15 @@ pub(crate) async fn cases(
                 )
             })
             .collect(),
-        next: page_of.next,
+        current,
+        sort: sort.as_str(),
+        order: if descending { "desc" } else { "asc" },
+        sorts,
+        classes,
+        next: page_of
+            .next
+            .map(|n| serde_urlencoded::to_string([("after", n)]).map_err(|e| ApiError::internal(format_args!("{e}"))))
+            .transpose()?,
     };
     page(p.render(), lang)
 }

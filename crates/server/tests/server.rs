@@ -2311,6 +2311,20 @@ mod browser {
             screenshot(&b, "overview-zh").await;
             // A case: its trail over the infectious window, its contacts; the tracer confirms one.
             follow(&b, Locator::Id("nav-cases")).await;
+            // Newest report first by default; by onset on a click; confirmed only by the filter.
+            let ids = |b: Browser| async move {
+                let mut out = Vec::new();
+                for row in b.find_all(Locator::Css("tr.case")).await.unwrap() {
+                    out.push(row.attr("data-case").await.unwrap().unwrap());
+                }
+                out
+            };
+            assert_eq!(ids(b.clone()).await.first().map(String::as_str), Some("K4"), "reported last");
+            follow(&b, Locator::Css(r#"a.sort[data-sort="onset"]"#)).await;
+            assert_eq!(ids(b.clone()).await, ["K3", "K5", "K1", "K2", "K4"], "no onset first, then by onset");
+            b.find(Locator::Css("#classification option[value=confirmed]")).await.unwrap().click().await.unwrap();
+            follow(&b, Locator::Id("filter")).await;
+            assert_eq!(ids(b.clone()).await, ["K1", "K2"], "still by onset");
             follow(&b, Locator::Css(r#"tr.case[data-case="K1"] a"#)).await;
             assert!(!b.find_all(Locator::Css("#trail svg rect.stay")).await.unwrap().is_empty(), "a trail");
             let contacts = b.find_all(Locator::Css("#contacts tr.contact")).await.unwrap();

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_0004_episodes.sql"),
     include_str!("schema_0005_surveillance.sql"),
     include_str!("schema_0006_zones.sql"),
+    include_str!("schema_0007_case_lists.sql"),
 ];
 
 /// The schema version this build writes.
@@ -330,6 +331,16 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<chainbreak_store::ZoneRow>> {
         zones::page(&self.conn, scope, filter, after, limit)
+    }
+
+    fn cases_sorted(
+        &self,
+        scope: &Scope,
+        query: &chainbreak_store::CaseQuery,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Case>> {
+        scope::cases_sorted(&self.conn, scope, query, after, limit)
     }
 
     fn zone(&self, id: &str) -> Result<Option<chainbreak_store::ZoneRow>> {

@@ -73,6 +73,50 @@ pub(crate) fn cases_page(c: &Connection, scope: &Scope, after: Option<&str>, lim
     Listing { select: CASE_SELECT, id_column: "k.id", predicate, map: case_row }.page(c, scope, after, limit)
 }
 
+pub(crate) fn cases_sorted(
+    c: &Connection,
+    scope: &Scope,
+    query: &chainbreak_store::CaseQuery,
+    after: Option<(&str, &str)>,
+    limit: usize,
+) -> Result<Vec<Case>> {
+    use chainbreak_store::CaseSort;
+    // The sort column as it compares (an onset's absence as the empty text, first).
+    let column = match query.sort {
+        CaseSort::Id => "''",
+        CaseSort::Reported => "k.reported_at",
+        CaseSort::Onset => "COALESCE(k.onset, '')",
+        CaseSort::Classification => "k.classification",
+    };
+    let (dir, cmp) = if query.descending { ("DESC", "<") } else { ("ASC", ">") };
+    let mut conditions = vec![format!("(:area IS NULL OR {})", person_inside("k.person"))];
+    let mut ps: Vec<(&str, Value)> = vec![(":area", area_param(scope)), (":limit", Value::Integer(limit as i64))];
+    if let Some(class) = query.classification {
+        conditions.push("k.classification = :class".into());
+        ps.push((":class", Value::Text(class.as_str().into())));
+    }
+    if let Some((value, id)) = after {
+        conditions.push(format!("({column}, k.id) {cmp} (:value, :id)"));
+        let value = match query.sort {
+            CaseSort::Reported => Value::Integer(value.parse::<i64>().map_err(|_| StoreError::Invalid {
+                index: 0,
+                field: "after",
+                message: format!("`{value}` is not a report time cursor"),
+            })?),
+            _ => Value::Text(value.to_string()),
+        };
+        ps.push((":value", value));
+        ps.push((":id", Value::Text(id.to_string())));
+    }
+    let sql = format!(
+        "{SCOPE_CTE} {CASE_SELECT} WHERE {} ORDER BY {column} {dir}, k.id {dir} LIMIT :limit",
+        conditions.join(" AND ")
+    );
+    let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+    let ps: Vec<(&str, &dyn rusqlite::ToSql)> = ps.iter().map(|(n, v)| (*n, v as &dyn rusqlite::ToSql)).collect();
+    stmt.query_map(ps.as_slice(), case_row).and_then(|rows| rows.collect()).map_err(backend)
+}
+
 pub(crate) fn lab_tests_page(c: &Connection, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<LabTest>> {
     let predicate = format!("(t.lab IN subplaces OR {})", person_inside("t.person"));
     Listing { select: LAB_TEST_SELECT, id_column: "t.id", predicate, map: lab_test_row }.page(c, scope, after, limit)

@@ -33,7 +33,7 @@ macro_rules! conformance_tests {
             accounts_and_tokens, audit_is_appended_and_filtered, scoped_reads_follow_the_area_tree,
             purge_deletes_old_location_data_and_logs_each_run, proposals_are_recorded_by_index_atomically,
             proposals_are_decided_all_or_nothing, proposals_are_listed_by_case_status_and_scope,
-            episodes_are_events_with_a_current_state, facilities_keep_their_rooms, zones_are_events_with_a_current_state,
+            episodes_are_events_with_a_current_state, facilities_keep_their_rooms, zones_are_events_with_a_current_state, case_lists_sort_and_page_by_keyset,
             alerts_are_raised_once_and_moved_with_their_events, review_items_are_queued_once_ranked_and_decided,
             response_clock_starts_and_stops_on_events, sentinel_records_and_batch_lookups_read_what_was_written);
     };
@@ -1205,6 +1205,78 @@ pub fn zones_are_events_with_a_current_state(store: &mut dyn Store) {
     assert_eq!(store.last_seq().unwrap(), seq);
     assert_eq!(store.zone_events("area:X:1").unwrap(), []);
     assert_eq!(store.zone_events("area:B1:1").unwrap().len(), 2);
+}
+
+pub fn case_lists_sort_and_page_by_keyset(store: &mut dyn Store) {
+    seed(store);
+    // Six cases: reports and onsets out of id order, ties, a missing onset, two classifications;
+    // P3 lives nowhere (outside every district).
+    let mut cases = Vec::new();
+    for (i, (person, reported, onset, class)) in [
+        ("P1", 50, Some(3), Classification::Confirmed),
+        ("P2", 10, None, Classification::Asymptomatic),
+        ("P1", 30, Some(1), Classification::Confirmed),
+        ("P3", 30, Some(2), Classification::Suspected),
+        ("P2", 70, Some(1), Classification::Confirmed),
+        ("P1", 10, Some(5), Classification::Asymptomatic),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut c = simple_case(&format!("C{i}"), person);
+        c.reported_at = t(reported);
+        c.onset = onset.map(|d| jiff::civil::date(2022, 3, d));
+        c.classification = class;
+        cases.push(c);
+    }
+    let mut b = store.begin(t(100)).unwrap();
+    b.put_cases(&cases).unwrap();
+    b.commit().unwrap();
+    for sort in
+        [crate::CaseSort::Id, crate::CaseSort::Reported, crate::CaseSort::Onset, crate::CaseSort::Classification]
+    {
+        for descending in [false, true] {
+            for (scope, class) in
+                [(Scope::All, None), (Scope::Within("D1".into()), None), (Scope::All, Some(Classification::Confirmed))]
+            {
+                let q = crate::CaseQuery { classification: class, sort, descending };
+                // The oracle: every case in scope and class, sorted by (key, id).
+                let mut want: Vec<&Case> = cases
+                    .iter()
+                    .filter(|c| class.is_none_or(|k| c.classification == k))
+                    .filter(|c| matches!(scope, Scope::All) || c.person_id != "P3")
+                    .collect();
+                let order = |c: &&Case| -> (String, String) {
+                    let key = match sort {
+                        crate::CaseSort::Reported => format!("{:020}", c.reported_at.as_second()),
+                        _ => q.key_of(c),
+                    };
+                    (key, c.id.clone())
+                };
+                want.sort_by_key(order);
+                if descending {
+                    want.reverse();
+                }
+                let want: Vec<String> = want.into_iter().map(|c| c.id.clone()).collect();
+                // Pages of two, each after the last row of the one before.
+                let mut got = Vec::new();
+                let mut after: Option<(String, String)> = None;
+                loop {
+                    let page = store
+                        .cases_sorted(&scope, &q, after.as_ref().map(|(v, i)| (v.as_str(), i.as_str())), 2)
+                        .unwrap();
+                    got.extend(page.iter().map(|c| c.id.clone()));
+                    match page.last() {
+                        Some(last) if page.len() == 2 => after = Some((q.key_of(last), last.id.clone())),
+                        _ => break,
+                    }
+                }
+                assert_eq!(got, want, "{sort:?} descending={descending} {scope:?} {class:?}");
+            }
+        }
+    }
+    let bad = crate::CaseQuery { classification: None, sort: crate::CaseSort::Reported, descending: false };
+    assert!(store.cases_sorted(&Scope::All, &bad, Some(("soon", "C1")), 2).is_err());
 }
 
 pub fn facilities_keep_their_rooms(store: &mut dyn Store) {

@@ -348,6 +348,31 @@ pub struct ZoneRow {
     pub state: String,
 }
 
+chainbreak_core::vocabulary!(
+    /// The order of a case list.
+    CaseSort { Id = "id", Reported = "reported", Onset = "onset", Classification = "classification" }
+);
+
+/// Which cases a sorted list holds and in what order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseQuery {
+    pub classification: Option<Classification>,
+    pub sort: CaseSort,
+    pub descending: bool,
+}
+
+impl CaseQuery {
+    /// The cursor value of a case in this order (with its id, the keyset of the next page).
+    pub fn key_of(&self, c: &Case) -> String {
+        match self.sort {
+            CaseSort::Id => String::new(),
+            CaseSort::Reported => c.reported_at.as_second().to_string(),
+            CaseSort::Onset => c.onset.map(|d| d.to_string()).unwrap_or_default(),
+            CaseSort::Classification => c.classification.as_str().to_string(),
+        }
+    }
+}
+
 /// Which zones a page holds (every given field must match).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ZoneFilter {
@@ -507,6 +532,16 @@ pub trait Store: Send {
         limit: usize,
     ) -> Result<Vec<EpisodeRow>>;
     fn episode(&self, id: &str) -> Result<Option<EpisodeRow>>;
+    /// A page of the cases in the scope, in the query's order (ties by id), after the row whose
+    /// (sort value as [`CaseQuery::key_of`] gives it, id) is `after`. Cases without an onset sort
+    /// first by onset.
+    fn cases_sorted(
+        &self,
+        scope: &Scope,
+        query: &CaseQuery,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Case>>;
     /// A page of zones lying in the scope (a zone lies in its area, or in its place's area),
     /// by id, after `after`.
     fn zones_page(&self, scope: &Scope, filter: &ZoneFilter, after: Option<&str>, limit: usize)
