@@ -326,6 +326,12 @@ fn infections(dep: &Deployment, zone: &Zone) -> Result<Vec<Date>, AppError> {
     Ok(days)
 }
 
+/// The days of the zone's all-negative rounds completed by `now` (a round entered ahead of its
+/// completion does not count yet).
+fn negative_rounds(zone: &Zone, now: Timestamp) -> Vec<Date> {
+    zone.rounds.iter().filter(|r| r.all_negative() && r.completed_at <= now).map(|r| r.on).collect()
+}
+
 /// The zone with its next round and review, as of `now`.
 fn view(dep: &Deployment, zone: Zone, now: Timestamp) -> Result<ZoneView, AppError> {
     let Some(state) = zone.state() else {
@@ -335,7 +341,7 @@ fn view(dep: &Deployment, zone: Zone, now: Timestamp) -> Result<ZoneView, AppErr
     let next = next_round(&dep.profile.screening, &dep.profile.zones, state, &infections, &zone.rounds);
     let hours = i64::from(dep.profile.screening.round_completion_hours.unwrap_or(24));
     let round_late = next.is_some_and(|r| now > dep.calendar.start_of(r.on) + jiff::SignedDuration::from_hours(hours));
-    let negative: Vec<Date> = zone.rounds.iter().filter(|r| r.all_negative()).map(|r| r.on).collect();
+    let negative = negative_rounds(&zone, now);
     // The day the rules would change it if nothing new happens (a round due waits for it).
     let horizon = lifecycle_horizon(state.since);
     let change = schedule(&dep.profile.zones, state, &infections, &negative, horizon).first().map(|c| c.on);
@@ -821,7 +827,7 @@ pub fn review(dep: &mut Deployment, actor: &Actor, user: Option<&User>, owner: &
         }
         let Some(state) = zone.state() else { continue };
         let infections = infections(dep, zone)?;
-        let negative: Vec<Date> = zone.rounds.iter().filter(|r| r.all_negative()).map(|r| r.on).collect();
+        let negative = negative_rounds(zone, now);
         for change in schedule(&dep.profile.zones, state, &infections, &negative, today) {
             let mut e = event(dep, actor, &zone.id, ZoneAction::Lower { change });
             e.on = change.on;

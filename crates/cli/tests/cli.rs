@@ -1048,6 +1048,73 @@ fn a_simulated_outbreak_s_cases_propose_their_compounds_as_soon_as_they_are_in()
     let done: serde_json::Value = serde_json::from_str(&at(&["zones", "confirm", &id, "--db", &db])).unwrap();
     let living_there = compound_of.values().filter(|c| *c == compound).count();
     assert_eq!(done["residents_proposed"].as_u64(), Some(living_there as u64), "{done:#}");
+
+    // Widening: a case of unknown source widens its compound's zone to the community, once.
+    let unknown: Vec<(String, String)> = zones
+        .iter()
+        .flat_map(|z| {
+            let id = z["id"].as_str().unwrap().to_string();
+            z["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["why"] == "unknown_source")
+                .map(move |r| (r["case_id"].as_str().unwrap().to_string(), id.clone()))
+        })
+        .collect();
+    assert!(!unknown.is_empty(), "the simulated cases carry no infector: some are of unknown source");
+    let mut widened_cases: Vec<&String> = unknown.iter().map(|(c, _)| c).collect();
+    widened_cases.sort();
+    let n = widened_cases.len();
+    widened_cases.dedup();
+    assert_eq!(widened_cases.len(), n, "each case widens once");
+    // It lapses when the sources are found: the cases turn out imported.
+    let (_, widened) = &unknown[0];
+    let confirm = at(&["zones", "confirm", widened, "--db", &db]);
+    assert!(confirm.contains("\"confirmed\""), "{confirm}");
+    let theirs: std::collections::BTreeSet<&str> =
+        unknown.iter().filter(|(_, z)| z == widened).map(|(c, _)| c.as_str()).collect();
+    let text = std::fs::read_to_string(out.join("cases.csv")).unwrap();
+    let mut fixed = String::new();
+    for (k, line) in text.lines().enumerate() {
+        let mut cols: Vec<&str> = line.split(',').collect();
+        if k > 0 && theirs.contains(cols[0]) {
+            cols[6] = "true";
+        }
+        if k == 0 || theirs.contains(cols[0]) {
+            fixed.push_str(&cols.join(","));
+            fixed.push('\n');
+        }
+    }
+    let found = dir.path().join("found.csv");
+    std::fs::write(&found, fixed).unwrap();
+    at(&["import", "cases", &s(&found), "--db", &db, "--no-zones"]);
+    let review: serde_json::Value = serde_json::from_str(&at(&["zones", "review", "--db", &db])).unwrap();
+    assert!(review["lapsed"].as_array().unwrap().iter().any(|z| z == widened.as_str()), "{review:#}");
+
+    // Lifting on the rule's day: the confirmed compound (since the 25th) with all-negative
+    // rounds is lowered on day 7 (1 April, local), not the minute before.
+    let day = |d: &str, hm: &str| format!("{d}T{hm}:00+08:00");
+    let round_on = |d: &str| {
+        let t = day(d, "18:00");
+        let round = ["zones", "round", &id, "--db", &db, "--on", d, "--tested", "300", "--positives", "0"];
+        ok(&[&["--demo-clock", t.as_str()][..], &round[..]].concat());
+    };
+    for d in ["2022-03-25", "2022-03-26", "2022-03-27", "2022-03-28", "2022-03-29", "2022-03-30", "2022-03-31"] {
+        round_on(d);
+    }
+    let review_at = |t: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(&["--demo-clock", t, "zones", "review", "--db", &db])).unwrap()
+    };
+    let lowered = |r: &serde_json::Value| r["lowered"].as_array().unwrap().iter().any(|l| l["zone"] == id.as_str());
+    assert!(!lowered(&review_at(&day("2022-03-31", "23:59"))));
+    // Day 7 has come, its all-negative round not yet: the zone waits for it.
+    assert!(!lowered(&review_at(&day("2022-04-01", "00:00"))));
+    round_on("2022-04-01");
+    let r = review_at(&day("2022-04-01", "18:05"));
+    assert!(lowered(&r), "{r:#}");
+    let l = r["lowered"].as_array().unwrap().iter().find(|l| l["zone"] == id.as_str()).unwrap();
+    assert_eq!((l["on"].as_str(), l["to"].as_str()), (Some("2022-04-01"), Some("medium")), "{l:#}");
 }
 
 #[test]
