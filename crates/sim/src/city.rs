@@ -157,8 +157,17 @@ pub struct City {
 }
 
 impl City {
-    /// Builds the city. Checks the parameters first.
+    /// Builds the city with everyone's weekly routine. Checks the parameters first.
     pub fn build(params: CityParams) -> Result<City, SimError> {
+        let mut city = City::build_without_week(params)?;
+        city.week = crate::day::Week::build(&city);
+        Ok(city)
+    }
+
+    /// Builds the city without planning the weekly routine ([`City::week`] empty), for callers
+    /// that plan it with [`crate::day::Week::build`] while doing other work on the city (such as
+    /// writing its files). Checks the parameters first.
+    pub fn build_without_week(params: CityParams) -> Result<City, SimError> {
         params.validate()?;
         let seed = params.seed;
         let start = params.start;
@@ -456,7 +465,6 @@ impl City {
             }
         }
         city.staff = staff;
-        city.week = crate::day::Week::build(&city);
         Ok(city)
     }
 

@@ -29,6 +29,8 @@
 //! become cases; sentinel reports aggregate them per place and day. The ground truth (who
 //! infected whom, when, where, by which route) is kept apart for evaluation only.
 
+use std::sync::Arc;
+
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use chainbreak_core::model::{
@@ -122,6 +124,8 @@ pub struct DayResult {
     /// Everyone's day (chunks in person order).
     pub chunks: Vec<DayOut>,
     pub infections: Vec<Infection>,
+    /// The onset of each of `infections`' infectee (`NO_TIME`: asymptomatic), drawn at infection.
+    pub onsets: Vec<i64>,
     pub lab_tests: Vec<LabTest>,
     pub cases: Vec<Case>,
     pub sentinel: Vec<SentinelRecord>,
@@ -131,9 +135,10 @@ pub struct DayResult {
 
 /// The simulation: a city, a pathogen, and everyone's state.
 pub struct Outbreak {
-    pub city: City,
+    /// The city, shared (read-only) with whoever writes its files while the days run.
+    pub city: Arc<City>,
     pub pathogen: Pathogen,
-    pub ids: CityIds,
+    pub ids: Arc<CityIds>,
     /// The global transmission scale found for `target_r`.
     pub beta: f64,
     /// The time scale of the infectiousness profile relative to the generation-time gamma,
@@ -212,9 +217,20 @@ impl Outbreak {
     pub fn new(params: crate::CityParams, pathogen: Pathogen) -> Result<Outbreak, SimError> {
         params.validate()?;
         pathogen.validate().map_err(|message| SimError::Profile { source_name: pathogen.name.clone(), message })?;
-        let city = City::build(params)?;
+        let city = Arc::new(City::build(params)?);
+        let ids = Arc::new(CityIds::new(&city));
+        Outbreak::with_city(city, ids, pathogen)
+    }
+
+    /// The outbreak's state in a city already built (with its weekly routine) and its ids
+    /// (`CityIds::new(&city)`); checks the pathogen, then finds `beta` and `stretch` on a pilot
+    /// week.
+    pub fn with_city(city: Arc<City>, ids: Arc<CityIds>, pathogen: Pathogen) -> Result<Outbreak, SimError> {
+        pathogen.validate().map_err(|message| SimError::Profile { source_name: pathogen.name.clone(), message })?;
+        if city.week.is_empty() {
+            return Err(SimError::State("the city's weekly routine is not planned".into()));
+        }
         let n = city.persons.len();
-        let ids = CityIds::new(&city);
         let mut o = Outbreak {
             city,
             pathogen,
@@ -530,6 +546,7 @@ impl Outbreak {
             }
         }
         result.infections = self.infections[before..].to_vec();
+        result.onsets = result.infections.iter().map(|inf| self.onset[inf.infectee as usize]).collect();
 
         self.phase_seconds[3] += clock.elapsed().as_secs_f64();
         let clock = std::time::Instant::now();
@@ -1734,21 +1751,27 @@ pub struct GroundTruthRow {
     pub onset: Option<i64>,
 }
 
+impl GroundTruthRow {
+    /// The row of an infection whose infectee has symptoms from `onset` (`NO_TIME`: none).
+    pub fn new(ids: &CityIds, inf: &Infection, onset: i64) -> GroundTruthRow {
+        GroundTruthRow {
+            infectee_id: ids.persons.get(inf.infectee).to_string(),
+            infector_id: (inf.infector != NONE).then(|| ids.persons.get(inf.infector).to_string()),
+            t: inf.t,
+            route: inf.route.as_str(),
+            place_id: (inf.place != NONE).then(|| ids.places.get(inf.place).to_string()),
+            trip_id: inf.trip.map(trip_id),
+            batch_id: (inf.batch != NONE).then(|| format!("GB{:07}", inf.batch + 1)),
+            asymptomatic: onset == NO_TIME,
+            onset: (onset != NO_TIME).then_some(onset),
+        }
+    }
+}
+
 impl Outbreak {
     /// The ground-truth row of an infection.
     pub fn truth_row(&self, inf: &Infection) -> GroundTruthRow {
-        let p = inf.infectee as usize;
-        GroundTruthRow {
-            infectee_id: self.ids.persons.get(inf.infectee).to_string(),
-            infector_id: (inf.infector != NONE).then(|| self.ids.persons.get(inf.infector).to_string()),
-            t: inf.t,
-            route: inf.route.as_str(),
-            place_id: (inf.place != NONE).then(|| self.ids.places.get(inf.place).to_string()),
-            trip_id: inf.trip.map(trip_id),
-            batch_id: (inf.batch != NONE).then(|| format!("GB{:07}", inf.batch + 1)),
-            asymptomatic: self.onset[p] == NO_TIME,
-            onset: (self.onset[p] != NO_TIME).then_some(self.onset[p]),
-        }
+        GroundTruthRow::new(&self.ids, inf, self.onset[inf.infectee as usize])
     }
 
     /// Whether the origin risk of an arrival is one the profile gives a prevalence for.
