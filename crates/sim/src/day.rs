@@ -99,6 +99,10 @@ pub struct DayOut {
     /// Travellers arriving by train or plane: (person, trip).
     pub arrivals: Vec<(u32, TripKey)>,
     pub pings: Vec<Ping>,
+    /// When persons are appended in order with [`DayOut::begin_person`] (then [`DayOut::end`]):
+    /// the `i`-th person's stays are `stays[stay_starts[i]..stay_starts[i + 1]]`, rides likewise.
+    stay_starts: Vec<u32>,
+    ride_starts: Vec<u32>,
 }
 
 impl DayOut {
@@ -107,6 +111,33 @@ impl DayOut {
         self.rides.clear();
         self.arrivals.clear();
         self.pings.clear();
+        self.stay_starts.clear();
+        self.ride_starts.clear();
+    }
+
+    /// Marks where the next person's stays and rides begin (persons appended in order, each
+    /// one marked, then [`DayOut::end`]), so that [`DayOut::stays_of`] and [`DayOut::rides_of`]
+    /// find them without a search.
+    pub fn begin_person(&mut self) {
+        self.stay_starts.push(self.stays.len() as u32);
+        self.ride_starts.push(self.rides.len() as u32);
+    }
+
+    /// Closes the index of [`DayOut::begin_person`] after the last person.
+    pub fn end(&mut self) {
+        self.begin_person();
+    }
+
+    /// The stays of the `i`-th person marked by [`DayOut::begin_person`].
+    pub fn stays_of(&self, i: u32) -> &[Stay] {
+        let i = i as usize;
+        &self.stays[self.stay_starts[i] as usize..self.stay_starts[i + 1] as usize]
+    }
+
+    /// The rides of the `i`-th person marked by [`DayOut::begin_person`].
+    pub fn rides_of(&self, i: u32) -> &[Ride] {
+        let i = i as usize;
+        &self.rides[self.ride_starts[i] as usize..self.ride_starts[i + 1] as usize]
     }
 }
 
@@ -857,6 +888,27 @@ mod tests {
                 assert!(w[0].t_in < w[0].t_out);
             }
         }
+    }
+
+    #[test]
+    fn marked_persons_are_found_without_a_search() {
+        let city = City::build(CityParams::new(2000, 3, 5)).unwrap();
+        let (mut marked, mut plain) = (DayOut::default(), DayOut::default());
+        for p in 100..400 {
+            marked.begin_person();
+            day_of(&city, p, 1, DayMods::default(), &mut marked);
+        }
+        marked.end();
+        plan_chunk(&city, 1, 100, 400, |_| DayMods::default(), &mut plain);
+        assert_eq!(marked.stays, plain.stays);
+        for p in 100..400u32 {
+            let stays: Vec<Stay> = plain.stays.iter().filter(|s| s.person == p).copied().collect();
+            let rides: Vec<Ride> = plain.rides.iter().filter(|r| r.person == p).copied().collect();
+            assert_eq!(marked.stays_of(p - 100), &stays[..]);
+            assert_eq!(marked.rides_of(p - 100), &rides[..]);
+        }
+        marked.clear();
+        assert!(marked.stay_starts.is_empty() && marked.ride_starts.is_empty());
     }
 
     #[test]

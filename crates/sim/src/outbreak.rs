@@ -477,6 +477,7 @@ impl Outbreak {
                 let mut odd = Vec::new();
                 let city = &this.city;
                 for p in a..b {
+                    o.begin_person();
                     let (mods, care) = this.mods(p, day);
                     if care != Care::None {
                         cares.push((p, care));
@@ -491,6 +492,7 @@ impl Outbreak {
                         city.week.copy_rides(city, p, day, &mut o);
                     }
                 }
+                o.end();
                 (o, cares, odd)
             })
             .collect();
@@ -642,7 +644,7 @@ impl Outbreak {
         }
         let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
         for &(p, w, _) in &infectious {
-            for r in rides_of(&today.outs[(p / CHUNK) as usize].rides, p) {
+            for r in today.rides_of(p) {
                 on_trip.entry(r.trip).or_default().push((r.t_in, r.t_out, w, p, r.carriage, r.row));
             }
         }
@@ -771,7 +773,7 @@ impl Outbreak {
                 .with_min_len(256)
                 .filter(|q| susceptible(**q))
                 .filter_map(|&q| {
-                    let (stays, _) = today.person(city, q);
+                    let stays = today.planned_stays(q);
                     let h: f64 = stays.iter().map(stay_h).sum();
                     if h <= 0.0 {
                         return None;
@@ -780,7 +782,7 @@ impl Outbreak {
                     if !r.random_bool(-(-h).exp_m1()) {
                         return None;
                     }
-                    let s = pick(&stays, r.random::<f64>() * h, stay_h, |s| *s);
+                    let s = pick(stays, r.random::<f64>() * h, stay_h, |s| *s);
                     source_at(s.place, q, s.t_in, s.t_out, &mut r)
                 })
                 .collect(),
@@ -1021,8 +1023,7 @@ impl Outbreak {
                 let mut seen: Vec<(u32, u8, Seen)> = Vec::new();
                 for &(p, care) in cares {
                     let kind = if care == Care::FeverClinic { PlaceKind::FeverClinic } else { PlaceKind::Pharmacy };
-                    if let Some(s) =
-                        stays_of(&o.stays, p).iter().find(|s| this.city.places[s.place as usize].kind == kind)
+                    if let Some(s) = o.stays_of(p - a).iter().find(|s| this.city.places[s.place as usize].kind == kind)
                     {
                         match care {
                             Care::FeverClinic => {
@@ -1559,13 +1560,6 @@ type PilotRide = (u32, i64, i64, u8, u8);
 /// A sample's contacts on a weekday: the strongest one by one, the sum of the rest.
 type Contacts = (Vec<(u32, f64)>, f64);
 
-/// A person's stays in a chunk's stays (sorted by person).
-fn stays_of(stays: &[Stay], p: u32) -> &[Stay] {
-    let from = stays.partition_point(|s| s.person < p);
-    let to = from + stays[from..].partition_point(|s| s.person == p);
-    &stays[from..to]
-}
-
 /// A chunk's planned day, its care seekers and the persons off their routine.
 type Planned = (DayOut, Vec<(u32, Care)>, Vec<u32>);
 
@@ -1584,7 +1578,7 @@ impl Today<'_> {
     /// is not a residence (whose evening stay may end otherwise: see [`Today::person`]).
     fn each_away(&self, city: &City, p: u32, mut f: impl FnMut(u32, i64, i64)) {
         if self.full || self.odd[p as usize] {
-            for s in stays_of(&self.outs[(p / CHUNK) as usize].stays, p) {
+            for s in self.planned_stays(p) {
                 f(s.place, s.t_in, s.t_out);
             }
         } else {
@@ -1594,26 +1588,16 @@ impl Today<'_> {
         }
     }
 
-    /// A person's stays and rides today.
-    fn person(&self, city: &City, p: u32) -> (Vec<Stay>, Vec<crate::day::Ride>) {
-        let o = &self.outs[(p / CHUNK) as usize];
-        let rides = rides_of(&o.rides, p).to_vec();
-        let stays = if self.full || self.odd[p as usize] {
-            stays_of(&o.stays, p).to_vec()
-        } else {
-            let mut buf = DayOut::default();
-            city.week.copy(city, p, self.day, &mut buf);
-            buf.stays
-        };
-        (stays, rides)
+    /// A person's planned stays today (a full day's, or of one whose day is not their routine).
+    fn planned_stays(&self, p: u32) -> &[Stay] {
+        debug_assert!(self.full || self.odd[p as usize], "person {p}'s day is not planned");
+        self.outs[(p / CHUNK) as usize].stays_of(p % CHUNK)
     }
-}
 
-/// A person's rides in a chunk's rides (sorted by person).
-fn rides_of(rides: &[crate::day::Ride], p: u32) -> &[crate::day::Ride] {
-    let from = rides.partition_point(|r| r.person < p);
-    let to = from + rides[from..].partition_point(|r| r.person == p);
-    &rides[from..to]
+    /// A person's rides today.
+    fn rides_of(&self, p: u32) -> &[crate::day::Ride] {
+        self.outs[(p / CHUNK) as usize].rides_of(p % CHUNK)
+    }
 }
 
 /// Picks an item by weight (`x` in 0..Σ weights; rounding falls on the last item).
