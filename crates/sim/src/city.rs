@@ -335,18 +335,27 @@ impl City {
 
         // ---- nearby places of each kind, per building (nearest by distance, weighted by size)
         let k = city.params.near_candidates;
+        // The grid cell of each place of each kind, looked up once rather than per building.
+        let cells: Vec<Vec<(u32, u32)>> = NEAR_KINDS
+            .iter()
+            .map(|kind| {
+                let all = &city.by_kind[*kind as usize].places;
+                all.iter().map(|&pl| city.cell(city.places[pl as usize].building)).collect()
+            })
+            .collect();
         let near: Vec<Vec<Near>> = (0..buildings)
             .into_par_iter()
             .map(|b| {
                 let (bx, by) = city.cell(b);
                 NEAR_KINDS
                     .iter()
-                    .map(|kind| {
+                    .zip(&cells)
+                    .map(|(kind, cells)| {
                         let all = &city.by_kind[*kind as usize].places;
                         let mut d: Vec<(u64, u32)> = all
                             .iter()
-                            .map(|&pl| {
-                                let (x, y) = city.cell(city.places[pl as usize].building);
+                            .zip(cells)
+                            .map(|(&pl, &(x, y))| {
                                 let dx = x as i64 - bx as i64;
                                 let dy = y as i64 - by as i64;
                                 (((dx * dx + dy * dy) as u64) << 32 | pl as u64, pl)
