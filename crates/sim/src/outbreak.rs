@@ -615,8 +615,8 @@ impl Outbreak {
             .collect();
         at_home.par_sort_unstable_by_key(|x| (x.0, x.1));
         // The stays of the infectious, read in parallel and gathered by place in person order
-        // (a stable sort of lists in person order: the same whatever the thread count).
-        let mut away: Vec<(u32, InfStay)> = infectious
+        // (a stable counting sort of lists in person order: the same whatever the thread count).
+        let away: Vec<(u32, InfStay)> = infectious
             .par_chunks(1024)
             .flat_map_iter(|block| {
                 let mut out = Vec::with_capacity(block.len() * 4);
@@ -630,17 +630,12 @@ impl Outbreak {
                 out
             })
             .collect();
-        away.par_sort_by_key(|x| x.0);
-        let (stay_place, stays): (Vec<u32>, Vec<InfStay>) = away.into_par_iter().unzip();
+        let (stays, lists) = group_by_place(&away, place_w.len());
         // place → index into `lists` (NO_SLOT: no infectious stay there today); a list is the
         // place and its range in `stays`.
         let mut place_slot = vec![NO_SLOT; place_w.len()];
-        let mut lists: Vec<(u32, std::ops::Range<usize>)> = Vec::new();
-        let mut from = 0;
-        for run in stay_place.chunk_by(|a, b| a == b) {
-            place_slot[run[0] as usize] = lists.len() as u32;
-            lists.push((run[0], from..from + run.len()));
-            from += run.len();
+        for (k, (place, _)) in lists.iter().enumerate() {
+            place_slot[*place as usize] = k as u32;
         }
         let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
         for &(p, w, _) in &infectious {
@@ -1600,6 +1595,31 @@ impl Today<'_> {
     }
 }
 
+/// Items gathered by place (a stable counting sort over `places` places): the items in place
+/// order, each place's in their order in `items`, and each place that has any with its range.
+fn group_by_place<T: Copy>(items: &[(u32, T)], places: usize) -> (Vec<T>, Vec<(u32, std::ops::Range<usize>)>) {
+    let mut starts = vec![0usize; places + 1];
+    for (place, _) in items {
+        starts[*place as usize + 1] += 1;
+    }
+    let mut lists = Vec::new();
+    for place in 0..places {
+        let count = starts[place + 1];
+        starts[place + 1] += starts[place];
+        if count > 0 {
+            lists.push((place as u32, starts[place]..starts[place + 1]));
+        }
+    }
+    let Some(&(_, fill)) = items.first() else { return (Vec::new(), lists) };
+    let mut sorted = vec![fill; items.len()];
+    for (place, item) in items {
+        let k = &mut starts[*place as usize];
+        sorted[*k] = *item;
+        *k += 1;
+    }
+    (sorted, lists)
+}
+
 /// Picks an item by weight (`x` in 0..Σ weights; rounding falls on the last item).
 fn pick<T, R>(items: &[T], mut x: f64, weight: impl Fn(&T) -> f64, value: impl Fn(&T) -> R) -> R {
     for item in items {
@@ -1836,6 +1856,23 @@ mod tests {
                 assert_eq!(p.rank(t), p.times.partition_point(|x| *x <= t), "n {n}, t {t}");
             }
         }
+    }
+
+    #[test]
+    fn grouping_by_place_is_a_stable_sort() {
+        let mut r = rng(1, Stream::Transmit, 0, 1);
+        let items: Vec<(u32, u32)> = (0..2_000).map(|i| (r.random_range(0..50u32), i)).collect();
+        let (grouped, lists) = group_by_place(&items, 60);
+        let mut sorted = items.clone();
+        sorted.sort_by_key(|x| x.0);
+        assert_eq!(grouped, sorted.iter().map(|x| x.1).collect::<Vec<_>>());
+        let places: Vec<u32> = sorted.chunk_by(|a, b| a.0 == b.0).map(|run| run[0].0).collect();
+        assert_eq!(lists.iter().map(|l| l.0).collect::<Vec<_>>(), places);
+        for (place, range) in lists {
+            assert!(sorted[range.clone()].iter().all(|x| x.0 == place));
+            assert_eq!(range.len(), items.iter().filter(|x| x.0 == place).count());
+        }
+        assert_eq!(group_by_place::<u32>(&[], 5), (vec![], vec![]));
     }
 
     #[test]
