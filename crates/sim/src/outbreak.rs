@@ -163,8 +163,9 @@ pub struct Outbreak {
     next_case: u64,
     next_test: u64,
     next_batch: u32,
-    /// Per person: the screening interval of their occupation in days (0: not screened).
-    screen_every: Vec<u32>,
+    /// The persons whose occupation is screened, in person order: (person, screening interval
+    /// in days, workplace).
+    screened: Vec<(u32, u32, u32)>,
     /// Workers whose workplace is a cold-chain warehouse, in person order.
     warehouse_workers: Vec<u32>,
     /// Day buffers handed back by [`Outbreak::recycle`], reused for the next day's plans.
@@ -254,20 +255,22 @@ impl Outbreak {
             next_test: 0,
             next_batch: 0,
             phase_seconds: [0.0; 5],
-            screen_every: Vec::new(),
+            screened: Vec::new(),
             warehouse_workers: Vec::new(),
             spare: Vec::new(),
             full_from: 0,
             place_w: Vec::new(),
         };
         o.place_w = o.city.places.iter().map(|pl| place_weight(&o.pathogen, pl.kind)).collect();
-        o.screen_every = (0..n as u32)
-            .map(|p| {
-                o.city
+        o.screened = (0..n as u32)
+            .filter_map(|p| {
+                let every = o
+                    .city
                     .occupation(p)
                     .and_then(|occ| o.pathogen.testing.screening_interval_days.get(occ))
                     .copied()
-                    .unwrap_or(0)
+                    .unwrap_or(0);
+                (every > 0).then(|| (p, every, o.city.persons[p as usize].anchor))
             })
             .collect();
         o.warehouse_workers = (0..n as u32)
@@ -560,6 +563,8 @@ impl Outbreak {
         let horizon = self.pathogen.natural_history.infectious_days as i64 * DAY;
         let t_inf = &self.t_inf;
         self.active.retain(|p| t_inf[*p as usize] + horizon > end);
+        // In person order, so that the next day reads their state in memory order.
+        self.active.sort_unstable();
         drop(today);
         result.chunks = outs;
         self.day += 1;
@@ -1030,12 +1035,13 @@ impl Outbreak {
                         }
                     }
                 }
-                for p in a..b {
-                    let every = this.screen_every[p as usize];
-                    if every == 0 || !(day + p).is_multiple_of(every) {
+                let screened = &this.screened;
+                let from = screened.partition_point(|x| x.0 < a);
+                let to = screened.partition_point(|x| x.0 < b);
+                for &(p, every, anchor) in &screened[from..to] {
+                    if !(day + p).is_multiple_of(every) {
                         continue;
                     }
-                    let anchor = this.city.persons[p as usize].anchor;
                     let mut at = None;
                     today.each_away(&this.city, p, |place, t_in, _| {
                         if place == anchor && at.is_none() {
