@@ -98,6 +98,29 @@ fn written_files_import_cleanly() {
     let (again, n) = chainbreak_sim::write::format_rows("passengers.csv", &rows, true).unwrap();
     assert_eq!(n as usize, rows.len());
     assert!(again == bytes, "passengers.csv differs from its rows written through serde");
+    // So is memberships.csv.
+    let bytes = std::fs::read(out.path().join("memberships.csv")).unwrap();
+    let rows: Vec<chainbreak_core::model::Membership> =
+        chainbreak_formats::RecordReader::new(&bytes[..], chainbreak_formats::Format::Csv, "memberships.csv")
+            .unwrap()
+            .map(|r| r.unwrap().1)
+            .collect();
+    let roles: std::collections::BTreeSet<_> = rows.iter().map(|r| r.role.clone().unwrap()).collect();
+    assert_eq!(roles.into_iter().collect::<Vec<_>>(), ["head", "member", "student"]);
+    let (again, n) = chainbreak_sim::write::format_rows("memberships.csv", &rows, true).unwrap();
+    assert_eq!(n as usize, rows.len());
+    assert!(again == bytes, "memberships.csv differs from its rows written through serde");
+    // And groups.csv.
+    let bytes = std::fs::read(out.path().join("groups.csv")).unwrap();
+    let rows: Vec<chainbreak_core::model::Group> =
+        chainbreak_formats::RecordReader::new(&bytes[..], chainbreak_formats::Format::Csv, "groups.csv")
+            .unwrap()
+            .map(|r| r.unwrap().1)
+            .collect();
+    assert!(rows.iter().any(|r| r.name.is_none()) && rows.iter().any(|r| r.name.is_some()));
+    let (again, n) = chainbreak_sim::write::format_rows("groups.csv", &rows, true).unwrap();
+    assert_eq!(n as usize, rows.len());
+    assert!(again == bytes, "groups.csv differs from its rows written through serde");
 }
 
 #[test]
