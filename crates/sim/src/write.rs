@@ -12,9 +12,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chainbreak_core::model::{
-    Area, Arrival, OriginRisk, Person, Place, PlaceKind, Sex, StaffMember, Trip, TripMode, Unit,
-};
+use chainbreak_core::model::{Area, Arrival, OriginRisk, Place, PlaceKind, Sex, Trip, TripMode, Unit};
 use chainbreak_formats::{Format, RecordWriter, geojson_areas};
 use jiff::Timestamp;
 use rayon::prelude::*;
@@ -541,39 +539,46 @@ pub fn write_city(city: &City, ids: &CityIds, out: &mut Output) -> Result<(), Si
         .step_by(65_536)
         .map(|a| a..(a + 65_536).min(city.persons.len() as u32))
         .collect();
-    out.chunked("persons.csv", &chunks, |range| {
-        range
-            .clone()
-            .map(|i| {
+    // Persons and staff formatted in parallel as plain rows: the columns of `model::Person` and
+    // `model::StaffMember` (ids, numbers, fixed words and occupation names, which
+    // `CityParams::validate` keeps to plain words; tested equal to their serde rows).
+    out.chunked_fields(
+        "persons.csv",
+        ["id", "residence", "birth_year", "sex", "occupation"],
+        &chunks,
+        |range, emit| {
+            let mut birth_year = itoa::Buffer::new();
+            for i in range.clone() {
                 let p = &city.persons[i as usize];
-                let occupation = match p.role {
-                    Role::Worker => city.occupation(i).map(str::to_string),
-                    Role::Student => Some("student".to_string()),
-                    Role::AtHome if year - p.birth_year >= 60 => Some("retired".to_string()),
-                    Role::AtHome => Some("unemployed".to_string()),
-                    Role::Infant => None,
+                let occupation: &str = match p.role {
+                    Role::Worker => city.occupation(i).unwrap_or(""),
+                    Role::Student => "student",
+                    Role::AtHome if year - p.birth_year >= 60 => "retired",
+                    Role::AtHome => "unemployed",
+                    Role::Infant => "",
                 };
-                Person {
-                    id: ids.persons.get(i).to_string(),
-                    residence: Some(ids.places.get(p.building).to_string()),
-                    birth_year: Some(p.birth_year),
-                    sex: Some(if p.sex == Sex::Female { Sex::Female } else { Sex::Male }),
-                    occupation,
-                }
-            })
-            .collect()
-    })?;
-
-    out.rows(
-        "staff.csv",
-        city.staff.iter().enumerate().flat_map(|(place, members)| {
-            members.iter().map(move |m| StaffMember {
-                place_id: ids.places.get(place as u32).to_string(),
-                person_id: ids.persons.get(*m).to_string(),
-                role: city.occupation(*m).map(str::to_string),
-            })
-        }),
+                let sex: &[u8] = if p.sex == Sex::Female { b"female" } else { b"male" };
+                emit([
+                    ids.persons.get(i).as_bytes(),
+                    ids.places.get(p.building).as_bytes(),
+                    birth_year.format(p.birth_year).as_bytes(),
+                    sex,
+                    occupation.as_bytes(),
+                ]);
+            }
+        },
     )?;
+
+    let places: Vec<std::ops::Range<usize>> =
+        (0..city.staff.len()).step_by(4_096).map(|a| a..(a + 4_096).min(city.staff.len())).collect();
+    out.chunked_fields("staff.csv", ["place_id", "person_id", "role"], &places, |range, emit| {
+        for place in range.clone() {
+            for &m in &city.staff[place] {
+                let role = city.occupation(m).unwrap_or("");
+                emit([ids.places.get(place as u32).as_bytes(), ids.persons.get(m).as_bytes(), role.as_bytes()]);
+            }
+        }
+    })?;
 
     let group_id = |g: usize| -> String {
         if g < city.households.len() {
