@@ -157,8 +157,17 @@ pub struct City {
 }
 
 impl City {
-    /// Builds the city. Checks the parameters first.
+    /// Builds the city with everyone's weekly routine. Checks the parameters first.
     pub fn build(params: CityParams) -> Result<City, SimError> {
+        let mut city = City::build_without_week(params)?;
+        city.week = crate::day::Week::build(&city);
+        Ok(city)
+    }
+
+    /// Builds the city without planning the weekly routine ([`City::week`] empty), for callers
+    /// that plan it with [`crate::day::Week::build`] while doing other work on the city (such as
+    /// writing its files). Checks the parameters first.
+    pub fn build_without_week(params: CityParams) -> Result<City, SimError> {
         params.validate()?;
         let seed = params.seed;
         let start = params.start;
@@ -326,18 +335,27 @@ impl City {
 
         // ---- nearby places of each kind, per building (nearest by distance, weighted by size)
         let k = city.params.near_candidates;
+        // The grid cell of each place of each kind, looked up once rather than per building.
+        let cells: Vec<Vec<(u32, u32)>> = NEAR_KINDS
+            .iter()
+            .map(|kind| {
+                let all = &city.by_kind[*kind as usize].places;
+                all.iter().map(|&pl| city.cell(city.places[pl as usize].building)).collect()
+            })
+            .collect();
         let near: Vec<Vec<Near>> = (0..buildings)
             .into_par_iter()
             .map(|b| {
                 let (bx, by) = city.cell(b);
                 NEAR_KINDS
                     .iter()
-                    .map(|kind| {
+                    .zip(&cells)
+                    .map(|(kind, cells)| {
                         let all = &city.by_kind[*kind as usize].places;
                         let mut d: Vec<(u64, u32)> = all
                             .iter()
-                            .map(|&pl| {
-                                let (x, y) = city.cell(city.places[pl as usize].building);
+                            .zip(cells)
+                            .map(|(&pl, &(x, y))| {
                                 let dx = x as i64 - bx as i64;
                                 let dy = y as i64 - by as i64;
                                 (((dx * dx + dy * dy) as u64) << 32 | pl as u64, pl)
@@ -456,7 +474,6 @@ impl City {
             }
         }
         city.staff = staff;
-        city.week = crate::day::Week::build(&city);
         Ok(city)
     }
 

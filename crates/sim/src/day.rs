@@ -99,6 +99,10 @@ pub struct DayOut {
     /// Travellers arriving by train or plane: (person, trip).
     pub arrivals: Vec<(u32, TripKey)>,
     pub pings: Vec<Ping>,
+    /// When persons are appended in order with [`DayOut::begin_person`] (then [`DayOut::end`]):
+    /// the `i`-th person's stays are `stays[stay_starts[i]..stay_starts[i + 1]]`, rides likewise.
+    stay_starts: Vec<u32>,
+    ride_starts: Vec<u32>,
 }
 
 impl DayOut {
@@ -107,6 +111,33 @@ impl DayOut {
         self.rides.clear();
         self.arrivals.clear();
         self.pings.clear();
+        self.stay_starts.clear();
+        self.ride_starts.clear();
+    }
+
+    /// Marks where the next person's stays and rides begin (persons appended in order, each
+    /// one marked, then [`DayOut::end`]), so that [`DayOut::stays_of`] and [`DayOut::rides_of`]
+    /// find them without a search.
+    pub fn begin_person(&mut self) {
+        self.stay_starts.push(self.stays.len() as u32);
+        self.ride_starts.push(self.rides.len() as u32);
+    }
+
+    /// Closes the index of [`DayOut::begin_person`] after the last person.
+    pub fn end(&mut self) {
+        self.begin_person();
+    }
+
+    /// The stays of the `i`-th person marked by [`DayOut::begin_person`].
+    pub fn stays_of(&self, i: u32) -> &[Stay] {
+        let i = i as usize;
+        &self.stays[self.stay_starts[i] as usize..self.stay_starts[i + 1] as usize]
+    }
+
+    /// The rides of the `i`-th person marked by [`DayOut::begin_person`].
+    pub fn rides_of(&self, i: u32) -> &[Ride] {
+        let i = i as usize;
+        &self.rides[self.ride_starts[i] as usize..self.ride_starts[i + 1] as usize]
     }
 }
 
@@ -176,11 +207,12 @@ fn bus_ride(line: u32) -> i64 {
 /// of the weekly routine).
 pub fn travels(city: &City, person: u32, day: u32) -> bool {
     let prm = &city.params;
-    if prm.travel_return_rate <= 0.0 || city.age(person) < 18 {
+    if prm.travel_return_rate <= 0.0 {
         return false;
     }
+    // The draw first: it rules out most persons without reading them.
     let h = mix(prm.seed ^ mix(TRAVEL_TAG ^ mix((day as u64) << 32 | person as u64)));
-    unit(h) < prm.travel_return_rate
+    unit(h) < prm.travel_return_rate && city.age(person) >= 18
 }
 
 /// The kind of a person's day and when they leave home (seconds after midnight): a journey's
@@ -616,15 +648,40 @@ pub struct Week {
 
 #[derive(Debug, Default)]
 struct WeekDay {
-    /// Person `p`'s stays are `stays[starts[p]..starts[p + 1]]`.
-    starts: Vec<u32>,
-    stays: Vec<WeekStay>,
-    ride_starts: Vec<u32>,
-    rides: Vec<WeekRide>,
+    /// The routines of the persons of each chunk of [`crate::write::CHUNK`] persons, as planned
+    /// (kept apart rather than copied into one list).
+    parts: Vec<WeekPart>,
     /// Visits of place `pl` (residences left out): `visits[place_starts[pl]..place_starts[pl + 1]]`,
     /// in person order.
     place_starts: Vec<u32>,
     visits: Vec<PlaceVisit>,
+}
+
+/// One chunk's routines: its `i`-th person's stays are `stays[starts[i]..starts[i + 1]]`,
+/// rides likewise.
+#[derive(Debug, Default)]
+struct WeekPart {
+    starts: Vec<u32>,
+    stays: Vec<WeekStay>,
+    ride_starts: Vec<u32>,
+    rides: Vec<WeekRide>,
+}
+
+impl WeekDay {
+    /// A person's chunk and their index in it.
+    fn part(&self, person: u32) -> (&WeekPart, usize) {
+        (&self.parts[(person / crate::write::CHUNK) as usize], (person % crate::write::CHUNK) as usize)
+    }
+
+    fn stays(&self, person: u32) -> &[WeekStay] {
+        let (part, i) = self.part(person);
+        &part.stays[part.starts[i] as usize..part.starts[i + 1] as usize]
+    }
+
+    fn rides(&self, person: u32) -> &[WeekRide] {
+        let (part, i) = self.part(person);
+        &part.rides[part.ride_starts[i] as usize..part.ride_starts[i + 1] as usize]
+    }
 }
 
 /// A routine stay seen from its place.
@@ -666,16 +723,16 @@ impl Week {
         use rayon::prelude::*;
         let n = city.persons.len() as u32;
         let chunks = crate::write::person_chunks(n);
-        // The weekdays in parallel too, so that one day's serial merge and counting sort
-        // overlap another day's planning.
+        // The weekdays in parallel too, so that one day's serial counting sort overlaps another
+        // day's planning.
         let days = (0..7u32)
             .into_par_iter()
             .map(|slot| {
-                let parts: Vec<WeekDay> = chunks
+                let parts: Vec<WeekPart> = chunks
                     .par_iter()
                     .map(|&(a, b)| {
                         let mut o = DayOut::default();
-                        let mut part = WeekDay::default();
+                        let mut part = WeekPart::default();
                         let base = city.day_start(slot);
                         for p in a..b {
                             o.clear();
@@ -702,25 +759,18 @@ impl Week {
                                 seat: r.seat,
                             }));
                         }
+                        part.starts.push(part.stays.len() as u32);
+                        part.ride_starts.push(part.rides.len() as u32);
+                        part.stays.shrink_to_fit();
+                        part.rides.shrink_to_fit();
                         part
                     })
                     .collect();
-                let mut day = WeekDay::default();
-                for part in parts {
-                    let (s0, r0) = (day.stays.len() as u32, day.rides.len() as u32);
-                    day.starts.extend(part.starts.iter().map(|x| x + s0));
-                    day.ride_starts.extend(part.ride_starts.iter().map(|x| x + r0));
-                    day.stays.extend(part.stays);
-                    day.rides.extend(part.rides);
-                }
-                day.starts.push(day.stays.len() as u32);
-                day.ride_starts.push(day.rides.len() as u32);
-                day.stays.shrink_to_fit();
-                day.rides.shrink_to_fit();
+                let mut day = WeekDay { parts, ..Default::default() };
                 // Visitors by place (a counting sort; persons come in order).
                 let places = city.places.len();
                 let mut starts = vec![0u32; places + 1];
-                for st in &day.stays {
+                for st in day.parts.iter().flat_map(|part| &part.stays) {
                     if city.places[st.place as usize].kind != PlaceKind::Residence {
                         starts[st.place as usize + 1] += 1;
                     }
@@ -730,11 +780,11 @@ impl Week {
                 }
                 let mut fill = starts.clone();
                 let mut visits = vec![PlaceVisit { person: 0, t_in: 0, t_out: 0 }; starts[places] as usize];
-                for p in 0..n as usize {
-                    for st in &day.stays[day.starts[p] as usize..day.starts[p + 1] as usize] {
+                for p in 0..n {
+                    for st in day.stays(p) {
                         if city.places[st.place as usize].kind != PlaceKind::Residence {
                             let k = &mut fill[st.place as usize];
-                            visits[*k as usize] = PlaceVisit { person: p as u32, t_in: st.t_in, t_out: st.t_out };
+                            visits[*k as usize] = PlaceVisit { person: p, t_in: st.t_in, t_out: st.t_out };
                             *k += 1;
                         }
                     }
@@ -763,8 +813,7 @@ impl Week {
     /// feed records them; the evening residence stay may end otherwise (see [`Week::copy`]).
     pub fn stays_of(&self, person: u32, day: u32, base: i64) -> impl Iterator<Item = (u32, i64, i64)> + '_ {
         let w = &self.days[(day % 7) as usize];
-        let p = person as usize;
-        w.stays[w.starts[p] as usize..w.starts[p + 1] as usize].iter().map(move |s| {
+        w.stays(person).iter().map(move |s| {
             (s.place, base + s.t_in as i64, if s.t_out == i32::MAX { NO_END } else { base + s.t_out as i64 })
         })
     }
@@ -772,21 +821,19 @@ impl Week {
     /// Every routine ride of day `day`, in person order.
     pub fn rides(&self, day: u32, base: i64) -> impl Iterator<Item = Ride> + '_ {
         let w = &self.days[(day % 7) as usize];
-        w.rides.iter().map(move |r| week_ride(r, day, base))
+        w.parts.iter().flat_map(|part| &part.rides).map(move |r| week_ride(r, day, base))
     }
 
     /// Appends a person's routine rides of day `day` to `out` (no stays).
     pub fn copy_rides(&self, city: &City, person: u32, day: u32, out: &mut DayOut) {
         let w = &self.days[(day % 7) as usize];
         let base = city.day_start(day);
-        let p = person as usize;
-        let rides = &w.rides[w.ride_starts[p] as usize..w.ride_starts[p + 1] as usize];
-        out.rides.extend(rides.iter().map(|r| week_ride(r, day, base)));
+        out.rides.extend(w.rides(person).iter().map(|r| week_ride(r, day, base)));
     }
 
     /// Stays in the routine, all weekdays.
     pub fn stays(&self) -> usize {
-        self.days.iter().map(|d| d.stays.len()).sum()
+        self.days.iter().flat_map(|d| &d.parts).map(|part| part.stays.len()).sum()
     }
 
     /// Appends a person's routine day `day` to `out`: the evening stay ends at the next
@@ -794,8 +841,7 @@ impl Week {
     pub fn copy(&self, city: &City, person: u32, day: u32, out: &mut DayOut) {
         let w = &self.days[(day % 7) as usize];
         let base = city.day_start(day);
-        let p = person as usize;
-        let stays = &w.stays[w.starts[p] as usize..w.starts[p + 1] as usize];
+        let stays = w.stays(person);
         if !stays.is_empty() {
             let prm = &city.params;
             let h = mix(prm.seed ^ mix(REC_TAG ^ mix((day as u64) << 32 | person as u64)));
@@ -813,8 +859,7 @@ impl Week {
                 out.stays.push(Stay { person, place: s.place, t_in: base + s.t_in as i64, t_out, rec });
             }
         }
-        let rides = &w.rides[w.ride_starts[p] as usize..w.ride_starts[p + 1] as usize];
-        out.rides.extend(rides.iter().map(|r| week_ride(r, day, base)));
+        out.rides.extend(w.rides(person).iter().map(|r| week_ride(r, day, base)));
     }
 }
 
@@ -857,6 +902,27 @@ mod tests {
                 assert!(w[0].t_in < w[0].t_out);
             }
         }
+    }
+
+    #[test]
+    fn marked_persons_are_found_without_a_search() {
+        let city = City::build(CityParams::new(2000, 3, 5)).unwrap();
+        let (mut marked, mut plain) = (DayOut::default(), DayOut::default());
+        for p in 100..400 {
+            marked.begin_person();
+            day_of(&city, p, 1, DayMods::default(), &mut marked);
+        }
+        marked.end();
+        plan_chunk(&city, 1, 100, 400, |_| DayMods::default(), &mut plain);
+        assert_eq!(marked.stays, plain.stays);
+        for p in 100..400u32 {
+            let stays: Vec<Stay> = plain.stays.iter().filter(|s| s.person == p).copied().collect();
+            let rides: Vec<Ride> = plain.rides.iter().filter(|r| r.person == p).copied().collect();
+            assert_eq!(marked.stays_of(p - 100), &stays[..]);
+            assert_eq!(marked.rides_of(p - 100), &rides[..]);
+        }
+        marked.clear();
+        assert!(marked.stay_starts.is_empty() && marked.ride_starts.is_empty());
     }
 
     #[test]

@@ -29,6 +29,8 @@
 //! become cases; sentinel reports aggregate them per place and day. The ground truth (who
 //! infected whom, when, where, by which route) is kept apart for evaluation only.
 
+use std::sync::Arc;
+
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use chainbreak_core::model::{
@@ -122,6 +124,8 @@ pub struct DayResult {
     /// Everyone's day (chunks in person order).
     pub chunks: Vec<DayOut>,
     pub infections: Vec<Infection>,
+    /// The onset of each of `infections`' infectee (`NO_TIME`: asymptomatic), drawn at infection.
+    pub onsets: Vec<i64>,
     pub lab_tests: Vec<LabTest>,
     pub cases: Vec<Case>,
     pub sentinel: Vec<SentinelRecord>,
@@ -131,9 +135,10 @@ pub struct DayResult {
 
 /// The simulation: a city, a pathogen, and everyone's state.
 pub struct Outbreak {
-    pub city: City,
+    /// The city, shared (read-only) with whoever writes its files while the days run.
+    pub city: Arc<City>,
     pub pathogen: Pathogen,
-    pub ids: CityIds,
+    pub ids: Arc<CityIds>,
     /// The global transmission scale found for `target_r`.
     pub beta: f64,
     /// The time scale of the infectiousness profile relative to the generation-time gamma,
@@ -158,8 +163,9 @@ pub struct Outbreak {
     next_case: u64,
     next_test: u64,
     next_batch: u32,
-    /// Per person: the screening interval of their occupation in days (0: not screened).
-    screen_every: Vec<u32>,
+    /// The persons whose occupation is screened, in person order: (person, screening interval
+    /// in days, workplace).
+    screened: Vec<(u32, u32, u32)>,
     /// Workers whose workplace is a cold-chain warehouse, in person order.
     warehouse_workers: Vec<u32>,
     /// Day buffers handed back by [`Outbreak::recycle`], reused for the next day's plans.
@@ -212,9 +218,20 @@ impl Outbreak {
     pub fn new(params: crate::CityParams, pathogen: Pathogen) -> Result<Outbreak, SimError> {
         params.validate()?;
         pathogen.validate().map_err(|message| SimError::Profile { source_name: pathogen.name.clone(), message })?;
-        let city = City::build(params)?;
+        let city = Arc::new(City::build(params)?);
+        let ids = Arc::new(CityIds::new(&city));
+        Outbreak::with_city(city, ids, pathogen)
+    }
+
+    /// The outbreak's state in a city already built (with its weekly routine) and its ids
+    /// (`CityIds::new(&city)`); checks the pathogen, then finds `beta` and `stretch` on a pilot
+    /// week.
+    pub fn with_city(city: Arc<City>, ids: Arc<CityIds>, pathogen: Pathogen) -> Result<Outbreak, SimError> {
+        pathogen.validate().map_err(|message| SimError::Profile { source_name: pathogen.name.clone(), message })?;
+        if city.week.is_empty() {
+            return Err(SimError::State("the city's weekly routine is not planned".into()));
+        }
         let n = city.persons.len();
-        let ids = CityIds::new(&city);
         let mut o = Outbreak {
             city,
             pathogen,
@@ -238,20 +255,22 @@ impl Outbreak {
             next_test: 0,
             next_batch: 0,
             phase_seconds: [0.0; 5],
-            screen_every: Vec::new(),
+            screened: Vec::new(),
             warehouse_workers: Vec::new(),
             spare: Vec::new(),
             full_from: 0,
             place_w: Vec::new(),
         };
         o.place_w = o.city.places.iter().map(|pl| place_weight(&o.pathogen, pl.kind)).collect();
-        o.screen_every = (0..n as u32)
-            .map(|p| {
-                o.city
+        o.screened = (0..n as u32)
+            .filter_map(|p| {
+                let every = o
+                    .city
                     .occupation(p)
                     .and_then(|occ| o.pathogen.testing.screening_interval_days.get(occ))
                     .copied()
-                    .unwrap_or(0)
+                    .unwrap_or(0);
+                (every > 0).then(|| (p, every, o.city.persons[p as usize].anchor))
             })
             .collect();
         o.warehouse_workers = (0..n as u32)
@@ -461,6 +480,7 @@ impl Outbreak {
                 let mut odd = Vec::new();
                 let city = &this.city;
                 for p in a..b {
+                    o.begin_person();
                     let (mods, care) = this.mods(p, day);
                     if care != Care::None {
                         cares.push((p, care));
@@ -475,6 +495,7 @@ impl Outbreak {
                         city.week.copy_rides(city, p, day, &mut o);
                     }
                 }
+                o.end();
                 (o, cares, odd)
             })
             .collect();
@@ -530,6 +551,7 @@ impl Outbreak {
             }
         }
         result.infections = self.infections[before..].to_vec();
+        result.onsets = result.infections.iter().map(|inf| self.onset[inf.infectee as usize]).collect();
 
         self.phase_seconds[3] += clock.elapsed().as_secs_f64();
         let clock = std::time::Instant::now();
@@ -541,6 +563,8 @@ impl Outbreak {
         let horizon = self.pathogen.natural_history.infectious_days as i64 * DAY;
         let t_inf = &self.t_inf;
         self.active.retain(|p| t_inf[*p as usize] + horizon > end);
+        // In person order, so that the next day reads their state in memory order.
+        self.active.sort_unstable();
         drop(today);
         result.chunks = outs;
         self.day += 1;
@@ -596,8 +620,8 @@ impl Outbreak {
             .collect();
         at_home.par_sort_unstable_by_key(|x| (x.0, x.1));
         // The stays of the infectious, read in parallel and gathered by place in person order
-        // (a stable sort of lists in person order: the same whatever the thread count).
-        let mut away: Vec<(u32, InfStay)> = infectious
+        // (a stable counting sort of lists in person order: the same whatever the thread count).
+        let away: Vec<(u32, InfStay)> = infectious
             .par_chunks(1024)
             .flat_map_iter(|block| {
                 let mut out = Vec::with_capacity(block.len() * 4);
@@ -611,21 +635,16 @@ impl Outbreak {
                 out
             })
             .collect();
-        away.par_sort_by_key(|x| x.0);
-        let (stay_place, stays): (Vec<u32>, Vec<InfStay>) = away.into_par_iter().unzip();
+        let (stays, lists) = group_by_place(&away, place_w.len());
         // place → index into `lists` (NO_SLOT: no infectious stay there today); a list is the
         // place and its range in `stays`.
         let mut place_slot = vec![NO_SLOT; place_w.len()];
-        let mut lists: Vec<(u32, std::ops::Range<usize>)> = Vec::new();
-        let mut from = 0;
-        for run in stay_place.chunk_by(|a, b| a == b) {
-            place_slot[run[0] as usize] = lists.len() as u32;
-            lists.push((run[0], from..from + run.len()));
-            from += run.len();
+        for (k, (place, _)) in lists.iter().enumerate() {
+            place_slot[*place as usize] = k as u32;
         }
         let mut on_trip: HashMap<TripKey, Vec<InfRide>> = HashMap::default();
         for &(p, w, _) in &infectious {
-            for r in rides_of(&today.outs[(p / CHUNK) as usize].rides, p) {
+            for r in today.rides_of(p) {
                 on_trip.entry(r.trip).or_default().push((r.t_in, r.t_out, w, p, r.carriage, r.row));
             }
         }
@@ -754,7 +773,7 @@ impl Outbreak {
                 .with_min_len(256)
                 .filter(|q| susceptible(**q))
                 .filter_map(|&q| {
-                    let (stays, _) = today.person(city, q);
+                    let stays = today.planned_stays(q);
                     let h: f64 = stays.iter().map(stay_h).sum();
                     if h <= 0.0 {
                         return None;
@@ -763,7 +782,7 @@ impl Outbreak {
                     if !r.random_bool(-(-h).exp_m1()) {
                         return None;
                     }
-                    let s = pick(&stays, r.random::<f64>() * h, stay_h, |s| *s);
+                    let s = pick(stays, r.random::<f64>() * h, stay_h, |s| *s);
                     source_at(s.place, q, s.t_in, s.t_out, &mut r)
                 })
                 .collect(),
@@ -1004,8 +1023,7 @@ impl Outbreak {
                 let mut seen: Vec<(u32, u8, Seen)> = Vec::new();
                 for &(p, care) in cares {
                     let kind = if care == Care::FeverClinic { PlaceKind::FeverClinic } else { PlaceKind::Pharmacy };
-                    if let Some(s) =
-                        stays_of(&o.stays, p).iter().find(|s| this.city.places[s.place as usize].kind == kind)
+                    if let Some(s) = o.stays_of(p - a).iter().find(|s| this.city.places[s.place as usize].kind == kind)
                     {
                         match care {
                             Care::FeverClinic => {
@@ -1017,12 +1035,13 @@ impl Outbreak {
                         }
                     }
                 }
-                for p in a..b {
-                    let every = this.screen_every[p as usize];
-                    if every == 0 || !(day + p).is_multiple_of(every) {
+                let screened = &this.screened;
+                let from = screened.partition_point(|x| x.0 < a);
+                let to = screened.partition_point(|x| x.0 < b);
+                for &(p, every, anchor) in &screened[from..to] {
+                    if !(day + p).is_multiple_of(every) {
                         continue;
                     }
-                    let anchor = this.city.persons[p as usize].anchor;
                     let mut at = None;
                     today.each_away(&this.city, p, |place, t_in, _| {
                         if place == anchor && at.is_none() {
@@ -1542,13 +1561,6 @@ type PilotRide = (u32, i64, i64, u8, u8);
 /// A sample's contacts on a weekday: the strongest one by one, the sum of the rest.
 type Contacts = (Vec<(u32, f64)>, f64);
 
-/// A person's stays in a chunk's stays (sorted by person).
-fn stays_of(stays: &[Stay], p: u32) -> &[Stay] {
-    let from = stays.partition_point(|s| s.person < p);
-    let to = from + stays[from..].partition_point(|s| s.person == p);
-    &stays[from..to]
-}
-
 /// A chunk's planned day, its care seekers and the persons off their routine.
 type Planned = (DayOut, Vec<(u32, Care)>, Vec<u32>);
 
@@ -1567,7 +1579,7 @@ impl Today<'_> {
     /// is not a residence (whose evening stay may end otherwise: see [`Today::person`]).
     fn each_away(&self, city: &City, p: u32, mut f: impl FnMut(u32, i64, i64)) {
         if self.full || self.odd[p as usize] {
-            for s in stays_of(&self.outs[(p / CHUNK) as usize].stays, p) {
+            for s in self.planned_stays(p) {
                 f(s.place, s.t_in, s.t_out);
             }
         } else {
@@ -1577,26 +1589,41 @@ impl Today<'_> {
         }
     }
 
-    /// A person's stays and rides today.
-    fn person(&self, city: &City, p: u32) -> (Vec<Stay>, Vec<crate::day::Ride>) {
-        let o = &self.outs[(p / CHUNK) as usize];
-        let rides = rides_of(&o.rides, p).to_vec();
-        let stays = if self.full || self.odd[p as usize] {
-            stays_of(&o.stays, p).to_vec()
-        } else {
-            let mut buf = DayOut::default();
-            city.week.copy(city, p, self.day, &mut buf);
-            buf.stays
-        };
-        (stays, rides)
+    /// A person's planned stays today (a full day's, or of one whose day is not their routine).
+    fn planned_stays(&self, p: u32) -> &[Stay] {
+        debug_assert!(self.full || self.odd[p as usize], "person {p}'s day is not planned");
+        self.outs[(p / CHUNK) as usize].stays_of(p % CHUNK)
+    }
+
+    /// A person's rides today.
+    fn rides_of(&self, p: u32) -> &[crate::day::Ride] {
+        self.outs[(p / CHUNK) as usize].rides_of(p % CHUNK)
     }
 }
 
-/// A person's rides in a chunk's rides (sorted by person).
-fn rides_of(rides: &[crate::day::Ride], p: u32) -> &[crate::day::Ride] {
-    let from = rides.partition_point(|r| r.person < p);
-    let to = from + rides[from..].partition_point(|r| r.person == p);
-    &rides[from..to]
+/// Items gathered by place (a stable counting sort over `places` places): the items in place
+/// order, each place's in their order in `items`, and each place that has any with its range.
+fn group_by_place<T: Copy>(items: &[(u32, T)], places: usize) -> (Vec<T>, Vec<(u32, std::ops::Range<usize>)>) {
+    let mut starts = vec![0usize; places + 1];
+    for (place, _) in items {
+        starts[*place as usize + 1] += 1;
+    }
+    let mut lists = Vec::new();
+    for place in 0..places {
+        let count = starts[place + 1];
+        starts[place + 1] += starts[place];
+        if count > 0 {
+            lists.push((place as u32, starts[place]..starts[place + 1]));
+        }
+    }
+    let Some(&(_, fill)) = items.first() else { return (Vec::new(), lists) };
+    let mut sorted = vec![fill; items.len()];
+    for (place, item) in items {
+        let k = &mut starts[*place as usize];
+        sorted[*k] = *item;
+        *k += 1;
+    }
+    (sorted, lists)
 }
 
 /// Picks an item by weight (`x` in 0..Σ weights; rounding falls on the last item).
@@ -1734,21 +1761,27 @@ pub struct GroundTruthRow {
     pub onset: Option<i64>,
 }
 
+impl GroundTruthRow {
+    /// The row of an infection whose infectee has symptoms from `onset` (`NO_TIME`: none).
+    pub fn new(ids: &CityIds, inf: &Infection, onset: i64) -> GroundTruthRow {
+        GroundTruthRow {
+            infectee_id: ids.persons.get(inf.infectee).to_string(),
+            infector_id: (inf.infector != NONE).then(|| ids.persons.get(inf.infector).to_string()),
+            t: inf.t,
+            route: inf.route.as_str(),
+            place_id: (inf.place != NONE).then(|| ids.places.get(inf.place).to_string()),
+            trip_id: inf.trip.map(trip_id),
+            batch_id: (inf.batch != NONE).then(|| format!("GB{:07}", inf.batch + 1)),
+            asymptomatic: onset == NO_TIME,
+            onset: (onset != NO_TIME).then_some(onset),
+        }
+    }
+}
+
 impl Outbreak {
     /// The ground-truth row of an infection.
     pub fn truth_row(&self, inf: &Infection) -> GroundTruthRow {
-        let p = inf.infectee as usize;
-        GroundTruthRow {
-            infectee_id: self.ids.persons.get(inf.infectee).to_string(),
-            infector_id: (inf.infector != NONE).then(|| self.ids.persons.get(inf.infector).to_string()),
-            t: inf.t,
-            route: inf.route.as_str(),
-            place_id: (inf.place != NONE).then(|| self.ids.places.get(inf.place).to_string()),
-            trip_id: inf.trip.map(trip_id),
-            batch_id: (inf.batch != NONE).then(|| format!("GB{:07}", inf.batch + 1)),
-            asymptomatic: self.onset[p] == NO_TIME,
-            onset: (self.onset[p] != NO_TIME).then_some(self.onset[p]),
-        }
+        GroundTruthRow::new(&self.ids, inf, self.onset[inf.infectee as usize])
     }
 
     /// Whether the origin risk of an arrival is one the profile gives a prevalence for.
@@ -1829,6 +1862,23 @@ mod tests {
                 assert_eq!(p.rank(t), p.times.partition_point(|x| *x <= t), "n {n}, t {t}");
             }
         }
+    }
+
+    #[test]
+    fn grouping_by_place_is_a_stable_sort() {
+        let mut r = rng(1, Stream::Transmit, 0, 1);
+        let items: Vec<(u32, u32)> = (0..2_000).map(|i| (r.random_range(0..50u32), i)).collect();
+        let (grouped, lists) = group_by_place(&items, 60);
+        let mut sorted = items.clone();
+        sorted.sort_by_key(|x| x.0);
+        assert_eq!(grouped, sorted.iter().map(|x| x.1).collect::<Vec<_>>());
+        let places: Vec<u32> = sorted.chunk_by(|a, b| a.0 == b.0).map(|run| run[0].0).collect();
+        assert_eq!(lists.iter().map(|l| l.0).collect::<Vec<_>>(), places);
+        for (place, range) in lists {
+            assert!(sorted[range.clone()].iter().all(|x| x.0 == place));
+            assert_eq!(range.len(), items.iter().filter(|x| x.0 == place).count());
+        }
+        assert_eq!(group_by_place::<u32>(&[], 5), (vec![], vec![]));
     }
 
     #[test]

@@ -261,6 +261,12 @@ impl CityParams {
         {
             return bad("occupations", "need occupations with shares ≥ 0 and at least one place kind each".into());
         }
+        // Names are written as they are into CSV columns (persons, staff): plain words only.
+        if let Some(o) = self.occupations.iter().find(|o| {
+            o.name.is_empty() || !o.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        }) {
+            return bad("occupations", format!("name {:?} is not a word of a-z, 0-9 and _", o.name));
+        }
         if self.occupations.iter().map(|o| o.share).sum::<f64>() <= 0.0 {
             return bad("occupations", "occupation shares sum to 0".into());
         }
@@ -297,5 +303,9 @@ mod tests {
         assert!(e.contains("persons"), "{e}");
         let e = CityParams::new(100, 0, 1).validate().unwrap_err().to_string();
         assert!(e.contains("days"), "{e}");
+        let mut p = CityParams::new(1000, 14, 1);
+        p.occupations[0].name = "office, worker";
+        let e = p.validate().unwrap_err().to_string();
+        assert!(e.contains("occupations") && e.contains("office, worker"), "{e}");
     }
 }

@@ -12,10 +12,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chainbreak_core::model::{
-    Area, Arrival, Group, GroupKind as GK, Membership, OriginRisk, Person, Place, PlaceKind, Sex, StaffMember, Trip,
-    TripMode, Unit,
-};
+use chainbreak_core::model::{Area, Arrival, OriginRisk, Place, PlaceKind, Sex, Trip, TripMode, Unit};
 use chainbreak_formats::{Format, RecordWriter, geojson_areas};
 use jiff::Timestamp;
 use rayon::prelude::*;
@@ -24,6 +21,7 @@ use serde::Serialize;
 use crate::SimError;
 use crate::city::{City, GroupKind, Level, Role};
 use crate::day::{DayOut, Rec, TripKey, bus_times, long_trip_times};
+use crate::outbreak::GroundTruthRow;
 
 /// Fixed-width ids (`P0000001`...) kept in one buffer.
 pub struct Ids {
@@ -327,35 +325,35 @@ impl Output {
     }
 
     /// As [`Output::chunked_iter`] for rows given as fields already formatted (`N` columns
-    /// named by `header`): the fast path of the biggest files, without serde.
+    /// named by `header`): the fast path of the biggest files, without serde or the csv crate.
+    /// The fields must never need quoting (ids, numbers, fixed words: no comma, quote or line
+    /// break); then the bytes are the csv crate's (see [`push_csv_row`]).
     pub fn chunked_fields<C: Sync, const N: usize>(
         &mut self,
         file: &str,
         header: [&str; N],
         chunks: &[C],
-        each: impl Fn(&C, &mut dyn FnMut([&[u8]; N]) -> Result<(), SimError>) -> Result<(), SimError> + Sync,
+        each: impl Fn(&C, &mut dyn FnMut([&[u8]; N])) + Sync,
     ) -> Result<(), SimError> {
         let t = Instant::now();
         let pool = &*self.pool;
         let parts: Vec<(Vec<u8>, u64)> = chunks
             .par_iter()
             .map(|c| {
-                let mut w = RecordWriter::continuation(Pool::take(pool), Format::Csv).map_err(|e| werr(file, e))?;
+                let mut buf = Pool::take(pool);
                 let mut n = 0u64;
                 each(c, &mut |fields| {
                     n += 1;
-                    w.write_fields(fields).map_err(|e| werr(file, e))
-                })?;
-                Ok((w.finish().map_err(|e| werr(file, e))?, n))
+                    push_csv_row(&mut buf, fields);
+                });
+                (buf, n)
             })
-            .collect::<Result<Vec<_>, SimError>>()?;
-        let head = if !self.begun(file) && parts.iter().any(|p| p.1 > 0) {
-            let mut w = RecordWriter::continuation(Vec::new(), Format::Csv).map_err(|e| werr(file, e))?;
-            w.write_fields(header).map_err(|e| werr(file, e))?;
-            Some(w.finish().map_err(|e| werr(file, e))?)
-        } else {
-            None
-        };
+            .collect();
+        let head = (!self.begun(file) && parts.iter().any(|p| p.1 > 0)).then(|| {
+            let mut buf = Vec::new();
+            push_csv_row(&mut buf, header.map(str::as_bytes));
+            buf
+        });
         self.stats.format += t.elapsed();
         if let Some(head) = head {
             self.append(file, head, 0)?;
@@ -380,6 +378,21 @@ impl Output {
         self.join()?;
         Ok(self.stats)
     }
+}
+
+/// Appends a CSV row of fields that need no quoting (no comma, quote or line break in them):
+/// the fields joined by commas and ended by `\n`, as the csv crate writes such a row of two
+/// fields or more (checked in debug builds).
+fn push_csv_row<const N: usize>(buf: &mut Vec<u8>, fields: [&[u8]; N]) {
+    const { assert!(N >= 2, "a row of one empty field would be quoted") };
+    for (i, f) in fields.iter().enumerate() {
+        debug_assert!(!f.iter().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')), "a field to quote: {f:?}");
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(f);
+    }
+    buf.push(b'\n');
 }
 
 /// The id of an area at `level` with index `i`.
@@ -526,39 +539,46 @@ pub fn write_city(city: &City, ids: &CityIds, out: &mut Output) -> Result<(), Si
         .step_by(65_536)
         .map(|a| a..(a + 65_536).min(city.persons.len() as u32))
         .collect();
-    out.chunked("persons.csv", &chunks, |range| {
-        range
-            .clone()
-            .map(|i| {
+    // Persons and staff formatted in parallel as plain rows: the columns of `model::Person` and
+    // `model::StaffMember` (ids, numbers, fixed words and occupation names, which
+    // `CityParams::validate` keeps to plain words; tested equal to their serde rows).
+    out.chunked_fields(
+        "persons.csv",
+        ["id", "residence", "birth_year", "sex", "occupation"],
+        &chunks,
+        |range, emit| {
+            let mut birth_year = itoa::Buffer::new();
+            for i in range.clone() {
                 let p = &city.persons[i as usize];
-                let occupation = match p.role {
-                    Role::Worker => city.occupation(i).map(str::to_string),
-                    Role::Student => Some("student".to_string()),
-                    Role::AtHome if year - p.birth_year >= 60 => Some("retired".to_string()),
-                    Role::AtHome => Some("unemployed".to_string()),
-                    Role::Infant => None,
+                let occupation: &str = match p.role {
+                    Role::Worker => city.occupation(i).unwrap_or(""),
+                    Role::Student => "student",
+                    Role::AtHome if year - p.birth_year >= 60 => "retired",
+                    Role::AtHome => "unemployed",
+                    Role::Infant => "",
                 };
-                Person {
-                    id: ids.persons.get(i).to_string(),
-                    residence: Some(ids.places.get(p.building).to_string()),
-                    birth_year: Some(p.birth_year),
-                    sex: Some(if p.sex == Sex::Female { Sex::Female } else { Sex::Male }),
-                    occupation,
-                }
-            })
-            .collect()
-    })?;
-
-    out.rows(
-        "staff.csv",
-        city.staff.iter().enumerate().flat_map(|(place, members)| {
-            members.iter().map(move |m| StaffMember {
-                place_id: ids.places.get(place as u32).to_string(),
-                person_id: ids.persons.get(*m).to_string(),
-                role: city.occupation(*m).map(str::to_string),
-            })
-        }),
+                let sex: &[u8] = if p.sex == Sex::Female { b"female" } else { b"male" };
+                emit([
+                    ids.persons.get(i).as_bytes(),
+                    ids.places.get(p.building).as_bytes(),
+                    birth_year.format(p.birth_year).as_bytes(),
+                    sex,
+                    occupation.as_bytes(),
+                ]);
+            }
+        },
     )?;
+
+    let places: Vec<std::ops::Range<usize>> =
+        (0..city.staff.len()).step_by(4_096).map(|a| a..(a + 4_096).min(city.staff.len())).collect();
+    out.chunked_fields("staff.csv", ["place_id", "person_id", "role"], &places, |range, emit| {
+        for place in range.clone() {
+            for &m in &city.staff[place] {
+                let role = city.occupation(m).unwrap_or("");
+                emit([ids.places.get(place as u32).as_bytes(), ids.persons.get(m).as_bytes(), role.as_bytes()]);
+            }
+        }
+    })?;
 
     let group_id = |g: usize| -> String {
         if g < city.households.len() {
@@ -572,50 +592,48 @@ pub fn write_city(city: &City, ids: &CityIds, out: &mut Output) -> Result<(), Si
             }
         }
     };
-    let groups = (0..city.group_count()).map(|g| {
-        if g < city.households.len() {
-            let (first, _) = city.households[g];
-            Group {
-                id: group_id(g),
-                kind: GK::Household,
-                name: None,
-                place_id: Some(ids.places.get(city.persons[first as usize].building).to_string()),
-                start: None,
-                end: None,
-            }
-        } else {
-            let (kind, place, _) = &city.groups[g - city.households.len()];
-            Group {
-                id: group_id(g),
-                kind: if *kind == GroupKind::Class { GK::Class } else { GK::Team },
-                name: Some(format!(
-                    "{} {}",
-                    if *kind == GroupKind::Class { "Class" } else { "Team" },
-                    g - city.households.len() + 1
-                )),
-                place_id: Some(ids.places.get(*place).to_string()),
-                start: None,
-                end: None,
+    // Groups and memberships (1.5 million rows at 1M persons) formatted in parallel as plain
+    // rows: the columns of `model::Group` and `model::Membership` (ids, fixed words and names,
+    // nothing to quote; tested equal to their serde rows).
+    let groups: Vec<std::ops::Range<usize>> =
+        (0..city.group_count()).step_by(16_384).map(|a| a..(a + 16_384).min(city.group_count())).collect();
+    out.chunked_fields("groups.csv", ["id", "kind", "name", "place_id", "start", "end"], &groups, |range, emit| {
+        let mut name = String::new();
+        for g in range.clone() {
+            let (kind, place): (&[u8], u32) = if g < city.households.len() {
+                name.clear();
+                let (first, _) = city.households[g];
+                (b"household", city.persons[first as usize].building)
+            } else {
+                let (kind, place, _) = &city.groups[g - city.households.len()];
+                let (kind, title): (&[u8], &str) =
+                    if *kind == GroupKind::Class { (b"class", "Class ") } else { (b"team", "Team ") };
+                name.clear();
+                name.push_str(title);
+                push_padded(&mut name, (g - city.households.len() + 1) as u32, 0);
+                (kind, *place)
+            };
+            emit([group_id(g).as_bytes(), kind, name.as_bytes(), ids.places.get(place).as_bytes(), b"", b""]);
+        }
+    })?;
+    out.chunked_fields("memberships.csv", ["group_id", "person_id", "role"], &groups, |range, emit| {
+        for g in range.clone() {
+            let gid = group_id(g);
+            if g < city.households.len() {
+                let (first, size) = city.households[g];
+                for (k, p) in (first..first + size).enumerate() {
+                    let role: &[u8] = if k == 0 { b"head" } else { b"member" };
+                    emit([gid.as_bytes(), ids.persons.get(p).as_bytes(), role]);
+                }
+            } else {
+                let (kind, _, members) = &city.groups[g - city.households.len()];
+                let role: &[u8] = if *kind == GroupKind::Class { b"student" } else { b"member" };
+                for &p in members {
+                    emit([gid.as_bytes(), ids.persons.get(p).as_bytes(), role]);
+                }
             }
         }
-    });
-    out.rows("groups.csv", groups)?;
-    let memberships = (0..city.group_count()).flat_map(|g| {
-        let gid = group_id(g);
-        let (members, role): (Vec<u32>, &'static str) = if g < city.households.len() {
-            let (first, size) = city.households[g];
-            ((first..first + size).collect(), "member")
-        } else {
-            let (kind, _, m) = &city.groups[g - city.households.len()];
-            (m.clone(), if *kind == GroupKind::Class { "student" } else { "member" })
-        };
-        members.into_iter().enumerate().map(move |(k, p)| Membership {
-            group_id: gid.clone(),
-            person_id: ids.persons.get(p).to_string(),
-            role: Some(if g < city.households.len() && k == 0 { "head" } else { role }.to_string()),
-        })
-    });
-    out.rows("memberships.csv", memberships)?;
+    })?;
     Ok(())
 }
 
@@ -640,16 +658,36 @@ pub fn trip_id(key: TripKey) -> String {
     s
 }
 
-/// Appends a trip's id to `out`.
+/// Appends a trip's id to `out` (without `fmt`: one per passenger row).
 fn write_trip_id(key: TripKey, out: &mut String) {
-    use std::fmt::Write as _;
-    match key.mode() {
-        TripMode::Bus => write!(out, "BUS{}-{:03}-{:02}", key.line() + 1, key.day() + 1, key.slot()),
-        TripMode::Train => write!(out, "TRN-{:03}-{:02}", key.day() + 1, key.line() + 1),
-        TripMode::Flight => write!(out, "FLT-{:03}-{:02}", key.day() + 1, key.line() + 1),
-        TripMode::Ship => write!(out, "SHP-{:03}-{:02}", key.day() + 1, key.line() + 1),
+    let (prefix, first, first_width, second, second_width) = match key.mode() {
+        TripMode::Bus => {
+            out.push_str("BUS");
+            push_padded(out, key.line() + 1, 0);
+            out.push('-');
+            push_padded(out, key.day() + 1, 3);
+            out.push('-');
+            push_padded(out, key.slot(), 2);
+            return;
+        }
+        TripMode::Train => ("TRN-", key.day() + 1, 3, key.line() + 1, 2),
+        TripMode::Flight => ("FLT-", key.day() + 1, 3, key.line() + 1, 2),
+        TripMode::Ship => ("SHP-", key.day() + 1, 3, key.line() + 1, 2),
+    };
+    out.push_str(prefix);
+    push_padded(out, first, first_width);
+    out.push('-');
+    push_padded(out, second, second_width);
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits (as `{n:0width$}`).
+fn push_padded(out: &mut String, n: u32, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    for _ in digits.len()..width {
+        out.push('0');
     }
-    .expect("string");
+    out.push_str(digits);
 }
 
 /// `TripRole::Passenger` as the CSV writes it.
@@ -761,9 +799,8 @@ pub fn write_day(
                     b""
                 };
                 let (person, place) = (ids.persons.get(s.person).as_bytes(), ids.places.get(s.place).as_bytes());
-                emit([person, place, t_in.format(s.t_in).as_bytes(), out])?;
+                emit([person, place, t_in.format(s.t_in).as_bytes(), out]);
             }
-            Ok(())
         })?;
     }
     let t = Instant::now();
@@ -786,8 +823,8 @@ pub fn write_day(
                 write_trip_id(r.trip, &mut trip);
                 seat.clear();
                 if r.seat != 255 {
-                    use std::fmt::Write as _;
-                    write!(seat, "{}{}", r.row, seat_letter(r)).expect("string");
+                    push_padded(&mut seat, r.row as u32, 0);
+                    seat.push(seat_letter(r));
                 }
                 let carriage: &[u8] = if r.carriage > 0 { carriage.format(r.carriage).as_bytes() } else { b"" };
                 emit([
@@ -797,9 +834,8 @@ pub fn write_day(
                     carriage,
                     row.format(r.row).as_bytes(),
                     seat.as_bytes(),
-                ])?;
+                ]);
             }
-            Ok(())
         },
     )?;
     let t = Instant::now();
@@ -840,6 +876,17 @@ pub fn write_day(
     Ok(())
 }
 
+/// Builds the city of `params` and writes its files (areas, units, places, persons, staff,
+/// groups, memberships) while its weekly routine is planned; returns the city and its ids.
+fn build_and_write_city(params: crate::CityParams, out: &mut Output) -> Result<(City, CityIds), SimError> {
+    let mut city = City::build_without_week(params)?;
+    let ids = CityIds::new(&city);
+    let (week, written) = rayon::join(|| crate::day::Week::build(&city), || write_city(&city, &ids, out));
+    written?;
+    city.week = week;
+    Ok((city, ids))
+}
+
 /// Persons per chunk of parallel work.
 pub const CHUNK: u32 = 16_384;
 
@@ -857,12 +904,9 @@ pub fn simulate_city(
 ) -> Result<Stats, SimError> {
     params.validate()?;
     let t = Instant::now();
-    let city = City::build(params)?;
-    let ids = CityIds::new(&city);
-    let build = t.elapsed();
     let mut out = Output::create(dir)?;
-    out.stats.generate += build;
-    write_city(&city, &ids, &mut out)?;
+    let (city, ids) = build_and_write_city(params, &mut out)?;
+    out.stats.generate += t.elapsed();
     let chunks = person_chunks(city.persons.len() as u32);
     let what = DayFiles { visits: true, pings: city.params.ping_share > 0.0 };
     for day in 0..city.params.days {
@@ -902,13 +946,14 @@ pub const VISIT_DAYS: u32 = 14;
 /// Writes one closed outbreak day: the city's feeds (visits only when `visits`), then lab
 /// tests, cases, sentinel reports, goods and the ground truth.
 pub fn write_outbreak_day(
-    sim: &crate::Outbreak,
+    city: &City,
+    ids: &CityIds,
     day: &crate::outbreak::DayResult,
     visits: bool,
     out: &mut Output,
 ) -> Result<(), SimError> {
-    let what = DayFiles { visits, pings: sim.city.params.ping_share > 0.0 };
-    write_day(&sim.city, &sim.ids, &day.chunks, what, out)?;
+    let what = DayFiles { visits, pings: city.params.ping_share > 0.0 };
+    write_day(city, ids, &day.chunks, what, out)?;
     out.rows("goods_batches.csv", &day.goods_batches)?;
     out.rows("goods_hops.csv", &day.goods_hops)?;
     // The day's feeds, formatted in parallel in blocks of rows.
@@ -922,8 +967,9 @@ pub fn write_outbreak_day(
     out.chunked_iter("sentinel.csv", &day.sentinel.chunks(BLOCK).collect::<Vec<_>>(), |rows, emit| {
         rows.iter().try_for_each(emit)
     })?;
-    out.chunked_iter("ground_truth.csv", &day.infections.chunks(BLOCK).collect::<Vec<_>>(), |rows, emit| {
-        rows.iter().try_for_each(|i| emit(sim.truth_row(i)))
+    let truth: Vec<_> = day.infections.chunks(BLOCK).zip(day.onsets.chunks(BLOCK)).collect();
+    out.chunked_iter("ground_truth.csv", &truth, |(rows, onsets), emit| {
+        rows.iter().zip(onsets.iter()).try_for_each(|(i, onset)| emit(GroundTruthRow::new(ids, i, *onset)))
     })?;
     Ok(())
 }
@@ -941,24 +987,86 @@ pub fn simulate_outbreak(
     pathogen.validate().map_err(|message| SimError::Profile { source_name: pathogen.name.clone(), message })?;
     let t = Instant::now();
     let days = params.days;
-    let mut sim = crate::Outbreak::new(params, pathogen)?;
-    let build = t.elapsed();
     let mut out = Output::create(dir)?;
-    out.stats.generate += build;
-    write_city(&sim.city, &sim.ids, &mut out)?;
+    let (city, ids) = build_and_write_city(params, &mut out)?;
+    let mut sim = crate::Outbreak::with_city(Arc::new(city), Arc::new(ids), pathogen)?;
+    out.stats.generate += t.elapsed();
     // Visits are written from this day on: only then is everyone's day planned in full.
     let visits_from = options.visit_days.map_or(0, |k| days.saturating_sub(k));
     sim.plan_everyone_from(visits_from);
-    for d in 0..days {
-        let t = Instant::now();
-        let result = sim.step_day()?;
-        out.stats.generate += t.elapsed();
-        write_outbreak_day(&sim, &result, d >= visits_from, &mut out)?;
-        sim.recycle(result);
-        progress(d + 1, days);
+    let (city, ids) = (sim.city.clone(), sim.ids.clone());
+    // Day d is simulated while day d - 1's files are formatted (in the same order as one after
+    // the other: the bytes are the same); its buffers go back to the simulation once written.
+    let mut written: Option<(u32, crate::outbreak::DayResult)> = None;
+    for d in 0..=days {
+        let write = |out: &mut Output| -> Result<(), SimError> {
+            match &written {
+                Some((w, result)) => write_outbreak_day(&city, &ids, result, *w >= visits_from, out),
+                None => Ok(()),
+            }
+        };
+        let (stepped, wrote) = if d < days {
+            let (stepped, wrote) = rayon::join(
+                || {
+                    let t = Instant::now();
+                    sim.step_day().map(|r| (r, t.elapsed()))
+                },
+                || write(&mut out),
+            );
+            (Some(stepped?), wrote)
+        } else {
+            (None, write(&mut out))
+        };
+        wrote?;
+        if let Some((w, result)) = written.take() {
+            sim.recycle(result);
+            progress(w + 1, days);
+        }
+        if let Some((result, elapsed)) = stepped {
+            out.stats.generate += elapsed;
+            written = Some((d, result));
+        }
     }
     if std::env::var_os("CHAINBREAK_SIM_PHASES").is_some() {
         eprintln!("phases (s): pilot, plan, goods+importation, transmission, observation: {:.2?}", sim.phase_seconds);
     }
     out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_rows_are_the_csv_crates_bytes() {
+        let rows: [[&[u8]; 4]; 4] = [
+            [b"person_id", b"place_id", b"t_in", b"t_out"],
+            [b"P0000001", b"L0032766", b"1646062440", b"1646063100"],
+            [b"P0000002", b"L0000001", b"1646062440", b""],
+            [b"", b"", b"", b""],
+        ];
+        let mut w = RecordWriter::continuation(Vec::new(), Format::Csv).unwrap();
+        let mut plain = Vec::new();
+        for row in rows {
+            w.write_fields(row).unwrap();
+            push_csv_row(&mut plain, row);
+        }
+        assert_eq!(String::from_utf8(plain).unwrap(), String::from_utf8(w.finish().unwrap()).unwrap());
+    }
+
+    #[test]
+    fn trip_ids_are_formatted_as_by_fmt() {
+        for &mode in TripMode::ALL {
+            for (day, line, slot) in [(0, 0, 0), (8, 41, 7), (99, 99, 71), (999, 1234, 0), (1000, 5, 3)] {
+                let key = TripKey::new(mode, day, line, slot);
+                let want = match mode {
+                    TripMode::Bus => format!("BUS{}-{:03}-{:02}", line + 1, day + 1, slot),
+                    TripMode::Train => format!("TRN-{:03}-{:02}", day + 1, line + 1),
+                    TripMode::Flight => format!("FLT-{:03}-{:02}", day + 1, line + 1),
+                    TripMode::Ship => format!("SHP-{:03}-{:02}", day + 1, line + 1),
+                };
+                assert_eq!(trip_id(key), want);
+            }
+        }
+    }
 }
