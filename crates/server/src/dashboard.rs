@@ -74,6 +74,34 @@ where
     page(p.render(), lang)
 }
 
+/// A decision posted from a page by the signed-in user: `act` makes it and says what to show
+/// (nothing when done, else the refusal), then `show` renders the page again with that.
+async fn decided<T, A, S>(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    auth: Result<Authenticated, ApiError>,
+    act: A,
+    show: S,
+) -> Result<Response, ApiError>
+where
+    T: Template + Send + 'static,
+    A: FnOnce(&mut chainbreak_app::Deployment, &User, Lang) -> Result<String, chainbreak_app::AppError>
+        + Send
+        + 'static,
+    S: FnOnce(&chainbreak_app::Deployment, &User, Lang, String) -> Result<T, chainbreak_app::AppError> + Send + 'static,
+{
+    let q: PageQuery = query(uri)?;
+    let lang = lang_of(headers, &q);
+    let Authenticated(user, _) = auth?;
+    let p = with_deployment(&state.deployment, move |dep| {
+        let message = act(dep, &user, lang)?;
+        show(dep, &user, lang, message)
+    })
+    .await?;
+    page(p.render(), lang)
+}
+
 /// What a decision made on a page says: nothing when done; the refusal (forbidden, absent,
 /// not allowed) to show on the page; any other failure is the request's.
 fn refusal<T>(done: Result<T, chainbreak_app::AppError>) -> Result<String, chainbreak_app::AppError> {
@@ -418,37 +446,22 @@ pub(crate) async fn decide_zone(
     auth: Result<Authenticated, ApiError>,
     Form(form): Form<DecisionForm>,
 ) -> Result<Response, ApiError> {
-    let q: PageQuery = query(&uri)?;
-    let lang = lang_of(&headers, &q);
-    let Authenticated(user, _) = auth?;
     let note = form.note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     let decision = match (form.decision.as_str(), note.clone()) {
         ("confirm", note) => Some(chainbreak_app::zones::Decision::Confirm { note }),
         ("reject", Some(note)) => Some(chainbreak_app::zones::Decision::Reject { note }),
         _ => None,
     };
-    let p = with_deployment(&state.deployment, move |dep| {
-        let message = match decision {
-            None => lang.t("note").to_string(),
-            Some(d) => {
-                let mut actor = crate::auth::actor(&user, "POST /zones/{id}/decision");
-                actor.reason = note;
-                let owner = user.unit.clone();
-                match chainbreak_app::zones::decide(dep, &actor, Some(&user), &id, d, &owner) {
-                    Ok(_) => String::new(),
-                    Err(
-                        e @ (chainbreak_app::AppError::Forbidden(_)
-                        | chainbreak_app::AppError::NotFound(_)
-                        | chainbreak_app::AppError::InvalidArgument { .. }),
-                    ) => e.to_string(),
-                    Err(e) => return Err(e),
-                }
-            }
-        };
-        zones_page(dep, &user, lang, message)
-    })
-    .await?;
-    page(p.render(), lang)
+    let act = move |dep: &mut chainbreak_app::Deployment, user: &User, lang: Lang| match decision {
+        None => Ok(lang.t("note").to_string()),
+        Some(d) => {
+            let mut actor = crate::auth::actor(user, "POST /zones/{id}/decision");
+            actor.reason = note;
+            let owner = user.unit.clone();
+            refusal(chainbreak_app::zones::decide(dep, &actor, Some(user), &id, d, &owner))
+        }
+    };
+    decided(&state, &headers, &uri, auth, act, zones_page).await
 }
 
 #[derive(Template)]
@@ -796,37 +809,34 @@ pub(crate) async fn decide_proposal(
     auth: Result<Authenticated, ApiError>,
     Form(form): Form<ProposalForm>,
 ) -> Result<Response, ApiError> {
-    let q: PageQuery = query(&uri)?;
-    let lang = lang_of(&headers, &q);
-    let Authenticated(user, _) = auth?;
     let note = form.note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     let verdict = match form.decision.as_str() {
         "confirm" => Some(chainbreak_app::proposals::Verdict::Confirm),
         "reject" => Some(chainbreak_app::proposals::Verdict::Reject),
         _ => None,
     };
-    let p = with_deployment(&state.deployment, move |dep| {
-        let message = match verdict {
-            None => String::new(),
-            Some(v) => {
-                let mut actor = crate::auth::actor(&user, "POST /cases/{id}/proposals");
-                actor.reason = note.clone();
-                let owner = user.unit.clone();
-                refusal(chainbreak_app::proposals::decide_and_open(
-                    dep,
-                    Some(&user),
-                    &actor,
-                    &[form.proposal],
-                    v,
-                    note.as_deref(),
-                    &owner,
-                ))?
-            }
-        };
-        case_page(dep, &user, &id, lang, message)
-    })
-    .await?;
-    page(p.render(), lang)
+    let case_id = id.clone();
+    let act = move |dep: &mut chainbreak_app::Deployment, user: &User, _: Lang| match verdict {
+        None => Ok(String::new()),
+        Some(v) => {
+            let mut actor = crate::auth::actor(user, "POST /cases/{id}/proposals");
+            actor.reason = note.clone();
+            let owner = user.unit.clone();
+            refusal(chainbreak_app::proposals::decide_and_open(
+                dep,
+                Some(user),
+                &actor,
+                &[form.proposal],
+                v,
+                note.as_deref(),
+                &owner,
+            ))
+        }
+    };
+    let show = move |dep: &chainbreak_app::Deployment, user: &User, lang: Lang, message: String| {
+        case_page(dep, user, &case_id, lang, message)
+    };
+    decided(&state, &headers, &uri, auth, act, show).await
 }
 
 #[derive(Template)]
@@ -916,36 +926,21 @@ pub(crate) async fn decide_review(
     auth: Result<Authenticated, ApiError>,
     Form(form): Form<ReviewForm>,
 ) -> Result<Response, ApiError> {
-    let q: PageQuery = query(&uri)?;
-    let lang = lang_of(&headers, &q);
-    let Authenticated(user, _) = auth?;
     let reason = form.reason.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     let verdict = match form.decision.as_str() {
         "escalate" => Some(chainbreak_app::surveillance::Verdict::Escalate),
         "dismiss" => Some(chainbreak_app::surveillance::Verdict::Dismiss),
         _ => None,
     };
-    let p = with_deployment(&state.deployment, move |dep| {
-        let message = match verdict {
-            None => String::new(),
-            Some(v) => {
-                chainbreak_app::reads::require(&user, chainbreak_core::access::Permission::TriageAlerts)?;
-                let actor = crate::auth::actor(&user, "POST /surveillance/review/{id}");
-                match chainbreak_app::surveillance::decide_review(dep, &actor, Some(&user), id, v, reason) {
-                    Ok(_) => String::new(),
-                    Err(
-                        e @ (chainbreak_app::AppError::Forbidden(_)
-                        | chainbreak_app::AppError::NotFound(_)
-                        | chainbreak_app::AppError::InvalidArgument { .. }),
-                    ) => e.to_string(),
-                    Err(e) => return Err(e),
-                }
-            }
-        };
-        surveillance_page(dep, &user, lang, message)
-    })
-    .await?;
-    page(p.render(), lang)
+    let act = move |dep: &mut chainbreak_app::Deployment, user: &User, _: Lang| match verdict {
+        None => Ok(String::new()),
+        Some(v) => {
+            chainbreak_app::reads::require(user, chainbreak_core::access::Permission::TriageAlerts)?;
+            let actor = crate::auth::actor(user, "POST /surveillance/review/{id}");
+            refusal(chainbreak_app::surveillance::decide_review(dep, &actor, Some(user), id, v, reason))
+        }
+    };
+    decided(&state, &headers, &uri, auth, act, surveillance_page).await
 }
 
 #[derive(Template)]
