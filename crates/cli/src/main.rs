@@ -95,8 +95,9 @@ enum Command {
         /// `chainbreak trace --record`), e.g. when loading a backlog.
         #[arg(long)]
         no_trace: bool,
-        /// Cases: do not propose zones for the confirmed and asymptomatic cases (leave them to
-        /// `chainbreak zones propose --record`), e.g. when loading a backlog.
+        /// Cases and lab tests: do not propose zones for the confirmed and asymptomatic cases,
+        /// nor for the suspected cases positives open (leave them to `chainbreak zones propose
+        /// --record`), e.g. when loading a backlog.
         #[arg(long)]
         no_zones: bool,
     },
@@ -629,9 +630,16 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                 let actor = cli_actor(None, "import lab_tests");
                 let isolated =
                     chainbreak_app::episodes::isolate_cases(&mut dep, &actor, &report.triggered.cases, &owner_unit)?;
+                let ids: Vec<String> = report.triggered.cases.iter().map(|c| c.id.clone()).collect();
                 if !no_trace {
-                    let ids: Vec<String> = report.triggered.cases.iter().map(|c| c.id.clone()).collect();
                     report.triggered.traced = Some(chainbreak_app::proposals::trace_cases(&mut dep, &actor, &ids)?);
+                }
+                if !no_zones {
+                    let recorded = chainbreak_app::zones::record(&mut dep, &actor, None, &ids)?;
+                    report.triggered.zones = Some(chainbreak_app::triggers::ZonesProposed {
+                        proposed: recorded.proposed,
+                        updated: recorded.updated,
+                    });
                 }
                 Some(isolated)
             } else {

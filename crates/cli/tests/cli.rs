@@ -810,6 +810,15 @@ fn a_positive_lab_result_raises_an_alert_that_is_triaged_from_the_command_line()
     assert!(proposals.iter().all(|p| p["status"] == "proposed"), "{listed}");
     let proposed = proposals.len();
     assert!(out.contains(&format!("traced: 1 suspected cases; {proposed} contacts proposed")), "{out}");
+    // And its zones are proposed at once: P001's compound, with the case as its reason.
+    assert!(out.contains("zones: ") && !out.contains("zones: 0 proposed"), "{out}");
+    let zones: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["zones", "list", "--open", "--format", "json", "--db", &db])).unwrap();
+    assert!(
+        zones.iter().any(|z| z["level"] == "high"
+            && z["reasons"].as_array().unwrap().iter().any(|r| r["case_id"] == "S-X1" && r["why"] == "residence")),
+        "{zones:?}"
+    );
     let listed = ok(&["episodes", "list", "--person", "P001", "--format", "json", "--db", &db]);
     let rows: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 1, "{listed}");

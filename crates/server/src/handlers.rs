@@ -374,6 +374,12 @@ pub(crate) async fn lab_tests_batch(
                 }
                 Err(e) => tracing::error!(error = ?e, "suspected cases could not be traced"),
             }
+            // Their zones are proposed at once, for a commander to decide (a failure is logged;
+            // `POST /api/v1/zones:propose` makes it up).
+            match chainbreak_app::zones::record(dep, &actor, None, &ids) {
+                Ok(z) => tracing::info!(proposed = z.proposed.len(), updated = z.updated.len(), "zones proposed"),
+                Err(e) => tracing::error!(error = ?e, "zones could not be proposed"),
+            }
         }
         Ok((report, triggered, traced))
     })

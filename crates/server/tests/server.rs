@@ -599,6 +599,11 @@ fn a_positive_over_http_is_isolated_and_traced_at_once() {
     let (status, episodes) = json_of(server.call("get", "/api/v1/episodes?person=P3", Some(&server.admin), None));
     assert_eq!(status, StatusCode::OK, "{episodes}");
     assert_eq!(episodes["items"][0]["category"], "case", "{episodes}");
+    // Its zones are proposed at once: P3 lives nowhere known, but stayed at L2.
+    let (status, zones) = json_of(server.call("get", "/api/v1/zones?open=true", Some(&server.admin), None));
+    assert_eq!(status, StatusCode::OK, "{zones}");
+    let l2 = zones["items"].as_array().unwrap().iter().find(|z| z["target"]["id"] == "L2").unwrap();
+    assert_eq!((&l2["level"], &l2["reasons"][0]["case_id"]), (&json!("medium"), &json!("S-T3")), "{l2}");
 }
 
 // ---------------------------------------------------------------- metrics and OpenAPI
