@@ -323,6 +323,8 @@ struct ZoneLine {
     level_text: &'static str,
     raise: &'static str,
     reasons: Vec<String>,
+    /// The zone's history: (day, what, who), oldest first.
+    history: Vec<(String, String, String)>,
     since: String,
     next_round: String,
     round_late: bool,
@@ -392,6 +394,22 @@ fn zones_page(
                         Why::UnknownSource => "why_unknown_source",
                     };
                     lang.fill(key, &[("case", r.case_id.clone()), ("from", r.from.clone())])
+                })
+                .collect(),
+            history: chainbreak_app::zones::show(dep, Some(user), &z.id)?
+                .events
+                .iter()
+                .map(|e| {
+                    let what = match &e.action {
+                        chainbreak_zones::ZoneAction::Lower { change } => {
+                            format!("{} → {}", level_text(change.from), level_text(change.to))
+                        }
+                        chainbreak_zones::ZoneAction::Round { round } => {
+                            format!("{} {}: {}/{}", lang.t("round"), round.on, round.positives, round.tested)
+                        }
+                        a => lang.t(&format!("event_{}", a.name())).to_string(),
+                    };
+                    (e.on.to_string(), what, e.actor.clone())
                 })
                 .collect(),
             since: date(z.since),

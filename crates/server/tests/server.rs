@@ -2381,6 +2381,9 @@ mod browser {
             follow(&b, Locator::Css(&format!("{row} button.confirm"))).await;
             let status = b.find(Locator::Css(row)).await.unwrap().attr("data-status").await.unwrap();
             assert_eq!(status.as_deref(), Some("confirmed"));
+            // Its history: proposed by the engine's run, confirmed by the commander.
+            let history = b.find(Locator::Css(&format!("{row} ol.history"))).await.unwrap().html(true).await.unwrap();
+            assert!(history.contains("Proposed") && history.contains("Confirmed · commander"), "{history}");
             screenshot(&b, "zones-en").await;
             // The closed-loop board: the residents' measures the confirmations proposed.
             follow(&b, Locator::Id("nav-board")).await;
