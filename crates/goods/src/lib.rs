@@ -1,0 +1,295 @@
+//! The goods engine (issue 10, 物防): imported cold-chain and other high-risk goods.
+//!
+//! Pure and deterministic. [`Goods`] indexes the batches and their hops once, in compact
+//! arrays (a batch is a dense index; its repackings and its transfers are slices), so that a
+//! positive sample's trace reads only what it reaches:
+//! - [`Goods::downstream`]: the batch, every batch derived from it by repacking (splits and
+//!   combinations, however deep, cycles in the records tolerated), and every place any of them
+//!   went to — the recall list and the places to seal, each with the dates and the batches that
+//!   put it there;
+//! - [`Goods::upstream`]: the batches it was repacked from, up to the imported ones, their
+//!   plants, and the sibling batches of the same plants;
+//! - [`suspensions`]: the profile's supplier rule (1st positive at a plant → suspend 1 week, 2nd
+//!   → 1 week, 3rd or more → 4 weeks under the Chinese profiles).
+
+use std::collections::BTreeMap;
+
+use chainbreak_core::model::{GoodsBatch, GoodsHop, HopKind};
+use chainbreak_core::profile::ColdChain;
+use jiff::civil::Date;
+use serde::Serialize;
+
+/// Bad goods records: which and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GoodsError {
+    #[error("batch {0} is listed twice")]
+    Duplicate(String),
+    #[error("hop {index}: batch {batch} is not a known batch")]
+    UnknownBatch { index: usize, batch: String },
+    #[error("hop {index}: a repack names the derived batch (`to_batch_id`)")]
+    RepackWithoutTarget { index: usize },
+    #[error("hop {index}: a transfer names where the goods went (`to_place`)")]
+    TransferWithoutPlace { index: usize },
+    #[error("batch {batch}: its parent {parent} is not a known batch")]
+    UnknownParent { batch: String, parent: String },
+}
+
+/// One transfer of a batch to a place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Transfer {
+    from: Option<u32>,
+    to: u32,
+    date: Date,
+}
+
+/// The goods, indexed.
+#[derive(Debug, Clone, Default)]
+pub struct Goods {
+    ids: Vec<String>,
+    by_id: BTreeMap<String, u32>,
+    plants: Vec<Option<String>>,
+    /// Places by dense index.
+    places: Vec<String>,
+    /// Repackings: batch → derived batches (CSR), and derived → source batches.
+    derived_at: Vec<u32>,
+    derived: Vec<u32>,
+    sources_at: Vec<u32>,
+    sources: Vec<u32>,
+    /// Transfers by batch (CSR), by date.
+    transfers_at: Vec<u32>,
+    transfers: Vec<Transfer>,
+    /// Batches by plant.
+    by_plant: BTreeMap<String, Vec<u32>>,
+}
+
+/// A place a traced batch went to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reached {
+    pub place: String,
+    /// The traced batches that went there, by id.
+    pub batches: Vec<String>,
+    pub first: Date,
+    pub last: Date,
+    /// No reached batch left it again: a last holder (retailer, restaurant, ...).
+    pub last_holder: bool,
+}
+
+/// What a positive batch reaches downstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Downstream {
+    /// The batch and every batch derived from it, by id: the recall list.
+    pub batches: Vec<String>,
+    /// Every place they went to, by place: the places to seal and the workers to trace.
+    pub places: Vec<Reached>,
+    /// The hops followed (transfers and repackings).
+    pub hops: usize,
+}
+
+/// Where a batch came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Upstream {
+    /// The batches it was repacked from, however far back, by id.
+    pub ancestors: Vec<String>,
+    /// The producing plants of the batch and its ancestors.
+    pub plants: Vec<String>,
+    /// The other batches of those plants, by id.
+    pub siblings: Vec<String>,
+}
+
+/// Compressed rows from (row, value) pairs over `rows` rows.
+fn csr<T: Copy>(rows: usize, mut pairs: Vec<(u32, T)>, key: impl Fn(&T) -> (u32, Date)) -> (Vec<u32>, Vec<T>) {
+    pairs.sort_by_key(|(r, v)| (*r, key(v)));
+    let mut at = vec![0u32; rows + 1];
+    for (r, _) in &pairs {
+        at[*r as usize + 1] += 1;
+    }
+    for i in 0..rows {
+        at[i + 1] += at[i];
+    }
+    (at, pairs.into_iter().map(|(_, v)| v).collect())
+}
+
+impl Goods {
+    /// Indexes `batches` and `hops` (every hop's batch known; a repack names its derived batch,
+    /// a transfer its destination; a batch's `parent_batch_id` is a repacking too).
+    pub fn new(batches: &[GoodsBatch], hops: &[GoodsHop]) -> Result<Goods, GoodsError> {
+        let mut g = Goods::default();
+        for b in batches {
+            if g.by_id.insert(b.id.clone(), g.ids.len() as u32).is_some() {
+                return Err(GoodsError::Duplicate(b.id.clone()));
+            }
+            g.ids.push(b.id.clone());
+            g.plants.push(b.plant.clone());
+        }
+        let mut place_index: BTreeMap<String, u32> = BTreeMap::new();
+        let mut place = |g: &mut Goods, p: &str| -> u32 {
+            *place_index.entry(p.to_string()).or_insert_with(|| {
+                g.places.push(p.to_string());
+                (g.places.len() - 1) as u32
+            })
+        };
+        let batch = |g: &Goods, index: usize, id: &str| {
+            g.by_id.get(id).copied().ok_or_else(|| GoodsError::UnknownBatch { index, batch: id.to_string() })
+        };
+        let mut repacks: Vec<(u32, u32)> = Vec::new();
+        let mut transfers: Vec<(u32, Transfer)> = Vec::new();
+        for (i, h) in hops.iter().enumerate() {
+            let b = batch(&g, i, &h.batch_id)?;
+            match h.kind {
+                HopKind::Repack => {
+                    let to = h.to_batch_id.as_deref().ok_or(GoodsError::RepackWithoutTarget { index: i })?;
+                    repacks.push((b, batch(&g, i, to)?));
+                }
+                HopKind::Transfer => {
+                    let to = h.to_place.as_deref().ok_or(GoodsError::TransferWithoutPlace { index: i })?;
+                    let to = place(&mut g, to);
+                    let from = h.from_place.as_deref().map(|f| place(&mut g, f));
+                    transfers.push((b, Transfer { from, to, date: h.date }));
+                }
+            }
+        }
+        for (k, b) in batches.iter().enumerate() {
+            if let Some(parent) = &b.parent_batch_id {
+                let p = g
+                    .by_id
+                    .get(parent)
+                    .copied()
+                    .ok_or_else(|| GoodsError::UnknownParent { batch: b.id.clone(), parent: parent.clone() })?;
+                repacks.push((p, k as u32));
+            }
+        }
+        repacks.sort_unstable();
+        repacks.dedup();
+        let n = g.ids.len();
+        let no_date = Date::MIN;
+        (g.derived_at, g.derived) = csr(n, repacks.clone(), |_| (0, no_date));
+        (g.sources_at, g.sources) = csr(n, repacks.iter().map(|&(a, b)| (b, a)).collect(), |_| (0, no_date));
+        (g.transfers_at, g.transfers) = csr(n, transfers, |t| (t.to, t.date));
+        for (k, p) in g.plants.iter().enumerate() {
+            if let Some(p) = p {
+                g.by_plant.entry(p.clone()).or_default().push(k as u32);
+            }
+        }
+        Ok(g)
+    }
+
+    fn row<'a, T>(at: &[u32], values: &'a [T], b: u32) -> &'a [T] {
+        &values[at[b as usize] as usize..at[b as usize + 1] as usize]
+    }
+
+    /// Batches reachable from `b` along `at`/`values` (itself included), in discovery order.
+    fn walk(&self, b: u32, at: &[u32], values: &[u32]) -> Vec<u32> {
+        let mut seen = vec![false; self.ids.len()];
+        let mut out = vec![b];
+        seen[b as usize] = true;
+        let mut k = 0;
+        while k < out.len() {
+            for &d in Self::row(at, values, out[k]) {
+                if !seen[d as usize] {
+                    seen[d as usize] = true;
+                    out.push(d);
+                }
+            }
+            k += 1;
+        }
+        out
+    }
+
+    /// Everything a batch reaches downstream; `None` for an unknown batch.
+    pub fn downstream(&self, batch_id: &str) -> Option<Downstream> {
+        let b = *self.by_id.get(batch_id)?;
+        let reached = self.walk(b, &self.derived_at, &self.derived);
+        let mut hops = reached.len() - 1;
+        // place → (batches, first, last, left again)
+        let mut at_place: BTreeMap<u32, (Vec<u32>, Date, Date, bool)> = BTreeMap::new();
+        for &r in &reached {
+            for t in Self::row(&self.transfers_at, &self.transfers, r) {
+                hops += 1;
+                let e = at_place.entry(t.to).or_insert((Vec::new(), t.date, t.date, false));
+                if !e.0.contains(&r) {
+                    e.0.push(r);
+                }
+                e.1 = e.1.min(t.date);
+                e.2 = e.2.max(t.date);
+                // The place it left held it too, and is no last holder.
+                if let Some(from) = t.from {
+                    let e = at_place.entry(from).or_insert((Vec::new(), t.date, t.date, true));
+                    if !e.0.contains(&r) {
+                        e.0.push(r);
+                    }
+                    e.1 = e.1.min(t.date);
+                    e.2 = e.2.max(t.date);
+                    e.3 = true;
+                }
+            }
+        }
+        let mut batches: Vec<String> = reached.iter().map(|&r| self.ids[r as usize].clone()).collect();
+        batches.sort();
+        let mut places: Vec<Reached> = at_place
+            .into_iter()
+            .map(|(p, (bs, first, last, left))| {
+                let mut batches: Vec<String> = bs.iter().map(|&b| self.ids[b as usize].clone()).collect();
+                batches.sort();
+                Reached { place: self.places[p as usize].clone(), batches, first, last, last_holder: !left }
+            })
+            .collect();
+        places.sort_by(|a, b| a.place.cmp(&b.place));
+        Some(Downstream { batches, places, hops })
+    }
+
+    /// Where a batch came from; `None` for an unknown batch.
+    pub fn upstream(&self, batch_id: &str) -> Option<Upstream> {
+        let b = *self.by_id.get(batch_id)?;
+        let line = self.walk(b, &self.sources_at, &self.sources);
+        let mut ancestors: Vec<String> = line[1..].iter().map(|&a| self.ids[a as usize].clone()).collect();
+        ancestors.sort();
+        let mut plants: Vec<String> = line.iter().filter_map(|&a| self.plants[a as usize].clone()).collect();
+        plants.sort();
+        plants.dedup();
+        let mut siblings: Vec<String> = plants
+            .iter()
+            .flat_map(|p| self.by_plant[p].iter())
+            .filter(|s| !line.contains(s))
+            .map(|&s| self.ids[s as usize].clone())
+            .collect();
+        siblings.sort();
+        siblings.dedup();
+        Some(Upstream { ancestors, plants, siblings })
+    }
+}
+
+/// A plant's imports suspended by the supplier rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suspension {
+    pub plant: String,
+    /// The how-many-th positive at the plant it follows (1-based).
+    pub nth: u32,
+    pub from: Date,
+    /// The first day imports are allowed again.
+    pub until: Date,
+}
+
+/// The suspensions the profile's rule gives for positive samples at foreign plants, as (plant,
+/// day of the positive), any order: the nth positive at a plant suspends it from that day for
+/// the rule's weeks for the nth (the last entry for every later one). Each suspension, by plant
+/// then day.
+pub fn suspensions(rules: &ColdChain, positives: &[(String, Date)]) -> Vec<Suspension> {
+    let mut sorted = positives.to_vec();
+    sorted.sort();
+    let mut nth: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (plant, day) in &sorted {
+        let n = nth.entry(plant.as_str()).or_default();
+        *n += 1;
+        if let Some(weeks) = rules.suspension_weeks(*n) {
+            let until = day.checked_add(jiff::Span::new().weeks(i64::from(weeks))).unwrap_or(Date::MAX);
+            out.push(Suspension { plant: plant.clone(), nth: *n, from: *day, until });
+        }
+    }
+    out
+}
+
+/// Whether a plant's imports are suspended on `day`.
+pub fn suspended(suspensions: &[Suspension], plant: &str, day: Date) -> bool {
+    suspensions.iter().any(|s| s.plant == plant && s.from <= day && day < s.until)
+}
