@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod drill;
 pub mod episodes;
 pub mod error;
+pub mod goods;
 pub mod import;
 pub mod ingest;
 pub mod overview;

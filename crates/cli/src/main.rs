@@ -20,6 +20,7 @@ mod contacts;
 mod demo;
 mod detect;
 mod episodes;
+mod goods;
 mod simulate;
 mod trace;
 mod zones;
@@ -190,6 +191,13 @@ enum Command {
         db: Option<PathBuf>,
         #[command(subcommand)]
         command: zones::ZonesCommand,
+    },
+    /// Imported cold-chain and other high-risk goods: a batch traced downstream and upstream.
+    Goods {
+        #[arg(long, env = "CHAINBREAK_DB", global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: goods::GoodsCommand,
     },
     /// Sentinel feeds: silent sentinels, count series with aberration detection.
     Sentinels {
@@ -753,6 +761,10 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
         Command::Zones { db, command } => {
             let db = db.context("--db (or CHAINBREAK_DB) is required")?;
             zones::run(&db, command, clock)?;
+        }
+        Command::Goods { db, command } => {
+            let db = db.context("--db (or CHAINBREAK_DB) is required")?;
+            goods::run(&db, command, clock)?;
         }
         Command::Sentinels { db, command } => {
             let db = db.context("--db (or CHAINBREAK_DB) is required")?;

@@ -1187,3 +1187,30 @@ fn the_demo_replays_an_outbreak_through_the_api_and_serves_the_pages() {
         client.get(format!("{base}/api/v1/visits?limit=5")).header("cookie", &cookie).send().unwrap().json().unwrap();
     assert_eq!(visits["items"].as_array().unwrap().len(), 5, "{visits}");
 }
+
+#[test]
+fn a_goods_batch_is_traced_to_its_holders_and_back_to_its_plant() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    import_sample(&db, &["areas", "places", "persons", "staff", "goods_batches", "goods_hops"]);
+    let t: serde_json::Value =
+        serde_json::from_str(&ok(&["goods", "trace", "--batch", "GB-EC-0215", "--db", &db])).unwrap();
+    // The imported batch and its repacked 1 kg bags; the warehouse V23 and the market V12.
+    assert_eq!(t["downstream"]["batches"], json!(["GB-EC-0215", "GB-EC-0215-A"]), "{t:#}");
+    let places: Vec<&str> =
+        t["downstream"]["places"].as_array().unwrap().iter().map(|p| p["place"].as_str().unwrap()).collect();
+    assert!(places.contains(&"V23") && places.contains(&"V12"), "{t:#}");
+    let v12 = t["downstream"]["places"].as_array().unwrap().iter().find(|p| p["place"] == "V12").unwrap();
+    assert_eq!(v12["last_holder"], true, "{v12:#}");
+    // The warehouse's workers are handed on (K1's P071 works at V23, a cold-chain worker).
+    assert!(
+        t["workers"].as_array().unwrap().iter().any(|w| w["person_id"] == "P071" && w["place_id"] == "V23"),
+        "{t:#}"
+    );
+    // Upstream of the bags: the imported batch and its plant.
+    let up: serde_json::Value =
+        serde_json::from_str(&ok(&["goods", "trace", "--batch", "GB-EC-0215-A", "--db", &db])).unwrap();
+    assert_eq!(up["upstream"]["ancestors"], json!(["GB-EC-0215"]));
+    assert_eq!(up["upstream"]["plants"], json!(["EC-PLANT-0571"]));
+    assert!(!run(&["goods", "trace", "--batch", "NOPE", "--db", &db]).status.success());
+}

@@ -343,6 +343,10 @@ impl Store for SqliteStore {
         scope::cases_sorted(&self.conn, scope, query, after, limit)
     }
 
+    fn goods(&self) -> Result<(Vec<chainbreak_core::model::GoodsBatch>, Vec<chainbreak_core::model::GoodsHop>)> {
+        read::goods(&self.conn)
+    }
+
     fn zone(&self, id: &str) -> Result<Option<chainbreak_store::ZoneRow>> {
         zones::by_id(&self.conn, id)
     }

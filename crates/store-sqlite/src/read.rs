@@ -493,3 +493,69 @@ pub(crate) fn changes_since(c: &Connection, after: u64, limit: usize) -> Result<
     .and_then(|rows| rows.collect())
     .map_err(backend)
 }
+
+/// Every goods batch, by id, and every hop, in the order written.
+pub(crate) fn goods(c: &Connection) -> Result<(Vec<GoodsBatch>, Vec<GoodsHop>)> {
+    let date = |r: &Row, i: usize| -> rusqlite::Result<Option<jiff::civil::Date>> {
+        let text: Option<String> = r.get(i)?;
+        text.map(|t| {
+            t.parse()
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+        })
+        .transpose()
+    };
+    let batches = c
+        .prepare(
+            "SELECT b.id, b.product, b.origin_country, b.plant, b.port, b.entry_date, b.inspection_cert, b.test_cert,
+                    b.disinfection_cert, b.trace_code, p.id
+             FROM goods_batches b LEFT JOIN goods_batches p ON p.key = b.parent ORDER BY b.id",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok(GoodsBatch {
+                    id: r.get(0)?,
+                    product: r.get(1)?,
+                    origin_country: r.get(2)?,
+                    plant: r.get(3)?,
+                    port: r.get(4)?,
+                    entry_date: date(r, 5)?,
+                    inspection_cert: r.get(6)?,
+                    test_cert: r.get(7)?,
+                    disinfection_cert: r.get(8)?,
+                    trace_code: r.get(9)?,
+                    parent_batch_id: r.get(10)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(backend)?;
+    let hops = c
+        .prepare(
+            "SELECT b.id, h.kind, f.id, t.id, d.id, h.date, h.quantity
+             FROM goods_hops h JOIN goods_batches b ON b.key = h.batch
+             LEFT JOIN places f ON f.key = h.from_place LEFT JOIN places t ON t.key = h.to_place
+             LEFT JOIN goods_batches d ON d.key = h.to_batch ORDER BY h.key",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok(GoodsHop {
+                    batch_id: r.get(0)?,
+                    kind: vocab(r, 1, HopKind::parse)?,
+                    from_place: r.get(2)?,
+                    to_place: r.get(3)?,
+                    to_batch_id: r.get(4)?,
+                    date: date(r, 5)?.ok_or_else(|| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            5,
+                            rusqlite::types::Type::Null,
+                            "a hop has a date".into(),
+                        )
+                    })?,
+                    quantity: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(backend)?;
+    Ok((batches, hops))
+}

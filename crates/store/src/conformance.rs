@@ -33,7 +33,7 @@ macro_rules! conformance_tests {
             accounts_and_tokens, audit_is_appended_and_filtered, scoped_reads_follow_the_area_tree,
             purge_deletes_old_location_data_and_logs_each_run, proposals_are_recorded_by_index_atomically,
             proposals_are_decided_all_or_nothing, proposals_are_listed_by_case_status_and_scope,
-            episodes_are_events_with_a_current_state, facilities_keep_their_rooms, zones_are_events_with_a_current_state, case_lists_sort_and_page_by_keyset,
+            episodes_are_events_with_a_current_state, facilities_keep_their_rooms, zones_are_events_with_a_current_state, case_lists_sort_and_page_by_keyset, goods_read_back_as_written,
             alerts_are_raised_once_and_moved_with_their_events, review_items_are_queued_once_ranked_and_decided,
             response_clock_starts_and_stops_on_events, sentinel_records_and_batch_lookups_read_what_was_written);
     };
@@ -1277,6 +1277,43 @@ pub fn case_lists_sort_and_page_by_keyset(store: &mut dyn Store) {
     }
     let bad = crate::CaseQuery { classification: None, sort: crate::CaseSort::Reported, descending: false };
     assert!(store.cases_sorted(&Scope::All, &bad, Some(("soon", "C1")), 2).is_err());
+}
+
+pub fn goods_read_back_as_written(store: &mut dyn Store) {
+    seed(store);
+    let batch = |id: &str, parent: Option<&str>| GoodsBatch {
+        id: id.into(),
+        product: "frozen shrimp, 1 kg".into(),
+        origin_country: "EC".into(),
+        plant: Some("EC-PLANT-1".into()),
+        port: None,
+        entry_date: Some(jiff::civil::date(2022, 2, 15)),
+        inspection_cert: Some("CIQ-1".into()),
+        test_cert: None,
+        disinfection_cert: None,
+        trace_code: Some("TC-1".into()),
+        parent_batch_id: parent.map(Into::into),
+    };
+    let batches = vec![batch("G1", None), batch("G2", Some("G1"))];
+    let hop = |b: &str, kind: HopKind, from: Option<&str>, to: Option<&str>, to_batch: Option<&str>, d: i8| GoodsHop {
+        batch_id: b.into(),
+        kind,
+        from_place: from.map(Into::into),
+        to_place: to.map(Into::into),
+        to_batch_id: to_batch.map(Into::into),
+        date: jiff::civil::date(2022, 3, d),
+        quantity: Some(12.5),
+    };
+    let hops = vec![
+        hop("G1", HopKind::Transfer, None, Some("W1"), None, 2),
+        hop("G1", HopKind::Repack, Some("W1"), None, Some("G2"), 3),
+        hop("G2", HopKind::Transfer, Some("W1"), Some("M1"), None, 4),
+    ];
+    let mut b = store.begin(t(10)).unwrap();
+    b.put_goods_batches(&batches).unwrap();
+    b.put_goods_hops(&hops).unwrap();
+    b.commit().unwrap();
+    assert_eq!(store.goods().unwrap(), (batches, hops));
 }
 
 pub fn facilities_keep_their_rooms(store: &mut dyn Store) {

@@ -542,6 +542,8 @@ pub trait Store: Send {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<Case>>;
+    /// Every goods batch (by id) and every hop (in the order written): the goods engine's input.
+    fn goods(&self) -> Result<(Vec<GoodsBatch>, Vec<GoodsHop>)>;
     /// A page of zones lying in the scope (a zone lies in its area, or in its place's area),
     /// by id, after `after`.
     fn zones_page(&self, scope: &Scope, filter: &ZoneFilter, after: Option<&str>, limit: usize)
