@@ -418,22 +418,12 @@ pub fn base_areas(dep: &Deployment, targets: &[(&str, &str)]) -> Result<Vec<MapA
     let mut base: BTreeMap<String, MapArea> = BTreeMap::new();
     for (kind, id) in targets {
         // The area the zone lies in: its own, or its place's.
-        let mut at = match *kind {
+        let start = match *kind {
             "area" => Some(id.to_string()),
             _ => dep.store.place(id)?.and_then(|p| p.area),
         };
-        let mut steps = 0;
-        while let Some(id) = at.take() {
-            let Some(area) = dep.store.area(&id)? else { break };
-            if area.level == base_level {
-                base.entry(id.clone()).or_insert(MapArea { id, name: area.name, geometry: area.geometry });
-                break;
-            }
-            at = area.parent;
-            steps += 1;
-            if steps > 64 {
-                break;
-            }
+        if let Some(area) = crate::zones::area_and_above(dep, start)?.into_iter().find(|a| a.level == base_level) {
+            base.entry(area.id.clone()).or_insert(MapArea { id: area.id, name: area.name, geometry: area.geometry });
         }
     }
     Ok(base.into_values().collect())

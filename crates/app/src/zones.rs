@@ -961,24 +961,34 @@ pub fn map(
     Ok((base, out))
 }
 
+/// The area `start` (when known) and every area above it, finest first (the store refuses
+/// cycles in the hierarchy; an area seen twice ends the walk all the same).
+pub(crate) fn area_and_above(
+    dep: &Deployment,
+    start: Option<String>,
+) -> Result<Vec<chainbreak_core::model::Area>, AppError> {
+    let mut out: Vec<chainbreak_core::model::Area> = Vec::new();
+    let mut next = start;
+    while let Some(id) = next.take() {
+        if out.iter().any(|a| a.id == id) {
+            break;
+        }
+        let Some(area) = dep.store.area(&id)? else { break };
+        next = area.parent.clone();
+        out.push(area);
+    }
+    Ok(out)
+}
+
 /// The highest zone in force over an origin (an area or a place id of this deployment): a zone
 /// on the place, on its area or on any area above; none when no confirmed zone covers it.
 pub fn origin_zone(dep: &Deployment, origin: &str) -> Result<Option<(String, ZoneLevel)>, AppError> {
     let mut targets = vec![("place", origin.to_string())];
-    let mut area = match dep.store.place(origin)? {
+    let start = match dep.store.place(origin)? {
         Some(p) => p.area,
         None => Some(origin.to_string()),
     };
-    let mut steps = 0;
-    while let Some(a) = area.take() {
-        let Some(row) = dep.store.area(&a)? else { break };
-        targets.push(("area", a));
-        area = row.parent;
-        steps += 1;
-        if steps > 64 {
-            break;
-        }
-    }
+    targets.extend(area_and_above(dep, start)?.into_iter().map(|a| ("area", a.id)));
     let mut best: Option<(String, ZoneLevel)> = None;
     for (kind, id) in targets {
         let filter =

@@ -134,6 +134,11 @@ fn push_key(out: &mut String, key: &str) {
     }
 }
 
+/// A free-text field as given: trimmed, and absent when blank.
+pub(crate) fn given(text: Option<String>) -> Option<String> {
+    text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

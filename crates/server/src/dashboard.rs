@@ -464,7 +464,7 @@ pub(crate) async fn decide_zone(
     auth: Result<Authenticated, ApiError>,
     Form(form): Form<DecisionForm>,
 ) -> Result<Response, ApiError> {
-    let note = form.note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    let note = crate::body::given(form.note);
     let decision = match (form.decision.as_str(), note.clone()) {
         ("confirm", note) => Some(chainbreak_app::zones::Decision::Confirm { note }),
         ("reject", Some(note)) => Some(chainbreak_app::zones::Decision::Reject { note }),
@@ -827,13 +827,12 @@ pub(crate) async fn decide_proposal(
     auth: Result<Authenticated, ApiError>,
     Form(form): Form<ProposalForm>,
 ) -> Result<Response, ApiError> {
-    let note = form.note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    let note = crate::body::given(form.note);
     let verdict = match form.decision.as_str() {
         "confirm" => Some(chainbreak_app::proposals::Verdict::Confirm),
         "reject" => Some(chainbreak_app::proposals::Verdict::Reject),
         _ => None,
     };
-    let case_id = id.clone();
     let act = move |dep: &mut chainbreak_app::Deployment, user: &User, _: Lang| match verdict {
         None => Ok(String::new()),
         Some(v) => {
@@ -852,7 +851,7 @@ pub(crate) async fn decide_proposal(
         }
     };
     let show = move |dep: &chainbreak_app::Deployment, user: &User, lang: Lang, message: String| {
-        case_page(dep, user, &case_id, lang, message)
+        case_page(dep, user, &id, lang, message)
     };
     decided(&state, &headers, &uri, auth, act, show).await
 }
@@ -944,7 +943,7 @@ pub(crate) async fn decide_review(
     auth: Result<Authenticated, ApiError>,
     Form(form): Form<ReviewForm>,
 ) -> Result<Response, ApiError> {
-    let reason = form.reason.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    let reason = crate::body::given(form.reason);
     let verdict = match form.decision.as_str() {
         "escalate" => Some(chainbreak_app::surveillance::Verdict::Escalate),
         "dismiss" => Some(chainbreak_app::surveillance::Verdict::Dismiss),

@@ -209,7 +209,7 @@ pub(crate) async fn decide_zone(
     let user = auth.require(Permission::ManageZones)?;
     let id = path_id(path)?;
     let body: DecisionBody = read_json(req, state.config.max_body_bytes).await?;
-    let note = body.note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    let note = crate::body::given(body.note);
     let decision = match (body.decision.as_str(), note.clone()) {
         ("confirm", note) => Decision::Confirm { note },
         ("reject", Some(note)) => Decision::Reject { note },
