@@ -206,7 +206,7 @@ fn found(index: &ProposalIndex, tier: u8, category: &str, c: &ContactView, at: T
     Proposal {
         id: 0,
         index: index.clone(),
-        contact_id: c.person_id.clone(),
+        contact_id: c.person_id.to_string(),
         category: category.to_string(),
         tier,
         first_exposure: c.first_exposure,
@@ -252,9 +252,9 @@ fn split(report: &TraceReport, at: Timestamp) -> BTreeMap<ProposalIndex, Vec<Pro
     let mut behind: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for tier in report.tiers.iter().filter(|t| t.tier == 1) {
         for c in &tier.contacts {
-            let named = c.evidence.iter().map(|e| e.exposed_to.as_str()).filter(|p| indexes.contains_key(p));
+            let named = c.evidence.iter().map(|e| &*e.exposed_to).filter(|p| indexes.contains_key(p));
             if tier.category == "close" {
-                behind.entry(c.person_id.as_str()).or_default().extend(named);
+                behind.entry(&*c.person_id).or_default().extend(named);
             }
         }
     }
@@ -263,10 +263,10 @@ fn split(report: &TraceReport, at: Timestamp) -> BTreeMap<ProposalIndex, Vec<Pro
             let mut persons: BTreeSet<&str> = BTreeSet::new();
             for e in &c.evidence {
                 if tier.tier == 1 {
-                    if indexes.contains_key(e.exposed_to.as_str()) {
-                        persons.insert(e.exposed_to.as_str());
+                    if indexes.contains_key(&*e.exposed_to) {
+                        persons.insert(&*e.exposed_to);
                     }
-                } else if let Some(b) = behind.get(e.exposed_to.as_str()) {
+                } else if let Some(b) = behind.get(&*e.exposed_to) {
                     persons.extend(b.iter().copied());
                 }
             }

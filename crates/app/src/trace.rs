@@ -22,11 +22,16 @@ use chainbreak_trace::{
     Trips, VenueOverlap,
 };
 use jiff::{SignedDuration, Timestamp};
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::AppError;
+
+/// A person's or place's id in answers: shared with the tracer's tables, so that an answer
+/// of a million contacts does not copy a million strings.
+pub type Id = std::sync::Arc<str>;
 
 /// How long loading took and what it holds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,9 +51,11 @@ pub struct LoadStats {
 /// The trace engine with the ids it answers in.
 pub struct Tracer {
     index: Index,
-    person_ids: Vec<String>,
+    person_ids: Vec<Id>,
+    /// Each person key's rank by id (see [`ranks`]).
+    person_rank: Option<Vec<u32>>,
     person_keys: FxHashMap<String, u32>,
-    place_ids: Vec<String>,
+    place_ids: Vec<Id>,
     /// Assumed stay (seconds) by place key, and for places beyond.
     dwell: Vec<u32>,
     default_dwell: u32,
@@ -79,6 +86,15 @@ pub enum Refresh {
     /// Something the index cannot take in place (deleted visits, merges, a place's kind) made
     /// it rebuild from the store.
     Rebuilt,
+}
+
+/// Where a query's time went.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct QueryTimings {
+    /// Finding the contacts of every category on the index (keys and compact evidence).
+    pub contacts_seconds: f64,
+    /// The answer in ids: evidence, the hash of the contact sets, links and trails.
+    pub report_seconds: f64,
 }
 
 /// The first bytes of a snapshot file.
@@ -327,15 +343,32 @@ fn seat_rules(profile: &Profile) -> SeatRules {
 }
 
 /// Ids by key.
-fn ids_by_key(pairs: Vec<(String, u32)>) -> Vec<String> {
+fn ids_by_key(pairs: Vec<(String, u32)>) -> Vec<Id> {
+    let empty: Id = "".into();
     let mut ids = Vec::new();
     for (id, key) in pairs {
         if ids.len() <= key as usize {
-            ids.resize(key as usize + 1, String::new());
+            ids.resize(key as usize + 1, empty.clone());
         }
-        ids[key as usize] = id;
+        ids[key as usize] = id.into();
     }
     ids
+}
+
+/// Each key's rank in the order of the ids (bytewise; ties by key), or `None` when keys are
+/// already in that order (ids registered in order): answers list contacts by id, and sorting
+/// keys by rank is cheaper than comparing strings.
+fn ranks(ids: &[Id]) -> Option<Vec<u32>> {
+    if ids.is_sorted() {
+        return None;
+    }
+    let mut keys: Vec<u32> = (0..ids.len() as u32).collect();
+    keys.par_sort_unstable_by(|a, b| ids[*a as usize].cmp(&ids[*b as usize]).then(a.cmp(b)));
+    let mut rank = vec![0; ids.len()];
+    for (r, k) in keys.into_iter().enumerate() {
+        rank[k as usize] = r as u32;
+    }
+    Some(rank)
 }
 
 /// An index person and the start of their infectious window.
@@ -388,7 +421,7 @@ pub struct TraceRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Evidence {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub place_id: Option<String>,
+    pub place_id: Option<Id>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
     /// A trip the contact rode with `exposed_to`.
@@ -415,7 +448,7 @@ pub struct Evidence {
     pub to: Timestamp,
     pub overlap_minutes: f64,
     /// The index person (close contacts) or close contact (secondary contacts).
-    pub exposed_to: String,
+    pub exposed_to: Id,
     /// Either visit had no check-out, and the profile's assumed stay was used.
     pub check_out_assumed: bool,
     /// The data cannot decide the profile's rule for this setting: a person confirms
@@ -429,7 +462,7 @@ pub struct Evidence {
 /// A contact with their evidence: the first exposure, and the last when it is another.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContactView {
-    pub person_id: String,
+    pub person_id: Id,
     pub first_exposure: Timestamp,
     pub last_exposure: Timestamp,
     /// How many (source visit, contact visit) pairs are exposures.
@@ -557,6 +590,7 @@ impl Tracer {
     ) -> Result<Self, AppError> {
         let person_keys: FxHashMap<String, u32> = store.person_keys()?.into_iter().collect();
         let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
+        let person_rank = ranks(&person_ids);
         let place_ids = ids_by_key(store.place_keys()?);
         let (group_ids, groups) = load_groups(store, &index)?;
         let (trip_ids, trips) = load_trips(store, &index)?;
@@ -564,6 +598,7 @@ impl Tracer {
         Ok(Tracer {
             index,
             person_ids,
+            person_rank,
             person_keys,
             place_ids,
             dwell,
@@ -702,6 +737,7 @@ impl Tracer {
         if new_persons {
             self.person_keys = store.person_keys()?.into_iter().collect();
             self.person_ids = ids_by_key(self.person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
+            self.person_rank = ranks(&self.person_ids);
         }
         let mut added = 0u64;
         if new_visits {
@@ -741,16 +777,22 @@ impl Tracer {
         self.seq
     }
 
-    fn person_id(&self, key: u32) -> String {
-        self.person_ids.get(key as usize).cloned().unwrap_or_else(|| format!("#{key}"))
+    fn person_id(&self, key: u32) -> Id {
+        self.person_ids.get(key as usize).cloned().unwrap_or_else(|| format!("#{key}").into())
     }
 
-    fn place_id(&self, key: u32) -> String {
-        self.place_ids.get(key as usize).cloned().unwrap_or_else(|| format!("#{key}"))
+    fn place_id(&self, key: u32) -> Id {
+        self.place_ids.get(key as usize).cloned().unwrap_or_else(|| format!("#{key}").into())
     }
 
     /// Runs the plain venue-overlap rule.
     pub fn trace(&self, request: &TraceRequest) -> Result<TraceReport, AppError> {
+        self.trace_timed(request).map(|(report, _)| report)
+    }
+
+    /// [`Tracer::trace`], with the time spent finding the contacts apart from the time spent
+    /// answering in ids with the evidence, the links and the trails.
+    pub fn trace_timed(&self, request: &TraceRequest) -> Result<(TraceReport, QueryTimings), AppError> {
         if request.index.is_empty() {
             return Err(AppError::InvalidArgument {
                 argument: "index",
@@ -778,6 +820,7 @@ impl Tracer {
             None => self.index.end_of_data().unwrap_or_else(|| Timestamp::now().as_second()),
         };
         let q = VenueOverlap { to, min_overlap: request.min_overlap.as_secs(), depth: request.depth };
+        let started = Instant::now();
         let found: Vec<Category<'_>> = match request.rule {
             Rule::VenueOverlap => {
                 let traced = self.index.venue_overlap(&index, &q);
@@ -789,16 +832,23 @@ impl Tracer {
             }
             Rule::Profile => self.profile_rule(&index, to, request.depth)?,
         };
+        let found_at = Instant::now();
         let mut tiers = Vec::new();
-        for found in found {
-            let mut contacts = found
-                .contacts
-                .iter()
-                .map(|c| self.view(c, found.settings.map(Vec::as_slice), found.grid))
-                .collect::<Result<Vec<_>, _>>()?;
-            self.add_group_hits(&mut contacts, &found.groups, found.tier)?;
-            self.add_trip_hits(&mut contacts, &found.trips)?;
-            contacts.sort_by(|a, b| a.person_id.cmp(&b.person_id));
+        for mut found in found {
+            // By id: the engine answers by key.
+            if let Some(rank) = &self.person_rank {
+                found.contacts.par_sort_unstable_by_key(|c| rank.get(c.person as usize).copied().unwrap_or(u32::MAX));
+            }
+            let settings = found.settings.map(Vec::as_slice);
+            let mut contacts =
+                found.contacts.par_iter().map(|c| self.view(c, settings, found.grid)).collect::<Result<Vec<_>, _>>()?;
+            if !found.groups.is_empty() || !found.trips.is_empty() {
+                self.add_group_hits(&mut contacts, &found.groups, found.tier)?;
+                self.add_trip_hits(&mut contacts, &found.trips)?;
+            }
+            if !contacts.is_sorted_by(|a, b| a.person_id <= b.person_id) {
+                contacts.par_sort_by(|a, b| a.person_id.cmp(&b.person_id));
+            }
             tiers.push(Tier { tier: found.tier, category: found.name, count: contacts.len(), contacts });
         }
         let hash = contact_hash(&tiers);
@@ -808,8 +858,8 @@ impl Tracer {
             .iter()
             .map(|l| {
                 Ok(CaseLink {
-                    source: self.person_id(l.source),
-                    exposed: self.person_id(l.exposed),
+                    source: self.person_id(l.source).to_string(),
+                    exposed: self.person_id(l.exposed).to_string(),
                     evidence: self.evidence(&l.first)?,
                     exposures: l.exposures,
                 })
@@ -838,7 +888,7 @@ impl Tracer {
                 .into_iter()
                 .map(|(from, until, place, assumed)| {
                     Ok(TrailVisit {
-                        place_id: self.place_id(place),
+                        place_id: self.place_id(place).to_string(),
                         from: ts(from)?,
                         to: ts(until)?,
                         check_out_assumed: assumed,
@@ -862,9 +912,9 @@ impl Tracer {
                 }
             }
             trips.sort_by(|a, b| (a.departure, &a.trip_id).cmp(&(b.departure, &b.trip_id)));
-            trails.push(Trail { person_id: self.person_id(person), visits, trips });
+            trails.push(Trail { person_id: self.person_id(person).to_string(), visits, trips });
         }
-        Ok(TraceReport {
+        let report = TraceReport {
             rule: request.rule.as_str(),
             index: request.index.clone(),
             to: ts(to)?,
@@ -874,7 +924,12 @@ impl Tracer {
             links,
             trails,
             hash,
-        })
+        };
+        let timings = QueryTimings {
+            contacts_seconds: (found_at - started).as_secs_f64(),
+            report_seconds: found_at.elapsed().as_secs_f64(),
+        };
+        Ok((report, timings))
     }
 
     fn kind(&self, place: u32) -> PlaceKind {
@@ -998,7 +1053,7 @@ impl Tracer {
             self.add_trip_hits(&mut views, &trips)?;
             for v in views {
                 let Some(first) = v.evidence.iter().min_by_key(|e| e.from).cloned() else { continue };
-                let key = (self.person_id(source), v.person_id);
+                let key = (self.person_id(source).to_string(), v.person_id.to_string());
                 match by_pair.get_mut(&key) {
                     Some(l) => {
                         if first.from < l.evidence.from {
@@ -1027,8 +1082,7 @@ impl Tracer {
             return Ok(());
         }
         let table = if tier == 1 { &self.settings.close_groups } else { &self.settings.secondary_groups };
-        let mut at: FxHashMap<String, usize> =
-            contacts.iter().enumerate().map(|(i, c)| (c.person_id.clone(), i)).collect();
+        let mut at: FxHashMap<Id, usize> = contacts.iter().enumerate().map(|(i, c)| (c.person_id.clone(), i)).collect();
         for h in hits {
             let kind = self.groups.get(h.group).map_or(0, |g| g.kind);
             let setting = table.get(kind as usize).cloned().flatten().unwrap_or_default();
@@ -1052,8 +1106,7 @@ impl Tracer {
         if hits.is_empty() {
             return Ok(());
         }
-        let mut at: FxHashMap<String, usize> =
-            contacts.iter().enumerate().map(|(i, c)| (c.person_id.clone(), i)).collect();
+        let mut at: FxHashMap<Id, usize> = contacts.iter().enumerate().map(|(i, c)| (c.person_id.clone(), i)).collect();
         for h in hits {
             let rider = self.trips.get(h.trip).and_then(|(_, riders)| riders.iter().find(|r| r.person == h.person));
             let (rule, apart, needs_confirmation, condition) = match h.why {
@@ -1109,19 +1162,17 @@ impl Tracer {
 
     /// A contact with the evidence of their first and last exposure (`grid`: in cells).
     fn view(&self, c: &Contact, settings: Option<&[Option<Setting>]>, grid: bool) -> Result<ContactView, AppError> {
-        let mut shown = vec![c.first];
-        if c.last != c.first {
-            shown.push(c.last);
-        }
+        let both = [c.first, c.last];
+        let shown = if c.last != c.first { &both[..] } else { &both[..1] };
         let mut evidence = shown.iter().map(|e| self.evidence(e)).collect::<Result<Vec<_>, AppError>>()?;
         if grid {
-            for (ev, e) in evidence.iter_mut().zip(&shown) {
+            for (ev, e) in evidence.iter_mut().zip(shown) {
                 ev.place_id = None;
                 ev.cell = self.grid.as_ref().and_then(|g| g.cell(e.place)).map(|c| c.to_string());
             }
         }
         if let Some(settings) = settings {
-            for (ev, e) in evidence.iter_mut().zip(&shown) {
+            for (ev, e) in evidence.iter_mut().zip(shown) {
                 if let Some(Some(s)) = settings.get(self.kind(e.place) as usize) {
                     ev.needs_confirmation = s.needs_confirmation;
                     ev.condition = s.condition.clone();
@@ -1141,12 +1192,7 @@ impl Tracer {
 
 /// Adds a piece of evidence to `person_id`'s contact in `contacts` (found through `at`, the
 /// index by person), opening the contact when they are not there yet.
-fn add_evidence(
-    contacts: &mut Vec<ContactView>,
-    at: &mut FxHashMap<String, usize>,
-    person_id: String,
-    evidence: Evidence,
-) {
+fn add_evidence(contacts: &mut Vec<ContactView>, at: &mut FxHashMap<Id, usize>, person_id: Id, evidence: Evidence) {
     let i = *at.entry(person_id.clone()).or_insert_with(|| {
         contacts.push(ContactView {
             person_id,
@@ -1173,11 +1219,20 @@ fn hex(bytes: &[u8]) -> String {
 /// SHA-256 hex of `{tier}\t{person_id}\n` lines sorted by tier, then id (bytewise).
 pub fn contact_hash(tiers: &[Tier]) -> String {
     let mut lines: Vec<(u8, &str)> =
-        tiers.iter().flat_map(|t| t.contacts.iter().map(move |c| (t.tier, c.person_id.as_str()))).collect();
-    lines.sort_unstable();
+        tiers.iter().flat_map(|t| t.contacts.iter().map(move |c| (t.tier, &*c.person_id))).collect();
+    if !lines.is_sorted() {
+        lines.par_sort_unstable();
+    }
     let mut h = Sha256::new();
+    let mut tier_text = (None, String::new());
     for (tier, id) in lines {
-        h.update(format!("{tier}\t{id}\n").as_bytes());
+        if tier_text.0 != Some(tier) {
+            tier_text = (Some(tier), tier.to_string());
+        }
+        h.update(tier_text.1.as_bytes());
+        h.update(b"\t");
+        h.update(id.as_bytes());
+        h.update(b"\n");
     }
     hex(&h.finalize())
 }
@@ -1254,7 +1309,7 @@ pub fn trace_for(
     let mut report = dep.tracer()?.trace(&request)?;
     if scope != chainbreak_store::Scope::All {
         for tier in &mut report.tiers {
-            let ids: Vec<&str> = tier.contacts.iter().map(|c| c.person_id.as_str()).collect();
+            let ids: Vec<&str> = tier.contacts.iter().map(|c| &*c.person_id).collect();
             let inside = dep.store.in_scope(&scope, chainbreak_store::Entity::Person, &ids)?;
             for (c, inside) in tier.contacts.iter_mut().zip(inside) {
                 c.outside_jurisdiction = !inside;

@@ -606,7 +606,7 @@ fn the_trace_index_follows_the_change_feed() {
         depth: 2,
     };
     let close = |t: &Tracer| -> Vec<String> {
-        t.trace(&request).unwrap().tiers[0].contacts.iter().map(|c| c.person_id.clone()).collect()
+        t.trace(&request).unwrap().tiers[0].contacts.iter().map(|c| c.person_id.to_string()).collect()
     };
     assert_eq!(close(&tracer), ["P2"]);
     assert_eq!(tracer.refresh(&f.store, &profile).unwrap(), Refresh::Current);
@@ -688,7 +688,7 @@ fn the_profile_rule_traces_trips_grid_cells_and_cumulative_overlaps() {
     let close = tier(&tracer, "close");
     let seen: Vec<(&str, &str, bool)> = close
         .iter()
-        .map(|c| (c.person_id.as_str(), c.evidence[0].seat_rule.unwrap(), c.evidence[0].needs_confirmation))
+        .map(|c| (&*c.person_id, c.evidence[0].seat_rule.unwrap(), c.evidence[0].needs_confirmation))
         .collect();
     // P3 sat 4 rows away, P6 in another carriage, P9 flew before the window.
     assert_eq!(seen, [("P2", "rows", false), ("P4", "crew", true), ("P5", "carriage", false)]);
@@ -722,7 +722,7 @@ fn the_profile_rule_traces_trips_grid_cells_and_cumulative_overlaps() {
 
     let grid = tier(&tracer, "grid");
     assert_eq!(grid.len(), 1, "P8's lone ping is no stay: {grid:?}");
-    assert_eq!(grid[0].person_id, "P7");
+    assert_eq!(&*grid[0].person_id, "P7");
     let e = &grid[0].evidence[0];
     assert_eq!((e.overlap_minutes, e.place_id.as_deref()), (30.0, None), "08:20 to 08:50");
     assert_eq!(e.cell.as_deref().map(str::len), Some(15), "an H3 cell: {e:?}");
@@ -731,7 +731,7 @@ fn the_profile_rule_traces_trips_grid_cells_and_cumulative_overlaps() {
     let late = f.file("late.csv", "person_id,t,lat,lon\nP8,2022-03-04T09:00:00Z,31.2300,121.4700\n");
     f.import(Kind::Pings, &late, &ImportOptions::default()).unwrap();
     assert!(matches!(tracer.refresh(&f.store, &profile).unwrap(), Refresh::Extended(_)));
-    let grid: Vec<String> = tier(&tracer, "grid").into_iter().map(|c| c.person_id).collect();
+    let grid: Vec<String> = tier(&tracer, "grid").into_iter().map(|c| c.person_id.to_string()).collect();
     assert_eq!(grid, ["P7", "P8"]);
 
     // The CDC's rule: overlaps with the case summed over 24 hours, at least 15 minutes.
@@ -751,19 +751,19 @@ fn the_profile_rule_traces_trips_grid_cells_and_cumulative_overlaps() {
         .filter(|c| c.evidence.iter().any(|e| e.place_id.is_some()))
         .map(|c| {
             let minutes = c.evidence.iter().filter(|e| e.place_id.is_some()).map(|e| e.overlap_minutes).collect();
-            (c.person_id.as_str(), minutes)
+            (&*c.person_id, minutes)
         })
         .collect();
     // P2: 10 + 10 minutes within 24 hours (first and last shown); P3: 10 minutes twice, 48
     // hours apart.
     assert_eq!(at_places, [("P2", vec![10.0, 10.0])]);
     assert_eq!(close[0].exposures, 3, "two overlaps and a flight");
-    assert!(close.iter().find(|c| c.person_id == "P2").unwrap().evidence.iter().all(|e| e.needs_confirmation));
+    assert!(close.iter().find(|c| &*c.person_id == "P2").unwrap().evidence.iter().all(|e| e.needs_confirmation));
     // No seat rules: everyone who rode with the case for 15 minutes is a proximity proposal.
     let riders: Vec<&str> = close
         .iter()
         .filter(|c| c.evidence.iter().any(|e| e.seat_rule == Some("proximity")))
-        .map(|c| c.person_id.as_str())
+        .map(|c| &*c.person_id)
         .collect();
     assert_eq!(riders, ["P2", "P3", "P4", "P5", "P6"]);
     assert!(tier(&tracer, "grid").is_empty(), "the CDC's guidance has no grid rule");
@@ -970,7 +970,7 @@ mod profile_rule_oracle {
             let got: BTreeSet<(String, String)> = report
                 .tiers
                 .iter()
-                .flat_map(|tier| tier.contacts.iter().map(|c| (tier.category.to_string(), c.person_id.clone())))
+                .flat_map(|tier| tier.contacts.iter().map(|c| (tier.category.to_string(), c.person_id.to_string())))
                 .collect();
             prop_assert_eq!(got, oracle(&t, &profile));
         }

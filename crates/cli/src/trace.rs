@@ -95,11 +95,14 @@ pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
     };
     let request = TraceRequest { rule, index, to: args.to, min_overlap: args.min_overlap, depth: args.depth };
     let mut query_seconds = Vec::new();
+    let mut phases = Vec::new();
     let mut report = None;
     for _ in 0..args.repeat.max(1) {
         let started = Instant::now();
-        report = Some(tracer.trace(&request)?);
+        let (answer, timings) = tracer.trace_timed(&request)?;
         query_seconds.push(started.elapsed().as_secs_f64());
+        phases.push(timings);
+        report = Some(answer);
     }
     let report = report.expect("ran at least once");
     if args.timings {
@@ -113,6 +116,7 @@ pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
             "dropped": stats.dropped,
             "query_seconds": query_seconds,
             "query_median_seconds": sorted[sorted.len() / 2],
+            "query_phases": phases,
         });
         eprintln!("{timings}");
     }
@@ -183,15 +187,15 @@ fn write_csv(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()> {
                 w.write_record([
                     tier.tier.to_string(),
                     tier.category.to_string(),
-                    c.person_id.clone(),
+                    c.person_id.to_string(),
                     c.first_exposure.to_string(),
                     c.last_exposure.to_string(),
-                    e.place_id.clone().unwrap_or_default(),
+                    e.place_id.as_deref().unwrap_or_default().to_string(),
                     e.group_id.clone().unwrap_or_default(),
                     e.from.to_string(),
                     e.to.to_string(),
                     format!("{:.1}", e.overlap_minutes),
-                    e.exposed_to.clone(),
+                    e.exposed_to.to_string(),
                     e.check_out_assumed.to_string(),
                     e.trip_id.clone().unwrap_or_default(),
                     e.seat_rule.unwrap_or_default().to_string(),

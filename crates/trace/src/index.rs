@@ -121,6 +121,7 @@ impl IndexBuilder {
             family,
             dropped,
             end: None,
+            pool: Default::default(),
         };
         index.derive();
         index
@@ -139,6 +140,8 @@ pub struct Index {
     family: FxHashMap<u32, Vec<u32>>,
     dropped: u64,
     end: Option<u32>,
+    /// Working memory of the sweeps, kept from query to query.
+    pub(crate) pool: crate::sweep::Pool,
 }
 
 impl Index {
@@ -240,6 +243,17 @@ impl Index {
     /// How many person keys the index knows (every survivor is below it).
     pub fn persons(&self) -> usize {
         self.survivor.len()
+    }
+
+    /// Whether any person is merged into another.
+    pub fn has_merges(&self) -> bool {
+        !self.family.is_empty()
+    }
+
+    /// The working memory the sweeps keep between queries, in bytes (apart from
+    /// [`Index::heap_bytes`]).
+    pub fn scratch_bytes(&self) -> usize {
+        self.pool.heap_bytes()
     }
 
     /// The person `key` is merged into (itself when not merged).

@@ -11,6 +11,7 @@ pub mod cumulative;
 pub mod grid;
 pub mod groups;
 pub mod index;
+mod sweep;
 pub mod trips;
 pub mod venue;
 

@@ -9,11 +9,11 @@
 //! to `[e, W1)`. Visits without a check-out have the assumed stay of their place's kind (see
 //! [`crate::index`]). Persons are counted as their merge survivors.
 
-use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::index::{EPOCH, Index, Stay};
+use crate::sweep::Group;
 
 /// An index person and the start of their window (Unix seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -105,47 +105,6 @@ pub struct Traced {
     pub secondary: Vec<Contact>,
 }
 
-/// Contacts gathered so far: a dense slot per person key, so that the inner loop does not
-/// hash.
-struct Found {
-    slot: Vec<u32>,
-    contacts: Vec<Contact>,
-}
-
-impl Found {
-    fn new(persons: usize) -> Self {
-        Found { slot: vec![u32::MAX; persons], contacts: Vec::new() }
-    }
-
-    fn add(&mut self, c: Contact) {
-        let slot = &mut self.slot[c.person as usize];
-        if *slot == u32::MAX {
-            *slot = self.contacts.len() as u32;
-            self.contacts.push(c);
-        } else {
-            self.contacts[*slot as usize].merge(&c);
-        }
-    }
-
-    fn absorb(&mut self, other: Found) {
-        for c in other.contacts {
-            let slot = &mut self.slot[c.person as usize];
-            if *slot == u32::MAX {
-                *slot = self.contacts.len() as u32;
-                self.contacts.push(c);
-            } else {
-                self.contacts[*slot as usize].merge(&c);
-            }
-        }
-    }
-
-    fn into_contacts(self) -> Vec<Contact> {
-        let mut out = self.contacts;
-        out.sort_unstable_by_key(|c| c.person);
-        out
-    }
-}
-
 /// A source visit clipped to its window (index time): what contacts are exposed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Source {
@@ -158,36 +117,13 @@ pub(crate) struct Source {
 
 impl Source {
     /// The order the exposure "to the source that began first" is chosen by.
-    fn first_key(&self) -> (i64, i64, u32, bool) {
+    pub(crate) fn first_key(&self) -> (i64, i64, u32, bool) {
         (self.from, self.to, self.person, self.open)
     }
 
     /// The order the exposure "to the source that ended last" is chosen by.
-    fn last_key(&self) -> (std::cmp::Reverse<i64>, i64, u32, bool) {
+    pub(crate) fn last_key(&self) -> (std::cmp::Reverse<i64>, i64, u32, bool) {
         (std::cmp::Reverse(self.to), self.from, self.person, self.open)
-    }
-}
-
-/// A Fenwick tree counting values by rank.
-struct Counts(Vec<u32>);
-
-impl Counts {
-    fn add(&mut self, rank: usize) {
-        let mut i = rank + 1;
-        while i < self.0.len() {
-            self.0[i] += 1;
-            i += i & i.wrapping_neg();
-        }
-    }
-
-    /// How many values have a rank below `rank`.
-    fn below(&self, rank: usize) -> u32 {
-        let (mut i, mut n) = (rank, 0);
-        while i > 0 {
-            n += self.0[i];
-            i -= i & i.wrapping_neg();
-        }
-        n
     }
 }
 
@@ -236,100 +172,12 @@ impl Index {
         out
     }
 
-    /// The exposures to a group of sources at one place (sorted by `from`, their candidate
-    /// ranges overlapping), in three sweeps over the candidates instead of one scan per source:
-    /// a visit `b` is exposed to a source `a` exactly when `a.from ≤ b.t_out − min` and
-    /// `a.to ≥ b.t_in + min` (both visits being at least `min` long).
-    fn sweep_group(&self, group: &[Source], min: i64, excluded: &[bool], found: &mut Found) {
-        let place = group[0].place;
-        let from = group.iter().map(|a| a.from).min().expect("a group is not empty");
-        let to = group.iter().map(|a| a.to).max().expect("a group is not empty");
-        let candidates: Vec<&Stay> = self
-            .candidates(place, from, to, min)
-            .iter()
-            .filter(|b| i64::from(b.t_out) - i64::from(b.t_in) >= min && !excluded[self.survivor(b.person()) as usize])
-            .collect();
-        if candidates.is_empty() {
-            return;
-        }
-        let n = candidates.len();
-
-        // 1. The first-beginning qualifying source: candidates by t_in descending, sources by
-        //    `to` descending; the least `first_key` among sources with to ≥ t_in + min
-        //    qualifies when its `from` ≤ t_out − min.
-        let mut by_to: Vec<&Source> = group.iter().collect();
-        by_to.sort_unstable_by_key(|a| std::cmp::Reverse(a.to));
-        let mut first: Vec<Option<&Source>> = vec![None; n];
-        let mut best: Option<&Source> = None;
-        let mut next = 0;
-        for i in (0..n).rev() {
-            let b = candidates[i];
-            let y = i64::from(b.t_in) + min;
-            while next < by_to.len() && by_to[next].to >= y {
-                let a = by_to[next];
-                if best.is_none_or(|x| a.first_key() < x.first_key()) {
-                    best = Some(a);
-                }
-                next += 1;
-            }
-            if let Some(a) = best
-                && a.from <= i64::from(b.t_out) - min
-            {
-                first[i] = Some(a);
-            }
-        }
-
-        // 2. and 3. By t_out ascending, sources by `from` ascending: the latest-ending source
-        //    with from ≤ t_out − min qualifies when its `to` ≥ t_in + min; the count of those
-        //    with to ≥ t_in + min comes from a Fenwick tree over the ranks of `to`.
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_unstable_by_key(|&i| candidates[i].t_out);
-        let mut tos: Vec<i64> = group.iter().map(|a| a.to).collect();
-        tos.sort_unstable();
-        tos.dedup();
-        let mut counts = Counts(vec![0; tos.len() + 1]);
-        let mut latest: Option<&Source> = None;
-        let mut inserted = 0u32;
-        let mut next = 0;
-        for &i in &order {
-            let b = candidates[i];
-            let Some(first_a) = first[i] else { continue };
-            let x = i64::from(b.t_out) - min;
-            while next < group.len() && group[next].from <= x {
-                let a = &group[next];
-                if latest.is_none_or(|l| a.last_key() < l.last_key()) {
-                    latest = Some(a);
-                }
-                counts.add(tos.partition_point(|t| *t < a.to));
-                inserted += 1;
-                next += 1;
-            }
-            let y = i64::from(b.t_in) + min;
-            let last_a = latest.expect("the first qualifying source was inserted");
-            debug_assert!(last_a.to >= y, "the first qualifying source ends late enough, so does the latest");
-            let pairs = inserted - counts.below(tos.partition_point(|t| *t < y));
-            let exposure = |a: &Source| Exposure {
-                start: a.from.max(i64::from(b.t_in)) + EPOCH,
-                end: a.to.min(i64::from(b.t_out)) + EPOCH,
-                place,
-                source: a.person,
-                contact_check_out_assumed: b.assumed_check_out(),
-                source_check_out_assumed: a.open,
-            };
-            found.add(Contact {
-                person: self.survivor(b.person()),
-                first: exposure(first_a),
-                last: exposure(last_a),
-                exposures: u64::from(pairs),
-            });
-        }
-    }
-
     /// Every exposure to the stays of `sources` (survivor, window start) up to `to` (Unix
     /// seconds), of persons not `excluded`, at the places where `min_at(place)` gives the least
     /// overlap (`None`: the place is not a setting of this category). Source visits are grouped
-    /// by place and nearby time, each group swept once, groups spread over cores; the
-    /// aggregates merge the same whatever the split.
+    /// by place and nearby time and each group swept once ([`crate::sweep`]); the groups are
+    /// split over cores by their number of candidate stays, and the per-person aggregates merge
+    /// the same whatever the split.
     pub fn exposures(
         &self,
         sources: &[(u32, i64)],
@@ -337,10 +185,22 @@ impl Index {
         min_at: impl Fn(u32) -> Option<i64> + Sync,
         excluded: &[bool],
     ) -> Vec<Contact> {
+        self.exposures_in(sources, to, min_at, excluded, None)
+    }
+
+    /// [`Index::exposures`] with the sweep's work in `parts` parts (default: by its size).
+    pub(crate) fn exposures_in(
+        &self,
+        sources: &[(u32, i64)],
+        to: i64,
+        min_at: impl Fn(u32) -> Option<i64> + Sync,
+        excluded: &[bool],
+        parts: Option<usize>,
+    ) -> Vec<Contact> {
         let visits = self.source_visits(sources, to, &min_at);
         // Groups: consecutive sources at a place whose candidate ranges overlap (a source's
         // candidates check in between `from + min − longest stay` and `to − min`).
-        let mut groups: Vec<&[Source]> = Vec::new();
+        let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut start = 0;
         let mut reach = i64::MIN; // the latest `to` of the open group
         for (i, a) in visits.iter().enumerate() {
@@ -350,7 +210,7 @@ impl Index {
                 && a.from + min - i64::from(self.max_stay(a.place)) <= reach - min;
             if !joins {
                 if i > start {
-                    groups.push(&visits[start..i]);
+                    spans.push((start, i));
                 }
                 start = i;
                 reach = i64::MIN;
@@ -358,26 +218,20 @@ impl Index {
             reach = reach.max(a.to);
         }
         if start < visits.len() {
-            groups.push(&visits[start..]);
+            spans.push((start, visits.len()));
         }
-        let persons = self.persons();
-        let parts = rayon::current_num_threads().max(1);
-        let chunk = groups.len().div_ceil(parts).max(1);
-        let found = groups
-            .par_chunks(chunk)
-            .map(|part| {
-                let mut found = Found::new(persons);
-                for group in part {
-                    let min = min_at(group[0].place).expect("only the visits at settings are sources");
-                    self.sweep_group(group, min, excluded, &mut found);
-                }
-                found
+        let groups: Vec<Group<'_>> = spans
+            .into_iter()
+            .filter_map(|(from, until)| {
+                let group = &visits[from..until];
+                let min = min_at(group[0].place).expect("only the visits at settings are sources");
+                let first = group.iter().map(|a| a.from).min().expect("a group is not empty");
+                let last = group.iter().map(|a| a.to).max().expect("a group is not empty");
+                let candidates = self.candidates(group[0].place, first, last, min);
+                (!candidates.is_empty()).then_some(Group { sources: group, min, candidates })
             })
-            .reduce_with(|mut a, b| {
-                a.absorb(b);
-                a
-            });
-        found.map(Found::into_contacts).unwrap_or_default()
+            .collect();
+        self.sweep(&groups, excluded, parts)
     }
 
     /// The plain venue rule for index persons (person keys; merged ones count as their

@@ -1,0 +1,390 @@
+//! The sweep behind every place rule: the exposures of the stays at a place to a group of
+//! source visits there, summed up per person.
+//!
+//! A stay `b` (at least `min` long) is exposed to a source `a` (a clipped visit, at least `min`
+//! long) exactly when `a.from ≤ x` and `a.to ≥ y`, with `x = b.t_out − min` and
+//! `y = b.t_in + min`. A source that ends before `y` began before `x` (it is `min` long and `b`
+//! is too), so the number of sources `b` is exposed to is `#(from ≤ x) − #(to < y)`: two counts
+//! on sorted arrays. The source that began first among those exposing `b` is the least (by
+//! [`Source::first_key`]) of the sources with `to ≥ y`: a suffix minimum over the sources by
+//! `to`; the one that ended last is the least (by [`Source::last_key`]) of those with
+//! `from ≤ x`: a prefix minimum over the sources by `from`. Stays come sorted by check-in, so
+//! `y` only grows and `#(to < y)` is a moving pointer; each stay costs one binary search.
+//!
+//! The sums per person live in dense arrays (one per part of the work, reused from query to
+//! query), and parts merge by commutative rules, so the answer does not depend on the split.
+
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::index::{EPOCH, Index, Stay};
+use crate::venue::{Contact, Exposure, Source};
+
+/// The sources of one place whose candidate stays overlap, and those stays (sorted by
+/// check-in).
+pub(crate) struct Group<'a> {
+    pub(crate) sources: &'a [Source],
+    pub(crate) min: i64,
+    pub(crate) candidates: &'a [Stay],
+}
+
+/// An exposure in index time, ordered as [`Exposure`] is (start, end, place, source, then
+/// the contact's and the source's assumed check-outs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Ex {
+    start: u32,
+    end: u32,
+    place: u32,
+    source: u32,
+    /// Bit 1: the contact's check-out was assumed; bit 0: the source's.
+    flags: u8,
+}
+
+impl Ex {
+    /// The exposure of stay `b` to source `a` (which overlap).
+    fn of(a: &Source, b: &Stay) -> Ex {
+        // Sources are clipped stays: their times lie in the index's u32 range.
+        Ex {
+            start: (a.from as u32).max(b.t_in),
+            end: (a.to as u32).min(b.t_out),
+            place: a.place,
+            source: a.person,
+            flags: (u8::from(b.assumed_check_out()) << 1) | u8::from(a.open),
+        }
+    }
+
+    /// Whether `self` comes before `other` in the order the last exposure is chosen by: the
+    /// latest end, then the least by every field.
+    fn ends_later(&self, other: &Ex) -> bool {
+        (std::cmp::Reverse(self.end), self) < (std::cmp::Reverse(other.end), other)
+    }
+
+    fn exposure(&self) -> Exposure {
+        Exposure {
+            start: i64::from(self.start) + EPOCH,
+            end: i64::from(self.end) + EPOCH,
+            place: self.place,
+            source: self.source,
+            contact_check_out_assumed: self.flags & 2 != 0,
+            source_check_out_assumed: self.flags & 1 != 0,
+        }
+    }
+}
+
+/// One person's sums: no exposure while `exposures` is 0.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sum {
+    exposures: u64,
+    first: Ex,
+    last: Ex,
+}
+
+impl Sum {
+    fn fold(&mut self, exposures: u64, first: Ex, last: Ex) {
+        self.exposures += exposures;
+        if first < self.first {
+            self.first = first;
+        }
+        if last.ends_later(&self.last) {
+            self.last = last;
+        }
+    }
+}
+
+/// The sums of one part of the work: a slot per person key, and the keys touched.
+#[derive(Debug, Default)]
+pub(crate) struct Sums {
+    by_person: Vec<Sum>,
+    touched: Vec<u32>,
+}
+
+impl Sums {
+    fn add(&mut self, person: u32, exposures: u64, first: Ex, last: Ex) {
+        let sum = &mut self.by_person[person as usize];
+        if sum.exposures == 0 {
+            *sum = Sum { exposures, first, last };
+            self.touched.push(person);
+        } else {
+            sum.fold(exposures, first, last);
+        }
+    }
+
+    /// Empties the sums for the next query (only the slots touched, unless most were).
+    fn clear(&mut self) {
+        if self.touched.len() > self.by_person.len() / 8 {
+            self.by_person.fill(Sum::default());
+        } else {
+            for &p in &self.touched {
+                self.by_person[p as usize] = Sum::default();
+            }
+        }
+        self.touched.clear();
+    }
+
+    /// The contacts, by person key.
+    fn contacts(&mut self) -> Vec<Contact> {
+        let contact = |person: u32, s: &Sum| Contact {
+            person,
+            first: s.first.exposure(),
+            last: s.last.exposure(),
+            exposures: s.exposures,
+        };
+        if self.touched.len() > self.by_person.len() / 8 {
+            // Most persons: one pass in key order beats sorting the keys.
+            let mut out = Vec::with_capacity(self.touched.len());
+            out.extend(
+                self.by_person.iter().enumerate().filter(|(_, s)| s.exposures > 0).map(|(p, s)| contact(p as u32, s)),
+            );
+            out
+        } else {
+            self.touched.sort_unstable();
+            self.touched.iter().map(|&p| contact(p, &self.by_person[p as usize])).collect()
+        }
+    }
+}
+
+/// Sums kept from query to query, so that a query does not fault in fresh pages for them.
+#[derive(Debug, Default)]
+pub(crate) struct Pool(Mutex<Vec<Sums>>);
+
+impl Clone for Pool {
+    fn clone(&self) -> Self {
+        Pool::default()
+    }
+}
+
+impl Pool {
+    fn take(&self, persons: usize) -> Sums {
+        let mut sums = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+        if sums.by_person.len() < persons {
+            sums.by_person.resize(persons, Sum::default());
+        }
+        sums
+    }
+
+    fn give(&self, mut sums: Sums) {
+        sums.clear();
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(sums);
+    }
+
+    /// The memory the kept sums hold, in bytes.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        pool.iter().map(|s| s.by_person.capacity() * size_of::<Sum>() + s.touched.capacity() * 4).sum()
+    }
+}
+
+/// Working arrays of one group, reused from group to group.
+#[derive(Default)]
+struct Scratch {
+    /// The sources' starts, in order (the group is sorted by start).
+    froms: Vec<i64>,
+    /// `best_last[i]`: the least by `last_key` of sources `0..=i`.
+    best_last: Vec<u32>,
+    /// The sources by end, their ends, and `best_first[i]`: the least by `first_key` of
+    /// `by_to[i..]`.
+    by_to: Vec<u32>,
+    tos: Vec<i64>,
+    best_first: Vec<u32>,
+}
+
+/// A piece of work: a group, and the part of its candidates to sweep.
+struct Piece {
+    group: usize,
+    from: usize,
+    to: usize,
+}
+
+impl Index {
+    /// Sweeps `candidates` (a part of the group's) against the group's sources into `sums`.
+    fn sweep_piece(&self, group: &Group<'_>, candidates: &[Stay], excluded: &[bool], w: &mut Scratch, sums: &mut Sums) {
+        let sources = group.sources;
+        let (m, min) = (sources.len(), group.min);
+        w.froms.clear();
+        w.froms.extend(sources.iter().map(|a| a.from));
+        w.best_last.clear();
+        let mut best = 0;
+        for (i, a) in sources.iter().enumerate() {
+            if a.last_key() < sources[best].last_key() {
+                best = i;
+            }
+            w.best_last.push(best as u32);
+        }
+        w.by_to.clear();
+        w.by_to.extend(0..m as u32);
+        w.by_to.sort_unstable_by_key(|&i| sources[i as usize].to);
+        w.tos.clear();
+        w.tos.extend(w.by_to.iter().map(|&i| sources[i as usize].to));
+        w.best_first.clear();
+        w.best_first.resize(m, 0);
+        let mut best = w.by_to[m - 1] as usize;
+        for i in (0..m).rev() {
+            let a = w.by_to[i] as usize;
+            if sources[a].first_key() < sources[best].first_key() {
+                best = a;
+            }
+            w.best_first[i] = best as u32;
+        }
+
+        let merged = self.has_merges();
+        let mut q = 0; // #(to < y): y grows with the check-in
+        for b in candidates {
+            let (t_in, t_out) = (i64::from(b.t_in), i64::from(b.t_out));
+            if t_out - t_in < min {
+                continue;
+            }
+            let y = t_in + min;
+            while q < m && w.tos[q] < y {
+                q += 1;
+            }
+            if q == m {
+                break; // no source ends late enough for this stay or any later one
+            }
+            let x = t_out - min;
+            let p = w.froms.partition_point(|&f| f <= x);
+            if p <= q {
+                continue;
+            }
+            let person = if merged { self.survivor(b.person()) } else { b.person() };
+            if excluded[person as usize] {
+                continue;
+            }
+            let first = Ex::of(&sources[w.best_first[q] as usize], b);
+            let last = Ex::of(&sources[w.best_last[p - 1] as usize], b);
+            sums.add(person, (p - q) as u64, first, last);
+        }
+    }
+
+    /// The exposures of every group's candidates, summed per person (by key), in `parts`
+    /// parts of about equal numbers of candidate stays (a big group is cut into pieces); by
+    /// default one part for small queries and one per core for others.
+    pub(crate) fn sweep(&self, groups: &[Group<'_>], excluded: &[bool], parts: Option<usize>) -> Vec<Contact> {
+        let total: usize = groups.iter().map(|g| g.candidates.len()).sum();
+        if total == 0 {
+            return Vec::new();
+        }
+        let parts = parts.unwrap_or(if total < 1 << 16 { 1 } else { rayon::current_num_threads() }).clamp(1, total);
+        let share = total.div_ceil(parts);
+        let mut pieces: Vec<Vec<Piece>> = (0..parts).map(|_| Vec::new()).collect();
+        let (mut part, mut filled) = (0, 0);
+        for (g, group) in groups.iter().enumerate() {
+            let mut from = 0;
+            while from < group.candidates.len() {
+                let take = (group.candidates.len() - from).min(share - filled);
+                pieces[part].push(Piece { group: g, from, to: from + take });
+                from += take;
+                filled += take;
+                if filled == share && part + 1 < parts {
+                    part += 1;
+                    filled = 0;
+                }
+            }
+        }
+        let persons = self.persons();
+        let mut done: Vec<Sums> = pieces
+            .into_par_iter()
+            .map(|pieces| {
+                let mut sums = self.pool.take(persons);
+                let mut scratch = Scratch::default();
+                for piece in pieces {
+                    let group = &groups[piece.group];
+                    let candidates = &group.candidates[piece.from..piece.to];
+                    self.sweep_piece(group, candidates, excluded, &mut scratch, &mut sums);
+                }
+                sums
+            })
+            .collect();
+        let mut all = done.remove(0);
+        for other in done {
+            for &p in &other.touched {
+                let s = other.by_person[p as usize];
+                all.add(p, s.exposures, s.first, s.last);
+            }
+            self.pool.give(other);
+        }
+        let contacts = all.contacts();
+        self.pool.give(all);
+        contacts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use crate::index::{EPOCH, IndexBuilder};
+
+    /// Visits (person, place, check-in, check-out), survivors, sources (person, window
+    /// start), the least overlap and the end of the windows.
+    type City = (Vec<(u32, u32, i64, Option<i64>)>, Vec<u32>, Vec<(u32, i64)>, i64, i64);
+
+    /// A random city: visits of 40 persons at 5 places over a day, some open, some merged.
+    fn city() -> impl Strategy<Value = City> {
+        let visit = (0u32..40, 0u32..5, 0i64..96, prop::option::of(0i64..16));
+        (
+            prop::collection::vec(visit, 1..300),
+            prop::collection::vec(prop::option::of(0u32..40), 40),
+            prop::collection::vec((0u32..40, 0i64..96), 1..12),
+            prop::sample::select(vec![0i64, 15, 30]),
+            60i64..97,
+        )
+            .prop_map(|(raw, merges, sources, min, to)| {
+                let base = EPOCH + 700_000_000;
+                let visits = raw
+                    .into_iter()
+                    .map(|(p, l, t, d)| (p, l, base + t * 900, d.map(|d| base + (t + d) * 900)))
+                    .collect();
+                let mut survivors: Vec<u32> = (0..40).collect();
+                for (k, into) in merges.into_iter().enumerate() {
+                    if let Some(into) = into
+                        && into as usize != k
+                        && survivors[into as usize] == into
+                        && !survivors.iter().enumerate().any(|(j, s)| *s == k as u32 && j != k)
+                    {
+                        survivors[k] = into;
+                    }
+                }
+                let mut sources: Vec<(u32, i64)> = sources
+                    .into_iter()
+                    .filter(|(p, _)| survivors[*p as usize] == *p)
+                    .map(|(p, t)| (p, base + t * 900))
+                    .collect();
+                sources.sort_unstable();
+                sources.dedup_by_key(|s| s.0);
+                (visits, survivors, sources, min * 60, base + to * 900)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 300,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_5eed),
+            ..ProptestConfig::default()
+        })]
+
+        /// However the work is cut (groups split into pieces, pieces over parts and threads),
+        /// the sums are the same.
+        #[test]
+        fn the_split_does_not_change_the_answer((visits, survivors, sources, min, to) in city()) {
+            let mut b = IndexBuilder::new(vec![1800, 3600, 600, 7200, 900], 3600);
+            for (p, l, t_in, t_out) in visits {
+                b.push(p, l, t_in, t_out);
+            }
+            let index = b.build(survivors);
+            let mut excluded = vec![false; index.persons()];
+            for (p, _) in &sources {
+                excluded[*p as usize] = true;
+            }
+            let min_at = |place: u32| (place != 4).then_some(min);
+            let one = index.exposures_in(&sources, to, min_at, &excluded, Some(1));
+            for parts in [2, 3, 7, 1000] {
+                prop_assert_eq!(&index.exposures_in(&sources, to, min_at, &excluded, Some(parts)), &one);
+            }
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+            prop_assert_eq!(&pool.install(|| index.exposures_in(&sources, to, min_at, &excluded, Some(5))), &one);
+            // The sums kept for the next query were emptied.
+            prop_assert_eq!(&index.exposures_in(&sources, to, min_at, &excluded, Some(2)), &one);
+        }
+    }
+}
