@@ -343,7 +343,9 @@ fn seat_rules(profile: &Profile) -> SeatRules {
 }
 
 /// Ids by key.
-fn ids_by_key(pairs: Vec<(String, u32)>) -> Vec<Id> {
+fn ids_by_key(mut pairs: Vec<(String, u32)>) -> Vec<Id> {
+    // Made in key order, the shared ids lie in memory in the order answers read them.
+    pairs.sort_unstable_by_key(|p| p.1);
     let empty: Id = "".into();
     let mut ids = Vec::new();
     for (id, key) in pairs {

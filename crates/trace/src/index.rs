@@ -275,9 +275,41 @@ impl Index {
         self.by_person[range].iter().map(|i| &self.stays[*i as usize])
     }
 
+    /// How many stays the recorded person `key` has.
+    pub(crate) fn stay_count(&self, key: u32) -> usize {
+        match (self.person_start.get(key as usize), self.person_start.get(key as usize + 1)) {
+            (Some(a), Some(b)) => (b - a) as usize,
+            _ => 0,
+        }
+    }
+
     /// The longest stay at `place` (seconds).
     pub fn max_stay(&self, place: u32) -> u32 {
         self.place_max_stay.get(place as usize).copied().unwrap_or(0)
+    }
+
+    /// Every stay at `place`, by check-in.
+    pub(crate) fn stays_at(&self, place: u32) -> &[Stay] {
+        let p = place as usize;
+        match (self.place_start.get(p), self.place_start.get(p + 1)) {
+            (Some(&a), Some(&b)) => &self.stays[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+
+    /// The places cut into `parts` consecutive ranges of about equal numbers of stays.
+    pub(crate) fn place_ranges(&self, parts: usize) -> Vec<std::ops::Range<u32>> {
+        let n_places = self.place_start.len().saturating_sub(1);
+        let share = self.stays.len().div_ceil(parts.max(1)).max(1);
+        let mut out = Vec::new();
+        let mut from = 0;
+        while from < n_places {
+            let goal = self.place_start[from] as usize + share;
+            let to = (from + 1).max(self.place_start.partition_point(|&s| (s as usize) < goal).min(n_places));
+            out.push(from as u32..to as u32);
+            from = to;
+        }
+        out
     }
 
     /// The stays at `place` that can overlap `[from, to)` by at least `min` seconds: every stay

@@ -12,6 +12,8 @@
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use rayon::prelude::*;
+
 use crate::index::{EPOCH, Index, Stay};
 use crate::sweep::Group;
 
@@ -143,14 +145,37 @@ impl Index {
 
     /// The clipped visits of `sources` (survivor, window start) up to `to` (Unix seconds) that
     /// can expose anyone: at least `min` long inside the window.
+    /// A person given twice counts from the earlier start. Sorted (by place, then start).
     pub(crate) fn source_visits(
         &self,
         sources: &[(u32, i64)],
         to: i64,
         min_at: &(impl Fn(u32) -> Option<i64> + Sync),
     ) -> Vec<Source> {
+        // Read person by person when their visits are few; when they are many (a large share
+        // of the index), one pass over the places is cheaper than a random read per visit
+        // and a sort of them all.
+        let visits: usize =
+            sources.iter().flat_map(|&(person, _)| self.family(person)).map(|key| self.stay_count(key)).sum();
+        if visits.saturating_mul(8) > self.len() {
+            self.source_visits_by_place(sources, to, min_at)
+        } else {
+            self.source_visits_by_person(sources, to, min_at)
+        }
+    }
+
+    /// [`Index::source_visits`], reading each source person's visits.
+    pub(crate) fn source_visits_by_person(
+        &self,
+        sources: &[(u32, i64)],
+        to: i64,
+        min_at: &(impl Fn(u32) -> Option<i64> + Sync),
+    ) -> Vec<Source> {
+        let mut starts: Vec<(u32, i64)> = sources.to_vec();
+        starts.sort_unstable();
+        starts.dedup_by_key(|s| s.0);
         let mut out = Vec::new();
-        for &(person, from) in sources {
+        for &(person, from) in &starts {
             let (from, to) = (from - EPOCH, to - EPOCH);
             for key in self.family(person) {
                 for a in self.stays_of(key) {
@@ -168,8 +193,60 @@ impl Index {
                 }
             }
         }
-        out.sort_unstable();
+        if out.len() > 1 << 16 {
+            out.par_sort_unstable();
+        } else {
+            out.sort_unstable();
+        }
         out
+    }
+
+    /// [`Index::source_visits`], in one pass over every place's visits in the windows, places
+    /// spread over cores.
+    pub(crate) fn source_visits_by_place(
+        &self,
+        sources: &[(u32, i64)],
+        to: i64,
+        min_at: &(impl Fn(u32) -> Option<i64> + Sync),
+    ) -> Vec<Source> {
+        // Each source survivor's window start, in index time (i64::MAX: not a source).
+        let mut start_of = vec![i64::MAX; self.persons()];
+        for &(person, from) in sources {
+            if let Some(s) = start_of.get_mut(person as usize) {
+                *s = (*s).min(from - EPOCH);
+            }
+        }
+        let Some(earliest) = sources.iter().map(|s| s.1 - EPOCH).min() else { return Vec::new() };
+        let to = to - EPOCH;
+        let merged = self.has_merges();
+        let parts = self.place_ranges(4 * rayon::current_num_threads());
+        let found: Vec<Vec<Source>> = parts
+            .into_par_iter()
+            .map(|places| {
+                let mut out = Vec::new();
+                for place in places {
+                    let Some(min) = min_at(place) else { continue };
+                    let all = self.stays_at(place);
+                    // A visit ending after the earliest start began at most the longest stay
+                    // before it; one beginning at `to` or later has nothing in any window.
+                    let lowest = earliest - i64::from(self.max_stay(place));
+                    let lo = all.partition_point(|s| i64::from(s.t_in) < lowest);
+                    let hi = all.partition_point(|s| i64::from(s.t_in) < to);
+                    let first = out.len();
+                    for a in all.get(lo..hi).unwrap_or(&[]) {
+                        let person = if merged { self.survivor(a.person()) } else { a.person() };
+                        let from = start_of[person as usize];
+                        let (a_from, a_to) = (from.max(i64::from(a.t_in)), to.min(i64::from(a.t_out)));
+                        if from != i64::MAX && a_to > a_from && a_to - a_from >= min {
+                            out.push(Source { place, from: a_from, to: a_to, person, open: a.assumed_check_out() });
+                        }
+                    }
+                    out[first..].sort_unstable();
+                }
+                out
+            })
+            .collect();
+        found.concat()
     }
 
     /// Every exposure to the stays of `sources` (survivor, window start) up to `to` (Unix
