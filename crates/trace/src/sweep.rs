@@ -189,6 +189,25 @@ struct Scratch {
     best_first: Vec<u32>,
 }
 
+/// A set of person keys, a bit each (the excluded persons, read for every candidate stay:
+/// eight times smaller than the flags they come from, so they stay in the cache).
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn of(flags: &[bool]) -> Bits {
+        let mut words = vec![0u64; flags.len().div_ceil(64)];
+        for (i, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
+            words[i / 64] |= 1 << (i % 64);
+        }
+        Bits(words)
+    }
+
+    /// Whether `i` is in the set (keys beyond the flags are not).
+    fn contains(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
 /// A piece of work: a group, and the part of its candidates to sweep.
 struct Piece {
     group: usize,
@@ -198,7 +217,7 @@ struct Piece {
 
 impl Index {
     /// Sweeps `candidates` (a part of the group's) against the group's sources into `sums`.
-    fn sweep_piece(&self, group: &Group<'_>, candidates: &[Stay], excluded: &[bool], w: &mut Scratch, sums: &mut Sums) {
+    fn sweep_piece(&self, group: &Group<'_>, candidates: &[Stay], excluded: &Bits, w: &mut Scratch, sums: &mut Sums) {
         let sources = group.sources;
         let (m, min) = (sources.len(), group.min);
         w.froms.clear();
@@ -247,7 +266,7 @@ impl Index {
                 continue;
             }
             let person = if merged { self.survivor(b.person()) } else { b.person() };
-            if excluded[person as usize] {
+            if excluded.contains(person as usize) {
                 continue;
             }
             let first = Ex::of(&sources[w.best_first[q] as usize], b);
@@ -282,6 +301,8 @@ impl Index {
             }
         }
         let persons = self.persons();
+        let excluded = Bits::of(excluded);
+        let excluded = &excluded;
         let mut done: Vec<Sums> = pieces
             .into_par_iter()
             .map(|pieces| {

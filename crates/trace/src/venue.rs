@@ -209,14 +209,22 @@ impl Index {
         to: i64,
         min_at: &(impl Fn(u32) -> Option<i64> + Sync),
     ) -> Vec<Source> {
-        // Each source survivor's window start, in index time (i64::MAX: not a source).
-        let mut start_of = vec![i64::MAX; self.persons()];
+        // Each source survivor's window start, in index time (u32::MAX: not a source; a start
+        // past the index's range has no visits in its window).
+        let mut start_of = vec![u32::MAX; self.persons()];
+        let mut earliest = i64::MAX;
         for &(person, from) in sources {
-            if let Some(s) = start_of.get_mut(person as usize) {
-                *s = (*s).min(from - EPOCH);
+            let from = (from - EPOCH).max(0);
+            if let (Some(s), Ok(from)) = (start_of.get_mut(person as usize), u32::try_from(from))
+                && from < u32::MAX
+            {
+                *s = (*s).min(from);
+                earliest = earliest.min(i64::from(from));
             }
         }
-        let Some(earliest) = sources.iter().map(|s| s.1 - EPOCH).min() else { return Vec::new() };
+        if earliest == i64::MAX {
+            return Vec::new();
+        }
         let to = to - EPOCH;
         let merged = self.has_merges();
         let parts = self.place_ranges(4 * rayon::current_num_threads());
@@ -236,8 +244,11 @@ impl Index {
                     for a in all.get(lo..hi).unwrap_or(&[]) {
                         let person = if merged { self.survivor(a.person()) } else { a.person() };
                         let from = start_of[person as usize];
-                        let (a_from, a_to) = (from.max(i64::from(a.t_in)), to.min(i64::from(a.t_out)));
-                        if from != i64::MAX && a_to > a_from && a_to - a_from >= min {
+                        if from == u32::MAX {
+                            continue;
+                        }
+                        let (a_from, a_to) = (i64::from(from.max(a.t_in)), to.min(i64::from(a.t_out)));
+                        if a_to > a_from && a_to - a_from >= min {
                             out.push(Source { place, from: a_from, to: a_to, person, open: a.assumed_check_out() });
                         }
                     }
