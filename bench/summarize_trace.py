@@ -101,6 +101,11 @@ def parse_chainbreak(stdout_path, stderr_path):
         r[k] = timings.get(k)
     if r.get("query_median_seconds") is None and r.get("query_seconds"):
         r["query_median_seconds"] = statistics.median(r["query_seconds"])
+    phases = timings.get("query_phases") or []
+    for k in ("contacts_seconds", "report_seconds"):
+        v = [p[k] for p in phases if isinstance(p, dict) and isinstance(p.get(k), (int, float))]
+        if v:
+            r[k.replace("_seconds", "_median_seconds")] = statistics.median(v)
     return r
 
 
@@ -238,8 +243,9 @@ def main(argv=None):
                               if c.get("chainbreak_hash_matches_its_contacts") is False) + "."))
     L.append("")
     L.append("| persons | visits | K | close | secondary | hash | DuckDB load s | DuckDB query ms | DuckDB RSS MiB "
-             "| chainbreak load s | index B/visit | chainbreak query ms | chainbreak RSS MiB | DuckDB ÷ chainbreak |")
-    L.append("|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+             "| chainbreak load s | index B/visit | chainbreak query ms | of which contacts / report ms "
+             "| chainbreak RSS MiB | DuckDB ÷ chainbreak |")
+    L.append("|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for c in cells:
         dk = c["systems"].get("duckdb") or {}
         cb = c["systems"].get("chainbreak") or {}
@@ -272,14 +278,17 @@ def main(argv=None):
         ratio_s = "–" if ratio is None else f"{ratio:,.0f}×"
         dk_load = "%.1f" % (dk.get("load_seconds") or (dk.get("partial") or {}).get("load_seconds") or 0)
         cb_load = "%.2f" % (cb.get("load_seconds") or 0)
+        phases = (f"{ms(cb['contacts_median_seconds'])} / {ms(cb['report_median_seconds'])}"
+                  if cb.get("contacts_median_seconds") is not None and cb.get("report_median_seconds") is not None
+                  else "–")
         if visits is None:
             L.append(f"| {c['size']:,} | – | {c['k']} | – | – | – | {status(dk, '?')} | | | {status(cb, '?')} "
-                     f"| | | | |")
+                     f"| | | | | |")
             continue
         L.append(f"| {c['size']:,} | {visits:,} | {c['k']} | {src.get('close', '–')} | {src.get('secondary', '–')} "
                  f"| {h} | {dk_load if dk.get('partial', {}).get('load_seconds') else status(dk, dk_load)} "
                  f"| {status(dk, q_cell(dk))} | {rss(dk)} "
-                 f"| {status(cb, cb_load)} | {bpv} | {status(cb, q_cell(cb))} | {rss(cb)} | {ratio_s} |")
+                 f"| {status(cb, cb_load)} | {bpv} | {status(cb, q_cell(cb))} | {phases} | {rss(cb)} | {ratio_s} |")
     L.append("")
     L.append("Targets (issue 5), judged at 1,000,000 persons: chainbreak query K=1 ≤ 5 ms, K=100 ≤ 200 ms; index ≤ 24 "
              "bytes per visit; built at ≥ 3 million visits/s; DuckDB ÷ chainbreak ≥ 100× expected.")
