@@ -775,6 +775,11 @@ impl Tracer {
         self.person_keys.contains_key(person_id)
     }
 
+    /// The working memory the sweeps keep between queries (apart from the index), in bytes.
+    pub fn scratch_bytes(&self) -> usize {
+        self.index.scratch_bytes()
+    }
+
     pub fn seq(&self) -> u64 {
         self.seq
     }

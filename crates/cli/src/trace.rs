@@ -112,6 +112,7 @@ pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
             "load_seconds": stats.load_seconds,
             "load_source": stats.source,
             "index_bytes": stats.index_bytes,
+            "scratch_bytes": tracer.scratch_bytes(),
             "visits": stats.visits,
             "dropped": stats.dropped,
             "query_seconds": query_seconds,
