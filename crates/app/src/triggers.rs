@@ -65,6 +65,13 @@ pub struct TriggerReport {
     /// isolated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zones: Option<ZonesProposed>,
+    /// The positive goods and environment samples this batch raised alerts for: each is
+    /// responded to by the caller once the batch is committed (`goods::respond`).
+    #[serde(skip)]
+    pub samples: Vec<crate::goods::PositiveSample>,
+    /// The responses to them (`goods::respond`), set by the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goods: Option<Vec<crate::goods::GoodsResponse>>,
 }
 
 /// The zones a batch of cases proposed.
@@ -81,6 +88,7 @@ impl TriggerReport {
         self.suspected_cases.extend(other.suspected_cases);
         self.alerts.extend(other.alerts);
         self.cases.extend(other.cases);
+        self.samples.extend(other.samples);
     }
 }
 
@@ -193,6 +201,7 @@ pub fn on_lab_tests(
                 .to_string();
                 if let Some(id) = raise(batch, row, actor)? {
                     report.alerts.push(id);
+                    report.samples.extend(crate::goods::samples_of_lab_tests(std::slice::from_ref(*t), at));
                 }
             }
         }
@@ -362,6 +371,7 @@ pub fn on_sentinel(
         .to_string();
         if let Some(id) = raise(batch, row, actor)? {
             report.alerts.push(id);
+            report.samples.extend(crate::goods::samples_of_sentinel(std::slice::from_ref(r), at));
         }
     }
     Ok(report)

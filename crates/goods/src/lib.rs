@@ -258,6 +258,24 @@ impl Goods {
     }
 }
 
+impl Goods {
+    /// The batches that were transferred to `place` on a day in `from..=to`, by id: what an
+    /// environment sample's positive there puts under suspicion.
+    pub fn held_at(&self, place: &str, from: Date, to: Date) -> Vec<String> {
+        let Some(p) = self.places.iter().position(|x| x == place) else { return Vec::new() };
+        let mut out: Vec<String> = (0..self.ids.len())
+            .filter(|&b| {
+                Self::row(&self.transfers_at, &self.transfers, b as u32)
+                    .iter()
+                    .any(|t| t.to as usize == p && from <= t.date && t.date <= to)
+            })
+            .map(|b| self.ids[b].clone())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
 /// A plant's imports suspended by the supplier rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Suspension {
