@@ -49,15 +49,44 @@ fn index(dep: &Deployment) -> Result<Goods, AppError> {
 
 /// Traces a batch through the stored goods records.
 pub fn trace(dep: &Deployment, batch_id: &str) -> Result<GoodsTrace, AppError> {
+    trace_within(dep, &Scope::All, batch_id)
+}
+
+/// [`trace`] for a user (`read_records`): the places outside the jurisdiction, and their
+/// staff, are left out (the batches are not personal and are all listed).
+pub fn trace_for(dep: &Deployment, user: &User, batch_id: &str) -> Result<GoodsTrace, AppError> {
+    require(user, Permission::ReadRecords)?;
+    trace_within(dep, &scope_of(&*dep.store, user)?, batch_id)
+}
+
+fn trace_within(dep: &Deployment, scope: &Scope, batch_id: &str) -> Result<GoodsTrace, AppError> {
     let goods = index(dep)?;
     let missing = || AppError::NotFound(format!("goods batch `{batch_id}` not found"));
-    let downstream = goods.downstream(batch_id).ok_or_else(missing)?;
+    let mut downstream = goods.downstream(batch_id).ok_or_else(missing)?;
     let upstream = goods.upstream(batch_id).ok_or_else(missing)?;
+    if *scope != Scope::All {
+        let ids: Vec<&str> = downstream.places.iter().map(|p| p.place.as_str()).collect();
+        let inside = dep.store.in_scope(scope, Entity::Place, &ids)?;
+        let mut inside = inside.into_iter();
+        downstream.places.retain(|_| inside.next().unwrap_or(false));
+    }
     let mut workers = Vec::new();
     for p in &downstream.places {
         workers.extend(dep.store.staff_of(&p.place)?);
     }
     Ok(GoodsTrace { batch: batch_id.to_string(), downstream, upstream, workers })
+}
+
+/// The sample a stored lab test is, when it is a positive goods or environment test.
+pub fn sample_of_lab_test(dep: &Deployment, lab_test_id: &str) -> Result<PositiveSample, AppError> {
+    let t = dep
+        .store
+        .lab_test(lab_test_id)?
+        .ok_or_else(|| AppError::NotFound(format!("lab test `{lab_test_id}` not found")))?;
+    samples_of_lab_tests(std::slice::from_ref(&t), dep.clock.now()).pop().ok_or_else(|| AppError::InvalidArgument {
+        argument: "lab_test_id",
+        message: format!("lab test `{lab_test_id}` is not a positive goods or environment sample"),
+    })
 }
 
 /// A positive goods or environment sample to respond to.

@@ -277,15 +277,23 @@ fn chain(parents: &BTreeMap<String, Option<String>>, owner: &str) -> Vec<String>
 }
 
 /// Records the escalation of every open request past its deadline that has not gone as far up
-/// as its lateness says, in one batch. Returns the requests escalated.
-pub fn escalate(dep: &mut Deployment, actor: &Actor) -> Result<Vec<RequestView>, AppError> {
+/// as its lateness says, in one batch: those of the user's jurisdiction (`manage_episodes`), or
+/// all (none: the system). Returns the requests escalated.
+pub fn escalate(dep: &mut Deployment, actor: &Actor, user: Option<&User>) -> Result<Vec<RequestView>, AppError> {
+    let scope = match user {
+        Some(u) => {
+            require(u, Permission::ManageEpisodes)?;
+            scope_of(&*dep.store, u)?
+        }
+        None => Scope::All,
+    };
     let Some(rules) = dep.profile.service_requests.clone() else { return Ok(Vec::new()) };
     let at = dep.clock.now();
     let filter = RequestFilter { open: true, due_before: Some(at), ..Default::default() };
     let mut late = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = dep.store.requests_page(&Scope::All, &filter, after.as_deref(), 1000)?;
+        let page = dep.store.requests_page(&scope, &filter, after.as_deref(), 1000)?;
         let n = page.len();
         after = page.last().map(|r| r.id.clone());
         late.extend(page);

@@ -89,10 +89,10 @@ fn requests_are_for_residents_under_a_measure_and_close_only_with_an_outcome() {
 
     // Late: one unit up per hour past the deadline, recorded once.
     f.clock.advance(SignedDuration::from_hours(27));
-    let escalated = requests::escalate(&mut f.dep, &actor("system")).unwrap();
+    let escalated = requests::escalate(&mut f.dep, &actor("system"), None).unwrap();
     assert_eq!(escalated.len(), 1);
     assert_eq!((escalated[0].row.escalation, escalated[0].row.unit.as_str()), (3, "CITY"), "27 h − 24 h");
-    assert!(requests::escalate(&mut f.dep, &actor("system")).unwrap().is_empty());
+    assert!(requests::escalate(&mut f.dep, &actor("system"), None).unwrap().is_empty());
     let overdue = requests::list(&f.dep, None, &RequestFilter { open: true, ..Default::default() }, None, 10).unwrap();
     assert!(overdue.items[0].overdue);
 }
@@ -191,7 +191,7 @@ proptest! {
                 }
                 Op::Advance(minutes) => f.clock.advance(SignedDuration::from_mins(minutes)),
                 Op::Escalate => {
-                    requests::escalate(&mut f.dep, &actor("system")).unwrap();
+                    requests::escalate(&mut f.dep, &actor("system"), None).unwrap();
                     let every = 60 * 60;
                     let now = f.clock.now();
                     for r in requests::list(&f.dep, None, &RequestFilter { open: true, ..Default::default() }, None, 1000)
