@@ -217,7 +217,8 @@ fn plan(dep: &Deployment, goods: &Goods, s: &PositiveSample, lookback: SignedDur
             _ => {
                 r.recall = vec![s.subject.clone()];
                 r.notes.push(format!(
-                    "batch `{}` is not registered: register it and its hops (import goods_batches, goods_hops), then respond again",
+                    "batch `{}` is not registered: nothing was recorded; register it and its hops (import \
+                     goods_batches, goods_hops), then respond (chainbreak goods respond, POST /api/v1/goods/responses)",
                     s.subject
                 ));
             }
@@ -365,8 +366,9 @@ fn suspend(
 }
 
 /// Responds to positive samples (see the module's documentation), each in one batch with the
-/// workers' episodes, owned by `owner`; a sample responded to already is skipped. `user`
-/// none: the system or the console operator. Returns the new responses.
+/// workers' episodes, owned by `owner`; a sample responded to already is skipped, and one whose
+/// batch is not registered is answered with a note and not recorded (respond again once it is).
+/// `user` none: the system or the console operator. Returns the new responses.
 pub fn respond(
     dep: &mut Deployment,
     actor: &Actor,
@@ -397,6 +399,12 @@ pub fn respond(
         let at = dep.clock.now();
         let mut r = plan(dep, &goods, s, lookback);
         r.responded_at = at;
+        if s.kind == SubjectKind::Goods && goods.downstream(&s.subject).is_none() {
+            // Nothing to trace yet: not recorded, so that responding once the batch is
+            // registered does the whole response.
+            out.push(r);
+            continue;
+        }
         let known: Vec<bool> = {
             let ids: Vec<&str> = r.places_to_seal.iter().map(|p| p.place.as_str()).collect();
             dep.store.in_scope(&Scope::All, Entity::Place, &ids)?

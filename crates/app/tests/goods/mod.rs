@@ -250,19 +250,28 @@ fn a_positive_cold_store_environment_seals_it_and_lists_the_goods_it_held() {
 }
 
 #[test]
-fn an_unregistered_batch_is_named_for_a_person_and_a_refused_response_writes_nothing() {
+fn an_unregistered_batch_is_named_for_a_person_and_answered_once_registered() {
     let mut f = cold_chain();
     let s = PositiveSample {
         id: "lab_test:X".into(),
         kind: SubjectKind::Goods,
-        subject: "GB404".into(),
+        subject: "GB9".into(),
         sampled_at: ts("2022-03-12T02:00:00Z"),
         positive_at: ts("2022-03-12T02:00:00Z"),
     };
+    let before = f.dep.store.last_seq().unwrap();
     let r = goods::respond(&mut f.dep, &actor("system"), None, std::slice::from_ref(&s), "CDC").unwrap().remove(0);
-    assert_eq!(r.recall, ["GB404"]);
+    assert_eq!(r.recall, ["GB9"]);
     assert!(r.notes[0].contains("not registered"), "{:?}", r.notes);
     assert!(r.workers.is_empty() && r.suspensions.is_empty());
+    assert_eq!(f.dep.store.last_seq().unwrap(), before, "nothing recorded");
+    // Once the batch and its hop are in, the same sample gets its whole response.
+    f.import(Kind::GoodsBatches, "b9.csv", "id,product,origin_country,plant\nGB9,frozen beef,BR,BR-2\n").unwrap();
+    f.import(Kind::GoodsHops, "h9.csv", "batch_id,kind,to_place,date\nGB9,transfer,R1,2022-03-10\n").unwrap();
+    let r = goods::respond(&mut f.dep, &actor("system"), None, std::slice::from_ref(&s), "CDC").unwrap().remove(0);
+    assert_eq!((r.places_to_seal.len(), r.workers.len(), r.suspensions.len()), (1, 2, 1), "{r:?}");
+    assert!(goods::response(&f.dep, None, "lab_test:X").is_ok());
+
     // A response without an owner for its workers' measures is refused: no record, no episode,
     // no suspension.
     let s = PositiveSample { id: "lab_test:Y".into(), subject: "GB1".into(), ..s };
