@@ -2283,6 +2283,20 @@ fn service_requests_are_filed_moved_and_closed_only_with_an_outcome_over_http() 
     let (status, e) = act(json!({"action": "close", "outcome": "unfulfilled"}));
     assert_eq!(status, StatusCode::BAD_REQUEST, "an unfulfilled request says why: {e}");
     assert_eq!(act(json!({"action": "accept"})).0, StatusCode::OK);
+    // The board and the zone page list it, in either language.
+    let r = server
+        .client
+        .post(server.url("/api/v1/sessions"))
+        .json(&json!({"name": "cw-d1", "password": "a long enough password"}))
+        .send()
+        .unwrap();
+    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
+    for (page, text) in [("/board?lang=en", "Dialysis"), ("/zones?lang=zh-CN", "透析")] {
+        let html = with_cookie(&server, "get", page, &cookie, None).text().unwrap();
+        let row = html.split(&format!(r#"data-request="{id}""#)).nth(1).unwrap_or_else(|| panic!("{page}: {html}"));
+        let row = row.split("</tr>").next().unwrap();
+        assert!(row.contains(text) && row.contains("P1") && row.contains("2022-03-05T01:00:00Z"), "{page}: {row}");
+    }
     let (status, open) = call("get", "/api/v1/requests?open=true", None);
     assert_eq!((status, open["items"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{open}");
     assert_eq!(open["items"][0]["state"], "in_progress");
@@ -2295,6 +2309,8 @@ fn service_requests_are_filed_moved_and_closed_only_with_an_outcome_over_http() 
     assert_eq!(actions, ["file", "accept", "close"]);
     let (_, open) = call("get", "/api/v1/requests?open=true", None);
     assert_eq!(open["items"], json!([]));
+    let board = with_cookie(&server, "get", "/board?lang=en", &cookie, None).text().unwrap();
+    assert!(board.contains("No open service request.") && !board.contains("data-request="), "closed: off the board");
     let (status, escalated) = call("post", "/api/v1/requests/escalations", None);
     assert_eq!((status, escalated), (StatusCode::OK, json!([])), "nothing late");
 }
