@@ -13,7 +13,9 @@
 //!   or earlier) to sample singly within the profile's `surveillance.pooled_retest_hours`.
 //! - A positive environment or goods sample raises an `environment_positive` or
 //!   `goods_positive` alert for the goods trace; so does a `sentinel` report of the
-//!   `environment` or `cold_chain` feed with positives.
+//!   `environment` or `cold_chain` feed with positives. Each such new alert's sample is in
+//!   `TriggerReport::samples`, for the caller to respond to (`goods::respond`) once the batch is
+//!   committed.
 
 use std::collections::BTreeMap;
 

@@ -12,7 +12,7 @@
 //! - [`suspensions`]: the profile's supplier rule (1st positive at a plant → suspend 1 week, 2nd
 //!   → 1 week, 3rd or more → 4 weeks under the Chinese profiles).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chainbreak_core::model::{GoodsBatch, GoodsHop, HopKind};
 use chainbreak_core::profile::ColdChain;
@@ -46,7 +46,7 @@ struct Transfer {
 #[derive(Debug, Clone, Default)]
 pub struct Goods {
     ids: Vec<String>,
-    by_id: BTreeMap<String, u32>,
+    by_id: HashMap<String, u32>,
     plants: Vec<Option<String>>,
     /// Places by dense index.
     places: Vec<String>,
@@ -121,12 +121,15 @@ impl Goods {
             g.ids.push(b.id.clone());
             g.plants.push(b.plant.clone());
         }
-        let mut place_index: BTreeMap<String, u32> = BTreeMap::new();
+        let mut place_index: HashMap<String, u32> = HashMap::new();
         let mut place = |g: &mut Goods, p: &str| -> u32 {
-            *place_index.entry(p.to_string()).or_insert_with(|| {
-                g.places.push(p.to_string());
-                (g.places.len() - 1) as u32
-            })
+            if let Some(&k) = place_index.get(p) {
+                return k;
+            }
+            g.places.push(p.to_string());
+            let k = (g.places.len() - 1) as u32;
+            place_index.insert(p.to_string(), k);
+            k
         };
         let batch = |g: &Goods, index: usize, id: &str| {
             g.by_id.get(id).copied().ok_or_else(|| GoodsError::UnknownBatch { index, batch: id.to_string() })
@@ -205,8 +208,9 @@ impl Goods {
         for &r in &reached {
             for t in Self::row(&self.transfers_at, &self.transfers, r) {
                 hops += 1;
+                // A batch's transfers are read together: it is the last one pushed if it is there.
                 let e = at_place.entry(t.to).or_insert((Vec::new(), t.date, t.date, false));
-                if !e.0.contains(&r) {
+                if e.0.last() != Some(&r) {
                     e.0.push(r);
                 }
                 e.1 = e.1.min(t.date);
@@ -214,7 +218,7 @@ impl Goods {
                 // The place it left held it too, and is no last holder.
                 if let Some(from) = t.from {
                     let e = at_place.entry(from).or_insert((Vec::new(), t.date, t.date, true));
-                    if !e.0.contains(&r) {
+                    if e.0.last() != Some(&r) {
                         e.0.push(r);
                     }
                     e.1 = e.1.min(t.date);
