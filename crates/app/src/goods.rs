@@ -472,7 +472,6 @@ pub fn respond(
             batch.append_audit(&actor.audit(at, "goods_respond", "goods_response", &row.id))?;
             Ok(r)
         })?;
-        let recorded = recorded;
         out.push(recorded);
     }
     Ok(out)
