@@ -60,6 +60,27 @@ pub(crate) struct RequestsQuery {
     limit: Option<usize>,
 }
 
+/// Goods records to ingest, as the `goods_batches` and `goods_hops` kinds' JSON Lines spell
+/// them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GoodsBody {
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    batches: Vec<chainbreak_core::model::GoodsBatch>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    hops: Vec<chainbreak_core::model::GoodsHop>,
+}
+
+/// What a goods batch wrote.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub(crate) struct GoodsIngested {
+    /// Batches and hops written.
+    accepted: u64,
+    last_seq: u64,
+}
+
 /// A positive sample to respond to by hand (after its batch was registered, say).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -112,6 +133,40 @@ const RESPONSE_FIELDS: &str = "`{\"id\", \"created_at\", \"sample\": {id, kind, 
     exposed_from, exposed_to}], \"workers\": [{person_id, last_exposure, evidence: [{place, via: staff|visit, \
     batches, from, to}], episode_id}], \"suspensions\": [{plant, nth, from, until, alert}], \"notes\", \
     \"responded_at\"}`";
+
+/// Ingests goods batches (upserted by id) and their hops (appended), all or nothing: the goods
+/// registry. A hop lies in the jurisdiction by the place it went to or left.
+#[utoipa::path(post, path = "/api/v1/goods:batch", tag = "goods", security(("bearer" = []), ("session" = [])),
+    request_body(content = GoodsBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{\"accepted\", \"last_seq\"}`", body = Object),
+        (status = 400, description = "`input.malformed`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the role may not ingest data, or a hop lies outside the user's \
+            jurisdiction (at `$.hops[i]`)", body = ErrorBody),
+        (status = 413, description = "`input.too_large`", body = ErrorBody),
+        (status = 422, description = "`input.invalid_field`, `input.unknown_reference` (a hop's batch or place), \
+            `input.inconsistent` (a transfer without `to_place`, a repack without `to_batch_id`) at a JSON path \
+            such as `$.hops[0].batch_id`", body = ErrorBody),
+    ))]
+pub(crate) async fn goods_batch(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    req: Request,
+) -> Result<Json<GoodsIngested>, ApiError> {
+    let user = auth.require(Permission::IngestData)?;
+    let body: GoodsBody = read_json(req, state.config.max_body_bytes).await?;
+    crate::handlers::check_batch_size("goods", body.batches.len() + body.hops.len(), state.config.max_batch_records)?;
+    let report = with_deployment(&state.deployment, move |dep| {
+        let now = dep.clock.now();
+        let writer = crate::handlers::writer(dep, &user, "POST /api/v1/goods:batch")?;
+        chainbreak_app::ingest::ingest_goods(&mut *dep.store, &writer, &body.batches, &body.hops, now)
+    })
+    .await?;
+    state.metrics.ingested("goods", report.accepted);
+    state.metrics.set_last_seq(report.last_seq);
+    Ok(Json(GoodsIngested { accepted: report.accepted, last_seq: report.last_seq }))
+}
 
 /// A batch traced both ways: downstream (every derived batch, every place they went to, the
 /// last holders: the recall list and the places to seal, within the user's jurisdiction, with

@@ -171,6 +171,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/zones/{id}", get(zones::get_zone))
         .route("/api/v1/zones/{id}/decision", post(zones::decide_zone))
         .route("/api/v1/zones/{id}/rounds", post(zones::zone_round))
+        .route("/api/v1/goods:batch", post(goods::goods_batch))
         .route("/api/v1/goods/batches/{id}/trace", get(goods::trace_batch))
         .route("/api/v1/goods/responses", get(goods::list_responses).post(goods::respond))
         .route("/api/v1/goods/responses/{id}", get(goods::get_response))

@@ -77,6 +77,7 @@ use crate::{alerts, episodes, goods, handlers, pages, proposals, records, sessio
         zones::zone_round,
         zones::review_zones,
         zones::public_zones,
+        goods::goods_batch,
         goods::trace_batch,
         goods::list_responses,
         goods::get_response,

@@ -208,11 +208,14 @@ impl TestServer {
     }
 
     /// The token of the fixture user whose role serves `path`: `lab` for lab tests, `tracer`
-    /// for visits and sentinel reports, `admin` for the rest.
+    /// for visits, sentinel reports and goods, `admin` for the rest.
     fn token_for(&self, path: &str) -> &str {
         if path.starts_with("/api/v1/lab-tests") {
             &self.lab
-        } else if path.starts_with("/api/v1/visits") || path.starts_with("/api/v1/sentinel") {
+        } else if path.starts_with("/api/v1/visits")
+            || path.starts_with("/api/v1/sentinel")
+            || path.starts_with("/api/v1/goods:batch")
+        {
             &self.tracer
         } else {
             &self.admin
@@ -817,6 +820,7 @@ const ROUTES: &[(&str, &str, Access, Scoped)] = &[
     ("post", "/api/v1/zones/{id}/rounds", Access::Needs(Permission::IngestData), Scoped::No),
     // Goods responses lab_test:ENV1 at L1 (D1) and lab_test:ENV2 at L2 (D2); service requests of
     // P1 (D1) and P2 (D2) filed at `now()` (`seed_goods_and_requests`).
+    ("post", "/api/v1/goods:batch", Access::Needs(Permission::IngestData), Scoped::Write),
     ("get", "/api/v1/goods/batches/{id}/trace", Access::Needs(Permission::ReadRecords), Scoped::No),
     (
         "get",
@@ -911,6 +915,8 @@ fn matrix_body(route: &str, inside: bool) -> Option<Value> {
         "/api/v1/zones/review" => Some(json!({})),
         "/api/v1/zones/{id}/decision" => Some(json!({"decision": "confirm"})),
         "/api/v1/zones/{id}/rounds" => Some(json!({"on": "2022-03-05", "tested": 10, "positives": 0})),
+        "/api/v1/goods:batch" => Some(json!({"hops": [{"batch_id": "GB1", "kind": "transfer", "to_place": place,
+            "date": "2022-03-01"}]})),
         // A person's positive is no goods sample: refused (400) to whoever may ask.
         "/api/v1/goods/responses" => Some(json!({"lab_test_id": "LT1"})),
         "/api/v1/requests" => Some(json!({"person_id": person, "kind": "food"})),
@@ -1065,6 +1071,8 @@ fn authorisation_matrix() {
                                     ".visits"
                                 } else if route.contains("sentinel") {
                                     ".sentinel"
+                                } else if route.contains("goods") {
+                                    ".hops"
                                 } else {
                                     ".lab_tests"
                                 }
@@ -2158,7 +2166,10 @@ fn seed_cold_chain(server: &TestServer) {
         trace_code: None,
         parent_batch_id: parent.map(Into::into),
     };
-    batch.put_goods_batches(&[goods("GB1", Some("EC-PLANT-1"), None), goods("GB1-A", None, Some("GB1"))]).unwrap();
+    batch.commit().unwrap();
+    drop(store);
+    // The goods registry over HTTP: a hop naming an unknown batch is refused at its path, and
+    // nothing of the request is written.
     let hop = |b: &str, from: Option<&str>, to: &str, d: i8| GoodsHop {
         batch_id: b.into(),
         kind: HopKind::Transfer,
@@ -2168,8 +2179,14 @@ fn seed_cold_chain(server: &TestServer) {
         date: jiff::civil::date(2022, 3, d),
         quantity: None,
     };
-    batch.put_goods_hops(&[hop("GB1", None, "W1", 1), hop("GB1-A", Some("W1"), "L1", 3)]).unwrap();
-    batch.commit().unwrap();
+    let batches = [goods("GB1", Some("EC-PLANT-1"), None), goods("GB1-A", None, Some("GB1"))];
+    let bad = json!({"batches": batches, "hops": [hop("GB1", None, "W1", 1), hop("GB9", Some("W1"), "L1", 3)]});
+    let (code, location) = error_of(server.post_json("/api/v1/goods:batch", &bad), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!((code.as_str(), &location["json_path"]), ("input.unknown_reference", &json!("$.hops[1].batch_id")));
+    assert_eq!(server.store().goods().unwrap().0.len(), 0, "all or nothing");
+    let good = json!({"batches": batches, "hops": [hop("GB1", None, "W1", 1), hop("GB1-A", Some("W1"), "L1", 3)]});
+    let (status, report) = json_of(server.post_json("/api/v1/goods:batch", &good));
+    assert_eq!((status, &report["accepted"]), (StatusCode::OK, &json!(4)), "{report}");
     let visits = json!({"visits": [
         {"person_id": "P1", "place_id": "L1", "t_in": "2022-03-03T12:00:00Z", "t_out": "2022-03-03T13:00:00Z"},
         {"person_id": "P2", "place_id": "L1", "t_in": "2022-03-02T04:00:00Z", "t_out": "2022-03-02T05:00:00Z"}]});
