@@ -249,6 +249,28 @@ pub fn ingest_sentinel(
     Ok((IngestReport { accepted: rows.len() as u64, last_seq, ..Default::default() }, triggered))
 }
 
+/// Ingests goods batches and their hops for `writer`, all or nothing: a hop lies in the
+/// jurisdiction by the place it went to or the place it left (batches name no place and are
+/// taken from any writer); hops are appended, batches upserted by id.
+pub fn ingest_goods(
+    store: &mut dyn Store,
+    writer: &Writer,
+    batches: &[chainbreak_core::model::GoodsBatch],
+    hops: &[chainbreak_core::model::GoodsHop],
+    at: Timestamp,
+) -> Result<IngestReport, AppError> {
+    let Writer { scope, actor, .. } = writer;
+    let (to, from): (Vec<_>, Vec<_>) = hops.iter().map(|h| (h.to_place.as_deref(), h.from_place.as_deref())).unzip();
+    check_scope(&*store, scope, "hops", (Entity::Place, &to), (Entity::Place, &from))?;
+    let after_seq = store.last_seq()?;
+    let mut batch = store.begin(at)?;
+    batch.put_goods_batches(batches).map_err(|e| located("batches", e))?;
+    batch.put_goods_hops(hops).map_err(|e| located("hops", e))?;
+    audit_batch(&mut *batch, actor, "goods", batches.len() + hops.len(), after_seq, at)?;
+    let last_seq = batch.commit()?;
+    Ok(IngestReport { accepted: (batches.len() + hops.len()) as u64, last_seq, ..Default::default() })
+}
+
 /// A store's refusal of a record (an unknown reference, an invalid value) as an error at the
 /// record's JSON path in the batch; other store errors as they are.
 fn located(kind: &str, e: StoreError) -> AppError {

@@ -16,6 +16,7 @@ pub mod proposals;
 pub mod pseudonym;
 pub mod public;
 pub mod reads;
+pub mod requests;
 pub mod retention;
 pub mod surveillance;
 pub mod trace;

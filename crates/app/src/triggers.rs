@@ -13,7 +13,9 @@
 //!   or earlier) to sample singly within the profile's `surveillance.pooled_retest_hours`.
 //! - A positive environment or goods sample raises an `environment_positive` or
 //!   `goods_positive` alert for the goods trace; so does a `sentinel` report of the
-//!   `environment` or `cold_chain` feed with positives.
+//!   `environment` or `cold_chain` feed with positives. Each such new alert's sample is in
+//!   `TriggerReport::samples`, for the caller to respond to (`goods::respond`) once the batch is
+//!   committed.
 
 use std::collections::BTreeMap;
 
@@ -65,6 +67,13 @@ pub struct TriggerReport {
     /// isolated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zones: Option<ZonesProposed>,
+    /// The positive goods and environment samples this batch raised alerts for: each is
+    /// responded to by the caller once the batch is committed (`goods::respond`).
+    #[serde(skip)]
+    pub samples: Vec<crate::goods::PositiveSample>,
+    /// The responses to them (`goods::respond`), set by the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goods: Option<Vec<crate::goods::GoodsResponse>>,
 }
 
 /// The zones a batch of cases proposed.
@@ -81,6 +90,7 @@ impl TriggerReport {
         self.suspected_cases.extend(other.suspected_cases);
         self.alerts.extend(other.alerts);
         self.cases.extend(other.cases);
+        self.samples.extend(other.samples);
     }
 }
 
@@ -193,6 +203,7 @@ pub fn on_lab_tests(
                 .to_string();
                 if let Some(id) = raise(batch, row, actor)? {
                     report.alerts.push(id);
+                    report.samples.extend(crate::goods::samples_of_lab_tests(std::slice::from_ref(*t), at));
                 }
             }
         }
@@ -362,6 +373,7 @@ pub fn on_sentinel(
         .to_string();
         if let Some(id) = raise(batch, row, actor)? {
             report.alerts.push(id);
+            report.samples.extend(crate::goods::samples_of_sentinel(std::slice::from_ref(r), at));
         }
     }
     Ok(report)

@@ -1,6 +1,7 @@
 //! The application layer on real SQLite files: imports of every kind, atomicity, rejects,
 //! registration, and ingest.
 
+mod goods;
 mod surveillance;
 mod zones;
 

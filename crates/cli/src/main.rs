@@ -192,12 +192,21 @@ enum Command {
         #[command(subcommand)]
         command: zones::ZonesCommand,
     },
-    /// Imported cold-chain and other high-risk goods: a batch traced downstream and upstream.
+    /// Imported cold-chain and other high-risk goods: a batch traced both ways, the responses to
+    /// positive samples, the supplier suspension list.
     Goods {
         #[arg(long, env = "CHAINBREAK_DB", global = true)]
         db: Option<PathBuf>,
         #[command(subcommand)]
         command: goods::GoodsCommand,
+    },
+    /// Service requests of residents in controlled zones: filed, taken on, escalated when late,
+    /// closed only with an outcome.
+    Requests {
+        #[arg(long, env = "CHAINBREAK_DB", global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: goods::RequestsCommand,
     },
     /// Sentinel feeds: silent sentinels, count series with aberration detection.
     Sentinels {
@@ -653,6 +662,17 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
             } else {
                 isolated
             };
+            // Positive goods and environment samples (lab results, cold-chain and environment
+            // sentinel reports): traced at once, their places to seal, recall list and workers'
+            // proposed measures recorded, the supplier suspension list brought up to date.
+            if !report.triggered.samples.is_empty() {
+                let store = chainbreak_app::open(&db)?;
+                let mut dep = chainbreak_app::Deployment::new(Box::new(store), clock.clone())?;
+                let actor = cli_actor(None, &format!("import {kind}"));
+                let samples = std::mem::take(&mut report.triggered.samples);
+                report.triggered.goods =
+                    Some(chainbreak_app::goods::respond(&mut dep, &actor, None, &samples, &owner_unit)?);
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -686,6 +706,18 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
                 }
                 if let Some(n) = closed {
                     println!("episodes: {n} reasons from excluded cases withdrawn");
+                }
+                for g in report.triggered.goods.iter().flatten() {
+                    println!(
+                        "goods: {} — recall {} batches, seal {} places, {} workers proposed a measure, {} supplier \
+                         suspensions changed (chainbreak goods response {})",
+                        g.sample.id,
+                        g.recall.len(),
+                        g.places_to_seal.len(),
+                        g.workers.len(),
+                        g.suspensions.len(),
+                        g.sample.id
+                    );
                 }
                 if let Some(z) = &report.triggered.zones {
                     println!(
@@ -765,6 +797,10 @@ fn run(command: Command, demo_clock: Option<jiff::Timestamp>, demo_speed: f64) -
         Command::Goods { db, command } => {
             let db = db.context("--db (or CHAINBREAK_DB) is required")?;
             goods::run(&db, command, clock)?;
+        }
+        Command::Requests { db, command } => {
+            let db = db.context("--db (or CHAINBREAK_DB) is required")?;
+            goods::run_requests(&db, command, clock)?;
         }
         Command::Sentinels { db, command } => {
             let db = db.context("--db (or CHAINBREAK_DB) is required")?;

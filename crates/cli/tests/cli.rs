@@ -1214,3 +1214,151 @@ fn a_goods_batch_is_traced_to_its_holders_and_back_to_its_plant() {
     assert_eq!(up["upstream"]["plants"], json!(["EC-PLANT-0571"]));
     assert!(!run(&["goods", "trace", "--batch", "NOPE", "--db", &db]).status.success());
 }
+
+#[test]
+fn a_positive_sample_on_a_simulated_cold_chain_batch_gives_its_response_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("outbreak");
+    ok(&["simulate", "outbreak", "--persons", "3000", "--days", "5", "--seed", "2", "--out", &s(&out)]);
+    let db = init(dir.path());
+    for (kind, file) in [
+        ("areas", "areas.geojson"),
+        ("units", "units.csv"),
+        ("places", "places.csv"),
+        ("persons", "persons.csv"),
+        ("staff", "staff.csv"),
+        ("visits", "visits.csv"),
+        ("goods_batches", "goods_batches.csv"),
+        ("goods_hops", "goods_hops.csv"),
+    ] {
+        ok(&["import", kind, &s(&out.join(file)), "--db", &db]);
+    }
+    let read = |file: &str| -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        text.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect()
+    };
+    // The simulation's first imported batch: its plant, and the cold store it went to.
+    let batch = read("goods_batches.csv").remove(0);
+    let (id, plant) = (batch[0].clone(), batch[3].clone());
+    let hop = read("goods_hops.csv").into_iter().find(|h| h[0] == id).unwrap();
+    let (port, store) = (hop[2].clone(), hop[3].clone());
+    let staff: Vec<String> = read("staff.csv").into_iter().filter(|r| r[0] == store).map(|r| r[1].clone()).collect();
+    assert!(!staff.is_empty(), "the cold store has workers");
+    let areas: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("areas.geojson")).unwrap()).unwrap();
+    let top = areas["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["properties"]["parent"].is_null())
+        .map(|f| f["properties"]["id"].as_str().unwrap().to_string())
+        .unwrap();
+    ok(&["user", "add", "lab", "--db", &db, "--role", "lab", "--unit", "LAB", "--jurisdiction", &top]);
+    ok(&["user", "add", "epi", "--db", &db, "--role", "epidemiologist", "--unit", "CDC", "--jurisdiction", &top]);
+    let lab = ok(&["user", "token", "lab", "--db", &db, "--label", "test"]).trim().to_string();
+    let epi = ok(&["user", "token", "epi", "--db", &db, "--label", "test"]).trim().to_string();
+
+    let args = ["--demo-clock", "2022-03-06T12:00:00+08:00", "serve", "--db", &db, "--addr", "127.0.0.1:0"];
+    let child = bin().args(args).stderr(Stdio::piped()).spawn().unwrap();
+    let mut server = Server(child);
+    let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the server says where it listens").unwrap();
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    let client = reqwest::blocking::Client::new();
+    let sample = json!({"lab_tests": [{"id": "COLD-1", "subject_kind": "goods", "subject_id": id, "method": "pcr",
+        "result": "positive", "sampled_at": "2022-03-05T02:00:00Z", "reported_at": "2022-03-05T10:00:00Z"}]});
+    let r =
+        client.post(format!("http://{addr}/api/v1/lab-tests:batch")).bearer_auth(&lab).json(&sample).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let report: serde_json::Value = r.json().unwrap();
+    let response = &report["goods_responses"][0];
+    // The recall list, and the places to seal: the cold store (the last holder) and the port.
+    assert_eq!(response["recall"], json!([id]), "{response:#}");
+    let sealed: Vec<(&str, bool)> = response["places_to_seal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["place"].as_str().unwrap(), p["last_holder"].as_bool().unwrap()))
+        .collect();
+    assert!(sealed.contains(&(store.as_str(), true)) && sealed.contains(&(port.as_str(), false)), "{sealed:?}");
+    // Every worker of the cold store is proposed the co-exposed measure, with the goods as evidence.
+    let get = |path: &str| -> serde_json::Value {
+        client.get(format!("http://{addr}{path}")).bearer_auth(&epi).send().unwrap().json().unwrap()
+    };
+    let workers = response["workers"].as_array().unwrap();
+    for person in &staff {
+        let w = workers.iter().find(|w| w["person_id"] == person.as_str()).unwrap_or_else(|| panic!("{person}"));
+        let episode = get(&format!("/api/v1/episodes/{}", w["episode_id"].as_str().unwrap()));
+        assert_eq!(
+            (&episode["state"], &episode["category"]),
+            (&json!("proposed"), &json!("co_exposed")),
+            "{episode:#}"
+        );
+        assert_eq!(episode["reasons"][0]["source"], "goods:lab_test:COLD-1");
+    }
+    // The batch's plant is suspended a week, on the list and with an alert.
+    assert_eq!(response["suspensions"][0]["plant"], plant.as_str(), "{response:#}");
+    let list = get("/api/v1/goods/suspensions?in_force=true");
+    assert_eq!(list[0]["plant"], plant.as_str(), "{list:#}");
+    assert_eq!((&list[0]["from"], &list[0]["until"]), (&json!("2022-03-05"), &json!("2022-03-12")));
+    let alerts = get("/api/v1/alerts?kind=supplier_suspension");
+    assert_eq!(alerts["items"][0]["subject"], plant.as_str(), "{alerts:#}");
+    assert_eq!(get("/api/v1/goods/responses/lab_test:COLD-1")["workers"], response["workers"]);
+}
+
+#[test]
+fn the_sample_s_positive_shrimp_is_responded_to_and_a_resident_s_request_is_closed_with_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = init(dir.path());
+    import_sample(&db, &["areas", "units", "places", "persons", "staff", "visits", "goods_batches", "goods_hops"]);
+    let clock = "2022-03-09T12:00:00+08:00";
+    let at = |args: &[&str]| ok(&[&["--demo-clock", clock][..], args].concat());
+    // The lab results: the shrimp's positive (LT7) is responded to in the import.
+    let out = at(&["import", "lab_tests", &s(&sample().join("lab_tests.csv")), "--db", &db]);
+    assert!(out.contains("goods: lab_test:LT7 — recall 2 batches"), "{out}");
+    let r: serde_json::Value = serde_json::from_str(&at(&["goods", "response", "lab_test:LT7", "--db", &db])).unwrap();
+    assert!(r["workers"].as_array().unwrap().iter().any(|w| w["person_id"] == "P071"), "{r:#}");
+    let list = at(&["goods", "suspensions", "--in-force", "--db", &db]);
+    let s0: serde_json::Value = serde_json::from_str(list.lines().next().unwrap()).unwrap();
+    assert_eq!((&s0["plant"], &s0["nth"]), (&json!("EC-PLANT-0571"), &json!(1)));
+    // Once only: by hand, it says so and changes nothing.
+    let again =
+        bin().args(["--demo-clock", clock, "goods", "respond", "--lab-test", "LT7", "--db", &db]).output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stderr).contains("responded to already"));
+
+    // A resident under a measure ending at home asks for medicine; it closes only with an outcome.
+    at(&[
+        "episodes",
+        "open",
+        "--person",
+        "P007",
+        "--category",
+        "close",
+        "--source",
+        "K1",
+        "--exposure",
+        "2022-03-08T12:00:00+08:00",
+        "--owner",
+        "CDC",
+        "--db",
+        &db,
+    ]);
+    let filed: serde_json::Value =
+        serde_json::from_str(&at(&["requests", "file", "--person", "P007", "--kind", "medicine", "--db", &db]))
+            .unwrap();
+    assert_eq!((&filed["priority"], &filed["owner_unit"]), (&json!("high"), &json!("CDC")), "{filed:#}");
+    let id = filed["id"].as_str().unwrap();
+    let refused = bin()
+        .args(["--demo-clock", clock, "requests", "close", id, "--outcome", "done", "--db", &db])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("error[invalid_argument]"));
+    at(&["requests", "close", id, "--outcome", "fulfilled", "--note", "delivered", "--db", &db]);
+    assert_eq!(at(&["requests", "list", "--open", "--db", &db]), "");
+    let shown: serde_json::Value = serde_json::from_str(&at(&["requests", "show", id, "--db", &db])).unwrap();
+    assert_eq!((&shown["state"], &shown["outcome"]), (&json!("closed"), &json!("fulfilled")));
+}

@@ -27,8 +27,11 @@
 //! - [`Episode::tasks`]: what is due (the next move, each test day) with its deadline, the
 //!   responsibility it falls under (四方责任) and how far it has escalated.
 //! - [`facility`]: quarantine facilities, rooms and their assignment, occupancy and forecast.
+//! - [`requests`]: service requests of residents under a zone or home measure (软服务), with
+//!   deadlines by kind, escalation like tasks, and an outcome to close.
 
 pub mod facility;
+pub mod requests;
 
 use std::collections::BTreeMap;
 

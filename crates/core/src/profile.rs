@@ -72,6 +72,10 @@ pub struct Profile {
     pub open_visits: OpenVisits,
     /// Sentinel feeds: silent sentinels, aberration detection, pooled retests, Rt.
     pub surveillance: Surveillance,
+    /// Service requests of residents under a zone or home measure (封控区服务保障): deadlines
+    /// by kind and priority, escalation. Absent: requests cannot be filed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_requests: Option<ServiceRequests>,
 }
 
 /// The citation of a profile's numbers.
@@ -621,6 +625,78 @@ pub struct PlantSuspension {
 #[serde(deny_unknown_fields)]
 pub struct ColdChain {
     pub plant_suspensions: Vec<PlantSuspension>,
+    /// The workers of the places a positive batch reached (staff, and persons with visits there
+    /// in the exposure window): absent, none are proposed a measure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<ColdChainWorkers>,
+}
+
+/// The co-exposed persons of a positive goods or environment sample: the staff of each place
+/// the goods reached (or the sampled place), and the persons with visits there while the goods
+/// were there, no earlier than `lookback_days` before the sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColdChainWorkers {
+    /// How far before the sample an exposure counts, in days.
+    pub lookback_days: u32,
+    /// The measure they are proposed (day 0 from the last exposure).
+    pub measure: MeasurePlan,
+    /// Where the numbers come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+vocabulary!(
+    /// What a resident under a zone or home measure asks for.
+    RequestKind {
+        Medicine = "medicine", Dialysis = "dialysis", MedicalCare = "medical_care", Childbirth = "childbirth",
+        Food = "food", Other = "other"
+    }
+);
+
+vocabulary!(
+    /// How urgent a service request is.
+    RequestPriority { Urgent = "urgent", High = "high", Normal = "normal" }
+);
+
+/// Service requests in controlled zones (封控区服务保障: hard control, soft service).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRequests {
+    /// A request past its deadline goes one unit up the hierarchy every this many minutes.
+    pub escalate_every_minutes: u32,
+    /// One entry per kind, every kind listed.
+    pub kinds: Vec<RequestKindRule>,
+    /// Where the numbers come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// A kind's default priority and the minutes to answer at each priority.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestKindRule {
+    pub kind: RequestKind,
+    pub default_priority: RequestPriority,
+    pub urgent_minutes: u32,
+    pub high_minutes: u32,
+    pub normal_minutes: u32,
+}
+
+impl ServiceRequests {
+    /// The rule of a kind (validation makes sure every kind has one).
+    pub fn rule(&self, kind: RequestKind) -> Option<&RequestKindRule> {
+        self.kinds.iter().find(|k| k.kind == kind)
+    }
+
+    /// Minutes to answer a request of `kind` at `priority`.
+    pub fn deadline_minutes(&self, kind: RequestKind, priority: RequestPriority) -> Option<u32> {
+        self.rule(kind).map(|r| match priority {
+            RequestPriority::Urgent => r.urgent_minutes,
+            RequestPriority::High => r.high_minutes,
+            RequestPriority::Normal => r.normal_minutes,
+        })
+    }
 }
 
 impl ColdChain {
@@ -903,9 +979,38 @@ impl Profile {
             }
             positive(&format!("{p}.suspend_weeks"), s.suspend_weeks)?;
         }
+        if let Some(w) = &self.cold_chain.workers {
+            positive("cold_chain.workers.lookback_days", w.lookback_days)?;
+            check_plan("cold_chain.workers.measure", &w.measure)?;
+        }
         positive("retention.location_days", self.retention.location_days)?;
         positive("retention.visit_days", self.retention.visit_days)?;
+        self.check_service_requests()?;
         self.check_surveillance()
+    }
+
+    fn check_service_requests(&self) -> Result<(), Issue> {
+        let Some(r) = &self.service_requests else { return Ok(()) };
+        positive("service_requests.escalate_every_minutes", r.escalate_every_minutes)?;
+        for (i, k) in r.kinds.iter().enumerate() {
+            let p = format!("service_requests.kinds[{i}]");
+            if let Some(j) = r.kinds[..i].iter().position(|o| o.kind == k.kind) {
+                return issue(format!("{p}.kind"), format!("`{}` is listed twice (first at kinds[{j}])", k.kind));
+            }
+            positive(&format!("{p}.urgent_minutes"), k.urgent_minutes)?;
+            positive(&format!("{p}.high_minutes"), k.high_minutes)?;
+            positive(&format!("{p}.normal_minutes"), k.normal_minutes)?;
+            if !(k.urgent_minutes <= k.high_minutes && k.high_minutes <= k.normal_minutes) {
+                return issue(
+                    format!("{p}.high_minutes"),
+                    "a more urgent priority must not have a later deadline (urgent ≤ high ≤ normal)",
+                );
+            }
+        }
+        if let Some(missing) = RequestKind::ALL.iter().find(|k| r.rule(**k).is_none()) {
+            return issue("service_requests.kinds", format!("kind `{missing}` has no entry (every kind needs one)"));
+        }
+        Ok(())
     }
 
     fn check_surveillance(&self) -> Result<(), Issue> {
@@ -1619,6 +1724,36 @@ mod tests {
         assert!(iso.discharge.source.contains("working assumption"));
         let general = p.closed_loop.deadline(EpisodeState::Confirmed);
         assert_eq!(p.closed_loop.deadline_for(MeasureKind::Isolation, EpisodeState::Confirmed), general);
+    }
+
+    #[test]
+    fn service_requests_and_goods_workers_come_from_the_profile() {
+        let p = nine();
+        let r = p.service_requests.as_ref().unwrap();
+        // Urgent medical requests within an hour; every kind has its rule.
+        for kind in [RequestKind::Medicine, RequestKind::Dialysis, RequestKind::MedicalCare, RequestKind::Childbirth] {
+            assert_eq!(r.deadline_minutes(kind, RequestPriority::Urgent), Some(60), "{kind}");
+        }
+        assert!(RequestKind::ALL.iter().all(|k| r.rule(*k).is_some()));
+        assert_eq!(r.rule(RequestKind::Childbirth).unwrap().default_priority, RequestPriority::Urgent);
+        let w = p.cold_chain.workers.as_ref().unwrap();
+        assert_eq!((w.lookback_days, w.measure.phases[0].kind), (14, MeasureKind::TestsOnly));
+        let cdc = Profile::builtin("cdc-2020-12").unwrap();
+        assert!(cdc.service_requests.is_none() && cdc.cold_chain.workers.is_none());
+
+        // A kind left out, listed twice, or a more urgent priority answered later: refused by name.
+        let text = edited("kind = \"other\"\ndefault_priority", "kind = \"food\"\ndefault_priority");
+        let (path, _, message, _) = invalid(&text);
+        assert_eq!(path, "service_requests.kinds[5].kind", "{message}");
+        let text = edited(
+            "urgent_minutes = 120\nhigh_minutes = 480\nnormal_minutes = 2880",
+            "urgent_minutes = 600\nhigh_minutes = 480\nnormal_minutes = 2880",
+        );
+        let (path, _, message, _) = invalid(&text);
+        assert_eq!(path, "service_requests.kinds[5].high_minutes", "{message}");
+        let text = edited("lookback_days = 14", "lookback_days = 0");
+        let (path, _, _, _) = invalid(&text);
+        assert_eq!(path, "cold_chain.workers.lookback_days");
     }
 
     #[test]

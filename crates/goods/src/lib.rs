@@ -12,7 +12,7 @@
 //! - [`suspensions`]: the profile's supplier rule (1st positive at a plant → suspend 1 week, 2nd
 //!   → 1 week, 3rd or more → 4 weeks under the Chinese profiles).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chainbreak_core::model::{GoodsBatch, GoodsHop, HopKind};
 use chainbreak_core::profile::ColdChain;
@@ -46,7 +46,7 @@ struct Transfer {
 #[derive(Debug, Clone, Default)]
 pub struct Goods {
     ids: Vec<String>,
-    by_id: BTreeMap<String, u32>,
+    by_id: HashMap<String, u32>,
     plants: Vec<Option<String>>,
     /// Places by dense index.
     places: Vec<String>,
@@ -60,6 +60,44 @@ pub struct Goods {
     transfers: Vec<Transfer>,
     /// Batches by plant.
     by_plant: BTreeMap<String, Vec<u32>>,
+    /// Each batch's and each place's rank in id order: answers are sorted by id without
+    /// comparing strings.
+    batch_rank: Vec<u32>,
+    place_rank: Vec<u32>,
+}
+
+/// A multiplicative hash for dense `u32` keys (place indexes): the answer's order never
+/// depends on it.
+#[derive(Default)]
+struct U32Hasher(u64);
+
+impl std::hash::Hasher for U32Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type BuildU32 = std::hash::BuildHasherDefault<U32Hasher>;
+
+/// The rank of each id in sorted order.
+fn ranks(ids: &[String]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..ids.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| ids[a as usize].cmp(&ids[b as usize]));
+    let mut rank = vec![0u32; ids.len()];
+    for (i, &k) in order.iter().enumerate() {
+        rank[k as usize] = i as u32;
+    }
+    rank
 }
 
 /// A place a traced batch went to.
@@ -72,6 +110,29 @@ pub struct Reached {
     pub last: Date,
     /// No reached batch left it again: a last holder (retailer, restaurant, ...).
     pub last_holder: bool,
+}
+
+/// A place a trace reached, by dense index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceReach {
+    pub place: u32,
+    /// The reached batches that were there, in the order reached.
+    pub batches: Vec<u32>,
+    pub first: Date,
+    pub last: Date,
+    /// Some reached batch left it.
+    pub left: bool,
+}
+
+/// What a batch reaches downstream, by dense index ([`Goods::reach`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    /// The batch first, then every batch derived from it, in the order reached.
+    pub batches: Vec<u32>,
+    /// Every place they went to, in the order first reached.
+    pub places: Vec<PlaceReach>,
+    /// The hops followed (transfers and repackings).
+    pub hops: usize,
 }
 
 /// What a positive batch reaches downstream.
@@ -121,12 +182,15 @@ impl Goods {
             g.ids.push(b.id.clone());
             g.plants.push(b.plant.clone());
         }
-        let mut place_index: BTreeMap<String, u32> = BTreeMap::new();
+        let mut place_index: HashMap<String, u32> = HashMap::new();
         let mut place = |g: &mut Goods, p: &str| -> u32 {
-            *place_index.entry(p.to_string()).or_insert_with(|| {
-                g.places.push(p.to_string());
-                (g.places.len() - 1) as u32
-            })
+            if let Some(&k) = place_index.get(p) {
+                return k;
+            }
+            g.places.push(p.to_string());
+            let k = (g.places.len() - 1) as u32;
+            place_index.insert(p.to_string(), k);
+            k
         };
         let batch = |g: &Goods, index: usize, id: &str| {
             g.by_id.get(id).copied().ok_or_else(|| GoodsError::UnknownBatch { index, batch: id.to_string() })
@@ -170,6 +234,8 @@ impl Goods {
                 g.by_plant.entry(p.clone()).or_default().push(k as u32);
             }
         }
+        g.batch_rank = ranks(&g.ids);
+        g.place_rank = ranks(&g.places);
         Ok(g)
     }
 
@@ -195,45 +261,60 @@ impl Goods {
         out
     }
 
-    /// Everything a batch reaches downstream; `None` for an unknown batch.
-    pub fn downstream(&self, batch_id: &str) -> Option<Downstream> {
+    /// What a batch reaches downstream, by dense index (the trace itself, before ids are
+    /// spelled out: what the benchmark times); `None` for an unknown batch.
+    pub fn reach(&self, batch_id: &str) -> Option<Reach> {
         let b = *self.by_id.get(batch_id)?;
-        let reached = self.walk(b, &self.derived_at, &self.derived);
-        let mut hops = reached.len() - 1;
-        // place → (batches, first, last, left again)
-        let mut at_place: BTreeMap<u32, (Vec<u32>, Date, Date, bool)> = BTreeMap::new();
-        for &r in &reached {
+        let batches = self.walk(b, &self.derived_at, &self.derived);
+        let mut hops = batches.len() - 1;
+        let mut slot: HashMap<u32, usize, BuildU32> = HashMap::with_capacity_and_hasher(64, BuildU32::default());
+        let mut places: Vec<PlaceReach> = Vec::new();
+        let mut note = |place: u32, r: u32, date: Date, left: bool| {
+            let k = *slot.entry(place).or_insert_with(|| {
+                places.push(PlaceReach { place, batches: Vec::new(), first: date, last: date, left: false });
+                places.len() - 1
+            });
+            let e = &mut places[k];
+            // A batch's transfers are read together: it is the last one pushed if it is there.
+            if e.batches.last() != Some(&r) {
+                e.batches.push(r);
+            }
+            e.first = e.first.min(date);
+            e.last = e.last.max(date);
+            e.left |= left;
+        };
+        for &r in &batches {
             for t in Self::row(&self.transfers_at, &self.transfers, r) {
                 hops += 1;
-                let e = at_place.entry(t.to).or_insert((Vec::new(), t.date, t.date, false));
-                if !e.0.contains(&r) {
-                    e.0.push(r);
-                }
-                e.1 = e.1.min(t.date);
-                e.2 = e.2.max(t.date);
+                note(t.to, r, t.date, false);
                 // The place it left held it too, and is no last holder.
                 if let Some(from) = t.from {
-                    let e = at_place.entry(from).or_insert((Vec::new(), t.date, t.date, true));
-                    if !e.0.contains(&r) {
-                        e.0.push(r);
-                    }
-                    e.1 = e.1.min(t.date);
-                    e.2 = e.2.max(t.date);
-                    e.3 = true;
+                    note(from, r, t.date, true);
                 }
             }
         }
-        let mut batches: Vec<String> = reached.iter().map(|&r| self.ids[r as usize].clone()).collect();
-        batches.sort();
-        let mut places: Vec<Reached> = at_place
+        Some(Reach { batches, places, hops })
+    }
+
+    /// Everything a batch reaches downstream, by id; `None` for an unknown batch.
+    pub fn downstream(&self, batch_id: &str) -> Option<Downstream> {
+        let Reach { mut batches, mut places, hops } = self.reach(batch_id)?;
+        let by_id = |bs: &mut Vec<u32>| -> Vec<String> {
+            bs.sort_unstable_by_key(|&b| self.batch_rank[b as usize]);
+            bs.iter().map(|&b| self.ids[b as usize].clone()).collect()
+        };
+        let batches = by_id(&mut batches);
+        places.sort_unstable_by_key(|e| self.place_rank[e.place as usize]);
+        let places: Vec<Reached> = places
             .into_iter()
-            .map(|(p, (bs, first, last, left))| {
-                let mut batches: Vec<String> = bs.iter().map(|&b| self.ids[b as usize].clone()).collect();
-                batches.sort();
-                Reached { place: self.places[p as usize].clone(), batches, first, last, last_holder: !left }
+            .map(|mut p| Reached {
+                place: self.places[p.place as usize].clone(),
+                batches: by_id(&mut p.batches),
+                first: p.first,
+                last: p.last,
+                last_holder: !p.left,
             })
             .collect();
-        places.sort_by(|a, b| a.place.cmp(&b.place));
         Some(Downstream { batches, places, hops })
     }
 
@@ -255,6 +336,24 @@ impl Goods {
         siblings.sort();
         siblings.dedup();
         Some(Upstream { ancestors, plants, siblings })
+    }
+}
+
+impl Goods {
+    /// The batches that were transferred to `place` on a day in `from..=to`, by id: what an
+    /// environment sample's positive there puts under suspicion.
+    pub fn held_at(&self, place: &str, from: Date, to: Date) -> Vec<String> {
+        let Some(p) = self.places.iter().position(|x| x == place) else { return Vec::new() };
+        let mut out: Vec<String> = (0..self.ids.len())
+            .filter(|&b| {
+                Self::row(&self.transfers_at, &self.transfers, b as u32)
+                    .iter()
+                    .any(|t| t.to as usize == p && from <= t.date && t.date <= to)
+            })
+            .map(|b| self.ids[b].clone())
+            .collect();
+        out.sort();
+        out
     }
 }
 

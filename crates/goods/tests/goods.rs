@@ -94,6 +94,11 @@ fn a_positive_batch_reaches_every_holder_through_splits_combinations_and_cycles(
     assert_eq!(u.plants, ["PLANT-7", "PLANT-9"]);
     assert_eq!(u.siblings, ["B2"]);
     assert!(g.downstream("NOPE").is_none());
+    // An environment positive at WH1 on day 4: the batches brought there in the window.
+    assert_eq!(g.held_at("WH1", day(1), day(4)), ["B1"]);
+    assert_eq!(g.held_at("WH1", day(3), day(4)), Vec::<String>::new(), "B1 came on day 2");
+    assert_eq!(g.held_at("SHOP", day(1), day(9)), ["S1"], "once, though it came twice");
+    assert!(g.held_at("NOWHERE", day(1), day(9)).is_empty());
 }
 
 #[test]

@@ -530,6 +530,10 @@ pub(crate) struct SentinelReport {
     last_seq: u64,
     /// Alerts raised by positives in the environment and cold-chain feeds.
     alerts: Vec<i64>,
+    /// The responses to them (the reporting point sealed, the goods it held, its workers proposed
+    /// a measure; as `GET /api/v1/goods/responses/{id}` gives them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    goods_responses: Vec<chainbreak_app::goods::GoodsResponse>,
 }
 
 /// Ingests sentinel reports; positives of the environment and cold-chain feeds raise alerts in
@@ -558,10 +562,19 @@ pub(crate) async fn sentinel_batch(
     let (report, triggered) = with_deployment(&state.deployment, move |dep| {
         let now = dep.clock.now();
         let writer = crate::handlers::writer(dep, &user, "POST /api/v1/sentinel:batch")?;
-        chainbreak_app::ingest::ingest_sentinel(&mut *dep.store, &writer, &rows, now)
+        let (report, triggered) = chainbreak_app::ingest::ingest_sentinel(&mut *dep.store, &writer, &rows, now)?;
+        let actor = crate::auth::actor(&user, "POST /api/v1/sentinel:batch");
+        let goods = crate::handlers::respond_to_samples(dep, &actor, &triggered.samples);
+        Ok((report, (triggered, goods)))
     })
     .await?;
+    let (triggered, goods_responses) = triggered;
     state.metrics.ingested("sentinel", report.accepted);
     state.metrics.set_last_seq(report.last_seq);
-    Ok(Json(SentinelReport { accepted: report.accepted, last_seq: report.last_seq, alerts: triggered.alerts }))
+    Ok(Json(SentinelReport {
+        accepted: report.accepted,
+        last_seq: report.last_seq,
+        alerts: triggered.alerts,
+        goods_responses,
+    }))
 }

@@ -340,6 +340,48 @@ struct ZonesPage {
     message: String,
     map_svg: Option<String>,
     zones: Vec<ZoneLine>,
+    requests: Vec<RequestLine>,
+}
+
+/// An open service request as the board and zone pages list it.
+struct RequestLine {
+    id: String,
+    person: String,
+    kind: &'static str,
+    priority: String,
+    priority_text: &'static str,
+    state: &'static str,
+    due: String,
+    overdue: bool,
+    owner: String,
+    unit: String,
+}
+
+/// The open service requests of the user's jurisdiction (the first 100, by id): overdue first,
+/// then by deadline.
+fn open_requests(
+    dep: &chainbreak_app::Deployment,
+    user: &User,
+    lang: Lang,
+) -> Result<Vec<RequestLine>, chainbreak_app::AppError> {
+    let filter = chainbreak_store::RequestFilter { open: true, ..Default::default() };
+    let mut items = chainbreak_app::requests::list(dep, Some(user), &filter, None, 100)?.items;
+    items.sort_by(|a, b| (!a.overdue, a.row.due, &a.row.id).cmp(&(!b.overdue, b.row.due, &b.row.id)));
+    Ok(items
+        .into_iter()
+        .map(|r| RequestLine {
+            kind: lang.t(&format!("request_kind_{}", r.row.kind)),
+            priority_text: lang.t(&format!("request_priority_{}", r.row.priority)),
+            state: lang.t(&format!("request_state_{}", r.row.state)),
+            due: r.row.due.to_string(),
+            overdue: r.overdue,
+            id: r.row.id,
+            person: r.row.person_id,
+            priority: r.row.priority,
+            owner: r.row.owner_unit,
+            unit: r.row.unit,
+        })
+        .collect())
 }
 
 fn who(user: &User, lang: Lang) -> String {
@@ -432,7 +474,8 @@ fn zones_page(
         })
         .collect();
     let map_svg = svg::zones_svg(&base, &shapes, lang);
-    Ok(ZonesPage { lang, who: who(user, lang), message, map_svg, zones: lines })
+    let requests = open_requests(dep, user, lang)?;
+    Ok(ZonesPage { lang, who: who(user, lang), message, map_svg, zones: lines, requests })
 }
 
 /// The command centre's zone page (signed in).
@@ -492,6 +535,7 @@ struct BoardPage {
     overdue_title: String,
     overdue: Vec<(String, String, String, String, String)>,
     facilities: Vec<(String, usize, usize, usize, usize, String)>,
+    requests: Vec<RequestLine>,
 }
 
 /// The closed-loop board (signed in): open measures by state and owner, overdue tasks first,
@@ -503,12 +547,13 @@ pub(crate) async fn board(
     auth: Result<Authenticated, ApiError>,
 ) -> Result<Response, ApiError> {
     signed_in(&state, &headers, &uri, auth, "/board", |dep, user, lang| {
-        Ok(board_page(&overview::board(dep, user, 100, 7)?, user, lang))
+        let requests = open_requests(dep, user, lang)?;
+        Ok(board_page(&overview::board(dep, user, 100, 7)?, user, lang, requests))
     })
     .await
 }
 
-fn board_page(b: &overview::Board, user: &User, lang: Lang) -> BoardPage {
+fn board_page(b: &overview::Board, user: &User, lang: Lang, requests: Vec<RequestLine>) -> BoardPage {
     let state_name = |s: &str| {
         let key = format!("state_{s}");
         match lang.t(&key) {
@@ -544,6 +589,7 @@ fn board_page(b: &overview::Board, user: &User, lang: Lang) -> BoardPage {
                 (f.name.clone(), o.rooms, o.occupied, o.to_disinfect, o.people, svg::forecast(&f.forecast))
             })
             .collect(),
+        requests,
     }
 }
 

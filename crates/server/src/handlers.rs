@@ -196,6 +196,12 @@ pub(crate) struct IngestReport {
     /// tracers to confirm; `GET /api/v1/proposals`).
     #[serde(skip_serializing_if = "Option::is_none")]
     traced: Option<TracedCases>,
+    /// Lab tests: the responses to positive goods and environment samples (the recall list, the
+    /// places to seal, the workers proposed a measure, the supplier suspensions; as
+    /// `GET /api/v1/goods/responses/{id}` gives them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    goods_responses: Vec<chainbreak_app::goods::GoodsResponse>,
 }
 
 /// The trace that new suspected cases started.
@@ -241,6 +247,7 @@ impl From<ingest::IngestReport> for IngestReport {
             suspected_cases: vec![],
             alerts: vec![],
             traced: None,
+            goods_responses: vec![],
         }
     }
 }
@@ -381,17 +388,44 @@ pub(crate) async fn lab_tests_batch(
                 Err(e) => tracing::error!(error = ?e, "zones could not be proposed"),
             }
         }
-        Ok((report, triggered, traced))
+        // Positive goods and environment samples: traced at once, their places to seal and
+        // recall list recorded, their workers proposed a measure, the supplier suspension list
+        // brought up to date (a failure is logged; `POST /api/v1/goods/responses` makes it up).
+        let goods = respond_to_samples(dep, &actor, &triggered.samples);
+        Ok((report, triggered, traced, goods))
     })
     .await?;
-    let (report, triggered, traced) = report;
+    let (report, triggered, traced, goods_responses) = report;
     state.metrics.ingested("lab_test", report.accepted);
     state.metrics.set_last_seq(report.last_seq);
     let mut body: IngestReport = report.into();
     body.suspected_cases = triggered.suspected_cases;
     body.alerts = triggered.alerts;
     body.traced = traced.map(TracedCases::from);
+    body.goods_responses = goods_responses;
     Ok(Json(body))
+}
+
+/// The responses to the positive samples a batch set off, owned by the unit of intake; a
+/// failure is logged (the samples stay unanswered until responded to by hand).
+pub(crate) fn respond_to_samples(
+    dep: &mut chainbreak_app::Deployment,
+    actor: &chainbreak_app::accounts::Actor,
+    samples: &[chainbreak_app::goods::PositiveSample],
+) -> Vec<chainbreak_app::goods::GoodsResponse> {
+    if samples.is_empty() {
+        return Vec::new();
+    }
+    match chainbreak_app::goods::respond(dep, actor, None, samples, INTAKE_UNIT) {
+        Ok(done) => {
+            tracing::info!(responses = done.len(), "positive goods and environment samples responded to");
+            done
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "positive goods or environment samples could not be responded to");
+            Vec::new()
+        }
+    }
 }
 
 /// The unit that owns the isolations of suspected cases opened over HTTP, as `chainbreak import

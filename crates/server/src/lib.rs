@@ -20,6 +20,7 @@ mod body;
 mod dashboard;
 mod episodes;
 mod error;
+mod goods;
 mod handlers;
 mod i18n;
 mod metrics;
@@ -76,6 +77,10 @@ pub struct ServerConfig {
     /// Confirm new contact proposals that need no person's confirmation as they are recorded.
     /// DESIGN.md §4a allows it for simulation and the demo only: only `chainbreak demo` sets it.
     pub auto_confirm: bool,
+    /// How often late service requests' escalations are recorded (default every minute; how
+    /// far a late request goes is the profile's `[service_requests]`); `None`: never (then
+    /// `chainbreak requests escalate` or `POST /api/v1/requests/escalations`).
+    pub escalate_every: Option<std::time::Duration>,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +96,7 @@ impl Default for ServerConfig {
             session_hours: 12,
             secure_cookies: false,
             auto_confirm: false,
+            escalate_every: Some(std::time::Duration::from_secs(60)),
         }
     }
 }
@@ -165,6 +171,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/zones/{id}", get(zones::get_zone))
         .route("/api/v1/zones/{id}/decision", post(zones::decide_zone))
         .route("/api/v1/zones/{id}/rounds", post(zones::zone_round))
+        .route("/api/v1/goods:batch", post(goods::goods_batch))
+        .route("/api/v1/goods/batches/{id}/trace", get(goods::trace_batch))
+        .route("/api/v1/goods/responses", get(goods::list_responses).post(goods::respond))
+        .route("/api/v1/goods/responses/{id}", get(goods::get_response))
+        .route("/api/v1/goods/suspensions", get(goods::list_suspensions))
+        .route("/api/v1/requests", get(goods::list_requests).post(goods::file_request))
+        .route("/api/v1/requests/escalations", post(goods::escalate_requests))
+        .route("/api/v1/requests/{id}", get(goods::get_request))
+        .route("/api/v1/requests/{id}/actions", post(goods::act_on_request))
         .route("/public", get(pages::public_page))
         .route("/sign-in", get(dashboard::sign_in_page).post(dashboard::sign_in))
         .route("/sign-out", post(dashboard::sign_out))
@@ -216,6 +231,7 @@ pub async fn serve(
     let purger = state.config.purge_every.map(|every| tokio::spawn(purge_every(state.clone(), every)));
     let recomputer = tokio::spawn(recompute_proposals(state.clone(), state.config.recompute_every));
     let detector = state.config.detect_every.map(|every| tokio::spawn(detect_every(state.clone(), every)));
+    let escalator = state.config.escalate_every.map(|every| tokio::spawn(escalate_every(state.clone(), every)));
     let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     if let Some(purger) = purger {
         purger.abort();
@@ -223,6 +239,9 @@ pub async fn serve(
     recomputer.abort();
     if let Some(detector) = detector {
         detector.abort();
+    }
+    if let Some(escalator) = escalator {
+        escalator.abort();
     }
     served?;
     tracing::info!("server stopped");
@@ -298,6 +317,32 @@ async fn detect_every(state: AppState, every: std::time::Duration) {
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = ?e, "the zones' review failed"),
+        }
+    }
+}
+
+/// Records the escalations of late service requests every `every`, as `system`. A failure is
+/// logged and tried again at the next tick.
+async fn escalate_every(state: AppState, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let done = handlers::with_deployment(&state.deployment, |dep| {
+            let actor = chainbreak_app::accounts::Actor {
+                name: "system".into(),
+                via: "scheduled escalation".into(),
+                reason: None,
+            };
+            chainbreak_app::requests::escalate(dep, &actor, None)
+        })
+        .await;
+        match done {
+            Ok(escalated) if !escalated.is_empty() => {
+                tracing::info!(escalated = escalated.len(), "late service requests escalated")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = ?e, "escalating service requests failed"),
         }
     }
 }

@@ -18,7 +18,7 @@ use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::{ErrorBody, ErrorDetail, ErrorLocation};
-use crate::{alerts, episodes, handlers, pages, proposals, records, sessions, trace, users, zones};
+use crate::{alerts, episodes, goods, handlers, pages, proposals, records, sessions, trace, users, zones};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -77,6 +77,17 @@ use crate::{alerts, episodes, handlers, pages, proposals, records, sessions, tra
         zones::zone_round,
         zones::review_zones,
         zones::public_zones,
+        goods::goods_batch,
+        goods::trace_batch,
+        goods::list_responses,
+        goods::get_response,
+        goods::respond,
+        goods::list_suspensions,
+        goods::list_requests,
+        goods::file_request,
+        goods::get_request,
+        goods::act_on_request,
+        goods::escalate_requests,
         pages::public_summary,
         zones::public_zones_geojson,
         users::list_users,
@@ -102,6 +113,12 @@ use crate::{alerts, episodes, handlers, pages, proposals, records, sessions, tra
             the review queue of alarms, silent sentinels, Rt"),
         (name = "zones", description = "Risk zones: proposed from cases by the profile's rules with their reasons, \
             confirmed or rejected by a commander, screening rounds, lowered and lifted by rule, with their history"),
+        (name = "goods", description = "Imported cold-chain and other high-risk goods: a batch traced both ways, \
+            the response to each positive sample (recall list, places to seal, the workers proposed a measure with \
+            the goods evidence) and the supplier suspension list"),
+        (name = "requests", description = "Service requests of residents in controlled zones (medicine, dialysis and \
+            other medical care, childbirth, food): deadlines by kind, escalation when late, closed only with an \
+            outcome"),
         (name = "public", description = "What the public sees: the zones in force, with no case and no person \
             (no token needed)"),
         (name = "records", description = "Reads of persons, places, cases, lab tests and visits, scoped by the \

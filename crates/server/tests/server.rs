@@ -208,11 +208,14 @@ impl TestServer {
     }
 
     /// The token of the fixture user whose role serves `path`: `lab` for lab tests, `tracer`
-    /// for visits and sentinel reports, `admin` for the rest.
+    /// for visits, sentinel reports and goods, `admin` for the rest.
     fn token_for(&self, path: &str) -> &str {
         if path.starts_with("/api/v1/lab-tests") {
             &self.lab
-        } else if path.starts_with("/api/v1/visits") || path.starts_with("/api/v1/sentinel") {
+        } else if path.starts_with("/api/v1/visits")
+            || path.starts_with("/api/v1/sentinel")
+            || path.starts_with("/api/v1/goods:batch")
+        {
             &self.tracer
         } else {
             &self.admin
@@ -815,6 +818,44 @@ const ROUTES: &[(&str, &str, Access, Scoped)] = &[
     // Decided and rounds entered once: the jurisdiction is checked in `zones_over_http`.
     ("post", "/api/v1/zones/{id}/decision", Access::Needs(Permission::ManageZones), Scoped::No),
     ("post", "/api/v1/zones/{id}/rounds", Access::Needs(Permission::IngestData), Scoped::No),
+    // Goods responses lab_test:ENV1 at L1 (D1) and lab_test:ENV2 at L2 (D2); service requests of
+    // P1 (D1) and P2 (D2) filed at `now()` (`seed_goods_and_requests`).
+    ("post", "/api/v1/goods:batch", Access::Needs(Permission::IngestData), Scoped::Write),
+    ("get", "/api/v1/goods/batches/{id}/trace", Access::Needs(Permission::ReadRecords), Scoped::No),
+    (
+        "get",
+        "/api/v1/goods/responses",
+        Access::Needs(Permission::ReadRecords),
+        Scoped::List("lab_test:ENV1", "lab_test:ENV2"),
+    ),
+    ("post", "/api/v1/goods/responses", Access::Needs(Permission::ConfirmContacts), Scoped::No),
+    (
+        "get",
+        "/api/v1/goods/responses/{id}",
+        Access::Needs(Permission::ReadRecords),
+        Scoped::Record("lab_test:ENV1", "lab_test:ENV2"),
+    ),
+    ("get", "/api/v1/goods/suspensions", Access::Needs(Permission::ReadRecords), Scoped::No),
+    (
+        "get",
+        "/api/v1/requests",
+        Access::Needs(Permission::ReadRecords),
+        Scoped::List("SR-P1-1646438400", "SR-P2-1646438400"),
+    ),
+    ("post", "/api/v1/requests", Access::Needs(Permission::ManageEpisodes), Scoped::Query),
+    ("post", "/api/v1/requests/escalations", Access::Needs(Permission::ManageEpisodes), Scoped::No),
+    (
+        "get",
+        "/api/v1/requests/{id}",
+        Access::Needs(Permission::ReadRecords),
+        Scoped::Record("SR-P1-1646438400", "SR-P2-1646438400"),
+    ),
+    (
+        "post",
+        "/api/v1/requests/{id}/actions",
+        Access::Needs(Permission::ManageEpisodes),
+        Scoped::Record("SR-P1-1646438400", "SR-P2-1646438400"),
+    ),
     ("get", "/api/v1/public/zones", Access::Public, Scoped::No),
     ("get", "/api/v1/public/summary", Access::Public, Scoped::No),
     ("get", "/api/v1/public/zones.geojson", Access::Public, Scoped::No),
@@ -874,6 +915,13 @@ fn matrix_body(route: &str, inside: bool) -> Option<Value> {
         "/api/v1/zones/review" => Some(json!({})),
         "/api/v1/zones/{id}/decision" => Some(json!({"decision": "confirm"})),
         "/api/v1/zones/{id}/rounds" => Some(json!({"on": "2022-03-05", "tested": 10, "positives": 0})),
+        "/api/v1/goods:batch" => Some(json!({"hops": [{"batch_id": "GB1", "kind": "transfer", "to_place": place,
+            "date": "2022-03-01"}]})),
+        // A person's positive is no goods sample: refused (400) to whoever may ask.
+        "/api/v1/goods/responses" => Some(json!({"lab_test_id": "LT1"})),
+        "/api/v1/requests" => Some(json!({"person_id": person, "kind": "food"})),
+        // A note: accepted in every state, changes no state.
+        "/api/v1/requests/{id}/actions" => Some(json!({"action": "comment", "note": "matrix"})),
         _ => None,
     }
 }
@@ -942,6 +990,7 @@ fn authorisation_matrix() {
     open_e1_and_e2(&server);
     seed_alerts(&server);
     seed_zones(&server);
+    seed_goods_and_requests(&server);
 
     for (method, route, access, scoped) in ROUTES {
         let path = match scoped {
@@ -1022,6 +1071,8 @@ fn authorisation_matrix() {
                                     ".visits"
                                 } else if route.contains("sentinel") {
                                     ".sentinel"
+                                } else if route.contains("goods") {
+                                    ".hops"
                                 } else {
                                     ".lab_tests"
                                 }
@@ -1438,6 +1489,7 @@ fn browser_sessions_sign_in_work_like_tokens_and_sign_out() {
     open_e1_and_e2(&server);
     seed_alerts(&server);
     seed_zones(&server);
+    seed_goods_and_requests(&server);
     for (method, route, access, _) in ROUTES {
         if *access != Access::Needs(Permission::ReadRecords) && *access != Access::Needs(Permission::IngestData) {
             continue;
@@ -1450,6 +1502,10 @@ fn browser_sessions_sign_in_work_like_tokens_and_sign_out() {
         let path = path.replace("/cases/P1", "/cases/K1").replace("/lab-tests/P1", "/lab-tests/LT1");
         let path = path.replace("/proposals/P1", "/proposals/2").replace("/episodes/P1", "/episodes/E1");
         let path = path.replace("/alerts/P1", "/alerts/1").replace("/zones/P1", "/zones/area:D1:1");
+        let path = path
+            .replace("/goods/batches/P1", "/goods/batches/GB1")
+            .replace("/responses/P1", "/responses/lab_test:ENV1");
+        let path = path.replace("/requests/P1", "/requests/SR-P1-1646438400");
         let by_token = server.call(method, &path, Some(&server.tracer), matrix_body(route, true).as_ref()).status();
         let by_cookie = with_cookie(&server, method, &path, &cookie, None).status();
         assert_eq!(by_cookie, by_token, "{method} {path}");
@@ -1825,6 +1881,77 @@ fn seed_zones(server: &TestServer) {
     }
 }
 
+/// Goods batch GB1; the responses to environment samples ENV1 at L1 (D1) and ENV2 at L2 (D2);
+/// a food request of P1 and of P2 (under E1 and E2, whose measures end at home), filed at `now()`.
+fn seed_goods_and_requests(server: &TestServer) {
+    use chainbreak_app::goods::{GoodsResponse, PlaceToSeal, PositiveSample};
+    let mut store = server.store();
+    let mut batch = store.begin(now()).unwrap();
+    batch
+        .put_goods_batches(&[chainbreak_core::model::GoodsBatch {
+            id: "GB1".into(),
+            product: "frozen shrimp".into(),
+            origin_country: "EC".into(),
+            plant: Some("EC-PLANT-1".into()),
+            port: None,
+            entry_date: None,
+            inspection_cert: None,
+            test_cert: None,
+            disinfection_cert: None,
+            trace_code: None,
+            parent_batch_id: None,
+        }])
+        .unwrap();
+    for (sample, place) in [("ENV1", "L1"), ("ENV2", "L2")] {
+        let response = GoodsResponse {
+            sample: PositiveSample {
+                id: format!("lab_test:{sample}"),
+                kind: SubjectKind::Environment,
+                subject: place.into(),
+                sampled_at: now(),
+                positive_at: now(),
+            },
+            recall: vec![],
+            plants: vec![],
+            sibling_batches: vec![],
+            places_to_seal: vec![PlaceToSeal {
+                place: place.into(),
+                batches: vec![],
+                last_holder: true,
+                exposed_from: now(),
+                exposed_to: now(),
+            }],
+            workers: vec![],
+            suspensions: vec![],
+            notes: vec![],
+            responded_at: now(),
+        };
+        let row = chainbreak_store::GoodsResponseRow {
+            id: response.sample.id.clone(),
+            subject_kind: "environment".into(),
+            subject: place.into(),
+            positive_at: now(),
+            place_id: Some(place.into()),
+            response: serde_json::to_string(&response).unwrap(),
+            created_at: now(),
+        };
+        assert!(batch.put_goods_response(&row).unwrap());
+    }
+    batch.commit().unwrap();
+    let mut dep = chainbreak_app::Deployment::new(store, Arc::new(ManualClock::new(now()))).unwrap();
+    for person in ["P1", "P2"] {
+        let new = chainbreak_app::requests::NewRequest {
+            person_id: person.into(),
+            kind: chainbreak_core::profile::RequestKind::Food,
+            priority: None,
+            owner_unit: None,
+            note: None,
+        };
+        let filed = chainbreak_app::requests::file(&mut dep, &fixture_actor(), None, new).unwrap();
+        assert_eq!(filed.row.id, format!("SR-{person}-1646438400"));
+    }
+}
+
 fn seed_alerts(server: &TestServer) {
     use chainbreak_store::{AlertKind, AlertRow, ReviewItem, ReviewStatus};
     let mut store = server.store();
@@ -2012,6 +2139,197 @@ fn surveillance_over_http() {
     let (status, rt) = as_epi("get", "/api/v1/rt?to=2022-03-05", None);
     assert_eq!(status, StatusCode::OK, "{rt}");
     insta::assert_json_snapshot!("rt", rt);
+}
+
+/// A cold chain in D1: batch GB1 of plant EC-PLANT-1 comes to the cold store W1 on 1 March, is
+/// repacked into GB1-A on the 2nd, which goes to the restaurant L1 on the 3rd. P3 works at W1;
+/// P1 ate at L1 on the 3rd (after the goods came), P2 on the 2nd (before).
+fn seed_cold_chain(server: &TestServer) {
+    use chainbreak_core::model::{GoodsBatch, GoodsHop, HopKind, StaffMember};
+    let mut store = server.store();
+    let mut batch = store.begin(now()).unwrap();
+    batch.put_places(&[Place { kind: PlaceKind::ColdChainWarehouse, area: Some("D1".into()), ..place("W1") }]).unwrap();
+    batch.put_persons(&[person("P3", "H1")]).unwrap();
+    batch
+        .put_staff(&[StaffMember { place_id: "W1".into(), person_id: "P3".into(), role: Some("porter".into()) }])
+        .unwrap();
+    let goods = |id: &str, plant: Option<&str>, parent: Option<&str>| GoodsBatch {
+        id: id.into(),
+        product: "frozen shrimp".into(),
+        origin_country: "EC".into(),
+        plant: plant.map(Into::into),
+        port: Some("Tianjin".into()),
+        entry_date: Some(jiff::civil::date(2022, 3, 1)),
+        inspection_cert: None,
+        test_cert: None,
+        disinfection_cert: None,
+        trace_code: None,
+        parent_batch_id: parent.map(Into::into),
+    };
+    batch.commit().unwrap();
+    drop(store);
+    // The goods registry over HTTP: a hop naming an unknown batch is refused at its path, and
+    // nothing of the request is written.
+    let hop = |b: &str, from: Option<&str>, to: &str, d: i8| GoodsHop {
+        batch_id: b.into(),
+        kind: HopKind::Transfer,
+        from_place: from.map(Into::into),
+        to_place: Some(to.into()),
+        to_batch_id: None,
+        date: jiff::civil::date(2022, 3, d),
+        quantity: None,
+    };
+    let batches = [goods("GB1", Some("EC-PLANT-1"), None), goods("GB1-A", None, Some("GB1"))];
+    let bad = json!({"batches": batches, "hops": [hop("GB1", None, "W1", 1), hop("GB9", Some("W1"), "L1", 3)]});
+    let (code, location) = error_of(server.post_json("/api/v1/goods:batch", &bad), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!((code.as_str(), &location["json_path"]), ("input.unknown_reference", &json!("$.hops[1].batch_id")));
+    assert_eq!(server.store().goods().unwrap().0.len(), 0, "all or nothing");
+    let good = json!({"batches": batches, "hops": [hop("GB1", None, "W1", 1), hop("GB1-A", Some("W1"), "L1", 3)]});
+    let (status, report) = json_of(server.post_json("/api/v1/goods:batch", &good));
+    assert_eq!((status, &report["accepted"]), (StatusCode::OK, &json!(4)), "{report}");
+    let visits = json!({"visits": [
+        {"person_id": "P1", "place_id": "L1", "t_in": "2022-03-03T12:00:00Z", "t_out": "2022-03-03T13:00:00Z"},
+        {"person_id": "P2", "place_id": "L1", "t_in": "2022-03-02T04:00:00Z", "t_out": "2022-03-02T05:00:00Z"}]});
+    assert_eq!(server.post_json("/api/v1/visits:batch", &visits).status(), StatusCode::OK);
+}
+
+#[test]
+fn a_positive_cold_chain_sample_over_http_gives_the_recall_list_sealed_places_workers_episodes_and_suspension() {
+    let server = TestServer::start();
+    seed_cold_chain(&server);
+    let sample = json!({"lab_tests": [{"id": "G1", "subject_kind": "goods", "subject_id": "GB1", "method": "pcr",
+        "result": "positive", "sampled_at": "2022-03-04T02:00:00Z", "reported_at": "2022-03-04T10:00:00Z"}]});
+    let (status, report) = json_of(server.post_json("/api/v1/lab-tests:batch", &sample));
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let response = &report["goods_responses"][0];
+    assert_eq!(response["recall"], json!(["GB1", "GB1-A"]));
+    let sealed: Vec<(&str, bool)> = response["places_to_seal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["place"].as_str().unwrap(), p["last_holder"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(sealed, [("L1", true), ("W1", false)]);
+    let workers: Vec<(&str, &str)> = response["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["person_id"].as_str().unwrap(), w["evidence"][0]["via"].as_str().unwrap()))
+        .collect();
+    assert_eq!(workers, [("P1", "visit"), ("P3", "staff")], "not P2, who ate there before the goods came");
+    assert_eq!(
+        response["suspensions"][0].as_object().map(|s| (
+            s["plant"].clone(),
+            s["nth"].clone(),
+            s["from"].clone(),
+            s["until"].clone()
+        )),
+        Some((json!("EC-PLANT-1"), json!(1), json!("2022-03-04"), json!("2022-03-11")))
+    );
+    insta::assert_json_snapshot!("goods_response", response);
+
+    // The same over the reads: the response, the workers' proposed episodes with the goods as
+    // their reason, the suspension in force and its alert.
+    let (status, stored) =
+        json_of(server.call("get", "/api/v1/goods/responses/lab_test:G1", Some(&server.tracer), None));
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    assert_eq!(stored["workers"], response["workers"]);
+    for w in response["workers"].as_array().unwrap() {
+        let id = w["episode_id"].as_str().unwrap();
+        let (status, ep) = json_of(server.call("get", &format!("/api/v1/episodes/{id}"), Some(&server.tracer), None));
+        assert_eq!(status, StatusCode::OK, "{ep}");
+        assert_eq!((&ep["state"], &ep["category"]), (&json!("proposed"), &json!("co_exposed")), "{ep}");
+        assert_eq!(ep["reasons"][0]["source"], "goods:lab_test:G1", "{ep}");
+    }
+    let (_, list) = json_of(server.call("get", "/api/v1/goods/suspensions?in_force=true", Some(&server.tracer), None));
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["plant"], "EC-PLANT-1");
+    let (_, alerts) =
+        json_of(server.call("get", "/api/v1/alerts?kind=supplier_suspension", Some(&server.tracer), None));
+    assert_eq!(alerts["items"].as_array().map(Vec::len), Some(1), "{alerts}");
+
+    // The batch traced by a user of D2: the places in D1 are not theirs to see.
+    let mut store = server.store();
+    let d2 = add_user_in(&mut *store, "epi-d2", Role::Epidemiologist, "D2");
+    drop(store);
+    let (status, trace) = json_of(server.call("get", "/api/v1/goods/batches/GB1/trace", Some(&d2), None));
+    assert_eq!(status, StatusCode::OK, "{trace}");
+    assert_eq!(
+        (&trace["downstream"]["batches"], &trace["downstream"]["places"]),
+        (&json!(["GB1", "GB1-A"]), &json!([]))
+    );
+    let (_, trace) = json_of(server.call("get", "/api/v1/goods/batches/GB1/trace", Some(&server.tracer), None));
+    assert_eq!(trace["workers"][0]["person_id"], "P3");
+    // Asking again by hand responds to nothing new.
+    let (status, again) = json_of(server.call(
+        "post",
+        "/api/v1/goods/responses",
+        Some(&server.tracer),
+        Some(&json!({"lab_test_id": "G1"})),
+    ));
+    assert_eq!((status, again), (StatusCode::OK, Value::Null));
+}
+
+#[test]
+fn service_requests_are_filed_moved_and_closed_only_with_an_outcome_over_http() {
+    let server = TestServer::start();
+    open_e1_and_e2(&server);
+    let mut store = server.store();
+    let worker = add_user_in(&mut *store, "cw-d1", Role::CommunityWorker, "D1");
+    drop(store);
+    let call = |method: &str, path: &str, body: Option<Value>| {
+        json_of(server.call(method, path, Some(&worker), body.as_ref()))
+    };
+    let (status, filed) = call("post", "/api/v1/requests", Some(json!({"person_id": "P1", "kind": "dialysis"})));
+    assert_eq!(status, StatusCode::OK, "{filed}");
+    // Urgent by default, within the hour; owned by the unit of P1's measure.
+    assert_eq!(
+        (&filed["priority"], &filed["due"], &filed["owner_unit"]),
+        (&json!("urgent"), &json!("2022-03-05T01:00:00Z"), &json!("U1"))
+    );
+    insta::assert_json_snapshot!("service_request", filed);
+    let (status, e) = call("post", "/api/v1/requests", Some(json!({"person_id": "P1", "kind": "helicopter"})));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    let (status, _) = call("post", "/api/v1/requests", Some(json!({"person_id": "P2", "kind": "food"})));
+    assert_eq!(status, StatusCode::NOT_FOUND, "P2 lives in D2");
+    let id = filed["id"].as_str().unwrap();
+    let act = |body: Value| call("post", &format!("/api/v1/requests/{id}/actions"), Some(body));
+    let (status, e) = act(json!({"action": "close"}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("only with an outcome"), "{e}");
+    let (status, e) = act(json!({"action": "close", "outcome": "unfulfilled"}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an unfulfilled request says why: {e}");
+    assert_eq!(act(json!({"action": "accept"})).0, StatusCode::OK);
+    // The board and the zone page list it, in either language.
+    let r = server
+        .client
+        .post(server.url("/api/v1/sessions"))
+        .json(&json!({"name": "cw-d1", "password": "a long enough password"}))
+        .send()
+        .unwrap();
+    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
+    for (page, text) in [("/board?lang=en", "Dialysis"), ("/zones?lang=zh-CN", "透析")] {
+        let html = with_cookie(&server, "get", page, &cookie, None).text().unwrap();
+        let row = html.split(&format!(r#"data-request="{id}""#)).nth(1).unwrap_or_else(|| panic!("{page}: {html}"));
+        let row = row.split("</tr>").next().unwrap();
+        assert!(row.contains(text) && row.contains("P1") && row.contains("2022-03-05T01:00:00Z"), "{page}: {row}");
+    }
+    let (status, open) = call("get", "/api/v1/requests?open=true", None);
+    assert_eq!((status, open["items"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{open}");
+    assert_eq!(open["items"][0]["state"], "in_progress");
+    let (status, closed) = act(json!({"action": "close", "outcome": "fulfilled", "note": "at the dialysis centre"}));
+    assert_eq!((status, &closed["state"], &closed["outcome"]), (StatusCode::OK, &json!("closed"), &json!("fulfilled")));
+    assert_eq!(act(json!({"action": "accept"})).0, StatusCode::BAD_REQUEST, "closed stays closed");
+    let (_, detail) = call("get", &format!("/api/v1/requests/{id}"), None);
+    let actions: Vec<&str> =
+        detail["history"].as_array().unwrap().iter().map(|h| h["event"]["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["file", "accept", "close"]);
+    let (_, open) = call("get", "/api/v1/requests?open=true", None);
+    assert_eq!(open["items"], json!([]));
+    let board = with_cookie(&server, "get", "/board?lang=en", &cookie, None).text().unwrap();
+    assert!(board.contains("No open service request.") && !board.contains("data-request="), "closed: off the board");
+    let (status, escalated) = call("post", "/api/v1/requests/escalations", None);
+    assert_eq!((status, escalated), (StatusCode::OK, json!([])), "nothing late");
 }
 
 #[test]

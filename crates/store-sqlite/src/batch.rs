@@ -1000,6 +1000,54 @@ impl Batch for SqliteBatch<'_> {
         self.atomically(|c| crate::surveillance::clock_event(c, case_id, event, at))
     }
 
+    fn put_goods_response(&mut self, row: &chainbreak_store::GoodsResponseRow) -> Result<bool> {
+        self.atomically(|c| match crate::goods::put_response(c, row)? {
+            Some(key) => {
+                log(c, Entity::GoodsResponse, ChangeOp::Upsert, key, key)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        })
+    }
+
+    fn record_plant_positive(&mut self, positive: &chainbreak_store::PlantPositive) -> Result<bool> {
+        self.atomically(|c| crate::goods::record_positive(c, positive))
+    }
+
+    fn plant_positives_of(&self, plant: &str) -> Result<Vec<chainbreak_store::PlantPositive>> {
+        crate::goods::positives_of(&self.tx, plant)
+    }
+
+    fn suspensions_of(&self, plant: &str) -> Result<Vec<chainbreak_store::SuspensionRow>> {
+        crate::goods::suspensions(&self.tx, Some(plant))
+    }
+
+    fn put_suspensions(&mut self, rows: &[chainbreak_store::SuspensionRow]) -> Result<()> {
+        self.atomically(|c| {
+            for key in crate::goods::put_suspensions(c, rows)? {
+                log(c, Entity::Suspension, ChangeOp::Upsert, key, key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn request_events_of(&self, request_id: &str) -> Result<Vec<chainbreak_store::RequestEventRow>> {
+        crate::goods::events_of(&self.tx, request_id)
+    }
+
+    fn append_request_events(
+        &mut self,
+        events: &[chainbreak_store::RequestEventRow],
+        rows: &[chainbreak_store::RequestRow],
+    ) -> Result<()> {
+        self.atomically(|c| {
+            for key in crate::goods::append(c, events, rows)? {
+                log(c, Entity::ServiceRequest, ChangeOp::Upsert, key, key)?;
+            }
+            Ok(())
+        })
+    }
+
     fn commit(self: Box<Self>) -> Result<u64> {
         if self.dropped_indexes {
             tracing::debug!(rows = ?self.visit_rows, "visits written; rebuilding indexes");

@@ -8,6 +8,7 @@
 mod access;
 mod batch;
 mod episodes;
+mod goods;
 mod proposals;
 mod read;
 mod scope;
@@ -36,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_0005_surveillance.sql"),
     include_str!("schema_0006_zones.sql"),
     include_str!("schema_0007_case_lists.sql"),
+    include_str!("schema_0008_goods_requests.sql"),
 ];
 
 /// The schema version this build writes.
@@ -453,5 +455,40 @@ impl Store for SqliteStore {
 
     fn clock_of(&self, case_id: &str) -> Result<Vec<chainbreak_store::ClockRow>> {
         surveillance::clock_of(&self.conn, case_id)
+    }
+
+    fn goods_responses(
+        &self,
+        scope: &Scope,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<chainbreak_store::GoodsResponseRow>> {
+        goods::responses(&self.conn, scope, after, limit)
+    }
+
+    fn goods_response(&self, id: &str) -> Result<Option<chainbreak_store::GoodsResponseRow>> {
+        goods::response(&self.conn, id)
+    }
+
+    fn suspensions(&self) -> Result<Vec<chainbreak_store::SuspensionRow>> {
+        goods::suspensions(&self.conn, None)
+    }
+
+    fn requests_page(
+        &self,
+        scope: &Scope,
+        filter: &chainbreak_store::RequestFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<chainbreak_store::RequestRow>> {
+        goods::requests_page(&self.conn, scope, filter, after, limit)
+    }
+
+    fn request(&self, id: &str) -> Result<Option<chainbreak_store::RequestRow>> {
+        goods::request(&self.conn, id)
+    }
+
+    fn request_events(&self, request_id: &str) -> Result<Vec<chainbreak_store::RequestEventRow>> {
+        goods::events_of(&self.conn, request_id)
     }
 }

@@ -36,6 +36,9 @@ pub(crate) fn table_of(entity: Entity) -> &'static str {
         Entity::Alert => "alerts",
         Entity::ReviewItem => "review_items",
         Entity::Zone => "zones",
+        Entity::GoodsResponse => "goods_responses",
+        Entity::Suspension => "plant_suspensions",
+        Entity::ServiceRequest => "service_requests",
     }
 }
 

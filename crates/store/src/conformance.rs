@@ -35,7 +35,8 @@ macro_rules! conformance_tests {
             proposals_are_decided_all_or_nothing, proposals_are_listed_by_case_status_and_scope,
             episodes_are_events_with_a_current_state, facilities_keep_their_rooms, zones_are_events_with_a_current_state, case_lists_sort_and_page_by_keyset, goods_read_back_as_written,
             alerts_are_raised_once_and_moved_with_their_events, review_items_are_queued_once_ranked_and_decided,
-            response_clock_starts_and_stops_on_events, sentinel_records_and_batch_lookups_read_what_was_written);
+            response_clock_starts_and_stops_on_events, sentinel_records_and_batch_lookups_read_what_was_written,
+            goods_responses_and_suspensions_are_kept, service_requests_are_events_with_a_current_state);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -1360,4 +1361,151 @@ pub fn facilities_keep_their_rooms(store: &mut dyn Store) {
     let rooms: Vec<(&str, u32, &str)> =
         f[0].rooms.iter().map(|r| (r.id.as_str(), r.capacity, r.state.as_str())).collect();
     assert_eq!(rooms, [("101", 1, "occupied"), ("102", 2, "clean"), ("103", 1, "clean")]);
+}
+
+pub fn goods_responses_and_suspensions_are_kept(store: &mut dyn Store) {
+    seed(store);
+    let before = store.last_seq().unwrap();
+    let response = |id: &str, place: Option<&str>| crate::GoodsResponseRow {
+        id: id.into(),
+        subject_kind: "goods".into(),
+        subject: "G1".into(),
+        positive_at: t(5),
+        place_id: place.map(Into::into),
+        response: r#"{"recall":["G1"]}"#.into(),
+        created_at: t(6),
+    };
+    let positive = |plant: &str, sample: &str, d: i8| crate::PlantPositive {
+        plant: plant.into(),
+        sample: sample.into(),
+        day: jiff::civil::date(2022, 3, d),
+    };
+    let suspension = |nth: u32, from: i8, until: i8| crate::SuspensionRow {
+        plant: "EC-1".into(),
+        nth,
+        from: jiff::civil::date(2022, 3, from),
+        until: jiff::civil::date(2022, 3, until),
+        sample: format!("lab_test:L{nth}"),
+        updated_at: t(7),
+    };
+    let mut b = store.begin(t(20)).unwrap();
+    assert!(b.put_goods_response(&response("lab_test:L1", Some("M1"))).unwrap());
+    assert!(!b.put_goods_response(&response("lab_test:L1", Some("W1"))).unwrap(), "recorded once");
+    assert!(b.put_goods_response(&response("lab_test:L2", None)).unwrap());
+    // An unknown place is refused, and the batch goes on.
+    assert!(matches!(
+        b.put_goods_response(&response("lab_test:L3", Some("NOPE"))),
+        Err(StoreError::UnknownReference { .. })
+    ));
+    assert!(b.record_plant_positive(&positive("EC-1", "lab_test:L2", 9)).unwrap());
+    assert!(b.record_plant_positive(&positive("EC-1", "lab_test:L1", 2)).unwrap());
+    assert!(!b.record_plant_positive(&positive("EC-1", "lab_test:L1", 2)).unwrap(), "counted once");
+    assert!(b.record_plant_positive(&positive("BR-7", "lab_test:L1", 2)).unwrap());
+    assert_eq!(
+        b.plant_positives_of("EC-1").unwrap(),
+        [positive("EC-1", "lab_test:L1", 2), positive("EC-1", "lab_test:L2", 9)],
+        "by day"
+    );
+    b.put_suspensions(&[suspension(1, 2, 9), suspension(2, 9, 16)]).unwrap();
+    b.put_suspensions(&[suspension(2, 10, 17)]).unwrap();
+    assert_eq!(b.suspensions_of("EC-1").unwrap(), [suspension(1, 2, 9), suspension(2, 10, 17)]);
+    assert!(b.suspensions_of("BR-7").unwrap().is_empty());
+    b.commit().unwrap();
+    let changes: Vec<Entity> = store.changes_since(before, 10).unwrap().iter().map(|c| c.entity).collect();
+    assert_eq!(
+        changes,
+        [Entity::GoodsResponse, Entity::GoodsResponse, Entity::Suspension, Entity::Suspension, Entity::Suspension]
+    );
+    assert_eq!(store.suspensions().unwrap(), [suspension(1, 2, 9), suspension(2, 10, 17)]);
+    assert_eq!(store.goods_response("lab_test:L1").unwrap(), Some(response("lab_test:L1", Some("M1"))));
+    assert_eq!(store.goods_response("lab_test:L9").unwrap(), None);
+    let ids = |scope: &Scope| -> Vec<String> {
+        store.goods_responses(scope, None, 10).unwrap().into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(ids(&Scope::All), ["lab_test:L1", "lab_test:L2"]);
+    // A response lies at its place (M1 is in D1); one without a place only in everything.
+    assert_eq!(ids(&Scope::Within("D1".into())), ["lab_test:L1"]);
+    assert!(ids(&Scope::Within("B1".into())).is_empty());
+    assert_eq!(store.goods_responses(&Scope::All, Some("lab_test:L1"), 10).unwrap().len(), 1);
+    // A dropped batch writes nothing.
+    let mut b = store.begin(t(30)).unwrap();
+    b.put_goods_response(&response("lab_test:L5", None)).unwrap();
+    b.put_suspensions(&[suspension(3, 20, 27)]).unwrap();
+    drop(b);
+    assert_eq!(store.goods_response("lab_test:L5").unwrap(), None);
+    assert_eq!(store.suspensions().unwrap().len(), 2);
+}
+
+pub fn service_requests_are_events_with_a_current_state(store: &mut dyn Store) {
+    seed(store);
+    let before = store.last_seq().unwrap();
+    let row = |id: &str, person: &str, state: &str, unit: &str, due: i64, events: u32| crate::RequestRow {
+        id: id.into(),
+        person_id: person.into(),
+        kind: "dialysis".into(),
+        priority: "urgent".into(),
+        state: state.into(),
+        owner_unit: "S1".into(),
+        unit: unit.into(),
+        due: t(due),
+        escalation: u32::from(unit != "S1"),
+        outcome: (state == "closed").then(|| "fulfilled".to_string()),
+        filed_at: t(10),
+        updated_at: t(10 + i64::from(events)),
+        events,
+        request: format!(r#"{{"state":"{state}"}}"#),
+    };
+    let event = |id: &str, at: i64, action: &str| crate::RequestEventRow {
+        seq: 0,
+        request_id: id.into(),
+        at: t(at),
+        actor: "worker".into(),
+        action: action.into(),
+    };
+    let mut b = store.begin(t(20)).unwrap();
+    b.append_request_events(
+        &[event("R1", 10, r#"{"action":"file"}"#), event("R2", 10, r#"{"action":"file"}"#)],
+        &[row("R1", "P1", "open", "S1", 70, 1), row("R2", "P3", "open", "S1", 90, 1)],
+    )
+    .unwrap();
+    assert_eq!(b.request_events_of("R1").unwrap().len(), 1, "seen inside the batch");
+    b.append_request_events(
+        &[event("R1", 80, r#"{"action":"escalate"}"#)],
+        &[row("R1", "P1", "open", "D1-OFFICE", 70, 2)],
+    )
+    .unwrap();
+    // Events without a row, or a row for an unknown person: refused, nothing of the call written.
+    assert!(b.append_request_events(&[event("R9", 80, "{}")], &[]).is_err());
+    assert!(matches!(
+        b.append_request_events(&[event("R3", 80, "{}")], &[row("R3", "P404", "open", "S1", 90, 1)]),
+        Err(StoreError::UnknownReference { .. })
+    ));
+    assert!(b.request_events_of("R3").unwrap().is_empty());
+    b.append_request_events(&[event("R2", 95, r#"{"action":"close"}"#)], &[row("R2", "P3", "closed", "S1", 90, 2)])
+        .unwrap();
+    b.commit().unwrap();
+    let changes: Vec<Entity> = store.changes_since(before, 10).unwrap().iter().map(|c| c.entity).collect();
+    assert_eq!(changes, [Entity::ServiceRequest; 4]);
+    let events = store.request_events("R1").unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        [r#"{"action":"file"}"#, r#"{"action":"escalate"}"#]
+    );
+    assert!(events[0].seq < events[1].seq && events[1].at == t(80));
+    assert_eq!(store.request("R1").unwrap(), Some(row("R1", "P1", "open", "D1-OFFICE", 70, 2)));
+    assert_eq!(store.request("R3").unwrap(), None);
+    let ids = |scope: &Scope, filter: &crate::RequestFilter| -> Vec<String> {
+        store.requests_page(scope, filter, None, 10).unwrap().into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(ids(&Scope::All, &Default::default()), ["R1", "R2"]);
+    assert_eq!(ids(&Scope::All, &crate::RequestFilter { open: true, ..Default::default() }), ["R1"]);
+    assert_eq!(
+        ids(&Scope::All, &crate::RequestFilter { unit: Some("D1-OFFICE".into()), ..Default::default() }),
+        ["R1"]
+    );
+    assert_eq!(ids(&Scope::All, &crate::RequestFilter { due_before: Some(t(80)), ..Default::default() }), ["R1"]);
+    assert_eq!(ids(&Scope::All, &crate::RequestFilter { person_id: Some("P3".into()), ..Default::default() }), ["R2"]);
+    // By where the person lives: P1 in H1 (B1, D1); P3 nowhere.
+    assert_eq!(ids(&Scope::Within("B1".into()), &Default::default()), ["R1"]);
+    assert_eq!(store.requests_page(&Scope::All, &Default::default(), Some("R1"), 10).unwrap().len(), 1);
 }

@@ -7,8 +7,10 @@
 //! dropped without commit (an error, a crash, a kill) leaves the store as it was.
 
 pub mod conformance;
+mod goods;
 mod surveillance;
 
+pub use goods::*;
 pub use surveillance::*;
 
 use chainbreak_core::access::{AuditRecord, TokenInfo, User};
@@ -117,7 +119,8 @@ chainbreak_core::vocabulary!(
         Passenger = "passenger", Ping = "ping", Case = "case", LabTest = "lab_test", Arrival = "arrival",
         GoodsBatch = "goods_batch", GoodsHop = "goods_hop", Sentinel = "sentinel", Proposal = "proposal",
         Episode = "episode", Facility = "facility", Alert = "alert", ReviewItem = "review_item",
-        Zone = "zone"
+        Zone = "zone", GoodsResponse = "goods_response", Suspension = "suspension",
+        ServiceRequest = "service_request"
     }
 );
 
@@ -601,6 +604,25 @@ pub trait Store: Send {
     fn sentinel_last_reports(&self, scope: &Scope) -> Result<Vec<SentinelLast>>;
     /// A case's response clock, by item name.
     fn clock_of(&self, case_id: &str) -> Result<Vec<ClockRow>>;
+
+    /// A page of the goods responses (by id, after `after`) lying in `scope` by their place
+    /// (a response without a place lies only in [`Scope::All`]).
+    fn goods_responses(&self, scope: &Scope, after: Option<&str>, limit: usize) -> Result<Vec<GoodsResponseRow>>;
+    fn goods_response(&self, id: &str) -> Result<Option<GoodsResponseRow>>;
+    /// The supplier suspension list, by plant then `nth`.
+    fn suspensions(&self) -> Result<Vec<SuspensionRow>>;
+    /// A page of service requests of persons living in `scope`, matching `filter`, by id after
+    /// `after`.
+    fn requests_page(
+        &self,
+        scope: &Scope,
+        filter: &RequestFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RequestRow>>;
+    fn request(&self, id: &str) -> Result<Option<RequestRow>>;
+    /// A service request's events, in order.
+    fn request_events(&self, request_id: &str) -> Result<Vec<RequestEventRow>>;
 }
 
 /// An all-or-nothing batch of writes. Each `put_*` call is itself atomic: on error nothing of
@@ -728,6 +750,24 @@ pub trait Batch {
     /// `limit_hours` later), items stopping with it stop — also before they start (the work
     /// was done before its clock ran: met when it starts). Returns the items changed.
     fn clock_event(&mut self, case_id: &str, event: &str, at: Timestamp) -> Result<Vec<ClockRow>>;
+
+    /// Records the response to a positive sample, unless one with its id exists (then
+    /// `false`, and nothing is written). A place named must exist. A `GoodsResponse` change.
+    fn put_goods_response(&mut self, row: &GoodsResponseRow) -> Result<bool>;
+    /// Counts a positive sample at a plant, unless it is counted there already (`false`).
+    fn record_plant_positive(&mut self, positive: &PlantPositive) -> Result<bool>;
+    /// The positives counted at a plant, as seen inside this batch, by day then sample.
+    fn plant_positives_of(&self, plant: &str) -> Result<Vec<PlantPositive>>;
+    /// The suspension list's entries of a plant, as seen inside this batch, by `nth`.
+    fn suspensions_of(&self, plant: &str) -> Result<Vec<SuspensionRow>>;
+    /// Upserts suspension entries by (plant, `nth`); each a `Suspension` change.
+    fn put_suspensions(&mut self, rows: &[SuspensionRow]) -> Result<()>;
+    /// A service request's events as seen inside this batch, in order.
+    fn request_events_of(&self, request_id: &str) -> Result<Vec<RequestEventRow>>;
+    /// Appends service-request events and upserts the requests' rows (every event's request
+    /// has its row here; the person must exist). All or nothing; each row a `ServiceRequest`
+    /// change.
+    fn append_request_events(&mut self, events: &[RequestEventRow], rows: &[RequestRow]) -> Result<()>;
 
     /// Makes everything visible at once; returns the last change `seq`.
     fn commit(self: Box<Self>) -> Result<u64>;

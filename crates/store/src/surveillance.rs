@@ -20,6 +20,9 @@ chainbreak_core::vocabulary!(
         EnvironmentPositive = "environment_positive",
         /// A goods or cold-chain sample was positive (for the goods trace).
         GoodsPositive = "goods_positive",
+        /// The supplier suspension list changed: a plant's imports suspended, or its suspension
+        /// moved by a later-counted earlier positive.
+        SupplierSuspension = "supplier_suspension",
         /// A quarantine facility's 7-day forecast needs more rooms than it has.
         FacilityShortage = "facility_shortage",
         /// Raised by a person.
