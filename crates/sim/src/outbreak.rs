@@ -1211,6 +1211,21 @@ impl Outbreak {
                     by_trip.entry(r.trip).or_default().push((r.person, r.t_in, r.t_out, r.carriage, r.row));
                 }
             }
+            // The crowded places the samples visit, each with its occupancy over the day.
+            let mut crowded_places: Vec<u32> = sample
+                .iter()
+                .flat_map(|&p| week.stays_of(p, dow, base))
+                .filter(|&(place, _, t_out)| {
+                    self.place_w[place as usize] > 0.0
+                        && t_out != NO_END
+                        && week.visits(dow, place).len() as f64 > CROWDED
+                })
+                .map(|(place, _, _)| place)
+                .collect();
+            crowded_places.sort_unstable();
+            crowded_places.dedup();
+            let occupancy: HashMap<u32, Occupancy> =
+                crowded_places.par_iter().map(|&place| (place, Occupancy::new(week.visits(dow, place)))).collect();
             let per_sample: Vec<(Vec<(u32, f64)>, f64)> = sample
                 .par_iter()
                 .map(|&p| {
@@ -1224,16 +1239,17 @@ impl Outbreak {
                         let visits = week.visits(dow, place);
                         let visitors = visits.len() as f64;
                         let crowd = (tr.crowd_reference / visitors.max(1.0)).powf(tr.crowd_exponent).min(1.0);
-                        let crowded = visitors > CROWDED;
+                        if visitors > CROWDED {
+                            // Everyone else's overlap with the stay: the occupancy's integral over
+                            // it, less the sample's own visit (the stay itself).
+                            let overlap = occupancy[&place].overlap(t_in - base, t_out - base) - (t_out - t_in);
+                            crowded_sum += kw * crowd * overlap as f64 / HOUR as f64;
+                            continue;
+                        }
                         for v in visits {
                             let overlap = (base + v.t_out as i64).min(t_out) - (base + v.t_in as i64).max(t_in);
                             if v.person != p && overlap > 0 {
-                                let h = kw * crowd * overlap as f64 / HOUR as f64;
-                                if crowded {
-                                    crowded_sum += h;
-                                } else {
-                                    list.push((v.person, h));
-                                }
+                                list.push((v.person, kw * crowd * overlap as f64 / HOUR as f64));
                             }
                         }
                     }
@@ -1355,9 +1371,12 @@ impl Outbreak {
                 })
                 .collect()
         };
-        let eval = |profile: &[(Vec<f64>, Vec<f64>)], beta: f64| -> (f64, f64) {
-            // Per case: R and L, and the same summed over its contacts squared (Σ p_j², Σ p_j l_j).
-            let per_case: Vec<[f64; 5]> = cases
+        // Per case and contact j, the probability p_j of infecting j (at most once over the days:
+        // 1 − Π_d exp(−β w_d c_jd) = 1 − exp(−β Σ_d w_d c_jd)), and its discounted share l_j
+        // (Σ_d P(infected on day d) e^(−r τ_d)); per case the sums R = Σ p_j + β Σ_d w_d weak_d and
+        // L likewise, Σ p_j², Σ p_j l_j and Σ p_j over the strong contacts only.
+        let eval = |profile: &[(Vec<f64>, Vec<f64>)], beta: f64| -> Vec<[f64; 5]> {
+            cases
                 .par_iter()
                 .zip(profile.par_iter())
                 .map(|(c, (w, disc))| {
@@ -1386,11 +1405,44 @@ impl Outbreak {
                     }
                     x
                 })
-                .collect();
-            // Who is infected in a growing epidemic: a sample in proportion to the hazard it
-            // receives, which (contacts being symmetric) is its own expected number of secondary
-            // infections; and its infector is one of its contacts j, with probability ∝ p_j, who
-            // is no longer susceptible: R = Σ_i (R_i² - Σ_j p_j²) / Σ_i R_i, over samples and starts.
+                .collect()
+        };
+        // The same for R alone, from each case's contacts' summed exposure (Σ_d w_d c_jd, and
+        // Σ_d w_d weak_d last): one exponential per contact instead of one per contact-day.
+        let exposures = |profile: &[(Vec<f64>, Vec<f64>)]| -> Vec<Vec<f64>> {
+            cases
+                .par_iter()
+                .zip(profile.par_iter())
+                .map(|(c, (w, _))| {
+                    let mut e: Vec<f64> =
+                        c.strong.chunks(days).map(|contact| (1..days).map(|d| w[d] * contact[d]).sum()).collect();
+                    e.push((1..days).map(|d| w[d] * c.weak[d]).sum());
+                    e
+                })
+                .collect()
+        };
+        let eval_r = |exposures: &[Vec<f64>], beta: f64| -> Vec<[f64; 5]> {
+            exposures
+                .par_iter()
+                .map(|e| {
+                    let (weak, strong) = e.split_last().expect("the weak sum is last");
+                    let mut x = [0.0; 5];
+                    for &a in strong {
+                        let pj = -(-beta * a).exp_m1();
+                        x[0] += pj;
+                        x[2] += pj * pj;
+                    }
+                    x[4] = x[0];
+                    x[0] += beta * weak;
+                    x
+                })
+                .collect()
+        };
+        // Who is infected in a growing epidemic: a sample in proportion to the hazard it
+        // receives, which (contacts being symmetric) is its own expected number of secondary
+        // infections; and its infector is one of its contacts j, with probability ∝ p_j, who
+        // is no longer susceptible: R = Σ_i (R_i² - Σ_j p_j²) / Σ_i R_i, over samples and starts.
+        let combine = |per_case: &[[f64; 5]]| -> (f64, f64) {
             let (mut num_r, mut num_l, mut den) = (0.0, 0.0, 0.0);
             for per_sample in per_case.chunks(7) {
                 let weight = per_sample.iter().map(|x| x[0]).sum::<f64>() / 7.0;
@@ -1412,17 +1464,19 @@ impl Outbreak {
         // The last beta found: the next stretch's beta is near it.
         let last = std::cell::Cell::new(0.0f64);
         let beta_for = |profile: &[(Vec<f64>, Vec<f64>)]| -> (f64, f64) {
+            let exposures = exposures(profile);
+            let r = |beta: f64| combine(&eval_r(&exposures, beta)).0;
             let guess = last.get();
             let (mut lo, mut hi) = if guess > 0.0 { (guess * 0.7, guess * 1.4) } else { (0.0, 1.0) };
-            while eval(profile, hi).0 < pilot_r && hi < 1e9 {
+            while r(hi) < pilot_r && hi < 1e9 {
                 (lo, hi) = (hi, hi * 2.0);
             }
-            while lo > 0.0 && eval(profile, lo).0 > pilot_r {
+            while lo > 0.0 && r(lo) > pilot_r {
                 (lo, hi) = (lo * 0.5, lo);
             }
-            let beta = solve(|b| eval(profile, b).0 - pilot_r, lo, hi, 1e-7);
+            let beta = solve(|b| r(b) - pilot_r, lo, hi, 1e-7);
             last.set(beta);
-            (beta, eval(profile, beta).1)
+            (beta, combine(&eval(profile, beta)).1)
         };
         // The time scale: a longer infectiousness profile gives a longer realised generation
         // time, so a smaller L; L = 1 is Euler–Lotka at the target growth rate.
@@ -1477,6 +1531,45 @@ struct PilotCase {
     t_inf: i64,
     strong: Vec<f64>,
     weak: Vec<f64>,
+}
+
+/// The routine occupancy of a crowded place on a weekday: its visits' check-ins and check-outs
+/// sorted (seconds from midnight), each with the prefix sums of the times before it, so that the
+/// total overlap of all visits with an interval is four binary searches, in exact integers.
+struct Occupancy {
+    ins: Vec<i64>,
+    in_sums: Vec<i64>,
+    outs: Vec<i64>,
+    out_sums: Vec<i64>,
+}
+
+impl Occupancy {
+    fn new(visits: &[crate::day::PlaceVisit]) -> Occupancy {
+        let sorted = |times: Vec<i64>| -> (Vec<i64>, Vec<i64>) {
+            let mut times = times;
+            times.sort_unstable();
+            let mut sums = Vec::with_capacity(times.len() + 1);
+            sums.push(0);
+            for &t in &times {
+                sums.push(sums[sums.len() - 1] + t);
+            }
+            (times, sums)
+        };
+        let (ins, in_sums) = sorted(visits.iter().map(|v| v.t_in as i64).collect());
+        let (outs, out_sums) = sorted(visits.iter().map(|v| v.t_out as i64).collect());
+        Occupancy { ins, in_sums, outs, out_sums }
+    }
+
+    /// Σ over the visits of the length of their overlap with `[a, b)`: ∫ₐᵇ (visitors in − visitors
+    /// out) dt, where ∫ₐᵇ #{t_v ≤ t} dt = G(b) − G(a) with G(x) = Σ (x − t_v)⁺.
+    fn overlap(&self, a: i64, b: i64) -> i64 {
+        let g = |times: &[i64], sums: &[i64], x: i64| -> i64 {
+            let k = times.partition_point(|&t| t < x);
+            k as i64 * x - sums[k]
+        };
+        (g(&self.ins, &self.in_sums, b) - g(&self.ins, &self.in_sums, a))
+            - (g(&self.outs, &self.out_sums, b) - g(&self.outs, &self.out_sums, a))
+    }
 }
 
 /// A root of an increasing or decreasing `f` with a sign change over `[lo, hi]`, to
@@ -1861,6 +1954,24 @@ mod tests {
             for t in (-1_000..110_000).step_by(97).chain(stays.iter().flat_map(|s| [s.0, s.1, s.0 - 1, s.1 + 1])) {
                 assert_eq!(p.rank(t), p.times.partition_point(|x| *x <= t), "n {n}, t {t}");
             }
+        }
+    }
+
+    #[test]
+    fn occupancy_overlap_is_the_sum_of_each_visits_overlap() {
+        let mut r = rng(1, Stream::Transmit, 0, 2);
+        let visits: Vec<crate::day::PlaceVisit> = (0..300)
+            .map(|i| {
+                let t_in = r.random_range(20_000..80_000);
+                crate::day::PlaceVisit { person: i, t_in, t_out: t_in + r.random_range(60..9_000) }
+            })
+            .collect();
+        let occ = Occupancy::new(&visits);
+        for _ in 0..2_000 {
+            let a = r.random_range(0..100_000i64);
+            let b = a + r.random_range(1..20_000);
+            let want: i64 = visits.iter().map(|v| ((v.t_out as i64).min(b) - (v.t_in as i64).max(a)).max(0)).sum();
+            assert_eq!(occ.overlap(a, b), want, "[{a}, {b})");
         }
     }
 
