@@ -824,6 +824,12 @@ impl Week {
         w.parts.iter().flat_map(|part| &part.rides).map(move |r| week_ride(r, day, base))
     }
 
+    /// A person's routine rides of day `day`.
+    pub fn rides_of(&self, person: u32, day: u32, base: i64) -> impl Iterator<Item = Ride> + '_ {
+        let w = &self.days[(day % 7) as usize];
+        w.rides(person).iter().map(move |r| week_ride(r, day, base))
+    }
+
     /// Appends a person's routine rides of day `day` to `out` (no stays).
     pub fn copy_rides(&self, city: &City, person: u32, day: u32, out: &mut DayOut) {
         let w = &self.days[(day % 7) as usize];

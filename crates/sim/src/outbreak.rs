@@ -1192,7 +1192,6 @@ impl Outbreak {
         let samples = n.min(2_000);
         let stride = (n / samples).max(1);
         let sample: Vec<u32> = (0..samples).map(|i| i * stride).collect();
-        let index: HashMap<u32, usize> = sample.iter().enumerate().map(|(i, p)| (*p, i)).collect();
         // contacts[i][dow]: (contact, hazard per unit infectiousness and beta)
         let mut contacts: Vec<Vec<Vec<(u32, f64)>>> = vec![vec![Vec::new(); 7]; sample.len()];
         // Contacts in crowds (places with more than CROWDED visitors that day) are each weak: only
@@ -1203,12 +1202,17 @@ impl Outbreak {
         for dow in 0..7u32 {
             // The samples' routine days (journeys left out: the pilot reads routines only).
             let base = city.day_start(dow);
+            // The samples' own rides (read by person), then one pass over everyone's for the
+            // riders of those trips.
+            let own: Vec<Vec<crate::day::Ride>> =
+                sample.iter().map(|&p| week.rides_of(p, dow, base).collect()).collect();
+            let wanted_trips: FxHashSet<TripKey> = own.iter().flatten().map(|r| r.trip).collect();
             let mut by_trip: HashMap<TripKey, Vec<PilotRide>> = HashMap::default();
-            let wanted_trips: FxHashSet<TripKey> =
-                week.rides(dow, base).filter(|r| index.contains_key(&r.person)).map(|r| r.trip).collect();
-            for r in week.rides(dow, base) {
-                if wanted_trips.contains(&r.trip) {
-                    by_trip.entry(r.trip).or_default().push((r.person, r.t_in, r.t_out, r.carriage, r.row));
+            if !wanted_trips.is_empty() {
+                for r in week.rides(dow, base) {
+                    if wanted_trips.contains(&r.trip) {
+                        by_trip.entry(r.trip).or_default().push((r.person, r.t_in, r.t_out, r.carriage, r.row));
+                    }
                 }
             }
             // The crowded places the samples visit, each with its occupancy over the day.
@@ -1260,8 +1264,7 @@ impl Outbreak {
                 contacts[i][dow as usize] = list;
                 crowd_sum[i][dow as usize] = crowded;
             }
-            for r in week.rides(dow, base) {
-                let Some(&i) = index.get(&r.person) else { continue };
+            for (i, r) in own.iter().enumerate().flat_map(|(i, rides)| rides.iter().map(move |r| (i, r))) {
                 for &(q, t_in, t_out, carriage, row) in &by_trip[&r.trip] {
                     let overlap = t_out.min(r.t_out) - t_in.max(r.t_in);
                     if q != r.person && overlap > 0 && carriage == r.carriage {
@@ -1340,15 +1343,17 @@ impl Outbreak {
                     }
                     weak[d] += rest;
                 }
-                let mut v: Vec<(u32, Vec<f64>)> = per.into_iter().collect();
-                v.sort_by(|a, b| b.1.iter().sum::<f64>().total_cmp(&a.1.iter().sum::<f64>()).then(a.0.cmp(&b.0)));
-                for (_, c) in v.iter().skip(STRONG) {
+                // Strongest first (each contact's total computed once).
+                let mut v: Vec<(f64, u32, Vec<f64>)> =
+                    per.into_iter().map(|(q, c)| (c.iter().sum::<f64>(), q, c)).collect();
+                v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                for (_, _, c) in v.iter().skip(STRONG) {
                     for d in 0..days {
                         weak[d] += c[d];
                     }
                 }
                 v.truncate(STRONG);
-                PilotCase { rel, t_inf, strong: v.into_iter().flat_map(|(_, c)| c).collect(), weak }
+                PilotCase { rel, t_inf, strong: v.into_iter().flat_map(|(_, _, c)| c).collect(), weak }
             })
             .collect();
         // For a time scale and beta: per sample, its expected secondary infections R and their
@@ -1480,7 +1485,17 @@ impl Outbreak {
         };
         // The time scale: a longer infectiousness profile gives a longer realised generation
         // time, so a smaller L; L = 1 is Euler–Lotka at the target growth rate.
-        let l_minus_1 = |stretch: f64| beta_for(&profile(&gamma_cdf(k, theta * stretch, nh.infectious_days))).1 - 1.0;
+        // (beta, L) per stretch, each stretch solved once.
+        let solved: std::cell::RefCell<Vec<(f64, (f64, f64))>> = Default::default();
+        let at = |stretch: f64| -> (f64, f64) {
+            if let Some(&(_, found)) = solved.borrow().iter().find(|(s, _)| *s == stretch) {
+                return found;
+            }
+            let found = beta_for(&profile(&gamma_cdf(k, theta * stretch, nh.infectious_days)));
+            solved.borrow_mut().push((stretch, found));
+            found
+        };
+        let l_minus_1 = |stretch: f64| at(stretch).1 - 1.0;
         let (lo, hi) = (0.5, 3.0);
         let stretch = if l_minus_1(lo) <= 0.0 {
             lo
@@ -1489,9 +1504,8 @@ impl Outbreak {
         } else {
             solve(l_minus_1, lo, hi, 1e-6)
         };
-        let cdf = gamma_cdf(k, theta * stretch, nh.infectious_days);
-        let (beta, _) = beta_for(&profile(&cdf));
-        (beta, stretch, cdf)
+        let (beta, _) = at(stretch);
+        (beta, stretch, gamma_cdf(k, theta * stretch, nh.infectious_days))
     }
 }
 
