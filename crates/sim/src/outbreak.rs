@@ -654,7 +654,8 @@ impl Outbreak {
             .into_par_iter()
             .map(|(place, range)| {
                 let visitors = week.visits(day, place).len();
-                let crowd = (tr.crowd_reference / (visitors as f64).max(1.0)).powf(tr.crowd_exponent).min(1.0);
+                let ratio = tr.crowd_reference / (visitors as f64).max(1.0);
+                let crowd = if tr.crowd_exponent == 1.0 { ratio } else { ratio.powf(tr.crowd_exponent) }.min(1.0);
                 let kw = beta * place_w[place as usize] * crowd;
                 let list = &stays[range];
                 (place, kw, list, Pressure::new(list))
@@ -1748,13 +1749,10 @@ fn pick<T, R>(items: &[T], mut x: f64, weight: impl Fn(&T) -> f64, value: impl F
 /// Piecewise-constant infectious pressure at a place over a day, and its integral, so that a
 /// stay's exposure is two binary searches whatever the number of infectious visitors.
 struct Pressure {
-    times: Vec<i64>,
-    /// ∫ pressure up to `times[k]`.
-    cum: Vec<f64>,
-    /// Pressure from `times[k]` on.
-    level: Vec<f64>,
-    /// For long lists: `starts[b]` = how many times are before `times[0] + b × BUCKET`, so that
-    /// a look-up searches one bucket only.
+    /// (time, ∫ pressure up to it, pressure from it on), in time order: one allocation.
+    points: Vec<(i64, f64, f64)>,
+    /// For long lists: `starts[b]` = how many times are before `points[0].0 + b × BUCKET`, so
+    /// that a look-up searches one bucket only.
     starts: Vec<u32>,
 }
 
@@ -1768,63 +1766,69 @@ impl Pressure {
             events.push((t_in, w));
             events.push((t_out, -w));
         }
-        events.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let mut p = Pressure { times: Vec::new(), cum: Vec::new(), level: Vec::new(), starts: Vec::new() };
+        // Unstable: events equal in (time, total order of the weight) are the same bits.
+        events.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let mut points: Vec<(i64, f64, f64)> = Vec::with_capacity(events.len());
         let (mut cum, mut level) = (0.0, 0.0);
         for (t, dw) in events {
-            if let Some(&last) = p.times.last() {
-                cum += level * (t - last) as f64;
-                if t == last {
+            if let Some(last) = points.last_mut() {
+                cum += level * (t - last.0) as f64;
+                if t == last.0 {
                     level += dw;
-                    *p.level.last_mut().expect("same length") = level.max(0.0);
+                    last.2 = level.max(0.0);
                     continue;
                 }
             }
             level += dw;
-            p.times.push(t);
-            p.cum.push(cum);
-            p.level.push(level.max(0.0));
+            points.push((t, cum, level.max(0.0)));
         }
-        if p.times.len() > 32 {
-            let origin = p.times[0];
-            let buckets = ((p.times[p.times.len() - 1] - origin) / BUCKET + 2) as usize;
+        let mut starts = Vec::new();
+        if points.len() > 32 {
+            let origin = points[0].0;
+            let buckets = ((points[points.len() - 1].0 - origin) / BUCKET + 2) as usize;
+            starts.reserve(buckets);
             let mut k = 0;
             for b in 0..buckets {
                 let from = origin + b as i64 * BUCKET;
-                while k < p.times.len() && p.times[k] < from {
+                while k < points.len() && points[k].0 < from {
                     k += 1;
                 }
-                p.starts.push(k as u32);
+                starts.push(k as u32);
             }
         }
-        p
+        Pressure { points, starts }
     }
 
     /// The first and last instants at which the pressure changes (none outside them).
     fn span(&self) -> (i64, i64) {
-        (self.times.first().copied().unwrap_or(0), self.times.last().copied().unwrap_or(0))
+        (self.points.first().map_or(0, |p| p.0), self.points.last().map_or(0, |p| p.0))
     }
 
-    /// How many of `times` are at or before `t`.
+    /// How many of the points are at or before `t`.
     fn rank(&self, t: i64) -> usize {
         if self.starts.is_empty() {
-            return self.times.partition_point(|x| *x <= t);
+            return self.points.partition_point(|x| x.0 <= t);
         }
-        let origin = self.times[0];
+        let origin = self.points[0].0;
         if t < origin {
             return 0;
         }
         let b = ((t - origin) / BUCKET) as usize;
         if b + 1 >= self.starts.len() {
-            return self.times.len();
+            return self.points.len();
         }
         let (lo, hi) = (self.starts[b] as usize, self.starts[b + 1] as usize);
-        lo + self.times[lo..hi].partition_point(|x| *x <= t)
+        lo + self.points[lo..hi].partition_point(|x| x.0 <= t)
     }
 
     fn at(&self, t: i64) -> f64 {
         let k = self.rank(t);
-        if k == 0 { 0.0 } else { self.cum[k - 1] + self.level[k - 1] * (t - self.times[k - 1]) as f64 }
+        if k == 0 {
+            0.0
+        } else {
+            let (time, cum, level) = self.points[k - 1];
+            cum + level * (t - time) as f64
+        }
     }
 
     /// ∫ pressure over [a, b] (pressure × seconds).
@@ -1966,7 +1970,7 @@ mod tests {
             let p = Pressure::new(&stays);
             assert_eq!(p.starts.is_empty(), n <= 16);
             for t in (-1_000..110_000).step_by(97).chain(stays.iter().flat_map(|s| [s.0, s.1, s.0 - 1, s.1 + 1])) {
-                assert_eq!(p.rank(t), p.times.partition_point(|x| *x <= t), "n {n}, t {t}");
+                assert_eq!(p.rank(t), p.points.partition_point(|x| x.0 <= t), "n {n}, t {t}");
             }
         }
     }
