@@ -1227,10 +1227,13 @@ impl Outbreak {
                 })
                 .map(|(place, _, _)| place)
                 .collect();
+            // A place visited by few samples is summed visit by visit (a pass each); one visited
+            // by many gets the sorted occupancy (the same integers).
             crowded_places.sort_unstable();
-            crowded_places.dedup();
+            let many: Vec<u32> =
+                crowded_places.chunk_by(|a, b| a == b).filter(|run| run.len() > 8).map(|run| run[0]).collect();
             let occupancy: HashMap<u32, Occupancy> =
-                crowded_places.par_iter().map(|&place| (place, Occupancy::new(week.visits(dow, place)))).collect();
+                many.par_iter().map(|&place| (place, Occupancy::new(week.visits(dow, place)))).collect();
             let per_sample: Vec<(Vec<(u32, f64)>, f64)> = sample
                 .par_iter()
                 .map(|&p| {
@@ -1247,7 +1250,14 @@ impl Outbreak {
                         if visitors > CROWDED {
                             // Everyone else's overlap with the stay: the occupancy's integral over
                             // it, less the sample's own visit (the stay itself).
-                            let overlap = occupancy[&place].overlap(t_in - base, t_out - base) - (t_out - t_in);
+                            let (a, b) = (t_in - base, t_out - base);
+                            let overlap = match occupancy.get(&place) {
+                                Some(occupancy) => occupancy.overlap(a, b),
+                                None => visits
+                                    .iter()
+                                    .map(|v| ((v.t_out as i64).min(b) - (v.t_in as i64).max(a)).max(0))
+                                    .sum::<i64>(),
+                            } - (b - a);
                             crowded_sum += kw * crowd * overlap as f64 / HOUR as f64;
                             continue;
                         }
