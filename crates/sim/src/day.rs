@@ -723,6 +723,13 @@ impl Week {
         use rayon::prelude::*;
         let n = city.persons.len() as u32;
         let chunks = crate::write::person_chunks(n);
+        // Each person's seven routine heads, drawn once (a day's head and the next day's
+        // departure are both read): per chunk, person-major.
+        let heads: Vec<Vec<(DayKind, Option<i64>)>> = chunks
+            .par_iter()
+            .map(|&(a, b)| (a..b).flat_map(|p| (0..7).map(move |slot| routine_head(city, p, slot))).collect())
+            .collect();
+        let residence: Vec<bool> = city.places.iter().map(|pl| pl.kind == PlaceKind::Residence).collect();
         // The weekdays in parallel too, so that one day's serial counting sort overlaps another
         // day's planning.
         let days = (0..7u32)
@@ -730,14 +737,16 @@ impl Week {
             .map(|slot| {
                 let parts: Vec<WeekPart> = chunks
                     .par_iter()
-                    .map(|&(a, b)| {
+                    .zip(&heads)
+                    .map(|(&(a, b), heads)| {
                         let mut o = DayOut::default();
                         let mut part = WeekPart::default();
                         let base = city.day_start(slot);
                         for p in a..b {
                             o.clear();
-                            let head = routine_head(city, p, slot);
-                            let next = match routine_head(city, p, (slot + 1) % 7) {
+                            let at = (p - a) as usize * 7;
+                            let head = heads[at + slot as usize];
+                            let next = match heads[at + ((slot + 1) % 7) as usize] {
                                 (_, Some(depart)) => base + 86_400 + depart,
                                 (_, None) => NO_END,
                             };
@@ -771,7 +780,7 @@ impl Week {
                 let places = city.places.len();
                 let mut starts = vec![0u32; places + 1];
                 for st in day.parts.iter().flat_map(|part| &part.stays) {
-                    if city.places[st.place as usize].kind != PlaceKind::Residence {
+                    if !residence[st.place as usize] {
                         starts[st.place as usize + 1] += 1;
                     }
                 }
@@ -782,7 +791,7 @@ impl Week {
                 let mut visits = vec![PlaceVisit { person: 0, t_in: 0, t_out: 0 }; starts[places] as usize];
                 for p in 0..n {
                     for st in day.stays(p) {
-                        if city.places[st.place as usize].kind != PlaceKind::Residence {
+                        if !residence[st.place as usize] {
                             let k = &mut fill[st.place as usize];
                             visits[*k as usize] = PlaceVisit { person: p, t_in: st.t_in, t_out: st.t_out };
                             *k += 1;
@@ -822,6 +831,12 @@ impl Week {
     pub fn rides(&self, day: u32, base: i64) -> impl Iterator<Item = Ride> + '_ {
         let w = &self.days[(day % 7) as usize];
         w.parts.iter().flat_map(|part| &part.rides).map(move |r| week_ride(r, day, base))
+    }
+
+    /// A person's routine rides of day `day`.
+    pub fn rides_of(&self, person: u32, day: u32, base: i64) -> impl Iterator<Item = Ride> + '_ {
+        let w = &self.days[(day % 7) as usize];
+        w.rides(person).iter().map(move |r| week_ride(r, day, base))
     }
 
     /// Appends a person's routine rides of day `day` to `out` (no stays).

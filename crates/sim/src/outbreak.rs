@@ -654,7 +654,8 @@ impl Outbreak {
             .into_par_iter()
             .map(|(place, range)| {
                 let visitors = week.visits(day, place).len();
-                let crowd = (tr.crowd_reference / (visitors as f64).max(1.0)).powf(tr.crowd_exponent).min(1.0);
+                let ratio = tr.crowd_reference / (visitors as f64).max(1.0);
+                let crowd = if tr.crowd_exponent == 1.0 { ratio } else { ratio.powf(tr.crowd_exponent) }.min(1.0);
                 let kw = beta * place_w[place as usize] * crowd;
                 let list = &stays[range];
                 (place, kw, list, Pressure::new(list))
@@ -1192,7 +1193,6 @@ impl Outbreak {
         let samples = n.min(2_000);
         let stride = (n / samples).max(1);
         let sample: Vec<u32> = (0..samples).map(|i| i * stride).collect();
-        let index: HashMap<u32, usize> = sample.iter().enumerate().map(|(i, p)| (*p, i)).collect();
         // contacts[i][dow]: (contact, hazard per unit infectiousness and beta)
         let mut contacts: Vec<Vec<Vec<(u32, f64)>>> = vec![vec![Vec::new(); 7]; sample.len()];
         // Contacts in crowds (places with more than CROWDED visitors that day) are each weak: only
@@ -1203,14 +1203,37 @@ impl Outbreak {
         for dow in 0..7u32 {
             // The samples' routine days (journeys left out: the pilot reads routines only).
             let base = city.day_start(dow);
+            // The samples' own rides (read by person), then one pass over everyone's for the
+            // riders of those trips.
+            let own: Vec<Vec<crate::day::Ride>> =
+                sample.iter().map(|&p| week.rides_of(p, dow, base).collect()).collect();
+            let wanted_trips: FxHashSet<TripKey> = own.iter().flatten().map(|r| r.trip).collect();
             let mut by_trip: HashMap<TripKey, Vec<PilotRide>> = HashMap::default();
-            let wanted_trips: FxHashSet<TripKey> =
-                week.rides(dow, base).filter(|r| index.contains_key(&r.person)).map(|r| r.trip).collect();
-            for r in week.rides(dow, base) {
-                if wanted_trips.contains(&r.trip) {
-                    by_trip.entry(r.trip).or_default().push((r.person, r.t_in, r.t_out, r.carriage, r.row));
+            if !wanted_trips.is_empty() {
+                for r in week.rides(dow, base) {
+                    if wanted_trips.contains(&r.trip) {
+                        by_trip.entry(r.trip).or_default().push((r.person, r.t_in, r.t_out, r.carriage, r.row));
+                    }
                 }
             }
+            // The crowded places the samples visit, each with its occupancy over the day.
+            let mut crowded_places: Vec<u32> = sample
+                .iter()
+                .flat_map(|&p| week.stays_of(p, dow, base))
+                .filter(|&(place, _, t_out)| {
+                    self.place_w[place as usize] > 0.0
+                        && t_out != NO_END
+                        && week.visits(dow, place).len() as f64 > CROWDED
+                })
+                .map(|(place, _, _)| place)
+                .collect();
+            // A place visited by few samples is summed visit by visit (a pass each); one visited
+            // by many gets the sorted occupancy (the same integers).
+            crowded_places.sort_unstable();
+            let many: Vec<u32> =
+                crowded_places.chunk_by(|a, b| a == b).filter(|run| run.len() > 8).map(|run| run[0]).collect();
+            let occupancy: HashMap<u32, Occupancy> =
+                many.par_iter().map(|&place| (place, Occupancy::new(week.visits(dow, place)))).collect();
             let per_sample: Vec<(Vec<(u32, f64)>, f64)> = sample
                 .par_iter()
                 .map(|&p| {
@@ -1224,16 +1247,24 @@ impl Outbreak {
                         let visits = week.visits(dow, place);
                         let visitors = visits.len() as f64;
                         let crowd = (tr.crowd_reference / visitors.max(1.0)).powf(tr.crowd_exponent).min(1.0);
-                        let crowded = visitors > CROWDED;
+                        if visitors > CROWDED {
+                            // Everyone else's overlap with the stay: the occupancy's integral over
+                            // it, less the sample's own visit (the stay itself).
+                            let (a, b) = (t_in - base, t_out - base);
+                            let overlap = match occupancy.get(&place) {
+                                Some(occupancy) => occupancy.overlap(a, b),
+                                None => visits
+                                    .iter()
+                                    .map(|v| ((v.t_out as i64).min(b) - (v.t_in as i64).max(a)).max(0))
+                                    .sum::<i64>(),
+                            } - (b - a);
+                            crowded_sum += kw * crowd * overlap as f64 / HOUR as f64;
+                            continue;
+                        }
                         for v in visits {
                             let overlap = (base + v.t_out as i64).min(t_out) - (base + v.t_in as i64).max(t_in);
                             if v.person != p && overlap > 0 {
-                                let h = kw * crowd * overlap as f64 / HOUR as f64;
-                                if crowded {
-                                    crowded_sum += h;
-                                } else {
-                                    list.push((v.person, h));
-                                }
+                                list.push((v.person, kw * crowd * overlap as f64 / HOUR as f64));
                             }
                         }
                     }
@@ -1244,8 +1275,7 @@ impl Outbreak {
                 contacts[i][dow as usize] = list;
                 crowd_sum[i][dow as usize] = crowded;
             }
-            for r in week.rides(dow, base) {
-                let Some(&i) = index.get(&r.person) else { continue };
+            for (i, r) in own.iter().enumerate().flat_map(|(i, rides)| rides.iter().map(move |r| (i, r))) {
                 for &(q, t_in, t_out, carriage, row) in &by_trip[&r.trip] {
                     let overlap = t_out.min(r.t_out) - t_in.max(r.t_in);
                     if q != r.person && overlap > 0 && carriage == r.carriage {
@@ -1324,15 +1354,17 @@ impl Outbreak {
                     }
                     weak[d] += rest;
                 }
-                let mut v: Vec<(u32, Vec<f64>)> = per.into_iter().collect();
-                v.sort_by(|a, b| b.1.iter().sum::<f64>().total_cmp(&a.1.iter().sum::<f64>()).then(a.0.cmp(&b.0)));
-                for (_, c) in v.iter().skip(STRONG) {
+                // Strongest first (each contact's total computed once).
+                let mut v: Vec<(f64, u32, Vec<f64>)> =
+                    per.into_iter().map(|(q, c)| (c.iter().sum::<f64>(), q, c)).collect();
+                v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                for (_, _, c) in v.iter().skip(STRONG) {
                     for d in 0..days {
                         weak[d] += c[d];
                     }
                 }
                 v.truncate(STRONG);
-                PilotCase { rel, t_inf, strong: v.into_iter().flat_map(|(_, c)| c).collect(), weak }
+                PilotCase { rel, t_inf, strong: v.into_iter().flat_map(|(_, _, c)| c).collect(), weak }
             })
             .collect();
         // For a time scale and beta: per sample, its expected secondary infections R and their
@@ -1355,9 +1387,12 @@ impl Outbreak {
                 })
                 .collect()
         };
-        let eval = |profile: &[(Vec<f64>, Vec<f64>)], beta: f64| -> (f64, f64) {
-            // Per case: R and L, and the same summed over its contacts squared (Σ p_j², Σ p_j l_j).
-            let per_case: Vec<[f64; 5]> = cases
+        // Per case and contact j, the probability p_j of infecting j (at most once over the days:
+        // 1 − Π_d exp(−β w_d c_jd) = 1 − exp(−β Σ_d w_d c_jd)), and its discounted share l_j
+        // (Σ_d P(infected on day d) e^(−r τ_d)); per case the sums R = Σ p_j + β Σ_d w_d weak_d and
+        // L likewise, Σ p_j², Σ p_j l_j and Σ p_j over the strong contacts only.
+        let eval = |profile: &[(Vec<f64>, Vec<f64>)], beta: f64| -> Vec<[f64; 5]> {
+            cases
                 .par_iter()
                 .zip(profile.par_iter())
                 .map(|(c, (w, disc))| {
@@ -1386,11 +1421,44 @@ impl Outbreak {
                     }
                     x
                 })
-                .collect();
-            // Who is infected in a growing epidemic: a sample in proportion to the hazard it
-            // receives, which (contacts being symmetric) is its own expected number of secondary
-            // infections; and its infector is one of its contacts j, with probability ∝ p_j, who
-            // is no longer susceptible: R = Σ_i (R_i² - Σ_j p_j²) / Σ_i R_i, over samples and starts.
+                .collect()
+        };
+        // The same for R alone, from each case's contacts' summed exposure (Σ_d w_d c_jd, and
+        // Σ_d w_d weak_d last): one exponential per contact instead of one per contact-day.
+        let exposures = |profile: &[(Vec<f64>, Vec<f64>)]| -> Vec<Vec<f64>> {
+            cases
+                .par_iter()
+                .zip(profile.par_iter())
+                .map(|(c, (w, _))| {
+                    let mut e: Vec<f64> =
+                        c.strong.chunks(days).map(|contact| (1..days).map(|d| w[d] * contact[d]).sum()).collect();
+                    e.push((1..days).map(|d| w[d] * c.weak[d]).sum());
+                    e
+                })
+                .collect()
+        };
+        let eval_r = |exposures: &[Vec<f64>], beta: f64| -> Vec<[f64; 5]> {
+            exposures
+                .par_iter()
+                .map(|e| {
+                    let (weak, strong) = e.split_last().expect("the weak sum is last");
+                    let mut x = [0.0; 5];
+                    for &a in strong {
+                        let pj = -(-beta * a).exp_m1();
+                        x[0] += pj;
+                        x[2] += pj * pj;
+                    }
+                    x[4] = x[0];
+                    x[0] += beta * weak;
+                    x
+                })
+                .collect()
+        };
+        // Who is infected in a growing epidemic: a sample in proportion to the hazard it
+        // receives, which (contacts being symmetric) is its own expected number of secondary
+        // infections; and its infector is one of its contacts j, with probability ∝ p_j, who
+        // is no longer susceptible: R = Σ_i (R_i² - Σ_j p_j²) / Σ_i R_i, over samples and starts.
+        let combine = |per_case: &[[f64; 5]]| -> (f64, f64) {
             let (mut num_r, mut num_l, mut den) = (0.0, 0.0, 0.0);
             for per_sample in per_case.chunks(7) {
                 let weight = per_sample.iter().map(|x| x[0]).sum::<f64>() / 7.0;
@@ -1412,21 +1480,33 @@ impl Outbreak {
         // The last beta found: the next stretch's beta is near it.
         let last = std::cell::Cell::new(0.0f64);
         let beta_for = |profile: &[(Vec<f64>, Vec<f64>)]| -> (f64, f64) {
+            let exposures = exposures(profile);
+            let r = |beta: f64| combine(&eval_r(&exposures, beta)).0;
             let guess = last.get();
             let (mut lo, mut hi) = if guess > 0.0 { (guess * 0.7, guess * 1.4) } else { (0.0, 1.0) };
-            while eval(profile, hi).0 < pilot_r && hi < 1e9 {
+            while r(hi) < pilot_r && hi < 1e9 {
                 (lo, hi) = (hi, hi * 2.0);
             }
-            while lo > 0.0 && eval(profile, lo).0 > pilot_r {
+            while lo > 0.0 && r(lo) > pilot_r {
                 (lo, hi) = (lo * 0.5, lo);
             }
-            let beta = solve(|b| eval(profile, b).0 - pilot_r, lo, hi, 1e-7);
+            let beta = solve(|b| r(b) - pilot_r, lo, hi, 1e-7);
             last.set(beta);
-            (beta, eval(profile, beta).1)
+            (beta, combine(&eval(profile, beta)).1)
         };
         // The time scale: a longer infectiousness profile gives a longer realised generation
         // time, so a smaller L; L = 1 is Euler–Lotka at the target growth rate.
-        let l_minus_1 = |stretch: f64| beta_for(&profile(&gamma_cdf(k, theta * stretch, nh.infectious_days))).1 - 1.0;
+        // (beta, L) per stretch, each stretch solved once.
+        let solved: std::cell::RefCell<Vec<(f64, (f64, f64))>> = Default::default();
+        let at = |stretch: f64| -> (f64, f64) {
+            if let Some(&(_, found)) = solved.borrow().iter().find(|(s, _)| *s == stretch) {
+                return found;
+            }
+            let found = beta_for(&profile(&gamma_cdf(k, theta * stretch, nh.infectious_days)));
+            solved.borrow_mut().push((stretch, found));
+            found
+        };
+        let l_minus_1 = |stretch: f64| at(stretch).1 - 1.0;
         let (lo, hi) = (0.5, 3.0);
         let stretch = if l_minus_1(lo) <= 0.0 {
             lo
@@ -1435,9 +1515,8 @@ impl Outbreak {
         } else {
             solve(l_minus_1, lo, hi, 1e-6)
         };
-        let cdf = gamma_cdf(k, theta * stretch, nh.infectious_days);
-        let (beta, _) = beta_for(&profile(&cdf));
-        (beta, stretch, cdf)
+        let (beta, _) = at(stretch);
+        (beta, stretch, gamma_cdf(k, theta * stretch, nh.infectious_days))
     }
 }
 
@@ -1477,6 +1556,45 @@ struct PilotCase {
     t_inf: i64,
     strong: Vec<f64>,
     weak: Vec<f64>,
+}
+
+/// The routine occupancy of a crowded place on a weekday: its visits' check-ins and check-outs
+/// sorted (seconds from midnight), each with the prefix sums of the times before it, so that the
+/// total overlap of all visits with an interval is four binary searches, in exact integers.
+struct Occupancy {
+    ins: Vec<i64>,
+    in_sums: Vec<i64>,
+    outs: Vec<i64>,
+    out_sums: Vec<i64>,
+}
+
+impl Occupancy {
+    fn new(visits: &[crate::day::PlaceVisit]) -> Occupancy {
+        let sorted = |times: Vec<i64>| -> (Vec<i64>, Vec<i64>) {
+            let mut times = times;
+            times.sort_unstable();
+            let mut sums = Vec::with_capacity(times.len() + 1);
+            sums.push(0);
+            for &t in &times {
+                sums.push(sums[sums.len() - 1] + t);
+            }
+            (times, sums)
+        };
+        let (ins, in_sums) = sorted(visits.iter().map(|v| v.t_in as i64).collect());
+        let (outs, out_sums) = sorted(visits.iter().map(|v| v.t_out as i64).collect());
+        Occupancy { ins, in_sums, outs, out_sums }
+    }
+
+    /// Σ over the visits of the length of their overlap with `[a, b)`: ∫ₐᵇ (visitors in − visitors
+    /// out) dt, where ∫ₐᵇ #{t_v ≤ t} dt = G(b) − G(a) with G(x) = Σ (x − t_v)⁺.
+    fn overlap(&self, a: i64, b: i64) -> i64 {
+        let g = |times: &[i64], sums: &[i64], x: i64| -> i64 {
+            let k = times.partition_point(|&t| t < x);
+            k as i64 * x - sums[k]
+        };
+        (g(&self.ins, &self.in_sums, b) - g(&self.ins, &self.in_sums, a))
+            - (g(&self.outs, &self.out_sums, b) - g(&self.outs, &self.out_sums, a))
+    }
 }
 
 /// A root of an increasing or decreasing `f` with a sign change over `[lo, hi]`, to
@@ -1641,13 +1759,10 @@ fn pick<T, R>(items: &[T], mut x: f64, weight: impl Fn(&T) -> f64, value: impl F
 /// Piecewise-constant infectious pressure at a place over a day, and its integral, so that a
 /// stay's exposure is two binary searches whatever the number of infectious visitors.
 struct Pressure {
-    times: Vec<i64>,
-    /// ∫ pressure up to `times[k]`.
-    cum: Vec<f64>,
-    /// Pressure from `times[k]` on.
-    level: Vec<f64>,
-    /// For long lists: `starts[b]` = how many times are before `times[0] + b × BUCKET`, so that
-    /// a look-up searches one bucket only.
+    /// (time, ∫ pressure up to it, pressure from it on), in time order: one allocation.
+    points: Vec<(i64, f64, f64)>,
+    /// For long lists: `starts[b]` = how many times are before `points[0].0 + b × BUCKET`, so
+    /// that a look-up searches one bucket only.
     starts: Vec<u32>,
 }
 
@@ -1661,63 +1776,69 @@ impl Pressure {
             events.push((t_in, w));
             events.push((t_out, -w));
         }
-        events.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let mut p = Pressure { times: Vec::new(), cum: Vec::new(), level: Vec::new(), starts: Vec::new() };
+        // Unstable: events equal in (time, total order of the weight) are the same bits.
+        events.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let mut points: Vec<(i64, f64, f64)> = Vec::with_capacity(events.len());
         let (mut cum, mut level) = (0.0, 0.0);
         for (t, dw) in events {
-            if let Some(&last) = p.times.last() {
-                cum += level * (t - last) as f64;
-                if t == last {
+            if let Some(last) = points.last_mut() {
+                cum += level * (t - last.0) as f64;
+                if t == last.0 {
                     level += dw;
-                    *p.level.last_mut().expect("same length") = level.max(0.0);
+                    last.2 = level.max(0.0);
                     continue;
                 }
             }
             level += dw;
-            p.times.push(t);
-            p.cum.push(cum);
-            p.level.push(level.max(0.0));
+            points.push((t, cum, level.max(0.0)));
         }
-        if p.times.len() > 32 {
-            let origin = p.times[0];
-            let buckets = ((p.times[p.times.len() - 1] - origin) / BUCKET + 2) as usize;
+        let mut starts = Vec::new();
+        if points.len() > 32 {
+            let origin = points[0].0;
+            let buckets = ((points[points.len() - 1].0 - origin) / BUCKET + 2) as usize;
+            starts.reserve(buckets);
             let mut k = 0;
             for b in 0..buckets {
                 let from = origin + b as i64 * BUCKET;
-                while k < p.times.len() && p.times[k] < from {
+                while k < points.len() && points[k].0 < from {
                     k += 1;
                 }
-                p.starts.push(k as u32);
+                starts.push(k as u32);
             }
         }
-        p
+        Pressure { points, starts }
     }
 
     /// The first and last instants at which the pressure changes (none outside them).
     fn span(&self) -> (i64, i64) {
-        (self.times.first().copied().unwrap_or(0), self.times.last().copied().unwrap_or(0))
+        (self.points.first().map_or(0, |p| p.0), self.points.last().map_or(0, |p| p.0))
     }
 
-    /// How many of `times` are at or before `t`.
+    /// How many of the points are at or before `t`.
     fn rank(&self, t: i64) -> usize {
         if self.starts.is_empty() {
-            return self.times.partition_point(|x| *x <= t);
+            return self.points.partition_point(|x| x.0 <= t);
         }
-        let origin = self.times[0];
+        let origin = self.points[0].0;
         if t < origin {
             return 0;
         }
         let b = ((t - origin) / BUCKET) as usize;
         if b + 1 >= self.starts.len() {
-            return self.times.len();
+            return self.points.len();
         }
         let (lo, hi) = (self.starts[b] as usize, self.starts[b + 1] as usize);
-        lo + self.times[lo..hi].partition_point(|x| *x <= t)
+        lo + self.points[lo..hi].partition_point(|x| x.0 <= t)
     }
 
     fn at(&self, t: i64) -> f64 {
         let k = self.rank(t);
-        if k == 0 { 0.0 } else { self.cum[k - 1] + self.level[k - 1] * (t - self.times[k - 1]) as f64 }
+        if k == 0 {
+            0.0
+        } else {
+            let (time, cum, level) = self.points[k - 1];
+            cum + level * (t - time) as f64
+        }
     }
 
     /// ∫ pressure over [a, b] (pressure × seconds).
@@ -1859,8 +1980,26 @@ mod tests {
             let p = Pressure::new(&stays);
             assert_eq!(p.starts.is_empty(), n <= 16);
             for t in (-1_000..110_000).step_by(97).chain(stays.iter().flat_map(|s| [s.0, s.1, s.0 - 1, s.1 + 1])) {
-                assert_eq!(p.rank(t), p.times.partition_point(|x| *x <= t), "n {n}, t {t}");
+                assert_eq!(p.rank(t), p.points.partition_point(|x| x.0 <= t), "n {n}, t {t}");
             }
+        }
+    }
+
+    #[test]
+    fn occupancy_overlap_is_the_sum_of_each_visits_overlap() {
+        let mut r = rng(1, Stream::Transmit, 0, 2);
+        let visits: Vec<crate::day::PlaceVisit> = (0..300)
+            .map(|i| {
+                let t_in = r.random_range(20_000..80_000);
+                crate::day::PlaceVisit { person: i, t_in, t_out: t_in + r.random_range(60..9_000) }
+            })
+            .collect();
+        let occ = Occupancy::new(&visits);
+        for _ in 0..2_000 {
+            let a = r.random_range(0..100_000i64);
+            let b = a + r.random_range(1..20_000);
+            let want: i64 = visits.iter().map(|v| ((v.t_out as i64).min(b) - (v.t_in as i64).max(a)).max(0)).sum();
+            assert_eq!(occ.overlap(a, b), want, "[{a}, {b})");
         }
     }
 
