@@ -597,6 +597,7 @@ impl Tracer {
         let (group_ids, groups) = load_groups(store, &index)?;
         let (trip_ids, trips) = load_trips(store, &index)?;
         let grid = load_grid(store, profile, &index)?;
+        index.warm();
         Ok(Tracer {
             index,
             person_ids,

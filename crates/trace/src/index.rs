@@ -250,6 +250,12 @@ impl Index {
         !self.family.is_empty()
     }
 
+    /// Allocates the working memory of the sweeps (a sum slot per person for each core) ahead
+    /// of the first query.
+    pub fn warm(&self) {
+        self.pool.warm(rayon::current_num_threads(), self.persons());
+    }
+
     /// The working memory the sweeps keep between queries, in bytes (apart from
     /// [`Index::heap_bytes`]).
     pub fn scratch_bytes(&self) -> usize {

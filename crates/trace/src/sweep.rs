@@ -168,6 +168,20 @@ impl Pool {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(sums);
     }
 
+    /// Makes sure `parts` sums of `persons` slots are kept, their pages touched, so that the
+    /// first queries do not pay for them.
+    pub(crate) fn warm(&self, parts: usize, persons: usize) {
+        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        while pool.len() < parts {
+            pool.push(Sums::default());
+        }
+        for sums in pool.iter_mut() {
+            if sums.by_person.len() < persons {
+                sums.by_person.resize(persons, Sum::default());
+            }
+        }
+    }
+
     /// The memory the kept sums hold, in bytes.
     pub(crate) fn heap_bytes(&self) -> usize {
         let pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
