@@ -21,18 +21,7 @@ use crate::auth::{Authenticated, actor};
 use crate::body::read_json;
 use crate::error::{ApiError, ErrorBody};
 use crate::handlers::with_deployment;
-use crate::records::{path_id, query};
-
-/// Paging.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PageQuery {
-    /// The `next` of the previous page.
-    after: Option<String>,
-    /// At most this many records (default 100, at most 1000).
-    limit: Option<usize>,
-}
+use crate::records::{PageQuery, path_id, query};
 
 /// Which suspensions.
 #[derive(Debug, Default, Deserialize, IntoParams)]

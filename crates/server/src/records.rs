@@ -33,9 +33,9 @@ use crate::handlers::with_deployment;
 #[serde(deny_unknown_fields)]
 pub(crate) struct PageQuery {
     /// The `next` of the previous page.
-    after: Option<String>,
+    pub(crate) after: Option<String>,
     /// At most this many records (default 100, at most 1000).
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 /// Paging of a list of persons, and personal data.
