@@ -1062,19 +1062,10 @@ pub fn tasks(
             }
             chain
         };
-        let open: Vec<(&String, &Episode)> = lp.registry.episodes.iter().filter(|(_, e)| e.is_open()).collect();
-        let persons: Vec<&str> = open.iter().map(|(_, e)| e.person.as_str()).collect();
-        let inside = match scope {
-            Scope::All => vec![true; open.len()],
-            _ => dep.store.in_scope(&scope, Entity::Person, &persons)?,
-        };
         let rules = rules(dep);
         let now = dep.clock.now();
         let mut out = Vec::new();
-        for ((id, ep), inside) in open.into_iter().zip(inside) {
-            if !inside {
-                continue;
-            }
+        for (id, ep) in lp.registry.episodes.iter().filter(|(_, e)| e.is_open()) {
             let chain = chain(&ep.owner);
             for task in ep.tasks(&rules, now) {
                 if overdue && !task.overdue {
@@ -1093,6 +1084,17 @@ pub fn tasks(
                     task,
                 });
             }
+        }
+        // The scope is checked for the persons with tasks to show only (a jurisdiction can have a
+        // million open episodes, and few of them tasks at a time).
+        if scope != Scope::All {
+            let mut persons: Vec<&str> = out.iter().map(|t| t.person_id.as_str()).collect();
+            persons.sort_unstable();
+            persons.dedup();
+            let inside = dep.store.in_scope(&scope, Entity::Person, &persons)?;
+            let inside: std::collections::HashSet<String> =
+                persons.iter().zip(inside).filter(|(_, i)| *i).map(|(p, _)| p.to_string()).collect();
+            out.retain(|t| inside.contains(&t.person_id));
         }
         out.sort_by(|a, b| {
             (!a.task.overdue, a.task.due, &a.episode_id, a.task.day).cmp(&(

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use chainbreak_core::access::{Permission, User};
-use chainbreak_core::model::{Classification, DetectionRoute};
+use chainbreak_core::model::Classification;
 use chainbreak_store::{AlertFilter, AlertRow};
 use jiff::civil::Date;
 use serde::Serialize;
@@ -88,62 +88,65 @@ pub fn overview(dep: &mut Deployment, user: &User, days: u32) -> Result<Overview
 
     let mut classes: BTreeMap<Classification, (u64, u64)> = BTreeMap::new();
     let (mut by_onset, mut by_report) = (vec![0u64; dates.len()], vec![0u64; dates.len()]);
-    let mut delays = Vec::new();
+    // The onset-to-report delays in days, with how many cases have each.
+    let mut delays: BTreeMap<i64, u64> = BTreeMap::new();
     let (mut recent_cases, mut found_under_measure) = (0, 0);
-    let mut clock: BTreeMap<String, ClockShare> = BTreeMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = dep.store.cases_page(&scope, after.as_deref(), 1000)?;
-        for c in &page {
-            let reported = dep.calendar.day_of(c.reported_at);
-            let e = classes.entry(c.classification).or_default();
-            e.1 += 1;
-            if reported == today {
-                e.0 += 1;
+    // Counts kept by the store: a few rows per day, whatever the number of cases.
+    for c in dep.store.case_counts(&scope)? {
+        let e = classes.entry(c.classification).or_default();
+        e.1 += c.n;
+        if c.reported == today {
+            e.0 += c.n;
+        }
+        if matches!(c.classification, Classification::Excluded) {
+            continue;
+        }
+        if let Some(i) = index(c.reported) {
+            by_report[i] += c.n;
+        }
+        if let Some(onset) = c.onset {
+            if let Some(i) = index(onset) {
+                by_onset[i] += c.n;
             }
-            if matches!(c.classification, Classification::Excluded) {
-                continue;
-            }
-            if let Some(i) = index(reported) {
-                by_report[i] += 1;
-            }
-            if let Some(onset) = c.onset {
-                if let Some(i) = index(onset) {
-                    by_onset[i] += 1;
-                }
-                delays.push((reported - onset).get_days() as i64);
-            }
-            if reported >= recent_from {
-                recent_cases += 1;
-                if c.detection == Some(DetectionRoute::InQuarantine) {
-                    found_under_measure += 1;
-                }
-            }
-            for row in dep.store.clock_of(&c.id)? {
-                let share = clock.entry(row.item.clone()).or_insert_with(|| ClockShare {
-                    item: row.item.clone(),
-                    limit_hours: row.limit_hours,
-                    met: 0,
-                    late: 0,
-                    running: 0,
-                });
-                match (row.due_at, row.stopped_at) {
-                    (Some(due), Some(stopped)) if stopped <= due => share.met += 1,
-                    (Some(_), Some(_)) => share.late += 1,
-                    (Some(due), None) if now > due => share.late += 1,
-                    (Some(_), None) => share.running += 1,
-                    // Not started: nothing to count yet.
-                    (None, _) => {}
-                }
+            *delays.entry((c.reported - onset).get_days() as i64).or_default() += c.n;
+        }
+        if c.reported >= recent_from {
+            recent_cases += c.n;
+            if c.in_quarantine {
+                found_under_measure += c.n;
             }
         }
-        if page.len() < 1000 {
-            break;
-        }
-        after = page.last().map(|c| c.id.clone());
     }
-    delays.sort_unstable();
-    let delay_days = (!delays.is_empty()).then(|| delays[(delays.len() * 9).div_ceil(10).saturating_sub(1)].max(1));
+    // The response clock of the recent cases (those reported in the last `recent_days` days).
+    let mut clock: BTreeMap<String, ClockShare> = BTreeMap::new();
+    for row in dep.store.clocks_reported_since(&scope, dep.calendar.start_of(recent_from))? {
+        let share = clock.entry(row.item.clone()).or_insert_with(|| ClockShare {
+            item: row.item.clone(),
+            limit_hours: row.limit_hours,
+            met: 0,
+            late: 0,
+            running: 0,
+        });
+        match (row.due_at, row.stopped_at) {
+            (Some(due), Some(stopped)) if stopped <= due => share.met += 1,
+            (Some(_), Some(_)) => share.late += 1,
+            (Some(due), None) if now > due => share.late += 1,
+            (Some(_), None) => share.running += 1,
+            // Not started: nothing to count yet.
+            (None, _) => {}
+        }
+    }
+    // The 90th percentile (nearest rank) of the delays.
+    let cases_with_onset: u64 = delays.values().sum();
+    let rank = (cases_with_onset * 9).div_ceil(10).max(1);
+    let mut seen = 0;
+    let delay_days = delays
+        .iter()
+        .find(|(_, n)| {
+            seen += **n;
+            seen >= rank
+        })
+        .map(|(d, _)| (*d).max(1));
     let incomplete_from =
         delay_days.and_then(|d| today.checked_sub(jiff::Span::new().days(d)).ok()).map(|d| d.max(first));
 
@@ -209,21 +212,16 @@ pub struct Board {
 /// and each facility's forecast over `days` days.
 pub fn board(dep: &mut Deployment, user: &User, limit: usize, days: u32) -> Result<Board, AppError> {
     require(user, Permission::ReadRecords)?;
+    let scope = scope_of(&*dep.store, user)?;
     let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_owner: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = crate::episodes::list(dep, Some(user), &Default::default(), after.as_deref(), 1000)?;
-        for e in &page {
-            if chainbreak_closedloop::is_open(e.state) {
-                *by_state.entry(e.state.as_str().to_string()).or_default() += 1;
-                by_owner.entry(e.owner_unit.clone()).or_default().0 += 1;
-            }
+    // Counts kept by the store, not a walk over every episode.
+    for c in dep.store.episode_counts(&scope)? {
+        let Some(state) = chainbreak_core::model::EpisodeState::parse(&c.state) else { continue };
+        if chainbreak_closedloop::is_open(state) {
+            *by_state.entry(c.state).or_default() += c.n;
+            by_owner.entry(c.owner_unit).or_default().0 += c.n;
         }
-        if page.len() < 1000 {
-            break;
-        }
-        after = page.last().map(|e| e.id.clone());
     }
     let overdue = crate::episodes::tasks(dep, Some(user), true, None)?;
     for t in &overdue {
@@ -301,29 +299,32 @@ pub struct ChainNode {
     pub reported: Date,
 }
 
-/// The transmission chains of the user's jurisdiction: every case that is not excluded, with the
-/// case that infected it when the records name one inside the jurisdiction (a forest: the roots
-/// are cases of unknown or outside source), ordered by report date then id.
-pub fn chains(dep: &Deployment, user: &User) -> Result<Vec<ChainNode>, AppError> {
+/// The transmission chains of the user's jurisdiction among its `limit` most recently reported
+/// cases (excluded cases left out), with the case that infected each when the records name one
+/// among them (a forest: the roots are cases of unknown source, or whose source is outside the
+/// jurisdiction or older), ordered by report date then id; and whether older cases were left
+/// out. One read by the report-time index, whatever the number of cases.
+pub fn chains(dep: &Deployment, user: &User, limit: usize) -> Result<(Vec<ChainNode>, bool), AppError> {
     require(user, Permission::ReadRecords)?;
     let scope = scope_of(&*dep.store, user)?;
-    let mut nodes = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = dep.store.cases_page(&scope, after.as_deref(), 1000)?;
-        for c in page.iter().filter(|c| c.classification != Classification::Excluded) {
-            nodes.push(ChainNode {
-                case_id: c.id.clone(),
-                classification: c.classification,
-                infector: c.infector_case_id.clone(),
-                reported: dep.calendar.day_of(c.reported_at),
-            });
-        }
-        if page.len() < 1000 {
-            break;
-        }
-        after = page.last().map(|c| c.id.clone());
-    }
+    let query = chainbreak_store::CaseQuery {
+        classification: None,
+        sort: chainbreak_store::CaseSort::Reported,
+        descending: true,
+    };
+    let mut cases = dep.store.cases_sorted(&scope, &query, None, limit + 1)?;
+    let truncated = cases.len() > limit;
+    cases.truncate(limit);
+    let mut nodes: Vec<ChainNode> = cases
+        .into_iter()
+        .filter(|c| c.classification != Classification::Excluded)
+        .map(|c| ChainNode {
+            reported: dep.calendar.day_of(c.reported_at),
+            case_id: c.id,
+            classification: c.classification,
+            infector: c.infector_case_id,
+        })
+        .collect();
     let known: std::collections::BTreeSet<String> = nodes.iter().map(|n| n.case_id.clone()).collect();
     for n in &mut nodes {
         // A source outside the jurisdiction (or excluded) leaves the case a root here; a case
@@ -333,5 +334,5 @@ pub fn chains(dep: &Deployment, user: &User) -> Result<Vec<ChainNode>, AppError>
         }
     }
     nodes.sort_by(|a, b| (a.reported, &a.case_id).cmp(&(b.reported, &b.case_id)));
-    Ok(nodes)
+    Ok((nodes, truncated))
 }

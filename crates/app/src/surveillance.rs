@@ -549,22 +549,22 @@ pub struct RtView {
     pub note: Option<String>,
 }
 
-/// Daily counts of local and imported cases from `first` to `last`.
-pub fn incidence(days: &[(Date, bool)], first: Date, last: Date) -> (Vec<Date>, Vec<f64>, Vec<f64>) {
+/// Daily counts of local and imported cases from `first` to `last`, from (day, imported, how many).
+pub fn incidence(days: &[(Date, bool, u64)], first: Date, last: Date) -> (Vec<Date>, Vec<f64>, Vec<f64>) {
     let n = ((last - first).get_days().max(-1) + 1) as usize;
     let (mut dates, mut local, mut imported) = (Vec::with_capacity(n), vec![0.0; n], vec![0.0; n]);
     for i in 0..n {
         dates.push(first + (i as i64).days());
     }
-    for (d, is_imported) in days {
+    for (d, is_imported, count) in days {
         let i = (*d - first).get_days();
         if i < 0 || i as usize >= n {
             continue;
         }
         if *is_imported {
-            imported[i as usize] += 1.0;
+            imported[i as usize] += *count as f64;
         } else {
-            local[i as usize] += 1.0;
+            local[i as usize] += *count as f64;
         }
     }
     (dates, local, imported)
@@ -577,24 +577,13 @@ pub fn rt(dep: &Deployment, user: Option<&User>, to: Option<Date>) -> Result<RtV
     let scope = scope_for(dep, user, Permission::ReadRecords)?;
     let s = &dep.profile.surveillance;
     let to = to.unwrap_or_else(|| today(dep));
-    let mut days: Vec<(Date, bool)> = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = dep.store.cases_page(&scope, after.as_deref(), 1000)?;
-        for c in &page {
-            if c.classification == Classification::Excluded {
-                continue;
-            }
-            let day = c
-                .onset
-                .or_else(|| c.sampled_at.map(|t| dep.calendar.day_of(t)))
-                .unwrap_or_else(|| dep.calendar.day_of(c.reported_at));
-            days.push((day, c.imported));
+    // Counts kept by the store: the cases by the day they count from (onset, else sampling, else
+    // report) and whether imported.
+    let mut days: Vec<(Date, bool, u64)> = Vec::new();
+    for c in dep.store.case_counts(&scope)? {
+        if c.classification != Classification::Excluded {
+            days.push((c.epi_day, c.imported, c.n));
         }
-        if page.len() < 1000 {
-            break;
-        }
-        after = page.last().map(|c| c.id.clone());
     }
     let mut view = RtView {
         si_mean: s.serial_interval_mean_days,
@@ -606,7 +595,7 @@ pub fn rt(dep: &Deployment, user: Option<&User>, to: Option<Date>) -> Result<RtV
         estimates: vec![],
         note: None,
     };
-    let Some(first) = days.iter().map(|(d, _)| *d).filter(|d| *d <= to).min() else {
+    let Some(first) = days.iter().map(|(d, _, _)| *d).filter(|d| *d <= to).min() else {
         view.note = Some("no cases".into());
         return Ok(view);
     };
@@ -706,12 +695,17 @@ mod tests {
     fn incidence_counts_local_and_imported_by_day() {
         let d = |s: &str| -> Date { s.parse().unwrap() };
         let (dates, local, imported) = incidence(
-            &[(d("2022-03-01"), false), (d("2022-03-03"), true), (d("2022-03-03"), false), (d("2022-03-09"), false)],
+            &[
+                (d("2022-03-01"), false, 1),
+                (d("2022-03-03"), true, 1),
+                (d("2022-03-03"), false, 2),
+                (d("2022-03-09"), false, 1),
+            ],
             d("2022-03-01"),
             d("2022-03-04"),
         );
         assert_eq!(dates.len(), 4);
-        assert_eq!(local, [1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(local, [1.0, 0.0, 2.0, 0.0]);
         assert_eq!(imported, [0.0, 0.0, 1.0, 0.0]);
     }
 }

@@ -1026,6 +1026,9 @@ pub(crate) struct ChainsQuery {
 /// Chains larger than this are drawn as one node until opened.
 const COLLAPSE_OVER: usize = 200;
 
+/// The chains page draws the chains among this many most recently reported cases.
+const CHAIN_CASES: usize = 10_000;
+
 /// The transmission chains of the user's jurisdiction as a forest (signed in).
 pub(crate) async fn chains(
     State(state): State<AppState>,
@@ -1039,11 +1042,16 @@ pub(crate) async fn chains(
         return Ok(redirect(&format!("/sign-in?lang={}&next=/chains", lang.code())));
     };
     let u = user.clone();
-    let nodes = with_deployment(&state.deployment, move |dep| overview::chains(dep, &u)).await?;
+    let (nodes, truncated) =
+        with_deployment(&state.deployment, move |dep| overview::chains(dep, &u, CHAIN_CASES)).await?;
     let (svg, (chains, largest, singles)) = svg::chain_forest(&nodes, q.expand.as_deref(), COLLAPSE_OVER, lang);
-    let summary = lang.fill(
+    let mut summary = lang.fill(
         "chains_summary",
         &[("chains", chains.to_string()), ("largest", largest.to_string()), ("singles", singles.to_string())],
     );
+    if truncated {
+        summary.push(' ');
+        summary.push_str(&lang.fill("chains_recent", &[("cases", CHAIN_CASES.to_string())]));
+    }
     page(ChainsPage { lang, who: who(&user, lang), summary, svg }.render(), lang)
 }

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::{VISIT_INDEXES, backend};
+use crate::{VISIT_INDEXES, backend, tally};
 
 /// Rows per multi-row visit insert (5 parameters each, under SQLite's 32,766 limit).
 const VISIT_CHUNK: usize = 256;
@@ -183,6 +183,7 @@ impl Batch for SqliteBatch<'_> {
                 }
             }
             // A parent is always of a higher level than its child, so the hierarchy has no cycle.
+            let mut reparented = false;
             for (i, a) in rows.iter().enumerate() {
                 let parent = maybe(c, i, "parent", "area", "areas", a.parent.as_ref())?;
                 if let Some(p) = parent {
@@ -204,7 +205,21 @@ impl Batch for SqliteBatch<'_> {
                         });
                     }
                 }
-                exec(c, "UPDATE areas SET parent = ?2 WHERE id = ?1", &[&a.id, &parent])?;
+                // Counts kept under an area's ancestors follow a move of a counted area: recount.
+                let moved =
+                    exec(c, "UPDATE areas SET parent = ?2 WHERE id = ?1 AND parent IS NOT ?2", &[&a.id, &parent])?;
+                if moved > 0
+                    && c.prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM tallies WHERE area = (SELECT key FROM areas WHERE id = ?1))",
+                    )
+                    .and_then(|mut s| s.query_row([&a.id], |r| r.get::<_, bool>(0)))
+                    .map_err(backend)?
+                {
+                    reparented = true;
+                }
+            }
+            if reparented {
+                tally::rebuild(c)?;
             }
             Ok(())
         })
@@ -432,22 +447,39 @@ impl Batch for SqliteBatch<'_> {
     fn put_cases(&mut self, rows: &[Case]) -> Result<()> {
         let at = self.at.as_second();
         self.atomically(|c| {
+            let cal = tally::calendar(c)?;
+            let mut deltas = tally::Deltas::default();
             for (i, k) in rows.iter().enumerate() {
                 let person = need(c, i, "person_id", "person", "persons", &k.person_id)?;
-                let before: Option<String> = c
-                    .prepare_cached("SELECT classification FROM cases WHERE id = ?1")
-                    .and_then(|mut s| s.query_row([&k.id], |r| r.get(0)).optional())
+                let old: Option<(tally::CaseFacts, Option<i64>)> = c
+                    .prepare_cached(&format!("SELECT {}, tally_area FROM cases WHERE id = ?1", tally::CASE_FACTS))
+                    .and_then(|mut s| s.query_row([&k.id], |r| Ok((tally::case_facts(r, 0)?, r.get(6)?))).optional())
                     .map_err(backend)?;
+                if let Some((facts, area)) = &old {
+                    deltas.add(c, *area, tally::CASES, &tally::case_key(&cal, facts)?, -1)?;
+                }
+                let before = old.map(|o| o.0.0);
+                let area = tally::residence_area(c, person)?;
+                let facts = (
+                    k.classification.as_str().to_string(),
+                    k.reported_at.as_second(),
+                    date_text(&k.onset),
+                    k.sampled_at.map(|t| t.as_second()),
+                    k.detection.map(|d| d.as_str().to_string()),
+                    k.imported,
+                );
+                let key = tally::case_key(&cal, &facts)?;
+                deltas.add(c, area, tally::CASES, &key, 1)?;
                 let key = upsert_returning_key(
                     c,
                     "INSERT INTO cases(id, person, classification, onset, sampled_at, reported_at, imported, detection,
-                       severity, outcome, vaccine_doses, infector, cluster)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                       severity, outcome, vaccine_doses, infector, cluster, tally_area)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                      ON CONFLICT(id) DO UPDATE SET person = excluded.person, classification = excluded.classification,
                        onset = excluded.onset, sampled_at = excluded.sampled_at, reported_at = excluded.reported_at,
                        imported = excluded.imported, detection = excluded.detection, severity = excluded.severity,
                        outcome = excluded.outcome, vaccine_doses = excluded.vaccine_doses, infector = excluded.infector,
-                       cluster = excluded.cluster
+                       cluster = excluded.cluster, tally_area = excluded.tally_area
                      RETURNING key",
                     &[
                         &k.id,
@@ -463,6 +495,7 @@ impl Batch for SqliteBatch<'_> {
                         &k.vaccine_doses,
                         &k.infector_case_id,
                         &k.cluster,
+                        &area,
                     ],
                 )?;
                 let seq = log(c, Entity::Case, ChangeOp::Upsert, key, key)?;
@@ -474,7 +507,7 @@ impl Batch for SqliteBatch<'_> {
                     )?;
                 }
             }
-            Ok(())
+            deltas.flush(c)
         })
     }
 

@@ -112,8 +112,11 @@ pub(crate) fn by_id(c: &Connection, id: &str) -> Result<Option<EpisodeRow>> {
 
 /// Appends the events and upserts the rows; returns the episodes' keys.
 pub(crate) fn append(c: &Connection, events: &[EpisodeEvent], rows: &[EpisodeRow]) -> Result<Vec<i64>> {
+    // Checked against a set: a batch of a million isolations must not compare every event with
+    // every row.
+    let ids: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     for (i, e) in events.iter().enumerate() {
-        if !rows.iter().any(|r| r.id == e.episode_id) {
+        if !ids.contains(e.episode_id.as_str()) {
             return Err(StoreError::Invalid {
                 index: i,
                 field: "episode_id",
@@ -125,6 +128,7 @@ pub(crate) fn append(c: &Connection, events: &[EpisodeEvent], rows: &[EpisodeRow
             .map_err(backend)?;
     }
     let mut keys = Vec::with_capacity(rows.len());
+    let mut deltas = crate::tally::Deltas::default();
     for (i, r) in rows.iter().enumerate() {
         let person: i64 = c
             .prepare_cached("SELECT key FROM persons WHERE id = ?1")
@@ -136,14 +140,23 @@ pub(crate) fn append(c: &Connection, events: &[EpisodeEvent], rows: &[EpisodeRow
                 entity: "person",
                 value: r.person_id.clone(),
             })?;
+        let old: Option<(String, String, Option<i64>)> = c
+            .prepare_cached("SELECT state, owner_unit, tally_area FROM episodes WHERE id = ?1")
+            .and_then(|mut s| s.query_row([&r.id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))).optional())
+            .map_err(backend)?;
+        if let Some((state, owner, area)) = old {
+            deltas.add(c, area, crate::tally::EPISODES, &crate::tally::episode_key(&state, &owner), -1)?;
+        }
+        let area = crate::tally::residence_area(c, person)?;
+        deltas.add(c, area, crate::tally::EPISODES, &crate::tally::episode_key(r.state.as_str(), &r.owner_unit), 1)?;
         let key: i64 = c
             .prepare_cached(
                 "INSERT INTO episodes(id, person, category, state, owner_unit, deadline, facility, room, opened_at,
-                   updated_at, events) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                   updated_at, events, tally_area) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT(id) DO UPDATE SET person = excluded.person, category = excluded.category,
                    state = excluded.state, owner_unit = excluded.owner_unit, deadline = excluded.deadline,
                    facility = excluded.facility, room = excluded.room, updated_at = excluded.updated_at,
-                   events = excluded.events
+                   events = excluded.events, tally_area = excluded.tally_area
                  RETURNING key",
             )
             .and_then(|mut s| {
@@ -160,6 +173,7 @@ pub(crate) fn append(c: &Connection, events: &[EpisodeEvent], rows: &[EpisodeRow
                         r.opened_at.as_second(),
                         r.updated_at.as_second(),
                         r.events,
+                        area,
                     ],
                     |row| row.get(0),
                 )
@@ -167,6 +181,7 @@ pub(crate) fn append(c: &Connection, events: &[EpisodeEvent], rows: &[EpisodeRow
             .map_err(backend)?;
         keys.push(key);
     }
+    deltas.flush(c)?;
     Ok(keys)
 }
 

@@ -13,6 +13,7 @@ mod proposals;
 mod read;
 mod scope;
 mod surveillance;
+mod tally;
 mod zones;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_0006_zones.sql"),
     include_str!("schema_0007_case_lists.sql"),
     include_str!("schema_0008_goods_requests.sql"),
+    include_str!("schema_0009_case_counts.sql"),
 ];
 
 /// The schema version this build writes.
@@ -134,6 +136,10 @@ impl SqliteStore {
             tx.execute_batch(sql).map_err(backend)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
+        // Migration 9 brought the tallies: count what an older store holds (a new one has nothing).
+        if version > 0 && version < 9 {
+            tally::rebuild(&tx)?;
+        }
         if let Some(opts) = init {
             let mut put = tx.prepare("INSERT INTO meta(key, value) VALUES (?1, ?2)").map_err(backend)?;
             put.execute(params!["time_zone", opts.time_zone]).map_err(backend)?;
@@ -455,6 +461,18 @@ impl Store for SqliteStore {
 
     fn clock_of(&self, case_id: &str) -> Result<Vec<chainbreak_store::ClockRow>> {
         surveillance::clock_of(&self.conn, case_id)
+    }
+
+    fn clocks_reported_since(&self, scope: &Scope, from: Timestamp) -> Result<Vec<chainbreak_store::ClockRow>> {
+        surveillance::clocks_reported_since(&self.conn, scope, from)
+    }
+
+    fn case_counts(&self, scope: &Scope) -> Result<Vec<chainbreak_store::CaseCount>> {
+        tally::case_counts(&self.conn, scope)
+    }
+
+    fn episode_counts(&self, scope: &Scope) -> Result<Vec<chainbreak_store::EpisodeCount>> {
+        tally::episode_counts(&self.conn, scope)
     }
 
     fn goods_responses(

@@ -83,7 +83,8 @@ pub(crate) fn cases_sorted(
     use chainbreak_store::CaseSort;
     // The sort column as it compares (an onset's absence as the empty text, first).
     let column = match query.sort {
-        CaseSort::Id => "''",
+        // The id alone (a constant sort key beside it kept SQLite from reading the id's index).
+        CaseSort::Id => "k.id",
         CaseSort::Reported => "k.reported_at",
         CaseSort::Onset => "COALESCE(k.onset, '')",
         CaseSort::Classification => "k.classification",
@@ -95,7 +96,12 @@ pub(crate) fn cases_sorted(
         conditions.push("k.classification = :class".into());
         ps.push((":class", Value::Text(class.as_str().into())));
     }
-    if let Some((value, id)) = after {
+    if let Some((_, id)) = after
+        && query.sort == CaseSort::Id
+    {
+        conditions.push(format!("k.id {cmp} :id"));
+        ps.push((":id", Value::Text(id.to_string())));
+    } else if let Some((value, id)) = after {
         conditions.push(format!("({column}, k.id) {cmp} (:value, :id)"));
         let value = match query.sort {
             CaseSort::Reported => Value::Integer(value.parse::<i64>().map_err(|_| StoreError::Invalid {
@@ -108,10 +114,11 @@ pub(crate) fn cases_sorted(
         ps.push((":value", value));
         ps.push((":id", Value::Text(id.to_string())));
     }
-    let sql = format!(
-        "{SCOPE_CTE} {CASE_SELECT} WHERE {} ORDER BY {column} {dir}, k.id {dir} LIMIT :limit",
-        conditions.join(" AND ")
-    );
+    let order = match query.sort {
+        CaseSort::Id => format!("k.id {dir}"),
+        _ => format!("{column} {dir}, k.id {dir}"),
+    };
+    let sql = format!("{SCOPE_CTE} {CASE_SELECT} WHERE {} ORDER BY {order} LIMIT :limit", conditions.join(" AND "));
     let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
     let ps: Vec<(&str, &dyn rusqlite::ToSql)> = ps.iter().map(|(n, v)| (*n, v as &dyn rusqlite::ToSql)).collect();
     stmt.query_map(ps.as_slice(), case_row).and_then(|rows| rows.collect()).map_err(backend)

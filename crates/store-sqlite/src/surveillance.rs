@@ -372,6 +372,21 @@ pub(crate) fn clock_of(c: &Connection, case_id: &str) -> Result<Vec<ClockRow>> {
     s.query_map([case_id], clock_row).and_then(|rows| rows.collect()).map_err(backend)
 }
 
+pub(crate) fn clocks_reported_since(c: &Connection, scope: &Scope, from: Timestamp) -> Result<Vec<ClockRow>> {
+    // By the report-time index: only the recent cases are read, and their scope checked.
+    let sql = format!(
+        "{SCOPE_CTE} SELECT r.case_id, r.item, r.start_event, r.stop_event, r.limit_hours, r.started_at, r.due_at,
+           r.stopped_at
+         FROM cases k JOIN response_clock r ON r.case_id = k.id
+         WHERE k.reported_at >= :from AND (:area IS NULL OR {})
+         ORDER BY r.case_id, r.item",
+        person_inside("k.person")
+    );
+    let mut s = c.prepare_cached(&sql).map_err(backend)?;
+    let params: &[(&str, &dyn rusqlite::ToSql)] = &[(":area", &area_param(scope)), (":from", &from.as_second())];
+    s.query_map(params, clock_row).and_then(|rows| rows.collect()).map_err(backend)
+}
+
 pub(crate) fn put_clock(c: &Connection, rows: &[ClockRow]) -> Result<()> {
     for r in rows {
         c.prepare_cached(

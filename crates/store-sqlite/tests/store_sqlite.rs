@@ -311,3 +311,79 @@ mod scope_oracle {
         }
     }
 }
+
+/// A store of schema 8 (before the counts by area) opened by this version: the migration counts
+/// every case and episode it holds, as the writes would have.
+#[test]
+fn opening_a_schema_8_store_counts_its_cases_and_episodes() {
+    use chainbreak_core::model::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let t = |s: i64| jiff::Timestamp::from_second(1_646_092_800 + s).unwrap();
+    let mut store = SqliteStore::create(&path, &opts()).unwrap();
+    let mut b = store.begin(t(0)).unwrap();
+    b.put_areas(&[
+        Area { id: "D1".into(), name: "D1".into(), level: "district".into(), parent: None, geometry: None },
+        Area {
+            id: "B1".into(),
+            name: "B1".into(),
+            level: "building".into(),
+            parent: Some("D1".into()),
+            geometry: None,
+        },
+    ])
+    .unwrap();
+    b.put_places(&[Place {
+        id: "H1".into(),
+        name: None,
+        kind: PlaceKind::Residence,
+        key_place: false,
+        lat: None,
+        lon: None,
+        area: Some("B1".into()),
+    }])
+    .unwrap();
+    let person = |id: &str, home: Option<&str>| Person {
+        id: id.into(),
+        residence: home.map(Into::into),
+        birth_year: None,
+        sex: None,
+        occupation: None,
+    };
+    b.put_persons(&[person("P1", Some("H1")), person("P2", None)]).unwrap();
+    let cases: Vec<Case> = (0..30)
+        .map(|i| Case {
+            id: format!("C{i}"),
+            person_id: if i % 3 == 0 { "P2" } else { "P1" }.into(),
+            classification: [Classification::Confirmed, Classification::Asymptomatic][i % 2],
+            onset: (i % 4 != 0).then(|| jiff::civil::date(2022, 2, 20 + (i % 7) as i8)),
+            sampled_at: None,
+            reported_at: t(i as i64 * 20_000),
+            imported: i % 5 == 0,
+            detection: (i % 3 == 1).then_some(DetectionRoute::InQuarantine),
+            severity: None,
+            outcome: None,
+            vaccine_doses: None,
+            infector_case_id: None,
+            cluster: None,
+        })
+        .collect();
+    b.put_cases(&cases).unwrap();
+    b.commit().unwrap();
+    let scopes = [chainbreak_store::Scope::All, chainbreak_store::Scope::Within("D1".into())];
+    let before: Vec<_> = scopes.iter().map(|s| store.case_counts(s).unwrap()).collect();
+    assert_eq!(before[0].iter().map(|c| c.n).sum::<u64>(), 30);
+    assert_eq!(before[1].iter().map(|c| c.n).sum::<u64>(), 20);
+    drop(store);
+    // Back to schema 8, as a store written by the previous version is.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE tallies; ALTER TABLE cases DROP COLUMN tally_area; ALTER TABLE episodes DROP COLUMN tally_area;
+         DROP INDEX cases_onset_key_id; CREATE INDEX cases_onset_id ON cases(onset, id); PRAGMA user_version = 8;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let after: Vec<_> = scopes.iter().map(|s| store.case_counts(s).unwrap()).collect();
+    assert_eq!(after, before);
+}

@@ -33,7 +33,8 @@ macro_rules! conformance_tests {
             accounts_and_tokens, audit_is_appended_and_filtered, scoped_reads_follow_the_area_tree,
             purge_deletes_old_location_data_and_logs_each_run, proposals_are_recorded_by_index_atomically,
             proposals_are_decided_all_or_nothing, proposals_are_listed_by_case_status_and_scope,
-            episodes_are_events_with_a_current_state, facilities_keep_their_rooms, zones_are_events_with_a_current_state, case_lists_sort_and_page_by_keyset, goods_read_back_as_written,
+            episodes_are_events_with_a_current_state, facilities_keep_their_rooms, zones_are_events_with_a_current_state, case_lists_sort_and_page_by_keyset,
+            case_and_episode_counts_follow_every_write, goods_read_back_as_written,
             alerts_are_raised_once_and_moved_with_their_events, review_items_are_queued_once_ranked_and_decided,
             response_clock_starts_and_stops_on_events, sentinel_records_and_batch_lookups_read_what_was_written,
             goods_responses_and_suspensions_are_kept, service_requests_are_events_with_a_current_state);
@@ -1278,6 +1279,108 @@ pub fn case_lists_sort_and_page_by_keyset(store: &mut dyn Store) {
     }
     let bad = crate::CaseQuery { classification: None, sort: crate::CaseSort::Reported, descending: false };
     assert!(store.cases_sorted(&Scope::All, &bad, Some(("soon", "C1")), 2).is_err());
+}
+
+/// The counts the store keeps ([`Store::case_counts`], [`Store::episode_counts`]) equal, in every
+/// scope, what a walk over the records gives, through a seeded sequence of writes: new cases,
+/// cases written again with other facts or another person, episodes changing state and owner,
+/// a dropped batch, and an area moved under another district.
+pub fn case_and_episode_counts_follow_every_write(store: &mut dyn Store) {
+    use jiff::civil::Date;
+    use std::collections::BTreeMap;
+    // Classification, report day, onset day, in quarantine, epidemic day, imported.
+    type CountKey = (Classification, Date, Option<Date>, bool, Date, bool);
+    seed(store);
+    let mut b = store.begin(t(0)).unwrap();
+    b.put_areas(&[area("D2", "district", None), area("B2", "building", Some("D2"))]).unwrap();
+    b.put_places(&[place("H2", PlaceKind::Residence, Some("B2"))]).unwrap();
+    b.put_persons(&[person("P4", Some("H2"))]).unwrap();
+    b.commit().unwrap();
+    let cal = chainbreak_core::time::Calendar::new(&store.meta().unwrap().time_zone).unwrap();
+    let persons = ["P1", "P2", "P3", "P4"];
+    let residence = |p: &str, moved: bool| -> Vec<&'static str> {
+        // The areas a person's cases lie in: the residence's building and its district.
+        match (p, moved) {
+            ("P1" | "P2", false) => vec!["B1", "D1"],
+            ("P1" | "P2", true) => vec!["B1", "D2"],
+            ("P4", _) => vec!["B2", "D2"],
+            _ => vec![],
+        }
+    };
+    let classes =
+        [Classification::Confirmed, Classification::Asymptomatic, Classification::Suspected, Classification::Excluded];
+    let states = [EpisodeState::Proposed, EpisodeState::InMeasure, EpisodeState::Released];
+    let mut rng: u64 = 0x5eed_0009;
+    let mut next = |n: u64| {
+        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (rng >> 33) % n
+    };
+    let mut cases: BTreeMap<String, Case> = BTreeMap::new();
+    let mut episodes: BTreeMap<String, crate::EpisodeRow> = BTreeMap::new();
+    let mut moved = false;
+    for round in 0..60u64 {
+        let mut b = store.begin(t(1000 + round as i64)).unwrap();
+        let mut written = Vec::new();
+        for _ in 0..1 + next(4) {
+            let id = format!("K{}", next(12));
+            let mut c = simple_case(&id, persons[next(4) as usize]);
+            c.classification = classes[next(4) as usize];
+            // Reports around local midnight, so that the local day and the UTC day differ.
+            c.reported_at = t(next(5) as i64 * 86_400 + 57_000 + next(2) as i64 * 3_600);
+            c.onset = (next(3) > 0).then(|| jiff::civil::date(2022, 2, 20 + next(8) as i8));
+            c.sampled_at = (next(2) > 0).then(|| t(next(4) as i64 * 86_400 + 60_000));
+            c.detection = [None, Some(DetectionRoute::InQuarantine), Some(DetectionRoute::Community)][next(3) as usize];
+            c.imported = next(5) == 0;
+            written.push(c);
+        }
+        b.put_cases(&written).unwrap();
+        let id = format!("E{}", next(6));
+        let person = persons[next(4) as usize];
+        let mut row = episode_row(&id, person, states[next(3) as usize], None, 1 + round as u32);
+        row.owner_unit = ["U1", "U2"][next(2) as usize].into();
+        b.append_episode_events(&[episode_event(&id, 10 + round as i64, r#"{"action":"x"}"#)], &[row.clone()]).unwrap();
+        if round % 7 == 3 {
+            // Dropped: nothing of it counts.
+            drop(b);
+            continue;
+        }
+        if round == 30 {
+            // B1 (with P1's and P2's cases) moves to D2: counted there from now on.
+            b.put_areas(&[area("B1", "building", Some("D2"))]).unwrap();
+            moved = true;
+        }
+        b.commit().unwrap();
+        for c in written {
+            cases.insert(c.id.clone(), c);
+        }
+        episodes.insert(row.id.clone(), row);
+        for scope in ["", "D1", "D2", "B1", "B2", "nowhere"] {
+            let within = |p: &str| scope.is_empty() || residence(p, moved).contains(&scope);
+            let mut want: BTreeMap<CountKey, u64> = BTreeMap::new();
+            for c in cases.values().filter(|c| within(&c.person_id)) {
+                let epi = c.onset.or(c.sampled_at.map(|s| cal.day_of(s))).unwrap_or(cal.day_of(c.reported_at));
+                let in_q = c.detection == Some(DetectionRoute::InQuarantine);
+                *want
+                    .entry((c.classification, cal.day_of(c.reported_at), c.onset, in_q, epi, c.imported))
+                    .or_default() += 1;
+            }
+            let scope_of = if scope.is_empty() { Scope::All } else { Scope::Within(scope.into()) };
+            let got: BTreeMap<_, u64> = store
+                .case_counts(&scope_of)
+                .unwrap()
+                .into_iter()
+                .map(|k| ((k.classification, k.reported, k.onset, k.in_quarantine, k.epi_day, k.imported), k.n))
+                .collect();
+            assert_eq!(got, want, "cases in {scope:?} after round {round}");
+            let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
+            for e in episodes.values().filter(|e| within(&e.person_id)) {
+                *want.entry((e.state.as_str().to_string(), e.owner_unit.clone())).or_default() += 1;
+            }
+            let got: BTreeMap<(String, String), u64> =
+                store.episode_counts(&scope_of).unwrap().into_iter().map(|k| ((k.state, k.owner_unit), k.n)).collect();
+            assert_eq!(got, want, "episodes in {scope:?} after round {round}");
+        }
+    }
 }
 
 pub fn goods_read_back_as_written(store: &mut dyn Store) {

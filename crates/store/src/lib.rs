@@ -376,6 +376,29 @@ impl CaseQuery {
     }
 }
 
+/// How many cases share a classification, a local report day, a local onset day and whether
+/// they were found in quarantine ([`Store::case_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct CaseCount {
+    pub classification: Classification,
+    pub reported: Date,
+    pub onset: Option<Date>,
+    pub in_quarantine: bool,
+    /// The day the case counts from for the reproduction number: onset, else sampling, else
+    /// report.
+    pub epi_day: Date,
+    pub imported: bool,
+    pub n: u64,
+}
+
+/// How many episodes share a state and an owning unit ([`Store::episode_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct EpisodeCount {
+    pub state: String,
+    pub owner_unit: String,
+    pub n: u64,
+}
+
 /// Which zones a page holds (every given field must match).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ZoneFilter {
@@ -604,6 +627,15 @@ pub trait Store: Send {
     fn sentinel_last_reports(&self, scope: &Scope) -> Result<Vec<SentinelLast>>;
     /// A case's response clock, by item name.
     fn clock_of(&self, case_id: &str) -> Result<Vec<ClockRow>>;
+    /// The response clocks of the cases in `scope` reported at or after `from`, by case id then
+    /// item.
+    fn clocks_reported_since(&self, scope: &Scope, from: Timestamp) -> Result<Vec<ClockRow>>;
+    /// The cases in `scope` counted by classification, local report day, local onset day and
+    /// detection in quarantine (kept as cases are written: reads a few rows per day, not every
+    /// case). A case lies where its person lived when the case was last written.
+    fn case_counts(&self, scope: &Scope) -> Result<Vec<CaseCount>>;
+    /// The episodes in `scope` counted by state and owning unit (kept as episodes are written).
+    fn episode_counts(&self, scope: &Scope) -> Result<Vec<EpisodeCount>>;
 
     /// A page of the goods responses (by id, after `after`) lying in `scope` by their place
     /// (a response without a place lies only in [`Scope::All`]).
