@@ -15,6 +15,7 @@ import csv
 import http.client
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -41,36 +42,46 @@ def percentile(values, p):
     return s[int(k)]
 
 
-def cursors(cases_csv):
-    """Deep keyset cursors: the middle case of each sort order of the whole case file (a cursor
-    is a position, any case's key and id will do)."""
-    rows = []
-    with open(cases_csv, newline="") as f:
-        for r in csv.DictReader(f):
-            rows.append((r["id"], r["classification"], r["onset"], r["reported_at"]))
+SCOPE = """WITH RECURSIVE sub(k) AS (SELECT key FROM areas WHERE id = :area
+              UNION ALL SELECT a.key FROM areas a JOIN sub ON a.parent = sub.k),
+  subplaces(k) AS (SELECT key FROM places WHERE area IN sub)"""
 
-    def epoch(t):
-        import datetime as dt
 
-        return int(dt.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp())
+def cursors(store, area):
+    """Deep keyset cursors: for each list, the middle record of the district's own records in
+    that order (a page the user reaches by following `next`), read from the store (read-only)."""
+    c = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
 
+    def middle(sql):
+        rows = c.execute(SCOPE + " " + sql, {"area": area}).fetchall()
+        return rows[len(rows) // 2]
+
+    inside = "EXISTS (SELECT 1 FROM persons x WHERE x.key = k.person AND x.residence IN subplaces)"
     out = {}
-    mid = len(rows) // 2
-    by = {
-        "id": sorted(rows, key=lambda r: r[0]),
-        "reported": sorted(rows, key=lambda r: (epoch(r[3]), r[0])),
-        "onset": sorted(rows, key=lambda r: (r[2], r[0])),
-        "classification": sorted(rows, key=lambda r: (r[1], r[0])),
-    }
-    for sort, s in by.items():
-        r = s[mid]
-        key = {"id": "", "reported": str(epoch(r[3])), "onset": r[2], "classification": r[1]}[sort]
-        out[sort] = f"{key}|{r[0]}"
-    out["middle_id"] = by["id"][mid][0]
+    for sort, column in [
+        ("id", "''"),
+        ("reported", "k.reported_at"),
+        ("onset", "COALESCE(k.onset, '')"),
+        ("classification", "k.classification"),
+    ]:
+        key, case_id = middle(f"SELECT {column}, k.id FROM cases k WHERE {inside} ORDER BY {column}, k.id")
+        out[sort] = f"{key}|{case_id}"
+    key, case_id = middle(
+        f"SELECT COALESCE(k.onset, ''), k.id FROM cases k WHERE {inside} AND k.classification = 'suspected' "
+        "ORDER BY COALESCE(k.onset, ''), k.id"
+    )
+    out["suspected_onset"] = f"{key}|{case_id}"
+    out["middle_case"] = middle(f"SELECT k.id FROM cases k WHERE {inside} ORDER BY k.id")[0]
+    out["middle_person"] = middle("SELECT p.id FROM persons p WHERE p.residence IN subplaces ORDER BY p.id")[0]
+    out["middle_place"] = middle("SELECT p.id FROM places p WHERE p.area IN sub ORDER BY p.id")[0]
+    out["middle_episode"] = middle(
+        "SELECT e.id FROM episodes e WHERE EXISTS (SELECT 1 FROM persons x WHERE x.key = e.person "
+        "AND x.residence IN subplaces) ORDER BY e.id"
+    )[0]
     return out
 
 
-def urls(c, middle_person, middle_place, middle_episode):
+def urls(c):
     q = urllib.parse.quote
     pages = []
     for sort in ["reported", "onset", "classification", "id"]:
@@ -80,17 +91,17 @@ def urls(c, middle_person, middle_place, middle_episode):
             pages.append((f"cases {sort} {order} deep", f"{base}&after={q(c[sort])}"))
     pages.append(("cases confirmed reported desc first", "/cases?lang=en&classification=confirmed"))
     pages.append(
-        ("cases suspected onset asc deep", f"/cases?lang=en&classification=suspected&sort=onset&order=asc&after={q(c['onset'])}")
+        ("cases suspected onset asc deep", f"/cases?lang=en&classification=suspected&sort=onset&order=asc&after={q(c['suspected_onset'])}")
     )
     pages += [
         ("api cases first", "/api/v1/cases?limit=100"),
-        ("api cases deep", f"/api/v1/cases?limit=100&after={q(c['middle_id'])}"),
+        ("api cases deep", f"/api/v1/cases?limit=100&after={q(c['middle_case'])}"),
         ("api persons first", "/api/v1/persons?limit=100"),
-        ("api persons deep", f"/api/v1/persons?limit=100&after={q(middle_person)}"),
+        ("api persons deep", f"/api/v1/persons?limit=100&after={q(c['middle_person'])}"),
         ("api places first", "/api/v1/places?limit=100"),
-        ("api places deep", f"/api/v1/places?limit=100&after={q(middle_place)}"),
+        ("api places deep", f"/api/v1/places?limit=100&after={q(c['middle_place'])}"),
         ("api episodes first", "/api/v1/episodes?limit=100"),
-        ("api episodes deep", f"/api/v1/episodes?limit=100&after={q(middle_episode)}"),
+        ("api episodes deep", f"/api/v1/episodes?limit=100&after={q(c['middle_episode'])}"),
         ("api lab-tests first", "/api/v1/lab-tests?limit=100"),
         ("api alerts first", "/api/v1/alerts?limit=100"),
         ("api zones first", "/api/v1/zones?limit=100"),
@@ -192,11 +203,9 @@ def main():
     ap.add_argument("--ingest-token", required=True)
     ap.add_argument("--server-log", required=True)
     ap.add_argument("--server-pid", type=int, required=True)
-    ap.add_argument("--cases-csv", required=True)
+    ap.add_argument("--store", required=True, help="the store the server serves (read here, read-only)")
+    ap.add_argument("--area", required=True, help="the district of the benchmark's user")
     ap.add_argument("--visits-csv", required=True)
-    ap.add_argument("--middle-person", required=True)
-    ap.add_argument("--middle-place", required=True)
-    ap.add_argument("--middle-episode", required=True)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=2)
@@ -206,8 +215,8 @@ def main():
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
-    c = cursors(a.cases_csv)
-    pages = [p for p in urls(c, a.middle_person, a.middle_place, a.middle_episode) if a.only in p[0]]
+    c = cursors(a.store, a.area)
+    pages = [p for p in urls(c) if a.only in p[0]]
     lua = os.path.join(a.out, "p95.lua")
     with open(lua, "w") as f:
         f.write(WRK_LUA)

@@ -82,13 +82,6 @@ RUN_DB=$OUT/store.db
 cp "$STORE" "$RUN_DB"
 TOKEN=$("$BIN" user token bench --db "$RUN_DB" --label bench | grep -oE 'cbt_[A-Za-z0-9_-]+')
 INGEST_TOKEN=$("$BIN" user token ingest --db "$RUN_DB" --label ingest | grep -oE 'cbt_[A-Za-z0-9_-]+')
-MIDDLE_PERSON=$(sed -n "$(( PERSONS / 2 + 1 ))p" "$CITY/persons.csv" | cut -d, -f1)
-PLACES=$(( $(wc -l < "$CITY/places.csv") - 1 ))
-MIDDLE_PLACE=$(sed -n "$(( PLACES / 2 + 1 ))p" "$CITY/places.csv" | cut -d, -f1)
-MIDDLE_EPISODE=$(python3 -c "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro',uri=True); \
-n=c.execute('select count(*) from episodes').fetchone()[0]; \
-print(c.execute('select id from episodes order by id limit 1 offset ?',(n//2,)).fetchone()[0])" "$RUN_DB")
-
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 RUST_LOG=chainbreak_server::http=info,warn "$BIN" --log-format json --demo-clock "$CLOCK" serve --db "$RUN_DB" \
     --addr "127.0.0.1:$PORT" 2>"$OUT/server.log" &
@@ -102,9 +95,8 @@ curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null
 cpu_before=$(awk '{print $14+$15}' "/proc/$SERVER/stat")
 
 python3 bench/pages.py --port "$PORT" --token "$TOKEN" --ingest-token "$INGEST_TOKEN" \
-    --server-log "$OUT/server.log" --server-pid "$SERVER" --cases-csv "$DATA/cases.csv" \
-    --visits-csv "$CITY/visits.csv" --middle-person "$MIDDLE_PERSON" --middle-place "$MIDDLE_PLACE" \
-    --middle-episode "$MIDDLE_EPISODE" --runs "$RUNS" --seconds "$SECONDS_PER_RUN" --connections "$CONNECTIONS" \
+    --server-log "$OUT/server.log" --server-pid "$SERVER" --store "$RUN_DB" --area D01 \
+    --visits-csv "$CITY/visits.csv" --runs "$RUNS" --seconds "$SECONDS_PER_RUN" --connections "$CONNECTIONS" \
     --ingest-rate "$INGEST_RATE" --only "$ONLY" --out "$OUT" | tee "$OUT/driver.log"
 
 cpu_after=$(awk '{print $14+$15}' "/proc/$SERVER/stat")

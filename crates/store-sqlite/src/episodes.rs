@@ -73,7 +73,7 @@ pub(crate) fn page(
 ) -> Result<Vec<EpisodeRow>> {
     let mut conditions = vec!["e.id > :after".to_string(), format!("(:area IS NULL OR {})", person_inside("e.person"))];
     let mut params: Vec<(&str, Value)> = vec![
-        (":area", area_param(scope)),
+        (":area", area_param(c, scope)?),
         (":after", Value::Text(after.unwrap_or("").to_string())),
         (":limit", Value::Integer(limit as i64)),
     ];

@@ -46,7 +46,7 @@ pub(crate) fn responses(
     );
     let mut s = c.prepare_cached(&sql).map_err(backend)?;
     let ps: &[(&str, &dyn rusqlite::ToSql)] =
-        &[(":area", &area_param(scope)), (":after", &after.unwrap_or("")), (":limit", &(limit as i64))];
+        &[(":area", &area_param(c, scope)?), (":after", &after.unwrap_or("")), (":limit", &(limit as i64))];
     s.query_map(ps, response_row).and_then(|rows| rows.collect()).map_err(backend)
 }
 
@@ -219,7 +219,7 @@ pub(crate) fn requests_page(
 ) -> Result<Vec<RequestRow>> {
     let mut conditions = vec!["r.id > :after".to_string(), format!("(:area IS NULL OR {})", person_inside("r.person"))];
     let mut ps: Vec<(&str, Value)> = vec![
-        (":area", area_param(scope)),
+        (":area", area_param(c, scope)?),
         (":after", Value::Text(after.unwrap_or("").to_string())),
         (":limit", Value::Integer(limit as i64)),
     ];

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_0007_case_lists.sql"),
     include_str!("schema_0008_goods_requests.sql"),
     include_str!("schema_0009_case_counts.sql"),
+    include_str!("schema_0010_scope_cache.sql"),
 ];
 
 /// The schema version this build writes.
@@ -121,6 +122,7 @@ impl SqliteStore {
         )
         .map_err(backend)?;
         conn.execute_batch(CONNECTION_CACHE).map_err(backend)?;
+        conn.execute_batch(scope::SCOPE_TABLES).map_err(backend)?;
         Ok(SqliteStore { conn, path: path.to_path_buf() })
     }
 

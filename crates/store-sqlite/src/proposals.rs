@@ -92,8 +92,11 @@ pub(crate) fn page(
 ) -> Result<Vec<Proposal>> {
     let mut conditions =
         vec!["pr.id > :after".to_string(), format!("(:area IS NULL OR {})", person_inside("pr.contact"))];
-    let mut params: Vec<(&str, Value)> =
-        vec![(":area", area_param(scope)), (":after", Value::Integer(after)), (":limit", Value::Integer(limit as i64))];
+    let mut params: Vec<(&str, Value)> = vec![
+        (":area", area_param(c, scope)?),
+        (":after", Value::Integer(after)),
+        (":limit", Value::Integer(limit as i64)),
+    ];
     if let Some(case) = &filter.case_id {
         conditions.push("pr.case_key = (SELECT key FROM cases WHERE id = :case)".into());
         params.push((":case", Value::Text(case.clone())));

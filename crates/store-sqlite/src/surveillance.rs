@@ -68,8 +68,11 @@ pub(crate) fn alerts_page(
     limit: usize,
 ) -> Result<Vec<AlertRow>> {
     let mut conditions = vec!["a.id > :after".to_string(), format!("(:area IS NULL OR {})", alert_inside())];
-    let mut ps: Vec<(&str, Value)> =
-        vec![(":area", area_param(scope)), (":after", Value::Integer(after)), (":limit", Value::Integer(limit as i64))];
+    let mut ps: Vec<(&str, Value)> = vec![
+        (":area", area_param(c, scope)?),
+        (":after", Value::Integer(after)),
+        (":limit", Value::Integer(limit as i64)),
+    ];
     if let Some(kind) = filter.kind {
         conditions.push("a.kind = :kind".into());
         ps.push((":kind", Value::Text(kind.as_str().into())));
@@ -283,7 +286,7 @@ pub(crate) fn review_queue(
     let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
     let status = status.map(|s| s.as_str());
     let ps: &[(&str, &dyn rusqlite::ToSql)] =
-        &[(":area", &area_param(scope)), (":status", &status), (":limit", &(limit as i64))];
+        &[(":area", &area_param(c, scope)?), (":status", &status), (":limit", &(limit as i64))];
     stmt.query_map(ps, review_row).and_then(|rows| rows.collect()).map_err(backend)
 }
 
@@ -383,7 +386,7 @@ pub(crate) fn clocks_reported_since(c: &Connection, scope: &Scope, from: Timesta
         person_inside("k.person")
     );
     let mut s = c.prepare_cached(&sql).map_err(backend)?;
-    let params: &[(&str, &dyn rusqlite::ToSql)] = &[(":area", &area_param(scope)), (":from", &from.as_second())];
+    let params: &[(&str, &dyn rusqlite::ToSql)] = &[(":area", &area_param(c, scope)?), (":from", &from.as_second())];
     s.query_map(params, clock_row).and_then(|rows| rows.collect()).map_err(backend)
 }
 
@@ -482,7 +485,7 @@ pub(crate) fn sentinel_records(c: &Connection, scope: &Scope, from: Date, to: Da
     );
     let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
     let ps: &[(&str, &dyn rusqlite::ToSql)] =
-        &[(":area", &area_param(scope)), (":from", &from.to_string()), (":to", &to.to_string())];
+        &[(":area", &area_param(c, scope)?), (":from", &from.to_string()), (":to", &to.to_string())];
     stmt.query_map(ps, |r| {
         let category: String = r.get(4)?;
         Ok(SentinelRecord {
@@ -508,7 +511,7 @@ pub(crate) fn sentinel_last_reports(c: &Connection, scope: &Scope) -> Result<Vec
          GROUP BY l.id, s.feed ORDER BY l.id, s.feed"
     );
     let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
-    let ps: &[(&str, &dyn rusqlite::ToSql)] = &[(":area", &area_param(scope))];
+    let ps: &[(&str, &dyn rusqlite::ToSql)] = &[(":area", &area_param(c, scope)?)];
     stmt.query_map(ps, |r| {
         Ok(SentinelLast { place_id: r.get(0)?, feed: r.get(1)?, area_id: r.get(2)?, last_date: r.get(3)? })
     })

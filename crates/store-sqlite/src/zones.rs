@@ -57,7 +57,7 @@ pub(crate) fn page(
 ) -> Result<Vec<ZoneRow>> {
     let mut conditions = vec!["z.id > :after".to_string(), "(:area IS NULL OR z.area IN sub)".to_string()];
     let mut ps: Vec<(&str, Value)> = vec![
-        (":area", area_param(scope)),
+        (":area", area_param(c, scope)?),
         (":after", Value::Text(after.unwrap_or("").to_string())),
         (":limit", Value::Integer(limit as i64)),
     ];

@@ -312,8 +312,8 @@ mod scope_oracle {
     }
 }
 
-/// A store of schema 8 (before the counts by area) opened by this version: the migration counts
-/// every case and episode it holds, as the writes would have.
+/// A store of schema 8 (before the counts by area) opened by this version: migrations 9 and 10
+/// run and count every case and episode it holds, as the writes would have.
 #[test]
 fn opening_a_schema_8_store_counts_its_cases_and_episodes() {
     use chainbreak_core::model::*;
@@ -379,7 +379,11 @@ fn opening_a_schema_8_store_counts_its_cases_and_episodes() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP TABLE tallies; ALTER TABLE cases DROP COLUMN tally_area; ALTER TABLE episodes DROP COLUMN tally_area;
-         DROP INDEX cases_onset_key_id; CREATE INDEX cases_onset_id ON cases(onset, id); PRAGMA user_version = 8;",
+         DROP INDEX cases_onset_key_id; CREATE INDEX cases_onset_id ON cases(onset, id);
+         DROP INDEX cases_class_reported_id; DROP INDEX cases_class_onset_id; DELETE FROM meta WHERE key = 'geo_version';
+         DROP TRIGGER areas_geo_insert; DROP TRIGGER areas_geo_update; DROP TRIGGER areas_geo_delete;
+         DROP TRIGGER places_geo_insert; DROP TRIGGER places_geo_update; DROP TRIGGER places_geo_delete;
+         PRAGMA user_version = 8;",
     )
     .unwrap();
     drop(conn);

@@ -34,7 +34,8 @@ macro_rules! conformance_tests {
             purge_deletes_old_location_data_and_logs_each_run, proposals_are_recorded_by_index_atomically,
             proposals_are_decided_all_or_nothing, proposals_are_listed_by_case_status_and_scope,
             episodes_are_events_with_a_current_state, facilities_keep_their_rooms, zones_are_events_with_a_current_state, case_lists_sort_and_page_by_keyset,
-            case_and_episode_counts_follow_every_write, goods_read_back_as_written,
+            case_and_episode_counts_follow_every_write, scoped_reads_see_the_tree_as_it_is_now,
+            goods_read_back_as_written,
             alerts_are_raised_once_and_moved_with_their_events, review_items_are_queued_once_ranked_and_decided,
             response_clock_starts_and_stops_on_events, sentinel_records_and_batch_lookups_read_what_was_written,
             goods_responses_and_suspensions_are_kept, service_requests_are_events_with_a_current_state);
@@ -1381,6 +1382,47 @@ pub fn case_and_episode_counts_follow_every_write(store: &mut dyn Store) {
             assert_eq!(got, want, "episodes in {scope:?} after round {round}");
         }
     }
+}
+
+/// A scoped read after the area tree or a place changed sees the change (a backend that keeps a
+/// scope's areas and places between reads must notice), also inside the batch that changes it.
+pub fn scoped_reads_see_the_tree_as_it_is_now(store: &mut dyn Store) {
+    seed(store);
+    let d1 = Scope::Within("D1".into());
+    let ids = |store: &dyn Store| -> Vec<String> {
+        store.persons_page(&d1, None, 100).unwrap().into_iter().map(|p| p.id).collect()
+    };
+    assert_eq!(ids(store), ["P1", "P2"]);
+    // A new building in D1, a home in it, a person living there.
+    let mut b = store.begin(t(10)).unwrap();
+    b.put_areas(&[area("B9", "building", Some("D1"))]).unwrap();
+    b.put_places(&[place("H9", PlaceKind::Residence, Some("B9"))]).unwrap();
+    b.put_persons(&[person("P9", Some("H9"))]).unwrap();
+    b.commit().unwrap();
+    assert_eq!(ids(store), ["P1", "P2", "P9"]);
+    // The home moves out of every district; then the building moves to another district.
+    let mut b = store.begin(t(20)).unwrap();
+    b.put_places(&[place("H9", PlaceKind::Residence, None)]).unwrap();
+    b.commit().unwrap();
+    assert_eq!(ids(store), ["P1", "P2"]);
+    let mut b = store.begin(t(30)).unwrap();
+    b.put_areas(&[area("D2", "district", None), area("B1", "building", Some("D2"))]).unwrap();
+    b.commit().unwrap();
+    assert_eq!(ids(store), Vec::<String>::new());
+    assert_eq!(
+        store
+            .persons_page(&Scope::Within("D2".into()), None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id)
+            .collect::<Vec<_>>(),
+        ["P1", "P2"]
+    );
+    // A dropped batch changes nothing, the scope included.
+    let mut b = store.begin(t(40)).unwrap();
+    b.put_areas(&[area("B1", "building", Some("D1"))]).unwrap();
+    drop(b);
+    assert_eq!(ids(store), Vec::<String>::new());
 }
 
 pub fn goods_read_back_as_written(store: &mut dyn Store) {
