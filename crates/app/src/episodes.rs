@@ -1065,13 +1065,20 @@ pub fn tasks(
         let rules = rules(dep);
         let now = dep.clock.now();
         let mut out = Vec::new();
+        // Each owner's chain of units once (a jurisdiction can have a million open episodes and a
+        // few hundred units).
+        let mut chains: std::collections::HashMap<&str, Vec<String>> = std::collections::HashMap::new();
         for (id, ep) in lp.registry.episodes.iter().filter(|(_, e)| e.is_open()) {
-            let chain = chain(&ep.owner);
-            for task in ep.tasks(&rules, now) {
+            let tasks = ep.tasks(&rules, now);
+            if overdue && !tasks.iter().any(|t| t.overdue) {
+                continue;
+            }
+            let chain = chains.entry(ep.owner.as_str()).or_insert_with(|| chain(&ep.owner));
+            for task in tasks {
                 if overdue && !task.overdue {
                     continue;
                 }
-                let at = chainbreak_closedloop::escalated_owner(&chain, task.escalation).cloned().unwrap_or_default();
+                let at = chainbreak_closedloop::escalated_owner(chain, task.escalation).cloned().unwrap_or_default();
                 if unit.is_some_and(|u| u != at) {
                     continue;
                 }
