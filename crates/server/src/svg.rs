@@ -501,31 +501,29 @@ pub(crate) fn chain_forest(
     let chains = trees.iter().filter(|t| t.len() > 1).count();
     let largest = trees.iter().map(Vec::len).max().unwrap_or(0);
     let singles: Vec<&str> = trees.iter().filter(|t| t.len() == 1).map(|t| t[0].0).collect();
-    let mut body = String::new();
-    let mut x = 10.0f64;
-    let mut height = 40.0f64;
     let colour = |c: chainbreak_core::model::Classification| match c {
         chainbreak_core::model::Classification::Confirmed => "#b00",
         chainbreak_core::model::Classification::Asymptomatic => "#e8a",
         _ => "#999",
     };
+    // Each chain laid out on its own (x from 0, y from 0): a collapsed chain is one node; else
+    // leaves left to right in walk order and a parent above the middle of its children.
+    enum Drawn<'a> {
+        Collapsed(&'a str, usize),
+        Tree(&'a [(&'a str, usize)], BTreeMap<&'a str, (f64, f64)>),
+    }
+    let mut drawn: Vec<(Drawn, f64, f64)> = Vec::new();
     for t in trees.iter().filter(|t| t.len() > 1) {
         let root = t[0].0;
         if t.len() > collapse_over && expand != Some(root) {
-            let _ = write!(
-                body,
-                r##"<a href="?expand={r}"><circle class="cluster" data-root="{r}" cx="{x:.1}" cy="20" r="12" fill="#1f3b5a"/><text x="{x:.1}" y="44" font-size="10" text-anchor="middle">{r} (+{n})</text></a>"##,
-                r = esc(root),
-                n = t.len() - 1
-            );
-            x += 80.0;
+            drawn.push((Drawn::Collapsed(root, t.len() - 1), 60.0, 50.0));
             continue;
         }
-        // Leaves left to right in walk order; a parent above the middle of its children.
         let mut pos: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
-        let mut next_leaf = x;
+        let mut next_leaf = 0.0;
+        let mut height = 0.0f64;
         for &(c, d) in t.iter().rev() {
-            let y = 20.0 + d as f64 * level;
+            let y = d as f64 * level;
             let kid_x: Vec<f64> =
                 children.get(c).into_iter().flatten().filter_map(|k| pos.get(k).map(|p| p.0)).collect();
             let cx = if kid_x.is_empty() {
@@ -536,38 +534,72 @@ pub(crate) fn chain_forest(
                 (kid_x[0] + kid_x[kid_x.len() - 1]) / 2.0
             };
             pos.insert(c, (cx, y));
-            height = height.max(y + 30.0);
+            height = height.max(y);
         }
         // Leaves were placed right to left (reverse walk): mirror them into reading order.
         let (lo, hi) = pos.values().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
         for p in pos.values_mut() {
-            p.0 = lo + hi - p.0;
+            p.0 = hi - p.0;
         }
-        let depth: BTreeMap<&str, usize> = t.iter().copied().collect();
-        for &(c, d) in t {
-            let (cx, cy) = pos[c];
-            // The tree's edges only (a cycle in the records has one edge too many).
-            if let Some(i) = class_of[c].infector.as_deref()
-                && depth.get(i).is_some_and(|di| di + 1 == d)
-                && let Some(&(px, py)) = pos.get(i)
-            {
-                let _ = write!(body, r##"<line x1="{px:.1}" y1="{py:.1}" x2="{cx:.1}" y2="{cy:.1}" stroke="#999"/>"##);
+        drawn.push((Drawn::Tree(t, pos), hi - lo, height));
+    }
+    // Shelves: chains left to right in rows about as wide as the whole is tall times 1.6 (a
+    // screen's shape), so that ten thousand cases fill a page instead of a line; then the
+    // single cases in a grid of the same width.
+    let area: f64 = drawn.iter().map(|(_, w, h)| (w + 2.0 * gap) * (h + 30.0 + gap)).sum::<f64>()
+        + singles.len() as f64 * gap * gap;
+    let row_width = (area * 1.6).sqrt().max(400.0);
+    let mut body = String::new();
+    let (mut x, mut y, mut shelf) = (10.0f64, 20.0f64, 0.0f64);
+    for (d, w, h) in &drawn {
+        if x > 10.0 && x + w > row_width {
+            x = 10.0;
+            y += shelf + 30.0 + gap;
+            shelf = 0.0;
+        }
+        match d {
+            Drawn::Collapsed(root, n) => {
+                let _ = write!(
+                    body,
+                    r##"<a href="?expand={r}"><circle class="cluster" data-root="{r}" cx="{cx:.1}" cy="{y:.1}" r="12" fill="#1f3b5a"/><text x="{cx:.1}" y="{ty:.1}" font-size="10" text-anchor="middle">{r} (+{n})</text></a>"##,
+                    r = esc(root),
+                    cx = x + 20.0,
+                    ty = y + 24.0,
+                );
+            }
+            Drawn::Tree(t, pos) => {
+                let at = |c: &str| pos.get(c).map(|p| (x + p.0, y + p.1));
+                let depth: BTreeMap<&str, usize> = t.iter().copied().collect();
+                for &(c, d) in t.iter() {
+                    let (cx, cy) = at(c).expect("laid out");
+                    // The tree's edges only (a cycle in the records has one edge too many).
+                    if let Some(i) = class_of[c].infector.as_deref()
+                        && depth.get(i).is_some_and(|di| di + 1 == d)
+                        && let Some((px, py)) = at(i)
+                    {
+                        let _ = write!(
+                            body,
+                            r##"<line x1="{px:.1}" y1="{py:.1}" x2="{cx:.1}" y2="{cy:.1}" stroke="#999"/>"##
+                        );
+                    }
+                }
+                for &(c, _) in t.iter() {
+                    let (cx, cy) = at(c).expect("laid out");
+                    let _ = write!(
+                        body,
+                        r#"<circle class="case" data-case="{id}" cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{}"><title>{id} · {}</title></circle>"#,
+                        colour(class_of[c].classification),
+                        class_of[c].reported,
+                        id = esc(c),
+                    );
+                }
             }
         }
-        for &(c, _) in t {
-            let (cx, cy) = pos[c];
-            let _ = write!(
-                body,
-                r#"<circle class="case" data-case="{id}" cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{}"><title>{id} · {}</title></circle>"#,
-                colour(class_of[c].classification),
-                class_of[c].reported,
-                id = esc(c),
-            );
-        }
-        x = hi + gap * 2.0;
+        x += w + gap * 2.0;
+        shelf = shelf.max(*h);
     }
-    // Single cases: a grid under the chains.
-    let per_row = ((x.max(400.0) - 10.0) / gap).floor().max(1.0) as usize;
+    let height = if drawn.is_empty() { 20.0 } else { y + shelf + 30.0 };
+    let per_row = ((row_width - 10.0) / gap).floor().max(1.0) as usize;
     let top = height + 20.0;
     if !singles.is_empty() {
         let _ =
@@ -584,7 +616,7 @@ pub(crate) fn chain_forest(
         );
     }
     let rows = singles.len().div_ceil(per_row) as f64;
-    let width = x.max(400.0) + 10.0;
+    let width = row_width + 10.0;
     let total_height = top + 20.0 + rows * gap;
     let svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" id="chains-svg" viewBox="0 0 {width:.0} {total_height:.0}" class="chains" role="img" aria-label="{}">{body}</svg>"#,
@@ -606,6 +638,30 @@ mod tests {
             infector: infector.map(Into::into),
             reported: jiff::civil::date(2022, 3, d),
         }
+    }
+
+    /// Ten thousand cases (chains of 2 to 7 and single cases) fill a screen-shaped picture, not
+    /// a line: the chains wrap into rows.
+    #[test]
+    fn ten_thousand_cases_are_laid_out_in_rows_of_a_screens_shape() {
+        let mut nodes = Vec::new();
+        let mut i = 0;
+        while nodes.len() < 10_000 {
+            let root = format!("R{i}");
+            nodes.push(node(&root, None, 1));
+            // Every third "chain" a single case; else a chain of 1 to 6 infected.
+            for k in 0..(i % 3) * (1 + i % 6) / 2 {
+                nodes.push(node(&format!("R{i}-{k}"), Some(&root), 2));
+            }
+            i += 1;
+        }
+        let (svg, (chains, _, singles)) = chain_forest(&nodes, None, 200, Lang::En);
+        assert!(chains > 1000 && singles > 1000, "{chains} chains, {singles} single cases");
+        let view = svg.split("viewBox=\"0 0 ").nth(1).unwrap().split('"').next().unwrap();
+        let (w, h) = view.split_once(' ').unwrap();
+        let ratio = w.parse::<f64>().unwrap() / h.parse::<f64>().unwrap();
+        assert!((0.4..=3.0).contains(&ratio), "width / height = {ratio} ({view})");
+        assert_eq!(svg.matches("class=\"case").count(), nodes.len());
     }
 
     #[test]
