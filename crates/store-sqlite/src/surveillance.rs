@@ -376,11 +376,13 @@ pub(crate) fn clock_of(c: &Connection, case_id: &str) -> Result<Vec<ClockRow>> {
 }
 
 pub(crate) fn clocks_reported_since(c: &Connection, scope: &Scope, from: Timestamp) -> Result<Vec<ClockRow>> {
-    // By the report-time index: only the recent cases are read, and their scope checked.
+    // By the report-time index: only the recent cases are read, and their scope checked. CROSS
+    // JOIN keeps SQLite's join order (cases first): the order by case id would otherwise have it
+    // walk every clock row (4 million at 1M cases) to spare a sort of the few it needs.
     let sql = format!(
         "{SCOPE_CTE} SELECT r.case_id, r.item, r.start_event, r.stop_event, r.limit_hours, r.started_at, r.due_at,
            r.stopped_at
-         FROM cases k JOIN response_clock r ON r.case_id = k.id
+         FROM cases k CROSS JOIN response_clock r ON r.case_id = k.id
          WHERE k.reported_at >= :from AND (:area IS NULL OR {})
          ORDER BY r.case_id, r.item",
         person_inside("k.person")

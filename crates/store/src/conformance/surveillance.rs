@@ -243,6 +243,25 @@ pub fn response_clock_starts_and_stops_on_events(store: &mut dyn Store) {
         clock.iter().map(|r| (r.item.as_str(), r.started_at, r.stopped_at)).collect();
     assert_eq!(view, [("reported", Some(t(100)), Some(t(200))), ("trail", Some(t(200)), None)]);
     assert_eq!(store.clock_of("K9").unwrap(), []);
+    // The clocks of the cases reported since an instant, within a scope: K1 (P1, in D1) reported
+    // at 50, K2 (P3, who lives nowhere) at 500.
+    let mut b = store.begin(t(600)).unwrap();
+    let mut k1 = simple_case("K1", "P1");
+    k1.reported_at = t(50);
+    let mut k2 = simple_case("K2", "P3");
+    k2.reported_at = t(500);
+    b.put_cases(&[k1, k2]).unwrap();
+    b.put_clock(&[ClockRow { case_id: "K2".into(), ..row("reported", "positive_result", "case_reported", 2) }])
+        .unwrap();
+    b.commit().unwrap();
+    let since = |scope: &Scope, from: i64| -> Vec<(String, String)> {
+        store.clocks_reported_since(scope, t(from)).unwrap().into_iter().map(|r| (r.case_id, r.item)).collect()
+    };
+    let pair = |c: &str, i: &str| (c.to_string(), i.to_string());
+    assert_eq!(since(&Scope::All, 0), [pair("K1", "reported"), pair("K1", "trail"), pair("K2", "reported")]);
+    assert_eq!(since(&Scope::All, 51), [pair("K2", "reported")]);
+    assert_eq!(since(&Scope::Within("D1".into()), 0), [pair("K1", "reported"), pair("K1", "trail")]);
+    assert_eq!(since(&Scope::Within("D1".into()), 51), []);
 }
 
 pub fn sentinel_records_and_batch_lookups_read_what_was_written(store: &mut dyn Store) {
