@@ -42,12 +42,34 @@ struct Names {
     person_ids: Vec<Id>,
     /// Each person key's rank by id (see [`ranks`]).
     person_rank: Option<Vec<u32>>,
+    /// The person ids one after the other in the order of the ids, and where each one ends: the
+    /// contacts of a report, in that order, read them in sequence (the shared ids lie wherever
+    /// the allocator put them).
+    spelled: String,
+    spelled_end: Vec<usize>,
     place_ids: Vec<Id>,
     /// Place kinds by key.
     kinds: Vec<PlaceKind>,
 }
 
 impl Names {
+    fn new(person_ids: Vec<Id>, place_ids: Vec<Id>, kinds: Vec<PlaceKind>) -> Names {
+        let person_rank = ranks(&person_ids);
+        let mut by_rank: Vec<u32> = (0..person_ids.len() as u32).collect();
+        if let Some(rank) = &person_rank {
+            for (key, r) in rank.iter().enumerate() {
+                by_rank[*r as usize] = key as u32;
+            }
+        }
+        let mut spelled = String::with_capacity(person_ids.iter().map(|id| id.len()).sum());
+        let mut spelled_end = Vec::with_capacity(person_ids.len());
+        for key in by_rank {
+            spelled.push_str(&person_ids[key as usize]);
+            spelled_end.push(spelled.len());
+        }
+        Names { person_ids, person_rank, spelled, spelled_end, place_ids, kinds }
+    }
+
     fn person_id(&self, key: u32) -> Id {
         self.person_ids.get(key as usize).cloned().unwrap_or_else(|| format!("#{key}").into())
     }
@@ -58,8 +80,15 @@ impl Names {
 
     /// [`Names::person_id`] without a copy when the key is known.
     fn person_str(&self, key: u32) -> Cow<'_, str> {
-        match self.person_ids.get(key as usize) {
-            Some(id) => Cow::Borrowed(id),
+        let at = match &self.person_rank {
+            Some(rank) => rank.get(key as usize).map(|r| *r as usize),
+            None => Some(key as usize),
+        };
+        match at.and_then(|at| self.spelled_end.get(at).map(|end| (at, *end))) {
+            Some((at, end)) => {
+                let start = if at == 0 { 0 } else { self.spelled_end[at - 1] };
+                Cow::Borrowed(&self.spelled[start..end])
+            }
             None => Cow::Owned(format!("#{key}")),
         }
     }
@@ -869,9 +898,7 @@ impl Tracer {
     ) -> Result<Self, AppError> {
         let person_keys: FxHashMap<String, u32> = store.person_keys()?.into_iter().collect();
         let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
-        let person_rank = ranks(&person_ids);
-        let place_ids = ids_by_key(store.place_keys()?);
-        let names = Arc::new(Names { person_ids, person_rank, place_ids, kinds });
+        let names = Arc::new(Names::new(person_ids, ids_by_key(store.place_keys()?), kinds));
         let (group_ids, groups) = load_groups(store, &index)?;
         let (trip_ids, trips) = load_trips(store, &index)?;
         let grid = load_grid(store, profile, &index)?;
@@ -1017,9 +1044,8 @@ impl Tracer {
         }
         if new_persons {
             self.person_keys = store.person_keys()?.into_iter().collect();
-            let names = Arc::make_mut(&mut self.names);
-            names.person_ids = ids_by_key(self.person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
-            names.person_rank = ranks(&names.person_ids);
+            let person_ids = ids_by_key(self.person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
+            self.names = Arc::new(Names::new(person_ids, self.names.place_ids.clone(), self.names.kinds.clone()));
         }
         let mut added = 0u64;
         if new_visits {
