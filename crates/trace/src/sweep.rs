@@ -415,7 +415,7 @@ mod tests {
             // Both ways of reading the sources' visits give the same, sorted.
             let by_person = index.source_visits_by_person(&sources, to, &min_at);
             prop_assert!(by_person.is_sorted());
-            prop_assert_eq!(&index.source_visits_by_place(&sources, to, &min_at), &by_person);
+            prop_assert_eq!(&index.source_visits_by_place(&sources, to, &min_at).concat(), &by_person);
             let one = index.exposures_in(&sources, to, min_at, &excluded, Some(1));
             for parts in [2, 3, 7, 1000] {
                 prop_assert_eq!(&index.exposures_in(&sources, to, min_at, &excluded, Some(parts)), &one);
