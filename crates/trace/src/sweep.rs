@@ -81,6 +81,11 @@ struct Sum {
 }
 
 impl Sum {
+    /// The contact `person` with these sums.
+    fn contact(&self, person: u32) -> Contact {
+        Contact { person, first: self.first.exposure(), last: self.last.exposure(), exposures: self.exposures }
+    }
+
     fn fold(&mut self, exposures: u64, first: Ex, last: Ex) {
         self.exposures += exposures;
         if first < self.first {
@@ -124,22 +129,16 @@ impl Sums {
 
     /// The contacts, by person key.
     fn contacts(&mut self) -> Vec<Contact> {
-        let contact = |person: u32, s: &Sum| Contact {
-            person,
-            first: s.first.exposure(),
-            last: s.last.exposure(),
-            exposures: s.exposures,
-        };
         if self.touched.len() > self.by_person.len() / 8 {
             // Most persons: one pass in key order beats sorting the keys.
             let mut out = Vec::with_capacity(self.touched.len());
             out.extend(
-                self.by_person.iter().enumerate().filter(|(_, s)| s.exposures > 0).map(|(p, s)| contact(p as u32, s)),
+                self.by_person.iter().enumerate().filter(|(_, s)| s.exposures > 0).map(|(p, s)| s.contact(p as u32)),
             );
             out
         } else {
             self.touched.sort_unstable();
-            self.touched.iter().map(|&p| contact(p, &self.by_person[p as usize])).collect()
+            self.touched.iter().map(|&p| self.by_person[p as usize].contact(p)).collect()
         }
     }
 }
@@ -330,16 +329,40 @@ impl Index {
                 sums
             })
             .collect();
-        let mut all = done.remove(0);
-        for other in done {
-            for &p in &other.touched {
-                let s = other.by_person[p as usize];
-                all.add(p, s.exposures, s.first, s.last);
+        let touched: usize = done.iter().map(|s| s.touched.len()).sum();
+        let contacts = if done.len() > 1 && touched > persons / 8 {
+            // Most persons: the parts' sums merged and read out in one pass over the persons,
+            // cut into ranges spread over cores.
+            let ranges = (0..persons).into_par_iter().with_min_len(1 << 16);
+            let done = &done;
+            ranges
+                .filter_map(|p| {
+                    let mut all = Sum::default();
+                    for s in done.iter().map(|d| &d.by_person[p]).filter(|s| s.exposures > 0) {
+                        if all.exposures == 0 {
+                            all = *s;
+                        } else {
+                            all.fold(s.exposures, s.first, s.last);
+                        }
+                    }
+                    (all.exposures > 0).then(|| all.contact(p as u32))
+                })
+                .collect()
+        } else {
+            let mut all = done.remove(0);
+            for other in done.drain(..) {
+                for &p in &other.touched {
+                    let s = other.by_person[p as usize];
+                    all.add(p, s.exposures, s.first, s.last);
+                }
+                self.pool.give(other);
             }
-            self.pool.give(other);
-        }
-        let contacts = all.contacts();
-        self.pool.give(all);
+            let contacts = all.contacts();
+            done.push(all);
+            contacts
+        };
+        // Emptied for the next query, on every core.
+        done.into_par_iter().for_each(|sums| self.pool.give(sums));
         contacts
     }
 }
