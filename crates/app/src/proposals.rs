@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::accounts::Actor;
 use crate::reads::{Page, require, scope_of};
-use crate::trace::{ContactView, IndexEntry, Rule, TraceReport, TraceRequest, case_index};
+use crate::trace::{ContactView, IndexEntry, Rule, Tier, TraceReport, TraceRequest, case_index};
 use crate::{AppError, Deployment};
 
 /// The actor named on proposals confirmed by [`Deployment::auto_confirm`].
@@ -248,18 +248,20 @@ fn split(report: &TraceReport, at: Timestamp) -> BTreeMap<ProposalIndex, Vec<Pro
         indexes.entry(e.person_id.as_str()).or_default().push(index.clone());
         out.entry(index).or_default();
     }
+    // The tiers' contacts spelled in ids.
+    let tiers: Vec<(&Tier, Vec<ContactView>)> = report.tiers.iter().map(|t| (t, t.contacts().collect())).collect();
     // The index persons behind each close contact.
     let mut behind: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for tier in report.tiers.iter().filter(|t| t.tier == 1) {
-        for c in &tier.contacts {
+    for (tier, contacts) in tiers.iter().filter(|(t, _)| t.tier == 1) {
+        for c in contacts {
             let named = c.evidence.iter().map(|e| &*e.exposed_to).filter(|p| indexes.contains_key(p));
             if tier.category == "close" {
                 behind.entry(&*c.person_id).or_default().extend(named);
             }
         }
     }
-    for tier in &report.tiers {
-        for c in &tier.contacts {
+    for (tier, contacts) in &tiers {
+        for c in contacts {
             let mut persons: BTreeSet<&str> = BTreeSet::new();
             for e in &c.evidence {
                 if tier.tier == 1 {
@@ -920,7 +922,7 @@ pub fn get(store: &dyn Store, user: &User, id: i64) -> Result<ProposalView, AppE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{Evidence, Tier};
+    use crate::trace::Evidence;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_646_092_800 + s).unwrap()
@@ -959,10 +961,7 @@ mod tests {
             to: t(1000),
             min_overlap_minutes: None,
             depth: 2,
-            tiers: tiers
-                .into_iter()
-                .map(|(tier, category, contacts)| Tier { tier, category, count: contacts.len(), contacts })
-                .collect(),
+            tiers: tiers.into_iter().map(|(tier, category, contacts)| Tier::new(tier, category, contacts)).collect(),
             links: Vec::new(),
             trails: Vec::new(),
             hash: String::new(),

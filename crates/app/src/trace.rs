@@ -8,8 +8,10 @@
 //! the lines `{tier}\t{person_id}\n` sorted by tier then id, the same as the benchmark's
 //! reference implementation computes).
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chainbreak_core::model::{Classification, GroupKind, PlaceKind, TripMode, TripRole};
@@ -18,8 +20,8 @@ use chainbreak_core::time::Calendar;
 use chainbreak_store::Store;
 use chainbreak_trace::trips::{FlightRows, Mode, Rider, TrainBays, Why};
 use chainbreak_trace::{
-    Contact, Grid, GridBuilder, GroupHit, Groups, Index, IndexBuilder, IndexPerson, SeatRules, TripHit, TripInfo,
-    Trips, VenueOverlap,
+    Contact, Exposure, Grid, GridBuilder, GroupHit, Groups, Index, IndexBuilder, IndexPerson, SeatRules, TripHit,
+    TripInfo, Trips, VenueOverlap,
 };
 use jiff::{SignedDuration, Timestamp};
 use rayon::prelude::*;
@@ -32,6 +34,102 @@ use crate::AppError;
 /// A person's or place's id in answers: shared with the tracer's tables, so that an answer
 /// of a million contacts does not copy a million strings.
 pub type Id = std::sync::Arc<str>;
+
+/// The ids a tracer answers in and its places' kinds: shared with its reports, which keep
+/// keys and spell ids only when they are read or serialised.
+#[derive(Debug, Clone, Default)]
+struct Names {
+    person_ids: Vec<Id>,
+    /// Each person key's rank by id (see [`ranks`]).
+    person_rank: Option<Vec<u32>>,
+    /// The person ids one after the other in the order of the ids, and where each one ends: the
+    /// contacts of a report, in that order, read them in sequence (the shared ids lie wherever
+    /// the allocator put them).
+    spelled: String,
+    spelled_end: Vec<usize>,
+    place_ids: Vec<Id>,
+    /// Place kinds by key.
+    kinds: Vec<PlaceKind>,
+}
+
+impl Names {
+    fn new(person_ids: Vec<Id>, place_ids: Vec<Id>, kinds: Vec<PlaceKind>) -> Names {
+        let person_rank = ranks(&person_ids);
+        let mut by_rank: Vec<u32> = (0..person_ids.len() as u32).collect();
+        if let Some(rank) = &person_rank {
+            for (key, r) in rank.iter().enumerate() {
+                by_rank[*r as usize] = key as u32;
+            }
+        }
+        let mut spelled = String::with_capacity(person_ids.iter().map(|id| id.len()).sum());
+        let mut spelled_end = Vec::with_capacity(person_ids.len());
+        for key in by_rank {
+            spelled.push_str(&person_ids[key as usize]);
+            spelled_end.push(spelled.len());
+        }
+        Names { person_ids, person_rank, spelled, spelled_end, place_ids, kinds }
+    }
+
+    fn person_id(&self, key: u32) -> Id {
+        self.person_ids.get(key as usize).cloned().unwrap_or_else(|| format!("#{key}").into())
+    }
+
+    fn place_id(&self, key: u32) -> Id {
+        self.place_ids.get(key as usize).cloned().unwrap_or_else(|| format!("#{key}").into())
+    }
+
+    /// [`Names::person_id`] without a copy when the key is known.
+    fn person_str(&self, key: u32) -> Cow<'_, str> {
+        let at = match &self.person_rank {
+            Some(rank) => rank.get(key as usize).map(|r| *r as usize),
+            None => Some(key as usize),
+        };
+        match at.and_then(|at| self.spelled_end.get(at).map(|end| (at, *end))) {
+            Some((at, end)) => {
+                let start = if at == 0 { 0 } else { self.spelled_end[at - 1] };
+                Cow::Borrowed(&self.spelled[start..end])
+            }
+            None => Cow::Owned(format!("#{key}")),
+        }
+    }
+
+    /// [`Names::place_id`] without a copy when the key is known.
+    fn place_str(&self, key: u32) -> Cow<'_, str> {
+        match self.place_ids.get(key as usize) {
+            Some(id) => Cow::Borrowed(id),
+            None => Cow::Owned(format!("#{key}")),
+        }
+    }
+
+    fn kind(&self, place: u32) -> PlaceKind {
+        self.kinds.get(place as usize).copied().unwrap_or(PlaceKind::Other)
+    }
+
+    /// The setting of `place` in `settings` (by place kind), if it is one.
+    fn setting<'a>(&self, settings: Option<&'a [Option<Setting>]>, place: u32) -> Option<&'a Setting> {
+        settings.and_then(|s| s.get(self.kind(place) as usize)).and_then(Option::as_ref)
+    }
+
+    /// A piece of evidence at a place.
+    fn evidence(&self, e: &Exposure) -> Result<Evidence, AppError> {
+        Ok(Evidence {
+            place_id: Some(self.place_id(e.place)),
+            from: ts(e.start)?,
+            to: ts(e.end)?,
+            overlap_minutes: (e.end - e.start) as f64 / 60.0,
+            exposed_to: self.person_id(e.source),
+            check_out_assumed: e.contact_check_out_assumed || e.source_check_out_assumed,
+            ..Evidence::default()
+        })
+    }
+}
+
+/// The evidence shown for a contact found at places: the first exposure, and the last when it
+/// is another.
+fn shown(c: &Contact) -> impl ExactSizeIterator<Item = &Exposure> + Clone {
+    let n = if c.last != c.first { 2 } else { 1 };
+    [&c.first, &c.last].into_iter().take(n)
+}
 
 /// How long loading took and what it holds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,16 +149,12 @@ pub struct LoadStats {
 /// The trace engine with the ids it answers in.
 pub struct Tracer {
     index: Index,
-    person_ids: Vec<Id>,
-    /// Each person key's rank by id (see [`ranks`]).
-    person_rank: Option<Vec<u32>>,
+    /// Person and place ids and place kinds, shared with the reports.
+    names: Arc<Names>,
     person_keys: FxHashMap<String, u32>,
-    place_ids: Vec<Id>,
     /// Assumed stay (seconds) by place key, and for places beyond.
     dwell: Vec<u32>,
     default_dwell: u32,
-    /// Place kinds by key.
-    kinds: Vec<PlaceKind>,
     /// The profile's contact settings.
     settings: Settings,
     /// Groups (households, classes, teams, gatherings): their ids by number, and members.
@@ -476,13 +570,225 @@ pub struct ContactView {
     pub outside_jurisdiction: bool,
 }
 
-/// The contacts of one tier.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The contacts of one tier. Contacts found at places are kept as the engine's keys and spelled
+/// in ids when read ([`Tier::contacts`]) or serialised (the same JSON either way).
+#[derive(Debug, Clone)]
 pub struct Tier {
     pub tier: u8,
     pub category: &'static str,
     pub count: usize,
-    pub contacts: Vec<ContactView>,
+    contacts: Contacts,
+}
+
+/// A tier's contacts: spelled, or by key.
+#[derive(Debug, Clone)]
+enum Contacts {
+    Views(Vec<ContactView>),
+    Found(Found),
+}
+
+/// Contacts at places by key, in the order of their ids, with what spells them.
+#[derive(Debug, Clone)]
+struct Found {
+    names: Arc<Names>,
+    contacts: Vec<Contact>,
+    /// The category's settings by place kind (the profile rule), which say what a person must
+    /// confirm.
+    settings: Option<Vec<Option<Setting>>>,
+    /// Which contacts live outside the requesting user's jurisdiction (empty: none).
+    outside: Vec<bool>,
+}
+
+impl Found {
+    /// The `i`th contact, spelled.
+    fn view(&self, i: usize) -> Result<ContactView, AppError> {
+        let c = &self.contacts[i];
+        let names = &*self.names;
+        let evidence = shown(c)
+            .map(|e| {
+                let mut ev = names.evidence(e)?;
+                if let Some(s) = names.setting(self.settings.as_deref(), e.place) {
+                    ev.needs_confirmation = s.needs_confirmation;
+                    ev.condition = s.condition.clone();
+                }
+                Ok(ev)
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        Ok(ContactView {
+            person_id: names.person_id(c.person),
+            first_exposure: ts(c.first.start)?,
+            last_exposure: ts(c.last_exposure())?,
+            exposures: c.exposures,
+            evidence,
+            outside_jurisdiction: self.outside.get(i).copied().unwrap_or(false),
+        })
+    }
+}
+
+impl Tier {
+    /// A tier of spelled contacts (in the order of their ids).
+    pub fn new(tier: u8, category: &'static str, contacts: Vec<ContactView>) -> Tier {
+        Tier { tier, category, count: contacts.len(), contacts: Contacts::Views(contacts) }
+    }
+
+    /// How many contacts.
+    pub fn len(&self) -> usize {
+        match &self.contacts {
+            Contacts::Views(v) => v.len(),
+            Contacts::Found(f) => f.contacts.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`th contact, spelled in ids.
+    pub fn contact(&self, i: usize) -> ContactView {
+        match &self.contacts {
+            Contacts::Views(v) => v[i].clone(),
+            // The engine's instants lie between 2000 and 2136: always instants.
+            Contacts::Found(f) => f.view(i).expect("the index's instants are instants"),
+        }
+    }
+
+    /// The contacts, spelled in ids, in the order of their ids.
+    pub fn contacts(&self) -> impl ExactSizeIterator<Item = ContactView> + '_ {
+        (0..self.len()).map(|i| self.contact(i))
+    }
+
+    /// The contacts' person ids, in order.
+    pub fn person_ids(&self) -> impl ExactSizeIterator<Item = Cow<'_, str>> + '_ {
+        (0..self.len()).map(|i| match &self.contacts {
+            Contacts::Views(v) => Cow::Borrowed(&*v[i].person_id),
+            Contacts::Found(f) => f.names.person_str(f.contacts[i].person),
+        })
+    }
+
+    /// Marks the contacts living outside the requesting user's jurisdiction (one flag per
+    /// contact, in order).
+    pub fn set_outside_jurisdiction(&mut self, outside: &[bool]) {
+        match &mut self.contacts {
+            Contacts::Views(v) => {
+                for (c, o) in v.iter_mut().zip(outside) {
+                    c.outside_jurisdiction = *o;
+                }
+            }
+            Contacts::Found(f) => {
+                f.outside = outside.to_vec();
+                f.outside.resize(f.contacts.len(), false);
+            }
+        }
+    }
+
+    /// Whether the contacts are in the order of their ids (bytewise), as the hash reads them.
+    fn in_id_order(&self) -> bool {
+        match &self.contacts {
+            // Sorted by the ids' ranks when made.
+            Contacts::Found(_) => true,
+            Contacts::Views(v) => v.is_sorted_by(|a, b| a.person_id <= b.person_id),
+        }
+    }
+}
+
+impl PartialEq for Tier {
+    /// Equal as spelled.
+    fn eq(&self, other: &Tier) -> bool {
+        self.tier == other.tier
+            && self.category == other.category
+            && self.count == other.count
+            && self.len() == other.len()
+            && self.contacts().eq(other.contacts())
+    }
+}
+
+impl Serialize for Tier {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Tier", 4)?;
+        s.serialize_field("tier", &self.tier)?;
+        s.serialize_field("category", self.category)?;
+        s.serialize_field("count", &self.count)?;
+        match &self.contacts {
+            Contacts::Views(v) => s.serialize_field("contacts", v)?,
+            Contacts::Found(f) => s.serialize_field("contacts", &FoundOut(f))?,
+        }
+        s.end()
+    }
+}
+
+/// Serialises [`Found`] contacts as their [`ContactView`]s would be, without making them.
+struct FoundOut<'a>(&'a Found);
+
+impl Serialize for FoundOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let f = self.0;
+        let names = &*f.names;
+        let ts = |t: i64| ts(t).map_err(S::Error::custom);
+        let mut seq = serializer.serialize_seq(Some(f.contacts.len()))?;
+        for (i, c) in f.contacts.iter().enumerate() {
+            let mut evidence = [None, None];
+            for (slot, e) in evidence.iter_mut().zip(shown(c)) {
+                let setting = names.setting(f.settings.as_deref(), e.place);
+                *slot = Some(EvidenceOut {
+                    place_id: names.place_str(e.place),
+                    from: ts(e.start)?,
+                    to: ts(e.end)?,
+                    overlap_minutes: (e.end - e.start) as f64 / 60.0,
+                    exposed_to: names.person_str(e.source),
+                    check_out_assumed: e.contact_check_out_assumed || e.source_check_out_assumed,
+                    needs_confirmation: setting.is_some_and(|s| s.needs_confirmation),
+                    condition: setting.map_or("", |s| &s.condition),
+                });
+            }
+            seq.serialize_element(&ContactOut {
+                person_id: names.person_str(c.person),
+                first_exposure: ts(c.first.start)?,
+                last_exposure: ts(c.last_exposure())?,
+                exposures: c.exposures,
+                evidence: EvidenceList(&evidence),
+                outside_jurisdiction: f.outside.get(i).copied().unwrap_or(false),
+            })?;
+        }
+        seq.end()
+    }
+}
+
+/// [`ContactView`] as it serialises, borrowing its ids.
+#[derive(Serialize)]
+struct ContactOut<'a> {
+    person_id: Cow<'a, str>,
+    first_exposure: Timestamp,
+    last_exposure: Timestamp,
+    exposures: u64,
+    evidence: EvidenceList<'a>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    outside_jurisdiction: bool,
+}
+
+/// The one or two pieces of evidence of a contact at places.
+struct EvidenceList<'a>(&'a [Option<EvidenceOut<'a>>; 2]);
+
+impl Serialize for EvidenceList<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().flatten())
+    }
+}
+
+/// [`Evidence`] at a place as it serialises (the fields a place's evidence has, in order).
+#[derive(Serialize)]
+struct EvidenceOut<'a> {
+    place_id: Cow<'a, str>,
+    from: Timestamp,
+    to: Timestamp,
+    overlap_minutes: f64,
+    exposed_to: Cow<'a, str>,
+    check_out_assumed: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    needs_confirmation: bool,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    condition: &'a str,
 }
 
 /// The answer of a trace.
@@ -592,21 +898,17 @@ impl Tracer {
     ) -> Result<Self, AppError> {
         let person_keys: FxHashMap<String, u32> = store.person_keys()?.into_iter().collect();
         let person_ids = ids_by_key(person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
-        let person_rank = ranks(&person_ids);
-        let place_ids = ids_by_key(store.place_keys()?);
+        let names = Arc::new(Names::new(person_ids, ids_by_key(store.place_keys()?), kinds));
         let (group_ids, groups) = load_groups(store, &index)?;
         let (trip_ids, trips) = load_trips(store, &index)?;
         let grid = load_grid(store, profile, &index)?;
         index.warm();
         Ok(Tracer {
             index,
-            person_ids,
-            person_rank,
+            names,
             person_keys,
-            place_ids,
             dwell,
             default_dwell,
-            kinds,
             settings: Settings::of(profile),
             group_ids,
             groups,
@@ -701,13 +1003,13 @@ impl Tracer {
                         false
                     }
                     (Entity::Visit, _) | (_, ChangeOp::Merge | ChangeOp::Unmerge) => true,
-                    (Entity::Place, _) if c.key_from < self.place_ids.len() as i64 => true,
+                    (Entity::Place, _) if c.key_from < self.names.place_ids.len() as i64 => true,
                     (Entity::Place, _) => {
                         new_places = true;
                         false
                     }
                     (Entity::Person, _) => {
-                        new_persons |= c.key_from >= self.person_ids.len() as i64;
+                        new_persons |= c.key_from >= self.names.person_ids.len() as i64;
                         false
                     }
                     (Entity::Group | Entity::Membership, _) => {
@@ -734,13 +1036,16 @@ impl Tracer {
             return Ok(Refresh::Current);
         }
         if new_places {
-            (self.dwell, self.default_dwell, self.kinds) = dwell_by_place(store, profile)?;
-            self.place_ids = ids_by_key(store.place_keys()?);
+            let kinds;
+            (self.dwell, self.default_dwell, kinds) = dwell_by_place(store, profile)?;
+            let names = Arc::make_mut(&mut self.names);
+            names.kinds = kinds;
+            names.place_ids = ids_by_key(store.place_keys()?);
         }
         if new_persons {
             self.person_keys = store.person_keys()?.into_iter().collect();
-            self.person_ids = ids_by_key(self.person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
-            self.person_rank = ranks(&self.person_ids);
+            let person_ids = ids_by_key(self.person_keys.iter().map(|(id, k)| (id.clone(), *k)).collect());
+            self.names = Arc::new(Names::new(person_ids, self.names.place_ids.clone(), self.names.kinds.clone()));
         }
         let mut added = 0u64;
         if new_visits {
@@ -786,11 +1091,11 @@ impl Tracer {
     }
 
     fn person_id(&self, key: u32) -> Id {
-        self.person_ids.get(key as usize).cloned().unwrap_or_else(|| format!("#{key}").into())
+        self.names.person_id(key)
     }
 
     fn place_id(&self, key: u32) -> Id {
-        self.place_ids.get(key as usize).cloned().unwrap_or_else(|| format!("#{key}").into())
+        self.names.place_id(key)
     }
 
     /// Runs the plain venue-overlap rule.
@@ -844,8 +1149,32 @@ impl Tracer {
         let mut tiers = Vec::new();
         for mut found in found {
             // By id: the engine answers by key.
-            if let Some(rank) = &self.person_rank {
-                found.contacts.par_sort_unstable_by_key(|c| rank.get(c.person as usize).copied().unwrap_or(u32::MAX));
+            match &self.names.person_rank {
+                Some(rank) => found
+                    .contacts
+                    .par_sort_unstable_by_key(|c| rank.get(c.person as usize).copied().unwrap_or(u32::MAX)),
+                // Ids in key order.
+                None if !found.contacts.is_sorted_by_key(|c| c.person) => {
+                    found.contacts.par_sort_unstable_by_key(|c| c.person)
+                }
+                None => {}
+            }
+            let known = self.names.person_ids.len();
+            if found.groups.is_empty()
+                && found.trips.is_empty()
+                && !found.grid
+                && found.contacts.iter().all(|c| (c.person as usize) < known)
+            {
+                // Contacts at places only: kept by key, spelled when read.
+                let count = found.contacts.len();
+                let contacts = Contacts::Found(Found {
+                    names: self.names.clone(),
+                    contacts: found.contacts,
+                    settings: found.settings.cloned(),
+                    outside: Vec::new(),
+                });
+                tiers.push(Tier { tier: found.tier, category: found.name, count, contacts });
+                continue;
             }
             let settings = found.settings.map(Vec::as_slice);
             let mut contacts =
@@ -857,7 +1186,7 @@ impl Tracer {
             if !contacts.is_sorted_by(|a, b| a.person_id <= b.person_id) {
                 contacts.par_sort_by(|a, b| a.person_id.cmp(&b.person_id));
             }
-            tiers.push(Tier { tier: found.tier, category: found.name, count: contacts.len(), contacts });
+            tiers.push(Tier::new(found.tier, found.name, contacts));
         }
         let hash = contact_hash(&tiers);
         let links = self
@@ -941,7 +1270,7 @@ impl Tracer {
     }
 
     fn kind(&self, place: u32) -> PlaceKind {
-        self.kinds.get(place as usize).copied().unwrap_or(PlaceKind::Other)
+        self.names.kind(place)
     }
 
     /// The profile rule: close contacts at the profile's close-contact places (each kind with
@@ -953,7 +1282,7 @@ impl Tracer {
         let settings = &self.settings;
         let sources = self.index.sources(index);
         // Every person key: those with visits, and those known only from trips, groups or pings.
-        let persons = self.index.persons().max(self.person_ids.len());
+        let persons = self.index.persons().max(self.names.person_ids.len());
         let mut excluded = vec![false; persons];
         for (p, _) in &sources {
             excluded[*p as usize] = true;
@@ -1044,7 +1373,7 @@ impl Tracer {
         links: Vec<CaseLink>,
     ) -> Result<Vec<CaseLink>, AppError> {
         let sources = self.index.sources(index);
-        let persons = self.index.persons().max(self.person_ids.len());
+        let persons = self.index.persons().max(self.names.person_ids.len());
         let mut not_index = vec![true; persons];
         for (p, _) in &sources {
             not_index[*p as usize] = false;
@@ -1156,35 +1485,23 @@ impl Tracer {
         Ok(())
     }
 
-    fn evidence(&self, e: &chainbreak_trace::Exposure) -> Result<Evidence, AppError> {
-        Ok(Evidence {
-            place_id: Some(self.place_id(e.place)),
-            from: ts(e.start)?,
-            to: ts(e.end)?,
-            overlap_minutes: (e.end - e.start) as f64 / 60.0,
-            exposed_to: self.person_id(e.source),
-            check_out_assumed: e.contact_check_out_assumed || e.source_check_out_assumed,
-            ..Evidence::default()
-        })
+    fn evidence(&self, e: &Exposure) -> Result<Evidence, AppError> {
+        self.names.evidence(e)
     }
 
     /// A contact with the evidence of their first and last exposure (`grid`: in cells).
     fn view(&self, c: &Contact, settings: Option<&[Option<Setting>]>, grid: bool) -> Result<ContactView, AppError> {
-        let both = [c.first, c.last];
-        let shown = if c.last != c.first { &both[..] } else { &both[..1] };
-        let mut evidence = shown.iter().map(|e| self.evidence(e)).collect::<Result<Vec<_>, AppError>>()?;
+        let mut evidence = shown(c).map(|e| self.evidence(e)).collect::<Result<Vec<_>, AppError>>()?;
         if grid {
-            for (ev, e) in evidence.iter_mut().zip(shown) {
+            for (ev, e) in evidence.iter_mut().zip(shown(c)) {
                 ev.place_id = None;
                 ev.cell = self.grid.as_ref().and_then(|g| g.cell(e.place)).map(|c| c.to_string());
             }
         }
-        if let Some(settings) = settings {
-            for (ev, e) in evidence.iter_mut().zip(shown) {
-                if let Some(Some(s)) = settings.get(self.kind(e.place) as usize) {
-                    ev.needs_confirmation = s.needs_confirmation;
-                    ev.condition = s.condition.clone();
-                }
+        for (ev, e) in evidence.iter_mut().zip(shown(c)) {
+            if let Some(s) = self.names.setting(settings, e.place) {
+                ev.needs_confirmation = s.needs_confirmation;
+                ev.condition = s.condition.clone();
             }
         }
         Ok(ContactView {
@@ -1226,22 +1543,40 @@ fn hex(bytes: &[u8]) -> String {
 
 /// SHA-256 hex of `{tier}\t{person_id}\n` lines sorted by tier, then id (bytewise).
 pub fn contact_hash(tiers: &[Tier]) -> String {
-    let mut lines: Vec<(u8, &str)> =
-        tiers.iter().flat_map(|t| t.contacts.iter().map(move |c| (t.tier, &*c.person_id))).collect();
-    if !lines.is_sorted() {
-        lines.par_sort_unstable();
-    }
     let mut h = Sha256::new();
-    let mut tier_text = (None, String::new());
-    for (tier, id) in lines {
-        if tier_text.0 != Some(tier) {
-            tier_text = (Some(tier), tier.to_string());
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut line = |tier: &[u8], id: &str, h: &mut Sha256| {
+        if buf.len() + tier.len() + id.len() + 2 > buf.capacity() {
+            h.update(&buf);
+            buf.clear();
         }
-        h.update(tier_text.1.as_bytes());
-        h.update(b"\t");
-        h.update(id.as_bytes());
-        h.update(b"\n");
+        buf.extend_from_slice(tier);
+        buf.push(b'\t');
+        buf.extend_from_slice(id.as_bytes());
+        buf.push(b'\n');
+    };
+    let mut numbers: Vec<u8> = tiers.iter().map(|t| t.tier).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    for number in numbers {
+        let text = number.to_string();
+        let of: Vec<&Tier> = tiers.iter().filter(|t| t.tier == number).collect();
+        if let [tier] = of[..]
+            && tier.in_id_order()
+        {
+            // One category in the tier, in id order: its lines stream in order.
+            for id in tier.person_ids() {
+                line(text.as_bytes(), &id, &mut h);
+            }
+        } else {
+            let mut ids: Vec<Cow<'_, str>> = of.iter().flat_map(|t| t.person_ids()).collect();
+            ids.par_sort_unstable();
+            for id in &ids {
+                line(text.as_bytes(), id, &mut h);
+            }
+        }
     }
+    h.update(&buf);
     hex(&h.finalize())
 }
 
@@ -1317,11 +1652,11 @@ pub fn trace_for(
     let mut report = dep.tracer()?.trace(&request)?;
     if scope != chainbreak_store::Scope::All {
         for tier in &mut report.tiers {
-            let ids: Vec<&str> = tier.contacts.iter().map(|c| &*c.person_id).collect();
+            let ids: Vec<Cow<'_, str>> = tier.person_ids().collect();
+            let ids: Vec<&str> = ids.iter().map(|id| &**id).collect();
             let inside = dep.store.in_scope(&scope, chainbreak_store::Entity::Person, &ids)?;
-            for (c, inside) in tier.contacts.iter_mut().zip(inside) {
-                c.outside_jurisdiction = !inside;
-            }
+            let outside: Vec<bool> = inside.into_iter().map(|inside| !inside).collect();
+            tier.set_outside_jurisdiction(&outside);
         }
     }
     Ok(report)

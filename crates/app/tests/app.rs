@@ -607,7 +607,7 @@ fn the_trace_index_follows_the_change_feed() {
         depth: 2,
     };
     let close = |t: &Tracer| -> Vec<String> {
-        t.trace(&request).unwrap().tiers[0].contacts.iter().map(|c| c.person_id.to_string()).collect()
+        t.trace(&request).unwrap().tiers[0].contacts().map(|c| c.person_id.to_string()).collect()
     };
     assert_eq!(close(&tracer), ["P2"]);
     assert_eq!(tracer.refresh(&f.store, &profile).unwrap(), Refresh::Current);
@@ -684,7 +684,7 @@ fn the_profile_rule_traces_trips_grid_cells_and_cumulative_overlaps() {
     };
     let tier = |t: &Tracer, category: &str| -> Vec<ContactView> {
         let report = t.trace(&request).unwrap();
-        report.tiers.into_iter().find(|t| t.category == category).map(|t| t.contacts).unwrap_or_default()
+        report.tiers.into_iter().find(|t| t.category == category).map(|t| t.contacts().collect()).unwrap_or_default()
     };
     let close = tier(&tracer, "close");
     let seen: Vec<(&str, &str, bool)> = close
@@ -775,7 +775,7 @@ fn the_profile_rule_traces_trips_grid_cells_and_cumulative_overlaps() {
 mod profile_rule_oracle {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use chainbreak_app::trace::{IndexEntry, Rule, TraceRequest, Tracer};
+    use chainbreak_app::trace::{IndexEntry, Rule, Tier, TraceRequest, Tracer};
     use chainbreak_core::model::PlaceKind;
     use chainbreak_core::profile::{PlaceSetting, Profile};
     use proptest::prelude::*;
@@ -927,36 +927,7 @@ mod profile_rule_oracle {
 
         #[test]
         fn the_profile_rule_matches_the_oracle(t in town()) {
-            let mut f = fresh();
-            let persons = f.file("persons.csv", &(0..8).fold("id\n".to_string(), |s, i| format!("{s}P{i}\n")));
-            f.import(Kind::Persons, &persons, &ImportOptions::default()).unwrap();
-            let places = t.places.iter().enumerate().fold("id,kind\n".to_string(), |s, (i, k)| {
-                format!("{s}L{i},{}\n", KINDS[*k].as_str())
-            });
-            f.import(Kind::Places, &f.file("places.csv", &places), &ImportOptions::default()).unwrap();
-            let visits = t.visits.iter().fold("person_id,place_id,t_in,t_out\n".to_string(), |s, v| {
-                format!("{s}P{},L{},{},{}\n", v.0, v.1, at(v.2), v.3.map(|o| at(o).to_string()).unwrap_or_default())
-            });
-            f.import(Kind::Visits, &f.file("visits.csv", &visits), &ImportOptions::default()).unwrap();
-            let groups = (0..4).fold("id,kind\n".to_string(), |s, h| format!("{s}H{h},household\n"));
-            f.import(Kind::Groups, &f.file("groups.csv", &groups), &ImportOptions::default()).unwrap();
-            let members = t.households.iter().enumerate().fold("group_id,person_id\n".to_string(), |s, (p, h)| {
-                format!("{s}H{h},P{p}\n")
-            });
-            f.import(Kind::Memberships, &f.file("members.csv", &members), &ImportOptions::default()).unwrap();
-            let trips = format!(
-                "id,mode,number,departure,arrival\nF1,flight,CZ1,{},{}\n",
-                at(t.flight_at),
-                at(t.flight_at + 24)
-            );
-            f.import(Kind::Trips, &f.file("trips.csv", &trips), &ImportOptions::default()).unwrap();
-            let mut seen = BTreeSet::new();
-            let riders = t.riders.iter().filter(|r| seen.insert(r.0)).fold(
-                "trip_id,person_id,role,seat_row\n".to_string(),
-                |s, r| format!("{s}F1,P{},{},{}\n", r.0, if r.2 { "crew" } else { "passenger" }, r.1),
-            );
-            f.import(Kind::Passengers, &f.file("riders.csv", &riders), &ImportOptions::default()).unwrap();
-
+            let f = imported(&t, &(0..8).collect::<Vec<_>>());
             let profile = Profile::builtin("cn-2022-9th").unwrap();
             let (tracer, _) = Tracer::load(&f.store, &profile).unwrap();
             let report = tracer
@@ -971,10 +942,111 @@ mod profile_rule_oracle {
             let got: BTreeSet<(String, String)> = report
                 .tiers
                 .iter()
-                .flat_map(|tier| tier.contacts.iter().map(|c| (tier.category.to_string(), c.person_id.to_string())))
+                .flat_map(|tier| tier.contacts().map(|c| (tier.category.to_string(), c.person_id.to_string())))
                 .collect();
             prop_assert_eq!(got, oracle(&t, &profile));
         }
+
+        /// A report keeps its contacts at places by key: it serialises exactly as the report of
+        /// the same contacts spelled in ids, and its hash is that of the sorted lines, whatever
+        /// the order persons were registered in (keys in or out of the ids' order).
+        #[test]
+        fn a_report_serialises_as_its_contacts_spelled(
+            t in town(),
+            order in Just((0..8u32).collect::<Vec<_>>()).prop_shuffle(),
+            sources in prop::collection::btree_set(0u32..8, 1..4),
+            venue in any::<bool>(),
+            outside in prop::collection::vec(any::<bool>(), 8),
+        ) {
+            use sha2::Digest;
+            let f = imported(&t, &order);
+            let profile = Profile::builtin("cn-2022-9th").unwrap();
+            let (tracer, _) = Tracer::load(&f.store, &profile).unwrap();
+            let mut report = tracer
+                .trace(&TraceRequest {
+                    rule: if venue { Rule::VenueOverlap } else { Rule::Profile },
+                    index: sources
+                        .iter()
+                        .map(|p| IndexEntry { person_id: format!("P{p}"), from: at(t.from), case_id: None })
+                        .collect(),
+                    to: Some(at(t.to)),
+                    min_overlap: jiff::SignedDuration::from_mins(10),
+                    depth: 2,
+                })
+                .unwrap();
+            let spelled = |r: &chainbreak_app::trace::TraceReport| chainbreak_app::trace::TraceReport {
+                tiers: r.tiers.iter().map(|t| Tier::new(t.tier, t.category, t.contacts().collect())).collect(),
+                ..r.clone()
+            };
+            let naive = spelled(&report);
+            prop_assert_eq!(serde_json::to_string(&report).unwrap(), serde_json::to_string(&naive).unwrap());
+            prop_assert_eq!(&report, &naive);
+            // The hash, from the spelled contacts.
+            let mut lines: Vec<(u8, String)> = naive
+                .tiers
+                .iter()
+                .flat_map(|t| t.contacts().map(|c| (t.tier, c.person_id.to_string())).collect::<Vec<_>>())
+                .collect();
+            lines.sort();
+            let mut h = sha2::Sha256::new();
+            for (tier, id) in &lines {
+                h.update(format!("{tier}\t{id}\n").as_bytes());
+            }
+            let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            prop_assert_eq!(&report.hash, &hex);
+            // Contacts in the order of their ids.
+            for tier in &naive.tiers {
+                let ids: Vec<String> = tier.contacts().map(|c| c.person_id.to_string()).collect();
+                prop_assert!(ids.is_sorted(), "{:?}", ids);
+                prop_assert_eq!(tier.person_ids().map(|id| id.to_string()).collect::<Vec<_>>(), ids);
+            }
+            // Contacts marked outside the jurisdiction serialise so, either way.
+            for tier in &mut report.tiers {
+                let flags: Vec<bool> = (0..tier.len()).map(|i| outside[i % outside.len()]).collect();
+                tier.set_outside_jurisdiction(&flags);
+                prop_assert_eq!(tier.contacts().map(|c| c.outside_jurisdiction).collect::<Vec<_>>(), flags);
+            }
+            let naive = spelled(&report);
+            prop_assert_eq!(serde_json::to_string(&report).unwrap(), serde_json::to_string(&naive).unwrap());
+        }
+    }
+
+    /// The town imported, persons registered in `order` (their keys in that order).
+    fn imported(t: &Town, order: &[u32]) -> Fixture {
+        let mut f = fresh();
+        let persons = f.file("persons.csv", &order.iter().fold("id\n".to_string(), |s, i| format!("{s}P{i}\n")));
+        f.import(Kind::Persons, &persons, &ImportOptions::default()).unwrap();
+        let places = t
+            .places
+            .iter()
+            .enumerate()
+            .fold("id,kind\n".to_string(), |s, (i, k)| format!("{s}L{i},{}\n", KINDS[*k].as_str()));
+        f.import(Kind::Places, &f.file("places.csv", &places), &ImportOptions::default()).unwrap();
+        let visits = t.visits.iter().fold("person_id,place_id,t_in,t_out\n".to_string(), |s, v| {
+            format!("{s}P{},L{},{},{}\n", v.0, v.1, at(v.2), v.3.map(|o| at(o).to_string()).unwrap_or_default())
+        });
+        f.import(Kind::Visits, &f.file("visits.csv", &visits), &ImportOptions::default()).unwrap();
+        let groups = (0..4).fold("id,kind\n".to_string(), |s, h| format!("{s}H{h},household\n"));
+        f.import(Kind::Groups, &f.file("groups.csv", &groups), &ImportOptions::default()).unwrap();
+        let members = t
+            .households
+            .iter()
+            .enumerate()
+            .fold("group_id,person_id\n".to_string(), |s, (p, h)| format!("{s}H{h},P{p}\n"));
+        f.import(Kind::Memberships, &f.file("members.csv", &members), &ImportOptions::default()).unwrap();
+        let trips =
+            format!("id,mode,number,departure,arrival\nF1,flight,CZ1,{},{}\n", at(t.flight_at), at(t.flight_at + 24));
+        f.import(Kind::Trips, &f.file("trips.csv", &trips), &ImportOptions::default()).unwrap();
+        let mut seen = BTreeSet::new();
+        let riders = t
+            .riders
+            .iter()
+            .filter(|r| seen.insert(r.0))
+            .fold("trip_id,person_id,role,seat_row\n".to_string(), |s, r| {
+                format!("{s}F1,P{},{},{}\n", r.0, if r.2 { "crew" } else { "passenger" }, r.1)
+            });
+        f.import(Kind::Passengers, &f.file("riders.csv", &riders), &ImportOptions::default()).unwrap();
+        f
     }
 
     /// The random towns are not vacuous: each category turns up.

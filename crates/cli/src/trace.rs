@@ -183,7 +183,7 @@ fn write_csv(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()> {
     ])?;
     let opt = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
     for tier in &report.tiers {
-        for c in &tier.contacts {
+        for c in tier.contacts() {
             for e in &c.evidence {
                 w.write_record([
                     tier.tier.to_string(),
@@ -234,7 +234,7 @@ fn write_table(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()>
     )?;
     for tier in &report.tiers {
         writeln!(out, "\ntier {} ({}): {} contacts", tier.tier, tier.category, tier.count)?;
-        if tier.contacts.is_empty() {
+        if tier.is_empty() {
             continue;
         }
         writeln!(
@@ -242,7 +242,7 @@ fn write_table(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()>
             "{:<20} {:<22} {:<22} {:>9}  longest evidence shown",
             "person", "first exposure", "last exposure", "exposures"
         )?;
-        for c in &tier.contacts {
+        for c in tier.contacts() {
             let best = c.evidence.iter().max_by(|a, b| a.overlap_minutes.total_cmp(&b.overlap_minutes));
             let best = best.map_or(String::new(), |e| {
                 format!(

@@ -152,6 +152,17 @@ impl Index {
         to: i64,
         min_at: &(impl Fn(u32) -> Option<i64> + Sync),
     ) -> Vec<Source> {
+        self.source_visit_runs(sources, to, min_at).concat()
+    }
+
+    /// [`Index::source_visits`] in runs of whole places (concatenated, they are sorted), as
+    /// they were found (copying them into one would cost as much as finding them).
+    pub(crate) fn source_visit_runs(
+        &self,
+        sources: &[(u32, i64)],
+        to: i64,
+        min_at: &(impl Fn(u32) -> Option<i64> + Sync),
+    ) -> Vec<Vec<Source>> {
         // Read person by person when their visits are few; when they are many (a large share
         // of the index), one pass over the places is cheaper than a random read per visit
         // and a sort of them all.
@@ -160,7 +171,7 @@ impl Index {
         if visits.saturating_mul(8) > self.len() {
             self.source_visits_by_place(sources, to, min_at)
         } else {
-            self.source_visits_by_person(sources, to, min_at)
+            vec![self.source_visits_by_person(sources, to, min_at)]
         }
     }
 
@@ -201,14 +212,14 @@ impl Index {
         out
     }
 
-    /// [`Index::source_visits`], in one pass over every place's visits in the windows, places
-    /// spread over cores.
+    /// [`Index::source_visit_runs`], in one pass over every place's visits in the windows,
+    /// places spread over cores (a run per range of places).
     pub(crate) fn source_visits_by_place(
         &self,
         sources: &[(u32, i64)],
         to: i64,
         min_at: &(impl Fn(u32) -> Option<i64> + Sync),
-    ) -> Vec<Source> {
+    ) -> Vec<Vec<Source>> {
         // Each source survivor's window start, in index time (u32::MAX: not a source; a start
         // past the index's range has no visits in its window).
         let mut start_of = vec![u32::MAX; self.persons()];
@@ -228,7 +239,7 @@ impl Index {
         let to = to - EPOCH;
         let merged = self.has_merges();
         let parts = self.place_ranges(4 * rayon::current_num_threads());
-        let found: Vec<Vec<Source>> = parts
+        parts
             .into_par_iter()
             .map(|places| {
                 let mut out = Vec::new();
@@ -252,12 +263,14 @@ impl Index {
                             out.push(Source { place, from: a_from, to: a_to, person, open: a.assumed_check_out() });
                         }
                     }
-                    out[first..].sort_unstable();
+                    // Nearly in order already (by check-in): only visits clipped at the
+                    // window's start, and ties, move. (Equal sources are identical, so a stable
+                    // sort gives what any sort gives.)
+                    out[first..].sort();
                 }
                 out
             })
-            .collect();
-        found.concat()
+            .collect()
     }
 
     /// Every exposure to the stays of `sources` (survivor, window start) up to `to` (Unix
@@ -285,9 +298,15 @@ impl Index {
         excluded: &[bool],
         parts: Option<usize>,
     ) -> Vec<Contact> {
-        let visits = self.source_visits(sources, to, &min_at);
-        // Groups: consecutive sources at a place whose candidate ranges overlap (a source's
-        // candidates check in between `from + min − longest stay` and `to − min`).
+        let runs = self.source_visit_runs(sources, to, &min_at);
+        let groups: Vec<Group<'_>> = runs.par_iter().flat_map_iter(|visits| self.groups(visits, &min_at)).collect();
+        self.sweep(&groups, excluded, parts)
+    }
+
+    /// The groups of `visits` (sorted, whole places): consecutive sources at a place whose
+    /// candidate ranges overlap (a source's candidates check in between
+    /// `from + min − longest stay` and `to − min`), with their candidates.
+    fn groups<'a>(&'a self, visits: &'a [Source], min_at: &impl Fn(u32) -> Option<i64>) -> Vec<Group<'a>> {
         let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut start = 0;
         let mut reach = i64::MIN; // the latest `to` of the open group
@@ -308,7 +327,7 @@ impl Index {
         if start < visits.len() {
             spans.push((start, visits.len()));
         }
-        let groups: Vec<Group<'_>> = spans
+        spans
             .into_iter()
             .filter_map(|(from, until)| {
                 let group = &visits[from..until];
@@ -318,8 +337,7 @@ impl Index {
                 let candidates = self.candidates(group[0].place, first, last, min);
                 (!candidates.is_empty()).then_some(Group { sources: group, min, candidates })
             })
-            .collect();
-        self.sweep(&groups, excluded, parts)
+            .collect()
     }
 
     /// The plain venue rule for index persons (person keys; merged ones count as their
