@@ -76,6 +76,8 @@ if [ ! -f "$STORE.done" ]; then
 fi
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# The commit of the binary under test: read now (the tree may move while the benchmark runs).
+COMMIT="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo '+dirty')"
 OUT=bench/out/pages-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 RUN_DB=$OUT/store.db
@@ -104,7 +106,7 @@ peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER/status")
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
 trap - EXIT
 cat > "$OUT/env.json" <<EOF
-{"commit": "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo '+dirty')",
+{"commit": "$COMMIT",
  "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
  "cases": $CASES, "persons": $PERSONS,
  "server_cpu_seconds": $(( (cpu_after - cpu_before) / $(getconf CLK_TCK) )),
