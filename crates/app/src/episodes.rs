@@ -1068,11 +1068,15 @@ pub fn tasks(
         // Each owner's chain of units once (a jurisdiction can have a million open episodes and a
         // few hundred units).
         let mut chains: std::collections::HashMap<&str, Vec<String>> = std::collections::HashMap::new();
-        for (id, ep) in lp.registry.episodes.iter().filter(|(_, e)| e.is_open()) {
+        // The overdue ones from the registry's index by due time; else every open episode.
+        let ids: Vec<String> = if overdue {
+            lp.registry.overdue(&rules, now)
+        } else {
+            lp.registry.episodes.iter().filter(|(_, e)| e.is_open()).map(|(id, _)| id.clone()).collect()
+        };
+        for id in &ids {
+            let Some(ep) = lp.registry.episodes.get(id) else { continue };
             let tasks = ep.tasks(&rules, now);
-            if overdue && !tasks.iter().any(|t| t.overdue) {
-                continue;
-            }
             let chain = chains.entry(ep.owner.as_str()).or_insert_with(|| chain(&ep.owner));
             for task in tasks {
                 if overdue && !task.overdue {

@@ -839,6 +839,12 @@ pub struct Registry {
     /// While a unit of work is open: each touched episode as it was before (none: it did not
     /// exist), to roll back.
     journal: Option<BTreeMap<String, Option<Episode>>>,
+    /// The earliest due time of each open episode's tasks (those that have tasks), as computed
+    /// since the episode last changed; the same by time ([`Registry::overdue`]).
+    due_of: BTreeMap<String, Timestamp>,
+    by_due: std::collections::BTreeSet<(Timestamp, String)>,
+    /// Episodes touched since their due time was computed.
+    stale: std::collections::BTreeSet<String>,
 }
 
 impl Registry {
@@ -856,6 +862,7 @@ impl Registry {
     pub fn rollback(&mut self) {
         let Some(journal) = self.journal.take() else { return };
         for (id, before) in journal {
+            self.stale.insert(id.clone());
             self.open.retain(|_, v| *v != id);
             match before {
                 Some(ep) => {
@@ -873,6 +880,7 @@ impl Registry {
 
     /// Records `id`'s state before it is first touched in the unit of work.
     fn touch(&mut self, id: &str) {
+        self.stale.insert(id.to_string());
         if let Some(journal) = &mut self.journal
             && !journal.contains_key(id)
         {
@@ -976,5 +984,24 @@ impl Registry {
     /// The open episode of a person in a category.
     pub fn open_episode(&self, person: &str, category: Category) -> Option<&String> {
         self.open.get(&(person.to_string(), category))
+    }
+
+    /// The open episodes with a task due before `now` (overdue), by id. A task's due time does
+    /// not depend on the time of asking, so each episode's earliest is kept until the episode
+    /// changes: a call costs the episodes changed since the last one and the overdue ones, not
+    /// every open episode (a million isolations at the peak of an outbreak). `rules` must be
+    /// the same at every call (the deployment's).
+    pub fn overdue(&mut self, rules: &Rules, now: Timestamp) -> Vec<String> {
+        for id in std::mem::take(&mut self.stale) {
+            if let Some(old) = self.due_of.remove(&id) {
+                self.by_due.remove(&(old, id.clone()));
+            }
+            let Some(ep) = self.episodes.get(&id).filter(|e| e.is_open()) else { continue };
+            if let Some(due) = ep.tasks(rules, now).iter().map(|t| t.due).min() {
+                self.due_of.insert(id.clone(), due);
+                self.by_due.insert((due, id));
+            }
+        }
+        self.by_due.range(..(now, String::new())).map(|(_, id)| id.clone()).collect()
     }
 }

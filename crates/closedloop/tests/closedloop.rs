@@ -360,6 +360,17 @@ fn drive(steps: Steps, profile: &str) -> Result<std::collections::BTreeSet<&'sta
     let mut accepted: std::collections::BTreeMap<String, Vec<Event>> = Default::default();
     let mut now = 30;
     for (i, (person, step, gap)) in steps.into_iter().enumerate() {
+        // The overdue episodes kept by the registry are those whose tasks say so, whenever asked.
+        let probe = h(now + 24 * i64::from(step % 7));
+        let want: Vec<String> = reg
+            .episodes
+            .iter()
+            .filter(|(_, e)| e.is_open() && e.tasks(&r, probe).iter().any(|t| t.overdue))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut got = reg.overdue(&r, probe);
+        got.sort();
+        prop_assert_eq!(got, want);
         now += gap;
         let case = person >= 3;
         let person = format!("P{person}");
