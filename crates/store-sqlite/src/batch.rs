@@ -73,7 +73,7 @@ fn log(conn: &Connection, entity: Entity, op: ChangeOp, from: i64, to: i64) -> R
     Ok(conn.last_insert_rowid() as u64)
 }
 
-fn key_of(conn: &Connection, table: &str, id: &str) -> Result<Option<i64>> {
+pub(crate) fn key_of(conn: &Connection, table: &str, id: &str) -> Result<Option<i64>> {
     conn.prepare_cached(&format!("SELECT key FROM {table} WHERE id = ?1"))
         .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
         .map_err(backend)

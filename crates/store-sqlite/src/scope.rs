@@ -252,25 +252,20 @@ pub(crate) fn visits_page(
     .map_err(backend)
 }
 
-/// The keys of the areas in `area`'s subtree (empty when the area is unknown).
-fn subtree(c: &Connection, area: &str) -> Result<HashSet<i64>> {
-    let mut stmt = c
-        .prepare_cached(
-            "WITH RECURSIVE sub(k) AS (SELECT key FROM areas WHERE id = ?1
-               UNION SELECT a.key FROM areas a JOIN sub ON a.parent = sub.k)
-             SELECT k FROM sub",
-        )
-        .map_err(backend)?;
+/// The keys of the areas in `area`'s subtree (empty when the area is unknown), from the
+/// connection's scope tables (filled by [`area_param`] once per version of the tree).
+fn subtree(c: &Connection, scope: &Scope) -> Result<HashSet<i64>> {
+    let area = area_param(c, scope)?;
+    let mut stmt = c.prepare_cached("SELECT k FROM temp.scope_areas WHERE scope = ?1").map_err(backend)?;
     stmt.query_map([area], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(backend)
 }
 
 /// For each id, the areas the record lies in (any one inside the scope is enough).
 pub(crate) fn in_scope(c: &Connection, scope: &Scope, entity: Entity, ids: &[&str]) -> Result<Vec<bool>> {
-    let area = match scope {
-        Scope::All => return Ok(vec![true; ids.len()]),
-        Scope::Within(area) => area,
-    };
-    let sub = subtree(c, area)?;
+    if *scope == Scope::All {
+        return Ok(vec![true; ids.len()]);
+    }
+    let sub = subtree(c, scope)?;
     // Each query returns the area keys (up to two) where the record lies.
     let sql = match entity {
         Entity::Area => "SELECT key, NULL FROM areas WHERE id = ?1",

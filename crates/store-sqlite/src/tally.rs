@@ -182,10 +182,7 @@ pub(crate) fn rebuild(c: &Connection) -> Result<()> {
 fn read(c: &Connection, scope: &Scope, kind: &str) -> Result<Vec<(String, u64)>> {
     let area: Option<i64> = match scope {
         Scope::All => Some(ALL),
-        Scope::Within(id) => c
-            .prepare_cached("SELECT key FROM areas WHERE id = ?1")
-            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
-            .map_err(backend)?,
+        Scope::Within(id) => crate::batch::key_of(c, "areas", id)?,
     };
     let Some(area) = area else { return Ok(Vec::new()) };
     let mut s = c
