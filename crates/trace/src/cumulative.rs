@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::index::{EPOCH, Index};
+use crate::index::{Index, to_unix};
 use crate::venue::{Contact, Exposure, Source};
 
 /// The most of `intervals` (sorted by start, disjoint) that any period of `period` covers.
@@ -68,15 +68,15 @@ impl Index {
                     for b in self.stays_of(key) {
                         let lo = visits.partition_point(|a| a.place < b.place);
                         for a in visits[lo..].iter().take_while(|a| a.place == b.place) {
-                            let (start, end) = (a.from.max(i64::from(b.t_in)), a.to.min(i64::from(b.t_out)));
+                            let (start, end) = (a.from.max(b.t_in), a.to.min(b.t_out));
                             if end > start {
-                                by_source.entry(a.person).or_default().push(Exposure {
-                                    start: start + EPOCH,
-                                    end: end + EPOCH,
+                                by_source.entry(a.person()).or_default().push(Exposure {
+                                    start: to_unix(start),
+                                    end: to_unix(end),
                                     place: b.place,
-                                    source: a.person,
+                                    source: a.person(),
                                     contact_check_out_assumed: b.assumed_check_out(),
-                                    source_check_out_assumed: a.open,
+                                    source_check_out_assumed: a.open(),
                                 });
                             }
                         }

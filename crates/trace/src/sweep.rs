@@ -18,7 +18,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::index::{EPOCH, Index, Stay};
+use crate::index::{Bits, EPOCH, Index, Stay};
 use crate::venue::{Contact, Exposure, Source};
 
 /// The sources of one place whose candidate stays overlap, and those stays (sorted by
@@ -46,11 +46,11 @@ impl Ex {
     fn of(a: &Source, b: &Stay) -> Ex {
         // Sources are clipped stays: their times lie in the index's u32 range.
         Ex {
-            start: (a.from as u32).max(b.t_in),
-            end: (a.to as u32).min(b.t_out),
+            start: a.from.max(b.t_in),
+            end: a.to.min(b.t_out),
             place: a.place,
-            source: a.person,
-            flags: (u8::from(b.assumed_check_out()) << 1) | u8::from(a.open),
+            source: a.person(),
+            flags: (u8::from(b.assumed_check_out()) << 1) | u8::from(a.open()),
         }
     }
 
@@ -107,16 +107,17 @@ pub(crate) struct Sums {
 /// How many candidate stays ahead a sweep asks for the sums it will update.
 const AHEAD: usize = 12;
 
-/// Asks the processor to bring `sum` into the cache (a hint: it reads nothing and never fails).
+/// Asks the processor to bring `value` into the cache (a hint: it reads nothing and never
+/// fails).
 #[inline(always)]
-fn prefetch(sum: &Sum) {
+fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint that cannot fault or change memory, of a reference's address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((sum as *const Sum).cast());
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((value as *const T).cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = sum;
+    let _ = value;
 }
 
 impl Sums {
@@ -226,25 +227,6 @@ struct Scratch {
     best_first: Vec<u32>,
 }
 
-/// A set of person keys, a bit each (the excluded persons, read for every candidate stay:
-/// eight times smaller than the flags they come from, so they stay in the cache).
-struct Bits(Vec<u64>);
-
-impl Bits {
-    fn of(flags: &[bool]) -> Bits {
-        let mut words = vec![0u64; flags.len().div_ceil(64)];
-        for (i, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
-            words[i / 64] |= 1 << (i % 64);
-        }
-        Bits(words)
-    }
-
-    /// Whether `i` is in the set (keys beyond the flags are not).
-    fn contains(&self, i: usize) -> bool {
-        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-}
-
 /// A piece of work: a group, and the part of its candidates to sweep.
 struct Piece {
     group: usize,
@@ -258,7 +240,7 @@ impl Index {
         let sources = group.sources;
         let (m, min) = (sources.len(), group.min);
         w.froms.clear();
-        w.froms.extend(sources.iter().map(|a| a.from));
+        w.froms.extend(sources.iter().map(|a| i64::from(a.from)));
         w.best_last.clear();
         let mut best = 0;
         for (i, a) in sources.iter().enumerate() {
@@ -271,7 +253,7 @@ impl Index {
         w.by_to.extend(0..m as u32);
         w.by_to.sort_unstable_by_key(|&i| sources[i as usize].to);
         w.tos.clear();
-        w.tos.extend(w.by_to.iter().map(|&i| sources[i as usize].to));
+        w.tos.extend(w.by_to.iter().map(|&i| i64::from(sources[i as usize].to)));
         w.best_first.clear();
         w.best_first.resize(m, 0);
         let mut best = w.by_to[m - 1] as usize;
@@ -300,13 +282,13 @@ impl Index {
             if q == m {
                 break; // no source ends late enough for this stay or any later one
             }
+            let person = if merged { self.survivor(b.person()) } else { b.person() };
+            if excluded.contains(person as usize) {
+                continue;
+            }
             let x = t_out - min;
             let p = w.froms.partition_point(|&f| f <= x);
             if p <= q {
-                continue;
-            }
-            let person = if merged { self.survivor(b.person()) } else { b.person() };
-            if excluded.contains(person as usize) {
                 continue;
             }
             let first = Ex::of(&sources[w.best_first[q] as usize], b);
@@ -462,10 +444,13 @@ mod tests {
                 excluded[*p as usize] = true;
             }
             let min_at = |place: u32| (place != 4).then_some(min);
-            // Both ways of reading the sources' visits give the same, sorted.
+            // Both ways of reading the sources' visits give the same, by place and start.
             let by_person = index.source_visits_by_person(&sources, to, &min_at);
             prop_assert!(by_person.is_sorted());
-            prop_assert_eq!(&index.source_visits_by_place(&sources, to, &min_at).concat(), &by_person);
+            let mut by_place = index.source_visits_by_place(&sources, to, &min_at).concat();
+            prop_assert!(by_place.is_sorted_by_key(|s| (s.place, s.from)));
+            by_place.sort_unstable();
+            prop_assert_eq!(&by_place, &by_person);
             let one = index.exposures_in(&sources, to, min_at, &excluded, Some(1));
             for parts in [2, 3, 7, 1000] {
                 prop_assert_eq!(&index.exposures_in(&sources, to, min_at, &excluded, Some(parts)), &one);

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use rayon::prelude::*;
 
-use crate::index::{EPOCH, Index, Stay};
+use crate::index::{Bits, EPOCH, Index, MAX_PERSON, OPEN, Stay, index_time_clamped, seek};
 use crate::sweep::Group;
 
 /// An index person and the start of their window (Unix seconds).
@@ -107,25 +107,60 @@ pub struct Traced {
     pub secondary: Vec<Contact>,
 }
 
-/// A source visit clipped to its window (index time): what contacts are exposed to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A source visit clipped to its window (index time): what contacts are exposed to. Sixteen
+/// bytes (a query at city scale reads millions of them): the flag "no check-out" rides in the
+/// person's top bit, as in [`Stay`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Source {
     pub(crate) place: u32,
-    pub(crate) from: i64,
-    pub(crate) to: i64,
-    pub(crate) person: u32,
-    pub(crate) open: bool,
+    /// Start and end, seconds since [`EPOCH`] (a clipped stay's times are a stay's).
+    pub(crate) from: u32,
+    pub(crate) to: u32,
+    person_and_flag: u32,
 }
 
 impl Source {
+    /// `person`'s stay `a` clipped to `[from, to)` (index time).
+    pub(crate) fn clipped(a: &Stay, person: u32, from: u32, to: u32) -> Source {
+        let flag = if a.assumed_check_out() { OPEN } else { 0 };
+        Source { place: a.place, from, to, person_and_flag: person | flag }
+    }
+
+    /// The source person (survivor key).
+    pub(crate) fn person(&self) -> u32 {
+        self.person_and_flag & MAX_PERSON
+    }
+
+    /// Whether the source visit's check-out was assumed.
+    pub(crate) fn open(&self) -> bool {
+        self.person_and_flag & OPEN != 0
+    }
+
     /// The order the exposure "to the source that began first" is chosen by.
-    pub(crate) fn first_key(&self) -> (i64, i64, u32, bool) {
-        (self.from, self.to, self.person, self.open)
+    pub(crate) fn first_key(&self) -> (u32, u32, u32, bool) {
+        (self.from, self.to, self.person(), self.open())
     }
 
     /// The order the exposure "to the source that ended last" is chosen by.
-    pub(crate) fn last_key(&self) -> (std::cmp::Reverse<i64>, i64, u32, bool) {
-        (std::cmp::Reverse(self.to), self.from, self.person, self.open)
+    pub(crate) fn last_key(&self) -> (std::cmp::Reverse<u32>, u32, u32, bool) {
+        (std::cmp::Reverse(self.to), self.from, self.person(), self.open())
+    }
+
+    /// The total order sources are listed in: place, then [`Source::first_key`].
+    fn key(&self) -> (u32, (u32, u32, u32, bool)) {
+        (self.place, self.first_key())
+    }
+}
+
+impl PartialOrd for Source {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Source {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
     }
 }
 
@@ -185,21 +220,16 @@ impl Index {
         let mut starts: Vec<(u32, i64)> = sources.to_vec();
         starts.sort_unstable();
         starts.dedup_by_key(|s| s.0);
+        let to = index_time_clamped(to);
         let mut out = Vec::new();
         for &(person, from) in &starts {
-            let (from, to) = (from - EPOCH, to - EPOCH);
+            let from = index_time_clamped(from);
             for key in self.family(person) {
                 for a in self.stays_of(key) {
                     let Some(min) = min_at(a.place) else { continue };
-                    let (a_from, a_to) = (from.max(i64::from(a.t_in)), to.min(i64::from(a.t_out)));
-                    if a_to > a_from && a_to - a_from >= min {
-                        out.push(Source {
-                            place: a.place,
-                            from: a_from,
-                            to: a_to,
-                            person,
-                            open: a.assumed_check_out(),
-                        });
+                    let (a_from, a_to) = (from.max(a.t_in), to.min(a.t_out));
+                    if a_to > a_from && i64::from(a_to - a_from) >= min {
+                        out.push(Source::clipped(a, person, a_from, a_to));
                     }
                 }
             }
@@ -213,60 +243,64 @@ impl Index {
     }
 
     /// [`Index::source_visit_runs`], in one pass over every place's visits in the windows,
-    /// places spread over cores (a run per range of places).
+    /// places spread over cores (a run per range of places). Within a place the sources are in
+    /// order of start only (what the sweep needs), ties as the index lists their stays.
     pub(crate) fn source_visits_by_place(
         &self,
         sources: &[(u32, i64)],
         to: i64,
         min_at: &(impl Fn(u32) -> Option<i64> + Sync),
     ) -> Vec<Vec<Source>> {
-        // Each source survivor's window start, in index time (u32::MAX: not a source; a start
-        // past the index's range has no visits in its window).
+        // Each source survivor's window start, in index time, and the set of source persons
+        // (read for every stay in the windows: a bit each stays in the cache, the starts are
+        // read for the sources only).
         let mut start_of = vec![u32::MAX; self.persons()];
-        let mut earliest = i64::MAX;
+        let mut is_source = Bits::new(self.persons());
+        let mut earliest = u32::MAX;
         for &(person, from) in sources {
-            let from = (from - EPOCH).max(0);
-            if let (Some(s), Ok(from)) = (start_of.get_mut(person as usize), u32::try_from(from))
-                && from < u32::MAX
-            {
+            if let Some(s) = start_of.get_mut(person as usize) {
+                let from = index_time_clamped(from);
                 *s = (*s).min(from);
-                earliest = earliest.min(i64::from(from));
+                is_source.insert(person as usize);
+                earliest = earliest.min(from);
             }
         }
-        if earliest == i64::MAX {
+        if earliest == u32::MAX {
             return Vec::new();
         }
-        let to = to - EPOCH;
+        let to = index_time_clamped(to);
         let merged = self.has_merges();
         let parts = self.place_ranges(4 * rayon::current_num_threads());
+        let (start_of, is_source) = (&start_of, &is_source);
         parts
             .into_par_iter()
             .map(|places| {
-                let mut out = Vec::new();
+                let (mut out, mut late): (Vec<Source>, Vec<Source>) = (Vec::new(), Vec::new());
                 for place in places {
                     let Some(min) = min_at(place) else { continue };
                     let all = self.stays_at(place);
                     // A visit ending after the earliest start began at most the longest stay
                     // before it; one beginning at `to` or later has nothing in any window.
-                    let lowest = earliest - i64::from(self.max_stay(place));
-                    let lo = all.partition_point(|s| i64::from(s.t_in) < lowest);
-                    let hi = all.partition_point(|s| i64::from(s.t_in) < to);
+                    let lowest = earliest.saturating_sub(self.max_stay(place));
                     let first = out.len();
-                    for a in all.get(lo..hi).unwrap_or(&[]) {
+                    for a in &all[seek(all, lowest)..] {
+                        if a.t_in >= to {
+                            break;
+                        }
                         let person = if merged { self.survivor(a.person()) } else { a.person() };
-                        let from = start_of[person as usize];
-                        if from == u32::MAX {
+                        if !is_source.contains(person as usize) {
                             continue;
                         }
-                        let (a_from, a_to) = (i64::from(from.max(a.t_in)), to.min(i64::from(a.t_out)));
-                        if a_to > a_from && a_to - a_from >= min {
-                            out.push(Source { place, from: a_from, to: a_to, person, open: a.assumed_check_out() });
+                        let from = start_of[person as usize];
+                        let (a_from, a_to) = (from.max(a.t_in), to.min(a.t_out));
+                        if a_to > a_from && i64::from(a_to - a_from) >= min {
+                            // In order of start already, but for visits clipped at their
+                            // window's start: those are set aside and merged in.
+                            let to_list = if a_from == a.t_in { &mut out } else { &mut late };
+                            to_list.push(Source::clipped(a, person, a_from, a_to));
                         }
                     }
-                    // Nearly in order already (by check-in): only visits clipped at the
-                    // window's start, and ties, move. (Equal sources are identical, so a stable
-                    // sort gives what any sort gives.)
-                    out[first..].sort();
+                    merge_by_start(&mut out, first, &mut late);
                 }
                 out
             })
@@ -314,7 +348,7 @@ impl Index {
             let min = min_at(a.place).unwrap_or(0);
             let joins = i > start
                 && a.place == visits[start].place
-                && a.from + min - i64::from(self.max_stay(a.place)) <= reach - min;
+                && i64::from(a.from) + min - i64::from(self.max_stay(a.place)) <= reach - min;
             if !joins {
                 if i > start {
                     spans.push((start, i));
@@ -322,7 +356,7 @@ impl Index {
                 start = i;
                 reach = i64::MIN;
             }
-            reach = reach.max(a.to);
+            reach = reach.max(i64::from(a.to));
         }
         if start < visits.len() {
             spans.push((start, visits.len()));
@@ -332,8 +366,8 @@ impl Index {
             .filter_map(|(from, until)| {
                 let group = &visits[from..until];
                 let min = min_at(group[0].place).expect("only the visits at settings are sources");
-                let first = group.iter().map(|a| a.from).min().expect("a group is not empty");
-                let last = group.iter().map(|a| a.to).max().expect("a group is not empty");
+                let first = group.iter().map(|a| i64::from(a.from)).min().expect("a group is not empty");
+                let last = group.iter().map(|a| i64::from(a.to)).max().expect("a group is not empty");
                 let candidates = self.candidates(group[0].place, first, last, min);
                 (!candidates.is_empty()).then_some(Group { sources: group, min, candidates })
             })
@@ -362,6 +396,30 @@ impl Index {
         let secondary = self.exposures(&sources, q.to, min_at, &excluded);
         Traced { index_persons: index, close, secondary }
     }
+}
+
+/// Merges `late` (in any order) into `out[first..]` (in order of start), by start; empties
+/// `late`. Ties keep `out`'s first, then `late`'s in their order: the same input gives the same
+/// output.
+fn merge_by_start(out: &mut Vec<Source>, first: usize, late: &mut Vec<Source>) {
+    if late.is_empty() {
+        return;
+    }
+    late.sort_by_key(|s| s.from);
+    let (mut i, mut j) = (out.len(), late.len());
+    out.extend_from_slice(late);
+    let mut w = out.len();
+    while j > 0 {
+        w -= 1;
+        if i > first && out[i - 1].from > late[j - 1].from {
+            i -= 1;
+            out[w] = out[i];
+        } else {
+            j -= 1;
+            out[w] = late[j];
+        }
+    }
+    late.clear();
 }
 
 /// A link between two index persons: `exposed` was exposed (by the same rule) to `source`
@@ -396,10 +454,10 @@ impl Index {
         for a in &clipped {
             let lo = own.partition_point(|(place, ..)| *place < a.place);
             for &(place, b, exposed) in own[lo..].iter().take_while(|(place, ..)| *place == a.place) {
-                if exposed == a.person {
+                if exposed == a.person() {
                     continue;
                 }
-                let (start, end) = (a.from.max(i64::from(b.t_in)), a.to.min(i64::from(b.t_out)));
+                let (start, end) = (i64::from(a.from.max(b.t_in)), i64::from(a.to.min(b.t_out)));
                 if end - start < min {
                     continue;
                 }
@@ -407,17 +465,17 @@ impl Index {
                     start: start + EPOCH,
                     end: end + EPOCH,
                     place,
-                    source: a.person,
+                    source: a.person(),
                     contact_check_out_assumed: b.assumed_check_out(),
-                    source_check_out_assumed: a.open,
+                    source_check_out_assumed: a.open(),
                 };
                 found
-                    .entry((a.person, exposed))
+                    .entry((a.person(), exposed))
                     .and_modify(|l| {
                         l.first = l.first.min(e);
                         l.exposures += 1;
                     })
-                    .or_insert(Link { source: a.person, exposed, first: e, exposures: 1 });
+                    .or_insert(Link { source: a.person(), exposed, first: e, exposures: 1 });
             }
         }
         found.into_values().collect()
