@@ -88,8 +88,7 @@ impl Bits {
 /// The number of `stays` (sorted by check-in) that check in before `t`: what
 /// `partition_point(|s| s.t_in < t)` gives, in fewer reads of memory. Check-ins at a place
 /// spread over the days fairly evenly, so the position is first guessed from the times at the
-/// ends, then bracketed by steps doubling away from the guess (the first ones in the same
-/// cache lines), then searched within the bracket.
+/// ends, then found from the guess by [`partition_from`].
 pub(crate) fn seek(stays: &[Stay], t: u32) -> usize {
     let n = stays.len();
     if n < 64 {
@@ -102,26 +101,34 @@ pub(crate) fn seek(stays: &[Stay], t: u32) -> usize {
     if t > last {
         return n;
     }
-    // first < t <= last, so 0 < guess < n.
+    // first < t <= last, so the guess lies in 0..n.
     let guess = ((u64::from(t - first) * (n as u64 - 1)) / u64::from(last - first)) as usize;
-    let guess = guess.clamp(1, n - 1);
-    // Invariant: stays[..lo] check in before `t`, stays[hi..] at `t` or after.
-    let (lo, hi) = if stays[guess].t_in < t {
-        let (mut lo, mut step) = (guess + 1, 1);
-        while lo + step < n && stays[lo + step - 1].t_in < t {
+    partition_from(stays, guess, |s| s.t_in < t)
+}
+
+/// `v.partition_point(pred)` (`pred` holds for a prefix of `v`), searched from `hint`: steps
+/// doubling away from it bracket the answer, then a binary search within the bracket. Reads
+/// about `2 log d` elements for an answer `d` away from the hint, the first ones next to it.
+pub(crate) fn partition_from<T>(v: &[T], hint: usize, pred: impl Fn(&T) -> bool) -> usize {
+    let n = v.len();
+    let h = hint.min(n);
+    // Invariant: `pred` holds for v[..lo] and not for v[hi..].
+    let (lo, hi) = if h < n && pred(&v[h]) {
+        let (mut lo, mut step) = (h + 1, 1);
+        while lo + step <= n && pred(&v[lo + step - 1]) {
             lo += step;
             step *= 2;
         }
-        (lo, (lo + step).min(n))
+        (lo, (lo + step - 1).min(n))
     } else {
-        let (mut hi, mut step) = (guess, 1);
-        while hi >= step && stays[hi - step].t_in >= t {
+        let (mut hi, mut step) = (h, 1);
+        while hi >= step && !pred(&v[hi - step]) {
             hi -= step;
             step *= 2;
         }
-        (hi.saturating_sub(step), hi)
+        ((hi + 1).saturating_sub(step), hi)
     };
-    lo + stays[lo..hi].partition_point(|s| s.t_in < t)
+    lo + v[lo..hi].partition_point(pred)
 }
 
 /// Converts index time to Unix seconds.
@@ -499,7 +506,7 @@ impl Index {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{Stay, seek};
+    use super::{Stay, partition_from, seek};
 
     proptest! {
         #![proptest_config(ProptestConfig {
@@ -508,17 +515,22 @@ mod tests {
             ..ProptestConfig::default()
         })]
 
-        /// `seek` is `partition_point` by check-in, on runs of any shape: even, clustered,
-        /// with long ties, and for times before, inside and after them.
+        /// `seek` and `partition_from` (from any hint) are `partition_point` by check-in, on
+        /// runs of any shape: even, clustered, with long ties, and for times before, inside
+        /// and after them.
         #[test]
-        fn seek_finds_what_partition_point_finds(
+        fn seek_and_partition_from_find_what_partition_point_finds(
             mut times in prop::collection::vec(prop_oneof![0u32..100, 0u32..5, 1_000u32..1_000_000], 0..400),
             probes in prop::collection::vec(0u32..1_100_000, 1..20),
         ) {
             times.sort_unstable();
             let stays: Vec<Stay> = times.iter().map(|&t| Stay { place: 0, t_in: t, person_and_flag: 0, t_out: t }).collect();
             for t in probes.into_iter().chain(times.iter().copied()).chain([0, 1, u32::MAX]) {
-                prop_assert_eq!(seek(&stays, t), stays.partition_point(|s| s.t_in < t), "t = {}", t);
+                let want = stays.partition_point(|s| s.t_in < t);
+                prop_assert_eq!(seek(&stays, t), want, "t = {}", t);
+                for hint in [0, 1, want.saturating_sub(1), want, want + 1, times.len() / 2, times.len(), usize::MAX] {
+                    prop_assert_eq!(partition_from(&stays, hint, |s| s.t_in < t), want, "t = {}, hint = {}", t, hint);
+                }
             }
         }
     }

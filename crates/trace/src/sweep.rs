@@ -15,11 +15,12 @@
 //! query), and parts merge by commutative rules, so the answer does not depend on the split.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use crate::index::{Bits, EPOCH, Index, Stay};
-use crate::venue::{Contact, Exposure, Source};
+use crate::index::{Bits, EPOCH, Index, Stay, partition_from};
+use crate::venue::{Contact, Exposure, Source, Starts};
 
 /// The sources of one place whose candidate stays overlap, and those stays (sorted by
 /// check-in).
@@ -217,13 +218,13 @@ impl Pool {
 #[derive(Default)]
 struct Scratch {
     /// The sources' starts, in order (the group is sorted by start).
-    froms: Vec<i64>,
+    froms: Vec<u32>,
     /// `best_last[i]`: the least by `last_key` of sources `0..=i`.
     best_last: Vec<u32>,
     /// The sources by end, their ends, and `best_first[i]`: the least by `first_key` of
     /// `by_to[i..]`.
     by_to: Vec<u32>,
-    tos: Vec<i64>,
+    tos: Vec<u32>,
     best_first: Vec<u32>,
 }
 
@@ -240,7 +241,7 @@ impl Index {
         let sources = group.sources;
         let (m, min) = (sources.len(), group.min);
         w.froms.clear();
-        w.froms.extend(sources.iter().map(|a| i64::from(a.from)));
+        w.froms.extend(sources.iter().map(|a| a.from));
         w.best_last.clear();
         let mut best = 0;
         for (i, a) in sources.iter().enumerate() {
@@ -251,9 +252,11 @@ impl Index {
         }
         w.by_to.clear();
         w.by_to.extend(0..m as u32);
-        w.by_to.sort_unstable_by_key(|&i| sources[i as usize].to);
+        // Nearly in order of end already (sources at a place are in order of start, and stays
+        // there are of like lengths): a sort that finds the runs.
+        w.by_to.sort_by_key(|&i| sources[i as usize].to);
         w.tos.clear();
-        w.tos.extend(w.by_to.iter().map(|&i| i64::from(sources[i as usize].to)));
+        w.tos.extend(w.by_to.iter().map(|&i| sources[i as usize].to));
         w.best_first.clear();
         w.best_first.resize(m, 0);
         let mut best = w.by_to[m - 1] as usize;
@@ -267,6 +270,7 @@ impl Index {
 
         let merged = self.has_merges();
         let mut q = 0; // #(to < y): y grows with the check-in
+        let mut p = 0; // #(from <= x): x moves little from one stay to the next
         for (i, b) in candidates.iter().enumerate() {
             if !merged && let Some(ahead) = candidates.get(i + AHEAD) {
                 sums.prefetch(ahead.person());
@@ -275,7 +279,8 @@ impl Index {
             if t_out - t_in < min {
                 continue;
             }
-            let y = t_in + min;
+            // Both lie in the stay, so in the index's range.
+            let (x, y) = ((t_out - min) as u32, (t_in + min) as u32);
             while q < m && w.tos[q] < y {
                 q += 1;
             }
@@ -286,8 +291,7 @@ impl Index {
             if excluded.contains(person as usize) {
                 continue;
             }
-            let x = t_out - min;
-            let p = w.froms.partition_point(|&f| f <= x);
+            p = partition_from(&w.froms, p, |&f| f <= x);
             if p <= q {
                 continue;
             }
@@ -325,7 +329,7 @@ impl Index {
         let persons = self.persons();
         let excluded = Bits::of(excluded);
         let excluded = &excluded;
-        let mut done: Vec<Sums> = pieces
+        let done: Vec<Sums> = pieces
             .into_par_iter()
             .map(|pieces| {
                 let mut sums = self.pool.take(persons);
@@ -338,6 +342,13 @@ impl Index {
                 sums
             })
             .collect();
+        self.gather(done)
+    }
+
+    /// The sweeps' sums of every part, merged into the contacts by person key; the sums are
+    /// emptied and kept for the next query.
+    fn gather(&self, mut done: Vec<Sums>) -> Vec<Contact> {
+        let persons = self.persons();
         let touched: usize = done.iter().map(|s| s.touched.len()).sum();
         let contacts = if done.len() > 1 && touched > persons / 8 {
             // Most persons: the parts' sums merged and read out in one pass over the persons,
@@ -373,6 +384,47 @@ impl Index {
         // Emptied for the next query, on every core.
         done.into_par_iter().for_each(|sums| self.pool.give(sums));
         contacts
+    }
+
+    /// The exposures to `starts`' sources at every place `min_at` makes a setting, read and
+    /// swept place by place: each place's sources are collected from its stays in the windows
+    /// and its stays swept against them while they are in the cache. Places are shared out
+    /// among `parts` workers (default: one per core) in ranges of about equal numbers of stays,
+    /// taken in turn; each worker sums into its own arrays, merged at the end (the answer does
+    /// not depend on which worker took which place).
+    pub(crate) fn sweep_places(
+        &self,
+        starts: &Starts,
+        min_at: &(impl Fn(u32) -> Option<i64> + Sync),
+        excluded: &[bool],
+        parts: Option<usize>,
+    ) -> Vec<Contact> {
+        let workers = parts.unwrap_or_else(rayon::current_num_threads).max(1);
+        let ranges = self.place_ranges(16 * workers);
+        let next = AtomicUsize::new(0);
+        let persons = self.persons();
+        let excluded = Bits::of(excluded);
+        let (excluded, ranges, next) = (&excluded, &ranges, &next);
+        let done: Vec<Sums> = (0..workers)
+            .into_par_iter()
+            .map(|_| {
+                let mut sums = self.pool.take(persons);
+                let mut scratch = Scratch::default();
+                let (mut sources, mut late) = (Vec::new(), Vec::new());
+                while let Some(places) = ranges.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    for place in places.clone() {
+                        let Some(min) = min_at(place) else { continue };
+                        sources.clear();
+                        self.sources_at(place, min, starts, &mut sources, &mut late);
+                        for group in self.groups(&sources, min_at) {
+                            self.sweep_piece(&group, group.candidates, excluded, &mut scratch, &mut sums);
+                        }
+                    }
+                }
+                sums
+            })
+            .collect();
+        self.gather(done)
     }
 }
 
@@ -430,8 +482,9 @@ mod tests {
             ..ProptestConfig::default()
         })]
 
-        /// However the work is cut (groups split into pieces, pieces over parts and threads),
-        /// the sums are the same.
+        /// However the work is cut (groups split into pieces, pieces over parts and threads;
+        /// places shared out among workers) and whichever way the sources are read, the sums
+        /// are the same.
         #[test]
         fn the_split_does_not_change_the_answer((visits, survivors, sources, min, to) in city()) {
             let mut b = IndexBuilder::new(vec![1800, 3600, 600, 7200, 900], 3600);
@@ -451,12 +504,14 @@ mod tests {
             prop_assert!(by_place.is_sorted_by_key(|s| (s.place, s.from)));
             by_place.sort_unstable();
             prop_assert_eq!(&by_place, &by_person);
-            let one = index.exposures_in(&sources, to, min_at, &excluded, Some(1));
-            for parts in [2, 3, 7, 1000] {
-                prop_assert_eq!(&index.exposures_in(&sources, to, min_at, &excluded, Some(parts)), &one);
+            let one = index.exposures_by_person(&sources, to, &min_at, &excluded, Some(1));
+            for parts in [1, 2, 3, 7, 1000] {
+                prop_assert_eq!(&index.exposures_by_person(&sources, to, &min_at, &excluded, Some(parts)), &one);
+                prop_assert_eq!(&index.exposures_by_place(&sources, to, &min_at, &excluded, Some(parts)), &one);
             }
             let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-            prop_assert_eq!(&pool.install(|| index.exposures_in(&sources, to, min_at, &excluded, Some(5))), &one);
+            prop_assert_eq!(&pool.install(|| index.exposures_by_person(&sources, to, &min_at, &excluded, Some(5))), &one);
+            prop_assert_eq!(&pool.install(|| index.exposures_by_place(&sources, to, &min_at, &excluded, None)), &one);
             // The sums kept for the next query were emptied.
             prop_assert_eq!(&index.exposures_in(&sources, to, min_at, &excluded, Some(2)), &one);
         }

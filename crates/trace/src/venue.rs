@@ -107,6 +107,35 @@ pub struct Traced {
     pub secondary: Vec<Contact>,
 }
 
+/// The sources of a query as a pass over the places reads them: each source survivor's window
+/// start in index time, the set of source persons (read for every stay in the windows: a bit
+/// each stays in the cache; the starts are read for the sources only), the earliest start, and
+/// the end of the windows.
+pub(crate) struct Starts {
+    start_of: Vec<u32>,
+    is_source: Bits,
+    earliest: u32,
+    to: u32,
+}
+
+impl Starts {
+    /// `None` when no source has a start in the index's range.
+    pub(crate) fn new(index: &Index, sources: &[(u32, i64)], to: i64) -> Option<Starts> {
+        let mut start_of = vec![u32::MAX; index.persons()];
+        let mut is_source = Bits::new(index.persons());
+        let mut earliest = u32::MAX;
+        for &(person, from) in sources {
+            if let Some(s) = start_of.get_mut(person as usize) {
+                let from = index_time_clamped(from);
+                *s = (*s).min(from);
+                is_source.insert(person as usize);
+                earliest = earliest.min(from);
+            }
+        }
+        (earliest != u32::MAX).then(|| Starts { start_of, is_source, earliest, to: index_time_clamped(to) })
+    }
+}
+
 /// A source visit clipped to its window (index time): what contacts are exposed to. Sixteen
 /// bytes (a query at city scale reads millions of them): the flag "no check-out" rides in the
 /// person's top bit, as in [`Stay`].
@@ -187,26 +216,12 @@ impl Index {
         to: i64,
         min_at: &(impl Fn(u32) -> Option<i64> + Sync),
     ) -> Vec<Source> {
-        self.source_visit_runs(sources, to, min_at).concat()
-    }
-
-    /// [`Index::source_visits`] in runs of whole places (concatenated, they are sorted), as
-    /// they were found (copying them into one would cost as much as finding them).
-    pub(crate) fn source_visit_runs(
-        &self,
-        sources: &[(u32, i64)],
-        to: i64,
-        min_at: &(impl Fn(u32) -> Option<i64> + Sync),
-    ) -> Vec<Vec<Source>> {
-        // Read person by person when their visits are few; when they are many (a large share
-        // of the index), one pass over the places is cheaper than a random read per visit
-        // and a sort of them all.
-        let visits: usize =
-            sources.iter().flat_map(|&(person, _)| self.family(person)).map(|key| self.stay_count(key)).sum();
-        if visits.saturating_mul(8) > self.len() {
-            self.source_visits_by_place(sources, to, min_at)
+        if self.many_source_visits(sources) {
+            let mut visits = self.source_visits_by_place(sources, to, min_at).concat();
+            visits.par_sort_unstable();
+            visits
         } else {
-            vec![self.source_visits_by_person(sources, to, min_at)]
+            self.source_visits_by_person(sources, to, min_at)
         }
     }
 
@@ -242,69 +257,67 @@ impl Index {
         out
     }
 
-    /// [`Index::source_visit_runs`], in one pass over every place's visits in the windows,
-    /// places spread over cores (a run per range of places). Within a place the sources are in
-    /// order of start only (what the sweep needs), ties as the index lists their stays.
+    /// [`Index::source_visits`], in one pass over every place's visits in the windows, places
+    /// spread over cores (a run per range of places). Within a place the sources are in order
+    /// of start only (what the sweep needs), ties as the index lists their stays.
     pub(crate) fn source_visits_by_place(
         &self,
         sources: &[(u32, i64)],
         to: i64,
         min_at: &(impl Fn(u32) -> Option<i64> + Sync),
     ) -> Vec<Vec<Source>> {
-        // Each source survivor's window start, in index time, and the set of source persons
-        // (read for every stay in the windows: a bit each stays in the cache, the starts are
-        // read for the sources only).
-        let mut start_of = vec![u32::MAX; self.persons()];
-        let mut is_source = Bits::new(self.persons());
-        let mut earliest = u32::MAX;
-        for &(person, from) in sources {
-            if let Some(s) = start_of.get_mut(person as usize) {
-                let from = index_time_clamped(from);
-                *s = (*s).min(from);
-                is_source.insert(person as usize);
-                earliest = earliest.min(from);
-            }
-        }
-        if earliest == u32::MAX {
-            return Vec::new();
-        }
-        let to = index_time_clamped(to);
-        let merged = self.has_merges();
+        let Some(starts) = Starts::new(self, sources, to) else { return Vec::new() };
         let parts = self.place_ranges(4 * rayon::current_num_threads());
-        let (start_of, is_source) = (&start_of, &is_source);
+        let starts = &starts;
         parts
             .into_par_iter()
             .map(|places| {
                 let (mut out, mut late): (Vec<Source>, Vec<Source>) = (Vec::new(), Vec::new());
                 for place in places {
-                    let Some(min) = min_at(place) else { continue };
-                    let all = self.stays_at(place);
-                    // A visit ending after the earliest start began at most the longest stay
-                    // before it; one beginning at `to` or later has nothing in any window.
-                    let lowest = earliest.saturating_sub(self.max_stay(place));
-                    let first = out.len();
-                    for a in &all[seek(all, lowest)..] {
-                        if a.t_in >= to {
-                            break;
-                        }
-                        let person = if merged { self.survivor(a.person()) } else { a.person() };
-                        if !is_source.contains(person as usize) {
-                            continue;
-                        }
-                        let from = start_of[person as usize];
-                        let (a_from, a_to) = (from.max(a.t_in), to.min(a.t_out));
-                        if a_to > a_from && i64::from(a_to - a_from) >= min {
-                            // In order of start already, but for visits clipped at their
-                            // window's start: those are set aside and merged in.
-                            let to_list = if a_from == a.t_in { &mut out } else { &mut late };
-                            to_list.push(Source::clipped(a, person, a_from, a_to));
-                        }
+                    if let Some(min) = min_at(place) {
+                        self.sources_at(place, min, starts, &mut out, &mut late);
                     }
-                    merge_by_start(&mut out, first, &mut late);
                 }
                 out
             })
             .collect()
+    }
+
+    /// Appends to `out` the sources at `place` (at least `min` long in their windows), in
+    /// order of start; `late` is working space.
+    pub(crate) fn sources_at(
+        &self,
+        place: u32,
+        min: i64,
+        starts: &Starts,
+        out: &mut Vec<Source>,
+        late: &mut Vec<Source>,
+    ) {
+        let Starts { start_of, is_source, earliest, to } = starts;
+        let (merged, to) = (self.has_merges(), *to);
+        let all = self.stays_at(place);
+        // A visit ending after the earliest start began at most the longest stay before it;
+        // one beginning at `to` or later has nothing in any window.
+        let lowest = earliest.saturating_sub(self.max_stay(place));
+        let first = out.len();
+        for a in &all[seek(all, lowest)..] {
+            if a.t_in >= to {
+                break;
+            }
+            let person = if merged { self.survivor(a.person()) } else { a.person() };
+            if !is_source.contains(person as usize) {
+                continue;
+            }
+            let from = start_of[person as usize];
+            let (a_from, a_to) = (from.max(a.t_in), to.min(a.t_out));
+            if a_to > a_from && i64::from(a_to - a_from) >= min {
+                // In order of start already, but for visits clipped at their window's start:
+                // those are set aside and merged in.
+                let to_list = if a_from == a.t_in { &mut *out } else { &mut *late };
+                to_list.push(Source::clipped(a, person, a_from, a_to));
+            }
+        }
+        merge_by_start(out, first, late);
     }
 
     /// Every exposure to the stays of `sources` (survivor, window start) up to `to` (Unix
@@ -332,15 +345,54 @@ impl Index {
         excluded: &[bool],
         parts: Option<usize>,
     ) -> Vec<Contact> {
-        let runs = self.source_visit_runs(sources, to, &min_at);
-        let groups: Vec<Group<'_>> = runs.par_iter().flat_map_iter(|visits| self.groups(visits, &min_at)).collect();
-        self.sweep(&groups, excluded, parts)
+        if self.many_source_visits(sources) {
+            self.exposures_by_place(sources, to, &min_at, excluded, parts)
+        } else {
+            self.exposures_by_person(sources, to, &min_at, excluded, parts)
+        }
+    }
+
+    /// Whether the sources' visits are many (a large share of the index): then one pass over
+    /// the places is cheaper than a random read per visit and a sort of them all.
+    fn many_source_visits(&self, sources: &[(u32, i64)]) -> bool {
+        let visits: usize =
+            sources.iter().flat_map(|&(person, _)| self.family(person)).map(|key| self.stay_count(key)).sum();
+        visits.saturating_mul(8) > self.len()
+    }
+
+    /// [`Index::exposures_in`], reading the sources' visits person by person, then sweeping
+    /// their groups.
+    pub(crate) fn exposures_by_person(
+        &self,
+        sources: &[(u32, i64)],
+        to: i64,
+        min_at: &(impl Fn(u32) -> Option<i64> + Sync),
+        excluded: &[bool],
+        parts: Option<usize>,
+    ) -> Vec<Contact> {
+        let visits = self.source_visits_by_person(sources, to, min_at);
+        self.sweep(&self.groups(&visits, min_at), excluded, parts)
+    }
+
+    /// [`Index::exposures_in`], in one pass over the places ([`Index::sweep_places`]).
+    pub(crate) fn exposures_by_place(
+        &self,
+        sources: &[(u32, i64)],
+        to: i64,
+        min_at: &(impl Fn(u32) -> Option<i64> + Sync),
+        excluded: &[bool],
+        parts: Option<usize>,
+    ) -> Vec<Contact> {
+        match Starts::new(self, sources, to) {
+            Some(starts) => self.sweep_places(&starts, min_at, excluded, parts),
+            None => Vec::new(),
+        }
     }
 
     /// The groups of `visits` (sorted, whole places): consecutive sources at a place whose
     /// candidate ranges overlap (a source's candidates check in between
     /// `from + min − longest stay` and `to − min`), with their candidates.
-    fn groups<'a>(&'a self, visits: &'a [Source], min_at: &impl Fn(u32) -> Option<i64>) -> Vec<Group<'a>> {
+    pub(crate) fn groups<'a>(&'a self, visits: &'a [Source], min_at: &impl Fn(u32) -> Option<i64>) -> Vec<Group<'a>> {
         let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut start = 0;
         let mut reach = i64::MIN; // the latest `to` of the open group
