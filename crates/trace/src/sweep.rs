@@ -74,7 +74,10 @@ impl Ex {
 }
 
 /// One person's sums: no exposure while `exposures` is 0.
+/// A cache line each: the 48 bytes of sums aligned so that an update, which the sweep makes
+/// at random among a million persons, reads and writes one line and never two.
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
 struct Sum {
     exposures: u64,
     first: Ex,
@@ -221,12 +224,25 @@ struct Scratch {
     froms: Vec<u32>,
     /// `best_last[i]`: the least by `last_key` of sources `0..=i`.
     best_last: Vec<u32>,
-    /// The sources by end, their ends, and `best_first[i]`: the least by `first_key` of
-    /// `by_to[i..]`.
-    by_to: Vec<u32>,
+    /// The sources by end (each its end and position in the group), their ends, and
+    /// `best_first[i]`: the least by `first_key` of `by_to[i..]`.
+    by_to: Vec<u64>,
     tos: Vec<u32>,
     best_first: Vec<u32>,
+    /// The exposed stays of the chunk being swept.
+    hits: Vec<Hit>,
 }
+
+/// An exposed stay: its place in the chunk, and `#(to < y)`, `#(from <= x)` for it.
+#[derive(Clone, Copy)]
+struct Hit {
+    stay: u32,
+    q: u32,
+    p: u32,
+}
+
+/// How many candidate stays a sweep looks at before it updates the sums of those exposed.
+const HITS: usize = 4096;
 
 /// A piece of work: a group, and the part of its candidates to sweep.
 struct Piece {
@@ -243,61 +259,76 @@ impl Index {
         w.froms.clear();
         w.froms.extend(sources.iter().map(|a| a.from));
         w.best_last.clear();
-        let mut best = 0;
+        let (mut best, mut best_key) = (0, u128::MAX);
         for (i, a) in sources.iter().enumerate() {
-            if a.last_key() < sources[best].last_key() {
-                best = i;
+            let key = a.last_rank();
+            if key < best_key {
+                (best, best_key) = (i, key);
             }
             w.best_last.push(best as u32);
         }
+        // The sources by end: (end, position) in one word each, nearly in order already
+        // (sources at a place are in order of start, and stays there are of like lengths),
+        // sorted by a sort that finds the runs.
         w.by_to.clear();
-        w.by_to.extend(0..m as u32);
-        // Nearly in order of end already (sources at a place are in order of start, and stays
-        // there are of like lengths): a sort that finds the runs.
-        w.by_to.sort_by_key(|&i| sources[i as usize].to);
+        w.by_to.extend(sources.iter().enumerate().map(|(i, a)| (u64::from(a.to) << 32) | i as u64));
+        w.by_to.sort();
         w.tos.clear();
-        w.tos.extend(w.by_to.iter().map(|&i| sources[i as usize].to));
+        w.tos.extend(w.by_to.iter().map(|&k| (k >> 32) as u32));
         w.best_first.clear();
         w.best_first.resize(m, 0);
-        let mut best = w.by_to[m - 1] as usize;
+        let (mut best, mut best_key) = (0, u128::MAX);
         for i in (0..m).rev() {
-            let a = w.by_to[i] as usize;
-            if sources[a].first_key() < sources[best].first_key() {
-                best = a;
+            let a = (w.by_to[i] & u64::from(u32::MAX)) as usize;
+            let key = sources[a].first_rank();
+            if key < best_key {
+                (best, best_key) = (a, key);
             }
             w.best_first[i] = best as u32;
         }
 
         let merged = self.has_merges();
+        let person_of = |b: &Stay| if merged { self.survivor(b.person()) } else { b.person() };
         let mut q = 0; // #(to < y): y grows with the check-in
         let mut p = 0; // #(from <= x): x moves little from one stay to the next
-        for (i, b) in candidates.iter().enumerate() {
-            if !merged && let Some(ahead) = candidates.get(i + AHEAD) {
-                sums.prefetch(ahead.person());
+        // The stays exposed are found first, a chunk at a time, then their persons' sums
+        // updated: most stays of a busy place are not exposed (or are excluded), and asking for
+        // the sums of those only would fill the memory's bandwidth with lines never used.
+        for chunk in candidates.chunks(HITS) {
+            w.hits.clear();
+            for (i, b) in chunk.iter().enumerate() {
+                let (t_in, t_out) = (i64::from(b.t_in), i64::from(b.t_out));
+                if t_out - t_in < min {
+                    continue;
+                }
+                // Both lie in the stay, so in the index's range.
+                let (x, y) = ((t_out - min) as u32, (t_in + min) as u32);
+                while q < m && w.tos[q] < y {
+                    q += 1;
+                }
+                if q == m {
+                    break; // no source ends late enough for this stay or any later one
+                }
+                if excluded.contains(person_of(b) as usize) {
+                    continue;
+                }
+                p = partition_from(&w.froms, p, |&f| f <= x);
+                if p > q {
+                    w.hits.push(Hit { stay: i as u32, q: q as u32, p: p as u32 });
+                }
             }
-            let (t_in, t_out) = (i64::from(b.t_in), i64::from(b.t_out));
-            if t_out - t_in < min {
-                continue;
-            }
-            // Both lie in the stay, so in the index's range.
-            let (x, y) = ((t_out - min) as u32, (t_in + min) as u32);
-            while q < m && w.tos[q] < y {
-                q += 1;
+            for (j, h) in w.hits.iter().enumerate() {
+                if !merged && let Some(ahead) = w.hits.get(j + AHEAD) {
+                    sums.prefetch(chunk[ahead.stay as usize].person());
+                }
+                let b = &chunk[h.stay as usize];
+                let first = Ex::of(&sources[w.best_first[h.q as usize] as usize], b);
+                let last = Ex::of(&sources[w.best_last[h.p as usize - 1] as usize], b);
+                sums.add(person_of(b), u64::from(h.p - h.q), first, last);
             }
             if q == m {
-                break; // no source ends late enough for this stay or any later one
+                break;
             }
-            let person = if merged { self.survivor(b.person()) } else { b.person() };
-            if excluded.contains(person as usize) {
-                continue;
-            }
-            p = partition_from(&w.froms, p, |&f| f <= x);
-            if p <= q {
-                continue;
-            }
-            let first = Ex::of(&sources[w.best_first[q] as usize], b);
-            let last = Ex::of(&sources[w.best_last[p - 1] as usize], b);
-            sums.add(person, (p - q) as u64, first, last);
         }
     }
 
@@ -433,6 +464,7 @@ mod tests {
     use proptest::prelude::*;
 
     use crate::index::{EPOCH, IndexBuilder};
+    use crate::venue::Source;
 
     /// Visits (person, place, check-in, check-out), survivors, sources (person, window
     /// start), the least overlap and the end of the windows.
@@ -481,6 +513,23 @@ mod tests {
             rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_5eed),
             ..ProptestConfig::default()
         })]
+
+        /// The ranks order sources as their keys do.
+        #[test]
+        fn ranks_order_sources_as_keys_do(
+            a in (0u32..4, 0u32..4, 0u32..3, any::<bool>()),
+            b in (0u32..4, 0u32..4, 0u32..3, any::<bool>()),
+        ) {
+            let stay = |open: bool| {
+                let mut builder = IndexBuilder::new(vec![], 60);
+                builder.push(0, 0, EPOCH, if open { None } else { Some(EPOCH + 60) });
+                builder.build(vec![]).stays_at(0)[0]
+            };
+            let source = |(from, to, person, open): (u32, u32, u32, bool)| Source::clipped(&stay(open), person, from, to);
+            let (a, b) = (source(a), source(b));
+            prop_assert_eq!(a.first_rank().cmp(&b.first_rank()), a.first_key().cmp(&b.first_key()));
+            prop_assert_eq!(a.last_rank().cmp(&b.last_rank()), a.last_key().cmp(&b.last_key()));
+        }
 
         /// However the work is cut (groups split into pieces, pieces over parts and threads;
         /// places shared out among workers) and whichever way the sources are read, the sums

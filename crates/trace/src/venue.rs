@@ -171,8 +171,27 @@ impl Source {
     }
 
     /// The order the exposure "to the source that ended last" is chosen by.
+    #[cfg(test)]
     pub(crate) fn last_key(&self) -> (std::cmp::Reverse<u32>, u32, u32, bool) {
         (std::cmp::Reverse(self.to), self.from, self.person(), self.open())
+    }
+
+    /// [`Source::first_key`] as one number (the same order).
+    #[inline]
+    pub(crate) fn first_rank(&self) -> u128 {
+        (u128::from(self.from) << 96)
+            | (u128::from(self.to) << 64)
+            | (u128::from(self.person()) << 32)
+            | u128::from(self.open())
+    }
+
+    /// [`Source::last_key`] as one number (the same order).
+    #[inline]
+    pub(crate) fn last_rank(&self) -> u128 {
+        (u128::from(u32::MAX - self.to) << 96)
+            | (u128::from(self.from) << 64)
+            | (u128::from(self.person()) << 32)
+            | u128::from(self.open())
     }
 
     /// The total order sources are listed in: place, then [`Source::first_key`].
