@@ -73,15 +73,17 @@ impl Ex {
     }
 }
 
-/// One person's sums: no exposure while `exposures` is 0.
-/// A cache line each: the 48 bytes of sums aligned so that an update, which the sweep makes
-/// at random among a million persons, reads and writes one line and never two.
+/// One person's sums, set in the query whose number is `query` (a slot of an earlier query
+/// is empty: emptying the sums for the next query writes nothing).
+/// A cache line each: the 52 bytes aligned so that an update, which the sweep makes at random
+/// among a million persons, reads and writes one line and never two.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(align(64))]
 struct Sum {
     exposures: u64,
     first: Ex,
     last: Ex,
+    query: u32,
 }
 
 impl Sum {
@@ -101,11 +103,19 @@ impl Sum {
     }
 }
 
-/// The sums of one part of the work: a slot per person key, and the keys touched.
-#[derive(Debug, Default)]
+/// The sums of one part of the work: a slot per person key, the keys touched, and the number
+/// of the query (slots of other numbers are empty; never 0, the number of a fresh slot).
+#[derive(Debug)]
 pub(crate) struct Sums {
     by_person: Vec<Sum>,
     touched: Vec<u32>,
+    query: u32,
+}
+
+impl Default for Sums {
+    fn default() -> Self {
+        Sums { by_person: Vec::new(), touched: Vec::new(), query: 1 }
+    }
 }
 
 /// How many candidate stays ahead a sweep asks for the sums it will update.
@@ -134,26 +144,30 @@ impl Sums {
         }
     }
 
+    /// The slot of `person` if it was set in this query.
+    fn get(&self, person: usize) -> Option<&Sum> {
+        self.by_person.get(person).filter(|s| s.query == self.query)
+    }
+
     fn add(&mut self, person: u32, exposures: u64, first: Ex, last: Ex) {
         let sum = &mut self.by_person[person as usize];
-        if sum.exposures == 0 {
-            *sum = Sum { exposures, first, last };
+        if sum.query != self.query {
+            *sum = Sum { exposures, first, last, query: self.query };
             self.touched.push(person);
         } else {
             sum.fold(exposures, first, last);
         }
     }
 
-    /// Empties the sums for the next query (only the slots touched, unless most were).
+    /// Empties the sums for the next query: a new number (the slots are written again only
+    /// when the numbers run out).
     fn clear(&mut self) {
-        if self.touched.len() > self.by_person.len() / 8 {
-            self.by_person.fill(Sum::default());
-        } else {
-            for &p in &self.touched {
-                self.by_person[p as usize] = Sum::default();
-            }
-        }
         self.touched.clear();
+        if self.query == u32::MAX {
+            self.by_person.fill(Sum::default());
+            self.query = 0;
+        }
+        self.query += 1;
     }
 
     /// The contacts, by person key.
@@ -162,7 +176,11 @@ impl Sums {
             // Most persons: one pass in key order beats sorting the keys.
             let mut out = Vec::with_capacity(self.touched.len());
             out.extend(
-                self.by_person.iter().enumerate().filter(|(_, s)| s.exposures > 0).map(|(p, s)| s.contact(p as u32)),
+                self.by_person
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.query == self.query)
+                    .map(|(p, s)| s.contact(p as u32)),
             );
             out
         } else {
@@ -389,7 +407,7 @@ impl Index {
             ranges
                 .filter_map(|p| {
                     let mut all = Sum::default();
-                    for s in done.iter().map(|d| &d.by_person[p]).filter(|s| s.exposures > 0) {
+                    for s in done.iter().filter_map(|d| d.get(p)) {
                         if all.exposures == 0 {
                             all = *s;
                         } else {
