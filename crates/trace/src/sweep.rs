@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use crate::index::{Bits, EPOCH, Index, Stay, partition_from};
-use crate::venue::{Contact, Exposure, Source, Starts};
+use crate::venue::{Contact, Exposure, PlaceScratch, Source, Starts};
 
 /// The sources of one place whose candidate stays overlap, and those stays (sorted by
 /// check-in).
@@ -124,7 +124,7 @@ const AHEAD: usize = 12;
 /// Asks the processor to bring `value` into the cache (a hint: it reads nothing and never
 /// fails).
 #[inline(always)]
-fn prefetch<T>(value: &T) {
+pub(crate) fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint that cannot fault or change memory, of a reference's address.
     unsafe {
@@ -459,12 +459,12 @@ impl Index {
             .map(|_| {
                 let mut sums = self.pool.take(persons);
                 let mut scratch = Scratch::default();
-                let (mut sources, mut late) = (Vec::new(), Vec::new());
+                let (mut sources, mut place_scratch) = (Vec::new(), PlaceScratch::default());
                 while let Some(places) = ranges.get(next.fetch_add(1, Ordering::Relaxed)) {
                     for place in places.clone() {
                         let Some(min) = min_at(place) else { continue };
                         sources.clear();
-                        self.sources_at(place, min, starts, &mut sources, &mut late);
+                        self.sources_at(place, min, starts, &mut sources, &mut place_scratch);
                         for group in self.groups(&sources, min_at) {
                             self.sweep_piece(&group, group.candidates, excluded, &mut scratch, &mut sums);
                         }
