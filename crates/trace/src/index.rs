@@ -405,18 +405,25 @@ impl Index {
     /// whose check-in lies in `[from + min - longest stay there, to - min]`, a superset that the
     /// caller filters.
     pub fn candidates(&self, place: u32, from: i64, to: i64, min: i64) -> &[Stay] {
-        let p = place as usize;
-        let (Some(&a), Some(&b)) = (self.place_start.get(p), self.place_start.get(p + 1)) else {
-            return &[];
-        };
-        let all = &self.stays[a as usize..b as usize];
-        let lowest = from + min - i64::from(self.place_max_stay[p]);
+        self.candidates_among(self.stays_at(place), place, from, to, min)
+    }
+
+    /// [`Index::candidates`] among `stays`, some of the stays at `place` (by check-in).
+    pub(crate) fn candidates_among<'a>(
+        &self,
+        stays: &'a [Stay],
+        place: u32,
+        from: i64,
+        to: i64,
+        min: i64,
+    ) -> &'a [Stay] {
+        let lowest = from + min - i64::from(self.max_stay(place));
         let highest = to - min;
         let clamp = |t: i64| u32::try_from(t.max(0)).unwrap_or(u32::MAX);
-        let lo = seek(all, clamp(lowest));
+        let lo = seek(stays, clamp(lowest));
         // The stays checking in at `highest` or before: those before `highest + 1`.
-        let hi = if highest < 0 { 0 } else { lo + seek(&all[lo..], clamp(highest.saturating_add(1))) };
-        if lo >= hi { &[] } else { &all[lo..hi] }
+        let hi = if highest < 0 { 0 } else { lo + seek(&stays[lo..], clamp(highest.saturating_add(1))) };
+        if lo >= hi { &[] } else { &stays[lo..hi] }
     }
 }
 

@@ -464,8 +464,8 @@ impl Index {
                     for place in places.clone() {
                         let Some(min) = min_at(place) else { continue };
                         sources.clear();
-                        self.sources_at(place, min, starts, &mut sources, &mut place_scratch);
-                        for group in self.groups(&sources, min_at) {
+                        self.sources_at(place, min, starts, &mut sources, &mut place_scratch, Some(excluded));
+                        for group in self.groups_among(&sources, min_at, Some(place_scratch.eligible())) {
                             self.sweep_piece(&group, group.candidates, excluded, &mut scratch, &mut sums);
                         }
                     }

@@ -143,6 +143,17 @@ pub(crate) struct PlaceScratch {
     picked: Vec<u32>,
     /// Sources clipped at their window's start, to be merged in by start.
     late: Vec<Source>,
+    /// The stays in the windows of persons not excluded: `eligible[..eligible_len]`.
+    eligible: Vec<Stay>,
+    eligible_len: usize,
+}
+
+impl PlaceScratch {
+    /// The stays of persons not excluded found by the last [`Index::sources_at`] given the
+    /// excluded persons.
+    pub(crate) fn eligible(&self) -> &[Stay] {
+        &self.eligible[..self.eligible_len]
+    }
 }
 
 /// A source visit clipped to its window (index time): what contacts are exposed to. Sixteen
@@ -303,7 +314,7 @@ impl Index {
                 let (mut out, mut w) = (Vec::new(), PlaceScratch::default());
                 for place in places {
                     if let Some(min) = min_at(place) {
-                        self.sources_at(place, min, starts, &mut out, &mut w);
+                        self.sources_at(place, min, starts, &mut out, &mut w, None);
                     }
                 }
                 out
@@ -312,7 +323,8 @@ impl Index {
     }
 
     /// Appends to `out` the sources at `place` (at least `min` long in their windows), in
-    /// order of start.
+    /// order of start. Given `excluded`, also lists in `w.eligible` the place's stays in the
+    /// windows of persons not excluded: the only candidates a sweep needs to look at.
     pub(crate) fn sources_at(
         &self,
         place: u32,
@@ -320,24 +332,44 @@ impl Index {
         starts: &Starts,
         out: &mut Vec<Source>,
         w: &mut PlaceScratch,
+        excluded: Option<&Bits>,
     ) {
         let Starts { start_of, is_source, earliest, to } = starts;
         let (merged, to) = (self.has_merges(), *to);
         let person_of = |a: &Stay| if merged { self.survivor(a.person()) } else { a.person() };
         let all = self.stays_at(place);
         // A visit ending after the earliest start began at most the longest stay before it;
-        // one beginning at `to` or later has nothing in any window.
+        // one beginning after `to` has nothing in any window nor touches any source (one
+        // beginning at `to` is no source, but touches those ending then).
         let lo = seek(all, earliest.saturating_sub(self.max_stay(place)));
-        let window = &all[lo..lo + seek(&all[lo..], to)];
+        let window = &all[lo..lo + seek(&all[lo..], to.saturating_add(1))];
         // The sources' stays picked out first without a branch (a third of the stays, in no
         // pattern a branch predictor could learn), then read with their starts.
         if w.picked.len() < window.len() {
             w.picked.resize(window.len(), 0);
         }
         let mut n = 0;
-        for (i, a) in window.iter().enumerate() {
-            w.picked[n] = i as u32;
-            n += usize::from(is_source.contains(person_of(a) as usize));
+        match excluded {
+            None => {
+                for (i, a) in window.iter().enumerate() {
+                    w.picked[n] = i as u32;
+                    n += usize::from(is_source.contains(person_of(a) as usize));
+                }
+            }
+            Some(excluded) => {
+                if w.eligible.len() < window.len() {
+                    w.eligible.resize(window.len(), *window.first().expect("not empty"));
+                }
+                let mut e = 0;
+                for (i, a) in window.iter().enumerate() {
+                    let person = person_of(a) as usize;
+                    w.picked[n] = i as u32;
+                    n += usize::from(is_source.contains(person));
+                    w.eligible[e] = *a;
+                    e += usize::from(!excluded.contains(person));
+                }
+                w.eligible_len = e;
+            }
         }
         let first = out.len();
         for (j, &i) in w.picked[..n].iter().enumerate() {
@@ -431,6 +463,17 @@ impl Index {
     /// candidate ranges overlap (a source's candidates check in between
     /// `from + min − longest stay` and `to − min`), with their candidates.
     pub(crate) fn groups<'a>(&'a self, visits: &'a [Source], min_at: &impl Fn(u32) -> Option<i64>) -> Vec<Group<'a>> {
+        self.groups_among(visits, min_at, None)
+    }
+
+    /// [`Index::groups`], their candidates taken from `among` when given (some of the stays
+    /// at the one place of `visits`, by check-in) instead of all the place's stays.
+    pub(crate) fn groups_among<'a>(
+        &'a self,
+        visits: &'a [Source],
+        min_at: &impl Fn(u32) -> Option<i64>,
+        among: Option<&'a [Stay]>,
+    ) -> Vec<Group<'a>> {
         let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut start = 0;
         let mut reach = i64::MIN; // the latest `to` of the open group
@@ -458,7 +501,11 @@ impl Index {
                 let min = min_at(group[0].place).expect("only the visits at settings are sources");
                 let first = group.iter().map(|a| i64::from(a.from)).min().expect("a group is not empty");
                 let last = group.iter().map(|a| i64::from(a.to)).max().expect("a group is not empty");
-                let candidates = self.candidates(group[0].place, first, last, min);
+                let place = group[0].place;
+                let candidates = match among {
+                    Some(stays) => self.candidates_among(stays, place, first, last, min),
+                    None => self.candidates(place, first, last, min),
+                };
                 (!candidates.is_empty()).then_some(Group { sources: group, min, candidates })
             })
             .collect()
