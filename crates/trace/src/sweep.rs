@@ -172,21 +172,8 @@ impl Sums {
 
     /// The contacts, by person key.
     fn contacts(&mut self) -> Vec<Contact> {
-        if self.touched.len() > self.by_person.len() / 8 {
-            // Most persons: one pass in key order beats sorting the keys.
-            let mut out = Vec::with_capacity(self.touched.len());
-            out.extend(
-                self.by_person
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.query == self.query)
-                    .map(|(p, s)| s.contact(p as u32)),
-            );
-            out
-        } else {
-            self.touched.sort_unstable();
-            self.touched.iter().map(|&p| self.by_person[p as usize].contact(p)).collect()
-        }
+        self.touched.sort_unstable();
+        self.touched.iter().map(|&p| self.by_person[p as usize].contact(p)).collect()
     }
 }
 
@@ -258,6 +245,10 @@ struct Hit {
     q: u32,
     p: u32,
 }
+
+/// The fewest candidate stays a sweep shares among the cores (below, starting and merging the
+/// parts costs more than the other cores save).
+const SHARED: usize = 1 << 16;
 
 /// How many candidate stays a sweep looks at before it updates the sums of those exposed.
 const HITS: usize = 4096;
@@ -358,7 +349,7 @@ impl Index {
         if total == 0 {
             return Vec::new();
         }
-        let parts = parts.unwrap_or(if total < 1 << 16 { 1 } else { rayon::current_num_threads() }).clamp(1, total);
+        let parts = parts.unwrap_or(if total < SHARED { 1 } else { rayon::current_num_threads() }).clamp(1, total);
         let share = total.div_ceil(parts);
         let mut pieces: Vec<Vec<Piece>> = (0..parts).map(|_| Vec::new()).collect();
         let (mut part, mut filled) = (0, 0);
@@ -399,9 +390,9 @@ impl Index {
     fn gather(&self, mut done: Vec<Sums>) -> Vec<Contact> {
         let persons = self.persons();
         let touched: usize = done.iter().map(|s| s.touched.len()).sum();
-        let contacts = if done.len() > 1 && touched > persons / 8 {
-            // Most persons: the parts' sums merged and read out in one pass over the persons,
-            // cut into ranges spread over cores.
+        let contacts = if touched > persons / 8 {
+            // Most persons: the parts' sums merged and read out in one pass over the persons
+            // (cheaper than sorting their keys), cut into ranges spread over cores.
             let ranges = (0..persons).into_par_iter().with_min_len(1 << 16);
             let done = &done;
             ranges
