@@ -6,10 +6,11 @@
 //! `y = b.t_in + min`. A source that ends before `y` began before `x` (it is `min` long and `b`
 //! is too), so the number of sources `b` is exposed to is `#(from ≤ x) − #(to < y)`: two counts
 //! on sorted arrays. The source that began first among those exposing `b` is the least (by
-//! [`Source::first_key`]) of the sources with `to ≥ y`: a suffix minimum over the sources by
-//! `to`; the one that ended last is the least (by [`Source::last_key`]) of those with
-//! `from ≤ x`: a prefix minimum over the sources by `from`. Stays come sorted by check-in, so
-//! `y` only grows and `#(to < y)` is a moving pointer; each stay costs one binary search.
+//! [`Source::first_key`]) of the sources with `to ≥ y`: in order of start, the first source
+//! with `to ≥ y` and the sources starting with it; the one that ended last is the least (by
+//! [`Source::last_key`]) of those with `from ≤ x`: a prefix minimum over the sources by `from`.
+//! Stays come sorted by check-in, so `y` only grows: `#(to < y)` and the first source with
+//! `to ≥ y` are moving pointers; `#(from ≤ x)` is searched from the last stay's.
 //!
 //! The sums per person live in dense arrays (one per part of the work, reused from query to
 //! query), and parts merge by commutative rules, so the answer does not depend on the split.
@@ -229,21 +230,20 @@ struct Scratch {
     froms: Vec<u32>,
     /// `best_last[i]`: the least by `last_key` of sources `0..=i`.
     best_last: Vec<u32>,
-    /// The sources by end (each its end and position in the group), their ends, and
-    /// `best_first[i]`: the least by `first_key` of `by_to[i..]`.
-    by_to: Vec<u64>,
+    /// The sources' ends, in order.
     tos: Vec<u32>,
-    best_first: Vec<u32>,
     /// The exposed stays of the chunk being swept.
     hits: Vec<Hit>,
 }
 
-/// An exposed stay: its place in the chunk, and `#(to < y)`, `#(from <= x)` for it.
+/// An exposed stay: its place in the chunk, `#(to < y)`, `#(from <= x)` and the first source
+/// (in order of start) with `to >= y` for it.
 #[derive(Clone, Copy)]
 struct Hit {
     stay: u32,
     q: u32,
     p: u32,
+    f: u32,
 }
 
 /// The fewest candidate stays a sweep shares among the cores (below, starting and merging the
@@ -276,30 +276,15 @@ impl Index {
             }
             w.best_last.push(best as u32);
         }
-        // The sources by end: (end, position) in one word each, nearly in order already
-        // (sources at a place are in order of start, and stays there are of like lengths),
-        // sorted by a sort that finds the runs.
-        w.by_to.clear();
-        w.by_to.extend(sources.iter().enumerate().map(|(i, a)| (u64::from(a.to) << 32) | i as u64));
-        w.by_to.sort();
         w.tos.clear();
-        w.tos.extend(w.by_to.iter().map(|&k| (k >> 32) as u32));
-        w.best_first.clear();
-        w.best_first.resize(m, 0);
-        let (mut best, mut best_key) = (0, u128::MAX);
-        for i in (0..m).rev() {
-            let a = (w.by_to[i] & u64::from(u32::MAX)) as usize;
-            let key = sources[a].first_rank();
-            if key < best_key {
-                (best, best_key) = (a, key);
-            }
-            w.best_first[i] = best as u32;
-        }
+        w.tos.extend(sources.iter().map(|a| a.to));
+        w.tos.sort_unstable();
 
         let merged = self.has_merges();
         let person_of = |b: &Stay| if merged { self.survivor(b.person()) } else { b.person() };
         let mut q = 0; // #(to < y): y grows with the check-in
         let mut p = 0; // #(from <= x): x moves little from one stay to the next
+        let mut f = 0; // the first source with to >= y: y grows
         // The stays exposed are found first, a chunk at a time, then their persons' sums
         // updated: most stays of a busy place are not exposed (or are excluded), and asking for
         // the sums of those only would fill the memory's bandwidth with lines never used.
@@ -321,9 +306,13 @@ impl Index {
                 if excluded.contains(person_of(b) as usize) {
                     continue;
                 }
-                p = partition_from(&w.froms, p, |&f| f <= x);
+                p = partition_from(&w.froms, p, |&from| from <= x);
                 if p > q {
-                    w.hits.push(Hit { stay: i as u32, q: q as u32, p: p as u32 });
+                    // Some source ends at y or later (q < m): the pointer stops at one.
+                    while sources[f].to < y {
+                        f += 1;
+                    }
+                    w.hits.push(Hit { stay: i as u32, q: q as u32, p: p as u32, f: f as u32 });
                 }
             }
             for (j, h) in w.hits.iter().enumerate() {
@@ -331,7 +320,15 @@ impl Index {
                     sums.prefetch(chunk[ahead.stay as usize].person());
                 }
                 let b = &chunk[h.stay as usize];
-                let first = Ex::of(&sources[w.best_first[h.q as usize] as usize], b);
+                // The first source with to >= y, or one starting with it that ranks before it.
+                let y = (i64::from(b.t_in) + min) as u32;
+                let mut best = &sources[h.f as usize];
+                for a in sources[h.f as usize + 1..].iter().take_while(|a| a.from == best.from) {
+                    if a.to >= y && a.first_rank() < best.first_rank() {
+                        best = a;
+                    }
+                }
+                let first = Ex::of(best, b);
                 let last = Ex::of(&sources[w.best_last[h.p as usize - 1] as usize], b);
                 sums.add(person_of(b), u64::from(h.p - h.q), first, last);
             }
