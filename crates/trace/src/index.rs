@@ -350,6 +350,13 @@ impl Index {
         self.survivor.get(key as usize).copied().unwrap_or(key)
     }
 
+    /// The person a stay counts for: its person's survivor (looked up only when the index has
+    /// merges, which `merged` says: [`Index::has_merges`], read once by the caller's loop).
+    #[inline(always)]
+    pub(crate) fn counted(&self, stay: &Stay, merged: bool) -> u32 {
+        if merged { self.survivor(stay.person()) } else { stay.person() }
+    }
+
     /// The recorded person keys whose stays are `survivor`'s: itself and those merged into it.
     pub fn family(&self, survivor: u32) -> impl Iterator<Item = u32> + '_ {
         std::iter::once(survivor).chain(self.family.get(&survivor).into_iter().flatten().copied())

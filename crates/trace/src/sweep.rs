@@ -6,9 +6,9 @@
 //! `y = b.t_in + min`. A source that ends before `y` began before `x` (it is `min` long and `b`
 //! is too), so the number of sources `b` is exposed to is `#(from ≤ x) − #(to < y)`: two counts
 //! on sorted arrays. The source that began first among those exposing `b` is the least (by
-//! [`Source::first_key`]) of the sources with `to ≥ y`: in order of start, the first source
+//! [`Source::first_rank`]) of the sources with `to ≥ y`: in order of start, the first source
 //! with `to ≥ y` and the sources starting with it; the one that ended last is the least (by
-//! [`Source::last_key`]) of those with `from ≤ x`: a prefix minimum over the sources by `from`.
+//! [`Source::last_rank`]) of those with `from ≤ x`: a prefix minimum over the sources by `from`.
 //! Stays come sorted by check-in, so `y` only grows: `#(to < y)` and the first source with
 //! `to ≥ y` are moving pointers; `#(from ≤ x)` is searched from the last stay's.
 //!
@@ -228,7 +228,7 @@ impl Pool {
 struct Scratch {
     /// The sources' starts, in order (the group is sorted by start).
     froms: Vec<u32>,
-    /// `best_last[i]`: the least by `last_key` of sources `0..=i`.
+    /// `best_last[i]`: the least by `last_rank` of sources `0..=i`.
     best_last: Vec<u32>,
     /// The sources' ends, in order.
     tos: Vec<u32>,
@@ -281,7 +281,6 @@ impl Index {
         w.tos.sort_unstable();
 
         let merged = self.has_merges();
-        let person_of = |b: &Stay| if merged { self.survivor(b.person()) } else { b.person() };
         let mut q = 0; // #(to < y): y grows with the check-in
         let mut p = 0; // #(from <= x): x moves little from one stay to the next
         let mut f = 0; // the first source with to >= y: y grows
@@ -303,7 +302,7 @@ impl Index {
                 if q == m {
                     break; // no source ends late enough for this stay or any later one
                 }
-                if excluded.contains(person_of(b) as usize) {
+                if excluded.contains(self.counted(b, merged) as usize) {
                     continue;
                 }
                 p = partition_from(&w.froms, p, |&from| from <= x);
@@ -330,7 +329,7 @@ impl Index {
                 }
                 let first = Ex::of(best, b);
                 let last = Ex::of(&sources[w.best_last[h.p as usize - 1] as usize], b);
-                sums.add(person_of(b), u64::from(h.p - h.q), first, last);
+                sums.add(self.counted(b, merged), u64::from(h.p - h.q), first, last);
             }
             if q == m {
                 break;

@@ -185,18 +185,20 @@ impl Source {
         self.person_and_flag & OPEN != 0
     }
 
-    /// The order the exposure "to the source that began first" is chosen by.
+    /// [`Source::first_rank`] as a tuple (the tests check that both order alike).
+    #[cfg(test)]
     pub(crate) fn first_key(&self) -> (u32, u32, u32, bool) {
         (self.from, self.to, self.person(), self.open())
     }
 
-    /// The order the exposure "to the source that ended last" is chosen by.
+    /// [`Source::last_rank`] as a tuple (the tests check that both order alike).
     #[cfg(test)]
     pub(crate) fn last_key(&self) -> (std::cmp::Reverse<u32>, u32, u32, bool) {
         (std::cmp::Reverse(self.to), self.from, self.person(), self.open())
     }
 
-    /// [`Source::first_key`] as one number (the same order).
+    /// The order the exposure "to the source that began first" is chosen by: start, end,
+    /// person, then the flag, as one number.
     #[inline]
     pub(crate) fn first_rank(&self) -> u128 {
         (u128::from(self.from) << 96)
@@ -205,7 +207,8 @@ impl Source {
             | u128::from(self.open())
     }
 
-    /// [`Source::last_key`] as one number (the same order).
+    /// The order the exposure "to the source that ended last" is chosen by: the latest end,
+    /// then start, person and the flag, as one number.
     #[inline]
     pub(crate) fn last_rank(&self) -> u128 {
         (u128::from(u32::MAX - self.to) << 96)
@@ -214,9 +217,9 @@ impl Source {
             | u128::from(self.open())
     }
 
-    /// The total order sources are listed in: place, then [`Source::first_key`].
-    fn key(&self) -> (u32, (u32, u32, u32, bool)) {
-        (self.place, self.first_key())
+    /// The total order sources are listed in: place, then [`Source::first_rank`].
+    fn key(&self) -> (u32, u128) {
+        (self.place, self.first_rank())
     }
 }
 
@@ -336,7 +339,6 @@ impl Index {
     ) {
         let Starts { start_of, is_source, earliest, to } = starts;
         let (merged, to) = (self.has_merges(), *to);
-        let person_of = |a: &Stay| if merged { self.survivor(a.person()) } else { a.person() };
         let all = self.stays_at(place);
         // A visit ending after the earliest start began at most the longest stay before it;
         // one beginning after `to` has nothing in any window nor touches any source (one
@@ -353,7 +355,7 @@ impl Index {
             None => {
                 for (i, a) in window.iter().enumerate() {
                     w.picked[n] = i as u32;
-                    n += usize::from(is_source.contains(person_of(a) as usize));
+                    n += usize::from(is_source.contains(self.counted(a, merged) as usize));
                 }
             }
             Some(excluded) => {
@@ -362,7 +364,7 @@ impl Index {
                 }
                 let mut e = 0;
                 for (i, a) in window.iter().enumerate() {
-                    let person = person_of(a) as usize;
+                    let person = self.counted(a, merged) as usize;
                     w.picked[n] = i as u32;
                     n += usize::from(is_source.contains(person));
                     w.eligible[e] = *a;
@@ -374,10 +376,10 @@ impl Index {
         let first = out.len();
         for (j, &i) in w.picked[..n].iter().enumerate() {
             if let Some(&ahead) = w.picked[..n].get(j + 8) {
-                prefetch(&start_of[person_of(&window[ahead as usize]) as usize]);
+                prefetch(&start_of[self.counted(&window[ahead as usize], merged) as usize]);
             }
             let a = &window[i as usize];
-            let person = person_of(a);
+            let person = self.counted(a, merged);
             let from = start_of[person as usize];
             let (a_from, a_to) = (from.max(a.t_in), to.min(a.t_out));
             if a_to > a_from && i64::from(a_to - a_from) >= min {
