@@ -261,8 +261,17 @@ struct Piece {
 }
 
 impl Index {
-    /// Sweeps `candidates` (a part of the group's) against the group's sources into `sums`.
-    fn sweep_piece(&self, group: &Group<'_>, candidates: &[Stay], excluded: &Bits, w: &mut Scratch, sums: &mut Sums) {
+    /// Sweeps `candidates` (a part of the group's) against the group's sources into `sums`,
+    /// passing over the stays of `excluded` persons (`None`: the candidates are of persons not
+    /// excluded already).
+    fn sweep_piece(
+        &self,
+        group: &Group<'_>,
+        candidates: &[Stay],
+        excluded: Option<&Bits>,
+        w: &mut Scratch,
+        sums: &mut Sums,
+    ) {
         let sources = group.sources;
         let (m, min) = (sources.len(), group.min);
         w.froms.clear();
@@ -302,7 +311,7 @@ impl Index {
                 if q == m {
                     break; // no source ends late enough for this stay or any later one
                 }
-                if excluded.contains(self.counted(b, merged) as usize) {
+                if excluded.is_some_and(|e| e.contains(self.counted(b, merged) as usize)) {
                     continue;
                 }
                 p = partition_from(&w.froms, p, |&from| from <= x);
@@ -373,7 +382,7 @@ impl Index {
                 for piece in pieces {
                     let group = &groups[piece.group];
                     let candidates = &group.candidates[piece.from..piece.to];
-                    self.sweep_piece(group, candidates, excluded, &mut scratch, &mut sums);
+                    self.sweep_piece(group, candidates, Some(excluded), &mut scratch, &mut sums);
                 }
                 sums
             })
@@ -453,7 +462,8 @@ impl Index {
                         sources.clear();
                         self.sources_at(place, min, starts, &mut sources, &mut place_scratch, Some(excluded));
                         for group in self.groups_among(&sources, min_at, Some(place_scratch.eligible())) {
-                            self.sweep_piece(&group, group.candidates, excluded, &mut scratch, &mut sums);
+                            // The candidates are the stays of persons not excluded.
+                            self.sweep_piece(&group, group.candidates, None, &mut scratch, &mut sums);
                         }
                     }
                 }
