@@ -711,7 +711,7 @@ fn empty_report(request: &TraceRequest) -> TraceReport {
         tiers: Vec::new(),
         links: Vec::new(),
         trails: Vec::new(),
-        hash: String::new(),
+        hash: crate::trace::LazyDigest::known(String::new()),
     }
 }
 
@@ -964,7 +964,7 @@ mod tests {
             tiers: tiers.into_iter().map(|(tier, category, contacts)| Tier::new(tier, category, contacts)).collect(),
             links: Vec::new(),
             trails: Vec::new(),
-            hash: String::new(),
+            hash: crate::trace::LazyDigest::known(String::new()),
         }
     }
 

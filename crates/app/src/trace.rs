@@ -792,13 +792,13 @@ struct EvidenceOut<'a> {
 }
 
 /// The answer of a trace.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TraceReport {
     pub rule: &'static str,
     pub index: Vec<IndexEntry>,
     pub to: Timestamp,
-    /// The least overlap of the venue-overlap rule (the profile rule takes it per place kind).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The least overlap of the venue-overlap rule (the profile rule takes it per place kind;
+    /// not written when `None`).
     pub min_overlap_minutes: Option<f64>,
     pub depth: u8,
     pub tiers: Vec<Tier>,
@@ -807,8 +807,55 @@ pub struct TraceReport {
     /// Each index person's activity trail (流调轨迹) in their window: their visits, by
     /// check-in, clipped to the window.
     pub trails: Vec<Trail>,
-    /// SHA-256 of `{tier}\t{person_id}\n` lines sorted by tier and id.
-    pub hash: String,
+    /// The digest of the contact sets: see [`TraceReport::hash`] (`LazyDigest::default()`:
+    /// taken from `tiers` when asked for).
+    pub hash: LazyDigest,
+}
+
+/// A digest computed when first asked for (equal whenever what it digests is).
+#[derive(Debug, Clone, Default)]
+pub struct LazyDigest(std::sync::OnceLock<String>);
+
+impl LazyDigest {
+    /// A digest known already.
+    pub(crate) fn known(digest: String) -> LazyDigest {
+        LazyDigest(std::sync::OnceLock::from(digest))
+    }
+}
+
+impl PartialEq for LazyDigest {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl TraceReport {
+    /// SHA-256 of `{tier}\t{person_id}\n` lines sorted by tier and id: a digest to check the
+    /// answer by (against an oracle or another system), taken when first read or written, not
+    /// while the contacts are found.
+    pub fn hash(&self) -> &str {
+        self.hash.0.get_or_init(|| contact_hash(&self.tiers))
+    }
+}
+
+impl Serialize for TraceReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("TraceReport", 9)?;
+        s.serialize_field("rule", &self.rule)?;
+        s.serialize_field("index", &self.index)?;
+        s.serialize_field("to", &self.to)?;
+        match self.min_overlap_minutes {
+            Some(minutes) => s.serialize_field("min_overlap_minutes", &minutes)?,
+            None => s.skip_field("min_overlap_minutes")?,
+        }
+        s.serialize_field("depth", &self.depth)?;
+        s.serialize_field("tiers", &self.tiers)?;
+        s.serialize_field("links", &self.links)?;
+        s.serialize_field("trails", &self.trails)?;
+        s.serialize_field("hash", self.hash())?;
+        s.end()
+    }
 }
 
 /// `exposed` was exposed to `source` while `source` was infectious.
@@ -1188,7 +1235,6 @@ impl Tracer {
             }
             tiers.push(Tier::new(found.tier, found.name, contacts));
         }
-        let hash = contact_hash(&tiers);
         let links = self
             .index
             .links(&index, &q)
@@ -1260,7 +1306,7 @@ impl Tracer {
             tiers,
             links,
             trails,
-            hash,
+            hash: LazyDigest::default(),
         };
         let timings = QueryTimings {
             contacts_seconds: (found_at - started).as_secs_f64(),

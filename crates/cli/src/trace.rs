@@ -146,7 +146,7 @@ fn write_report(report: &TraceReport, format: TraceFormat) -> anyhow::Result<()>
                 "to": report.to,
                 "tiers": tiers,
                 "links": report.links.len(),
-                "hash": report.hash,
+                "hash": report.hash(),
             });
             serde_json::to_writer(&mut out, &summary)?;
             writeln!(out)?;
@@ -270,6 +270,6 @@ fn write_table(out: &mut impl Write, report: &TraceReport) -> anyhow::Result<()>
             )?;
         }
     }
-    writeln!(out, "\nhash {}", report.hash)?;
+    writeln!(out, "\nhash {}", report.hash())?;
     Ok(())
 }
