@@ -267,8 +267,9 @@ run_system() {
             --visits "$data/visits.csv" --places "$data/places.csv" --persons-file "$sd/index-$k.txt" \
             --from "$w0" --to "$w1" --min-overlap-seconds "$MIN_OVERLAP" --profile "$DUCKDB_PROFILE" \
             --runs "$RUNS" --threads 2 --contacts-out "$RUN/raw/$prefix.contacts" \
-            >"$RUN/raw/$prefix.json" 2>"$RUN/raw/$prefix.stderr"
+            --temp-dir "$RUN/duckdb-tmp" >"$RUN/raw/$prefix.json" 2>"$RUN/raw/$prefix.stderr"
         rc=$?
+        rm -rf "$RUN/duckdb-tmp"  # what DuckDB spilled, left behind when the time limit stopped it
     else
         # The JSON lists every contact with its evidence (gigabytes at city scale): digested as
         # it streams (hash, tiers, contacts re-hashed; the first 64 KiB kept), not stored.

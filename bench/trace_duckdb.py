@@ -52,11 +52,15 @@ def params_of(stmt, values):
 
 
 class Tracer:
-    def __init__(self, visits, places, profile, index_ids, threads=2, sql_path=SQL_PATH):
+    def __init__(self, visits, places, profile, index_ids, threads=2, sql_path=SQL_PATH, temp_dir=None):
         self.sql = read_sql(sql_path)
         self.default_dwell, self.dwell = tc.read_dwell(profile)
         self.con = duckdb.connect(":memory:")
         self.con.execute(f"SET threads = {int(threads)}")
+        if temp_dir:
+            # Where DuckDB spills what does not fit in memory (default: .tmp in the working
+            # directory, left behind when the process is stopped by the cell's time limit).
+            self.con.execute("SET temp_directory = ?", [temp_dir])
         self.values = {"visits": visits, "places": places, "default_dwell_seconds": self.default_dwell}
         self.phases = {}
         t0 = time.perf_counter()
@@ -87,11 +91,11 @@ class Tracer:
         return (close, secondary), dt
 
 
-def run(visits, places, persons_file, w0, w1, m, profile, runs=1, threads=2, progress=None):
+def run(visits, places, persons_file, w0, w1, m, profile, runs=1, threads=2, progress=None, temp_dir=None):
     """(JSON-able result, close ids, secondary ids). progress: a file for one line per step
     (so a run stopped by a time limit still shows what it did)."""
     index_ids = tc.read_persons_file(persons_file)
-    tr = Tracer(visits, places, profile, index_ids, threads=threads)
+    tr = Tracer(visits, places, profile, index_ids, threads=threads, temp_dir=temp_dir)
     if progress:
         print(f"trace_duckdb: load_seconds {tr.load_seconds:.3f} visits {tr.visits}", file=progress, flush=True)
     times, first = [], None
@@ -145,6 +149,7 @@ def main(argv=None):
     ap.add_argument("--profile", default=tc.DEFAULT_PROFILE, help="profile TOML with [open_visits]")
     ap.add_argument("--runs", type=int, default=1, help="query runs on the loaded tables (warm)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--temp-dir", help="DuckDB's spill directory (default: .tmp in the working directory)")
     ap.add_argument("--contacts-out", help="write the sorted '{tier}\\t{person_id}' lines here")
     a = ap.parse_args(argv)
     if a.min_overlap_seconds < 0:
@@ -155,7 +160,8 @@ def main(argv=None):
         ap.error("--to must be after --from")
     try:
         out, close, secondary = run(a.visits, a.places, a.persons_file, a.w0, a.w1, a.min_overlap_seconds,
-                                    a.profile, runs=a.runs, threads=a.threads, progress=sys.stderr)
+                                    a.profile, runs=a.runs, threads=a.threads, progress=sys.stderr,
+                                    temp_dir=a.temp_dir)
     except tc.InputError as e:
         sys.exit(f"trace_duckdb: {e}")
     if a.contacts_out:
