@@ -78,6 +78,14 @@ impl Bits {
         self.0[i / 64] |= 1 << (i % 64);
     }
 
+    /// How many keys in `range` (of whole words but at the end) are in any of `sets`.
+    pub(crate) fn count_union(sets: &[Bits], range: std::ops::Range<usize>) -> usize {
+        let words = range.start / 64..range.end.div_ceil(64);
+        words
+            .map(|w| sets.iter().fold(0u64, |all, set| all | set.0.get(w).copied().unwrap_or(0)).count_ones() as usize)
+            .sum()
+    }
+
     /// Whether `i` is in the set (keys beyond `n` are not).
     #[inline(always)]
     pub(crate) fn contains(&self, i: usize) -> bool {

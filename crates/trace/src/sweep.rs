@@ -253,6 +253,9 @@ const SHARED: usize = 1 << 16;
 /// How many candidate stays a sweep looks at before it updates the sums of those exposed.
 const HITS: usize = 4096;
 
+/// How many persons' sums a core merges at a time when gathering most persons' sums.
+const GATHERED: usize = 1 << 15;
+
 /// A piece of work: a group, and the part of its candidates to sweep.
 struct Piece {
     group: usize,
@@ -397,11 +400,34 @@ impl Index {
         let touched: usize = done.iter().map(|s| s.touched.len()).sum();
         let contacts = if touched > persons / 8 {
             // Most persons: the parts' sums merged and read out in one pass over the persons
-            // (cheaper than sorting their keys), cut into ranges spread over cores.
-            let ranges = (0..persons).into_par_iter().with_min_len(1 << 16);
+            // (cheaper than sorting their keys), cut into ranges spread over cores, each range
+            // writing its contacts straight into its share of the answer (counted first from
+            // the keys each part touched): no list per range copied into the answer after.
+            let ranges: Vec<std::ops::Range<usize>> =
+                (0..persons).step_by(GATHERED).map(|p| p..(p + GATHERED).min(persons)).collect();
+            let seen: Vec<Bits> = done
+                .par_iter()
+                .map(|d| {
+                    let mut bits = Bits::new(persons);
+                    for &p in &d.touched {
+                        bits.insert(p as usize);
+                    }
+                    bits
+                })
+                .collect();
+            let counts: Vec<usize> = ranges.par_iter().map(|r| Bits::count_union(&seen, r.clone())).collect();
+            let mut contacts: Vec<Contact> = Vec::with_capacity(counts.iter().sum());
+            let mut shares = Vec::with_capacity(ranges.len());
+            let mut spare = &mut contacts.spare_capacity_mut()[..];
+            for &n in &counts {
+                let (share, rest) = spare.split_at_mut(n);
+                shares.push(share);
+                spare = rest;
+            }
             let done = &done;
-            ranges
-                .filter_map(|p| {
+            ranges.into_par_iter().zip(shares).for_each(|(range, share)| {
+                let mut slots = share.iter_mut();
+                for p in range {
                     let mut all = Sum::default();
                     for s in done.iter().filter_map(|d| d.get(p)) {
                         if all.exposures == 0 {
@@ -410,9 +436,16 @@ impl Index {
                             all.fold(s.exposures, s.first, s.last);
                         }
                     }
-                    (all.exposures > 0).then(|| all.contact(p as u32))
-                })
-                .collect()
+                    if all.exposures > 0 {
+                        slots.next().expect("counted").write(all.contact(p as u32));
+                    }
+                }
+                assert!(slots.next().is_none(), "every counted person written");
+            });
+            // SAFETY: every share was written whole (asserted above), and the shares cover
+            // `counts`' sum, the length set.
+            unsafe { contacts.set_len(contacts.capacity()) };
+            contacts
         } else {
             let mut all = done.remove(0);
             for other in done.drain(..) {
