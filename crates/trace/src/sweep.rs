@@ -10,7 +10,7 @@
 //! with `to ≥ y` and the sources starting with it; the one that ended last is the least (by
 //! [`Source::last_rank`]) of those with `from ≤ x`: a prefix minimum over the sources by `from`.
 //! Stays come sorted by check-in, so `y` only grows: `#(to < y)` and the first source with
-//! `to ≥ y` are moving pointers; `#(from ≤ x)` is searched from the last stay's.
+//! `to ≥ y` are moving pointers; `#(from ≤ x)` is a search without branches.
 //!
 //! The sums per person live in dense arrays (one per part of the work, reused from query to
 //! query), and parts merge by commutative rules, so the answer does not depend on the split.
@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use crate::index::{Bits, EPOCH, Index, Stay, partition_from};
+use crate::index::{Bits, EPOCH, Index, Stay};
 use crate::venue::{Contact, Exposure, PlaceScratch, Source, Starts};
 
 /// The sources of one place whose candidate stays overlap, and those stays (sorted by
@@ -253,6 +253,10 @@ const SHARED: usize = 1 << 16;
 /// How many candidate stays a sweep looks at before it updates the sums of those exposed.
 const HITS: usize = 4096;
 
+/// Above how many sources a group's ends are sorted by radix (most of the sources of a city's
+/// query are in groups of hundreds).
+const RADIX: usize = 64;
+
 /// How many persons' sums a core merges at a time when gathering most persons' sums.
 const GATHERED: usize = 1 << 15;
 
@@ -280,21 +284,27 @@ impl Index {
         w.froms.clear();
         w.froms.extend(sources.iter().map(|a| a.from));
         w.best_last.clear();
-        let (mut best, mut best_key) = (0, u128::MAX);
+        // In order of start, a source ranks before the best so far by `last_rank` when it ends
+        // later, or ends and starts with it and ranks before it (one starting later never does).
+        debug_assert!(sources.is_sorted_by_key(|a| a.from));
+        let mut best = 0;
         for (i, a) in sources.iter().enumerate() {
-            let key = a.last_rank();
-            if key < best_key {
-                (best, best_key) = (i, key);
+            let b = &sources[best];
+            if a.to > b.to || (a.to == b.to && a.from == b.from && a.last_rank() < b.last_rank()) {
+                best = i;
             }
             w.best_last.push(best as u32);
         }
         w.tos.clear();
         w.tos.extend(sources.iter().map(|a| a.to));
-        w.tos.sort_unstable();
+        if m > RADIX {
+            radsort::sort(&mut w.tos);
+        } else {
+            w.tos.sort_unstable();
+        }
 
         let merged = self.has_merges();
         let mut q = 0; // #(to < y): y grows with the check-in
-        let mut p = 0; // #(from <= x): x moves little from one stay to the next
         let mut f = 0; // the first source with to >= y: y grows
         // The stays exposed are found first, a chunk at a time, then their persons' sums
         // updated: most stays of a busy place are not exposed (or are excluded), and asking for
@@ -317,7 +327,9 @@ impl Index {
                 if excluded.is_some_and(|e| e.contains(self.counted(b, merged) as usize)) {
                     continue;
                 }
-                p = partition_from(&w.froms, p, |&from| from <= x);
+                // #(from <= x): x moves in no order, and a search without branches over a
+                // group's sources costs less than one from the last stay's answer.
+                let p = w.froms.partition_point(|&from| from <= x);
                 if p > q {
                     // Some source ends at y or later (q < m): the pointer stops at one.
                     while sources[f].to < y {
