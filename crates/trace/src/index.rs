@@ -66,11 +66,8 @@ impl Bits {
 
     /// The set of the `flags` that are set.
     pub(crate) fn of(flags: &[bool]) -> Bits {
-        let mut bits = Bits::new(flags.len());
-        for (i, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
-            bits.insert(i);
-        }
-        bits
+        // A word from each 64 flags, without a branch.
+        Bits(flags.chunks(64).map(|c| c.iter().rev().fold(0, |w, &f| (w << 1) | u64::from(f))).collect())
     }
 
     /// Adds `i` (below the set's `n`).
@@ -528,7 +525,7 @@ impl Index {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{Stay, partition_from, seek};
+    use super::{Bits, Stay, partition_from, seek};
 
     proptest! {
         #![proptest_config(ProptestConfig {
@@ -554,6 +551,16 @@ mod tests {
                     prop_assert_eq!(partition_from(&stays, hint, |s| s.t_in < t), want, "t = {}, hint = {}", t, hint);
                 }
             }
+        }
+
+        /// A set of flags holds exactly the flags set, and no key beyond them.
+        #[test]
+        fn bits_hold_the_flags_set(flags in prop::collection::vec(any::<bool>(), 0..300)) {
+            let bits = Bits::of(&flags);
+            for (i, &f) in flags.iter().enumerate() {
+                prop_assert_eq!(bits.contains(i), f, "key {}", i);
+            }
+            prop_assert!(!bits.contains(flags.len()) && !bits.contains(usize::MAX / 2));
         }
     }
 }
