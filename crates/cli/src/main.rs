@@ -505,7 +505,23 @@ impl Progress for Bar {
     }
 }
 
+/// Keeps the memory a query frees for the next one: glibc hands allocations above 32 MiB
+/// (a city's contacts, the sweeps' lists) to the kernel and back on every query, each page
+/// faulted in again (at a million persons ~12,000 faults a query, 5-10% of its time); from the
+/// heap they are reused. The peak memory is the same.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: `mallopt` only sets glibc's allocator parameters, here before any other thread
+    // runs; a parameter it refuses leaves the default.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    keep_freed_memory();
     let cli = Cli::parse();
     init_logs(cli.log_format);
     match run(cli.command, cli.demo_clock, cli.demo_speed) {

@@ -98,6 +98,8 @@ pub(crate) fn run(args: TraceArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
     let mut phases = Vec::new();
     let mut report = None;
     for _ in 0..args.repeat.max(1) {
+        // The last answer is let go first, as a server lets go of each once it is sent.
+        drop(report.take());
         let started = Instant::now();
         let (answer, timings) = tracer.trace_timed(&request)?;
         query_seconds.push(started.elapsed().as_secs_f64());
