@@ -505,10 +505,10 @@ impl Progress for Bar {
     }
 }
 
-/// Keeps the memory a query frees for the next one: glibc hands allocations above 32 MiB
-/// (a city's contacts, the sweeps' lists) to the kernel and back on every query, each page
-/// faulted in again (at a million persons ~12,000 faults a query, 5-10% of its time); from the
-/// heap they are reused. The peak memory is the same.
+/// Keeps the memory a query frees for the next one: glibc maps big allocations (always those
+/// above 32 MiB: a city's contacts, the sweeps' lists) apart and hands them back to the kernel
+/// when freed, so every query faulted their pages in again (at a million persons ~12,000 faults
+/// a query, 5-10% of its time); from the heap they are reused. The peak memory is no higher.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     // SAFETY: `mallopt` only sets glibc's allocator parameters, here before any other thread
