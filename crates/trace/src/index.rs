@@ -77,6 +77,7 @@ impl Bits {
 
     /// How many keys in `range` (of whole words but at the end) are in any of `sets`.
     pub(crate) fn count_union(sets: &[Bits], range: std::ops::Range<usize>) -> usize {
+        debug_assert!(range.start.is_multiple_of(64), "a range starts at a word");
         let words = range.start / 64..range.end.div_ceil(64);
         words
             .map(|w| sets.iter().fold(0u64, |all, set| all | set.0.get(w).copied().unwrap_or(0)).count_ones() as usize)
